@@ -1,0 +1,11 @@
+"""shrinkage: derive, prove, document and compute shrinkage in the random-intercept model.
+
+Importing the package loads numpy only; SymPy is imported by the build and the
+derivation engine when they are used.
+"""
+
+from . import numeric
+from .errors import BuildError, DerivationError, InputError, ShrinkageError, StepError
+
+__all__ = ["numeric", "ShrinkageError", "DerivationError", "StepError", "InputError", "BuildError"]
+__version__ = "0.1.0"

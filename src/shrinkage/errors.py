@@ -1,0 +1,28 @@
+"""The exceptions of shrinkage, one per kind of problem a user can meet."""
+
+from __future__ import annotations
+
+
+class ShrinkageError(Exception):
+    """Base class: every error shrinkage raises on purpose."""
+
+
+class DerivationError(ShrinkageError):
+    """A derivation is malformed (unknown symbol, missing label, bad file)."""
+
+
+class StepError(DerivationError):
+    """A step of a derivation failed its symbolic or numeric check.  Raised before
+    anything is written, so no document ever states a wrong step."""
+
+    def __init__(self, derivation: str, step: int, why: str, detail: str):
+        self.derivation, self.step, self.why, self.detail = derivation, step, why, detail
+        super().__init__(f"derivation {derivation!r}, step {step} ({why}): check failed: {detail}")
+
+
+class InputError(ShrinkageError, ValueError):
+    """Data or arguments that cannot be used (NaN, mismatched lengths, too few groups ...)."""
+
+
+class BuildError(ShrinkageError):
+    """The build could not write or compile its outputs."""

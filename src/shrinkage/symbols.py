@@ -1,0 +1,139 @@
+"""The one source of truth for every symbol: SymPy assumptions, LaTeX name, code name,
+meaning, and the domain random check points are drawn from.
+
+Everything downstream (model, derivations, LaTeX renderer, code generator, verifier)
+looks symbols up here, so a symbol is renamed or re-typed in exactly one place.
+The SymPy name of a symbol *is* its code name; the LaTeX name lives beside it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import sympy as sp
+
+# Domains: how the numeric verifier draws a random value for a symbol.  Each takes a
+# ``random.Random`` and returns an exact ``fractions``-free SymPy number (Rational or
+# Integer) so that high-precision evaluation starts from exact inputs.
+Sampler = Callable[["random.Random"], sp.Expr]  # noqa: F821
+
+
+def _positive(rng) -> sp.Expr:
+    """Log-uniform on [1e-2, 1e2]: covers small and large variances alike."""
+    return sp.Rational(10) ** sp.Rational(rng.randint(-200, 200), 100)
+
+
+def _real(rng) -> sp.Expr:
+    return sp.Rational(rng.randint(-5000, 5000), 1000)
+
+
+def _count(rng) -> sp.Expr:
+    return sp.Integer(rng.choice([1, 2, 3, 4, 5, 7, 10, 25, 60]))
+
+
+def _few(rng) -> sp.Expr:
+    """A small count (number of groups), so sums over groups stay cheap to expand."""
+    return sp.Integer(rng.randint(1, 4))
+
+
+def _unit(rng) -> sp.Expr:
+    """Strictly inside (0, 1): for weights such as a shrinkage factor."""
+    return sp.Rational(rng.randint(1, 999), 1000)
+
+
+DOMAIN_SAMPLERS: dict[str, Sampler] = {
+    "positive": _positive,
+    "real": _real,
+    "count": _count,
+    "unit": _unit,
+    "few": _few,
+}
+
+_ASSUMPTIONS = {
+    "positive": dict(positive=True),
+    "real": dict(real=True),
+    "count": dict(integer=True, positive=True),
+    "unit": dict(positive=True),
+    "few": dict(integer=True, positive=True),
+}
+
+
+@dataclass(frozen=True)
+class Quantity:
+    """A named quantity of the model: its symbol and everything needed to print,
+    generate code for, and sample it."""
+
+    code: str
+    latex: str
+    meaning: str
+    domain: str
+    observation: bool = False  # indexed by i within group j: y[i] prints as y_{ij}
+
+    @property
+    def symbol(self) -> sp.Symbol:
+        return sp.Symbol(self.code, **_ASSUMPTIONS[self.domain])
+
+    @property
+    def indexed(self) -> sp.IndexedBase:
+        """The same quantity as an array over groups, e.g. n[j] in a sum over j."""
+        return sp.IndexedBase(self.code, **_ASSUMPTIONS[self.domain])
+
+    def sample(self, rng) -> sp.Expr:
+        return DOMAIN_SAMPLERS[self.domain](rng)
+
+
+# --- the registry -------------------------------------------------------------------
+# Per-group quantities are written for one group j; their LaTeX carries the subscript.
+QUANTITIES: tuple[Quantity, ...] = (
+    Quantity("beta0", r"\beta_0", "fixed intercept (overall mean)", "real"),
+    Quantity("sigma2", r"\sigma^2", "residual variance", "positive"),
+    Quantity("sigma_b2", r"\sigma_b^2", "random-intercept variance", "positive"),
+    Quantity("gamma", r"\gamma", r"variance ratio $\sigma_b^2/\sigma^2$", "positive"),
+    Quantity("n", r"n_j", "number of observations in group $j$", "count"),
+    Quantity("b", r"b_j", "random intercept of group $j$", "real"),
+    Quantity("y", r"y", "observations; $y_{ij}$ is observation $i$ of group $j$", "real", observation=True),
+    Quantity("ybar", r"\bar y_j", "mean of group $j$", "real"),
+    Quantity("ss_within", r"S_j", r"within-group sum of squares $\sum_i (y_{ij}-\bar y_j)^2$", "positive"),
+    Quantity("lam", r"\lambda_j", "shrinkage factor of group $j$", "unit"),
+    Quantity("b_hat", r"\hat b_j", "BLUP (conditional mode) of $b_j$", "real"),
+    Quantity("const", r"c_j", "normalising constants of group $j$ (free of $b_j$ and the data)", "real"),
+    Quantity("J", r"J", "number of groups", "few"),
+    Quantity("N", r"N", r"total number of observations $\sum_j n_j$", "count"),
+    Quantity("i", r"i", "index of an observation within a group", "count"),
+    Quantity("j", r"j", "index of a group", "count"),
+)
+
+BY_CODE: dict[str, Quantity] = {q.code: q for q in QUANTITIES}
+
+
+def quantity(code: str) -> Quantity:
+    try:
+        return BY_CODE[code]
+    except KeyError:
+        raise KeyError(f"no quantity named {code!r} in shrinkage.symbols") from None
+
+
+def quantity_of(obj: sp.Basic) -> Quantity:
+    """The registry entry of a Symbol or IndexedBase (by its name)."""
+    name = obj.name if hasattr(obj, "name") else str(obj)
+    return quantity(str(name))
+
+
+# Convenient module-level symbols: ``from shrinkage.symbols import sigma2, n``.
+beta0 = quantity("beta0").symbol
+sigma2 = quantity("sigma2").symbol
+sigma_b2 = quantity("sigma_b2").symbol
+gamma = quantity("gamma").symbol
+n = quantity("n").symbol
+b = quantity("b").symbol
+ybar = quantity("ybar").symbol
+ss_within = quantity("ss_within").symbol
+lam = quantity("lam").symbol
+b_hat = quantity("b_hat").symbol
+const = quantity("const").symbol
+J = quantity("J").symbol
+N = quantity("N").symbol
+i = quantity("i").symbol
+j = quantity("j").symbol
+y = quantity("y").indexed
