@@ -354,14 +354,16 @@ def _points(name: str, number: int, exprs: tuple, definitions: Mapping):
         yield point, expanded, (lambda e, p=point, s=shared: _instantiate(e, p, s, rng))
 
 
-def _check_equals(name, number, current, rhs, definitions, var=None):
-    symbolic = is_zero(substitute(current - rhs, definitions, keep_sums=_has_data_sums(current, rhs)))
-    for point, (a, b), inst in _points(name, number, (current, rhs), definitions):
+def _numeric_equals(name, number, current, step, definitions):
+    for point, (a, b), inst in _points(name, number, (current, step.rhs), definitions):
         va, vb = _num(inst(a)), _num(inst(b))
         if not _close(va, vb):
             raise _Failure(f"at {_fmt_point(point)}: previous expression = {mpmath.nstr(va, 15)}, "
                            f"this step = {mpmath.nstr(vb, 15)}")
-    return symbolic
+
+
+def _symbolic_equals(current, step, definitions):
+    return is_zero(substitute(current - step.rhs, definitions, keep_sums=_has_data_sums(current, step.rhs)))
 
 
 def _univariate(expr, var, inst, point):
@@ -369,65 +371,69 @@ def _univariate(expr, var, inst, point):
     free_point = {s: v for s, v in point.items() if s != var}
     e = inst(expr.xreplace({var: sp.Dummy("x")}).xreplace(free_point))
     x = [d for d in e.free_symbols if isinstance(d, sp.Dummy)]
-    f = sp.lambdify(x[:1] or [sp.Dummy()], e, modules="mpmath")
-    return f
+    return sp.lambdify(x[:1] or [sp.Dummy()], e, modules="mpmath")
 
 
-def _check_maximiser(name, number, current, step, definitions):
+def _at(expr, point, var, inst):
+    """Value of an expression that does not involve ``var`` at ``point``."""
+    return _num(inst(expr.xreplace({k: v for k, v in point.items() if k != var})))
+
+
+def _numeric_maximiser(name, number, current, step, definitions):
     var = step.var
-    grad = sp.diff(current, var)
-    sym = is_zero(substitute(grad.xreplace({var: step.rhs}), definitions, keep_sums=_has_data_sums(current)))
-    curv = substitute(sp.diff(current, var, 2), definitions, keep_sums=_has_data_sums(current))
-    concave = sp.simplify(curv).is_negative
-    symbolic = True if (sym and concave) else None
     with mpmath.workdps(DPS):
         for point, (f_expr, xhat_expr), inst in _points(name, number, (current, step.rhs), definitions):
             f = _univariate(f_expr, var, inst, point)
-            xhat = _num(inst(xhat_expr.xreplace({k: v for k, v in point.items() if k != var})))
+            xhat = _at(xhat_expr, point, var, inst)
             d1 = mpmath.diff(f, xhat)
             d2 = mpmath.diff(f, xhat, 2)
             if not (d2 < 0 and abs(d1) <= REL_TOL * 1e5 * abs(d2) * max(1, abs(xhat))):
                 raise _Failure(f"at {_fmt_point(point)}: claimed maximiser {mpmath.nstr(xhat, 15)} has "
                                f"derivative {mpmath.nstr(d1, 5)} and curvature {mpmath.nstr(d2, 5)}")
-    return symbolic
 
 
-def _check_log_integral(name, number, current, step, definitions):
+def _symbolic_maximiser(current, step, definitions):
+    var, sums = step.var, _has_data_sums(current)
+    stationary = is_zero(substitute(sp.diff(current, var).xreplace({var: step.rhs}), definitions, keep_sums=sums))
+    concave = sp.simplify(substitute(sp.diff(current, var, 2), definitions, keep_sums=sums)).is_negative
+    return True if (stationary and concave) else None
+
+
+def _numeric_log_integral(name, number, current, step, definitions):
     var = step.var
-    conditional = isinstance(step, Conditional)
-    symbolic = None
-    try:
-        log_density = substitute(current, definitions, keep_sums=False)
-        integral = sp.integrate(sp.exp(log_density), (var, -sp.oo, sp.oo), conds="none")
-        if not integral.has(sp.Integral):
-            claimed = sp.expand_log(sp.log(integral))
-            if conditional:
-                claimed = log_density - claimed
-            symbolic = is_zero(claimed - substitute(step.rhs, definitions, keep_sums=False))
-    except (NotImplementedError, ValueError, TypeError):
-        symbolic = None
     with mpmath.workdps(DPS - 10):
         for point, (f_expr, rhs, centre, scale), inst in _points(
             name, number, (current, step.rhs, step.centre, step.scale), definitions
         ):
             f = _univariate(f_expr, var, inst, point)
-            c = _num(inst(centre.xreplace({k: v for k, v in point.items() if k != var})))
-            s = abs(_num(inst(scale.xreplace({k: v for k, v in point.items() if k != var}))))
+            c, s = _at(centre, point, var, inst), abs(_at(scale, point, var, inst))
             peak = f(c)
             breaks = [-mpmath.inf, c - 8 * s, c - 2 * s, c, c + 2 * s, c + 8 * s, mpmath.inf]
             value = mpmath.log(mpmath.quad(lambda x: mpmath.exp(f(x) - peak), breaks)) + peak
-            if conditional:
+            if isinstance(step, Conditional):
                 value = f(point[var]) - value
             target = _num(inst(rhs))
             if not abs(value - target) <= mpmath.mpf(10) ** -25 * max(1, abs(target)):
                 raise _Failure(f"at {_fmt_point(point)}: quadrature gives {mpmath.nstr(value, 15)}, "
                                f"this step claims {mpmath.nstr(target, 15)}")
-    return symbolic
 
 
-def _check_derivative(name, number, current, step, definitions):
+def _symbolic_log_integral(current, step, definitions):
+    try:
+        log_density = substitute(current, definitions, keep_sums=False)
+        integral = sp.integrate(sp.exp(log_density), (step.var, -sp.oo, sp.oo), conds="none")
+        if integral.has(sp.Integral):
+            return None
+        claimed = sp.expand_log(sp.log(integral))
+        if isinstance(step, Conditional):
+            claimed = log_density - claimed
+        return is_zero(claimed - substitute(step.rhs, definitions, keep_sums=False))
+    except (NotImplementedError, ValueError, TypeError):
+        return None
+
+
+def _numeric_derivative(name, number, current, step, definitions):
     var = step.var
-    symbolic = is_zero(substitute(sp.diff(current, var) - step.rhs, definitions, keep_sums=_has_data_sums(current)))
     with mpmath.workdps(DPS):
         for point, (f_expr, rhs), inst in _points(name, number, (current, step.rhs), definitions):
             f = _univariate(f_expr, var, inst, point)
@@ -436,22 +442,22 @@ def _check_derivative(name, number, current, step, definitions):
             if not abs(numeric - target) <= REL_TOL * 1e5 * max(1, abs(target)):
                 raise _Failure(f"at {_fmt_point(point)}: numerical derivative {mpmath.nstr(numeric, 15)}, "
                                f"this step claims {mpmath.nstr(target, 15)}")
-    return symbolic
 
 
-def _check_limit(name, number, current, step, definitions):
-    var, point0 = step.var, step.point
-    expr = substitute(current, definitions, keep_sums=False)
+def _symbolic_derivative(current, step, definitions):
+    return is_zero(substitute(sp.diff(current, step.var) - step.rhs, definitions, keep_sums=_has_data_sums(current)))
+
+
+def _approach(point0):
+    """Values of the variable on the way to the limit point (0+ or +oo)."""
+    if point0 == sp.oo:
+        return [sp.Integer(10) ** k for k in (10, 20, 40)]
+    return [point0 + sp.Integer(10) ** -k for k in (10, 20, 40)]
+
+
+def _numeric_limit(name, number, current, step, definitions):
+    var, approach = step.var, _approach(step.point)
     target = substitute(step.rhs, definitions, keep_sums=False)
-    try:
-        found = sp.limit(expr, var, point0, "+" if point0 != sp.oo else "-")
-        symbolic = True if (found == target or is_zero(found - target)) else None
-        if symbolic is None and found.is_number and target.is_number and found != target:
-            raise _Failure(f"SymPy finds the limit {found}, this step claims {target}")
-    except (NotImplementedError, ValueError, TypeError):
-        symbolic = None
-    approach = ([sp.Integer(10) ** k for k in (10, 20, 40)] if point0 == sp.oo
-                else [point0 + sp.Integer(10) ** -k for k in (10, 20, 40)])
     for pnt, (f_expr, rhs), inst in _points(name, number, (current, step.rhs), definitions):
         values = [_num(inst(f_expr.xreplace({var: a}))) for a in approach]
         if target in (sp.oo, -sp.oo):
@@ -464,32 +470,47 @@ def _check_limit(name, number, current, step, definitions):
             if not abs(values[-1] - goal) <= mpmath.mpf(10) ** -15 * max(1, abs(goal)):
                 raise _Failure(f"at {_fmt_point(pnt)}, {var}={approach[-1]}: value {mpmath.nstr(values[-1], 15)}"
                                f" is not close to the claimed limit {mpmath.nstr(goal, 15)}")
-    return symbolic
 
 
-def _check_sign(name, number, current, step, definitions):
+def _symbolic_limit(current, step, definitions):
     expr = substitute(current, definitions, keep_sums=False)
-    signed = step.sign * expr
-    symbolic = None
-    for form in (signed, sp.factor(signed), sp.simplify(signed), sp.together(signed)):
-        if form.is_positive:
-            symbolic = True
-            break
+    target = substitute(step.rhs, definitions, keep_sums=False)
+    try:
+        found = sp.limit(expr, step.var, step.point, "+" if step.point != sp.oo else "-")
+    except (NotImplementedError, ValueError, TypeError):
+        return None
+    if found == target or is_zero(found - target):
+        return True
+    if found.is_number and target.is_number:
+        raise _Failure(f"SymPy finds the limit {found}, this step claims {target}")
+    return None
+
+
+def _numeric_sign(name, number, current, step, definitions):
     for point, (e,), inst in _points(name, number, (current,), definitions):
         v = _num(inst(e))
         if not step.sign * v > 0:
             raise _Failure(f"at {_fmt_point(point)}: the expression is {mpmath.nstr(v, 15)}")
-    return symbolic
 
 
+def _symbolic_sign(current, step, definitions):
+    signed = step.sign * substitute(current, definitions, keep_sums=False)
+    for form in (signed, sp.factor(signed), sp.simplify(signed), sp.together(signed)):
+        if form.is_positive:
+            return True
+    return None
+
+
+# kind of step -> (numeric check, symbolic check).  The numeric check runs first: it
+# is cheap to fail, and it is what produces a counterexample.
 _CHECKS = {
-    Equals: lambda name, k, cur, st, d: _check_equals(name, k, cur, st.rhs, d),
-    Maximiser: _check_maximiser,
-    LogIntegral: _check_log_integral,
-    Conditional: _check_log_integral,
-    Derivative: _check_derivative,
-    Limit: _check_limit,
-    Sign: _check_sign,
+    Equals: (_numeric_equals, _symbolic_equals),
+    Maximiser: (_numeric_maximiser, _symbolic_maximiser),
+    LogIntegral: (_numeric_log_integral, _symbolic_log_integral),
+    Conditional: (_numeric_log_integral, _symbolic_log_integral),
+    Derivative: (_numeric_derivative, _symbolic_derivative),
+    Limit: (_numeric_limit, _symbolic_limit),
+    Sign: (_numeric_sign, _symbolic_sign),
 }
 
 
@@ -498,6 +519,19 @@ def _method(current: sp.Expr, step: Step, definitions) -> str:
     if _has_data_sums(*[substitute(e, definitions) for e in exprs]):
         return f"{POINTS} random data sets, {DPS} digits"
     return f"{POINTS} random points, {DPS} digits"
+
+
+def verify_step(name: str, number: int, step: Step, current: sp.Expr, definitions: Mapping) -> Verdict:
+    """Check one step (not a Given/Define/Recall) against the current expression.
+
+    Raises StepError with a counterexample when the claim is false."""
+    numeric, symbolic_check = _CHECKS[type(step)]
+    try:
+        numeric(name, number, current, step, definitions)
+        symbolic = symbolic_check(current, step, definitions)
+    except _Failure as failure:
+        raise StepError(name, number, step.why, str(failure)) from None
+    return Verdict(symbolic, POINTS, _method(current, step, definitions))
 
 
 def check(derivation: Derivation) -> CheckedDerivation:
@@ -516,16 +550,10 @@ def check(derivation: Derivation) -> CheckedDerivation:
             if step.rhs != derivation.steps[number_of - 1].rhs:
                 raise StepError(derivation.name, number, step.why, f"does not restate step {number_of}")
             verdict = Verdict("n/a", 0, f"restates eq.~({number_of})")
+        elif current is None:
+            raise StepError(derivation.name, number, step.why, "the chain has no current expression to check against")
         else:
-            if current is None:
-                raise StepError(derivation.name, number, step.why, "the chain has no current expression to check against")
-            try:
-                symbolic = _CHECKS[type(step)](derivation.name, number, current, step, definitions)
-            except _Failure as failure:
-                raise StepError(derivation.name, number, step.why, str(failure)) from None
-            if symbolic is False:  # pragma: no cover - checks return True or None
-                raise StepError(derivation.name, number, step.why, "SymPy disproves it")
-            verdict = Verdict(symbolic, POINTS, _method(current, step, definitions))
+            verdict = verify_step(derivation.name, number, step, current, definitions)
         checked.append(CheckedStep(step, number, current if current is not None else step.rhs, verdict))
         if not isinstance(step, (Define, Sign)):
             current = step.rhs
