@@ -123,13 +123,16 @@ def build(
     pdf: bool | None = None,
     extra_documents: dict[str, Callable[[list[CheckedDerivation]], str]] | None = None,
     say: Callable[[str], None] = print,
+    checked: list[CheckedDerivation] | None = None,
 ) -> BuildResult:
     """Check every derivation, then write one .tex (and PDF) each and the numeric module.
 
     ``pdf=None`` compiles when TeX is installed and says so when it is not.
+    ``checked`` reuses derivations checked earlier (tests do, to check only once).
     """
     out = Path(out) if out is not None else default_derivations_dir().parent / "docs"
-    checked = check_all(load_derivations(derivations_dir or default_derivations_dir()), say)
+    if checked is None:
+        checked = check_all(load_derivations(derivations_dir or default_derivations_dir()), say)
     documents = {cd.derivation.name: render(cd) for cd in checked}
     for name, make in (extra_documents or {}).items():
         documents[name] = make(checked)

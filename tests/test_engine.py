@@ -1,0 +1,87 @@
+"""The derivation engine: correct steps pass, wrong ones stop the build with a
+counterexample, and a step SymPy cannot settle is never shown as proven."""
+
+from __future__ import annotations
+
+import sympy as sp
+import pytest
+
+from shrinkage import engine
+from shrinkage.engine import Derivation, Equals, Given, Maximiser, check
+from shrinkage.errors import DerivationError, StepError
+from shrinkage.latex import render
+from shrinkage.symbols import b, beta0, n, sigma2, sigma_b2, ybar
+
+
+def tiny(*steps):
+    return Derivation("tiny", "A tiny derivation", "For tests.").then(
+        Given(sigma_b2 / (sigma_b2 + sigma2 / n), lhs=r"\lambda_j", why="the shrinkage factor"), *steps
+    )
+
+
+def test_a_true_rewriting_is_proved_and_checked_numerically():
+    cd = check(tiny(Equals(n * sigma_b2 / (sigma2 + n * sigma_b2), why="clear the fraction")))
+    verdict = cd.steps[1].verdict
+    assert verdict.symbolic is True
+    assert verdict.points >= 20
+
+
+def test_a_false_rewriting_stops_with_a_counterexample():
+    with pytest.raises(StepError) as err:
+        check(tiny(Equals(sigma_b2 / (sigma_b2 + sigma2), why="forget n")))
+    message = str(err.value)
+    assert "'tiny'" in message and "step 2" in message and "forget n" in message
+    assert "n=" in message and "previous expression" in message
+
+
+def test_a_wrong_maximiser_is_rejected():
+    quadratic = -(b - ybar) ** 2 / (2 * sigma2) - b**2 / (2 * sigma_b2)
+    d = Derivation("q", "q", "q").then(Given(quadratic, why="a concave quadratic"))
+    check(d.then(Maximiser(sigma_b2 / (sigma_b2 + sigma2) * ybar, var=b, why="right")))
+    with pytest.raises(StepError, match="claimed maximiser"):
+        check(d.then(Maximiser(ybar, var=b, why="the unshrunk mean")))
+
+
+def test_a_step_sympy_cannot_settle_is_marked_numeric_only(monkeypatch):
+    monkeypatch.setattr(engine, "is_zero", lambda expr: None)
+    cd = check(tiny(Equals(n * sigma_b2 / (sigma2 + n * sigma_b2), why="clear the fraction")))
+    assert cd.steps[1].verdict.symbolic is None
+    tex = render(cd)
+    assert "not settled, numeric check only" in tex
+    assert "SymPy: proved" not in tex
+
+
+def test_symbols_without_a_domain_are_refused():
+    stranger = sp.Symbol("stranger", positive=True)
+    d = Derivation("s", "s", "s").then(Given(stranger * n, why="a stranger"), Equals(n * stranger, why="commute"))
+    with pytest.raises(DerivationError, match="stranger"):
+        check(d)
+
+
+def test_derivations_are_immutable_values():
+    d = tiny()
+    d2 = d.then(Equals(n * sigma_b2 / (sigma2 + n * sigma_b2), why="x"))
+    assert len(d.steps) == 1 and len(d2.steps) == 2
+    with pytest.raises(AttributeError):
+        d.steps = ()  # type: ignore[misc]
+
+
+def test_every_derivation_checks(checked):
+    """The committed derivations all pass (this is what `shrinkage build` requires)."""
+    assert "blup" in checked
+    for cd in checked.values():
+        assert all(s.verdict.symbolic in (True, None, "n/a") for s in cd.steps)
+
+
+def test_the_blup_derivation_proves_every_step_symbolically(checked):
+    steps = checked["blup"].steps
+    assert all(s.verdict.symbolic in (True, "n/a") for s in steps)
+    assert sum(s.verdict.symbolic is True for s in steps) >= 10
+
+
+def test_the_blup_derivation_states_the_sum_over_every_observation(checked):
+    """The question's slip: the product must run over i = 1..n_j inside j = 1..J."""
+    first = checked["blup"].derivation.steps[0].rhs
+    outer = first.atoms(sp.Sum)
+    limits = {str(lim[0]) for s in outer for lim in s.limits}
+    assert {"i", "j"} <= limits
