@@ -102,6 +102,11 @@ QUANTITIES: tuple[Quantity, ...] = (
     Quantity("N", r"N", r"total number of observations $\sum_j n_j$", "count"),
     Quantity("i", r"i", "index of an observation within a group", "count"),
     Quantity("j", r"j", "index of a group", "count"),
+    # shrinkage facts, uncertainty of a BLUP (derivations shrinkage_facts, uncertainty)
+    Quantity("n_real", r"n_j", "size of group $j$, treated as a positive real number (to differentiate in it)", "positive"),
+    Quantity("k", r"k", "a second index (of an observation, or of a group)", "count"),
+    Quantity("w_rest", r"W_{-j}", r"sum of the GLS weights $w_k$ of the groups other than $j$", "positive"),
+    Quantity("var_beta0", r"V_{\beta_0}", r"sampling variance $\operatorname{Var}(\hat\beta_0)$ of the GLS estimate of $\beta_0$", "positive"),
 )
 
 BY_CODE: dict[str, Quantity] = {q.code: q for q in QUANTITIES}
@@ -137,3 +142,7 @@ N = quantity("N").symbol
 i = quantity("i").symbol
 j = quantity("j").symbol
 y = quantity("y").indexed
+n_real = quantity("n_real").symbol
+k = quantity("k").symbol
+w_rest = quantity("w_rest").symbol
+var_beta0 = quantity("var_beta0").symbol
