@@ -107,6 +107,17 @@ QUANTITIES: tuple[Quantity, ...] = (
     Quantity("k", r"k", "a second index (of an observation, or of a group)", "count"),
     Quantity("w_rest", r"W_{-j}", r"sum of the GLS weights $w_k$ of the groups other than $j$", "positive"),
     Quantity("var_beta0", r"V_{\beta_0}", r"sampling variance $\operatorname{Var}(\hat\beta_0)$ of the GLS estimate of $\beta_0$", "positive"),
+    # the profiled likelihood (derivations/profile.py).  Per-group data as entries of
+    # vectors over groups: distinct from ybar/ss_within, whose definitions as sums over
+    # one group's observations the checks substitute.
+    Quantity("ybar_g", r"\bar y_j", "mean of group $j$, as an entry of the vector of group means", "real"),
+    Quantity("ss_g", r"S_j", "within-group sum of squares of group $j$, as an entry of a vector over groups", "positive"),
+    Quantity("beta0_hat", r"\hat\beta_0(\gamma)", r"GLS estimate of $\beta_0$ given $\gamma$", "real"),
+    Quantity("Q_form", r"Q(\gamma)", r"residual quadratic form $\sum_j S_j + \sum_j w_j(\bar y_j-\hat\beta_0)^2$", "positive"),
+    Quantity("W_sum", r"W(\gamma)", r"sum of the GLS weights $w_j = n_j/(1+n_j\gamma)$", "positive"),
+    Quantity("logdet", r"D(\gamma)", r"log-determinant term $\sum_j \log(1+n_j\gamma)$", "positive"),
+    Quantity("R_sum", r"R(\gamma)", r"$\sum_j w_j^2(\bar y_j-\hat\beta_0)^2$", "positive"),
+    Quantity("U_sum", r"U(\gamma)", r"$\sum_j w_j^2$", "positive"),
 )
 
 BY_CODE: dict[str, Quantity] = {q.code: q for q in QUANTITIES}
