@@ -13,10 +13,11 @@ from .errors import ShrinkageError
 
 
 def _build(args: argparse.Namespace) -> None:
-    from .build import build
+    from .build import NUMERIC_MODULE, build
 
     pdf = False if args.no_pdf else None
-    build(derivations_dir=args.derivations, out=args.out, pdf=pdf)
+    numeric = args.numeric if args.numeric is not None else NUMERIC_MODULE
+    build(derivations_dir=args.derivations, out=args.out, numeric_module=numeric, pdf=pdf)
 
 
 def parser() -> argparse.ArgumentParser:
@@ -25,6 +26,8 @@ def parser() -> argparse.ArgumentParser:
     b = sub.add_parser("build", help="check every derivation, write LaTeX/PDF documents and the numeric module")
     b.add_argument("--derivations", type=Path, default=None, help="folder of derivation files (default: derivations/)")
     b.add_argument("--out", type=Path, default=None, help="folder for the documents (default: docs/)")
+    b.add_argument("--numeric", type=Path, default=None,
+                   help="where to write the generated numeric module (default: the package's numeric.py)")
     b.add_argument("--no-pdf", action="store_true", help="write .tex only, do not run LaTeX")
     b.set_defaults(run=_build)
     return p

@@ -1,0 +1,84 @@
+"""The build: committed outputs are fresh, the CLI works as a user runs it, documents
+compile, and the generated module needs numpy only."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import ROOT, require_tex
+from shrinkage.build import build
+
+COMMITTED_NUMERIC = ROOT / "src" / "shrinkage" / "numeric.py"
+DOCS = ROOT / "docs"
+
+
+@pytest.fixture(scope="module")
+def fresh_build(checked, tmp_path_factory):
+    """Build (no PDF) into a temporary folder from the session's checked derivations."""
+    out = tmp_path_factory.mktemp("docs")
+    numeric = out / "numeric.py"
+    build(out=out, numeric_module=numeric, pdf=False, checked=list(checked.values()), say=lambda _: None)
+    return out, numeric
+
+
+def test_committed_numeric_module_is_what_the_derivations_generate(fresh_build):
+    _, numeric = fresh_build
+    assert COMMITTED_NUMERIC.read_text() == numeric.read_text(), (
+        "src/shrinkage/numeric.py is stale: run `shrinkage build` and commit the result"
+    )
+
+
+def test_committed_documents_are_what_the_derivations_render(fresh_build):
+    out, _ = fresh_build
+    built = {p.name: p.read_text() for p in out.glob("*.tex")}
+    committed = {p.name: p.read_text() for p in DOCS.glob("*.tex")}
+    assert set(built) == set(committed), "docs/ has missing or extra .tex files: rebuild"
+    for name, text in built.items():
+        assert committed[name] == text, f"docs/{name} is stale: run `shrinkage build` and commit"
+
+
+def test_committed_pdfs_exist_for_every_document():
+    for tex in DOCS.glob("*.tex"):
+        assert tex.with_suffix(".pdf").exists(), f"{tex.name} has no compiled PDF in docs/"
+
+
+def test_generated_module_imports_without_sympy():
+    code = "import sys, shrinkage, shrinkage.numeric; assert 'sympy' not in sys.modules, 'sympy imported'"
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
+
+
+def test_generated_functions_name_their_source_step():
+    from shrinkage import numeric
+
+    for name in ("shrinkage_factor", "blup", "conditional_variance"):
+        doc = getattr(numeric, name).__doc__
+        assert "From derivation `blup`, step" in doc and "docs/blup.pdf" in doc
+
+
+def test_every_document_compiles(fresh_build, tmp_path):
+    require_tex()
+    from shrinkage.build import compile_pdf
+
+    out, _ = fresh_build
+    for tex in sorted(out.glob("*.tex")):
+        copy = tmp_path / tex.name
+        copy.write_bytes(tex.read_bytes())
+        pdf = compile_pdf(copy)
+        assert pdf.read_bytes().startswith(b"%PDF")
+
+
+@pytest.mark.slow
+def test_cli_build_end_to_end(tmp_path):
+    """`python -m shrinkage build` as a user runs it: says what it checked and wrote."""
+    numeric = tmp_path / "numeric.py"
+    run = subprocess.run(
+        [sys.executable, "-m", "shrinkage", "build", "--out", str(tmp_path), "--numeric", str(numeric), "--no-pdf"],
+        capture_output=True, text=True, cwd=ROOT, timeout=1800,
+    )
+    assert run.returncode == 0, run.stderr
+    assert "checked blup:" in run.stdout and f"wrote {tmp_path / 'blup.tex'}" in run.stdout
+    assert numeric.read_text() == COMMITTED_NUMERIC.read_text()
