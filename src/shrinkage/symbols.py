@@ -118,6 +118,8 @@ QUANTITIES: tuple[Quantity, ...] = (
     Quantity("logdet", r"D(\gamma)", r"log-determinant term $\sum_j \log(1+n_j\gamma)$", "positive"),
     Quantity("R_sum", r"R(\gamma)", r"$\sum_j w_j^2(\bar y_j-\hat\beta_0)^2$", "positive"),
     Quantity("U_sum", r"U(\gamma)", r"$\sum_j w_j^2$", "positive"),
+    Quantity("w", r"w_j", r"GLS weight of group $j$, $n_j/(1+n_j\gamma) = \sigma^2\,\mathbf 1^\top V_j^{-1}\mathbf 1$", "positive"),
+    Quantity("nu", r"\nu", r"residual degrees of freedom of REML, $N - 1$ (one fixed effect)", "positive"),
 )
 
 BY_CODE: dict[str, Quantity] = {q.code: q for q in QUANTITIES}
