@@ -487,14 +487,17 @@ def _symbolic_limit(current, step, definitions):
 
 
 def _numeric_sign(name, number, current, step, definitions):
-    for point, (e,), inst in _points(name, number, (current,), definitions):
-        v = _num(inst(e))
-        if not step.sign * v > 0:
-            raise _Failure(f"at {_fmt_point(point)}: the expression is {mpmath.nstr(v, 15)}")
+    # The claim is ``current > rhs`` (or ``<``), so the bound shown is checked too: a
+    # Sign step whose rhs is not the bound it was proved against is rejected.
+    for point, (e, bound), inst in _points(name, number, (current, step.rhs), definitions):
+        v, w = _num(inst(e)), _num(inst(bound))
+        if not step.sign * (v - w) > 0:
+            raise _Failure(f"at {_fmt_point(point)}: the expression is {mpmath.nstr(v, 15)}, "
+                           f"the bound {mpmath.nstr(w, 15)}")
 
 
 def _symbolic_sign(current, step, definitions):
-    signed = step.sign * substitute(current, definitions, keep_sums=False)
+    signed = step.sign * substitute(current - step.rhs, definitions, keep_sums=False)
     for form in (signed, sp.factor(signed), sp.simplify(signed), sp.together(signed)):
         if form.is_positive:
             return True
@@ -527,7 +530,12 @@ def verify_step(name: str, number: int, step: Step, current: sp.Expr, definition
     Raises StepError with a counterexample when the claim is false."""
     numeric, symbolic_check = _CHECKS[type(step)]
     try:
-        numeric(name, number, current, step, definitions)
+        try:
+            numeric(name, number, current, step, definitions)
+        except (ArithmeticError, ValueError, TypeError) as e:
+            # A claim that cannot even be evaluated at a point of the domain (a complex
+            # logarithm, a division by zero) is not verified: reject it, never crash.
+            raise _Failure(f"the claim cannot be evaluated numerically on the symbols' domains: {e}") from None
         symbolic = symbolic_check(current, step, definitions)
     except _Failure as failure:
         raise StepError(name, number, step.why, str(failure)) from None

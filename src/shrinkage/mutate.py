@@ -1,0 +1,232 @@
+"""Mutation testing of derivations: corrupt one step at a time, and see the checker refuse it.
+
+A *mutant* is a derivation with exactly one step corrupted in a way a careless hand or a
+wrong algebra step would: a numeric coefficient changed, a term dropped or doubled, a
+sign flipped, sigma^2 and sigma_b^2 swapped (or ybar_j and beta0), the claimed sign of a
+Sign step reversed, the point of a Limit moved.  A mutant that is mathematically equal to
+the original (e.g. swapping the variances in a symmetric expression) is no corruption:
+it is detected numerically, with the engine's own machinery (equal at every random
+point, at 50 digits, to the original), and skipped, with the reason recorded.
+
+:func:`judge` replays the mutated derivation from the corrupted step on, with the
+context (current expression, definitions) the original derivation has at that step, so a
+mutant costs one step check instead of a full derivation check.  The replay follows
+:func:`shrinkage.engine.check` exactly; a mutant counts as rejected only if the checker
+raises :class:`~shrinkage.errors.StepError` (any other exception is a checker crash).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Callable, Iterator
+
+import sympy as sp
+
+from . import engine
+from .engine import Define, Derivation, Equals, Given, Limit, Recall, Sign, Step
+from .errors import StepError
+from .model import GROUP_STATISTICS
+from .symbols import beta0, sigma2, sigma_b2, ybar
+
+SWAPS = (
+    ("swap sigma2 and sigma_b2", {sigma2: sigma_b2, sigma_b2: sigma2}),
+    ("swap ybar and beta0", {ybar: beta0, beta0: ybar}),
+)
+
+
+@dataclass(frozen=True)
+class Mutant:
+    derivation: str
+    number: int  # 1-based step number, as in the documents
+    operator: str  # coefficient | scale-term | drop-term | flip-sign | swap | sign-claim | limit-point
+    description: str
+    step: Step  # the corrupted step
+
+    def apply(self, d: Derivation) -> Derivation:
+        steps = list(d.steps)
+        steps[self.number - 1] = self.step
+        return replace(d, steps=tuple(steps))
+
+
+@dataclass(frozen=True)
+class Outcome:
+    mutant: Mutant
+    status: str  # "rejected" | "survived" | "crashed"
+    at_step: int | None = None  # step whose check rejected it
+    detail: str = ""
+
+
+# ----------------------------------------------------------------------------------
+# Expression surgery
+# ----------------------------------------------------------------------------------
+def _rebuild(node: sp.Basic, args: list) -> sp.Basic:
+    if isinstance(node, sp.Add):
+        return args[0] if len(args) == 1 else sp.Add(*args, evaluate=False)
+    if isinstance(node, (sp.Mul, sp.Pow)):
+        return node.func(*args, evaluate=False)
+    return node.func(*args)
+
+
+def _positions(expr: sp.Basic, path: tuple = ()) -> Iterator[tuple[tuple, sp.Basic]]:
+    """Every (path, subexpression), outside indices and summation limits."""
+    yield path, expr
+    if isinstance(expr, (sp.Indexed, sp.IndexedBase, sp.Symbol, sp.Tuple)) or expr.is_Atom:
+        return
+    for k, arg in enumerate(expr.args):
+        yield from _positions(arg, path + (k,))
+
+
+def _replace_at(expr: sp.Basic, path: tuple, new: sp.Basic) -> sp.Basic:
+    if not path:
+        return new
+    args = list(expr.args)
+    args[path[0]] = _replace_at(args[path[0]], path[1:], new)
+    return _rebuild(expr, args)
+
+
+def _drop_at(expr: sp.Basic, path: tuple, k: int) -> sp.Basic:
+    node = expr
+    for p in path:
+        node = node.args[p]
+    args = [a for m, a in enumerate(node.args) if m != k]
+    return _replace_at(expr, path, _rebuild(node, args))
+
+
+def _other_number(v: sp.Number) -> sp.Number:
+    if v == 1:
+        return sp.Integer(2)
+    if v == -1:
+        return sp.Integer(-2)
+    if v == 2:
+        return sp.Integer(3)
+    return v + 1
+
+
+def expression_mutants(expr: sp.Expr) -> list[tuple[str, str, sp.Expr]]:
+    """(operator, description, corrupted expression) for one expression."""
+    out: list[tuple[str, str, sp.Expr]] = []
+    for path, node in _positions(expr):
+        if node.is_Number and node.is_finite:
+            new = _other_number(node)
+            out.append(("coefficient", f"number {node} -> {new} at {path}", _replace_at(expr, path, new)))
+        if isinstance(node, sp.Add):
+            for k, term in enumerate(node.args):
+                out.append(("drop-term", f"drop term {term} at {path}", _drop_at(expr, path, k)))
+                out.append(("flip-sign", f"flip the sign of term {term} at {path}", _replace_at(expr, path + (k,), -term)))
+                out.append(("scale-term", f"double term {term} at {path}", _replace_at(expr, path + (k,), 2 * term)))
+    if expr != 0:
+        out.append(("flip-sign", "flip the sign of the whole expression", -expr))
+    for name, swap in SWAPS:
+        if expr.has(*swap):
+            out.append(("swap", name, expr.xreplace(swap)))
+    return out
+
+
+def step_mutants(d: Derivation, number: int) -> list[Mutant]:
+    """Every corruption of step ``number`` (1-based), identical duplicates removed."""
+    step = d.steps[number - 1]
+    found: list[Mutant] = []
+    seen = {sp.srepr(step.rhs)}
+    for operator, description, rhs in expression_mutants(step.rhs):
+        key = sp.srepr(rhs)
+        if key in seen:
+            continue
+        seen.add(key)
+        found.append(Mutant(d.name, number, operator, description, replace(step, rhs=rhs)))
+    if isinstance(step, Sign):
+        found.append(Mutant(d.name, number, "sign-claim", "claim the opposite sign", replace(step, sign=-step.sign)))
+    if isinstance(step, Limit):
+        other = sp.S.Zero if step.point == sp.oo else sp.oo
+        found.append(Mutant(d.name, number, "limit-point", f"limit at {other} instead of {step.point}", replace(step, point=other)))
+    return found
+
+
+# ----------------------------------------------------------------------------------
+# Context of each step, equivalence, and the verdict on a mutant
+# ----------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Context:
+    current: sp.Expr | None
+    definitions: dict
+
+
+def contexts(d: Derivation) -> list[Context]:
+    """The (current expression, definitions) each step of ``d`` is checked against, as
+    engine.check keeps them (without checking anything)."""
+    definitions: dict = dict(GROUP_STATISTICS)
+    current = None
+    out = []
+    for step in d.steps:
+        out.append(Context(current, dict(definitions)))
+        if isinstance(step, Define):
+            definitions[step.symbol] = step.rhs
+        if not isinstance(step, (Define, Sign)):
+            current = step.rhs
+    return out
+
+
+def equivalent(d: Derivation, mutant: Mutant, context: Context) -> bool:
+    """True if the mutant's fields are those of the original step and its rhs equals the
+    original rhs at every random point (50 digits) of the engine's numeric check."""
+    original = d.steps[mutant.number - 1]
+    if replace(mutant.step, rhs=original.rhs) != original:
+        return False  # a field other than rhs was changed (sign claimed, limit point)
+    try:
+        engine._numeric_equals(f"{d.name}/equivalence", mutant.number, original.rhs,
+                               Equals(mutant.step.rhs, why="equivalence"), context.definitions)
+    except engine._Failure:
+        return False
+    except (ValueError, TypeError, ZeroDivisionError, ArithmeticError):
+        return False  # not even evaluable where the original is: certainly different
+    return True
+
+
+def judge(d: Derivation, mutant: Mutant, context: Context,
+          verify: Callable = engine.verify_step) -> Outcome:
+    """Replay the mutated derivation from the corrupted step on (as engine.check does),
+    stopping at the first StepError."""
+    md = mutant.apply(d)
+    current, definitions = context.current, dict(context.definitions)
+    try:
+        for number in range(mutant.number, len(md.steps) + 1):
+            step = md.steps[number - 1]
+            if isinstance(step, Define):
+                definitions[step.symbol] = step.rhs
+            elif isinstance(step, Given):
+                pass
+            elif isinstance(step, Recall):
+                of = md.step_index(step.of) + 1
+                if step.rhs != md.steps[of - 1].rhs:
+                    raise StepError(md.name, number, step.why, f"does not restate step {of}")
+            elif current is None:
+                raise StepError(md.name, number, step.why, "the chain has no current expression to check against")
+            else:
+                verify(md.name, number, step, current, definitions)
+            if not isinstance(step, (Define, Sign)):
+                current = step.rhs
+    except StepError as e:
+        return Outcome(mutant, "rejected", e.step, e.detail)
+    except Exception as e:  # noqa: BLE001 - a crash is a finding, reported as such
+        return Outcome(mutant, "crashed", None, f"{type(e).__name__}: {e}")
+    return Outcome(mutant, "survived")
+
+
+@dataclass(frozen=True)
+class StepReport:
+    derivation: str
+    number: int
+    kind: str
+    outcomes: tuple[Outcome, ...]
+    equivalent: tuple[Mutant, ...]
+
+
+def mutate_step(d: Derivation, number: int, ctx: Context | None = None) -> StepReport:
+    """All mutants of one step: the equivalent ones set aside, the others judged."""
+    ctx = ctx or contexts(d)[number - 1]
+    outcomes, skipped = [], []
+    for m in step_mutants(d, number):
+        if equivalent(d, m, ctx):
+            skipped.append(m)
+        else:
+            outcomes.append(judge(d, m, ctx))
+    return StepReport(d.name, number, d.steps[number - 1].kind, tuple(outcomes), tuple(skipped))
