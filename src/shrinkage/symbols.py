@@ -37,6 +37,12 @@ def _few(rng) -> sp.Expr:
     return sp.Integer(rng.randint(1, 4))
 
 
+def _several(rng) -> sp.Expr:
+    """A count of at least 2 (group size or number of groups of a balanced design, where
+    the mean squares divide by n - 1 and J - 1)."""
+    return sp.Integer(rng.choice([2, 3, 4, 5, 7, 10]))
+
+
 def _unit(rng) -> sp.Expr:
     """Strictly inside (0, 1): for weights such as a shrinkage factor."""
     return sp.Rational(rng.randint(1, 999), 1000)
@@ -48,6 +54,7 @@ DOMAIN_SAMPLERS: dict[str, Sampler] = {
     "count": _count,
     "unit": _unit,
     "few": _few,
+    "several": _several,
 }
 
 _ASSUMPTIONS = {
@@ -56,6 +63,7 @@ _ASSUMPTIONS = {
     "count": dict(integer=True, positive=True),
     "unit": dict(positive=True),
     "few": dict(integer=True, positive=True),
+    "several": dict(integer=True, positive=True),
 }
 
 
@@ -120,6 +128,18 @@ QUANTITIES: tuple[Quantity, ...] = (
     Quantity("U_sum", r"U(\gamma)", r"$\sum_j w_j^2$", "positive"),
     Quantity("w", r"w_j", r"GLS weight of group $j$, $n_j/(1+n_j\gamma) = \sigma^2\,\mathbf 1^\top V_j^{-1}\mathbf 1$", "positive"),
     Quantity("nu", r"\nu", r"residual degrees of freedom of REML, $N - 1$ (one fixed effect)", "positive"),
+    # GLS and ML/REML at given variances (derivations/gls.py, ml_reml.py)
+    Quantity("beta0_gls", r"\hat\beta_0", r"GLS estimate of $\beta_0$ given $\sigma^2, \sigma_b^2$", "real"),
+    # the balanced design (derivations/balanced.py): all n_j = n, at least 2 groups of at least 2
+    Quantity("group_size", r"n", r"common group size of a balanced design ($n_j = n$ for every $j$; $n \ge 2$)", "several"),
+    Quantity("n_groups", r"J", r"number of groups of a balanced design ($J \ge 2$)", "several"),
+    Quantity("ybar_grand", r"\bar y", r"grand mean $\sum_j \bar y_j / J$ of a balanced design", "real"),
+    Quantity("msw", r"\mathrm{MSW}", r"within-group mean square $\sum_j S_j / (J(n-1))$", "positive"),
+    Quantity("msb", r"\mathrm{MSB}", r"between-group mean square $n \sum_j (\bar y_j - \bar y)^2 / (J-1)$", "positive"),
+    Quantity("f_ratio", r"F", r"variance ratio $\mathrm{MSB}/\mathrm{MSW}$", "positive"),
+    Quantity("tau", r"\tau", r"$\sigma^2 + n\sigma_b^2$, the variance of $\sqrt n\,\bar y_j$ in a balanced design", "positive"),
+    Quantity("sigma2_hat", r"\hat\sigma^2", r"estimate of $\sigma^2$", "positive"),
+    Quantity("sigma_b2_hat", r"\hat\sigma_b^2", r"estimate of $\sigma_b^2$ (zero at the boundary)", "positive"),
 )
 
 BY_CODE: dict[str, Quantity] = {q.code: q for q in QUANTITIES}
