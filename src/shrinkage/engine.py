@@ -248,6 +248,26 @@ def _split_sums(expr: sp.Expr) -> sp.Expr:
     return sp.expand(expr.replace(lambda x: isinstance(x, sp.Sum), split))
 
 
+def _sums_from_one(expr: sp.Expr) -> sp.Expr:
+    """Rewrite every Sum whose innermost index starts above 1 as the Sum from 1 minus
+    its first terms: Sum(f, (i, 2, n)) = Sum(f, (i, 1, n)) - f(1).  Sums that differ
+    only in where they start then cancel in _split_sums."""
+
+    def from_one(s: sp.Sum) -> sp.Expr:
+        var, lo, hi = s.limits[0]
+        if not (lo.is_Integer and lo > 1):
+            return s
+        head = sp.Add(*[s.function.xreplace({var: sp.Integer(k)}) for k in range(1, int(lo))])
+        rest = s.limits[1:]
+        return sp.Sum(s.function, (var, 1, hi), *rest) - (sp.Sum(head, *rest) if rest else head)
+
+    return expr.replace(lambda x: isinstance(x, sp.Sum), from_one)
+
+
+def _starts_above_one(expr: sp.Expr) -> bool:
+    return any(s.limits[0][1].is_Integer and s.limits[0][1] > 1 for s in expr.atoms(sp.Sum))
+
+
 def is_zero(expr: sp.Expr) -> bool | None:
     """True if SymPy proves expr == 0 under the symbols' assumptions; None if it cannot."""
     if expr == 0:
@@ -261,6 +281,8 @@ def is_zero(expr: sp.Expr) -> bool | None:
     )
     if expr.has(sp.Sum):
         attempts = (lambda e: sp.simplify(_split_sums(e)), lambda e: sp.simplify(_split_sums(_split_sums(e)))) + attempts
+        if _starts_above_one(expr):
+            attempts = (lambda e: sp.simplify(_split_sums(_sums_from_one(e))),) + attempts
     for attempt in attempts:
         try:
             if attempt(expr) == 0:
@@ -285,15 +307,17 @@ def _sample_point(symbols: Iterable[sp.Symbol], rng: random.Random) -> dict:
 
 
 def _unroll(s: sp.Sum) -> sp.Expr:
-    """A Sum with concrete limits written out term by term (no symbolic summation)."""
-    expr = s.function
-    for var, lo, hi in reversed(s.limits):
-        expr = sp.Add(*[expr.xreplace({var: sp.Integer(k)}) for k in range(int(lo), int(hi) + 1)])
-    return expr
+    """A Sum whose outermost limits are concrete, written out term by term in its
+    outermost index (no symbolic summation).  Inner limits may depend on the outer
+    index (Sum(f, (i, 2, n[j]), (j, 1, 3)) is how SymPy merges nested sums): they become
+    concrete once that index and the data element n[k] have values, on a later pass."""
+    var, lo, hi = s.limits[-1]
+    inner = s.function if len(s.limits) == 1 else sp.Sum(s.function, *s.limits[:-1])
+    return sp.Add(*[inner.xreplace({var: sp.Integer(k)}) for k in range(int(lo), int(hi) + 1)])
 
 
 def _concrete(x: sp.Basic) -> bool:
-    return isinstance(x, sp.Sum) and all(lo.is_Integer and hi.is_Integer for _, lo, hi in x.limits)
+    return isinstance(x, sp.Sum) and x.limits[-1][1].is_Integer and x.limits[-1][2].is_Integer
 
 
 def _instantiate(expr: sp.Expr, point: dict, indexed_values: dict, rng: random.Random) -> sp.Expr:
@@ -301,7 +325,7 @@ def _instantiate(expr: sp.Expr, point: dict, indexed_values: dict, rng: random.R
     give every data element y[k] (and n[k], b[k] ...) a random value, shared via
     ``indexed_values`` so both sides of a claim see the same data."""
     expr = expr.xreplace(point)
-    for _ in range(6):
+    for _ in range(12):
         pending = {x for x in expr.atoms(sp.Indexed) if all(ix.is_Integer for ix in x.indices)}
         for x in sorted(pending, key=str):
             if x not in indexed_values:
