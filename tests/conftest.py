@@ -48,3 +48,36 @@ def checked():
     from shrinkage.build import check_all, load_derivations
 
     return {cd.derivation.name: cd for cd in check_all(load_derivations(DERIVATIONS), say=lambda _: None)}
+
+
+# --- mutation testing: the reports of tests/test_mutations.py, summed up at the end ---
+MUTATION_REPORTS: list = []  # shrinkage.mutate.StepReport, appended by the tests
+
+
+def pytest_terminal_summary(terminalreporter):
+    """Print how many mutants were made, rejected, and set aside as equivalent."""
+    if not MUTATION_REPORTS:
+        return
+    from collections import Counter
+
+    outcomes = [o for r in MUTATION_REPORTS for o in r.outcomes]
+    equivalent = [m for r in MUTATION_REPORTS for m in r.equivalent]
+    status = Counter(o.status for o in outcomes)
+    by_operator = Counter(o.mutant.operator for o in outcomes)
+    rejected = status["rejected"]
+    share = rejected / len(outcomes) if outcomes else 1.0
+    tr = terminalreporter
+    tr.write_sep("=", "mutation testing")
+    tr.write_line(f"{len(MUTATION_REPORTS)} steps in {len({r.derivation for r in MUTATION_REPORTS})} derivations; "
+                  f"{len(outcomes)} mutants judged, {rejected} rejected ({share:.1%}), "
+                  f"{status['survived']} survived, {status['crashed']} crashed the checker")
+    tr.write_line("by operator: " + ", ".join(f"{k} {v}" for k, v in sorted(by_operator.items())))
+    tr.write_line(f"{len(equivalent)} mutants skipped as equivalent to the original step "
+                  "(equal at every random point, 50 digits):")
+    for r in MUTATION_REPORTS:
+        for m in r.equivalent:
+            tr.write_line(f"  {m.derivation} step {m.number} ({r.kind}): {m.description}")
+    for o in outcomes:
+        if o.status != "rejected":
+            tr.write_line(f"  NOT REJECTED: {o.mutant.derivation} step {o.mutant.number}: "
+                          f"{o.mutant.description} [{o.status}] {o.detail}")

@@ -18,6 +18,7 @@ raises :class:`~shrinkage.errors.StepError` (any other exception is a checker cr
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Callable, Iterator
 
 import sympy as sp
@@ -202,6 +203,10 @@ def judge(d: Derivation, mutant: Mutant, context: Context,
                 raise StepError(md.name, number, step.why, "the chain has no current expression to check against")
             else:
                 verify(md.name, number, step, current, definitions)
+                if number == mutant.number:
+                    # A checked claim is judged by its own check: accepting a corrupted
+                    # claim is a survival even if a later step happened to catch it.
+                    return Outcome(mutant, "survived", None, "its own check accepted it")
             if not isinstance(step, (Define, Sign)):
                 current = step.rhs
     except StepError as e:
@@ -221,12 +226,43 @@ class StepReport:
 
 
 def mutate_step(d: Derivation, number: int, ctx: Context | None = None) -> StepReport:
-    """All mutants of one step: the equivalent ones set aside, the others judged."""
+    """All mutants of one step, judged; those not rejected are then tested for
+    equivalence with the original and, if equivalent, set aside (not a corruption).
+
+    A checked claim (Equals, Maximiser, ...) is judged by its own check; a corrupted
+    Given or Define by the steps after it (it is rejected if any of them fails); a
+    corrupted Recall by the restatement check.  Equivalence is tested only for mutants
+    the checker did not reject, which is where it matters (an equivalent mutant that is
+    rejected anyway counts as rejected).  For Given, Define and Recall, whose judging
+    replays the rest of the derivation, equivalence is tested first."""
     ctx = ctx or contexts(d)[number - 1]
     outcomes, skipped = [], []
+    unchecked = isinstance(d.steps[number - 1], (Given, Define, Recall))
     for m in step_mutants(d, number):
-        if equivalent(d, m, ctx):
+        if unchecked and equivalent(d, m, ctx):  # spare a replay of every later step
+            skipped.append(m)
+            continue
+        outcome = judge(d, m, ctx)
+        if not unchecked and outcome.status == "survived" and equivalent(d, m, ctx):
             skipped.append(m)
         else:
-            outcomes.append(judge(d, m, ctx))
+            outcomes.append(outcome)
     return StepReport(d.name, number, d.steps[number - 1].kind, tuple(outcomes), tuple(skipped))
+
+
+def mutant_file_source(original: Path | str, number: int, description: str) -> str:
+    """The text of a derivation file that builds the derivation of ``original`` with
+    step ``number`` replaced by its mutant described by ``description``: put it in a
+    folder under the same file name and run the build on that folder, end to end."""
+    return (
+        '"""A corrupted copy of a derivation, written by shrinkage.mutate for a test."""\n'
+        "import importlib.util\n\n"
+        "from shrinkage import mutate\n\n\n"
+        "def derivation():\n"
+        f"    spec = importlib.util.spec_from_file_location('original_of_mutant', {str(original)!r})\n"
+        "    module = importlib.util.module_from_spec(spec)\n"
+        "    spec.loader.exec_module(module)\n"
+        "    d = module.derivation()\n"
+        f"    (m,) = [m for m in mutate.step_mutants(d, {number}) if m.description == {description!r}]\n"
+        "    return m.apply(d)\n"
+    )

@@ -1,0 +1,123 @@
+"""Mutation testing: every corrupted step of every derivation is rejected.
+
+For each step of each derivation in derivations/ (loaded when the tests are collected,
+so new derivations are covered without editing this file), shrinkage.mutate makes
+corrupted copies of the step (a number changed, a term dropped, doubled or negated, the
+whole expression negated, sigma^2 and sigma_b^2 swapped, ybar_j and beta0 swapped, the
+claimed sign reversed, the limit point moved) and the checker must raise StepError for
+each one that is not mathematically equal to the original.  The totals (mutants, share
+rejected, equivalents skipped and why) are printed at the end of the run by
+tests/conftest.py.  Two tests run the real build on a corrupted derivation and check
+that it stops and writes nothing.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from conftest import DERIVATIONS, MUTATION_REPORTS, ROOT
+from shrinkage import mutate
+from shrinkage.build import build, load_derivations
+from shrinkage.engine import Given, Define, Recall
+from shrinkage.errors import StepError
+
+DERIVATIONS_BY_NAME = {d.name: d for d in load_derivations(DERIVATIONS)}
+CASES = [(name, k) for name, d in DERIVATIONS_BY_NAME.items() for k in range(1, len(d.steps) + 1)]
+
+
+@pytest.fixture(scope="module")
+def contexts():
+    return {name: mutate.contexts(d) for name, d in DERIVATIONS_BY_NAME.items()}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name, number", CASES, ids=[f"{n}-step{k}" for n, k in CASES])
+def test_every_corruption_of_the_step_is_rejected(name, number, contexts):
+    d = DERIVATIONS_BY_NAME[name]
+    report = mutate.mutate_step(d, number, contexts[name][number - 1])
+    MUTATION_REPORTS.append(report)
+    assert report.outcomes or report.equivalent, f"no mutant could be made of {name} step {number}"
+    bad = [o for o in report.outcomes if o.status != "rejected"]
+    assert not bad, "\n".join(f"{o.mutant.description}: {o.status} {o.detail}" for o in bad)
+    for o in report.outcomes:
+        step = d.steps[number - 1]
+        if not isinstance(step, (Given, Define, Recall)):
+            assert o.at_step == number, f"{o.mutant.description} was rejected at step {o.at_step}, not by its own check"
+
+
+# ----------------------------------------------------------------------------------
+# The mutation machinery itself
+# ----------------------------------------------------------------------------------
+def test_every_operator_makes_mutants():
+    operators = {m.operator for d in DERIVATIONS_BY_NAME.values() for k in range(1, len(d.steps) + 1)
+                 for m in mutate.step_mutants(d, k)}
+    assert {"coefficient", "drop-term", "flip-sign", "scale-term", "swap"} <= operators
+
+
+def test_an_equivalent_mutant_is_recognised_and_a_wrong_one_is_not():
+    """(ybar - beta0)^2 is symmetric in ybar and beta0: swapping them is no corruption;
+    swapping the variances in sigma_b2/(sigma_b2 + sigma2/n) is."""
+    from shrinkage.engine import Derivation, Equals
+    from shrinkage.symbols import beta0, n, sigma2, sigma_b2, ybar
+
+    d = Derivation("eq", "eq", "eq").then(
+        Given((ybar - beta0) ** 2 + sigma_b2 / (sigma_b2 + sigma2 / n), why="start"),
+        Equals((ybar - beta0) ** 2 + n * sigma_b2 / (sigma2 + n * sigma_b2), why="rewrite"),
+    )
+    ctx = mutate.contexts(d)[1]
+    by_description = {m.description: m for m in mutate.step_mutants(d, 2)}
+    assert mutate.equivalent(d, by_description["swap ybar and beta0"], ctx)
+    assert not mutate.equivalent(d, by_description["swap sigma2 and sigma_b2"], ctx)
+    report = mutate.mutate_step(d, 2, ctx)
+    assert [m.description for m in report.equivalent] == ["swap ybar and beta0"]
+    assert all(o.status == "rejected" for o in report.outcomes)
+
+
+# ----------------------------------------------------------------------------------
+# End to end: the build refuses a corrupted derivation and writes nothing
+# ----------------------------------------------------------------------------------
+def _corrupted_folder(tmp_path, name: str, number: int, operator: str):
+    """A derivations folder holding only ``name``, with its step ``number`` corrupted by
+    the first mutant of the given operator; returns (folder, mutant)."""
+    d = DERIVATIONS_BY_NAME[name]
+    mutant = next(m for m in mutate.step_mutants(d, number) if m.operator == operator)
+    folder = tmp_path / "derivations"
+    folder.mkdir()
+    (folder / f"{name}.py").write_text(mutate.mutant_file_source(DERIVATIONS / f"{name}.py", number, mutant.description))
+    return folder, mutant
+
+
+def _first_checked_step(d) -> int:
+    return next(k for k, s in enumerate(d.steps, start=1) if not isinstance(s, (Given, Define, Recall)) and k > 1)
+
+
+@pytest.mark.slow
+def test_a_build_with_a_corrupted_step_stops_and_writes_nothing(tmp_path):
+    d = DERIVATIONS_BY_NAME["blup"]
+    number = _first_checked_step(d)
+    folder, mutant = _corrupted_folder(tmp_path, "blup", number, "swap")
+    out = tmp_path / "out"
+    with pytest.raises(StepError) as err:
+        build(derivations_dir=folder, out=out, numeric_module=out / "numeric.py", pdf=False, say=lambda _: None)
+    assert err.value.derivation == "blup" and err.value.step == number
+    assert not out.exists() or not any(out.iterdir())
+
+
+@pytest.mark.slow
+def test_the_cli_refuses_a_corrupted_given_with_a_counterexample(tmp_path):
+    """A corrupted model statement (step 1) is caught by the step after it; the CLI says
+    which derivation, which step and where it fails, exits 1, and writes nothing."""
+    folder, mutant = _corrupted_folder(tmp_path, "blup", 1, "flip-sign")
+    out = tmp_path / "out"
+    run = subprocess.run(
+        [sys.executable, "-m", "shrinkage", "build", "--derivations", str(folder), "--out", str(out),
+         "--numeric", str(out / "numeric.py"), "--no-pdf"],
+        capture_output=True, text=True, cwd=ROOT, timeout=600,
+    )
+    assert run.returncode == 1, run.stderr
+    assert "Traceback" not in run.stderr
+    assert "derivation 'blup', step 2" in run.stderr and "check failed: at " in run.stderr
+    assert not out.exists() or not any(out.iterdir())
