@@ -144,6 +144,7 @@ $\sigma_b^2$, $\sigma^2$ and $n_j$ together.
             times(1 - lam, sigma_b2),
             lhs=r"\operatorname{Var}(b_j \mid \mathbf y_j)",
             why=r"Read off the variance of the normal density in the previous line (with $\beta_0$ and the variances known).",
+            note="read off the previous line",
         ),
         Equals(
             frac(times(sigma2, sigma_b2), terms(sigma2, times(n, sigma_b2))),
@@ -151,9 +152,10 @@ $\sigma_b^2$, $\sigma^2$ and $n_j$ together.
             label="conditional_variance",
         ),
         Given(
-            beta0 + b_hat,
+            terms(beta0, b_hat),
             lhs=r"\beta_0 + \hat b_j",
-            why=r"The predicted mean of group $j$.",
+            why=r"The predicted mean of group $j$: the overall mean plus the group's predicted deviation.",
+            note="definition",
         ),
         Equals(
             terms(times(lam, ybar), times(1 - lam, beta0)),

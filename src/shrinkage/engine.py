@@ -23,6 +23,7 @@ from typing import Iterable, Mapping
 
 import mpmath
 import sympy as sp
+from sympy.codegen.cfunctions import log1p
 
 from .errors import DerivationError, StepError
 from .model import GROUP_STATISTICS
@@ -53,8 +54,10 @@ class Step:
 @dataclass(frozen=True)
 class Given(Step):
     """A statement of the model or a definition: the start of a chain.  Not checked,
-    because it is an assumption, and the document says so."""
+    because it is an assumption, and the document says so (``note`` says what kind:
+    a model statement by default, or e.g. "read off eq. (16)")."""
 
+    note: str = "given (model statement)"
     kind = "given"
 
 
@@ -226,11 +229,21 @@ def substitute(expr: sp.Expr, definitions: Mapping[sp.Symbol, sp.Expr], keep_sum
     symbols, which is right for expressions already written in sufficient statistics."""
     defs = {s: e for s, e in definitions.items() if keep_sums or not e.has(sp.Sum)}
     for _ in range(10):
-        new = expr.xreplace(defs)
+        new = _xreplace_shielded(expr, defs)
         if new == expr:
             return new
         expr = new
     raise DerivationError("definitions are circular")
+
+
+def _xreplace_shielded(expr: sp.Expr, defs: Mapping) -> sp.Expr:
+    """xreplace that leaves array elements alone: ybar[j] has the label ybar, the same
+    Symbol as the scalar ybar, so a definition of the scalar would otherwise rewrite the
+    array's name.  Elements that are themselves defined (keys of ``defs``) are replaced."""
+    shield = {x: sp.Dummy() for x in expr.atoms(sp.Indexed) if x not in defs}
+    if not shield:
+        return expr.xreplace(defs)
+    return expr.xreplace(shield).xreplace(defs).xreplace({d: x for x, d in shield.items()})
 
 
 def _has_data_sums(*exprs: sp.Expr) -> bool:
@@ -272,6 +285,8 @@ def is_zero(expr: sp.Expr) -> bool | None:
     """True if SymPy proves expr == 0 under the symbols' assumptions; None if it cannot."""
     if expr == 0:
         return True
+    if expr.has(log1p):  # the numerically stable spelling; SymPy simplifies log(1 + x)
+        expr = expr.replace(lambda x: isinstance(x, log1p), lambda x: sp.log(1 + x.args[0]))
     attempts = (
         sp.expand,
         lambda e: sp.cancel(sp.together(e)),
@@ -461,7 +476,7 @@ def _numeric_derivative(name, number, current, step, definitions):
     with mpmath.workdps(DPS):
         for point, (f_expr, rhs), inst in _points(name, number, (current, step.rhs), definitions):
             f = _univariate(f_expr, var, inst, point)
-            numeric = mpmath.diff(f, point[var])
+            numeric = mpmath.diff(f, _num(point[var]))  # an mpf: sympy numbers do not mix with mpmath steps
             target = _num(inst(rhs))
             if not abs(numeric - target) <= REL_TOL * 1e5 * max(1, abs(target)):
                 raise _Failure(f"at {_fmt_point(point)}: numerical derivative {mpmath.nstr(numeric, 15)}, "
@@ -576,7 +591,7 @@ def check(derivation: Derivation) -> CheckedDerivation:
             definitions[step.symbol] = step.rhs
             verdict = Verdict("n/a", 0, "definition")
         elif isinstance(step, Given):
-            verdict = Verdict("n/a", 0, "given (model statement)")
+            verdict = Verdict("n/a", 0, step.note)
         elif isinstance(step, Recall):
             number_of = derivation.step_index(step.of) + 1
             if step.rhs != derivation.steps[number_of - 1].rhs:

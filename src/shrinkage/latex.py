@@ -18,7 +18,7 @@ PREAMBLE = r"""\documentclass[11pt]{article}
 \usepackage{lmodern}
 \usepackage[margin=1in]{geometry}
 \usepackage{amsmath,amssymb,mathtools}
-\usepackage{booktabs}
+\usepackage{booktabs,array}
 \usepackage{xcolor}
 \allowdisplaybreaks
 \pdfinfoomitdate=1
@@ -116,11 +116,11 @@ def exports_table(checked: CheckedDerivation) -> list[str]:
         r"\section*{Generated numeric functions}",
         r"Each function below is generated from the right-hand side of the cited step, with every "
         r"definition substituted, into \texttt{shrinkage.numeric}.",
-        r"\par\medskip\noindent\begin{tabular}{@{}lll@{}}",
+        r"\par\medskip\noindent{\small\begin{tabular}{@{}>{\raggedright\arraybackslash}p{0.45\linewidth}l>{\raggedright\arraybackslash}p{0.38\linewidth}@{}}",
         r"\toprule function & from & what it computes \\ \midrule",
         *rows,
         r"\bottomrule",
-        r"\end{tabular}",
+        r"\end{tabular}}",
     ]
 
 
