@@ -1,0 +1,242 @@
+"""The profiled ML and REML criteria: a one-dimensional problem in gamma = sigma_b^2/sigma^2.
+
+Integrate b_j out of one group's joint density to get its marginal log-density in the
+sufficient statistics (n_j, ybar_j, S_j).  With sigma_b^2 = gamma sigma^2, the GLS
+estimate of beta0 and the estimate of sigma^2 have closed forms given gamma, so the ML
+and REML log-likelihoods profile to functions of gamma >= 0 alone.  Their derivatives
+in gamma are sums of elementwise terms; the sign of the derivative at gamma = 0 decides
+whether the estimate of sigma_b^2 is exactly zero (a singular fit).
+
+Groups of equal size share a weight, so every sum over groups can be taken over the
+distinct group sizes: the last chain proves the identity that makes one evaluation of
+the criterion cost O(number of distinct sizes) instead of O(J).
+"""
+
+import sympy as sp
+
+from shrinkage import model
+from shrinkage.display import frac, half, neg, terms, times
+from shrinkage.engine import Define, Derivation, Derivative, Equals, Given, LogIntegral, Maximiser
+from shrinkage.symbols import J, N, b, beta0, gamma, j, n, quantity, sigma2, sigma_b2, ss_within, ybar
+
+w = quantity("w").symbol
+nu = quantity("nu").symbol
+beta0_hat = quantity("beta0_hat").symbol
+Q = quantity("Q_form").symbol
+W = quantity("W_sum").symbol
+D = quantity("logdet").symbol
+R = quantity("R_sum").symbol
+U = quantity("U_sum").symbol
+k = quantity("k").symbol  # second group index, for sums nested inside sums over j
+
+n_j = quantity("n").indexed
+ybar_g = quantity("ybar_g").indexed
+ss_g = quantity("ss_g").indexed
+
+two_pi = 2 * sp.pi
+resid = terms(ybar, neg(beta0))
+
+
+def weight(ix):
+    """w_ix = n_ix / (1 + n_ix gamma), written out."""
+    return frac(n_j[ix], terms(1, times(n_j[ix], gamma)))
+
+
+def over(ix, expr):
+    return sp.Sum(expr, (ix, 1, J))
+
+
+gls_mean = frac(over(k, times(weight(k), ybar_g[k])), over(k, weight(k)))
+deviation_sq = terms(ybar_g[j], neg(beta0_hat)) ** 2
+
+
+def loglik_terms(centre):
+    """The j-th term of the log-likelihood with beta0 = centre."""
+    return terms(
+        neg(half(times(n_j[j], sp.log(two_pi * sigma2)))),
+        neg(half(sp.log(terms(1, times(n_j[j], gamma))))),
+        neg(frac(terms(ss_g[j], times(weight(j), terms(ybar_g[j], neg(centre)) ** 2)), 2 * sigma2)),
+    )
+
+
+def derivation() -> Derivation:
+    d = Derivation(
+        name="profile",
+        title=r"Maximum likelihood and REML as a one-dimensional problem in $\gamma = \sigma_b^2/\sigma^2$",
+        summary=r"""
+The estimates of $\sigma^2$ and $\sigma_b^2$ come from the \emph{marginal} likelihood, in
+which every $b_j$ has been integrated out, not from the joint density of $(\mathbf y, \mathbf b)$.
+We integrate $b_j$ out of one group's joint density (eqs.~1--3), then write
+$\sigma_b^2 = \gamma\sigma^2$.  Given $\gamma$, the generalised-least-squares estimate
+$\hat\beta_0(\gamma)$ and the variance estimate $\hat\sigma^2(\gamma)$ have closed forms,
+so maximum likelihood (ML) and restricted maximum likelihood (REML) reduce to maximising a
+function of $\gamma \ge 0$ alone: the \emph{profiled} criteria.  Their derivatives in
+$\gamma$ are sums over groups of simple terms.  \texttt{shrinkage.fit} maximises these
+generated functions over $\gamma \ge 0$: it brackets every sign change of the derivative
+on a logarithmic grid, refines each, and keeps the global maximum; $\hat\sigma_b^2 = 0$
+exactly (a \emph{singular} fit) when the derivative at $\gamma = 0$ is $\le 0$ and no
+interior maximum is higher.  Groups of the same size share a weight, so every sum over
+groups is a sum over the distinct group sizes (eqs.~at the end).
+""",
+    )
+    # --- A: the marginal log-density of one group -------------------------------------
+    d = d.then(
+        Given(
+            model.group_joint_logdensity(),
+            lhs=r"\ell_j(b_j)",
+            why=r"The log-density of group $j$'s data given $b_j$ plus that of $b_j$ (the model).",
+        ),
+        Equals(
+            terms(
+                neg(half(times(n, sp.log(two_pi * sigma2)))),
+                neg(half(sp.log(two_pi * sigma_b2))),
+                neg(frac(terms(ss_within, times(n, terms(ybar, neg(beta0), neg(b)) ** 2)), 2 * sigma2)),
+                neg(frac(b**2, 2 * sigma_b2)),
+            ),
+            why=r"Write out the normal log-densities and use $\sum_i (y_{ij}-\beta_0-b_j)^2 = S_j + n_j(\bar y_j-\beta_0-b_j)^2$.",
+        ),
+        LogIntegral(
+            terms(
+                neg(half(times(n, sp.log(two_pi * sigma2)))),
+                neg(half(sp.log(terms(1, frac(times(n, sigma_b2), sigma2))))),
+                neg(frac(ss_within, 2 * sigma2)),
+                neg(frac(times(n, resid**2), times(2, terms(sigma2, times(n, sigma_b2))))),
+            ),
+            var=b,
+            centre=times(n, sigma_b2, resid) / (sigma2 + n * sigma_b2),
+            scale=sp.sqrt(sigma2 * sigma_b2 / (sigma2 + n * sigma_b2)),
+            lhs=r"\log p(\mathbf y_j) = \log\!\int e^{\ell_j(b)}\,db",
+            why=r"Integrate $b_j$ out (a Gaussian integral): the marginal log-density of group $j$. It depends on the data only through $n_j$, $\bar y_j$ and $S_j$.",
+            label="marginal",
+        ),
+    )
+    # --- B: sum over groups, profile out beta0 and sigma^2 (ML) ------------------------
+    d = d.then(
+        Define(
+            frac(n, terms(1, times(n, gamma))),
+            symbol=w,
+            why=r"With $\sigma_b^2 = \gamma\sigma^2$ the last term of eq.~(3) is $w_j(\bar y_j-\beta_0)^2/(2\sigma^2)$ with this weight, the GLS weight of group $j$.",
+            label="weight",
+        ),
+        Given(
+            over(j, loglik_terms(beta0)),
+            lhs=r"\ell(\beta_0, \sigma^2, \gamma)",
+            why=r"The log-likelihood: groups are independent, so it is the sum of eq.~(3) over $j = 1, \dots, J$, written with $\sigma_b^2 = \gamma\sigma^2$ and the weights $w_j$.",
+            label="loglik",
+        ),
+        Maximiser(
+            gls_mean,
+            var=beta0,
+            lhs=r"\hat\beta_0(\gamma) = \operatorname*{arg\,max}_{\beta_0} \ell",
+            why=r"$\beta_0$ enters through a weighted sum of squares only: its maximiser is the weighted mean of the group means, with weights $w_k$ (generalised least squares).",
+            label="gls",
+        ),
+        Define(gls_mean, symbol=beta0_hat, why=r"Name the GLS estimate."),
+        Define(over(j, n_j[j]), symbol=N, why=r"The number of observations."),
+        Define(over(j, weight(j)), symbol=W, why=r"The sum of the weights."),
+        Define(over(j, sp.log(terms(1, times(n_j[j], gamma)))), symbol=D,
+               why=r"The log-determinant term: $\log\det V_j = n_j\log\sigma^2 + \log(1+n_j\gamma)$."),
+        Define(terms(over(j, ss_g[j]), over(j, times(weight(j), deviation_sq))), symbol=Q,
+               why=r"The residual quadratic form at $\hat\beta_0(\gamma)$, times $\sigma^2$."),
+        Define(over(j, times(weight(j) ** 2, deviation_sq)), symbol=R,
+               why=r"The weighted squared deviations that drive the derivative in $\gamma$."),
+        Define(over(j, weight(j) ** 2), symbol=U, why=r"The sum of the squared weights."),
+        Given(
+            over(j, loglik_terms(beta0_hat)),
+            lhs=r"\ell(\hat\beta_0(\gamma), \sigma^2, \gamma)",
+            why=r"Put the maximiser $\hat\beta_0(\gamma)$ into eq.~(5).",
+        ),
+        Equals(
+            terms(neg(half(times(N, sp.log(two_pi * sigma2)))), neg(half(D)), neg(frac(Q, 2 * sigma2))),
+            why=r"Collect the sums: the log-likelihood at given variances, maximised over $\beta_0$.",
+            label="ml_at_variances",
+        ),
+        Maximiser(
+            frac(Q, N),
+            var=sigma2,
+            lhs=r"\hat\sigma^2(\gamma) = \operatorname*{arg\,max}_{\sigma^2}",
+            why=r"For fixed $\gamma$ the criterion depends on $\sigma^2$ through $-\tfrac N2\log\sigma^2 - Q/(2\sigma^2)$.",
+            label="ml_sigma2",
+        ),
+        Given(
+            terms(neg(half(times(N, sp.log(two_pi * frac(Q, N))))), neg(half(D)), neg(frac(Q, 2 * frac(Q, N)))),
+            lhs=r"\ell_{\mathrm{ML}}(\gamma) = \ell(\hat\beta_0, \hat\sigma^2, \gamma)",
+            why=r"Put $\hat\sigma^2(\gamma) = Q(\gamma)/N$ into eq.~(15): the profiled log-likelihood.",
+        ),
+        Equals(
+            terms(neg(half(times(N, terms(sp.log(two_pi * frac(Q, N)), 1)))), neg(half(D))),
+            why=r"The ML criterion in $\gamma$ alone. Its maximum is the maximised log-likelihood (lme4's logLik of an ML fit).",
+            label="ml_profile",
+        ),
+        Derivative(
+            terms(times(frac(N, 2 * Q), over(j, times(weight(j) ** 2, deviation_sq))), neg(half(W))),
+            var=gamma,
+            lhs=r"\frac{d\ell_{\mathrm{ML}}}{d\gamma}",
+            why=r"Differentiate in $\gamma$: $dw_j/d\gamma = -w_j^2$, $dD/d\gamma = W$, and $\hat\beta_0$ minimises $Q$, so its own change does not contribute (envelope theorem).",
+        ),
+        Equals(
+            terms(frac(times(N, R), times(2, Q)), neg(half(W))),
+            why=r"In the named sums. At $\gamma = 0$ (where $w_j = n_j$) this derivative is $\le 0$ exactly when $\hat\sigma_b^2 = 0$ is a local maximum: the boundary test of a singular fit.",
+            label="ml_slope",
+        ),
+    )
+    # --- C: REML ----------------------------------------------------------------------
+    d = d.then(
+        Given(
+            terms(neg(half(times(nu, sp.log(two_pi * sigma2)))), neg(half(D)), neg(half(sp.log(W))), neg(frac(Q, 2 * sigma2))),
+            lhs=r"\ell_{\mathrm R}(\sigma^2, \gamma)",
+            why=r"REML: eq.~(15) plus $\tfrac12\log 2\pi - \tfrac12\log\det(X^\top V^{-1}X)$ with $X^\top V^{-1} X = W/\sigma^2$; this leaves $\nu = N - 1$ in front of $\log(2\pi\sigma^2)$ (lme4's REML criterion, with its constant).",
+            label="reml_at_variances",
+        ),
+        Maximiser(
+            frac(Q, nu),
+            var=sigma2,
+            lhs=r"\hat\sigma^2_{\mathrm R}(\gamma) = \operatorname*{arg\,max}_{\sigma^2}",
+            why=r"As for ML, with $\nu = N-1$ in place of $N$.",
+            label="reml_sigma2",
+        ),
+        Given(
+            terms(neg(half(times(nu, sp.log(two_pi * frac(Q, nu))))), neg(half(D)), neg(half(sp.log(W))), neg(frac(Q, 2 * frac(Q, nu)))),
+            lhs=r"\ell_{\mathrm{R}}(\gamma)",
+            why=r"Put $\hat\sigma^2_{\mathrm R}(\gamma)$ into eq.~(21): the profiled REML criterion.",
+        ),
+        Equals(
+            terms(neg(half(times(nu, terms(sp.log(two_pi * frac(Q, nu)), 1)))), neg(half(D)), neg(half(sp.log(W)))),
+            why=r"The REML criterion in $\gamma$ alone; its maximum is lme4's logLik of a REML fit.",
+            label="reml_profile",
+        ),
+        Derivative(
+            terms(
+                times(frac(nu, 2 * Q), over(j, times(weight(j) ** 2, deviation_sq))),
+                neg(half(W)),
+                frac(over(j, weight(j) ** 2), 2 * W),
+            ),
+            var=gamma,
+            lhs=r"\frac{d\ell_{\mathrm R}}{d\gamma}",
+            why=r"Differentiate in $\gamma$ as for ML; in addition $d\log W/d\gamma = -\sum_j w_j^2/W$.",
+        ),
+        Equals(
+            terms(frac(times(nu, R), times(2, Q)), neg(half(W)), frac(U, 2 * W)),
+            why=r"In the named sums; its sign at $\gamma = 0$ decides a singular REML fit.",
+            label="reml_slope",
+        ),
+    )
+    d = d.export("profile_weight", "weight", (n, gamma),
+                 "GLS weight of a group of size n at variance ratio gamma.\n\nw_j = n_j / (1 + n_j gamma) = sigma^2 1' V_j^{-1} 1.")
+    d = d.export("ml_loglik_at", "ml_at_variances", (N, sigma2, Q, D),
+                 "Log-likelihood at given variances, maximised over beta0.\n\n"
+                 "-N/2 log(2 pi sigma^2) - D/2 - Q/(2 sigma^2), with Q = Q(gamma), D = D(gamma).")
+    d = d.export("ml_sigma2", "ml_sigma2", (Q, N), "ML estimate of sigma^2 given gamma: Q(gamma)/N.")
+    d = d.export("ml_profile", "ml_profile", (N, Q, D),
+                 "Profiled ML criterion in gamma.\n\n-N/2 (log(2 pi Q/N) + 1) - D/2.")
+    d = d.export("ml_profile_slope", "ml_slope", (N, Q, W, R),
+                 "Derivative of the profiled ML criterion in gamma.\n\nN R / (2 Q) - W/2.")
+    d = d.export("reml_loglik_at", "reml_at_variances", (nu, sigma2, Q, D, W),
+                 "REML log-likelihood at given variances (nu = N - 1).\n\n"
+                 "-nu/2 log(2 pi sigma^2) - D/2 - log(W)/2 - Q/(2 sigma^2).")
+    d = d.export("reml_sigma2", "reml_sigma2", (Q, nu), "REML estimate of sigma^2 given gamma: Q(gamma)/nu, nu = N - 1.")
+    d = d.export("reml_profile", "reml_profile", (nu, Q, D, W),
+                 "Profiled REML criterion in gamma (nu = N - 1).\n\n-nu/2 (log(2 pi Q/nu) + 1) - D/2 - log(W)/2.")
+    d = d.export("reml_profile_slope", "reml_slope", (nu, Q, W, R, U),
+                 "Derivative of the profiled REML criterion in gamma.\n\nnu R / (2 Q) - W/2 + U / (2 W).")
+    return d
