@@ -302,8 +302,8 @@ def is_zero(expr: sp.Expr) -> bool | None:
         try:
             if attempt(expr) == 0:
                 return True
-        except (TypeError, ValueError, NotImplementedError, RecursionError):
-            continue
+        except (TypeError, ValueError, NotImplementedError, RecursionError, StopIteration):
+            continue  # StopIteration: SymPy's sum_simplify on some sums of Indexed terms
     return None
 
 
