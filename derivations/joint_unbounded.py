@@ -15,8 +15,8 @@ import sympy as sp
 
 from shrinkage import model
 from shrinkage.display import frac, half, neg, terms, times
-from shrinkage.engine import Derivation, Equals, Given, Limit, Maximiser
-from shrinkage.symbols import J, b, beta0, i, j, n, sigma2, sigma_b2, y, ybar
+from shrinkage.engine import Define, Derivation, Equals, Given, Limit, Maximiser
+from shrinkage.symbols import J, b, beta0, i, j, log_lik_q, n, sigma2, sigma_b2, y, ybar
 
 n_j, b_j = model.n_j, model.b_j
 two_pi = 2 * sp.pi
@@ -53,20 +53,22 @@ question's product, which has one factor per group instead of one per observatio
             label="split",
             why=r"Write out the normal log-densities. With $\mathbf b = \mathbf 0$ the penalty terms $-b_j^2/(2\sigma_b^2)$ vanish and $\sigma_b^2$ survives only in the $J$ normalising constants $(2\pi\sigma_b^2)^{-1/2}$, the ones the question drops.",
         ),
-        Limit(sp.oo, var=sigma_b2, point=sp.S.Zero, lhs=r"\lim_{\sigma_b^2 \to 0^+}", label="unbounded",
+        Limit(sp.oo, var=sigma_b2, point=sp.S.Zero, lhs=r"\log p(\mathbf y, \mathbf b)\big|_{\mathbf b = \mathbf 0}", label="unbounded",
               why=r"The first sum does not involve $\sigma_b^2$ and $-\tfrac J2 \log(2\pi\sigma_b^2) \to +\infty$: the joint density has no maximum in $\sigma_b^2$; its supremum is approached at the degenerate $\sigma_b^2 = 0$, for any data."),
     )
     # ---- the question's product: one factor per group ------------------------------
     d = d.then(
         Given(model.joint_logdensity_all_groups(), lhs=r"\log p(\mathbf y, \mathbf b)",
               why=r"Now the slip in the question's product. The joint log-density runs over every observation $i = 1, \dots, n_j$ of every group."),
+        Define(model.questioners_product_all_groups(), symbol=log_lik_q,
+               why=r"The log of the question's product: one factor per group, here for its observation $y_{1j}$ (any one observation would do)."),
         Equals(
             terms(
-                model.questioners_product_all_groups(),
+                log_lik_q,
                 sp.Sum(sp.Sum(model.normal_logpdf(y[i, j], terms(beta0, b_j[j]), sigma2), (i, 2, n_j[j])), (j, 1, J)),
             ),
             label="missing_terms",
-            why=r"Split off the first observation of each group: the first sum is the log of the question's product $\prod_j (2\pi\sigma^2)^{-1/2}e^{-(y_{1j}-\beta_0-b_j)^2/(2\sigma^2)}\,(2\pi\sigma_b^2)^{-1/2}e^{-b_j^2/(2\sigma_b^2)}$; the second sum, every further observation, is what that product leaves out.",
+            why=r"Split off the first observation of each group: what is left, every further observation, is what the question's product leaves out.",
         ),
         Given(
             terms(model.normal_logpdf(y[1], terms(beta0, b), sigma2), model.random_effect_logdensity()),

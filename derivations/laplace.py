@@ -11,7 +11,7 @@ import sympy as sp
 from shrinkage import model
 from shrinkage.display import frac, half, neg, terms, times
 from shrinkage.engine import Define, Derivation, Derivative, Equals, Given, LogIntegral, Sign
-from shrinkage.symbols import b, beta0, const, n, sigma2, sigma_b2, ss_within, ybar
+from shrinkage.symbols import b, b_hat, beta0, const, n, sigma2, sigma_b2, ss_within, ybar
 
 two_pi = 2 * sp.pi
 lam = frac(sigma_b2, terms(sigma_b2, frac(sigma2, n)))
@@ -39,7 +39,7 @@ $\log p(\mathbf y_j) = \log\int e^{\ell_j(b)}\,db$.  Laplace's method approximat
 value at the mode plus a correction for the width of the peak:
 $\ell_j(\hat b_j) - \tfrac12\log\bigl(-\ell_j''(\hat b_j)/(2\pi)\bigr)$.  In this Gaussian model $\ell_j$ is
 exactly quadratic in $b_j$, so the approximation is exact: below, the corrected h-likelihood,
-eq.~\eqref{laplace:8}, and the integral, eq.~\eqref{laplace:10}, are the same expression, checked
+eq.\ \eqref{laplace:9}, and the integral, eq.\ \eqref{laplace:11}, are the same expression, checked
 separately.  This is why the BLUP (the mode) and the marginal likelihood come out of the
 same completed square, and it shows what the question's function lacks as a likelihood for the
 variances: the term $-\tfrac12\log(n_j/\sigma^2 + 1/\sigma_b^2)$, which penalises a small $\sigma_b^2$ and
@@ -58,10 +58,12 @@ removes the unboundedness shown in derivation \texttt{joint\_unbounded}.
         Derivative(neg(curvature), var=b, lhs=r"\ell_j''(b_j)", label="curvature",
                    why=r"The curvature is the same at every $b_j$: $\ell_j$ is exactly quadratic."),
         Sign(sp.S.Zero, sign=-1, why=r"Negative: a single peak, at the BLUP."),
+        Define(times(lam, resid), symbol=b_hat, label="mode",
+               why=r"The mode of $\ell_j$, where the score vanishes: the BLUP of derivation \texttt{blup}."),
         Given(
-            terms(h_lik.xreplace({b: times(lam, resid)}), neg(half(sp.log(frac(curvature, two_pi))))),
+            terms(h_lik.xreplace({b: b_hat}), neg(half(sp.log(frac(curvature, two_pi))))),
             lhs=r"\ell_j(\hat b_j) - \tfrac12\log\frac{-\ell_j''(\hat b_j)}{2\pi}",
-            why=r"Laplace's approximation of $\log\int e^{\ell_j(b)}db$: the h-likelihood at the BLUP, corrected by the curvature of eq.~\eqref{laplace:5}.",
+            why=r"Laplace's approximation of $\log\int e^{\ell_j(b)}db$: the h-likelihood at the BLUP, corrected by the curvature of eq.\ \eqref{laplace:5}.",
         ),
         Equals(marginal, label="laplace",
                why=r"Simplify: the constants $-\tfrac12\log(2\pi\sigma_b^2)$ and $-\tfrac12\log\bigl((n_j/\sigma^2+1/\sigma_b^2)/(2\pi)\bigr)$ combine into $-\tfrac12\log(1+n_j\sigma_b^2/\sigma^2)$."),
@@ -70,6 +72,6 @@ removes the unboundedness shown in derivation \texttt{joint\_unbounded}.
     d = d.then(
         LogIntegral(marginal, var=b, centre=times(lam, resid), scale=sp.sqrt(times(terms(1, neg(lam)), sigma_b2)),
                     lhs=r"\log p(\mathbf y_j) = \log\!\int e^{\ell_j(b)}\,db", label="marginal",
-                    why=r"Integrating $b_j$ out over the real line gives the marginal log-likelihood of group $j$: the same expression as the Laplace approximation, eq.~\eqref{laplace:8}, so the approximation is exact here."),
+                    why=r"Integrating $b_j$ out over the real line gives the marginal log-likelihood of group $j$: the same expression as the Laplace approximation, eq.\ \eqref{laplace:9}, so the approximation is exact here."),
     )
     return d

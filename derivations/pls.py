@@ -38,7 +38,7 @@ def derivation() -> Derivation:
 Maximising the joint density $p(\mathbf y, \mathbf b)$ over $(\beta_0, \mathbf b)$ with the
 variances fixed is a \emph{ridge regression}: up to terms free of $(\beta_0,\mathbf b)$, $-2\sigma^2\log p(\mathbf y,\mathbf b)$ is
 the residual sum of squares plus the penalty $(\sigma^2/\sigma_b^2)\sum_j b_j^2$ on the random
-effects only, eq.~\eqref{pls:2}; the fixed effect $\beta_0$ carries no penalty.  Setting its gradient to zero gives
+effects only, eq.\ \eqref{pls:2}; the fixed effect $\beta_0$ carries no penalty.  Setting its gradient to zero gives
 Henderson's mixed-model equations (MME), with $Z$ the $N\times J$ indicator matrix of the groups,
 \[
 \begin{pmatrix} N & \mathbf n^\top \\ \mathbf n & \operatorname{diag}(\mathbf n) + \tfrac{\sigma^2}{\sigma_b^2} I_J \end{pmatrix}
@@ -48,9 +48,9 @@ Henderson's mixed-model equations (MME), with $Z$ the $N\times J$ indicator matr
 \]
 Instead of solving them at once, maximise first over $\mathbf b$ and then over $\beta_0$.  For a
 fixed $\beta_0$ the maximiser in $b_j$ is the BLUP $\lambda_j(\bar y_j-\beta_0)$ (derivation \texttt{blup});
-putting it back leaves, for each group, a term in $\beta_0$ alone, eq.~\eqref{pls:5}, and the
+putting it back leaves, for each group, a term in $\beta_0$ alone, eq.\ \eqref{pls:5}, and the
 maximiser of their sum is the GLS estimate $\sum_j \bar y_j/\operatorname{Var}(\bar y_j)\big/\sum_j 1/\operatorname{Var}(\bar y_j)$,
-eq.~\eqref{pls:7}.  So the solution of the MME is the GLS estimate of $\beta_0$ together with the
+eq.\ \eqref{pls:7}.  So the solution of the MME is the GLS estimate of $\beta_0$ together with the
 BLUPs at it: the penalised-least-squares route and the GLS route agree.  The tests solve the MME
 with explicit matrices (numpy, and SymPy exactly) for small $J$ and $n_j$ and compare.
 """,
@@ -86,7 +86,7 @@ with explicit matrices (numpy, and SymPy exactly) for small $J$ and $n_j$ and co
                    (j, 1, J)),
             lhs=r"\max_{\mathbf b}\log p(\mathbf y, \mathbf b)",
             label="profile",
-            why=r"Sum eq.~\eqref{pls:5} over the groups (each $b_j$ appears in the $j$-th term only), with $c_j$ written out.",
+            why=r"Sum eq.\ \eqref{pls:5} over the groups (each $b_j$ appears in the $j$-th term only), with $c_j$ written out.",
         ),
         Maximiser(
             frac(sp.Sum(frac(ybar_g[j], var_mean(n_j[j])), (j, 1, J)), sp.Sum(frac(1, var_mean(n_j[j])), (j, 1, J))),

@@ -71,17 +71,17 @@ in it; the facts hold a fortiori at the integers.
     )
     d = d.recall("lambda", lhs=r"\lambda_j", why=r"The limits, first $\sigma_b^2 \to \infty$ with $n_j$ and $\sigma^2$ fixed.")
     d = d.then(
-        Limit(sp.S.One, var=sigma_b2, point=sp.oo, lhs=r"\lim_{\sigma_b^2\to\infty}\lambda_j", label="no_pooling_sigma_b2",
+        Limit(sp.S.One, var=sigma_b2, point=sp.oo, lhs=r"\lambda_j", label="no_pooling_sigma_b2",
               why=r"No pooling: $\beta_0 + \hat b_j \to \bar y_j$, the estimate one gets with $b_j$ as a fixed effect. A fixed effect is a random effect with infinite variance, so it is not shrunk."),
     )
     d = d.recall("lambda", lhs=r"\lambda_j", why=r"Next $n_j \to \infty$ with the variances fixed.")
     d = d.then(
-        Limit(sp.S.One, var=n, point=sp.oo, lhs=r"\lim_{n_j\to\infty}\lambda_j", label="no_pooling_n",
+        Limit(sp.S.One, var=n, point=sp.oo, lhs=r"\lambda_j", label="no_pooling_n",
               why=r"A group with many observations keeps its own mean: its data outweigh the prior $N(0,\sigma_b^2)$."),
     )
     d = d.recall("lambda", lhs=r"\lambda_j", why=r"Finally $\sigma_b^2 \to 0^+$.")
     d = d.then(
-        Limit(ZERO, var=sigma_b2, point=ZERO, lhs=r"\lim_{\sigma_b^2\to 0^+}\lambda_j", label="complete_pooling",
+        Limit(ZERO, var=sigma_b2, point=ZERO, lhs=r"\lambda_j", label="complete_pooling",
               why=r"Complete pooling: $\hat b_j \to 0$ and every group is predicted by $\beta_0$."),
     )
     return d

@@ -13,10 +13,10 @@ import sympy as sp
 from shrinkage import codegen, model
 from shrinkage.display import frac, neg, terms, times
 from shrinkage.engine import Define, Derivation, Equals, Given, Sign
-from shrinkage.symbols import J, i, j, n, quantity, sigma2, sigma_b2, var_beta0, w_rest
+from shrinkage.symbols import J, i, j, lam, n, quantity, sigma2, sigma_b2, var_beta0, w_rest
 
 n_j = model.n_j
-lam = frac(sigma_b2, terms(sigma_b2, frac(sigma2, n)))
+lam_expr = frac(sigma_b2, terms(sigma_b2, frac(sigma2, n)))
 
 
 def var_mean(size):
@@ -63,6 +63,8 @@ dense-matrix computations of the same variances from the model.
         ),
         Equals(frac(1, sp.Sum(frac(1, var_mean(n_j[j])), (j, 1, J))), label="var_beta0",
                why=r"Each group contributes its precision $1/\operatorname{Var}(\bar y_j)$ once in the numerator and once in the square root of the denominator."),
+        Define(lam_expr, symbol=lam, label="lambda",
+               why=r"The shrinkage factor of derivation \texttt{blup}."),
         Given(
             terms(
                 times(terms(lam, neg(1), neg(frac(times(lam, precision), total))) ** 2, sigma_b2),
@@ -75,12 +77,12 @@ dense-matrix computations of the same variances from the model.
         Equals(
             terms(times(terms(1, neg(lam)), sigma_b2), times(lam**2, frac(1, total))),
             label="pev_decomposition",
-            why=r"The prediction error variance is the conditional variance $(1-\lambda_j)\sigma_b^2$ plus $\lambda_j^2/\sum_k \operatorname{Var}(\bar y_k)^{-1} = \lambda_j^2\operatorname{Var}(\hat\beta_0)$ by eq.~\eqref{uncertainty:4}: the cross terms cancel, because the prediction error $\lambda_j(\bar y_j-\beta_0) - b_j$ is uncorrelated with the data.",
+            why=r"The prediction error variance is the conditional variance $(1-\lambda_j)\sigma_b^2$ plus $\lambda_j^2/\sum_k \operatorname{Var}(\bar y_k)^{-1} = \lambda_j^2\operatorname{Var}(\hat\beta_0)$ by eq.\ \eqref{uncertainty:4}: the cross terms cancel, because the prediction error $\lambda_j(\bar y_j-\beta_0) - b_j$ is uncorrelated with the data.",
         ),
         Given(
             terms(times(terms(1, neg(lam)), sigma_b2), times(lam**2, var_beta0)),
             lhs=r"\operatorname{PEV}_j",
-            why=r"The same with $V_{\beta_0} = \operatorname{Var}(\hat\beta_0)$, eq.~\eqref{uncertainty:4}, as a number in its own right.",
+            why=r"The same with $V_{\beta_0} = \operatorname{Var}(\hat\beta_0)$, eq.\ \eqref{uncertainty:4}, as a number in its own right: this form is the one generated as code.",
         ),
         Equals(terms(cond_var, times(lam**2, var_beta0)), label="pev",
                why=r"Written without the subtraction $1-\lambda_j$, which loses digits when $\lambda_j$ is near $1$."),

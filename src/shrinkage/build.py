@@ -116,6 +116,15 @@ def check_all(derivations: list[Derivation], say: Callable[[str], None] = print)
     return checked
 
 
+def default_documents(checked: list[CheckedDerivation]) -> dict[str, Callable[[list[CheckedDerivation]], str]]:
+    """Documents composed from several derivations: the answer to the question
+    (docs/answer.tex), whenever every derivation it quotes is among ``checked``."""
+    from .answer import REQUIRED, render_answer
+
+    names = {cd.derivation.name for cd in checked}
+    return {"answer": render_answer} if set(REQUIRED) <= names else {}
+
+
 def build(
     derivations_dir: Path | None = None,
     out: Path | None = None,
@@ -129,12 +138,15 @@ def build(
 
     ``pdf=None`` compiles when TeX is installed and says so when it is not.
     ``checked`` reuses derivations checked earlier (tests do, to check only once).
+    ``extra_documents=None`` adds :func:`default_documents` (the answer); pass ``{}`` for none.
     """
     out = Path(out) if out is not None else default_derivations_dir().parent / "docs"
     if checked is None:
         checked = check_all(load_derivations(derivations_dir or default_derivations_dir()), say)
     documents = {cd.derivation.name: render(cd) for cd in checked}
-    for name, make in (extra_documents or {}).items():
+    if extra_documents is None:
+        extra_documents = default_documents(checked)
+    for name, make in extra_documents.items():
         documents[name] = make(checked)
     code = generate(checked) if numeric_module is not None else None
     written = []

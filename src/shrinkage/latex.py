@@ -10,7 +10,7 @@ from __future__ import annotations
 import sympy as sp
 from sympy.printing.latex import LatexPrinter
 
-from .engine import CheckedDerivation, CheckedStep, Define, Given
+from .engine import CheckedDerivation, CheckedStep, Define, Given, Limit
 from .symbols import QUANTITIES, quantity_of
 
 PREAMBLE = r"""\documentclass[11pt]{article}
@@ -77,6 +77,15 @@ def equation_label(derivation: str, number: int) -> str:
     return f"{derivation}:{number}"
 
 
+def relation(step) -> str:
+    """The relation a step is printed with; a limit names its variable and point under
+    the arrow (x -> 0 prints as 0^+, the only finite point a Limit step takes)."""
+    if isinstance(step, Limit):
+        point = "0^+" if step.point == 0 else tex(step.point)
+        return rf"\xrightarrow{{\;{tex(step.var)} \to {point}\;}}"
+    return step.relation
+
+
 def step_lines(checked: CheckedDerivation) -> list[str]:
     lines = []
     for cs in checked.steps:
@@ -85,9 +94,9 @@ def step_lines(checked: CheckedDerivation) -> list[str]:
         if isinstance(step, Define) and not lhs:
             lhs = tex(step.symbol)
         if isinstance(step, (Given, Define)) or lhs:
-            row = f"{lhs} &{step.relation} {tex(step.rhs)}"
+            row = f"{lhs} &{relation(step)} {tex(step.rhs)}"
         else:
-            row = f"&{step.relation} {tex(step.rhs)}"
+            row = f"&{relation(step)} {tex(step.rhs)}"
         lines.append(rf"\intertext{{\stepnote{{{cs.number}}}{{{escape(step.why)}}}{{{check_note(cs)}}}}}")
         lines.append(rf"{row} \label{{{equation_label(checked.derivation.name, cs.number)}}}\\")
     lines[-1] = lines[-1].rstrip("\\")
