@@ -162,6 +162,11 @@ $\sigma_b^2$, $\sigma^2$ and $n_j$ together.
             why=r"Partial pooling: a weighted average of the group's own mean and the overall mean, with no pooling at $\lambda_j = 1$ and complete pooling at $\lambda_j = 0$.",
             label="group_mean",
         ),
+        Equals(
+            frac(terms(times(n, sigma_b2, ybar), times(sigma2, beta0)), terms(sigma2, times(n, sigma_b2))),
+            why=r"The same average with both weights written without a subtraction ($1-\lambda_j = \sigma^2/(\sigma^2+n_j\sigma_b^2)$): the form the code uses, accurate also when $\lambda_j$ is near $1$.",
+            label="group_mean_stable",
+        ),
     )
     d = d.export("shrinkage_factor", "shrinkage_factor", (n, sigma2, sigma_b2),
                  "Shrinkage factor of a group of size n.\n\nlambda_j = sigma_b^2 / (sigma_b^2 + sigma^2/n_j), in (0, 1).")
@@ -169,6 +174,6 @@ $\sigma_b^2$, $\sigma^2$ and $n_j$ together.
                  "BLUP (conditional mode) of a random intercept.\n\nb_hat_j = lambda_j (ybar_j - beta0).")
     d = d.export("conditional_variance", "conditional_variance", (n, sigma2, sigma_b2),
                  "Conditional variance of a random intercept given its group's data.\n\nVar(b_j | y_j) = (1 - lambda_j) sigma_b^2 = sigma^2 sigma_b^2 / (sigma^2 + n_j sigma_b^2),\nwith beta0 and the variances known (lme4's condVar).")
-    d = d.export("predicted_group_mean", "group_mean", (ybar, n, beta0, sigma2, sigma_b2),
+    d = d.export("predicted_group_mean", "group_mean_stable", (ybar, n, beta0, sigma2, sigma_b2),
                  "Partially pooled group mean.\n\nbeta0 + b_hat_j = lambda_j ybar_j + (1 - lambda_j) beta0.")
     return d
