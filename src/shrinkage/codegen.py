@@ -80,6 +80,24 @@ def code_names(expr: sp.Expr) -> set[str]:
     return {s.name for s in expr.free_symbols if not isinstance(s, (sp.Indexed, sp.Dummy))}
 
 
+def inline_group_definitions(expr: sp.Expr, definitions, args) -> sp.Expr:
+    """Substitute the definitions that ``CheckedDerivation.result`` keeps as symbols
+    because they contain sums, when they are sums over *groups* (no observation y_ij)
+    and the symbol is not an argument of the function: e.g. the GLS estimate of beta0
+    inside the profiled criterion is computed, not passed in.  Definitions that sum
+    over one group's observations (ybar, S_j) stay symbols, as they are arguments."""
+    def group_level(e: sp.Expr) -> bool:
+        return not any(quantity_of(x.base.label).observation for x in e.atoms(sp.Indexed))
+
+    for _ in range(10):
+        defs = {s: e for s, e in definitions.items()
+                if s in expr.free_symbols and s not in args and e.has(sp.Sum) and group_level(e)}
+        if not defs:
+            return expr
+        expr = expr.xreplace(defs)
+    raise DerivationError("definitions are circular")
+
+
 def _kernel_source(name: str, expr: sp.Expr, args: tuple[sp.Symbol, ...]) -> str:
     body = KernelPrinter().doprint(expr)
     params = ", ".join(a.name for a in args)
@@ -108,7 +126,7 @@ def generate(checked: Iterable[CheckedDerivation]) -> str:
             if e.function in names:
                 raise DerivationError(f"function {e.function!r} exported by both {names[e.function]!r} and {d.name!r}")
             names[e.function] = d.name
-            expr = cd.result(e.label)
+            expr = inline_group_definitions(cd.result(e.label), cd.definitions, e.args)
             extra = sorted(code_names(expr) - {a.name for a in e.args})
             if extra:
                 raise DerivationError(f"{d.name}: export {e.function} uses {extra}, which are not among its arguments")
