@@ -1,0 +1,157 @@
+"""The answer document: a verdict for every claim, sound references, correct numbers in
+its figures and table (against oracles from the model), deterministic output, and a
+LaTeX compile (skipped without TeX unless CI is set)."""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+from scipy import optimize
+
+from shrinkage import answer
+from shrinkage.build import compile_pdf, default_documents
+from shrinkage.engine import check
+
+ROOT = Path(__file__).resolve().parent.parent
+DERIVATIONS = ROOT / "derivations"
+QUESTION = ROOT.parent / "shared" / "question.md"
+
+
+def load(name: str):
+    spec = importlib.util.spec_from_file_location(f"_test_derivation_{name}", DERIVATIONS / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.derivation()
+
+
+@pytest.fixture(scope="module")
+def checked():
+    return [check(load(name)) for name in answer.REQUIRED]
+
+
+@pytest.fixture(scope="module")
+def tex(checked):
+    return answer.render_answer(checked)
+
+
+def test_every_claim_of_the_question_has_a_verdict(tex):
+    keys = [c.key for c in answer.CLAIMS]
+    assert keys == ["slip1", "slip2", "claim1", "claim2", "claim3", "claim4", "claim5", "claim6"]
+    if QUESTION.exists():  # the question lists claims 1..6
+        listed = re.findall(r"^(\d)\. ", QUESTION.read_text(), flags=re.M)
+        assert [f"claim{k}" for k in listed] == keys[2:]
+    for c in answer.CLAIMS:
+        section = tex[tex.index(rf"\label{{{c.key}}}"):]
+        m = re.search(r"\\textbf\{Verdict:\} \\textcolor\{[^}]*\}\{\\textbf\{([a-z ]+)\}\}", section)
+        assert m and m.group(1) == c.verdict in answer.VERDICTS, c.key
+    assert {c.verdict for c in answer.CLAIMS} == set(answer.VERDICTS)  # all three occur
+    assert tex.count(r"\textbf{Verdict:}") == len(answer.CLAIMS)
+
+
+def test_verdicts_are_those_the_derivations_support():
+    """The verdicts the question's analysis calls for (question.md, 'points a complete answer makes')."""
+    verdict = {c.key: c.verdict for c in answer.CLAIMS}
+    assert verdict["claim2"] == "holds" and verdict["claim3"] == "holds"
+    assert verdict["claim5"] == "does not hold" and verdict["claim6"] == "does not hold"
+    assert verdict["claim4"] == "holds with a correction"
+    assert verdict["slip2"] == "does not hold"
+
+
+def test_every_reference_resolves(tex):
+    labels = set(re.findall(r"\\label\{([^}]+)\}", tex))
+    refs = set(re.findall(r"\\(?:eq)?ref\{([^}]+)\}", tex))
+    assert refs <= labels, sorted(refs - labels)
+    assert len(labels) == len(re.findall(r"\\label\{", tex)), "a label is defined twice"
+    assert "{excerpt:" not in tex and r"\textasciitilde" not in tex
+
+
+def test_deterministic(checked, tex):
+    assert answer.render_answer(checked) == tex
+
+
+def test_lambda_figure_coordinates_match_the_model(tex):
+    """Each curve's coordinates against lambda = Cov(b_j, ybar_j)/Var(ybar_j) from dense matrices."""
+    curves = re.findall(r"\\addplot\[[^\]]*mark repeat=10[^\]]*\] coordinates \{([^}]*)\};", tex)
+    assert len(curves) == len(answer.VARIANCE_RATIOS)
+    for ratio, coords in zip(answer.VARIANCE_RATIOS, curves):
+        points = [tuple(map(float, p.split(","))) for p in re.findall(r"\(([^)]*)\)", coords)]
+        assert [int(x) for x, _ in points] == list(answer.SIZES)
+        for size, value in points[:: 9]:
+            k = int(size)
+            V = np.eye(k) + float(ratio) * np.ones((k, k))  # sigma2 = 1
+            mean = np.ones(k) / k
+            assert value == pytest.approx(float(ratio) / (mean @ V @ mean), abs=5e-5)
+
+
+def reml_dense(groups):
+    """REML by numerical maximisation of the restricted log-likelihood, dense matrices."""
+    y = np.concatenate(groups)
+    sizes = [len(g) for g in groups]
+    N = len(y)
+    Z = np.zeros((N, len(sizes)))
+    Z[np.arange(N), np.repeat(np.arange(len(sizes)), sizes)] = 1.0
+    X = np.ones((N, 1))
+
+    def neg(theta):
+        s2, sb2 = np.exp(theta)
+        V = s2 * np.eye(N) + sb2 * Z @ Z.T
+        Vinv = np.linalg.inv(V)
+        XtVX = X.T @ Vinv @ X
+        beta = np.linalg.solve(XtVX, X.T @ Vinv @ y)
+        r = y - X @ beta
+        return 0.5 * (np.linalg.slogdet(V)[1] + np.linalg.slogdet(XtVX)[1] + r @ Vinv @ r)
+
+    res = optimize.minimize(neg, np.log([np.var(y), np.var(y)]), method="Nelder-Mead",
+                            options={"xatol": 1e-10, "fatol": 1e-12, "maxiter": 4000})
+    return np.exp(res.x)
+
+
+def test_dyestuff_reml_matches_dense_maximisation():
+    groups = answer.read_groups()
+    beta0, s2, sb2 = answer.balanced_reml(groups)
+    s2_d, sb2_d = reml_dense([np.array(v) for v in groups.values()])
+    assert s2 == pytest.approx(s2_d, rel=1e-6)
+    assert sb2 == pytest.approx(sb2_d, rel=1e-6)
+    assert beta0 == pytest.approx(np.mean(np.concatenate(list(groups.values()))), rel=1e-14)
+    # not the ML estimate: ML divides the between-group sum of squares by J, not J - 1
+    means = np.array([np.mean(v) for v in groups.values()])
+    ml_sb2 = (5 * np.sum((means - means.mean()) ** 2) / 6 - s2) / 5
+    assert abs(ml_sb2 - sb2) > 100
+
+
+def test_balanced_reml_boundary():
+    """MSB <= MSW: sigma_b2 = 0 and sigma2 = total SS / (N - 1), the REML estimate of one variance."""
+    groups = {"a": [1.0, 3.0], "b": [1.5, 2.5], "c": [1.2, 2.8]}
+    beta0, s2, sb2 = answer.balanced_reml(groups)
+    y = np.concatenate(list(groups.values()))
+    assert sb2 == 0.0 and s2 == pytest.approx(np.var(y, ddof=1), rel=1e-14)
+
+
+def test_dyestuff_table_against_dense_blups(checked):
+    ex = answer.dyestuff_example(answer.generated_functions(checked))
+    groups = answer.read_groups()
+    y = np.concatenate([groups[g] for g in ex.labels])
+    sizes = [len(groups[g]) for g in ex.labels]
+    Z = np.zeros((len(y), len(sizes)))
+    Z[np.arange(len(y)), np.repeat(np.arange(len(sizes)), sizes)] = 1.0
+    V = ex.sigma2 * np.eye(len(y)) + ex.sigma_b2 * Z @ Z.T
+    blups = ex.sigma_b2 * Z.T @ np.linalg.solve(V, y - ex.beta0)
+    np.testing.assert_allclose(ex.predicted - ex.beta0, blups, rtol=1e-10, atol=1e-9)
+    np.testing.assert_allclose(ex.cond_sd**2, 1 / (ex.n / ex.sigma2 + 1 / ex.sigma_b2), rtol=1e-12)
+    assert np.all(ex.pev_sd > ex.cond_sd)
+
+
+def test_build_adds_the_answer_only_when_its_derivations_are_there(checked):
+    assert set(default_documents(checked)) == {"answer"}
+    assert default_documents(checked[:2]) == {}
+
+
+def test_answer_compiles(tex, tmp_path, requires_tex):
+    path = tmp_path / "answer.tex"
+    path.write_text(tex)
+    pdf = compile_pdf(path)
+    assert pdf.exists() and pdf.stat().st_size > 50_000
