@@ -1,0 +1,329 @@
+"""The balanced design: closed-form ML and REML estimates of sigma^2 and sigma_b^2.
+
+With every group of the same size n, the log-likelihood depends on the data through
+the grand mean and the within- and between-group mean squares MSW and MSB.  With
+tau = sigma^2 + n sigma_b^2 it separates into a function of sigma^2 and one of tau, each
+with a unique stationary point; the constraint sigma_b^2 >= 0 (tau >= sigma^2) decides
+when the estimate of sigma_b^2 is exactly zero: F = MSB/MSW <= J/(J-1) for ML, F <= 1
+for REML.
+"""
+
+import sympy as sp
+from sympy.codegen.cfunctions import log1p
+
+from shrinkage.display import frac, half, neg, terms, times
+from shrinkage.engine import Define, Derivation, Derivative, Equals, Given, Limit, Recall
+from shrinkage.symbols import beta0, j, quantity, sigma2, sigma_b2
+
+n = quantity("group_size").symbol
+J = quantity("n_groups").symbol
+ybar_j = quantity("ybar").indexed
+ss_j = quantity("ss_within").indexed
+grand = quantity("ybar_grand").symbol
+msw = quantity("msw").symbol
+msb = quantity("msb").symbol
+F = quantity("f_ratio").symbol
+tau = quantity("tau").symbol
+s2_hat = quantity("sigma2_hat").symbol
+sb2_hat = quantity("sigma_b2_hat").symbol
+two_pi = 2 * sp.pi
+
+df_within = times(J, n - 1)  # J(n-1)
+df_between = J - 1
+between_var = terms(sigma2, times(n, sigma_b2))  # sigma^2 + n sigma_b^2
+total_ss = terms(times(df_within, msw), times(df_between, msb))  # J(n-1) MSW + (J-1) MSB
+
+
+def over_groups(expr):
+    return sp.Sum(expr, (j, 1, J))
+
+
+def ml_in_sigmas():
+    """The profiled ML criterion in (sigma^2, sigma_b^2)."""
+    return terms(
+        neg(half(times(J, n, sp.log(two_pi)))),
+        neg(half(times(df_within, sp.log(sigma2)))),
+        neg(half(times(J, sp.log(between_var)))),
+        neg(frac(times(df_within, msw), 2 * sigma2)),
+        neg(frac(times(df_between, msb), times(2, between_var))),
+    )
+
+
+def reml_in_sigmas():
+    return terms(
+        neg(half(times(terms(times(J, n), -1), sp.log(two_pi)))),
+        neg(half(sp.log(times(J, n)))),
+        neg(half(times(df_within, sp.log(sigma2)))),
+        neg(half(times(df_between, sp.log(between_var)))),
+        neg(frac(times(df_within, msw), 2 * sigma2)),
+        neg(frac(times(df_between, msb), times(2, between_var))),
+    )
+
+
+def in_tau(expr):
+    return expr.xreplace({between_var: tau})
+
+
+def derivation() -> Derivation:
+    d = Derivation(
+        name="balanced",
+        title=r"The balanced design: ML and REML estimates in closed form, and when $\hat\sigma_b^2 = 0$",
+        summary=r"""
+When every group has the same size $n$ (and there are $J \ge 2$ groups, $n \ge 2$), the
+log-likelihood depends on the data only through the grand mean $\bar y$ and the two mean
+squares of the one-way analysis of variance,
+$\mathrm{MSW} = \sum_j S_j / (J(n-1))$ and $\mathrm{MSB} = n\sum_j (\bar y_j - \bar y)^2/(J-1)$.
+Written in $\sigma^2$ and $\tau = \sigma^2 + n\sigma_b^2$ (the expected value of MSB) it is a
+sum of a function of $\sigma^2$ and a function of $\tau$, each with a single maximum.  The
+constraint $\sigma_b^2 \ge 0$ is $\tau \ge \sigma^2$: when the unconstrained maximum violates
+it, the estimate of $\sigma_b^2$ is exactly $0$ (a \emph{singular} fit in lme4's words), and
+$\sigma^2$ is then estimated from the total sum of squares.  The boundary condition is a
+condition on the $F$ statistic of the analysis of variance: $\hat\sigma_b^2 = 0$ exactly
+when $F = \mathrm{MSB}/\mathrm{MSW} \le J/(J-1)$ for ML, and exactly when $F \le 1$ for REML.
+So ML sets $\hat\sigma_b^2 = 0$ more often than REML; the two conditions differ most when
+there are few groups.  Sums over groups are checked on random balanced data sets; the
+tests check the estimates against a numerical maximisation of the dense criteria.
+""",
+    )
+    d = d.then(
+        Given(
+            over_groups(terms(
+                neg(half(times(n, sp.log(two_pi * sigma2)))),
+                neg(half(log1p(frac(times(n, sigma_b2), sigma2)))),
+                neg(frac(ss_j[j], 2 * sigma2)),
+                neg(frac(times(n, terms(ybar_j[j], neg(beta0)) ** 2), times(2, between_var))),
+            )),
+            lhs=r"\ell(\beta_0, \sigma^2, \sigma_b^2)",
+            why=r"The log-likelihood: the sum of the groups' marginal log-densities (document \emph{marginal}, last step), all of size $n_j = n$.",
+        ),
+        Define(frac(over_groups(ybar_j[j]), J), symbol=grand, why=r"The grand mean (the mean of all $Jn$ observations)."),
+        Define(frac(over_groups(ss_j[j]), df_within), symbol=msw, why=r"The within-group mean square, on $J(n-1)$ degrees of freedom."),
+        Define(frac(times(n, over_groups(terms(ybar_j[j], neg(grand)) ** 2)), df_between), symbol=msb,
+               why=r"The between-group mean square, on $J-1$ degrees of freedom."),
+        Equals(
+            terms(
+                neg(half(times(J, n, sp.log(two_pi * sigma2)))),
+                neg(half(times(J, log1p(frac(times(n, sigma_b2), sigma2))))),
+                neg(frac(times(df_within, msw), 2 * sigma2)),
+                neg(frac(terms(times(df_between, msb), times(J, n, terms(grand, neg(beta0)) ** 2)), times(2, between_var))),
+            ),
+            why=r"The analysis-of-variance decomposition $\sum_j (\bar y_j - \beta_0)^2 = \sum_j (\bar y_j - \bar y)^2 + J(\bar y - \beta_0)^2$ (the cross term vanishes), and $\sum_j S_j = J(n-1)\,\mathrm{MSW}$.",
+        ),
+        Derivative(
+            frac(times(J, n, terms(grand, neg(beta0))), between_var),
+            var=beta0,
+            lhs=r"\frac{\partial\ell}{\partial\beta_0}",
+            why=r"The score in $\beta_0$ vanishes at $\hat\beta_0 = \bar y$ whatever the variances, and changes sign from $+$ to $-$ there: in a balanced design the GLS estimate is the grand mean.",
+        ),
+        Given(
+            terms(
+                neg(half(times(J, n, sp.log(two_pi * sigma2)))),
+                neg(half(times(J, log1p(frac(times(n, sigma_b2), sigma2))))),
+                neg(frac(times(df_within, msw), 2 * sigma2)),
+                neg(frac(times(df_between, msb), times(2, between_var))),
+            ),
+            lhs=r"\ell_{\mathrm{ML}}(\sigma^2, \sigma_b^2) = \ell(\bar y, \sigma^2, \sigma_b^2)",
+            why=r"The profiled log-likelihood: put $\beta_0 = \bar y$, which removes the last square.",
+        ),
+        Equals(
+            ml_in_sigmas(),
+            why=r"Combine the logarithms: $n\log\sigma^2 + \log(1 + n\sigma_b^2/\sigma^2) = (n-1)\log\sigma^2 + \log(\sigma^2 + n\sigma_b^2)$.",
+            label="ml",
+        ),
+        Given(
+            in_tau(ml_in_sigmas()),
+            lhs=r"\ell_{\mathrm{ML}}(\sigma^2, \tau)",
+            why=r"Write $\tau = \sigma^2 + n\sigma_b^2$. The map $(\sigma^2, \sigma_b^2) \mapsto (\sigma^2, \tau)$ is one-to-one, and $\sigma_b^2 \ge 0$ becomes $\tau \ge \sigma^2$. The criterion is now a function of $\sigma^2$ plus a function of $\tau$.",
+            label="ml_tau",
+        ),
+        Derivative(
+            terms(neg(frac(df_within, 2 * sigma2)), frac(times(df_within, msw), 2 * sigma2**2)),
+            var=sigma2,
+            lhs=r"\frac{\partial\ell_{\mathrm{ML}}}{\partial\sigma^2}",
+            why=r"Differentiate in $\sigma^2$ with $\tau$ held fixed.",
+        ),
+        Equals(
+            times(frac(df_within, 2 * sigma2**2), terms(msw, neg(sigma2))),
+            why=r"Positive below $\sigma^2 = \mathrm{MSW}$ and negative above: the unique maximiser in $\sigma^2$ is $\mathrm{MSW}$.",
+        ),
+    )
+    d = d.recall("ml_tau", lhs=r"\ell_{\mathrm{ML}}(\sigma^2, \tau)", why=r"Back to the criterion, now in $\tau$.")
+    d = d.then(
+        Derivative(
+            terms(neg(frac(J, 2 * tau)), frac(times(df_between, msb), 2 * tau**2)),
+            var=tau,
+            lhs=r"\frac{\partial\ell_{\mathrm{ML}}}{\partial\tau}",
+            why=r"Differentiate in $\tau$ with $\sigma^2$ held fixed.",
+        ),
+        Equals(
+            times(frac(J, 2 * tau**2), terms(frac(times(df_between, msb), J), neg(tau))),
+            why=r"The unique maximiser in $\tau$ is $\hat\tau = (J-1)\,\mathrm{MSB}/J$: ML divides the between-group sum of squares by $J$, not by its $J-1$ degrees of freedom.",
+        ),
+        Given(
+            frac(terms(frac(times(df_between, msb), J), neg(msw)), n),
+            lhs=r"\tilde\sigma_b^2 = (\hat\tau - \hat\sigma^2)/n",
+            why=r"The unconstrained maximiser of the ML criterion, back in $\sigma_b^2 = (\tau - \sigma^2)/n$.",
+        ),
+        Define(frac(msb, msw), symbol=F, why=r"The $F$ statistic of the one-way analysis of variance."),
+        Equals(
+            times(frac(times(df_between, msw), times(n, J)), terms(F, neg(frac(J, df_between)))),
+            why=r"Factor out $\mathrm{MSW}$: the first factor is positive, so $\tilde\sigma_b^2 > 0$ exactly when $F > J/(J-1)$. Otherwise $\tilde\tau < \tilde\sigma^2$ violates the constraint.",
+            label="ml_interior_sb2",
+        ),
+        Recall(
+            ml_in_sigmas(),
+            of="ml",
+            lhs=r"\ell_{\mathrm{ML}}(\sigma^2, \sigma_b^2)",
+            why=r"When the unconstrained maximiser violates $\tau \ge \sigma^2$, the maximum over the constraint set lies on its boundary $\sigma_b^2 = 0$: in the precisions $1/\sigma^2$ and $1/\tau$ the criterion is a sum of concave functions $\tfrac a2\log p - \tfrac c2 p$, and the constraint is the half-plane $1/\tau \le 1/\sigma^2$; a concave function whose maximum lies outside a convex set attains its maximum over the set on the set's boundary. We restate eq.~(8) to follow it there.",
+        ),
+        Limit(
+            terms(neg(half(times(J, n, sp.log(times(two_pi, sigma2))))), neg(frac(total_ss, 2 * sigma2))),
+            var=sigma_b2,
+            point=sp.S.Zero,
+            lhs=r"\ell_{\mathrm{ML}}(\sigma^2, 0)",
+            why=r"On the boundary $\sigma_b^2 = 0$ all $Jn$ observations are independent $N(\beta_0, \sigma^2)$, with total sum of squares $J(n-1)\,\mathrm{MSW} + (J-1)\,\mathrm{MSB}$ about $\bar y$.",
+        ),
+        Derivative(
+            terms(neg(frac(times(J, n), 2 * sigma2)), frac(total_ss, 2 * sigma2**2)),
+            var=sigma2,
+            lhs=r"\frac{\partial\ell_{\mathrm{ML}}(\sigma^2, 0)}{\partial\sigma^2}",
+            why=r"Differentiate in $\sigma^2$.",
+        ),
+        Equals(
+            times(frac(times(J, n), 2 * sigma2**2), terms(frac(total_ss, times(J, n)), neg(sigma2))),
+            why=r"The unique maximiser on the boundary is the total sum of squares divided by $N = Jn$.",
+        ),
+        Define(
+            sp.Piecewise(
+                (frac(terms(frac(times(df_between, msb), J), neg(msw)), n), F > frac(J, df_between)),
+                (sp.S.Zero, True),
+            ),
+            symbol=sb2_hat,
+            lhs=r"\hat\sigma^2_{b,\mathrm{ML}}",
+            why=r"The ML estimate of $\sigma_b^2$: the unconstrained maximiser (eq.~(17)) when it is positive, else the boundary.",
+            label="ml_sb2",
+        ),
+        Define(
+            sp.Piecewise(
+                (msw, F > frac(J, df_between)),
+                (frac(total_ss, times(J, n)), True),
+            ),
+            symbol=s2_hat,
+            lhs=r"\hat\sigma^2_{\mathrm{ML}}",
+            why=r"The ML estimate of $\sigma^2$: $\mathrm{MSW}$ inside, the total sum of squares over $Jn$ on the boundary (eq.~(21)).",
+            label="ml_s2",
+        ),
+    )
+    # --- REML --------------------------------------------------------------------
+    d = d.then(
+        Given(
+            terms(ml_in_sigmas(), half(sp.log(two_pi)), neg(half(sp.log(over_groups(frac(n, between_var)))))),
+            lhs=r"\ell_{\mathrm{R}}(\sigma^2, \sigma_b^2)",
+            why=r"The REML criterion (document \emph{ml\_reml}): the profiled log-likelihood plus $\tfrac12\log 2\pi - \tfrac12\log\sum_j w_j$, here with every weight $w_j = n/(\sigma^2 + n\sigma_b^2)$.",
+        ),
+        Equals(
+            reml_in_sigmas(),
+            why=r"Sum the equal weights, $\sum_j w_j = Jn/(\sigma^2 + n\sigma_b^2)$, and collect terms: the between-group part now has $J-1$ degrees of freedom where ML had $J$.",
+            label="reml",
+        ),
+        Given(
+            in_tau(reml_in_sigmas()),
+            lhs=r"\ell_{\mathrm{R}}(\sigma^2, \tau)",
+            why=r"In $\tau = \sigma^2 + n\sigma_b^2$ again: a function of $\sigma^2$ plus a function of $\tau$.",
+            label="reml_tau",
+        ),
+        Derivative(
+            terms(neg(frac(df_within, 2 * sigma2)), frac(times(df_within, msw), 2 * sigma2**2)),
+            var=sigma2,
+            lhs=r"\frac{\partial\ell_{\mathrm{R}}}{\partial\sigma^2}",
+            why=r"Differentiate in $\sigma^2$ with $\tau$ held fixed: the same as for ML.",
+        ),
+        Equals(
+            times(frac(df_within, 2 * sigma2**2), terms(msw, neg(sigma2))),
+            why=r"The unique maximiser in $\sigma^2$ is $\mathrm{MSW}$.",
+        ),
+    )
+    d = d.recall("reml_tau", lhs=r"\ell_{\mathrm{R}}(\sigma^2, \tau)", why=r"Back to the REML criterion, now in $\tau$.")
+    d = d.then(
+        Derivative(
+            terms(neg(frac(df_between, 2 * tau)), frac(times(df_between, msb), 2 * tau**2)),
+            var=tau,
+            lhs=r"\frac{\partial\ell_{\mathrm{R}}}{\partial\tau}",
+            why=r"Differentiate in $\tau$ with $\sigma^2$ held fixed.",
+        ),
+        Equals(
+            times(frac(df_between, 2 * tau**2), terms(msb, neg(tau))),
+            why=r"The unique maximiser in $\tau$ is $\hat\tau = \mathrm{MSB}$: REML divides by the degrees of freedom $J - 1$.",
+        ),
+        Given(
+            frac(terms(msb, neg(msw)), n),
+            lhs=r"\tilde\sigma_b^2 = (\hat\tau - \hat\sigma^2)/n",
+            why=r"The unconstrained maximiser of the REML criterion: the analysis-of-variance estimator.",
+        ),
+        Equals(
+            times(frac(msw, n), terms(F, -1)),
+            why=r"Factor out $\mathrm{MSW}$: $\tilde\sigma_b^2 > 0$ exactly when $F > 1$; otherwise the maximum over $\sigma_b^2 \ge 0$ is on the boundary, by the argument of eq.~(18).",
+            label="reml_interior_sb2",
+        ),
+    )
+    d = d.recall("reml", lhs=r"\ell_{\mathrm{R}}(\sigma^2, \sigma_b^2)", why=r"Back to the REML criterion, to follow it onto the boundary $\sigma_b^2 = 0$.")
+    d = d.then(
+        Limit(
+            terms(
+                neg(half(times(terms(times(J, n), -1), sp.log(two_pi)))),
+                neg(half(sp.log(times(J, n)))),
+                neg(half(times(terms(times(J, n), -1), sp.log(sigma2)))),
+                neg(frac(total_ss, 2 * sigma2)),
+            ),
+            var=sigma_b2,
+            point=sp.S.Zero,
+            lhs=r"\ell_{\mathrm{R}}(\sigma^2, 0)",
+            why=r"On the boundary: the REML criterion of $Jn$ independent $N(\beta_0, \sigma^2)$ observations.",
+        ),
+        Derivative(
+            terms(neg(frac(terms(times(J, n), -1), 2 * sigma2)), frac(total_ss, 2 * sigma2**2)),
+            var=sigma2,
+            lhs=r"\frac{\partial\ell_{\mathrm{R}}(\sigma^2, 0)}{\partial\sigma^2}",
+            why=r"Differentiate in $\sigma^2$.",
+        ),
+        Equals(
+            times(frac(terms(times(J, n), -1), 2 * sigma2**2), terms(frac(total_ss, terms(times(J, n), -1)), neg(sigma2))),
+            why=r"The unique maximiser on the boundary is the total sum of squares divided by its $N - 1 = Jn - 1$ degrees of freedom: the usual sample variance of all observations.",
+        ),
+        Define(
+            sp.Piecewise(
+                (frac(terms(msb, neg(msw)), n), F > 1),
+                (sp.S.Zero, True),
+            ),
+            symbol=sb2_hat,
+            lhs=r"\hat\sigma^2_{b,\mathrm{R}}",
+            why=r"The REML estimate of $\sigma_b^2$: $(\mathrm{MSB} - \mathrm{MSW})/n$ when $F > 1$, else $0$.",
+            label="reml_sb2",
+        ),
+        Define(
+            sp.Piecewise(
+                (msw, F > 1),
+                (frac(total_ss, terms(times(J, n), -1)), True),
+            ),
+            symbol=s2_hat,
+            lhs=r"\hat\sigma^2_{\mathrm{R}}",
+            why=r"The REML estimate of $\sigma^2$: $\mathrm{MSW}$ when $F > 1$, else the sample variance of all observations.",
+            label="reml_s2",
+        ),
+    )
+    args = (msb, msw, n, J)
+    common = ("\n\nmsb, msw: between- and within-group mean squares of a balanced one-way layout;\n"
+              "group_size n >= 2 observations in each of n_groups J >= 2 groups.  Elementwise.")
+    d = d.export("balanced_ml_sigma_b2", "ml_sb2", args,
+                 "ML estimate of sigma_b^2 in a balanced design (0 when F = MSB/MSW <= J/(J-1))."
+                 "\n\nmax(0, ((J-1) MSB / J - MSW) / n)." + common)
+    d = d.export("balanced_ml_sigma2", "ml_s2", args,
+                 "ML estimate of sigma^2 in a balanced design."
+                 "\n\nMSW if F > J/(J-1), else (J(n-1) MSW + (J-1) MSB) / (J n)." + common)
+    d = d.export("balanced_reml_sigma_b2", "reml_sb2", args,
+                 "REML estimate of sigma_b^2 in a balanced design (0 when F = MSB/MSW <= 1)."
+                 "\n\nmax(0, (MSB - MSW) / n)." + common)
+    d = d.export("balanced_reml_sigma2", "reml_s2", args,
+                 "REML estimate of sigma^2 in a balanced design."
+                 "\n\nMSW if F > 1, else (J(n-1) MSW + (J-1) MSB) / (J n - 1)." + common)
+    return d
