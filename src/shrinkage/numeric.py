@@ -69,3 +69,249 @@ def predicted_group_mean(ybar, n, beta0, sigma2, sigma_b2):
     """
     ybar, n, beta0, sigma2, sigma_b2, = require(("ybar", ybar, "real"), ("n", n, "count"), ("beta0", beta0, "real"), ("sigma2", sigma2, "positive"), ("sigma_b2", sigma_b2, "positive"))
     return _predicted_group_mean(ybar, n, beta0, sigma2, sigma_b2)
+
+
+def _gls_weight(n, sigma2, sigma_b2):
+    return n/(n*sigma_b2 + sigma2)
+
+
+def gls_weight(n, sigma2, sigma_b2):
+    """GLS weight of a group: the precision of its mean.
+
+    w_j = 1/(sigma_b^2 + sigma^2/n_j) = n_j / (sigma^2 + n_j sigma_b^2).  Elementwise.
+
+    From derivation `gls`, step 2 (docs/gls.pdf, eq. (2)).
+    """
+    n, sigma2, sigma_b2, = require(("n", n, "count"), ("sigma2", sigma2, "positive"), ("sigma_b2", sigma_b2, "positive"))
+    return _gls_weight(n, sigma2, sigma_b2)
+
+
+def _gls_beta0(n, ybar, sigma2, sigma_b2):
+    return numpy.sum(n*ybar/(sigma2 + sigma_b2*n), axis=-1)/numpy.sum(n/(sigma2 + sigma_b2*n), axis=-1)
+
+
+def gls_beta0(n, ybar, sigma2, sigma_b2):
+    """GLS estimate of beta0 given the variances: the precision-weighted mean of the group means.
+
+    beta0_hat = sum_j w_j ybar_j / sum_j w_j, w_j = n_j / (sigma^2 + n_j sigma_b^2).
+    n and ybar hold one entry per group along their last axis (the sum runs over it);
+    sigma2 and sigma_b2 are scalars, or arrays of shape (..., 1) for a batch of problems.
+
+    From derivation `gls`, step 9 (docs/gls.pdf, eq. (9)).
+    """
+    n, ybar, sigma2, sigma_b2, = require(("n", n, "count"), ("ybar", ybar, "real"), ("sigma2", sigma2, "positive"), ("sigma_b2", sigma_b2, "positive"))
+    return _gls_beta0(n, ybar, sigma2, sigma_b2)
+
+
+def _marginal_loglik(n, ybar, ss_within, beta0, sigma2, sigma_b2):
+    return -n*(-beta0 + ybar)**2/(2*n*sigma_b2 + 2*sigma2) - 1/2*n*numpy.log(2*numpy.pi*sigma2) - 1/2*numpy.log1p(n*sigma_b2/sigma2) - 1/2*ss_within/sigma2
+
+
+def marginal_loglik(n, ybar, ss_within, beta0, sigma2, sigma_b2):
+    """Marginal log-likelihood of one group, log p(y_j), from its sufficient statistics.
+
+    log p(y_j) = -n_j/2 log(2 pi sigma^2) - 1/2 log1p(n_j sigma_b^2/sigma^2) - S_j/(2 sigma^2)
+                 - n_j (ybar_j - beta0)^2 / (2 (sigma^2 + n_j sigma_b^2)),
+    with S_j the within-group sum of squares (0 for a group of one).  Elementwise over
+    groups: pass arrays of n, ybar, ss_within; sum the result for the whole data set.
+
+    From derivation `marginal`, step 9 (docs/marginal.pdf, eq. (9)).
+    """
+    n, ybar, ss_within, beta0, sigma2, sigma_b2, = require(("n", n, "count"), ("ybar", ybar, "real"), ("ss_within", ss_within, "positive"), ("beta0", beta0, "real"), ("sigma2", sigma2, "positive"), ("sigma_b2", sigma_b2, "positive"))
+    return _marginal_loglik(n, ybar, ss_within, beta0, sigma2, sigma_b2)
+
+
+def _ml_criterion(n, ybar, ss_within, sigma2, sigma_b2):
+    return numpy.sum(-1/2*numpy.log(sigma2)*n - 1/2*numpy.log1p(sigma_b2*n/sigma2) - 1/2*numpy.log(2*numpy.pi)*n - 1/2*(ybar - numpy.sum((n/(sigma2 + sigma_b2*n))*ybar, axis=-1, keepdims=True)/numpy.sum(n/(sigma2 + sigma_b2*n), axis=-1, keepdims=True))**2*n/(sigma2 + sigma_b2*n) - 1/2*ss_within/sigma2, axis=-1)
+
+
+def ml_criterion(n, ybar, ss_within, sigma2, sigma_b2):
+    """Profiled ML log-likelihood at given variances (maximised over beta0), total over groups.
+
+    sum_j log p(y_j) at beta0 = GLS estimate; the ML estimates of the variances maximise it.
+    n, ybar, ss_within hold one entry per group along their last axis; sigma2 and sigma_b2
+    are scalars, or arrays of shape (..., 1) for a batch of problems.
+
+    From derivation `ml_reml`, step 6 (docs/ml_reml.pdf, eq. (6)).
+    """
+    n, ybar, ss_within, sigma2, sigma_b2, = require(("n", n, "count"), ("ybar", ybar, "real"), ("ss_within", ss_within, "positive"), ("sigma2", sigma2, "positive"), ("sigma_b2", sigma_b2, "positive"))
+    return _ml_criterion(n, ybar, ss_within, sigma2, sigma_b2)
+
+
+def _reml_criterion(n, ybar, ss_within, sigma2, sigma_b2):
+    return -((1/2)*numpy.sum(n, axis=-1) - 1/2)*numpy.log(2*numpy.pi) - 1/2*numpy.log(numpy.sum(n/(sigma2 + sigma_b2*n), axis=-1)) + numpy.sum(-1/2*numpy.log(sigma2)*n - 1/2*numpy.log1p(sigma_b2*n/sigma2) - 1/2*(ybar - numpy.sum((n/(sigma2 + sigma_b2*n))*ybar, axis=-1, keepdims=True)/numpy.sum(n/(sigma2 + sigma_b2*n), axis=-1, keepdims=True))**2*n/(sigma2 + sigma_b2*n) - 1/2*ss_within/sigma2, axis=-1)
+
+
+def reml_criterion(n, ybar, ss_within, sigma2, sigma_b2):
+    """REML log-likelihood at given variances (beta0 integrated out under a flat prior).
+
+    -(N-1)/2 log(2 pi) - 1/2 log det V - 1/2 log(sum_j w_j) - 1/2 r' V^-1 r, on lme4's scale
+    (the logLik of a REML fit).  n, ybar, ss_within hold one entry per group along their
+    last axis; sigma2 and sigma_b2 are scalars, or arrays of shape (..., 1) for a batch.
+
+    From derivation `ml_reml`, step 9 (docs/ml_reml.pdf, eq. (9)).
+    """
+    n, ybar, ss_within, sigma2, sigma_b2, = require(("n", n, "count"), ("ybar", ybar, "real"), ("ss_within", ss_within, "positive"), ("sigma2", sigma2, "positive"), ("sigma_b2", sigma_b2, "positive"))
+    return _reml_criterion(n, ybar, ss_within, sigma2, sigma_b2)
+
+
+def _profile_weight(n, gamma):
+    return n/(gamma*n + 1)
+
+
+def profile_weight(n, gamma):
+    """GLS weight of a group of size n at variance ratio gamma.
+
+    w_j = n_j / (1 + n_j gamma) = sigma^2 1' V_j^{-1} 1.
+
+    From derivation `profile`, step 4 (docs/profile.pdf, eq. (4)).
+    """
+    n, gamma, = require(("n", n, "count"), ("gamma", gamma, "positive"))
+    return _profile_weight(n, gamma)
+
+
+def _ml_loglik_at(N, sigma2, Q_form, logdet):
+    return -1/2*N*numpy.log(2*numpy.pi*sigma2) - 1/2*Q_form/sigma2 - 1/2*logdet
+
+
+def ml_loglik_at(N, sigma2, Q_form, logdet):
+    """Log-likelihood at given variances, maximised over beta0.
+
+    -N/2 log(2 pi sigma^2) - D/2 - Q/(2 sigma^2), with Q = Q(gamma), D = D(gamma).
+
+    From derivation `profile`, step 15 (docs/profile.pdf, eq. (15)).
+    """
+    N, sigma2, Q_form, logdet, = require(("N", N, "count"), ("sigma2", sigma2, "positive"), ("Q_form", Q_form, "positive"), ("logdet", logdet, "positive"))
+    return _ml_loglik_at(N, sigma2, Q_form, logdet)
+
+
+def _ml_sigma2(Q_form, N):
+    return Q_form/N
+
+
+def ml_sigma2(Q_form, N):
+    """ML estimate of sigma^2 given gamma: Q(gamma)/N.
+
+    From derivation `profile`, step 16 (docs/profile.pdf, eq. (16)).
+    """
+    Q_form, N, = require(("Q_form", Q_form, "positive"), ("N", N, "count"))
+    return _ml_sigma2(Q_form, N)
+
+
+def _ml_profile(N, Q_form, logdet):
+    return -1/2*N*(numpy.log(2*numpy.pi*Q_form/N) + 1) - 1/2*logdet
+
+
+def ml_profile(N, Q_form, logdet):
+    """Profiled ML criterion in gamma.
+
+    -N/2 (log(2 pi Q/N) + 1) - D/2.
+
+    From derivation `profile`, step 18 (docs/profile.pdf, eq. (18)).
+    """
+    N, Q_form, logdet, = require(("N", N, "count"), ("Q_form", Q_form, "positive"), ("logdet", logdet, "positive"))
+    return _ml_profile(N, Q_form, logdet)
+
+
+def _ml_profile_slope(N, Q_form, W_sum, R_sum):
+    return (1/2)*N*R_sum/Q_form - 1/2*W_sum
+
+
+def ml_profile_slope(N, Q_form, W_sum, R_sum):
+    """Derivative of the profiled ML criterion in gamma.
+
+    N R / (2 Q) - W/2.
+
+    From derivation `profile`, step 20 (docs/profile.pdf, eq. (20)).
+    """
+    N, Q_form, W_sum, R_sum, = require(("N", N, "count"), ("Q_form", Q_form, "positive"), ("W_sum", W_sum, "positive"), ("R_sum", R_sum, "positive"))
+    return _ml_profile_slope(N, Q_form, W_sum, R_sum)
+
+
+def _reml_loglik_at(nu, sigma2, Q_form, logdet, W_sum):
+    return -1/2*Q_form/sigma2 - 1/2*logdet - 1/2*nu*numpy.log(2*numpy.pi*sigma2) - 1/2*numpy.log(W_sum)
+
+
+def reml_loglik_at(nu, sigma2, Q_form, logdet, W_sum):
+    """REML log-likelihood at given variances (nu = N - 1).
+
+    -nu/2 log(2 pi sigma^2) - D/2 - log(W)/2 - Q/(2 sigma^2).
+
+    From derivation `profile`, step 21 (docs/profile.pdf, eq. (21)).
+    """
+    nu, sigma2, Q_form, logdet, W_sum, = require(("nu", nu, "positive"), ("sigma2", sigma2, "positive"), ("Q_form", Q_form, "positive"), ("logdet", logdet, "positive"), ("W_sum", W_sum, "positive"))
+    return _reml_loglik_at(nu, sigma2, Q_form, logdet, W_sum)
+
+
+def _reml_sigma2(Q_form, nu):
+    return Q_form/nu
+
+
+def reml_sigma2(Q_form, nu):
+    """REML estimate of sigma^2 given gamma: Q(gamma)/nu, nu = N - 1.
+
+    From derivation `profile`, step 22 (docs/profile.pdf, eq. (22)).
+    """
+    Q_form, nu, = require(("Q_form", Q_form, "positive"), ("nu", nu, "positive"))
+    return _reml_sigma2(Q_form, nu)
+
+
+def _reml_profile(nu, Q_form, logdet, W_sum):
+    return -1/2*logdet - 1/2*nu*(numpy.log(2*numpy.pi*Q_form/nu) + 1) - 1/2*numpy.log(W_sum)
+
+
+def reml_profile(nu, Q_form, logdet, W_sum):
+    """Profiled REML criterion in gamma (nu = N - 1).
+
+    -nu/2 (log(2 pi Q/nu) + 1) - D/2 - log(W)/2.
+
+    From derivation `profile`, step 24 (docs/profile.pdf, eq. (24)).
+    """
+    nu, Q_form, logdet, W_sum, = require(("nu", nu, "positive"), ("Q_form", Q_form, "positive"), ("logdet", logdet, "positive"), ("W_sum", W_sum, "positive"))
+    return _reml_profile(nu, Q_form, logdet, W_sum)
+
+
+def _reml_profile_slope(nu, Q_form, W_sum, R_sum, U_sum):
+    return (1/2)*U_sum/W_sum - 1/2*W_sum + (1/2)*R_sum*nu/Q_form
+
+
+def reml_profile_slope(nu, Q_form, W_sum, R_sum, U_sum):
+    """Derivative of the profiled REML criterion in gamma.
+
+    nu R / (2 Q) - W/2 + U / (2 W).
+
+    From derivation `profile`, step 26 (docs/profile.pdf, eq. (26)).
+    """
+    nu, Q_form, W_sum, R_sum, U_sum, = require(("nu", nu, "positive"), ("Q_form", Q_form, "positive"), ("W_sum", W_sum, "positive"), ("R_sum", R_sum, "positive"), ("U_sum", U_sum, "positive"))
+    return _reml_profile_slope(nu, Q_form, W_sum, R_sum, U_sum)
+
+
+def _gls_beta0_variance(n, sigma2, sigma_b2):
+    return numpy.sum((sigma2/n + sigma_b2)**(-1.0), axis=-1)**(-1.0)
+
+
+def gls_beta0_variance(n, sigma2, sigma_b2):
+    """Sampling variance of the GLS estimate of beta0 given the variances.
+
+    Var(beta0_hat) = 1 / sum_j 1/(sigma_b^2 + sigma^2/n_j); n holds the group sizes along its last axis.
+
+    From derivation `uncertainty`, step 4 (docs/uncertainty.pdf, eq. (4)).
+    """
+    n, sigma2, sigma_b2, = require(("n", n, "count"), ("sigma2", sigma2, "positive"), ("sigma_b2", sigma_b2, "positive"))
+    return _gls_beta0_variance(n, sigma2, sigma_b2)
+
+
+def _prediction_error_variance(n, sigma2, sigma_b2, var_beta0):
+    return sigma2*sigma_b2/(n*sigma_b2 + sigma2) + sigma_b2**2*var_beta0/(sigma_b2 + sigma2/n)**2
+
+
+def prediction_error_variance(n, sigma2, sigma_b2, var_beta0):
+    """Prediction error variance of a BLUP when beta0 is estimated by GLS.
+
+    PEV_j = Var(b_hat_j - b_j) = (1 - lambda_j) sigma_b^2 + lambda_j^2 Var(beta0_hat);
+    pass var_beta0 = gls_beta0_variance(n_all_groups, sigma2, sigma_b2).  Henderson's C-matrix diagonal.
+
+    From derivation `uncertainty`, step 8 (docs/uncertainty.pdf, eq. (8)).
+    """
+    n, sigma2, sigma_b2, var_beta0, = require(("n", n, "count"), ("sigma2", sigma2, "positive"), ("sigma_b2", sigma_b2, "positive"), ("var_beta0", var_beta0, "positive"))
+    return _prediction_error_variance(n, sigma2, sigma_b2, var_beta0)
