@@ -1,0 +1,294 @@
+"""Fit the random-intercept model by ML or REML: a one-dimensional search in gamma.
+
+    y_ij = beta0 + b_j + eps_ij,  b_j ~ N(0, sigma_b^2),  eps_ij ~ N(0, sigma^2).
+
+Four pure stages, each callable alone (as lme4's modular fit):
+
+1. :class:`~shrinkage.stats.GroupStats`: the sufficient statistics (n_j, ybar_j, S_j);
+2. :func:`size_classes`: groups of equal size share a GLS weight, so the data reduce
+   further to one row per distinct size (the identity is eq. (28)-(29) of
+   docs/profile.pdf); one evaluation of the criterion costs O(distinct sizes);
+3. :func:`maximise`: the global maximum over gamma >= 0 of the profiled criterion
+   (docs/profile.pdf, eqs. (18), (24)), with its derivative (eqs. (20), (26)) used to
+   bracket every stationary point and to decide the boundary gamma = 0 exactly;
+4. :func:`package`: estimates, BLUPs, shrinkage factors, conditional variances.
+
+Every formula comes from the generated module :mod:`shrinkage.numeric`; this module
+only sums elementwise terms over size classes.  numpy (and scipy's brentq) only.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import numeric as gen
+from .errors import InputError
+from .stats import GroupStats
+
+__all__ = ["FitResult", "SizeClasses", "fit", "fit_stats", "size_classes", "criterion", "slope", "maximise"]
+
+METHODS = ("REML", "ML")
+_GRID_PER_DECADE = 12
+
+
+@dataclass(frozen=True, eq=False)
+class FitResult:
+    """Estimates of the random-intercept model and the per-group shrinkage quantities.
+
+    ``loglik`` is on lme4's scale: the REML log-likelihood (with its (N-1) log 2 pi
+    constant) for REML, the ordinary log-likelihood for ML.  ``groups`` are the sorted
+    labels; ``n``, ``ybar``, ``ss`` their statistics; ``shrinkage`` is lambda_j,
+    ``blup`` the conditional mode b_hat_j, ``conditional_variance`` Var(b_j | y) with
+    beta0 and the variances known (lme4's condVar).  ``singular`` is True when
+    sigma_b^2 is 0 (estimated on the boundary, or given).  ``fitted`` is False when the
+    variances were given rather than estimated.
+    """
+
+    method: str
+    beta0: float
+    sigma2: float
+    sigma_b2: float
+    gamma: float
+    loglik: float
+    singular: bool
+    fitted: bool
+    groups: np.ndarray
+    n: np.ndarray
+    ybar: np.ndarray
+    ss: np.ndarray
+    shrinkage: np.ndarray
+    blup: np.ndarray
+    conditional_variance: np.ndarray
+    n_obs: int
+    stationary_points: int = 0
+
+    @property
+    def n_groups(self) -> int:
+        return int(self.n.size)
+
+    @property
+    def group_means(self) -> np.ndarray:
+        """beta0 + b_hat_j: the partially pooled mean of every group."""
+        return self.beta0 + self.blup
+
+    def __repr__(self) -> str:
+        kind = "fit" if self.fitted else "evaluated"
+        flag = ", singular" if self.singular else ""
+        return (f"FitResult({self.method} {kind}: beta0={self.beta0:.6g}, sigma2={self.sigma2:.6g}, "
+                f"sigma_b2={self.sigma_b2:.6g}, loglik={self.loglik:.6f}, {self.n_groups} groups, "
+                f"{self.n_obs} observations{flag})")
+
+
+@dataclass(frozen=True, eq=False)
+class SizeClasses:
+    """Groups pooled by size: size[k], count[k] groups of that size, the mean ``centre``
+    of their group means (centred at ``offset``), ``spread`` = sum of squared deviations
+    of those group means from ``centre``; ``ssw`` = sum_j S_j; N, J."""
+
+    size: np.ndarray
+    count: np.ndarray
+    centre: np.ndarray
+    spread: np.ndarray
+    offset: float
+    ssw: float
+    N: int
+    J: int
+
+
+def size_classes(stats: GroupStats) -> SizeClasses:
+    """Pool groups by size, centring the group means at their overall mean (so data far
+    from zero keep their digits).  Raises InputError when the model cannot be fitted."""
+    n = stats.n
+    J, N = n.size, int(n.sum())
+    if J < 2:
+        raise InputError(f"a single group ({stats.labels[0]!r}): sigma_b^2 cannot be estimated from one group; "
+                         "need at least 2 groups")
+    if N == J:
+        raise InputError("no group has two or more observations: sigma^2 is not identifiable "
+                         "(separately from sigma_b^2); need within-group replicates")
+    offset = float(np.dot(n, stats.mean) / N)
+    centred = stats.mean - offset
+    ssw = float(np.sum(stats.ss))
+    scale = max(float(np.max(np.abs(stats.mean))), 1e-300)
+    if ssw <= (N - J) * (64 * np.finfo(float).eps * scale) ** 2:
+        raise InputError("no within-group variation (every group's observations are equal): the estimate of "
+                         "sigma^2 is 0 and the likelihood is unbounded")
+    top = int(n.max())
+    if top <= 4 * J + 1024:
+        count = np.bincount(n)
+        size = np.flatnonzero(count)
+        index = n
+        total = np.bincount(n, weights=centred)[size]
+        count = count[size]
+        centre = total / count
+        lookup = np.zeros(top + 1)
+        lookup[size] = centre
+        dev = centred - lookup[index]
+        spread = np.bincount(n, weights=dev * dev)[size]
+    else:
+        size, index, count = np.unique(n, return_inverse=True, return_counts=True)
+        centre = np.bincount(index, weights=centred) / count
+        dev = centred - centre[index]
+        spread = np.bincount(index, weights=dev * dev)
+    return SizeClasses(size.astype(float), count.astype(float), centre, spread, offset, ssw, N, J)
+
+
+def _pieces(sc: SizeClasses, gamma: np.ndarray):
+    """W, beta0_hat - offset, Q, D, R, U at every gamma (1-d array): sums over size
+    classes of the terms named in docs/profile.pdf, eqs. (8)-(13)."""
+    g = np.asarray(gamma, dtype=float)[:, None]
+    w = gen._profile_weight(sc.size[None, :], g)  # eq. (4)
+    cw = sc.count * w
+    W = cw.sum(axis=1)
+    b = (cw * sc.centre).sum(axis=1) / W  # eq. (6), over size classes
+    e = sc.centre[None, :] - b[:, None]
+    q = sc.spread + sc.count * e * e  # sum over a class of (ybar_j - beta0_hat)^2, eq. (29)
+    Q = sc.ssw + (w * q).sum(axis=1)
+    D = (sc.count * np.log1p(sc.size * g)).sum(axis=1)
+    R = (w * w * q).sum(axis=1)
+    U = (cw * w).sum(axis=1)
+    return W, b, Q, D, R, U
+
+
+def criterion(sc: SizeClasses, gamma, method: str = "REML") -> np.ndarray:
+    """The profiled criterion (eq. (18) ML, eq. (24) REML) at each gamma."""
+    W, _, Q, D, _, _ = _pieces(sc, np.atleast_1d(gamma))
+    if method == "ML":
+        return gen._ml_profile(sc.N, Q, D)
+    return gen._reml_profile(sc.N - 1, Q, D, W)
+
+
+def slope(sc: SizeClasses, gamma, method: str = "REML") -> np.ndarray:
+    """Its derivative in gamma (eq. (20) ML, eq. (26) REML) at each gamma."""
+    W, _, Q, _, R, U = _pieces(sc, np.atleast_1d(gamma))
+    if method == "ML":
+        return gen._ml_profile_slope(sc.N, Q, W, R)
+    return gen._reml_profile_slope(sc.N - 1, Q, W, R, U)
+
+
+@dataclass(frozen=True)
+class Maximum:
+    gamma: float
+    value: float
+    stationary_points: int  # interior stationary points found (maxima and minima)
+
+
+def maximise(sc: SizeClasses, method: str = "REML") -> Maximum:
+    """The global maximum of the profiled criterion over gamma >= 0.
+
+    The derivative is evaluated at gamma = 0 and on a logarithmic grid wide enough that
+    n_j gamma runs from 1e-8 (the criterion is linear there) to past the last sign
+    change; every + to - sign change is refined with Brent's method, and the best of
+    these local maxima and of gamma = 0 is returned.  gamma = 0 is a candidate exactly
+    when the derivative there is <= 0, so a singular fit is found, not approached."""
+    from scipy.optimize import brentq
+
+    def d(g: float) -> float:
+        return float(slope(sc, np.array([g]), method)[0])
+
+    lo = 1e-8 / sc.size.max()
+    hi = 1e8 / sc.size.min()
+    while True:
+        decades = math.log10(hi / lo)
+        grid = np.geomspace(lo, hi, int(decades * _GRID_PER_DECADE) + 1)
+        s = slope(sc, grid, method)
+        if s[-1] < 0:
+            break
+        if hi > 1e250:
+            raise InputError("the likelihood keeps increasing as sigma_b^2/sigma^2 grows: the within-group "
+                             "variation is too small against the between-group variation to estimate sigma^2")
+        hi *= 1e20
+    s0 = d(0.0)
+    points = np.concatenate([[0.0], grid])
+    slopes = np.concatenate([[s0], s])
+    candidates = [0.0] if s0 <= 0 else []
+    changes = np.flatnonzero(np.sign(slopes[:-1]) != np.sign(slopes[1:]))
+    for i in changes:
+        a, b = points[i], points[i + 1]
+        if slopes[i] > 0 and slopes[i + 1] <= 0:
+            if slopes[i + 1] == 0:
+                candidates.append(b)
+            else:
+                candidates.append(brentq(d, a, b, xtol=1e-300, rtol=4 * np.finfo(float).eps, maxiter=400))
+    values = criterion(sc, np.array(candidates), method)
+    best = int(np.argmax(values))  # first of equal values: the smallest gamma
+    interior = int(np.count_nonzero(slopes[1:-1] == 0) + changes.size - (1 if s0 == 0 else 0))
+    return Maximum(float(candidates[best]), float(values[best]), max(interior, 0))
+
+
+def package(stats: GroupStats, sc: SizeClasses, method: str, gamma: float, sigma2: float | None,
+            fitted: bool, stationary: int = 0) -> FitResult:
+    """Estimates and per-group quantities at gamma (and sigma2, when given)."""
+    W, b, Q, D, _, _ = (float(v[0]) for v in _pieces(sc, np.array([gamma])))
+    beta0 = sc.offset + b
+    if sigma2 is None:
+        sigma2 = float(gen._ml_sigma2(Q, sc.N) if method == "ML" else gen._reml_sigma2(Q, sc.N - 1))
+        loglik = float(gen._ml_profile(sc.N, Q, D) if method == "ML" else gen._reml_profile(sc.N - 1, Q, D, W))
+    else:
+        loglik = float(gen._ml_loglik_at(sc.N, sigma2, Q, D) if method == "ML"
+                       else gen._reml_loglik_at(sc.N - 1, sigma2, Q, D, W))
+    sigma_b2 = gamma * sigma2
+    n = stats.n.astype(float)
+    lam = gen._shrinkage_factor(n, sigma2, sigma_b2)
+    blup = lam * ((stats.mean - sc.offset) - b)  # = lambda_j (ybar_j - beta0), computed centred
+    cond = gen._conditional_variance(n, sigma2, sigma_b2)
+    ro = [np.ascontiguousarray(a) for a in (lam, blup, cond)]
+    for a in ro:
+        a.setflags(write=False)
+    if not all(math.isfinite(v) for v in (beta0, sigma2, sigma_b2, loglik)):
+        raise InputError("the fit produced a non-finite estimate; the data are too extreme to fit")
+    return FitResult(method, beta0, float(sigma2), float(sigma_b2), float(gamma), loglik, sigma_b2 == 0.0,
+                     fitted, stats.labels, stats.n, stats.mean, stats.ss, *ro, sc.N, stationary)
+
+
+def _method(method: str) -> str:
+    m = str(method).upper()
+    if m not in METHODS:
+        raise InputError(f"method must be 'REML' or 'ML', got {method!r}")
+    return m
+
+
+def fit_stats(stats: GroupStats, method: str = "REML", *, sigma2: float | None = None,
+              sigma_b2: float | None = None) -> FitResult:
+    """Fit (or, given both variances, evaluate) the model from per-group statistics."""
+    if not isinstance(stats, GroupStats):
+        raise InputError("stats must be a shrinkage.GroupStats (see GroupStats.from_data / from_arrays)")
+    method = _method(method)
+    sc = size_classes(stats)
+    if sigma2 is None and sigma_b2 is None:
+        best = maximise(sc, method)
+        return package(stats, sc, method, best.gamma, None, True, best.stationary_points)
+    if sigma2 is None or sigma_b2 is None:
+        raise InputError("give both sigma2 and sigma_b2 to evaluate at given variances (or neither to fit)")
+    try:
+        s2, sb2 = float(sigma2), float(sigma_b2)
+    except (TypeError, ValueError):
+        raise InputError("sigma2 and sigma_b2 must be numbers") from None
+    if not (math.isfinite(s2) and s2 > 0):
+        raise InputError(f"sigma2 must be finite and > 0, got {sigma2!r}")
+    if not (math.isfinite(sb2) and sb2 >= 0):
+        raise InputError(f"sigma_b2 must be finite and >= 0, got {sigma_b2!r}")
+    return package(stats, sc, method, sb2 / s2, s2, False)
+
+
+def fit(y=None, groups=None, method: str = "REML", *, sigma2: float | None = None,
+        sigma_b2: float | None = None, stats: GroupStats | None = None) -> FitResult:
+    """Fit y_ij = beta0 + b_j + eps_ij by REML (default) or ML.
+
+    ``y``: 1-d numbers; ``groups``: 1-d labels of the same length (ints, strings ...).
+    Or ``stats=GroupStats(...)`` instead of y and groups (chunked data, GROUP BY).
+    With ``sigma2`` and ``sigma_b2`` given, nothing is estimated but beta0 (by GLS):
+    the result holds the BLUPs and the (REML or ML) log-likelihood at those variances.
+    Raises :class:`~shrinkage.errors.InputError` naming the problem for unusable data.
+    """
+    if stats is not None:
+        if y is not None or groups is not None:
+            raise InputError("give either y and groups, or stats, not both")
+    else:
+        if y is None or groups is None:
+            raise InputError("give y and groups (or stats=GroupStats)")
+        stats = GroupStats.from_data(y, groups)
+    return fit_stats(stats, method, sigma2=sigma2, sigma_b2=sigma_b2)

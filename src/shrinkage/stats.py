@@ -1,0 +1,236 @@
+"""Per-group sufficient statistics (n_j, ybar_j, S_j), computed stably and mergeable.
+
+The one-way random-intercept model depends on the data only through each group's size
+n_j, mean ybar_j and within-group sum of squares S_j = sum_i (y_ij - ybar_j)^2.  They are
+computed in two passes (means first, then squared deviations from them), never as
+sum y^2 - n ybar^2, which loses every digit when the data sit far from zero (y around
+1e8 with unit noise).  Statistics of separate chunks of data combine exactly with the
+pairwise update of Chan, Golub & LeVeque (1979), so a data set that does not fit in
+memory is summarised chunk by chunk (or by a database's GROUP BY) and then fitted.
+
+numpy only; no SymPy.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterable
+
+import numpy as np
+
+from .errors import InputError
+
+__all__ = ["GroupStats", "as_response", "factorize"]
+
+
+def _readonly(a: np.ndarray) -> np.ndarray:
+    a = np.ascontiguousarray(a)
+    a.setflags(write=False)
+    return a
+
+
+def as_response(y, name: str = "y") -> np.ndarray:
+    """y as a 1-d float array with finite entries; InputError naming the problem otherwise."""
+    try:
+        a = np.asarray(y)
+    except Exception:  # noqa: BLE001 - anything that is not array-like
+        raise InputError(f"{name} must be a 1-d array of numbers") from None
+    if a.dtype.kind not in "biuf":
+        try:
+            a = a.astype(float)
+        except (TypeError, ValueError):
+            raise InputError(f"{name} must be numeric, got values of type {a.dtype}") from None
+    if a.ndim != 1:
+        raise InputError(f"{name} must be 1-d, got shape {a.shape}")
+    if a.size == 0:
+        raise InputError(f"{name} is empty: no observations to fit")
+    a = np.asarray(a, dtype=float)
+    if not np.isfinite(a).all():
+        bad = np.flatnonzero(~np.isfinite(a))
+        kind = "NaN" if np.isnan(a[bad[0]]) else "an infinite value"
+        raise InputError(f"{name} contains {kind} at position {bad[0]} ({bad.size} non-finite value(s) in all)")
+    return a
+
+
+def factorize(groups, size: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(sorted unique labels, integer code of every row).  Labels may be ints, floats or
+    strings; missing labels (None, NaN) and unsortable mixtures are InputErrors."""
+    try:
+        g = np.asarray(groups)
+    except Exception:  # noqa: BLE001
+        raise InputError("groups must be a 1-d array of labels") from None
+    if g.ndim != 1:
+        raise InputError(f"groups must be 1-d, got shape {g.shape}")
+    if size is not None and g.size != size:
+        raise InputError(f"y and groups have different lengths ({size} and {g.size})")
+    if g.size == 0:
+        raise InputError("groups is empty: no observations to fit")
+    if g.dtype.kind == "f" and np.isnan(g).any():
+        raise InputError("groups contains NaN (a missing group label)")
+    if g.dtype.kind == "O":
+        if any(v is None or (isinstance(v, float) and v != v) for v in g):
+            raise InputError("groups contains a missing label (None or NaN)")
+    try:
+        labels, codes = np.unique(g, return_inverse=True)
+    except TypeError:
+        raise InputError("group labels cannot be sorted: mixed types (e.g. numbers and strings)?") from None
+    return labels, codes.reshape(-1)
+
+
+@dataclass(frozen=True, eq=False)
+class GroupStats:
+    """Sufficient statistics of J groups, labels in sorted order.
+
+    labels[j], n[j] (observations), mean[j] (ybar_j) and ss[j] (S_j, the sum of squared
+    deviations from ybar_j).  Arrays are read-only; combine chunks with :meth:`merge`.
+    """
+
+    labels: np.ndarray
+    n: np.ndarray
+    mean: np.ndarray
+    ss: np.ndarray
+
+    # --- construction -----------------------------------------------------------------
+    @classmethod
+    def from_arrays(cls, labels, n, mean, ss) -> "GroupStats":
+        """From precomputed statistics (e.g. a database's GROUP BY), validated.  Labels
+        are sorted (and must be distinct); n whole numbers >= 1; mean finite; ss >= 0."""
+        labels = np.asarray(labels)
+        try:
+            n_f = np.asarray(n, dtype=float)
+            mean = np.asarray(mean, dtype=float)
+            ss = np.asarray(ss, dtype=float)
+        except (TypeError, ValueError):
+            raise InputError("n, mean and ss must be numeric") from None
+        arrays = {"labels": labels, "n": n_f, "mean": mean, "ss": ss}
+        for name, a in arrays.items():
+            if a.ndim != 1:
+                raise InputError(f"{name} must be 1-d, got shape {a.shape}")
+        if len({a.size for a in arrays.values()}) != 1:
+            raise InputError("labels, n, mean and ss have different lengths: "
+                             + ", ".join(f"{k}={a.size}" for k, a in arrays.items()))
+        if labels.size == 0:
+            raise InputError("no groups: the statistics are empty")
+        if not (np.isfinite(n_f).all() and (n_f >= 1).all() and (n_f == np.floor(n_f)).all()):
+            raise InputError("n must hold whole numbers >= 1 (group sizes)")
+        if not np.isfinite(mean).all():
+            raise InputError("mean contains NaN or an infinite value")
+        if not (np.isfinite(ss).all() and (ss >= 0).all()):
+            raise InputError("ss (within-group sums of squares) must be finite and >= 0")
+        if np.any(ss[n_f == 1] != 0):
+            raise InputError("ss must be 0 for groups of one observation")
+        try:
+            order = np.argsort(labels, kind="stable")
+        except TypeError:
+            raise InputError("group labels cannot be sorted: mixed types?") from None
+        labels = labels[order]
+        if labels.size > 1 and np.any(labels[1:] == labels[:-1]):
+            raise InputError("labels must be distinct (merge chunks with GroupStats.merge)")
+        return cls(_readonly(labels), _readonly(n_f[order].astype(np.int64)), _readonly(mean[order]), _readonly(ss[order]))
+
+    @classmethod
+    def from_codes(cls, y, codes, labels=None) -> "GroupStats":
+        """From y and integer group codes 0..J-1 (no sorting: the fast path for data
+        already factorised).  Codes that never occur are dropped.  ``labels[c]`` names
+        code c (default: the code itself)."""
+        y = as_response(y)
+        c = np.asarray(codes)
+        if c.ndim != 1 or c.dtype.kind not in "iub":
+            raise InputError("codes must be a 1-d array of integers")
+        if c.size != y.size:
+            raise InputError(f"y and codes have different lengths ({y.size} and {c.size})")
+        if c.min() < 0:
+            raise InputError("codes must be >= 0")
+        stats = _two_pass(y, c)
+        n, mean, ss = stats
+        present = np.flatnonzero(n)
+        if labels is None:
+            labels = present
+        else:
+            labels = np.asarray(labels)
+            if labels.size < n.size:
+                raise InputError(f"labels has {labels.size} entries, but codes go up to {n.size - 1}")
+            labels = labels[present]
+        if present.size != n.size:
+            n, mean, ss = n[present], mean[present], ss[present]
+        if labels.size > 1:
+            try:
+                if not np.all(labels[1:] > labels[:-1]):
+                    order = np.argsort(labels, kind="stable")
+                    labels, n, mean, ss = labels[order], n[order], mean[order], ss[order]
+            except TypeError:
+                raise InputError("group labels cannot be sorted: mixed types?") from None
+        return cls(_readonly(labels), _readonly(n), _readonly(mean), _readonly(ss))
+
+    @classmethod
+    def from_data(cls, y, groups) -> "GroupStats":
+        """From y and any 1-d array of group labels (sorted with np.unique)."""
+        y = as_response(y)
+        labels, codes = factorize(groups, size=y.size)
+        return cls.from_codes(y, codes, labels)
+
+    @classmethod
+    def from_chunks(cls, chunks: Iterable[tuple]) -> "GroupStats":
+        """Merge the statistics of an iterable of (y, groups) chunks."""
+        total = None
+        for y, groups in chunks:
+            part = cls.from_data(y, groups)
+            total = part if total is None else total.merge(part)
+        if total is None:
+            raise InputError("no chunks: no observations to fit")
+        return total
+
+    # --- combination ------------------------------------------------------------------
+    def merge(self, other: "GroupStats") -> "GroupStats":
+        """Statistics of the union of both data sets (Chan et al.):
+        n = n_a + n_b, mean = mean_a + delta n_b / n, S = S_a + S_b + delta^2 n_a n_b / n,
+        with delta = mean_b - mean_a, for labels present in both; others are copied."""
+        if not isinstance(other, GroupStats):
+            raise InputError("can only merge GroupStats with GroupStats")
+        try:
+            labels = np.union1d(self.labels, other.labels)
+        except TypeError:
+            raise InputError("cannot merge: group labels of different types") from None
+
+        def spread(part: "GroupStats"):
+            at = np.searchsorted(labels, part.labels)
+            n, mean, ss = (np.zeros(labels.size) for _ in range(3))
+            n[at], mean[at], ss[at] = part.n, part.mean, part.ss
+            return n, mean, ss
+
+        na, ma, sa = spread(self)
+        nb, mb, sb = spread(other)
+        n = na + nb
+        delta = mb - ma  # a group missing from one side has weight 0 there
+        mean = ma + delta * (nb / n)
+        ss = sa + sb + delta * delta * (na * nb / n)
+        n = n.astype(np.int64)
+        return GroupStats(_readonly(labels), _readonly(n), _readonly(mean), _readonly(ss))
+
+    # --- summaries --------------------------------------------------------------------
+    @property
+    def n_groups(self) -> int:
+        return int(self.n.size)
+
+    @property
+    def n_obs(self) -> int:
+        return int(self.n.sum())
+
+    def __repr__(self) -> str:
+        return f"GroupStats({self.n_groups} groups, {self.n_obs} observations)"
+
+
+def _two_pass(y: np.ndarray, codes: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Counts, means and within-group sums of squares: means first, then squared
+    deviations from them (memory: one temporary of len(y))."""
+    n = np.bincount(codes)
+    sums = np.bincount(codes, weights=y, minlength=n.size)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = sums / n
+    mean[n == 0] = 0.0
+    dev = np.take(mean, codes)
+    np.subtract(y, dev, out=dev)
+    np.multiply(dev, dev, out=dev)
+    ss = np.bincount(codes, weights=dev, minlength=n.size)
+    ss[n == 1] = 0.0
+    return n.astype(np.int64, copy=False), mean, ss
