@@ -28,6 +28,8 @@ D = quantity("logdet").symbol
 R = quantity("R_sum").symbol
 U = quantity("U_sum").symbol
 k = quantity("k").symbol  # second group index, for sums nested inside sums over j
+ybar_class = quantity("ybar_class").symbol
+spread_class = quantity("spread_class").symbol
 
 n_j = quantity("n").indexed
 ybar_g = quantity("ybar_g").indexed
@@ -76,7 +78,7 @@ generated functions over $\gamma \ge 0$: it brackets every sign change of the de
 on a logarithmic grid, refines each, and keeps the global maximum; $\hat\sigma_b^2 = 0$
 exactly (a \emph{singular} fit) when the derivative at $\gamma = 0$ is $\le 0$ and no
 interior maximum is higher.  Groups of the same size share a weight, so every sum over
-groups is a sum over the distinct group sizes (eqs.~at the end).
+groups is a sum over the distinct group sizes (the last chain, eq.~\eqref{profile:30}).
 """,
     )
     # --- A: the marginal log-density of one group -------------------------------------
@@ -219,6 +221,22 @@ groups is a sum over the distinct group sizes (eqs.~at the end).
             terms(frac(times(nu, R), times(2, Q)), neg(half(W)), frac(U, 2 * W)),
             why=r"In the named sums; its sign at $\gamma = 0$ decides a singular REML fit.",
             label="reml_slope",
+        ),
+    )
+    # --- D: groups of equal size ------------------------------------------------------
+    d = d.then(
+        Given(
+            over(j, times(w, terms(ybar_g[j], neg(beta0)) ** 2)),
+            lhs=r"\sum_{j:\,n_j = m} w_j(\bar y_j - \beta_0)^2",
+            why=r"The $J$ groups of one size $m$ share one weight $w = m/(1+m\gamma)$; here the sum runs over those groups only.",
+        ),
+        Define(over(j, ybar_g[j]) / J, symbol=ybar_class, why=r"The mean of their group means."),
+        Define(over(j, terms(ybar_g[j], neg(ybar_class)) ** 2), symbol=spread_class,
+               why=r"The spread of their group means about it."),
+        Equals(
+            times(w, terms(spread_class, times(J, terms(ybar_class, neg(beta0)) ** 2))),
+            why=r"Add and subtract $\bar{\bar y}_m$; the cross term sums to zero. With $w^2$ in place of $w$ the same identity gives the class's share of $R(\gamma)$; its shares of $W$, $U$ and $D$ are $J w$, $J w^2$ and $J\log(1+m\gamma)$. So every sum over groups is a sum over the distinct sizes: one evaluation of the criterion costs $O(\text{number of distinct sizes})$, not $O(J)$.",
+            label="class_sum",
         ),
     )
     d = d.export("profile_weight", "weight", (n, gamma),

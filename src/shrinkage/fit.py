@@ -6,7 +6,7 @@ Four pure stages, each callable alone (as lme4's modular fit):
 
 1. :class:`~shrinkage.stats.GroupStats`: the sufficient statistics (n_j, ybar_j, S_j);
 2. :func:`size_classes`: groups of equal size share a GLS weight, so the data reduce
-   further to one row per distinct size (the identity is eq. (28)-(29) of
+   further to one row per distinct size (the identity is eq. (30) of
    docs/profile.pdf); one evaluation of the criterion costs O(distinct sizes);
 3. :func:`maximise`: the global maximum over gamma >= 0 of the profiled criterion
    (docs/profile.pdf, eqs. (18), (24)), with its derivative (eqs. (20), (26)) used to
@@ -145,7 +145,7 @@ def _pieces(sc: SizeClasses, gamma: np.ndarray):
     W = cw.sum(axis=1)
     b = (cw * sc.centre).sum(axis=1) / W  # eq. (6), over size classes
     e = sc.centre[None, :] - b[:, None]
-    q = sc.spread + sc.count * e * e  # sum over a class of (ybar_j - beta0_hat)^2, eq. (29)
+    q = sc.spread + sc.count * e * e  # sum over a class of (ybar_j - beta0_hat)^2, eq. (30)
     Q = sc.ssw + (w * q).sum(axis=1)
     D = (sc.count * np.log1p(sc.size * g)).sum(axis=1)
     R = (w * w * q).sum(axis=1)

@@ -129,6 +129,8 @@ QUANTITIES: tuple[Quantity, ...] = (
     Quantity("U_sum", r"U(\gamma)", r"$\sum_j w_j^2$", "positive"),
     Quantity("w", r"w_j", r"GLS weight of group $j$, $n_j/(1+n_j\gamma) = \sigma^2\,\mathbf 1^\top V_j^{-1}\mathbf 1$", "positive"),
     Quantity("nu", r"\nu", r"residual degrees of freedom of REML, $N - 1$ (one fixed effect)", "positive"),
+    Quantity("ybar_class", r"\bar{\bar y}_m", r"mean of the group means $\bar y_j$ of the groups of size $m$", "real"),
+    Quantity("spread_class", r"A_m", r"$\sum_j (\bar y_j - \bar{\bar y}_m)^2$ over the groups of size $m$", "positive"),
     # GLS and ML/REML at given variances (derivations/gls.py, ml_reml.py)
     Quantity("beta0_gls", r"\hat\beta_0", r"GLS estimate of $\beta_0$ given $\sigma^2, \sigma_b^2$", "real"),
     # the balanced design (derivations/balanced.py): all n_j = n, at least 2 groups of at least 2
