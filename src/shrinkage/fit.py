@@ -14,7 +14,7 @@ Four pure stages, each callable alone (as lme4's modular fit):
 4. :func:`package`: estimates, BLUPs, shrinkage factors, conditional variances.
 
 Every formula comes from the generated module :mod:`shrinkage.numeric`; this module
-only sums elementwise terms over size classes.  numpy (and scipy's brentq) only.
+only sums elementwise terms over size classes.  numpy only.
 """
 
 from __future__ import annotations
@@ -181,11 +181,9 @@ def maximise(sc: SizeClasses, method: str = "REML") -> Maximum:
 
     The derivative is evaluated at gamma = 0 and on a logarithmic grid wide enough that
     n_j gamma runs from 1e-8 (the criterion is linear there) to past the last sign
-    change; every + to - sign change is refined with Brent's method, and the best of
+    change; every + to - sign change is refined by safeguarded regula falsi, and the best of
     these local maxima and of gamma = 0 is returned.  gamma = 0 is a candidate exactly
     when the derivative there is <= 0, so a singular fit is found, not approached."""
-    from scipy.optimize import brentq
-
     def d(g: float) -> float:
         return float(slope(sc, np.array([g]), method)[0])
 
@@ -212,11 +210,49 @@ def maximise(sc: SizeClasses, method: str = "REML") -> Maximum:
             if slopes[i + 1] == 0:
                 candidates.append(b)
             else:
-                candidates.append(brentq(d, a, b, xtol=1e-300, rtol=4 * np.finfo(float).eps, maxiter=400))
+                candidates.append(_root(d, a, b, slopes[i], slopes[i + 1]))
     values = criterion(sc, np.array(candidates), method)
     best = int(np.argmax(values))  # first of equal values: the smallest gamma
     interior = int(np.count_nonzero(slopes[1:-1] == 0) + changes.size - (1 if s0 == 0 else 0))
     return Maximum(float(candidates[best]), float(values[best]), max(interior, 0))
+
+
+def _root(f, a: float, b: float, fa: float, fb: float) -> float:
+    """A zero of f in [a, b] where f(a) > 0 >= f(b): the Illinois variant of regula
+    falsi, with a bisection step whenever the bracket fails to halve, down to
+    floating-point resolution (no scipy import on the fit path)."""
+    side = 0
+    for _ in range(300):
+        width = b - a
+        if width <= 4 * np.finfo(float).eps * max(abs(a), abs(b)):
+            break
+        c = b - fb * (b - a) / (fb - fa)
+        if not (a < c < b):
+            c = 0.5 * (a + b)
+        fc = f(c)
+        if fc == 0:
+            return c
+        if fc > 0:
+            a, fa = c, fc
+            if side == -1:
+                fb *= 0.5
+            side = -1
+        else:
+            b, fb = c, fc
+            if side == 1:
+                fa *= 0.5
+            side = 1
+        if b - a > 0.5 * width:  # slow progress: bisect
+            m = 0.5 * (a + b)
+            fm = f(m)
+            if fm == 0:
+                return m
+            if fm > 0:
+                a, fa = m, fm
+            else:
+                b, fb = m, fm
+            side = 0
+    return a if abs(fa) < abs(fb) else b
 
 
 def package(stats: GroupStats, sc: SizeClasses, method: str, gamma: float, sigma2: float | None,
