@@ -117,13 +117,13 @@ groups is a sum over the distinct group sizes (the last chain, eq.~\eqref{profil
         Define(
             frac(n, terms(1, times(n, gamma))),
             symbol=w,
-            why=r"With $\sigma_b^2 = \gamma\sigma^2$ the last term of eq.~(3) is $w_j(\bar y_j-\beta_0)^2/(2\sigma^2)$ with this weight, the GLS weight of group $j$.",
+            why=r"With $\sigma_b^2 = \gamma\sigma^2$ the last term of eq. (3) is $w_j(\bar y_j-\beta_0)^2/(2\sigma^2)$ with this weight, the GLS weight of group $j$.",
             label="weight",
         ),
         Given(
             over(j, loglik_terms(beta0)),
             lhs=r"\ell(\beta_0, \sigma^2, \gamma)",
-            why=r"The log-likelihood: groups are independent, so it is the sum of eq.~(3) over $j = 1, \dots, J$, written with $\sigma_b^2 = \gamma\sigma^2$ and the weights $w_j$.",
+            why=r"The log-likelihood: groups are independent, so it is the sum of eq. (3) over $j = 1, \dots, J$, written with $\sigma_b^2 = \gamma\sigma^2$ and the weights $w_j$.",
             label="loglik",
         ),
         Maximiser(
@@ -146,7 +146,7 @@ groups is a sum over the distinct group sizes (the last chain, eq.~\eqref{profil
         Given(
             over(j, loglik_terms(beta0_hat)),
             lhs=r"\ell(\hat\beta_0(\gamma), \sigma^2, \gamma)",
-            why=r"Put the maximiser $\hat\beta_0(\gamma)$ into eq.~(5).",
+            why=r"Put the maximiser $\hat\beta_0(\gamma)$ into eq. (5).",
         ),
         Equals(
             terms(neg(half(times(N, sp.log(two_pi * sigma2)))), neg(half(D)), neg(frac(Q, 2 * sigma2))),
@@ -163,7 +163,7 @@ groups is a sum over the distinct group sizes (the last chain, eq.~\eqref{profil
         Given(
             terms(neg(half(times(N, sp.log(two_pi * frac(Q, N))))), neg(half(D)), neg(frac(Q, 2 * frac(Q, N)))),
             lhs=r"\ell_{\mathrm{ML}}(\gamma) = \ell(\hat\beta_0, \hat\sigma^2, \gamma)",
-            why=r"Put $\hat\sigma^2(\gamma) = Q(\gamma)/N$ into eq.~(15): the profiled log-likelihood.",
+            why=r"Put $\hat\sigma^2(\gamma) = Q(\gamma)/N$ into eq. (15): the profiled log-likelihood.",
         ),
         Equals(
             terms(neg(half(times(N, terms(sp.log(two_pi * frac(Q, N)), 1)))), neg(half(D))),
@@ -187,7 +187,7 @@ groups is a sum over the distinct group sizes (the last chain, eq.~\eqref{profil
         Given(
             terms(neg(half(times(nu, sp.log(two_pi * sigma2)))), neg(half(D)), neg(half(sp.log(W))), neg(frac(Q, 2 * sigma2))),
             lhs=r"\ell_{\mathrm R}(\sigma^2, \gamma)",
-            why=r"REML: eq.~(15) plus $\tfrac12\log 2\pi - \tfrac12\log\det(X^\top V^{-1}X)$ with $X^\top V^{-1} X = W/\sigma^2$; this leaves $\nu = N - 1$ in front of $\log(2\pi\sigma^2)$ (lme4's REML criterion, with its constant).",
+            why=r"REML: eq. (15) plus $\tfrac12\log 2\pi - \tfrac12\log\det(X^\top V^{-1}X)$ with $X^\top V^{-1} X = W/\sigma^2$; this leaves $\nu = N - 1$ in front of $\log(2\pi\sigma^2)$ (lme4's REML criterion, with its constant).",
             label="reml_at_variances",
         ),
         Maximiser(
@@ -200,7 +200,7 @@ groups is a sum over the distinct group sizes (the last chain, eq.~\eqref{profil
         Given(
             terms(neg(half(times(nu, sp.log(two_pi * frac(Q, nu))))), neg(half(D)), neg(half(sp.log(W))), neg(frac(Q, 2 * frac(Q, nu)))),
             lhs=r"\ell_{\mathrm{R}}(\gamma)",
-            why=r"Put $\hat\sigma^2_{\mathrm R}(\gamma)$ into eq.~(21): the profiled REML criterion.",
+            why=r"Put $\hat\sigma^2_{\mathrm R}(\gamma)$ into eq. (21): the profiled REML criterion.",
         ),
         Equals(
             terms(neg(half(times(nu, terms(sp.log(two_pi * frac(Q, nu)), 1)))), neg(half(D)), neg(half(sp.log(W)))),
