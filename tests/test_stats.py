@@ -154,3 +154,21 @@ def test_bad_input_is_named(y, g, message):
 def test_from_arrays_validates(kw, message):
     with pytest.raises(InputError, match=message):
         GroupStats.from_arrays(**kw)
+
+
+@pytest.mark.parametrize("dtype", [np.int8, np.int32, np.int64, np.uint16, np.uint64])
+def test_codes_of_any_integer_type(dtype):
+    y = np.array([1.0, 2.0, 4.0, 8.0])
+    s = GroupStats.from_codes(y, np.array([0, 1, 0, 1], dtype=dtype))
+    np.testing.assert_allclose(s.ss, [4.5, 18.0])
+
+
+@pytest.mark.parametrize("codes, message", [
+    (np.array([0.0, 1.0, 0.0, 1.0]), "integers"),
+    (np.array([True, False, True, False]), "integers"),
+    (np.array([0, -1, 0, 1]), ">= 0"),
+    (np.array([0, 1, 0]), "different lengths"),
+])
+def test_bad_codes(codes, message):
+    with pytest.raises(InputError, match=message):
+        GroupStats.from_codes(np.array([1.0, 2.0, 4.0, 8.0]), codes)

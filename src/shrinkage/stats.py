@@ -135,8 +135,12 @@ class GroupStats:
         code c (default: the code itself)."""
         y = as_response(y)
         c = np.asarray(codes)
-        if c.ndim != 1 or c.dtype.kind not in "iub":
+        if c.ndim != 1 or c.dtype.kind not in "iu":
             raise InputError("codes must be a 1-d array of integers")
+        if c.dtype.kind == "u" or c.dtype.itemsize > np.dtype(np.intp).itemsize:
+            if c.size and c.max() > np.iinfo(np.intp).max:
+                raise InputError("codes are too large")
+            c = c.astype(np.intp)
         if c.size != y.size:
             raise InputError(f"y and codes have different lengths ({y.size} and {c.size})")
         if c.min() < 0:
