@@ -13,7 +13,7 @@ import sympy as sp
 from shrinkage import codegen, model
 from shrinkage.display import frac, neg, terms, times
 from shrinkage.engine import Define, Derivation, Equals, Given, Sign
-from shrinkage.symbols import J, i, j, lam, n, quantity, sigma2, sigma_b2, var_beta0, w_rest
+from shrinkage.symbols import J, i, j, lam, n, prec, quantity, sigma2, sigma_b2, var_beta0, w_rest
 
 n_j = model.n_j
 lam_expr = frac(sigma_b2, terms(sigma_b2, frac(sigma2, n)))
@@ -23,8 +23,7 @@ def var_mean(size):
     return terms(sigma_b2, frac(sigma2, size))
 
 
-precision = frac(1, var_mean(n))  # 1/Var(ybar_j)
-total = terms(precision, w_rest)  # sum over all groups of 1/Var(ybar_k)
+total = terms(prec, w_rest)  # sum over all groups of 1/Var(ybar_k)
 cond_var = frac(times(sigma2, sigma_b2), terms(sigma2, times(n, sigma_b2)))  # (1 - lambda_j) sigma_b^2
 
 
@@ -65,14 +64,16 @@ dense-matrix computations of the same variances from the model.
                why=r"Each group contributes its precision $1/\operatorname{Var}(\bar y_j)$ once in the numerator and once in the square root of the denominator."),
         Define(lam_expr, symbol=lam, label="lambda",
                why=r"The shrinkage factor of derivation \texttt{blup}."),
+        Define(frac(1, var_mean(n)), symbol=prec,
+               why=r"The precision of the group mean, eq.\ \eqref{uncertainty:2}: the weight of $\bar y_j$ in $\hat\beta_0$."),
         Given(
             terms(
-                times(terms(lam, neg(1), neg(frac(times(lam, precision), total))) ** 2, sigma_b2),
-                times(lam**2, terms(1, neg(frac(precision, total))) ** 2, frac(sigma2, n)),
+                times(terms(lam, neg(1), neg(frac(times(lam, prec), total))) ** 2, sigma_b2),
+                times(lam**2, terms(1, neg(frac(prec, total))) ** 2, frac(sigma2, n)),
                 times(lam**2, frac(w_rest, total**2)),
             ),
             lhs=r"\operatorname{Var}(\hat b_j - b_j)",
-            why=r"With $\bar y_k = \beta_0 + b_k + \bar\varepsilon_k$, the error $\hat b_j - b_j = \lambda_j(\bar y_j - \hat\beta_0) - b_j$ is a linear combination of the independent $b_j$, $\bar\varepsilon_j$ (variance $\sigma^2/n_j$) and $\bar y_k$, $k\ne j$; $W_{-j} = \sum_{k\ne j} 1/\operatorname{Var}(\bar y_k)$. Add the variances, each times its squared coefficient.",
+            why=r"With $\bar y_k = \beta_0 + b_k + \bar\varepsilon_k$, the error $\hat b_j - b_j = \lambda_j(\bar y_j - \hat\beta_0) - b_j$ is a linear combination of the independent $b_j$, $\bar\varepsilon_j$ (variance $\sigma^2/n_j$) and $\bar y_k$, $k\ne j$, where $W_{-j} = \sum_{k\ne j} p_k$. Add the variances, each times its squared coefficient.",
         ),
         Equals(
             terms(times(terms(1, neg(lam)), sigma_b2), times(lam**2, frac(1, total))),
@@ -90,7 +91,7 @@ dense-matrix computations of the same variances from the model.
               why=r"How much the estimation of $\beta_0$ adds."),
         Equals(times(lam**2, var_beta0),
                why=r"The conditional variances cancel."),
-        Sign(sp.S.Zero, sign=1,
+        Sign(sp.S.Zero, sign=1, label="gap_positive",
              why=r"So condVar understates the error of $\hat b_j$ when $\beta_0$ is estimated; the gap $\lambda_j^2\operatorname{Var}(\hat\beta_0)$ is largest for weakly shrunk groups ($\lambda_j$ near $1$) and shrinks like $1/J$ as groups are added."),
     )
     if hasattr(codegen, "is_group_sum"):  # the code generator prints sums over groups

@@ -98,7 +98,8 @@ class Excerpts:
         return out
 
     def resolve_refs(self, text: str) -> str:
-        """\\eqref{name:k} to an equation not shown here becomes plain text (name k)."""
+        """\\eqref{@name:label} becomes \\eqref{name:k} (k the step's number); \\eqref{name:k} to an
+        equation not shown here becomes plain text (name k)."""
 
         def fix(m: re.Match) -> str:
             label = m.group(1)
@@ -107,6 +108,8 @@ class Excerpts:
             name, number = label.rsplit(":", 1)
             return rf"\textup{{({_tag(name, int(number))})}}"
 
+        text = re.sub(r"\\eqref\{@([a-z_]+):([a-z_0-9]+)\}",
+                      lambda m: rf"\eqref{{{m.group(1)}:{_number(self.checked[m.group(1)], m.group(2))}}}", text)
         return re.sub(r"\\eqref\{([a-z_]+:\d+)\}", fix, text)
 
 
@@ -203,7 +206,7 @@ def figure_lambda(fns: Mapping, example: Example) -> list[str]:
     colours = ("blue!70!black", "teal!80!black", "orange!85!black", "red!75!black")
     marks = ("o", "square", "triangle", "diamond")
     out = [
-        r"\begin{figure}[t]\centering",
+        r"\begin{figure}[tbp]\centering",
         r"\begin{tikzpicture}",
         r"\begin{axis}[width=0.9\linewidth, height=6.2cm, xmode=log, xmin=1, xmax=100, ymin=0, ymax=1.02,"
         r" xlabel={group size $n_j$}, ylabel={shrinkage factor $\lambda_j$}, legend style={at={(0.5,-0.32)}, anchor=north, font=\footnotesize},"
@@ -333,7 +336,7 @@ The pull is real and never overshoots: $0 < \lambda_j < 1$,
 Two refinements.  The log of the factor is $-b_j^2/(2\sigma_b^2) - \tfrac12\log(2\pi\sigma_b^2)$; the second
 term does not matter for $b_j$ but does for $\sigma_b^2$ (claims 4 and 5).  And the penalty alone does not
 fix the amount of shrinkage: it is weighed against the data term $n_j(\bar y_j - \beta_0 - b_j)^2/(2\sigma^2)$
-in eq.~\eqref{blup:8} (claim 6).
+in eq.~\eqref{@blup:completed_square} (claim 6).
 """,
     ),
     Claim(
@@ -354,9 +357,9 @@ because it depends on $\sigma_b^2$ only through the ratio $\sigma^2/(n_j\sigma_b
         r"not shrunk.",
         "holds",
         r"""
-In the penalised least-squares form eq.~\eqref{pls:2} only the $b_j$ are penalised; $\beta_0$ is estimated by
+In the penalised least-squares form eq.~\eqref{@pls:penalised} only the $b_j$ are penalised; $\beta_0$ is estimated by
 generalised least squares, which \emph{weights} the group means by their precisions but does not pull the
-estimate towards any value (derivation \texttt{pls}, and eq.~\eqref{pls:7} below).  The same holds for every
+estimate towards any value (derivation \texttt{pls}, and eq.~\eqref{@pls:gls} below).  The same holds for every
 coefficient of the fixed-effect design, main effects and interactions alike: none has a prior, so none is
 penalised.  A fixed effect for each group is the limit of the random effect as $\sigma_b^2 \to \infty$, where
 the shrinkage vanishes; large groups approach the same limit:
@@ -377,7 +380,7 @@ $(2\pi\sigma_b^2)^{-1/2}$, not $1$: it can be any positive number.  Only ratios 
 $b_j$ mean anything, and that is why the normalising constant could be ignored in the maximisation over
 $b_j$.  It cannot be ignored as soon as $\sigma_b^2$ varies: the constant grows without bound as
 $\sigma_b^2 \to 0^+$ (claim 5).  Finally, ``large'' is relative to the data: the penalty is balanced against
-$n_j(\bar y_j-\beta_0-b_j)^2/(2\sigma^2)$, eq.~\eqref{blup:8}.
+$n_j(\bar y_j-\beta_0-b_j)^2/(2\sigma^2)$, eq.~\eqref{@blup:completed_square}.
 """,
     ),
     Claim(
@@ -388,7 +391,7 @@ $n_j(\bar y_j-\beta_0-b_j)^2/(2\sigma^2)$, eq.~\eqref{blup:8}.
         r"""
 For a fixed $b_j \ne 0$ the exponent does tend to $-\infty$ as $\sigma_b^2 \to 0^+$, but this is not what the
 joint density does as a function of $\sigma_b^2$.  Its maximiser in $b_j$ follows $\sigma_b^2$ to $0$
-(complete pooling, $\lambda_j \to 0$, eq.~\eqref{shrinkage_facts:20} below), where the exponent is $0$, and the
+(complete pooling, $\lambda_j \to 0$, eq.~\eqref{@shrinkage_facts:complete_pooling} below), where the exponent is $0$, and the
 normalising constants $-\tfrac12\log(2\pi\sigma_b^2)$, one per group, then grow without bound.  A small
 $\sigma_b^2$ is \emph{rewarded}, not penalised:
 {excerpt:shrinkage_facts:19:20}
@@ -403,7 +406,7 @@ $\sigma_b^2$ is \emph{rewarded}, not penalised:
 It holds for $\beta_0$ and the $b_j$ \emph{given the variances}: maximising the joint density over
 $(\beta_0, \mathbf b)$ is the ridge regression of claim 1 and gives the GLS estimate of $\beta_0$ with the
 BLUPs (derivation \texttt{pls}, and Henderson's mixed-model equations there).  It fails for the variance
-$\sigma_b^2$: by eq.~\eqref{joint_unbounded:3} the joint density has no maximum in $\sigma_b^2$, so
+$\sigma_b^2$: by eq.~\eqref{@joint_unbounded:unbounded} the joint density has no maximum in $\sigma_b^2$, so
 $\sigma_b^2$ (and $\sigma^2$) are estimated from the marginal likelihood of \S\ref{slip2}, by ML or REML, and
 then \emph{plugged into} $\lambda_j$.  That plug-in, a prior whose variance is estimated from the data, is
 what ``empirical Bayes'' names; the predictions inherit the uncertainty of the estimated variances, which
@@ -484,7 +487,7 @@ def _pooling_section(ex: Excerpts, example: Example) -> list[str]:
         *ex.lines("blup", "group_mean", "group_mean"),
         r"With $\lambda_j \to 1$ (a large group, or $\sigma_b^2 \to \infty$) this is the group's own mean, no pooling; "
         r"with $\lambda_j \to 0$ ($\sigma_b^2 \to 0^+$) it is $\beta_0$ for every group, complete pooling "
-        r"(eqs.~\eqref{shrinkage_facts:16}, \eqref{shrinkage_facts:18}, \eqref{shrinkage_facts:20}).  "
+        r"(eqs.~\eqref{@shrinkage_facts:no_pooling_sigma_b2}, \eqref{@shrinkage_facts:no_pooling_n}, \eqref{@shrinkage_facts:complete_pooling}).  "
         r"On the Dyestuff data, the classic balanced example distributed with lme4, the variances are estimated by "
         r"REML from the marginal likelihood and plugged in (the empirical-Bayes step): Figure~\ref{fig:dyestuff} and "
         r"Table~\ref{tab:dyestuff}.",
@@ -498,11 +501,11 @@ def _uncertainty_section(ex: Excerpts) -> list[str]:
         r"\section{How sure is a shrunken estimate?}\label{uncertainty}",
         r"Two variances are reported for a BLUP, and they answer different questions.  Given $\beta_0$ (and the "
         r"variances), $\operatorname{Var}(b_j\mid\mathbf y) = (1-\lambda_j)\sigma_b^2$, lme4's \texttt{condVar}:",
-        *ex.lines("blup", 17, "conditional_variance"),
+        *ex.lines("blup", _number(ex.checked["blup"], "conditional_variance") - 1, "conditional_variance"),
         r"Once $\beta_0$ is estimated by GLS, the prediction error variance adds the uncertainty of $\hat\beta_0$ "
         r"(Henderson's $C$-matrix; the tests check it against the inverse of the mixed-model equations):",
         *ex.lines("uncertainty", 3, "var_beta0"),
-        *ex.lines("uncertainty", "lambda", 12),
+        *ex.lines("uncertainty", "lambda", "gap_positive"),
     ]
 
 
@@ -520,7 +523,7 @@ def _documents_section(checked: Mapping[str, CheckedDerivation]) -> list[str]:
         r"symbols' assumptions; ``numeric'' those checked with mpmath only; ``stated'' the givens, definitions and "
         r"restatements, which are model statements rather than claims.  Every other step also passed the "
         r"numeric check; a failing step stops the build.",
-        r"\par\medskip\noindent{\small\begin{tabular}{@{}l>{\raggedright\arraybackslash}p{0.5\linewidth}rrrr@{}}",
+        r"\par\medskip\noindent{\small\begin{tabular}{@{}l>{\raggedright\arraybackslash}p{0.42\linewidth}rrrr@{}}",
         r"\toprule document & derivation & steps & proved & numeric & stated \\ \midrule",
         *rows,
         r"\bottomrule",
@@ -554,9 +557,10 @@ def render_answer(checked: Sequence[CheckedDerivation]) -> str:
         r"\section{The claims}",
         r"All six claims are about the function of \S1 with the product over every observation; its maximisation "
         r"over $b_j$ is the completed square of derivation \texttt{blup}.",
-        *figure_lambda(fns, example),
     ]
     for c in CLAIMS[2:]:
+        if c.key == "claim2":
+            body += figure_lambda(fns, example)
         body += _claim_section(c, ex)
     body += _pooling_section(ex, example)
     body += _uncertainty_section(ex)

@@ -114,6 +114,7 @@ QUANTITIES: tuple[Quantity, ...] = (
     Quantity("n_real", r"n_j", "size of group $j$, treated as a positive real number (to differentiate in it)", "positive"),
     Quantity("k", r"k", "a second index (of an observation, or of a group)", "count"),
     Quantity("w_rest", r"W_{-j}", r"$\sum_{k\ne j} 1/(\sigma_b^2+\sigma^2/n_k)$: the precisions of the other groups' means", "positive"),
+    Quantity("prec", r"p_j", r"precision $1/\operatorname{Var}(\bar y_j) = 1/(\sigma_b^2+\sigma^2/n_j)$ of the mean of group $j$", "positive"),
     Quantity("log_lik_q", r"\log\tilde L", r"log of the question's product: one factor per group instead of one per observation", "real"),
     Quantity("var_beta0", r"V_{\beta_0}", r"sampling variance $\operatorname{Var}(\hat\beta_0)$ of the GLS estimate of $\beta_0$", "positive"),
     # the profiled likelihood (derivations/profile.py).  Per-group data as entries of
@@ -183,3 +184,4 @@ k = quantity("k").symbol
 w_rest = quantity("w_rest").symbol
 var_beta0 = quantity("var_beta0").symbol
 log_lik_q = quantity("log_lik_q").symbol
+prec = quantity("prec").symbol
