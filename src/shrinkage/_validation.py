@@ -16,6 +16,7 @@ _DOMAIN_TEST = {
     "unit": (lambda a: np.all(np.isfinite(a)) and np.all((a > 0) & (a < 1)), "in (0, 1)"),
     "few": (lambda a: np.all(np.isfinite(a)) and np.all(a >= 1) and np.all(a == np.floor(a)), "whole numbers >= 1"),
     "count": (lambda a: np.all(np.isfinite(a)) and np.all(a >= 1) and np.all(a == np.floor(a)), "whole numbers >= 1"),
+    "nonnegative": (lambda a: np.all(np.isfinite(a)) and np.all(a >= 0), "finite and >= 0"),
     "several": (lambda a: np.all(np.isfinite(a)) and np.all(a >= 2) and np.all(a == np.floor(a)), "whole numbers >= 2"),
 }
 

@@ -55,6 +55,7 @@ DOMAIN_SAMPLERS: dict[str, Sampler] = {
     "unit": _unit,
     "few": _few,
     "several": _several,
+    "nonnegative": _positive,  # draws are > 0; 0 itself (a group of one) is allowed in the code
 }
 
 _ASSUMPTIONS = {
@@ -64,6 +65,7 @@ _ASSUMPTIONS = {
     "unit": dict(positive=True),
     "few": dict(integer=True, positive=True),
     "several": dict(integer=True, positive=True),
+    "nonnegative": dict(nonnegative=True),
 }
 
 
@@ -102,7 +104,7 @@ QUANTITIES: tuple[Quantity, ...] = (
     Quantity("b", r"b_j", "random intercept of group $j$", "real"),
     Quantity("y", r"y", "observations; $y_{ij}$ is observation $i$ of group $j$", "real", observation=True),
     Quantity("ybar", r"\bar y_j", "mean of group $j$", "real"),
-    Quantity("ss_within", r"S_j", r"within-group sum of squares $\sum_i (y_{ij}-\bar y_j)^2$", "positive"),
+    Quantity("ss_within", r"S_j", r"within-group sum of squares $\sum_i (y_{ij}-\bar y_j)^2$ (0 for a group of one)", "nonnegative"),
     Quantity("lam", r"\lambda_j", "shrinkage factor of group $j$", "unit"),
     Quantity("b_hat", r"\hat b_j", "BLUP (conditional mode) of $b_j$", "real"),
     Quantity("const", r"c_j", "normalising constants of group $j$ (free of $b_j$ and the data)", "real"),
