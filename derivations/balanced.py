@@ -174,7 +174,7 @@ tests check the estimates against a numerical maximisation of the dense criteria
             ml_in_sigmas(),
             of="ml",
             lhs=r"\ell_{\mathrm{ML}}(\sigma^2, \sigma_b^2)",
-            why=r"When the unconstrained maximiser violates $\tau \ge \sigma^2$, the maximum over the constraint set lies on its boundary $\sigma_b^2 = 0$: in the precisions $1/\sigma^2$ and $1/\tau$ the criterion is a sum of concave functions $\tfrac a2\log p - \tfrac c2 p$, and the constraint is the half-plane $1/\tau \le 1/\sigma^2$; a concave function whose maximum lies outside a convex set attains its maximum over the set on the set's boundary. We restate eq.~(8) to follow it there.",
+            why=r"When the unconstrained maximiser violates $\tau \ge \sigma^2$, the maximum over the constraint set lies on its boundary $\sigma_b^2 = 0$: in the precisions $1/\sigma^2$ and $1/\tau$ the criterion is a sum of concave functions $\tfrac a2\log p - \tfrac c2 p$, and the constraint is the half-plane $1/\tau \le 1/\sigma^2$; a concave function whose maximum lies outside a convex set attains its maximum over the set on the set's boundary. We restate eq.\ \eqref{balanced:8} to follow it there.",
         ),
         Limit(
             terms(neg(half(times(J, n, sp.log(times(two_pi, sigma2))))), neg(frac(total_ss, 2 * sigma2))),
@@ -200,7 +200,7 @@ tests check the estimates against a numerical maximisation of the dense criteria
             ),
             symbol=sb2_hat,
             lhs=r"\hat\sigma^2_{b,\mathrm{ML}}",
-            why=r"The ML estimate of $\sigma_b^2$: the unconstrained maximiser (eq.~(17)) when it is positive, else the boundary.",
+            why=r"The ML estimate of $\sigma_b^2$: the unconstrained maximiser (eq.\ \eqref{balanced:17}) when it is positive, else the boundary.",
             label="ml_sb2",
         ),
         Define(
@@ -210,7 +210,7 @@ tests check the estimates against a numerical maximisation of the dense criteria
             ),
             symbol=s2_hat,
             lhs=r"\hat\sigma^2_{\mathrm{ML}}",
-            why=r"The ML estimate of $\sigma^2$: $\mathrm{MSW}$ inside, the total sum of squares over $Jn$ on the boundary (eq.~(21)).",
+            why=r"The ML estimate of $\sigma^2$: $\mathrm{MSW}$ inside, the total sum of squares over $Jn$ on the boundary (eq.\ \eqref{balanced:21}).",
             label="ml_s2",
         ),
     )
@@ -219,7 +219,7 @@ tests check the estimates against a numerical maximisation of the dense criteria
         Given(
             terms(ml_in_sigmas(), half(sp.log(two_pi)), neg(half(sp.log(over_groups(frac(n, between_var)))))),
             lhs=r"\ell_{\mathrm{R}}(\sigma^2, \sigma_b^2)",
-            why=r"The REML criterion (document \emph{ml\_reml}): the profiled log-likelihood plus $\tfrac12\log 2\pi - \tfrac12\log\sum_j w_j$, here with every weight $w_j = n/(\sigma^2 + n\sigma_b^2)$.",
+            why=r"The REML criterion (document \emph{ml_reml}): the profiled log-likelihood plus $\tfrac12\log 2\pi - \tfrac12\log\sum_j w_j$, here with every weight $w_j = n/(\sigma^2 + n\sigma_b^2)$.",
         ),
         Equals(
             reml_in_sigmas(),
@@ -262,7 +262,7 @@ tests check the estimates against a numerical maximisation of the dense criteria
         ),
         Equals(
             times(frac(msw, n), terms(F, -1)),
-            why=r"Factor out $\mathrm{MSW}$: $\tilde\sigma_b^2 > 0$ exactly when $F > 1$; otherwise the maximum over $\sigma_b^2 \ge 0$ is on the boundary, by the argument of eq.~(18).",
+            why=r"Factor out $\mathrm{MSW}$: $\tilde\sigma_b^2 > 0$ exactly when $F > 1$; otherwise the maximum over $\sigma_b^2 \ge 0$ is on the boundary, by the argument of eq.\ \eqref{balanced:18}.",
             label="reml_interior_sb2",
         ),
     )
