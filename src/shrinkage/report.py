@@ -308,14 +308,13 @@ def write_report(data: Path, response: str, group: str, method: str = "REML", ou
     """Read ``data`` (CSV), fit, and write ``<stem>-report.tex`` (and .pdf when TeX is
     present, or pdf=True) into ``out``.  Both files appear only when both are complete."""
     from .build import compile_pdf, tex_available, write_atomic
-    from .table import read_columns
+    from .table import stream_stats
 
     data = Path(data)
     out = Path(out) if out is not None else Path.cwd()
     if out.exists() and not out.is_dir():
         raise InputError(f"output folder {out} is a file")
-    y, g = read_columns(data, response, group)
-    result = fit(y, g, method=method)
+    result = fit(stats=stream_stats(data, response, group), method=method)  # chunked: any size of CSV
     text = render(result, data.name, response, group)
     stem = f"{data.stem}-report"
     compile_now = tex_available() if pdf is None else pdf
