@@ -60,17 +60,24 @@ def pytest_terminal_summary(terminalreporter):
         return
     from collections import Counter
 
+    from shrinkage.mutate import HORIZON
+
     outcomes = [o for r in MUTATION_REPORTS for o in r.outcomes]
     equivalent = [m for r in MUTATION_REPORTS for m in r.equivalent]
     status = Counter(o.status for o in outcomes)
     by_operator = Counter(o.mutant.operator for o in outcomes)
     rejected = status["rejected"]
-    share = rejected / len(outcomes) if outcomes else 1.0
+    premises = status["unchecked-premise"]
+    judged = len(outcomes) - premises
+    share = rejected / judged if judged else 1.0
     tr = terminalreporter
     tr.write_sep("=", "mutation testing")
     tr.write_line(f"{len(MUTATION_REPORTS)} steps in {len({r.derivation for r in MUTATION_REPORTS})} derivations; "
-                  f"{len(outcomes)} mutants judged, {rejected} rejected ({share:.1%}), "
-                  f"{status['survived']} survived, {status['crashed']} crashed the checker")
+                  f"{len(outcomes)} mutants judged; of the {judged} corrupting a checked step, a definition "
+                  f"or a recall, {rejected} rejected ({share:.1%}), {status['survived']} survived, "
+                  f"{status['crashed']} crashed the checker")
+    tr.write_line(f"{premises} corrupted Given statements (unchecked premises, marked so in the documents) "
+                  f"were not caught by the next {HORIZON} checked steps")
     tr.write_line("by operator: " + ", ".join(f"{k} {v}" for k, v in sorted(by_operator.items())))
     tr.write_line(f"{len(equivalent)} mutants skipped as equivalent to the original step "
                   "(equal at every random point, 50 digits):")
@@ -79,5 +86,5 @@ def pytest_terminal_summary(terminalreporter):
             tr.write_line(f"  {m.derivation} step {m.number} ({r.kind}): {m.description}")
     for o in outcomes:
         if o.status != "rejected":
-            tr.write_line(f"  NOT REJECTED: {o.mutant.derivation} step {o.mutant.number}: "
+            tr.write_line(f"  NOT REJECTED ({o.status}): {o.mutant.derivation} step {o.mutant.number}: "
                           f"{o.mutant.description} [{o.status}] {o.detail}")

@@ -24,8 +24,35 @@ from shrinkage.build import build, load_derivations
 from shrinkage.engine import Given, Define, Recall
 from shrinkage.errors import StepError
 
+import os
+
 DERIVATIONS_BY_NAME = {d.name: d for d in load_derivations(DERIVATIONS)}
+# Mutants judged per step: SHRINKAGE_MUTANTS=all judges every one (minutes per
+# derivation); the default takes a few per step, the operators in turn from step to step.
+_LIMIT = os.environ.get("SHRINKAGE_MUTANTS", "3")
+LIMIT = None if _LIMIT == "all" else int(_LIMIT)
 CASES = [(name, k) for name, d in DERIVATIONS_BY_NAME.items() for k in range(1, len(d.steps) + 1)]
+
+
+# Steps whose corruption is known to go unnoticed, with the reason (strict xfail: fixing
+# the derivation turns the entry red, so it gets removed).  Keyed by (derivation, label
+# of the step, or the name of the symbol it defines).
+KNOWN_GAPS = {
+    ("profile", "weight"): "Define w_j := n_j/(1+n_j gamma) is exported (profile_weight) but no checked "
+                           "step uses the symbol w: a wrong weight would be documented and generated",
+    **{("balanced", label): "the estimate is a Define that is exported but tied to no checked step"
+       for label in ("ml_sb2", "ml_s2", "reml_sb2", "reml_s2")},
+}
+
+
+def _marks(name, number):
+    step = DERIVATIONS_BY_NAME[name].steps[number - 1]
+    keys = {(name, step.label), (name, str(getattr(step, "symbol", "")))}
+    reasons = [KNOWN_GAPS[k] for k in keys if k in KNOWN_GAPS]
+    return [pytest.mark.xfail(strict=True, reason=reasons[0])] if reasons else []
+
+
+CASE_PARAMS = [pytest.param(n, k, id=f"{n}-step{k}", marks=_marks(n, k)) for n, k in CASES]
 
 
 @pytest.fixture(scope="module")
@@ -34,15 +61,15 @@ def contexts():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name, number", CASES, ids=[f"{n}-step{k}" for n, k in CASES])
+@pytest.mark.parametrize("name, number", CASE_PARAMS)
 def test_every_corruption_of_the_step_is_rejected(name, number, contexts):
     d = DERIVATIONS_BY_NAME[name]
-    report = mutate.mutate_step(d, number, contexts[name][number - 1])
+    report = mutate.mutate_step(d, number, contexts[name][number - 1], limit=LIMIT)
     MUTATION_REPORTS.append(report)
     assert report.outcomes or report.equivalent, f"no mutant could be made of {name} step {number}"
-    bad = [o for o in report.outcomes if o.status != "rejected"]
+    bad = [o for o in report.outcomes if o.status not in ("rejected", "unchecked-premise")]
     assert not bad, "\n".join(f"{o.mutant.description}: {o.status} {o.detail}" for o in bad)
-    for o in report.outcomes:
+    for o in (o for o in report.outcomes if o.status == "rejected"):
         step = d.steps[number - 1]
         if not isinstance(step, (Given, Define, Recall)):
             assert o.at_step == number, f"{o.mutant.description} was rejected at step {o.at_step}, not by its own check"

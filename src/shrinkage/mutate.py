@@ -118,8 +118,9 @@ def expression_mutants(expr: sp.Expr) -> list[tuple[str, str, sp.Expr]]:
     if expr != 0:
         out.append(("flip-sign", "flip the sign of the whole expression", -expr))
     for name, swap in SWAPS:
-        if expr.has(*swap):
-            out.append(("swap", name, expr.xreplace(swap)))
+        if expr.has(*swap) and engine._xreplace_shielded(expr, swap) != expr:
+            # array elements ybar[j] keep their names: swap the scalars only
+            out.append(("swap", name, engine._xreplace_shielded(expr, swap)))
     return out
 
 
@@ -128,7 +129,13 @@ def step_mutants(d: Derivation, number: int) -> list[Mutant]:
     step = d.steps[number - 1]
     found: list[Mutant] = []
     seen = {sp.srepr(step.rhs)}
-    for operator, description, rhs in expression_mutants(step.rhs):
+    candidates = expression_mutants(step.rhs)
+    if isinstance(step, Sign) and step.rhs.is_Number:
+        # Moving the bound of "x > 0" to -1 gives a weaker claim that is still true: move
+        # it the other way, which claims more than was shown.
+        bound = step.rhs + step.sign
+        candidates = [("coefficient", f"bound {step.rhs} -> {bound}", bound)]
+    for operator, description, rhs in candidates:
         key = sp.srepr(rhs)
         if key in seen:
             continue
@@ -182,12 +189,27 @@ def equivalent(d: Derivation, mutant: Mutant, context: Context) -> bool:
     return True
 
 
-def judge(d: Derivation, mutant: Mutant, context: Context,
-          verify: Callable = engine.verify_step) -> Outcome:
+HORIZON = 3  # checked steps after a corrupted Given within which it must be caught
+DEFINE_HORIZON = 10  # checked steps using a corrupted definition within which it must be caught
+
+
+def judge(d: Derivation, mutant: Mutant, context: Context, horizon: int = HORIZON) -> Outcome:
     """Replay the mutated derivation from the corrupted step on (as engine.check does),
-    stopping at the first StepError."""
+    stopping at the first StepError.
+
+    The corrupted step itself gets the full check (engine.verify_step).  A corrupted
+    Given or Define is checked by nothing itself, so the replay goes on through the next
+    ``horizon`` checked steps, numeric checks only (the numeric check is the one that
+    rejects; SymPy only upgrades a verdict).  A corrupted Given not caught there is an
+    "unchecked premise": the documents mark a Given as unchecked, and the claims after
+    it hold for the corrupted statement too (e.g. a dropped constant under a limit).
+    For a corrupted Define, only the later steps that use the defined symbol count."""
     md = mutant.apply(d)
     current, definitions = context.current, dict(context.definitions)
+    checked_after = 0
+    defined = mutant.step.symbol if isinstance(mutant.step, Define) else None
+    if defined is not None:
+        horizon = max(horizon, DEFINE_HORIZON)
     try:
         for number in range(mutant.number, len(md.steps) + 1):
             step = md.steps[number - 1]
@@ -201,19 +223,58 @@ def judge(d: Derivation, mutant: Mutant, context: Context,
                     raise StepError(md.name, number, step.why, f"does not restate step {of}")
             elif current is None:
                 raise StepError(md.name, number, step.why, "the chain has no current expression to check against")
-            else:
-                verify(md.name, number, step, current, definitions)
-                if number == mutant.number:
-                    # A checked claim is judged by its own check: accepting a corrupted
-                    # claim is a survival even if a later step happened to catch it.
-                    return Outcome(mutant, "survived", None, "its own check accepted it")
+            elif number == mutant.number:
+                engine.verify_step(md.name, number, step, current, definitions)
+                # A checked claim is judged by its own check: accepting a corrupted
+                # claim is a survival even if a later step happened to catch it.
+                return Outcome(mutant, "survived", None, "its own check accepted it")
+            elif defined is None or _mentions(defined, (current, step.rhs), definitions):
+                # (a step that never sees a corrupted definition cannot catch it: skipped)
+                engine.verify_step(md.name, number, step, current, definitions, symbolic=False)
+                checked_after += 1
+                if checked_after >= horizon:
+                    break
             if not isinstance(step, (Define, Sign)):
                 current = step.rhs
     except StepError as e:
         return Outcome(mutant, "rejected", e.step, e.detail)
     except Exception as e:  # noqa: BLE001 - a crash is a finding, reported as such
         return Outcome(mutant, "crashed", None, f"{type(e).__name__}: {e}")
-    return Outcome(mutant, "survived")
+    if isinstance(d.steps[mutant.number - 1], Given):
+        return Outcome(mutant, "unchecked-premise", None, f"no check within {checked_after} later checked steps")
+    return Outcome(mutant, "survived", None, f"no check within {checked_after} later checked steps")
+
+
+def _mentions(symbol: sp.Symbol, exprs, definitions: dict) -> bool:
+    """Does ``symbol`` occur in exprs, directly or through the definitions they use?"""
+    seen, todo = set(), [e for e in exprs if e is not None]
+    while todo:
+        e = todo.pop()
+        for s in e.free_symbols:
+            if s == symbol:
+                return True
+            if s in definitions and s not in seen:
+                seen.add(s)
+                todo.append(definitions[s])
+    return False
+
+
+def select(mutants: list[Mutant], limit: int | None, start: int = 0) -> list[Mutant]:
+    """At most ``limit`` mutants, taking the operators in turn (beginning with the
+    ``start``-th, so that consecutive steps exercise different operators); all if None."""
+    if limit is None or len(mutants) <= limit:
+        return list(mutants)
+    by_operator: dict[str, list[Mutant]] = {}
+    for m in mutants:
+        by_operator.setdefault(m.operator, []).append(m)
+    operators = sorted(by_operator)
+    operators = operators[start % len(operators):] + operators[:start % len(operators)]
+    chosen: list[Mutant] = []
+    while len(chosen) < limit:
+        for op in operators:
+            if by_operator[op] and len(chosen) < limit:
+                chosen.append(by_operator[op].pop(0))
+    return chosen
 
 
 @dataclass(frozen=True)
@@ -225,7 +286,7 @@ class StepReport:
     equivalent: tuple[Mutant, ...]
 
 
-def mutate_step(d: Derivation, number: int, ctx: Context | None = None) -> StepReport:
+def mutate_step(d: Derivation, number: int, ctx: Context | None = None, limit: int | None = None) -> StepReport:
     """All mutants of one step, judged; those not rejected are then tested for
     equivalence with the original and, if equivalent, set aside (not a corruption).
 
@@ -238,7 +299,7 @@ def mutate_step(d: Derivation, number: int, ctx: Context | None = None) -> StepR
     ctx = ctx or contexts(d)[number - 1]
     outcomes, skipped = [], []
     unchecked = isinstance(d.steps[number - 1], (Given, Define, Recall))
-    for m in step_mutants(d, number):
+    for m in select(step_mutants(d, number), limit, start=number):
         if unchecked and equivalent(d, m, ctx):  # spare a replay of every later step
             skipped.append(m)
             continue
