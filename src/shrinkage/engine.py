@@ -476,7 +476,9 @@ def _numeric_derivative(name, number, current, step, definitions):
     with mpmath.workdps(DPS):
         for point, (f_expr, rhs), inst in _points(name, number, (current, step.rhs), definitions):
             f = _univariate(f_expr, var, inst, point)
-            numeric = mpmath.diff(f, _num(point[var]))  # an mpf: sympy numbers do not mix with mpmath steps
+            # a claim whose expressions lost ``var`` is still checked, at a point of its domain
+            at = point[var] if var in point else quantity_of(var).sample(random.Random(_seed(name, number, var)))
+            numeric = mpmath.diff(f, _num(at))  # an mpf: sympy numbers do not mix with mpmath steps
             target = _num(inst(rhs))
             if not abs(numeric - target) <= REL_TOL * 1e5 * max(1, abs(target)):
                 raise _Failure(f"at {_fmt_point(point)}: numerical derivative {mpmath.nstr(numeric, 15)}, "
@@ -563,10 +565,13 @@ def _method(current: sp.Expr, step: Step, definitions) -> str:
     return f"{POINTS} random points, {DPS} digits"
 
 
-def verify_step(name: str, number: int, step: Step, current: sp.Expr, definitions: Mapping) -> Verdict:
+def verify_step(name: str, number: int, step: Step, current: sp.Expr, definitions: Mapping,
+                symbolic: bool = True) -> Verdict:
     """Check one step (not a Given/Define/Recall) against the current expression.
 
-    Raises StepError with a counterexample when the claim is false."""
+    Raises StepError with a counterexample when the claim is false.  ``symbolic=False``
+    runs the numeric check only (verdict ``symbolic=None``): mutation testing uses it to
+    replay the steps after a corrupted one cheaply; the build never does."""
     numeric, symbolic_check = _CHECKS[type(step)]
     try:
         try:
@@ -575,7 +580,7 @@ def verify_step(name: str, number: int, step: Step, current: sp.Expr, definition
             # A claim that cannot even be evaluated at a point of the domain (a complex
             # logarithm, a division by zero) is not verified: reject it, never crash.
             raise _Failure(f"the claim cannot be evaluated numerically on the symbols' domains: {e}") from None
-        symbolic = symbolic_check(current, step, definitions)
+        symbolic = symbolic_check(current, step, definitions) if symbolic else None
     except _Failure as failure:
         raise StepError(name, number, step.why, str(failure)) from None
     return Verdict(symbolic, POINTS, _method(current, step, definitions))
