@@ -21,6 +21,17 @@ _DOMAIN_TEST = {
 }
 
 
+def _first_bad(a: np.ndarray, test) -> str:
+    """The first element of ``a`` outside its domain, and where it is (for arrays)."""
+    if a.ndim == 0:
+        return repr(float(a))
+    for index in np.ndindex(a.shape):
+        if not test(a[index]):
+            where = index[0] if len(index) == 1 else index
+            return f"{float(a[index])!r} at index {where}"
+    return "a value outside it"
+
+
 def require(*specs: tuple[str, object, str]) -> tuple[np.ndarray, ...]:
     """Convert each (name, value, domain) to a float array and check it lies in its
     domain, naming the argument and the problem otherwise.  Arrays must broadcast."""
@@ -36,7 +47,7 @@ def require(*specs: tuple[str, object, str]) -> tuple[np.ndarray, ...]:
         if not test(a):
             if np.any(np.isnan(a)):
                 raise InputError(f"{name} contains NaN")
-            raise InputError(f"{name} must be {wanted}")
+            raise InputError(f"{name} must be {wanted}, got {_first_bad(a, test)}")
         arrays.append(a)
     try:
         np.broadcast_shapes(*(a.shape for a in arrays))

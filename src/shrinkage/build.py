@@ -42,11 +42,21 @@ def load_derivations(folder: Path) -> list[Derivation]:
             continue
         spec = importlib.util.spec_from_file_location(f"shrinkage_derivations.{path.stem}", path)
         module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
+        try:
+            spec.loader.exec_module(module)
+        except SyntaxError as e:
+            raise DerivationError(f"{path}, line {e.lineno}: syntax error: {e.msg}") from None
+        except Exception as e:  # the file's own code failed: say where, not a traceback
+            raise DerivationError(f"{path} failed to load: {type(e).__name__}: {e}") from None
         make = getattr(module, "derivation", None)
         if make is None:
             raise DerivationError(f"{path} defines no derivation() function")
-        d = make()
+        try:
+            d = make()
+        except DerivationError:
+            raise
+        except Exception as e:
+            raise DerivationError(f"{path}: derivation() failed: {type(e).__name__}: {e}") from None
         if d.name != path.stem:
             raise DerivationError(f"{path} builds a derivation named {d.name!r}; name it after its file")
         found.append(d)
@@ -68,6 +78,9 @@ def write_atomic(path: Path, data: bytes) -> None:
             f.write(data)
         os.chmod(tmp, 0o644)
         os.replace(tmp, path)
+    except OSError as e:  # disk full, a folder where the file should be ...
+        Path(tmp).unlink(missing_ok=True)
+        raise BuildError(f"cannot write {path}: {e.strerror}") from None
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
