@@ -28,40 +28,37 @@ s2_hat = quantity("sigma2_hat").symbol
 sb2_hat = quantity("sigma_b2_hat").symbol
 two_pi = 2 * sp.pi
 
-df_within = times(J, n - 1)  # J(n-1)
-df_between = J - 1
+nm1 = terms(n, -1)  # n - 1, printed in that order
+Jm1 = terms(J, -1)  # J - 1
+df_within = times(J, nm1)  # J(n-1)
+df_between = Jm1
 between_var = terms(sigma2, times(n, sigma_b2))  # sigma^2 + n sigma_b^2
 total_ss = terms(times(df_within, msw), times(df_between, msb))  # J(n-1) MSW + (J-1) MSB
+log1p_ratio = sp.log(terms(1, frac(times(n, sigma_b2), sigma2)))  # log(1 + n sigma_b^2/sigma^2)
 
 
 def over_groups(expr):
     return sp.Sum(expr, (j, 1, J))
 
 
-def ml_in_sigmas():
-    """The profiled ML criterion in (sigma^2, sigma_b^2)."""
-    return terms(
-        neg(half(times(J, n, sp.log(two_pi)))),
-        neg(half(times(df_within, sp.log(sigma2)))),
-        neg(half(times(J, sp.log(between_var)))),
-        neg(frac(times(df_within, msw), 2 * sigma2)),
-        neg(frac(times(df_between, msb), times(2, between_var))),
-    )
+def ml_criterion(t):
+    """The profiled ML criterion with tau = t: -1/2 [J(n-1) log(2 pi sigma^2) + J log(2 pi tau) + ...]."""
+    return neg(half(terms(
+        times(df_within, sp.log(times(two_pi, sigma2))),
+        times(J, sp.log(times(two_pi, t))),
+        frac(times(df_within, msw), sigma2),
+        frac(times(df_between, msb), t),
+    )))
 
 
-def reml_in_sigmas():
-    return terms(
-        neg(half(times(terms(times(J, n), -1), sp.log(two_pi)))),
-        neg(half(sp.log(times(J, n)))),
-        neg(half(times(df_within, sp.log(sigma2)))),
-        neg(half(times(df_between, sp.log(between_var)))),
-        neg(frac(times(df_within, msw), 2 * sigma2)),
-        neg(frac(times(df_between, msb), times(2, between_var))),
-    )
-
-
-def in_tau(expr):
-    return expr.xreplace({between_var: tau})
+def reml_criterion(t):
+    return neg(half(terms(
+        times(df_within, sp.log(times(two_pi, sigma2))),
+        times(df_between, sp.log(times(two_pi, t))),
+        sp.log(times(J, n)),
+        frac(times(df_within, msw), sigma2),
+        frac(times(df_between, msb), t),
+    )))
 
 
 def derivation() -> Derivation:
@@ -87,12 +84,12 @@ tests check the estimates against a numerical maximisation of the dense criteria
     )
     d = d.then(
         Given(
-            over_groups(terms(
-                neg(half(times(n, sp.log(two_pi * sigma2)))),
-                neg(half(log1p(frac(times(n, sigma_b2), sigma2)))),
-                neg(frac(ss_j[j], 2 * sigma2)),
-                neg(frac(times(n, terms(ybar_j[j], neg(beta0)) ** 2), times(2, between_var))),
-            )),
+            over_groups(neg(half(terms(
+                times(n, sp.log(times(two_pi, sigma2))),
+                sp.log(terms(1, frac(times(n, sigma_b2), sigma2))),
+                frac(ss_j[j], sigma2),
+                frac(times(n, terms(ybar_j[j], neg(beta0)) ** 2), between_var),
+            )))),
             lhs=r"\ell(\beta_0, \sigma^2, \sigma_b^2)",
             why=r"The log-likelihood: the sum of the groups' marginal log-densities (document \emph{marginal}, last step), all of size $n_j = n$.",
         ),
@@ -101,12 +98,12 @@ tests check the estimates against a numerical maximisation of the dense criteria
         Define(frac(times(n, over_groups(terms(ybar_j[j], neg(grand)) ** 2)), df_between), symbol=msb,
                why=r"The between-group mean square, on $J-1$ degrees of freedom."),
         Equals(
-            terms(
-                neg(half(times(J, n, sp.log(two_pi * sigma2)))),
-                neg(half(times(J, log1p(frac(times(n, sigma_b2), sigma2))))),
-                neg(frac(times(df_within, msw), 2 * sigma2)),
-                neg(frac(terms(times(df_between, msb), times(J, n, terms(grand, neg(beta0)) ** 2)), times(2, between_var))),
-            ),
+            neg(half(terms(
+                times(J, n, sp.log(times(two_pi, sigma2))),
+                times(J, log1p_ratio),
+                frac(times(df_within, msw), sigma2),
+                frac(terms(times(df_between, msb), times(J, n, terms(grand, neg(beta0)) ** 2)), between_var),
+            ))),
             why=r"The analysis-of-variance decomposition $\sum_j (\bar y_j - \beta_0)^2 = \sum_j (\bar y_j - \bar y)^2 + J(\bar y - \beta_0)^2$ (the cross term vanishes), and $\sum_j S_j = J(n-1)\,\mathrm{MSW}$.",
         ),
         Derivative(
@@ -116,22 +113,22 @@ tests check the estimates against a numerical maximisation of the dense criteria
             why=r"The score in $\beta_0$ vanishes at $\hat\beta_0 = \bar y$ whatever the variances, and changes sign from $+$ to $-$ there: in a balanced design the GLS estimate is the grand mean.",
         ),
         Given(
-            terms(
-                neg(half(times(J, n, sp.log(two_pi * sigma2)))),
-                neg(half(times(J, log1p(frac(times(n, sigma_b2), sigma2))))),
-                neg(frac(times(df_within, msw), 2 * sigma2)),
-                neg(frac(times(df_between, msb), times(2, between_var))),
-            ),
+            neg(half(terms(
+                times(J, n, sp.log(times(two_pi, sigma2))),
+                times(J, log1p_ratio),
+                frac(times(df_within, msw), sigma2),
+                frac(times(df_between, msb), between_var),
+            ))),
             lhs=r"\ell_{\mathrm{ML}}(\sigma^2, \sigma_b^2) = \ell(\bar y, \sigma^2, \sigma_b^2)",
             why=r"The profiled log-likelihood: put $\beta_0 = \bar y$, which removes the last square.",
         ),
         Equals(
-            ml_in_sigmas(),
-            why=r"Combine the logarithms: $n\log\sigma^2 + \log(1 + n\sigma_b^2/\sigma^2) = (n-1)\log\sigma^2 + \log(\sigma^2 + n\sigma_b^2)$.",
+            ml_criterion(between_var),
+            why=r"Combine the logarithms: $n\log(2\pi\sigma^2) + \log(1 + n\sigma_b^2/\sigma^2) = (n-1)\log(2\pi\sigma^2) + \log(2\pi(\sigma^2 + n\sigma_b^2))$.",
             label="ml",
         ),
         Given(
-            in_tau(ml_in_sigmas()),
+            ml_criterion(tau),
             lhs=r"\ell_{\mathrm{ML}}(\sigma^2, \tau)",
             why=r"Write $\tau = \sigma^2 + n\sigma_b^2$. The map $(\sigma^2, \sigma_b^2) \mapsto (\sigma^2, \tau)$ is one-to-one, and $\sigma_b^2 \ge 0$ becomes $\tau \ge \sigma^2$. The criterion is now a function of $\sigma^2$ plus a function of $\tau$.",
             label="ml_tau",
@@ -171,13 +168,13 @@ tests check the estimates against a numerical maximisation of the dense criteria
             label="ml_interior_sb2",
         ),
         Recall(
-            ml_in_sigmas(),
+            ml_criterion(between_var),
             of="ml",
             lhs=r"\ell_{\mathrm{ML}}(\sigma^2, \sigma_b^2)",
             why=r"When the unconstrained maximiser violates $\tau \ge \sigma^2$, the maximum over the constraint set lies on its boundary $\sigma_b^2 = 0$: in the precisions $1/\sigma^2$ and $1/\tau$ the criterion is a sum of concave functions $\tfrac a2\log p - \tfrac c2 p$, and the constraint is the half-plane $1/\tau \le 1/\sigma^2$; a concave function whose maximum lies outside a convex set attains its maximum over the set on the set's boundary. We restate eq.\ \eqref{balanced:8} to follow it there.",
         ),
         Limit(
-            terms(neg(half(times(J, n, sp.log(times(two_pi, sigma2))))), neg(frac(total_ss, 2 * sigma2))),
+            neg(half(terms(times(J, n, sp.log(times(two_pi, sigma2))), frac(total_ss, sigma2)))),
             var=sigma_b2,
             point=sp.S.Zero,
             lhs=r"\ell_{\mathrm{ML}}(\sigma^2, 0)",
@@ -217,17 +214,17 @@ tests check the estimates against a numerical maximisation of the dense criteria
     # --- REML --------------------------------------------------------------------
     d = d.then(
         Given(
-            terms(ml_in_sigmas(), half(sp.log(two_pi)), neg(half(sp.log(over_groups(frac(n, between_var)))))),
-            lhs=r"\ell_{\mathrm{R}}(\sigma^2, \sigma_b^2)",
-            why=r"The REML criterion (document \emph{ml_reml}): the profiled log-likelihood plus $\tfrac12\log 2\pi - \tfrac12\log\sum_j w_j$, here with every weight $w_j = n/(\sigma^2 + n\sigma_b^2)$.",
+            terms(ml_criterion(between_var), neg(half(sp.log(frac(over_groups(frac(n, between_var)), two_pi))))),
+            lhs=r"\ell_{\mathrm{R}}",
+            why=r"The REML criterion (document \emph{ml_reml}): the profiled log-likelihood minus $\tfrac12\log(\sum_j w_j / 2\pi)$, here with every weight $w_j = n/(\sigma^2 + n\sigma_b^2)$.",
         ),
         Equals(
-            reml_in_sigmas(),
+            reml_criterion(between_var),
             why=r"Sum the equal weights, $\sum_j w_j = Jn/(\sigma^2 + n\sigma_b^2)$, and collect terms: the between-group part now has $J-1$ degrees of freedom where ML had $J$.",
             label="reml",
         ),
         Given(
-            in_tau(reml_in_sigmas()),
+            reml_criterion(tau),
             lhs=r"\ell_{\mathrm{R}}(\sigma^2, \tau)",
             why=r"In $\tau = \sigma^2 + n\sigma_b^2$ again: a function of $\sigma^2$ plus a function of $\tau$.",
             label="reml_tau",
@@ -269,12 +266,11 @@ tests check the estimates against a numerical maximisation of the dense criteria
     d = d.recall("reml", lhs=r"\ell_{\mathrm{R}}(\sigma^2, \sigma_b^2)", why=r"Back to the REML criterion, to follow it onto the boundary $\sigma_b^2 = 0$.")
     d = d.then(
         Limit(
-            terms(
-                neg(half(times(terms(times(J, n), -1), sp.log(two_pi)))),
-                neg(half(sp.log(times(J, n)))),
-                neg(half(times(terms(times(J, n), -1), sp.log(sigma2)))),
-                neg(frac(total_ss, 2 * sigma2)),
-            ),
+            neg(half(terms(
+                times(terms(times(J, n), -1), sp.log(times(two_pi, sigma2))),
+                sp.log(times(J, n)),
+                frac(total_ss, sigma2),
+            ))),
             var=sigma_b2,
             point=sp.S.Zero,
             lhs=r"\ell_{\mathrm{R}}(\sigma^2, 0)",

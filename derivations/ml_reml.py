@@ -29,24 +29,24 @@ def weight(ix):
     return frac(n_j[ix], terms(sigma2, times(n_j[ix], sigma_b2)))
 
 
-def data_terms(centre):
-    """The j-th group's log-density without its 2 pi constant, with beta0 = centre."""
+def bracket(centre):
+    """The j-th group's -2 log p(y_j) without its 2 pi constant, with beta0 = centre."""
     return terms(
-        neg(half(times(n_j[j], sp.log(sigma2)))),
-        neg(half(log1p(frac(times(n_j[j], sigma_b2), sigma2)))),
-        neg(frac(ss_j[j], 2 * sigma2)),
-        neg(half(times(weight(j), terms(ybar_j[j], neg(centre)) ** 2))),
+        times(n_j[j], sp.log(sigma2)),
+        log1p(frac(times(n_j[j], sigma_b2), sigma2)),
+        frac(ss_j[j], sigma2),
+        times(weight(j), terms(ybar_j[j], neg(centre)) ** 2),
     )
 
 
 def group_loglik(centre):
     """log p(y_j) (document marginal, last step) as the j-th term, with beta0 = centre."""
-    return terms(neg(half(times(n_j[j], sp.log(two_pi)))), data_terms(centre))
+    return neg(half(terms(times(n_j[j], sp.log(two_pi)), bracket(centre))))
 
 
+W = quantity("w_total").symbol
 loglik = over(j, group_loglik(beta0))
 profiled = over(j, group_loglik(beta0_hat))
-weight_sum = over(k, weight(k))
 
 
 def derivation() -> Derivation:
@@ -81,8 +81,9 @@ sizes; the integral over $\beta_0$ by quadrature.
             why=r"The log-likelihood at given variances: the sum of the groups' marginal log-densities (document \emph{marginal}, last step), with the weights $w_j = n_j/(\sigma^2 + n_j\sigma_b^2)$ of document \emph{gls}.",
             label="loglik",
         ),
+        Define(over(k, weight(k)), symbol=W, why=r"The total weight, the precision of $\hat\beta_0$."),
         Define(
-            frac(over(k, times(weight(k), ybar_j[k])), weight_sum),
+            frac(over(k, times(weight(k), ybar_j[k])), W),
             symbol=beta0_hat,
             why=r"The GLS estimate of $\beta_0$ (document \emph{gls}).",
         ),
@@ -94,20 +95,20 @@ sizes; the integral over $\beta_0$ by quadrature.
         ),
         Recall(loglik, of="loglik", lhs=r"\ell(\beta_0)", why=r"Back to the log-likelihood, to integrate $\beta_0$ out."),
         LogIntegral(
-            terms(profiled, half(sp.log(two_pi)), neg(half(sp.log(weight_sum)))),
+            terms(profiled, neg(half(sp.log(frac(W, two_pi))))),
             var=beta0,
             centre=beta0_hat,
-            scale=1 / sp.sqrt(weight_sum),
+            scale=1 / sp.sqrt(W),
             lhs=r"\ell_{\mathrm{R}}(\sigma^2, \sigma_b^2) = \log\!\int_{-\infty}^{\infty}\! e^{\ell(\beta_0)}\,d\beta_0",
-            why=r"REML: integrate $\beta_0$ out under a flat prior. As a function of $\beta_0$, $\ell$ is a concave quadratic with maximum $\ell_{\mathrm{ML}}$ at $\hat\beta_0$ and second derivative $-W$, $W = \sum_k w_k$; so $\ell(\beta_0) = \ell_{\mathrm{ML}} - \tfrac12 W(\beta_0 - \hat\beta_0)^2$ and the integral is that of a Gaussian bump, $e^{\ell_{\mathrm{ML}}}\sqrt{2\pi/W}$.",
+            why=r"REML: integrate $\beta_0$ out under a flat prior. As a function of $\beta_0$, $\ell$ is a concave quadratic with maximum $\ell_{\mathrm{ML}}$ at $\hat\beta_0$ and second derivative $-W$; so $\ell(\beta_0) = \ell_{\mathrm{ML}} - \tfrac12 W(\beta_0 - \hat\beta_0)^2$ and the integral is that of a Gaussian bump, $e^{\ell_{\mathrm{ML}}}\sqrt{2\pi/W}$.",
             label="reml_integral",
         ),
         Equals(
-            terms(
-                neg(times(frac(terms(over(j, n_j[j]), -1), 2), sp.log(two_pi))),
-                over(j, data_terms(beta0_hat)),
-                neg(half(sp.log(weight_sum))),
-            ),
+            neg(half(terms(
+                times(terms(over(j, n_j[j]), -1), sp.log(two_pi)),
+                sp.log(W),
+                over(j, bracket(beta0_hat)),
+            ))),
             why=r"Collect the constants: $-\tfrac12 N\log 2\pi + \tfrac12\log 2\pi = -\tfrac12(N-1)\log 2\pi$, $N = \sum_j n_j$. This is the REML log-likelihood as lme4 reports it: $-\tfrac12[(N-p)\log 2\pi + \log\det V + \log\det(X^{\mathsf T}V^{-1}X) + r^{\mathsf T}V^{-1}r]$ with $p = 1$, $X = \mathbf 1$, $X^{\mathsf T}V^{-1}X = \sum_j w_j$.",
             label="reml",
         ),
