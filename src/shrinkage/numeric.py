@@ -10,6 +10,78 @@ import numpy
 from ._validation import require
 
 
+def _balanced_ml_sigma_b2(msb, msw, group_size, n_groups):
+    return numpy.select([numpy.greater(msb/msw, n_groups/(n_groups - 1)),True], [(msb*(n_groups - 1)/n_groups - msw)/group_size,0], default=numpy.nan)
+
+
+def balanced_ml_sigma_b2(msb, msw, group_size, n_groups):
+    """ML estimate of sigma_b^2 in a balanced design (0 when F = MSB/MSW <= J/(J-1)).
+
+    max(0, ((J-1) MSB / J - MSW) / n).
+
+    msb, msw: between- and within-group mean squares of a balanced one-way layout;
+    group_size n >= 2 observations in each of n_groups J >= 2 groups.  Elementwise.
+
+    From derivation `balanced`, step 22 (docs/balanced.pdf, eq. (22)).
+    """
+    msb, msw, group_size, n_groups, = require(("msb", msb, "positive"), ("msw", msw, "positive"), ("group_size", group_size, "several"), ("n_groups", n_groups, "several"))
+    return _balanced_ml_sigma_b2(msb, msw, group_size, n_groups)
+
+
+def _balanced_ml_sigma2(msb, msw, group_size, n_groups):
+    return numpy.select([numpy.greater(msb/msw, n_groups/(n_groups - 1)),True], [msw,(msb*(n_groups - 1) + msw*n_groups*(group_size - 1))/(group_size*n_groups)], default=numpy.nan)
+
+
+def balanced_ml_sigma2(msb, msw, group_size, n_groups):
+    """ML estimate of sigma^2 in a balanced design.
+
+    MSW if F > J/(J-1), else (J(n-1) MSW + (J-1) MSB) / (J n).
+
+    msb, msw: between- and within-group mean squares of a balanced one-way layout;
+    group_size n >= 2 observations in each of n_groups J >= 2 groups.  Elementwise.
+
+    From derivation `balanced`, step 23 (docs/balanced.pdf, eq. (23)).
+    """
+    msb, msw, group_size, n_groups, = require(("msb", msb, "positive"), ("msw", msw, "positive"), ("group_size", group_size, "several"), ("n_groups", n_groups, "several"))
+    return _balanced_ml_sigma2(msb, msw, group_size, n_groups)
+
+
+def _balanced_reml_sigma_b2(msb, msw, group_size, n_groups):
+    return numpy.select([numpy.greater(msb/msw, 1),True], [(msb - msw)/group_size,0], default=numpy.nan)
+
+
+def balanced_reml_sigma_b2(msb, msw, group_size, n_groups):
+    """REML estimate of sigma_b^2 in a balanced design (0 when F = MSB/MSW <= 1).
+
+    max(0, (MSB - MSW) / n).
+
+    msb, msw: between- and within-group mean squares of a balanced one-way layout;
+    group_size n >= 2 observations in each of n_groups J >= 2 groups.  Elementwise.
+
+    From derivation `balanced`, step 38 (docs/balanced.pdf, eq. (38)).
+    """
+    msb, msw, group_size, n_groups, = require(("msb", msb, "positive"), ("msw", msw, "positive"), ("group_size", group_size, "several"), ("n_groups", n_groups, "several"))
+    return _balanced_reml_sigma_b2(msb, msw, group_size, n_groups)
+
+
+def _balanced_reml_sigma2(msb, msw, group_size, n_groups):
+    return numpy.select([numpy.greater(msb/msw, 1),True], [msw,(msb*(n_groups - 1) + msw*n_groups*(group_size - 1))/(group_size*n_groups - 1)], default=numpy.nan)
+
+
+def balanced_reml_sigma2(msb, msw, group_size, n_groups):
+    """REML estimate of sigma^2 in a balanced design.
+
+    MSW if F > 1, else (J(n-1) MSW + (J-1) MSB) / (J n - 1).
+
+    msb, msw: between- and within-group mean squares of a balanced one-way layout;
+    group_size n >= 2 observations in each of n_groups J >= 2 groups.  Elementwise.
+
+    From derivation `balanced`, step 39 (docs/balanced.pdf, eq. (39)).
+    """
+    msb, msw, group_size, n_groups, = require(("msb", msb, "positive"), ("msw", msw, "positive"), ("group_size", group_size, "several"), ("n_groups", n_groups, "several"))
+    return _balanced_reml_sigma2(msb, msw, group_size, n_groups)
+
+
 def _shrinkage_factor(n, sigma2, sigma_b2):
     return sigma_b2/(sigma_b2 + sigma2/n)
 
@@ -57,7 +129,7 @@ def conditional_variance(n, sigma2, sigma_b2):
 
 
 def _predicted_group_mean(ybar, n, beta0, sigma2, sigma_b2):
-    return beta0*(-sigma_b2/(sigma_b2 + sigma2/n) + 1) + sigma_b2*ybar/(sigma_b2 + sigma2/n)
+    return (beta0*sigma2 + n*sigma_b2*ybar)/(n*sigma_b2 + sigma2)
 
 
 def predicted_group_mean(ybar, n, beta0, sigma2, sigma_b2):
@@ -65,7 +137,7 @@ def predicted_group_mean(ybar, n, beta0, sigma2, sigma_b2):
 
     beta0 + b_hat_j = lambda_j ybar_j + (1 - lambda_j) beta0.
 
-    From derivation `blup`, step 20 (docs/blup.pdf, eq. (20)).
+    From derivation `blup`, step 21 (docs/blup.pdf, eq. (21)).
     """
     ybar, n, beta0, sigma2, sigma_b2, = require(("ybar", ybar, "real"), ("n", n, "count"), ("beta0", beta0, "real"), ("sigma2", sigma2, "positive"), ("sigma_b2", sigma_b2, "positive"))
     return _predicted_group_mean(ybar, n, beta0, sigma2, sigma_b2)
@@ -117,7 +189,7 @@ def marginal_loglik(n, ybar, ss_within, beta0, sigma2, sigma_b2):
 
     From derivation `marginal`, step 9 (docs/marginal.pdf, eq. (9)).
     """
-    n, ybar, ss_within, beta0, sigma2, sigma_b2, = require(("n", n, "count"), ("ybar", ybar, "real"), ("ss_within", ss_within, "positive"), ("beta0", beta0, "real"), ("sigma2", sigma2, "positive"), ("sigma_b2", sigma_b2, "positive"))
+    n, ybar, ss_within, beta0, sigma2, sigma_b2, = require(("n", n, "count"), ("ybar", ybar, "real"), ("ss_within", ss_within, "nonnegative"), ("beta0", beta0, "real"), ("sigma2", sigma2, "positive"), ("sigma_b2", sigma_b2, "positive"))
     return _marginal_loglik(n, ybar, ss_within, beta0, sigma2, sigma_b2)
 
 
@@ -132,9 +204,9 @@ def ml_criterion(n, ybar, ss_within, sigma2, sigma_b2):
     n, ybar, ss_within hold one entry per group along their last axis; sigma2 and sigma_b2
     are scalars, or arrays of shape (..., 1) for a batch of problems.
 
-    From derivation `ml_reml`, step 6 (docs/ml_reml.pdf, eq. (6)).
+    From derivation `ml_reml`, step 3 (docs/ml_reml.pdf, eq. (3)).
     """
-    n, ybar, ss_within, sigma2, sigma_b2, = require(("n", n, "count"), ("ybar", ybar, "real"), ("ss_within", ss_within, "positive"), ("sigma2", sigma2, "positive"), ("sigma_b2", sigma_b2, "positive"))
+    n, ybar, ss_within, sigma2, sigma_b2, = require(("n", n, "count"), ("ybar", ybar, "real"), ("ss_within", ss_within, "nonnegative"), ("sigma2", sigma2, "positive"), ("sigma_b2", sigma_b2, "positive"))
     return _ml_criterion(n, ybar, ss_within, sigma2, sigma_b2)
 
 
@@ -149,9 +221,9 @@ def reml_criterion(n, ybar, ss_within, sigma2, sigma_b2):
     (the logLik of a REML fit).  n, ybar, ss_within hold one entry per group along their
     last axis; sigma2 and sigma_b2 are scalars, or arrays of shape (..., 1) for a batch.
 
-    From derivation `ml_reml`, step 9 (docs/ml_reml.pdf, eq. (9)).
+    From derivation `ml_reml`, step 6 (docs/ml_reml.pdf, eq. (6)).
     """
-    n, ybar, ss_within, sigma2, sigma_b2, = require(("n", n, "count"), ("ybar", ybar, "real"), ("ss_within", ss_within, "positive"), ("sigma2", sigma2, "positive"), ("sigma_b2", sigma_b2, "positive"))
+    n, ybar, ss_within, sigma2, sigma_b2, = require(("n", n, "count"), ("ybar", ybar, "real"), ("ss_within", ss_within, "nonnegative"), ("sigma2", sigma2, "positive"), ("sigma_b2", sigma_b2, "positive"))
     return _reml_criterion(n, ybar, ss_within, sigma2, sigma_b2)
 
 
@@ -311,7 +383,7 @@ def prediction_error_variance(n, sigma2, sigma_b2, var_beta0):
     PEV_j = Var(b_hat_j - b_j) = (1 - lambda_j) sigma_b^2 + lambda_j^2 Var(beta0_hat);
     pass var_beta0 = gls_beta0_variance(n_all_groups, sigma2, sigma_b2).  Henderson's C-matrix diagonal.
 
-    From derivation `uncertainty`, step 8 (docs/uncertainty.pdf, eq. (8)).
+    From derivation `uncertainty`, step 10 (docs/uncertainty.pdf, eq. (10)).
     """
     n, sigma2, sigma_b2, var_beta0, = require(("n", n, "count"), ("sigma2", sigma2, "positive"), ("sigma_b2", sigma_b2, "positive"), ("var_beta0", var_beta0, "positive"))
     return _prediction_error_variance(n, sigma2, sigma_b2, var_beta0)
