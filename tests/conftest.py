@@ -88,3 +88,21 @@ def pytest_terminal_summary(terminalreporter):
         if o.status != "rejected":
             tr.write_line(f"  NOT REJECTED ({o.status}): {o.mutant.derivation} step {o.mutant.number}: "
                           f"{o.mutant.description} [{o.status}] {o.detail}")
+
+
+@pytest.fixture(scope="session")
+def cli_build(tmp_path_factory):
+    """One `python -m shrinkage build` per session, as a user runs it, in a separate
+    process with its own hash seed, into a temporary folder (PDFs when TeX is there).
+    Returns (completed process, out folder, generated numeric module path)."""
+    import subprocess
+    import sys
+
+    out = tmp_path_factory.mktemp("cli_build")
+    numeric = out / "numeric.py"
+    args = [sys.executable, "-m", "shrinkage", "build", "--out", str(out), "--numeric", str(numeric)]
+    if not tex_installed():
+        args.append("--no-pdf")
+    env = {**os.environ, "PYTHONHASHSEED": "12345"}
+    run = subprocess.run(args, capture_output=True, text=True, cwd=ROOT, env=env, timeout=3600)
+    return run, out, numeric

@@ -29,7 +29,7 @@ import os
 DERIVATIONS_BY_NAME = {d.name: d for d in load_derivations(DERIVATIONS)}
 # Mutants judged per step: SHRINKAGE_MUTANTS=all judges every one (minutes per
 # derivation); the default takes a few per step, the operators in turn from step to step.
-_LIMIT = os.environ.get("SHRINKAGE_MUTANTS", "3")
+_LIMIT = os.environ.get("SHRINKAGE_MUTANTS", "2")
 LIMIT = None if _LIMIT == "all" else int(_LIMIT)
 CASES = [(name, k) for name, d in DERIVATIONS_BY_NAME.items() for k in range(1, len(d.steps) + 1)]
 
