@@ -74,7 +74,7 @@ $\operatorname{log1p}$, which keeps its digits when $n_j\sigma_b^2/\sigma^2$ is 
         Equals(
             terms(
                 neg(half(times(precision, (b - b_hat) ** 2))),
-                neg(frac(resid**2, 2 * (sigma_b2 + sigma2 / n))),
+                neg(frac(resid**2, times(2, terms(sigma_b2, frac(sigma2, n))))),
                 neg(frac(ss_within, 2 * sigma2)),
                 const,
             ),
@@ -84,7 +84,7 @@ $\operatorname{log1p}$, which keeps its digits when $n_j\sigma_b^2/\sigma^2$ is 
         LogIntegral(
             terms(
                 half(sp.log(frac(two_pi, precision))),
-                neg(frac(resid**2, 2 * (sigma_b2 + sigma2 / n))),
+                neg(frac(resid**2, times(2, terms(sigma_b2, frac(sigma2, n))))),
                 neg(frac(ss_within, 2 * sigma2)),
                 const,
             ),

@@ -17,6 +17,7 @@ n_j = quantity("n").indexed
 ybar_j = quantity("ybar").indexed
 ss_j = quantity("ss_within").indexed
 beta0_hat = quantity("beta0_gls").symbol
+w_j = quantity("w_gls").indexed
 two_pi = 2 * sp.pi
 
 
@@ -35,7 +36,7 @@ def bracket(centre):
         times(n_j[j], sp.log(sigma2)),
         log1p(frac(times(n_j[j], sigma_b2), sigma2)),
         frac(ss_j[j], sigma2),
-        times(weight(j), terms(ybar_j[j], neg(centre)) ** 2),
+        times(w_j[j], terms(ybar_j[j], neg(centre)) ** 2),
     )
 
 
@@ -45,6 +46,7 @@ def group_loglik(centre):
 
 
 W = quantity("w_total").symbol
+ell_ml = quantity("ell_ml").symbol
 loglik = over(j, group_loglik(beta0))
 profiled = over(j, group_loglik(beta0_hat))
 
@@ -81,21 +83,23 @@ sizes; the integral over $\beta_0$ by quadrature.
             why=r"The log-likelihood at given variances: the sum of the groups' marginal log-densities (document \emph{marginal}, last step), with the weights $w_j = n_j/(\sigma^2 + n_j\sigma_b^2)$ of document \emph{gls}.",
             label="loglik",
         ),
+        Define(weight(j), symbol=w_j[j], why=r"The GLS weight of group $j$, the precision of $\bar y_j$ (document \emph{gls})."),
         Define(over(k, weight(k)), symbol=W, why=r"The total weight, the precision of $\hat\beta_0$."),
         Define(
             frac(over(k, times(weight(k), ybar_j[k])), W),
             symbol=beta0_hat,
             why=r"The GLS estimate of $\beta_0$ (document \emph{gls}).",
         ),
-        Given(
+        Define(
             profiled,
+            symbol=ell_ml,
             lhs=r"\ell_{\mathrm{ML}}(\sigma^2, \sigma_b^2) = \max_{\beta_0} \ell(\beta_0)",
             why=r"The profiled log-likelihood: $\ell$ at its maximiser $\hat\beta_0$ (document \emph{gls}). The ML estimates of $(\sigma^2, \sigma_b^2)$ maximise it; with them, $\hat\beta_0$ is the ML estimate of $\beta_0$.",
             label="ml",
         ),
         Recall(loglik, of="loglik", lhs=r"\ell(\beta_0)", why=r"Back to the log-likelihood, to integrate $\beta_0$ out."),
         LogIntegral(
-            terms(profiled, neg(half(sp.log(frac(W, two_pi))))),
+            terms(ell_ml, neg(half(sp.log(frac(W, two_pi))))),
             var=beta0,
             centre=beta0_hat,
             scale=1 / sp.sqrt(W),

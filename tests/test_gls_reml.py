@@ -146,8 +146,7 @@ def test_reml_is_the_integral_of_the_likelihood_over_beta0(rng):
         n, ybar, ss = statistics(groups)
         dense = Dense(groups, sigma2, sigma_b2)
         centre, width = dense.gls(), 1 / np.sqrt(dense.one @ dense.Vi_one)
-        # the dense log-likelihood is a quadratic in beta0: evaluate it in float64 at three
-        # points would assume that; integrate the dense value itself instead
+        # integrate the dense likelihood itself (no use of its being quadratic in beta0)
         peak = dense.loglik(centre)
         f = lambda b: mpmath.exp(dense.loglik(float(b)) - peak)  # noqa: E731
         breaks = [-mpmath.inf] + [centre + k * width for k in (-10, -3, 0, 3, 10)] + [mpmath.inf]

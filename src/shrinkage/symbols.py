@@ -135,6 +135,8 @@ QUANTITIES: tuple[Quantity, ...] = (
     Quantity("ybar_class", r"\bar{\bar y}_m", r"mean of the group means $\bar y_j$ of the groups of size $m$", "real"),
     Quantity("spread_class", r"A_m", r"$\sum_j (\bar y_j - \bar{\bar y}_m)^2$ over the groups of size $m$", "positive"),
     # GLS and ML/REML at given variances (derivations/gls.py, ml_reml.py)
+    Quantity("w_gls", r"w_j", r"GLS weight of group $j$, $n_j/(\sigma^2 + n_j\sigma_b^2) = 1/\operatorname{Var}(\bar y_j)$", "positive"),
+    Quantity("ell_ml", r"\ell_{\mathrm{ML}}", r"profiled log-likelihood $\max_{\beta_0} \ell(\beta_0)$ at given variances", "real"),
     Quantity("w_total", r"W", r"sum of the GLS weights, $\sum_j w_j = \sum_j n_j/(\sigma^2 + n_j\sigma_b^2)$", "positive"),
     Quantity("beta0_gls", r"\hat\beta_0", r"GLS estimate of $\beta_0$ given $\sigma^2, \sigma_b^2$", "real"),
     # the balanced design (derivations/balanced.py): all n_j = n, at least 2 groups of at least 2
