@@ -55,6 +55,11 @@ class Dense:
         self.Vi_y = np.linalg.solve(self.V, self.y)
         self.logdet = np.linalg.slogdet(self.V)[1]
 
+    def precompute_inverse(self):
+        """Make loglik cheap to call many times (for quadrature)."""
+        Vinv = np.linalg.inv(self.V)
+        self.loglik = lambda beta0: -0.5 * (self.N * np.log(2 * np.pi) + self.logdet + (self.y - beta0) @ Vinv @ (self.y - beta0))
+
     def gls(self):
         return (self.one @ self.Vi_y) / (self.one @ self.Vi_one)
 
@@ -142,9 +147,10 @@ def test_reml_minus_ml_is_the_log_integral_term(rng):
 def test_reml_is_the_integral_of_the_likelihood_over_beta0(rng):
     """log of the integral over beta0 of the dense likelihood (flat prior), by mpmath."""
     for _ in range(8):
-        groups, sigma2, sigma_b2 = random_problem(rng)
+        groups, sigma2, sigma_b2 = random_problem(rng, J=int(rng.integers(1, 5)))
         n, ybar, ss = statistics(groups)
         dense = Dense(groups, sigma2, sigma_b2)
+        dense.precompute_inverse()
         centre, width = dense.gls(), 1 / np.sqrt(dense.one @ dense.Vi_one)
         # integrate the dense likelihood itself (no use of its being quadratic in beta0)
         peak = dense.loglik(centre)
@@ -221,3 +227,56 @@ def test_reml_criterion_at_a_statsmodels_reml_fit_is_its_loglik(rng):
     if sigma_b2 <= 1e-8:
         pytest.skip("boundary fit")
     assert float(numeric.reml_criterion(n, ybar, ss, fit.scale, sigma_b2)) == pytest.approx(fit.llf, rel=1e-9)
+
+
+# --- lme4: logLik of an lmer fit is our criterion at lme4's variance estimates -----
+LME4_SCRIPT = r"""
+suppressMessages(library(lme4))
+args <- commandArgs(trailingOnly = TRUE)
+d <- read.csv(args[1], colClasses = c("numeric", "character", "character"))
+out <- NULL
+for (s in unique(d$set)) for (reml in c(TRUE, FALSE)) {
+  m <- lmer(y ~ 1 + (1 | g), data = d[d$set == s, ], REML = reml,
+            control = lmerControl(check.conv.singular = "ignore"))
+  vc <- as.data.frame(VarCorr(m))
+  out <- rbind(out, data.frame(set = s, reml = reml, sigma_b2 = sprintf("%.17g", vc$vcov[1]),
+                               sigma2 = sprintf("%.17g", vc$vcov[2]), loglik = sprintf("%.17g", as.numeric(logLik(m)))))
+}
+write.csv(out, args[2], row.names = FALSE)
+"""
+
+
+def test_criteria_are_lme4s_loglik(rng, tmp_path):
+    """lme4's logLik (REML fit: with the (N - 1) log 2 pi constant; ML fit: the ordinary
+    log-likelihood) equals reml_criterion / ml_criterion at lme4's own estimates."""
+    import csv
+    import os
+    import shutil
+    import subprocess
+
+    if shutil.which("Rscript") is None or subprocess.run(["Rscript", "-e", "library(lme4)"], capture_output=True).returncode:
+        if os.environ.get("CI"):
+            pytest.fail("R with lme4 is required when CI is set")
+        pytest.skip("R/lme4 not installed")
+    sets = {}
+    with open(tmp_path / "d.csv", "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["y", "g", "set"])
+        for s in range(4):
+            groups, _, _ = random_problem(rng, J=int(rng.integers(3, 9)))
+            sets[str(s)] = statistics(groups)
+            for k, g in enumerate(groups):
+                for v in g:
+                    w.writerow([repr(float(v)), f"g{k}", str(s)])
+    (tmp_path / "fit.R").write_text(LME4_SCRIPT)
+    subprocess.run(["Rscript", str(tmp_path / "fit.R"), str(tmp_path / "d.csv"), str(tmp_path / "out.csv")],
+                   check=True, capture_output=True, timeout=120)
+    with open(tmp_path / "out.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 8
+    for row in rows:
+        n, ybar, ss = sets[row["set"]]
+        sigma_b2 = max(float(row["sigma_b2"]), 1e-300)  # a singular fit reports exactly 0
+        criterion = numeric.reml_criterion if row["reml"] == "TRUE" else numeric.ml_criterion
+        ours = float(criterion(n, ybar, ss, float(row["sigma2"]), sigma_b2))
+        assert close(ours, float(row["loglik"]), 1e-10), row

@@ -204,14 +204,14 @@ def ml_criterion(n, ybar, ss_within, sigma2, sigma_b2):
     n, ybar, ss_within hold one entry per group along their last axis; sigma2 and sigma_b2
     are scalars, or arrays of shape (..., 1) for a batch of problems.
 
-    From derivation `ml_reml`, step 3 (docs/ml_reml.pdf, eq. (3)).
+    From derivation `ml_reml`, step 5 (docs/ml_reml.pdf, eq. (5)).
     """
     n, ybar, ss_within, sigma2, sigma_b2, = require(("n", n, "count"), ("ybar", ybar, "real"), ("ss_within", ss_within, "nonnegative"), ("sigma2", sigma2, "positive"), ("sigma_b2", sigma_b2, "positive"))
     return _ml_criterion(n, ybar, ss_within, sigma2, sigma_b2)
 
 
 def _reml_criterion(n, ybar, ss_within, sigma2, sigma_b2):
-    return -((1/2)*numpy.sum(n, axis=-1) - 1/2)*numpy.log(2*numpy.pi) - 1/2*numpy.log(numpy.sum(n/(sigma2 + sigma_b2*n), axis=-1)) + numpy.sum(-1/2*numpy.log(sigma2)*n - 1/2*numpy.log1p(sigma_b2*n/sigma2) - 1/2*(ybar - numpy.sum((n/(sigma2 + sigma_b2*n))*ybar, axis=-1, keepdims=True)/numpy.sum(n/(sigma2 + sigma_b2*n), axis=-1, keepdims=True))**2*n/(sigma2 + sigma_b2*n) - 1/2*ss_within/sigma2, axis=-1)
+    return -1/2*(numpy.sum(n, axis=-1) - 1)*numpy.log(2*numpy.pi) - 1/2*numpy.log(numpy.sum(n/(sigma2 + sigma_b2*n), axis=-1)) - 1/2*numpy.sum(numpy.log(sigma2)*n + numpy.log1p(sigma_b2*n/sigma2) + (ybar - numpy.sum((n/(sigma2 + sigma_b2*n))*ybar, axis=-1, keepdims=True)/numpy.sum(n/(sigma2 + sigma_b2*n), axis=-1, keepdims=True))**2*n/(sigma2 + sigma_b2*n) + ss_within/sigma2, axis=-1)
 
 
 def reml_criterion(n, ybar, ss_within, sigma2, sigma_b2):
@@ -221,7 +221,7 @@ def reml_criterion(n, ybar, ss_within, sigma2, sigma_b2):
     (the logLik of a REML fit).  n, ybar, ss_within hold one entry per group along their
     last axis; sigma2 and sigma_b2 are scalars, or arrays of shape (..., 1) for a batch.
 
-    From derivation `ml_reml`, step 6 (docs/ml_reml.pdf, eq. (6)).
+    From derivation `ml_reml`, step 8 (docs/ml_reml.pdf, eq. (8)).
     """
     n, ybar, ss_within, sigma2, sigma_b2, = require(("n", n, "count"), ("ybar", ybar, "real"), ("ss_within", ss_within, "nonnegative"), ("sigma2", sigma2, "positive"), ("sigma_b2", sigma_b2, "positive"))
     return _reml_criterion(n, ybar, ss_within, sigma2, sigma_b2)
