@@ -214,19 +214,13 @@ tests check the estimates against a numerical maximisation of the dense criteria
     # --- REML --------------------------------------------------------------------
     d = d.then(
         Given(
-            terms(ml_criterion(between_var), neg(half(sp.log(frac(over_groups(frac(n, between_var)), two_pi))))),
-            lhs=r"\ell_{\mathrm{R}}",
-            why=r"The REML criterion (document \emph{ml_reml}): the profiled log-likelihood minus $\tfrac12\log(\sum_j w_j / 2\pi)$, here with every weight $w_j = n/(\sigma^2 + n\sigma_b^2)$.",
+            terms(ml_criterion(tau), neg(half(sp.log(frac(times(J, n), times(two_pi, tau)))))),
+            lhs=r"\ell_{\mathrm{R}}(\sigma^2, \tau)",
+            why=r"The REML criterion (document \emph{ml_reml}): the profiled log-likelihood minus $\tfrac12\log(W/2\pi)$, where here every weight is $w_j = n/(\sigma^2 + n\sigma_b^2) = n/\tau$, so $W = Jn/\tau$. Written in $\tau$ as for ML.",
         ),
         Equals(
-            reml_criterion(between_var),
-            why=r"Sum the equal weights, $\sum_j w_j = Jn/(\sigma^2 + n\sigma_b^2)$, and collect terms: the between-group part now has $J-1$ degrees of freedom where ML had $J$.",
-            label="reml",
-        ),
-        Given(
             reml_criterion(tau),
-            lhs=r"\ell_{\mathrm{R}}(\sigma^2, \tau)",
-            why=r"In $\tau = \sigma^2 + n\sigma_b^2$ again: a function of $\sigma^2$ plus a function of $\tau$.",
+            why=r"Collect terms: the between-group part now has $J-1$ degrees of freedom where ML had $J$. Again a function of $\sigma^2$ plus a function of $\tau$.",
             label="reml_tau",
         ),
         Derivative(
@@ -263,7 +257,14 @@ tests check the estimates against a numerical maximisation of the dense criteria
             label="reml_interior_sb2",
         ),
     )
-    d = d.recall("reml", lhs=r"\ell_{\mathrm{R}}(\sigma^2, \sigma_b^2)", why=r"Back to the REML criterion, to follow it onto the boundary $\sigma_b^2 = 0$.")
+    d = d.then(
+        Define(
+            between_var,
+            symbol=tau,
+            why=r"To follow the REML criterion onto the boundary $\sigma_b^2 = 0$, read $\tau$ as $\sigma^2 + n\sigma_b^2$ again from here on.",
+        ),
+    )
+    d = d.recall("reml_tau", lhs=r"\ell_{\mathrm{R}}(\sigma^2, \tau)", why=r"Back to the REML criterion in $\tau$; with $\tau = \sigma^2 + n\sigma_b^2$ it is a function of $(\sigma^2, \sigma_b^2)$, and $\tau \to \sigma^2$ as $\sigma_b^2 \to 0$.")
     d = d.then(
         Limit(
             neg(half(terms(
