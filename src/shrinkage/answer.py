@@ -407,7 +407,7 @@ It holds for $\beta_0$ and the $b_j$ \emph{given the variances}: maximising the 
 $(\beta_0, \mathbf b)$ is the ridge regression of claim 1 and gives the GLS estimate of $\beta_0$ with the
 BLUPs (derivation \texttt{pls}, and Henderson's mixed-model equations there).  It fails for the variance
 $\sigma_b^2$: by eq.~\eqref{@joint_unbounded:unbounded} the joint density has no maximum in $\sigma_b^2$, so
-$\sigma_b^2$ (and $\sigma^2$) are estimated from the marginal likelihood of \S\ref{slip2}, by ML or REML, and
+$\sigma_b^2$ (and $\sigma^2$) are estimated from the marginal likelihood of \S\ref{slip2}, by ML or REML{likelihood_documents}, and
 then \emph{plugged into} $\lambda_j$.  That plug-in, a prior whose variance is estimated from the data, is
 what ``empirical Bayes'' names; the predictions inherit the uncertainty of the estimated variances, which
 the usual standard errors (\S\ref{uncertainty}) ignore.  Nor does the shrinkage come from the penalty
@@ -470,12 +470,23 @@ over every observation, not over groups only.
 """
 
 
+LIKELIHOOD_DERIVATIONS = ("marginal", "gls", "profile", "ml_reml", "balanced")  # written alongside; quoted when present
+
+
+def _likelihood_documents(names) -> str:
+    present = [n for n in LIKELIHOOD_DERIVATIONS if n in names]
+    if not present:
+        return ""
+    listed = ", ".join(rf"\texttt{{{escape(n)}}}" for n in present)
+    return f" (derivation{'s' if len(present) > 1 else ''} {listed})"
+
+
 def _claim_section(c: Claim, ex: Excerpts) -> list[str]:
     return [
         rf"\subsection{{{c.title}}}\label{{{c.key}}}",
         r"\begin{quote}\itshape " + c.claim + r"\end{quote}",
         _verdict_box(c.verdict),
-        _expand(c.body.strip(), ex),
+        _expand(c.body.strip(), ex).replace("{likelihood_documents}", _likelihood_documents(ex.checked)),
     ]
 
 
@@ -517,6 +528,7 @@ def _documents_section(checked: Mapping[str, CheckedDerivation]) -> list[str]:
         given = sum(1 for s in cd.steps if s.verdict.symbolic == "n/a")
         rows.append(rf"\texttt{{{escape(name)}.pdf}} & {escape(cd.derivation.title)} & {len(cd.steps)} & {proved} & {numeric} & {given} \\")
     return [
+        r"\clearpage",
         r"\section*{The standalone documents}",
         r"Every step quoted above belongs to one of these checked derivations (\texttt{derivations/*.py}), each "
         r"rendered in full as \texttt{docs/\textit{name}.pdf}.  ``Proved'' counts steps SymPy settles under the "
