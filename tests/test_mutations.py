@@ -148,3 +148,44 @@ def test_the_cli_refuses_a_corrupted_given_with_a_counterexample(tmp_path):
     assert "Traceback" not in run.stderr
     assert "derivation 'blup', step 2" in run.stderr and "check failed: at " in run.stderr
     assert not out.exists() or not any(out.iterdir())
+
+
+# ----------------------------------------------------------------------------------
+# Engine strengthenings found by mutation testing
+# ----------------------------------------------------------------------------------
+def _lam_chain(*steps):
+    from shrinkage.engine import Derivation
+    from shrinkage.symbols import n, sigma2, sigma_b2
+
+    return Derivation("m", "m", "m").then(Given(sigma_b2 / (sigma_b2 + sigma2 / n), why="lambda"), *steps)
+
+
+def test_a_sign_step_checks_the_bound_it_shows():
+    """lambda > 0 holds; "lambda > 1" (a corrupted bound) must not pass as checked."""
+    import sympy as sp
+    from shrinkage.engine import Sign, check
+
+    check(_lam_chain(Sign(sp.S.Zero, sign=1, why="positive")))
+    with pytest.raises(StepError, match="the bound 1"):
+        check(_lam_chain(Sign(sp.S.One, sign=1, why="above one")))
+
+
+def test_a_claim_that_cannot_be_evaluated_is_rejected_not_a_crash():
+    """log(-lambda) is not real anywhere: a StepError, never a ValueError/TypeError."""
+    import sympy as sp
+    from shrinkage.engine import Equals, check
+    from shrinkage.symbols import n, sigma2, sigma_b2
+
+    with pytest.raises(StepError, match="cannot be evaluated numerically"):
+        check(_lam_chain(Equals(sp.log(-sigma_b2 / (sigma_b2 + sigma2 / n)), why="nonsense")))
+
+
+def test_a_derivative_claim_without_its_variable_is_checked():
+    import sympy as sp
+    from shrinkage.engine import Derivative, check
+    from shrinkage.symbols import gamma
+
+    d = _lam_chain(Derivative(sp.S.Zero, var=gamma, why="lambda does not involve gamma"))
+    check(d)
+    with pytest.raises(StepError):
+        check(_lam_chain(Derivative(sp.S.One, var=gamma, why="wrong")))
