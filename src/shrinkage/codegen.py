@@ -106,7 +106,7 @@ def _kernel_source(name: str, expr: sp.Expr, args: tuple[sp.Symbol, ...]) -> str
 
 def _public_source(name: str, args: tuple[sp.Symbol, ...], doc: str) -> str:
     params = ", ".join(a.name for a in args)
-    checks = ", ".join(f'("{a.name}", {a.name}, "{quantity_of(a).domain}")' for a in args)
+    checks = ", ".join(f'("{a.name}", {a.name}, "{quantity_of(a).accepted_domain}")' for a in args)
     docstring = textwrap.indent(doc.strip(), "    ").strip()
     return (
         f"def {name}({params}):\n"

@@ -93,7 +93,7 @@ def shrinkage_factor(n, sigma2, sigma_b2):
 
     From derivation `blup`, step 11 (docs/blup.pdf, eq. (11)).
     """
-    n, sigma2, sigma_b2, = require(("n", n, "count"), ("sigma2", sigma2, "positive"), ("sigma_b2", sigma_b2, "positive"))
+    n, sigma2, sigma_b2, = require(("n", n, "count"), ("sigma2", sigma2, "positive"), ("sigma_b2", sigma_b2, "nonnegative"))
     return _shrinkage_factor(n, sigma2, sigma_b2)
 
 
@@ -108,7 +108,7 @@ def blup(ybar, n, beta0, sigma2, sigma_b2):
 
     From derivation `blup`, step 12 (docs/blup.pdf, eq. (12)).
     """
-    ybar, n, beta0, sigma2, sigma_b2, = require(("ybar", ybar, "real"), ("n", n, "count"), ("beta0", beta0, "real"), ("sigma2", sigma2, "positive"), ("sigma_b2", sigma_b2, "positive"))
+    ybar, n, beta0, sigma2, sigma_b2, = require(("ybar", ybar, "real"), ("n", n, "count"), ("beta0", beta0, "real"), ("sigma2", sigma2, "positive"), ("sigma_b2", sigma_b2, "nonnegative"))
     return _blup(ybar, n, beta0, sigma2, sigma_b2)
 
 
@@ -124,7 +124,7 @@ def conditional_variance(n, sigma2, sigma_b2):
 
     From derivation `blup`, step 18 (docs/blup.pdf, eq. (18)).
     """
-    n, sigma2, sigma_b2, = require(("n", n, "count"), ("sigma2", sigma2, "positive"), ("sigma_b2", sigma_b2, "positive"))
+    n, sigma2, sigma_b2, = require(("n", n, "count"), ("sigma2", sigma2, "positive"), ("sigma_b2", sigma_b2, "nonnegative"))
     return _conditional_variance(n, sigma2, sigma_b2)
 
 
@@ -139,7 +139,7 @@ def predicted_group_mean(ybar, n, beta0, sigma2, sigma_b2):
 
     From derivation `blup`, step 21 (docs/blup.pdf, eq. (21)).
     """
-    ybar, n, beta0, sigma2, sigma_b2, = require(("ybar", ybar, "real"), ("n", n, "count"), ("beta0", beta0, "real"), ("sigma2", sigma2, "positive"), ("sigma_b2", sigma_b2, "positive"))
+    ybar, n, beta0, sigma2, sigma_b2, = require(("ybar", ybar, "real"), ("n", n, "count"), ("beta0", beta0, "real"), ("sigma2", sigma2, "positive"), ("sigma_b2", sigma_b2, "nonnegative"))
     return _predicted_group_mean(ybar, n, beta0, sigma2, sigma_b2)
 
 
@@ -154,7 +154,7 @@ def gls_weight(n, sigma2, sigma_b2):
 
     From derivation `gls`, step 2 (docs/gls.pdf, eq. (2)).
     """
-    n, sigma2, sigma_b2, = require(("n", n, "count"), ("sigma2", sigma2, "positive"), ("sigma_b2", sigma_b2, "positive"))
+    n, sigma2, sigma_b2, = require(("n", n, "count"), ("sigma2", sigma2, "positive"), ("sigma_b2", sigma_b2, "nonnegative"))
     return _gls_weight(n, sigma2, sigma_b2)
 
 
@@ -171,7 +171,7 @@ def gls_beta0(n, ybar, sigma2, sigma_b2):
 
     From derivation `gls`, step 9 (docs/gls.pdf, eq. (9)).
     """
-    n, ybar, sigma2, sigma_b2, = require(("n", n, "count"), ("ybar", ybar, "real"), ("sigma2", sigma2, "positive"), ("sigma_b2", sigma_b2, "positive"))
+    n, ybar, sigma2, sigma_b2, = require(("n", n, "count"), ("ybar", ybar, "real"), ("sigma2", sigma2, "positive"), ("sigma_b2", sigma_b2, "nonnegative"))
     return _gls_beta0(n, ybar, sigma2, sigma_b2)
 
 
@@ -189,7 +189,7 @@ def marginal_loglik(n, ybar, ss_within, beta0, sigma2, sigma_b2):
 
     From derivation `marginal`, step 9 (docs/marginal.pdf, eq. (9)).
     """
-    n, ybar, ss_within, beta0, sigma2, sigma_b2, = require(("n", n, "count"), ("ybar", ybar, "real"), ("ss_within", ss_within, "nonnegative"), ("beta0", beta0, "real"), ("sigma2", sigma2, "positive"), ("sigma_b2", sigma_b2, "positive"))
+    n, ybar, ss_within, beta0, sigma2, sigma_b2, = require(("n", n, "count"), ("ybar", ybar, "real"), ("ss_within", ss_within, "nonnegative"), ("beta0", beta0, "real"), ("sigma2", sigma2, "positive"), ("sigma_b2", sigma_b2, "nonnegative"))
     return _marginal_loglik(n, ybar, ss_within, beta0, sigma2, sigma_b2)
 
 
@@ -206,7 +206,7 @@ def ml_criterion(n, ybar, ss_within, sigma2, sigma_b2):
 
     From derivation `ml_reml`, step 5 (docs/ml_reml.pdf, eq. (5)).
     """
-    n, ybar, ss_within, sigma2, sigma_b2, = require(("n", n, "count"), ("ybar", ybar, "real"), ("ss_within", ss_within, "nonnegative"), ("sigma2", sigma2, "positive"), ("sigma_b2", sigma_b2, "positive"))
+    n, ybar, ss_within, sigma2, sigma_b2, = require(("n", n, "count"), ("ybar", ybar, "real"), ("ss_within", ss_within, "nonnegative"), ("sigma2", sigma2, "positive"), ("sigma_b2", sigma_b2, "nonnegative"))
     return _ml_criterion(n, ybar, ss_within, sigma2, sigma_b2)
 
 
@@ -223,7 +223,7 @@ def reml_criterion(n, ybar, ss_within, sigma2, sigma_b2):
 
     From derivation `ml_reml`, step 8 (docs/ml_reml.pdf, eq. (8)).
     """
-    n, ybar, ss_within, sigma2, sigma_b2, = require(("n", n, "count"), ("ybar", ybar, "real"), ("ss_within", ss_within, "nonnegative"), ("sigma2", sigma2, "positive"), ("sigma_b2", sigma_b2, "positive"))
+    n, ybar, ss_within, sigma2, sigma_b2, = require(("n", n, "count"), ("ybar", ybar, "real"), ("ss_within", ss_within, "nonnegative"), ("sigma2", sigma2, "positive"), ("sigma_b2", sigma_b2, "nonnegative"))
     return _reml_criterion(n, ybar, ss_within, sigma2, sigma_b2)
 
 
@@ -238,7 +238,7 @@ def profile_weight(n, gamma):
 
     From derivation `profile`, step 4 (docs/profile.pdf, eq. (4)).
     """
-    n, gamma, = require(("n", n, "count"), ("gamma", gamma, "positive"))
+    n, gamma, = require(("n", n, "count"), ("gamma", gamma, "nonnegative"))
     return _profile_weight(n, gamma)
 
 
@@ -369,7 +369,7 @@ def gls_beta0_variance(n, sigma2, sigma_b2):
 
     From derivation `uncertainty`, step 4 (docs/uncertainty.pdf, eq. (4)).
     """
-    n, sigma2, sigma_b2, = require(("n", n, "count"), ("sigma2", sigma2, "positive"), ("sigma_b2", sigma_b2, "positive"))
+    n, sigma2, sigma_b2, = require(("n", n, "count"), ("sigma2", sigma2, "positive"), ("sigma_b2", sigma_b2, "nonnegative"))
     return _gls_beta0_variance(n, sigma2, sigma_b2)
 
 
@@ -385,5 +385,5 @@ def prediction_error_variance(n, sigma2, sigma_b2, var_beta0):
 
     From derivation `uncertainty`, step 10 (docs/uncertainty.pdf, eq. (10)).
     """
-    n, sigma2, sigma_b2, var_beta0, = require(("n", n, "count"), ("sigma2", sigma2, "positive"), ("sigma_b2", sigma_b2, "positive"), ("var_beta0", var_beta0, "positive"))
+    n, sigma2, sigma_b2, var_beta0, = require(("n", n, "count"), ("sigma2", sigma2, "positive"), ("sigma_b2", sigma_b2, "nonnegative"), ("var_beta0", var_beta0, "positive"))
     return _prediction_error_variance(n, sigma2, sigma_b2, var_beta0)

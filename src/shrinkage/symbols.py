@@ -79,6 +79,14 @@ class Quantity:
     meaning: str
     domain: str
     observation: bool = False  # indexed by i within group j: y[i] prints as y_{ij}
+    accepts: str = ""  # domain the generated public functions accept, if wider than ``domain``
+
+    @property
+    def accepted_domain(self) -> str:
+        """What a generated function accepts: the derivations assume ``domain``; a formula
+        that extends continuously to a boundary (sigma_b^2 = 0, a singular fit) may
+        accept it too (tests/test_numeric_boundary.py checks that it does)."""
+        return self.accepts or self.domain
 
     @property
     def symbol(self) -> sp.Symbol:
@@ -98,8 +106,8 @@ class Quantity:
 QUANTITIES: tuple[Quantity, ...] = (
     Quantity("beta0", r"\beta_0", "fixed intercept (overall mean)", "real"),
     Quantity("sigma2", r"\sigma^2", "residual variance", "positive"),
-    Quantity("sigma_b2", r"\sigma_b^2", "random-intercept variance", "positive"),
-    Quantity("gamma", r"\gamma", r"variance ratio $\sigma_b^2/\sigma^2$", "positive"),
+    Quantity("sigma_b2", r"\sigma_b^2", "random-intercept variance", "positive", accepts="nonnegative"),
+    Quantity("gamma", r"\gamma", r"variance ratio $\sigma_b^2/\sigma^2$", "positive", accepts="nonnegative"),
     Quantity("n", r"n_j", "number of observations in group $j$", "count"),
     Quantity("b", r"b_j", "random intercept of group $j$", "real"),
     Quantity("y", r"y", "observations; $y_{ij}$ is observation $i$ of group $j$", "real", observation=True),
