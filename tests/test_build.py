@@ -72,13 +72,10 @@ def test_every_document_compiles(fresh_build, tmp_path):
 
 
 @pytest.mark.slow
-def test_cli_build_end_to_end(tmp_path):
-    """`python -m shrinkage build` as a user runs it: says what it checked and wrote."""
-    numeric = tmp_path / "numeric.py"
-    run = subprocess.run(
-        [sys.executable, "-m", "shrinkage", "build", "--out", str(tmp_path), "--numeric", str(numeric), "--no-pdf"],
-        capture_output=True, text=True, cwd=ROOT, timeout=1800,
-    )
+def test_cli_build_end_to_end(cli_build):
+    """`python -m shrinkage build` as a user runs it: says what it checked and wrote, and
+    generates the same module that is committed."""
+    run, out, numeric = cli_build
     assert run.returncode == 0, run.stderr
-    assert "checked blup:" in run.stdout and f"wrote {tmp_path / 'blup.tex'}" in run.stdout
+    assert "checked blup:" in run.stdout and f"wrote {out / 'blup.tex'}" in run.stdout
     assert numeric.read_text() == COMMITTED_NUMERIC.read_text()
