@@ -7,42 +7,30 @@ formula, and deliberately wrong claims must be rejected by the engine.
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import mpmath
 import numpy as np
 import pytest
 import sympy as sp
 from scipy import stats
 
-from shrinkage.engine import Derivative, Equals, Limit, Sign, check, verify_step
+from shrinkage.engine import Derivative, Equals, Limit, Sign, verify_step
 from shrinkage.errors import StepError
 from shrinkage.symbols import b, beta0, n, n_real, sigma2, sigma_b2, ss_within, ybar
 
-DERIVATIONS = Path(__file__).resolve().parent.parent / "derivations"
 
-
-def load(name: str):
-    spec = importlib.util.spec_from_file_location(f"_test_derivation_{name}", DERIVATIONS / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.derivation()
+@pytest.fixture(scope="module")
+def facts(checked):
+    return checked["shrinkage_facts"]
 
 
 @pytest.fixture(scope="module")
-def facts():
-    return check(load("shrinkage_facts"))
+def unbounded(checked):
+    return checked["joint_unbounded"]
 
 
 @pytest.fixture(scope="module")
-def unbounded():
-    return check(load("joint_unbounded"))
-
-
-@pytest.fixture(scope="module")
-def laplace():
-    return check(load("laplace"))
+def laplace(checked):
+    return checked["laplace"]
 
 
 # --- an oracle for lambda from the model: the regression of b_j on ybar_j ------------

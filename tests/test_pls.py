@@ -8,31 +8,19 @@ density maximised by scipy; exact SymPy matrices for small problems.
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import numpy as np
 import pytest
 import sympy as sp
 from scipy import optimize, stats
 
-from shrinkage.engine import Maximiser, check, verify_step
+from shrinkage.engine import Maximiser, verify_step
 from shrinkage.errors import StepError
 from shrinkage.symbols import J, beta0, j, quantity, sigma2, sigma_b2
 
-DERIVATIONS = Path(__file__).resolve().parent.parent / "derivations"
-
-
-def load(name: str):
-    spec = importlib.util.spec_from_file_location(f"_test_derivation_{name}", DERIVATIONS / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.derivation()
-
 
 @pytest.fixture(scope="module")
-def pls():
-    return check(load("pls"))
+def pls(checked):
+    return checked["pls"]
 
 
 def design(sizes):

@@ -11,30 +11,18 @@ the test does not depend on a rebuilt numeric.py.
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import numpy as np
 import pytest
 import sympy as sp
 
 from shrinkage.answer import generated_functions
-from shrinkage.engine import Equals, check, verify_step
+from shrinkage.engine import Equals, verify_step
 from shrinkage.errors import StepError
-
-DERIVATIONS = Path(__file__).resolve().parent.parent / "derivations"
-
-
-def load(name: str):
-    spec = importlib.util.spec_from_file_location(f"_test_derivation_{name}", DERIVATIONS / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.derivation()
 
 
 @pytest.fixture(scope="module")
-def checked_uncertainty():
-    return check(load("uncertainty"))
+def checked_uncertainty(checked):
+    return checked["uncertainty"]
 
 
 @pytest.fixture(scope="module")
