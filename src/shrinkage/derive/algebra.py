@@ -97,3 +97,21 @@ def is_zero(expr: sp.Expr) -> bool | None:
         except (TypeError, ValueError, NotImplementedError, RecursionError, StopIteration):
             continue  # StopIteration: SymPy's sum_simplify on some sums of Indexed terms
     return None
+
+
+def is_positive(expr: sp.Expr, notation=None) -> bool:
+    """True if SymPy shows expr > 0 under the symbols' assumptions (and, given the
+    notation, the minima of integer domains); False means "not shown", not "negative"."""
+    forms = [expr]
+    if notation is not None:
+        shifts = notation.shifts(expr)
+        if shifts:
+            forms.append(expr.xreplace(shifts))
+    for e in forms:
+        for attempt in (lambda x: x, sp.factor, sp.simplify, sp.together, lambda x: sp.factor(sp.simplify(x))):
+            try:
+                if attempt(e).is_positive:
+                    return True
+            except (TypeError, ValueError, NotImplementedError, RecursionError):
+                continue
+    return False

@@ -186,11 +186,11 @@ def _verify(ctx: Context, symbolic: bool) -> Verdict:
     if isinstance(step, Given):
         return Verdict("n/a", 0, step.note)
     if isinstance(step, Recall):
-        return _restates(ctx, ctx.derivation, ctx.owner, step.of, "eq.~({})")
+        return _restates(ctx, ctx.derivation, ctx.owner, step.of, "")
     if isinstance(step, Cite):
         if step.source is None:
             raise DerivationError(f"derivation {ctx.derivation!r}, step {ctx.number}: a Cite needs its source")
-        return _restates(ctx, step.source.name, step.source, step.of, f"eq.~({{}}) of \\emph{{{step.source.name}}}")
+        return _restates(ctx, step.source.name, step.source, step.of, r" of \emph{%s}" % step.source.name.replace("_", r"\_"))
     if ctx.current is None:
         raise Failure("the chain has no current expression to check against")
     numeric, symbolic_check = CHECKS[type(step)]
@@ -204,11 +204,13 @@ def _verify(ctx: Context, symbolic: bool) -> Verdict:
     return Verdict(proved, POINTS, _method(ctx))
 
 
-def _restates(ctx: Context, name: str, d: Derivation, label: str, how: str) -> Verdict:
+def _restates(ctx: Context, name: str, d: Derivation, label: str, where: str) -> Verdict:
+    """A Recall or Cite must restate its step exactly (``where``: LaTeX naming another
+    derivation, empty for the same one)."""
     number = d.step_index(label) + 1
     if ctx.step.rhs != d.steps[number - 1].rhs:
         raise Failure(f"does not restate step {number} of {name!r}")
-    return Verdict("n/a", 0, "restates " + how.format(number))
+    return Verdict("n/a", 0, f"restates eq.~({number}){where}")
 
 
 def verify_step(name: str, number: int, step: Step, current: sp.Expr, definitions: Mapping,

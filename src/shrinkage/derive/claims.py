@@ -14,7 +14,7 @@ import random
 import mpmath
 import sympy as sp
 
-from .algebra import has_data_sums, is_zero, substitute, xreplace_shielded
+from .algebra import has_data_sums, is_positive, is_zero, substitute, xreplace_shielded
 from .points import DPS, REL_TOL, Failure, at, close, fmt_point, num, points, seed, univariate
 from .steps import Conditional
 from .walk import Context
@@ -98,10 +98,7 @@ def numeric_sign(ctx):
 
 def symbolic_sign(ctx):
     signed = ctx.step.sign * substitute(ctx.current - ctx.step.rhs, ctx.definitions, keep_sums=False)
-    for form in (signed, sp.factor(signed), sp.simplify(signed), sp.together(signed)):
-        if form.is_positive:
-            return True
-    return None
+    return True if is_positive(signed, ctx.notation) else None
 
 
 # --- Maximiser ----------------------------------------------------------------------------
@@ -120,7 +117,7 @@ def numeric_maximiser(ctx):
 def symbolic_maximiser(ctx):
     var, current = ctx.step.var, ctx.current
     stationary = is_zero(_sub(ctx, sp.diff(current, var).xreplace({var: ctx.step.rhs}), current))
-    concave = sp.simplify(_sub(ctx, sp.diff(current, var, 2), current)).is_negative
+    concave = is_positive(-_sub(ctx, sp.diff(current, var, 2), current), ctx.notation)
     return True if (stationary and concave) else None
 
 
@@ -158,9 +155,9 @@ def symbolic_read_off(ctx):
         return None
     claimed = _sub(ctx, step.rhs, current)
     if step.moment == "variance":
-        proved = is_zero(d2 * claimed + 1) and sp.simplify(claimed).is_positive
+        proved = is_zero(d2 * claimed + 1) and is_positive(claimed, ctx.notation)
     else:
-        proved = is_zero(sp.diff(f, step.var).xreplace({step.var: claimed})) and sp.simplify(d2).is_negative
+        proved = is_zero(sp.diff(f, step.var).xreplace({step.var: claimed})) and is_positive(-d2, ctx.notation)
     return True if proved else None
 
 

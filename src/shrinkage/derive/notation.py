@@ -70,6 +70,7 @@ class Domain:
     name: str
     sampler: Sampler = field(compare=False)
     assumptions: Mapping[str, bool] = field(default_factory=dict, compare=False)
+    minimum: int | None = field(default=None, compare=False)  # least value of an integer domain, if above 1
 
     def sample(self, rng: random.Random) -> sp.Expr:
         return self.sampler(rng)
@@ -83,7 +84,7 @@ DOMAINS: Mapping[str, Domain] = {
         Domain("count", count, {"integer": True, "positive": True}),
         Domain("unit", unit, {"positive": True}),
         Domain("few", few, {"integer": True, "positive": True}),
-        Domain("several", several, {"integer": True, "positive": True}),
+        Domain("several", several, {"integer": True, "positive": True}, minimum=2),
         # draws are > 0; 0 itself (a group of one) is allowed by the generated code
         Domain("nonnegative", positive, {"nonnegative": True}),
     )
@@ -183,6 +184,18 @@ class Notation:
 
     def sample(self, obj: sp.Basic, rng: random.Random) -> sp.Expr:
         return self.quantity_of(obj).sample(rng)
+
+    def shifts(self, expr: sp.Expr) -> dict:
+        """For sign proofs: each symbol of an integer domain with a minimum m > 1 written
+        as (m - 1) + t with t a positive integer, the one fact SymPy's assumptions cannot
+        state (J >= 2 makes J - 1 positive)."""
+        out = {}
+        for s in expr.free_symbols:
+            if isinstance(s, sp.Symbol) and str(s.name) in self:
+                m = domain(self.quantity_of(s).domain).minimum
+                if m is not None and m > 1:
+                    out[s] = (m - 1) + sp.Symbol(f"{s.name}_shift", integer=True, positive=True)
+        return out
 
     def extend(self, quantities: Iterable[Quantity] = (), definitions: Mapping | None = None,
                name: str | None = None) -> "Notation":

@@ -17,10 +17,12 @@ a branch the domains never reach cannot be checked, and is refused.
 
 from __future__ import annotations
 
+import itertools
+
 import mpmath
 import sympy as sp
 
-from .algebra import is_zero, substitute
+from .algebra import is_positive, is_zero, substitute
 from .claims import DERIVATIVE_TOL, _points
 from .points import DPS, POINTS, Failure, fmt_point, multivariate, num
 from .walk import Context
@@ -55,11 +57,12 @@ def _branch(expr: sp.Expr, inst) -> int:
     raise Failure(f"no branch of {expr} holds at a point of the domains")
 
 
-def _nonnegative_part(cond) -> sp.Expr | None:
-    """h with cond equivalent to h >= 0 (or h > 0), for a single inequality."""
+def _nonnegative_part(cond) -> tuple | None:
+    """(h, strict) with cond equivalent to h > 0 (strict) or h >= 0, for one inequality."""
     if not isinstance(cond, sp.core.relational.Relational) or cond.rel_op not in (">", ">=", "<", "<="):
         return None
-    return cond.lhs - cond.rhs if cond.rel_op in (">", ">=") else cond.rhs - cond.lhs
+    h = cond.lhs - cond.rhs if cond.rel_op in (">", ">=") else cond.rhs - cond.lhs
+    return h, cond.rel_op in (">", "<")
 
 
 def _hessian_negative_definite(f, x, idx) -> bool:
@@ -133,49 +136,64 @@ def numeric_constrained(ctx: Context):
                       "it cannot be checked on these domains")
 
 
+def _branches(c: sp.Expr):
+    """(expression, conditions) of each branch: a branch holds where its condition does
+    and every earlier one fails.  Conditions as (h, strict): h > 0 or h >= 0."""
+    if not isinstance(c, sp.Piecewise):
+        return [(c, [])]
+    out, prior = [], []
+    for e, cond in c.args:
+        conds = prior + ([] if cond in (True, sp.true) else [cond])
+        forms = [_nonnegative_part(x) for x in conds]
+        if any(f is None for f in forms):
+            return None
+        out.append((e, forms))
+        prior = prior + [sp.Not(cond)]
+    return out
+
+
+def _contradictory(forms, notation) -> bool:
+    """Two conditions h1 >= 0, h2 >= 0 (one strict) with h1/h2 < 0: the branch is empty
+    (both non-strict: only where both vanish, where the pieces meet)."""
+    for k, (h1, _) in enumerate(forms):
+        for h2, _ in forms[k + 1:]:
+            if is_positive(-h1 / h2, notation):
+                return True
+    return False
+
+
 def symbolic_constrained(ctx: Context):
-    """True when, on every branch, SymPy proves the stationarity conditions identically,
-    the curvature of the free variables negative, and on the boundary the slope equal
-    to a positive factor times the branch's condition (so <= 0 where it holds)."""
-    step = ctx.step
-    defs = ctx.definitions
+    """True when, on every (non-empty) combination of branches, SymPy proves the
+    stationarity conditions identically, the curvature of the free variables negative,
+    and on the boundary the slope equal to a negative factor times a condition that
+    holds there (so <= 0)."""
+    step, defs, notation = ctx.step, ctx.definitions, ctx.notation
     f = substitute(ctx.current, defs, keep_sums=False)
     variables = [step.var] + [v for v, _ in step.jointly]
     claims = [_piecewise(substitute(e, defs, keep_sums=False)) for e in [step.rhs] + [e for _, e in step.jointly]]
     lower = substitute(step.lower, defs, keep_sums=False)
-    n_branches = max((len(c.args) for c in claims if isinstance(c, sp.Piecewise)), default=1)
-    for b in range(n_branches):
-        pick = []
-        for c in claims:
-            if isinstance(c, sp.Piecewise):
-                if len(c.args) != n_branches:
-                    return None  # branches that do not line up: numeric check only
-                pick.append(c.args[b])
-            else:
-                pick.append((c, sp.true))
-        at_point = {v: e for v, (e, _) in zip(variables, pick)}
+    branches = [_branches(c) for c in claims]
+    if any(b is None for b in branches):
+        return None
+    for combo in itertools.product(*branches):
+        conds = [hs for _, c in combo for hs in c]
+        if _contradictory(conds, notation):
+            continue
+        forms = [h for h, _ in conds]
+        at_point = {v: e for v, (e, _) in zip(variables, combo)}
         boundary = is_zero(at_point[step.var] - lower)
         free = variables[1:] if boundary else variables
-        for v in free:
-            if not is_zero(sp.diff(f, v).xreplace(at_point)):
-                return None
-        for v in free:
-            if not (sp.simplify(sp.diff(f, v, 2).xreplace(at_point)).is_negative):
-                return None
+        if not all(is_zero(sp.diff(f, v).xreplace(at_point)) for v in free):
+            return None
+        if not all(is_positive(-sp.diff(f, v, 2).xreplace(at_point), notation) for v in free):
+            return None
         if len(free) > 1:
             h = sp.Matrix([[sp.diff(f, u, v).xreplace(at_point) for v in free] for u in free])
-            if not sp.simplify(h.det() * (-1) ** len(free)).is_positive:
+            if not is_positive(h.det() * (-1) ** len(free), notation):
                 return None
         if boundary:
             slope = sp.diff(f, step.var).xreplace(at_point)
-            rhs_claim = claims[0]
-            if not isinstance(rhs_claim, sp.Piecewise):
-                return None
-            cond = rhs_claim.args[b][1]
-            if cond in (True, sp.true):  # the last branch: where the one before fails
-                cond = sp.Not(rhs_claim.args[b - 1][1]) if b > 0 else sp.true
-            h = _nonnegative_part(cond)
-            # slope = -(positive) * h, with h >= 0 where the branch holds: slope <= 0 there
-            if h is None or not (is_zero(slope) or sp.simplify(-slope / h).is_positive):
+            # slope = -(positive) * h with h >= 0 where the branch holds: slope <= 0 there
+            if not (is_zero(slope) or any(is_positive(-slope / h, notation) for h in forms)):
                 return None
     return True
