@@ -307,10 +307,10 @@ class Derivation:
     def export(self, function: str, label: str, args: Iterable[sp.Symbol], doc: str) -> "Derivation":
         return replace(self, exports=self.exports + (Export(function, label, tuple(args), doc),))
 
-    def recall(self, label: str, lhs: str, why: str) -> "Derivation":
+    def recall(self, label: str, lhs: str, why: str, as_label: str = "") -> "Derivation":
         """Continue with a new chain that starts from the rhs of step ``label``."""
         earlier = self.steps[self.step_index(label)]
-        return self.then(Recall(earlier.rhs, why=why, lhs=lhs, of=label))
+        return self.then(Recall(earlier.rhs, why=why, lhs=lhs, label=as_label, of=label))
 
     def cite(self, source: "Derivation", label: str, lhs: str, why: str, as_label: str = "") -> "Derivation":
         """Continue with a new chain that starts from step ``label`` of ``source``."""
