@@ -181,3 +181,12 @@ def test_the_truncated_estimator_is_proved_symbolically():
     cd = check(reml_chain(ConstrainedMaximiser(sp.Max(0, (msb - msw) / group_n), var=sigma_b2,
                                                jointly={sigma2: reml_sigma2}, why="REML, truncated at 0")))
     assert cd.steps[-1].verdict.symbolic is True
+
+
+@pytest.mark.parametrize("module", ["shrinkage.derive", "shrinkage.derive.steps", "shrinkage.derive.notation"])
+def test_the_docstring_examples_run(module):
+    import doctest
+    import importlib
+
+    result = doctest.testmod(importlib.import_module(module))
+    assert result.attempted > 0 and result.failed == 0
