@@ -195,3 +195,8 @@ def test_a_step_kind_without_a_check_is_named():
 
     with pytest.raises(DerivationError, match="no check for the step kind Unknown"):
         check(tiny(Unknown(lam, why="?")))
+
+
+def test_an_export_argument_named_by_a_keyword_is_refused():
+    with pytest.raises(DerivationError, match="argument lambda"):
+        check(tiny(rewrite, exports=[("f", "cleared", (sp.Symbol("lambda"),), "doc")]))

@@ -251,6 +251,11 @@ def check_exports(d: Derivation) -> None:
         if e.function in seen:
             raise DerivationError(f"derivation {d.name!r}: two exports named {e.function!r}")
         seen.add(e.function)
+        for a in e.args:
+            name = getattr(a, "name", None)
+            if not isinstance(a, sp.Symbol) or not name.isidentifier() or keyword.iskeyword(name):
+                raise DerivationError(f"derivation {d.name!r}: export {e.function!r} has an argument {a!r} that is "
+                                      "not a symbol named by a Python identifier")
         origin, where, number = d, d, d.step_index(e.label) + 1
         step = d.steps[number - 1]
         while isinstance(step, (Recall, Cite)):
