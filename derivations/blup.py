@@ -11,15 +11,12 @@ import sympy as sp
 from shrinkage import model
 from shrinkage.display import frac, half, neg, terms, times
 from shrinkage.engine import Conditional, Define, Derivation, Equals, Given, Maximiser
-from shrinkage.symbols import J, b, const, b_hat, beta0, i, j, lam, n, sigma2, sigma_b2, ss_within, y, ybar
+from shrinkage.symbols import J, b, b_hat, beta0, i, j, lam, n, sigma2, sigma_b2, y, ybar
 
 n_j, b_j = model.n_j, model.b_j
 two_pi = 2 * sp.pi
 
-# Recurring pieces, written once.
-precision = terms(frac(n, sigma2), frac(1, sigma_b2))  # n_j/sigma^2 + 1/sigma_b^2
-log_constants = terms(neg(half(times(n, sp.log(two_pi * sigma2)))), neg(half(sp.log(two_pi * sigma_b2))))
-resid = terms(ybar, neg(beta0))
+precision, resid = model.PRECISION, model.RESID
 
 
 def derivation() -> Derivation:
@@ -56,47 +53,10 @@ $\sigma_b^2$, $\sigma^2$ and $n_j$ together.
             ),
             why=r"Write out the normal log-densities. Each $b_j$ appears in the $j$-th term only, so the maximum over $\mathbf b$ is found one group at a time.",
         ),
-        Given(
-            model.group_joint_logdensity(),
-            lhs=r"\ell_j(b_j)",
+        *model.opening_chain(
             why=r"The $j$-th term: the log-density of group $j$'s data given $b_j$ plus that of $b_j$.",
         ),
-        Define(
-            log_constants,
-            symbol=const,
-            why=r"Collect the normalising constants, which involve neither $b_j$ nor the data.",
-        ),
-        Equals(
-            terms(
-                const,
-                neg(frac(sp.Sum(terms(y[i], neg(beta0), neg(b)) ** 2, (i, 1, n)), 2 * sigma2)),
-                neg(frac(b**2, 2 * sigma_b2)),
-            ),
-            why=r"Write out the two normal log-densities.",
-        ),
-        Equals(
-            terms(
-                const,
-                neg(frac(terms(ss_within, times(n, terms(ybar, neg(beta0), neg(b)) ** 2)), 2 * sigma2)),
-                neg(frac(b**2, 2 * sigma_b2)),
-            ),
-            why=r"Add and subtract $\bar y_j$: $\sum_i (y_{ij}-\beta_0-b_j)^2 = S_j + n_j(\bar y_j-\beta_0-b_j)^2$, as the cross term sums to zero.",
-        ),
-        Define(
-            frac(times(frac(n, sigma2), resid), precision),
-            symbol=b_hat,
-            why=r"Name the centre of the square that the next step completes.",
-        ),
-        Equals(
-            terms(
-                neg(half(times(precision, (b - b_hat) ** 2))),
-                neg(frac(resid**2, 2 * (sigma_b2 + sigma2 / n))),
-                neg(frac(ss_within, 2 * sigma2)),
-                const,
-            ),
-            why=r"Complete the square in $b_j$: the quadratic $-\tfrac12(n_j/\sigma^2 + 1/\sigma_b^2)\,b_j^2 + (n_j/\sigma^2)(\bar y_j-\beta_0)\,b_j$ plus terms free of $b_j$.",
-            label="completed_square",
-        ),
+        *model.completing_the_square(),
         Maximiser(
             frac(times(frac(n, sigma2), resid), precision),
             var=b,
@@ -104,11 +64,11 @@ $\sigma_b^2$, $\sigma^2$ and $n_j$ together.
             why=r"Only the first term depends on $b_j$; it is $\le 0$ and vanishes at the centre of the square.",
         ),
         Equals(
-            times(frac(sigma_b2, sigma_b2 + sigma2 / n), resid),
+            times(model.LAMBDA, resid),
             why=r"Multiply numerator and denominator by $\sigma^2\sigma_b^2/n_j$.",
         ),
         Define(
-            frac(sigma_b2, terms(sigma_b2, frac(sigma2, n))),
+            model.LAMBDA,
             symbol=lam,
             why=r"The shrinkage factor: the share of the group's deviation that survives.",
             label="shrinkage_factor",
@@ -152,9 +112,9 @@ $\sigma_b^2$, $\sigma^2$ and $n_j$ together.
             label="conditional_variance",
         ),
         Given(
-            terms(beta0, b_hat),
+            terms(beta0, times(lam, resid)),
             lhs=r"\beta_0 + \hat b_j",
-            why=r"The predicted mean of group $j$: the overall mean plus the group's predicted deviation.",
+            why=r"The predicted mean of group $j$: the overall mean plus the group's predicted deviation, eq.~\eqref{@blup}.",
             note="definition",
         ),
         Equals(
@@ -176,4 +136,4 @@ $\sigma_b^2$, $\sigma^2$ and $n_j$ together.
                  "Conditional variance of a random intercept given its group's data.\n\nVar(b_j | y_j) = (1 - lambda_j) sigma_b^2 = sigma^2 sigma_b^2 / (sigma^2 + n_j sigma_b^2),\nwith beta0 and the variances known (lme4's condVar).")
     d = d.export("predicted_group_mean", "group_mean_stable", (ybar, n, beta0, sigma2, sigma_b2),
                  "Partially pooled group mean.\n\nbeta0 + b_hat_j = lambda_j ybar_j + (1 - lambda_j) beta0.")
-    return d
+    return model.with_references(d)

@@ -11,7 +11,7 @@ import sympy as sp
 
 from shrinkage.display import frac, neg, terms, times
 from shrinkage.engine import Derivation, Derivative, Equals, Given, Limit, Sign
-from shrinkage.symbols import n_real as n
+from shrinkage.symbols import n
 from shrinkage.symbols import sigma2, sigma_b2
 
 lam = frac(sigma_b2, terms(sigma_b2, frac(sigma2, n)))  # as in derivations/blup.py
