@@ -17,8 +17,9 @@ import re
 import sympy as sp
 from sympy.codegen.cfunctions import log1p
 
+from .derive.steps import Define, Equals, LogIntegral, Premise, Statement
 from .display import frac, half, neg, terms, times
-from .symbols import J, b, b_hat, beta0, const, i, j, n, quantity, sigma2, sigma_b2, ss_within, y, ybar
+from .symbols import NOTATION, J, b, b_hat, beta0, const, i, j, n, quantity, sigma2, sigma_b2, ss_within, y, ybar
 
 TWO_PI = 2 * sp.pi
 
@@ -64,15 +65,29 @@ def group_joint_logdensity() -> sp.Expr:
 
 
 # --- sufficient statistics of one group, defined from the data ----------------------
-GROUP_STATISTICS: dict[sp.Symbol, sp.Expr] = {
-    ybar: sp.Sum(y[i], (i, 1, n)) / n,
-    ss_within: sp.Sum((y[i] - sp.Sum(y[i], (i, 1, n)) / n) ** 2, (i, 1, n)),
-}
+GROUP_STATISTICS: dict[sp.Symbol, sp.Expr] = dict(NOTATION.definitions)  # ybar_j, S_j (shrinkage.symbols)
 
 
 def group_marginal_covariance(size: int) -> sp.Matrix:
     """Cov(y_j) = sigma^2 I + sigma_b^2 1 1^T for a group of the given size (from the model)."""
     return sigma2 * sp.eye(size) + sigma_b2 * sp.ones(size, size)
+
+
+# --- the premises: the model's distributional statements, the only unchecked steps ----
+def _statements():
+    model = (r"$y_{ij} = \beta_0 + b_j + \varepsilon_{ij}$ with $b_j \sim N(0, \sigma_b^2)$ and "
+             r"$\varepsilon_{ij} \sim N(0, \sigma^2)$, all independent")
+    return (
+        Statement("joint_all_groups", joint_logdensity_all_groups(), r"\log p(\mathbf y, \mathbf b)",
+                  model + r": the joint log-density of $(\mathbf y, \mathbf b)$ over every observation "
+                  r"$i = 1, \dots, n_j$ of every group $j = 1, \dots, J$."),
+        Statement("group_joint", group_joint_logdensity(), r"\ell_j(b_j)",
+                  model + r": the log-density of group $j$'s data given $b_j$ plus that of $b_j$."),
+    )
+
+
+JOINT_ALL_GROUPS, GROUP_JOINT = _statements()
+PREMISES = {s.name: s for s in (JOINT_ALL_GROUPS, GROUP_JOINT)}  # every premise of the project's derivations
 
 
 # ----------------------------------------------------------------------------------
@@ -132,20 +147,13 @@ def marginal_group_loglik(size=n, mean=ybar, ss=ss_within, centre=beta0, stable:
 
 # ----------------------------------------------------------------------------------
 # Shared chains: functions returning steps, so each document shows them in full
-# (the engine imports this module, so its step kinds are imported when a chain is built)
 # ----------------------------------------------------------------------------------
 def opening_chain(lhs: str = r"\ell_j(b_j)", why: str = "") -> tuple:
     """From the joint log-density of group j's data and b_j to its sufficient statistics:
-    the model statement, the constants c_j, the written-out densities, and
+    the model statement (premise), the constants c_j, the written-out densities, and
     sum_i (y_ij - beta0 - b_j)^2 = S_j + n_j (ybar_j - beta0 - b_j)^2 (label ``in_statistics``)."""
-    from .engine import Define, Equals, Given
-
     return (
-        Given(
-            group_joint_logdensity(),
-            lhs=lhs,
-            why=why or r"The joint log-density of group $j$'s data and its random intercept: every observation $i = 1, \dots, n_j$ given $b_j$, and $b_j$ itself.",
-        ),
+        Premise.of(GROUP_JOINT, lhs=lhs, why=why or None),
         Define(LOG_CONSTANTS, symbol=const,
                why=r"Collect the normalising constants, which involve neither $b_j$ nor the data."),
         Equals(
@@ -166,8 +174,6 @@ def opening_chain(lhs: str = r"\ell_j(b_j)", why: str = "") -> tuple:
 
 def completing_the_square(why: str = "") -> tuple:
     """Name the centre b_hat_j of the square and complete it (label ``completed_square``)."""
-    from .engine import Define, Equals
-
     return (
         Define(frac(times(frac(n, sigma2), RESID), PRECISION), symbol=b_hat,
                why=r"Name the centre of the square that the next step completes."),
@@ -182,8 +188,6 @@ def completing_the_square(why: str = "") -> tuple:
 def integrating_out(lhs: str = r"\log p(\mathbf y_j) = \log\!\int_{-\infty}^{\infty}\! e^{\ell_j(b)}\, db") -> tuple:
     """From the completed square to log p(y_j): the Gaussian integral over b_j, then the
     constants combined (label ``marginal``, the textbook form)."""
-    from .engine import Equals, LogIntegral
-
     return (
         LogIntegral(
             terms(
