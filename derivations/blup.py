@@ -10,13 +10,14 @@ import sympy as sp
 
 from shrinkage import model
 from shrinkage.display import frac, half, neg, terms, times
-from shrinkage.engine import Conditional, Define, Derivation, Equals, Given, Maximiser
-from shrinkage.symbols import J, b, b_hat, beta0, i, j, lam, n, sigma2, sigma_b2, y, ybar
+from shrinkage.derive import Conditional, Define, Derivation, Equals, Maximiser, Premise, ReadOffNormal, Substitute
+from shrinkage.symbols import J, b, b_hat, beta0, i, j, lam, n, quantity, sigma2, sigma_b2, y, ybar
 
 n_j, b_j = model.n_j, model.b_j
 two_pi = 2 * sp.pi
 
 precision, resid = model.PRECISION, model.RESID
+mu = quantity("mu").symbol
 
 
 def derivation() -> Derivation:
@@ -36,11 +37,7 @@ $\sigma_b^2$, $\sigma^2$ and $n_j$ together.
 """,
     )
     d = d.then(
-        Given(
-            model.joint_logdensity_all_groups(),
-            lhs=r"\log p(\mathbf y, \mathbf b)",
-            why=r"The joint log-density of $(\mathbf y, \mathbf b)$: each observation given its group's $b_j$, times the density of each $b_j$.",
-        ),
+        Premise.of(model.JOINT_ALL_GROUPS),
         Equals(
             sp.Sum(
                 terms(
@@ -84,6 +81,7 @@ $\sigma_b^2$, $\sigma^2$ and $n_j$ together.
     d = d.then(
         Equals(
             frac(times(n, sigma_b2), terms(sigma2, times(n, sigma_b2))),
+            label="shrinkage_factor_cleared",
             why=r"The same factor with $n_j$ cleared from the denominator: $\lambda_j = n_j\gamma/(1+n_j\gamma)$ with $\gamma=\sigma_b^2/\sigma^2$, so it depends on $\sigma^2/(n_j\sigma_b^2)$, not on $\sigma_b^2$ alone.",
         ),
     )
@@ -99,23 +97,38 @@ $\sigma_b^2$, $\sigma^2$ and $n_j$ together.
             scale=sp.sqrt((1 - lam) * sigma_b2),
             lhs=r"\log p(b_j \mid \mathbf y_j) = \ell_j(b_j) - \log\!\int \! e^{\ell_j(b)}\,db",
             why=r"Bayes' rule: divide the joint density by its integral over $b_j$. The result is the log-density of $N(\hat b_j,\,(1-\lambda_j)\sigma_b^2)$.",
+            label="conditional",
         ),
-        Given(
+        ReadOffNormal(
             times(1 - lam, sigma_b2),
+            var=b,
+            moment="variance",
             lhs=r"\operatorname{Var}(b_j \mid \mathbf y_j)",
-            why=r"Read off the variance of the normal density in the previous line (with $\beta_0$ and the variances known).",
-            note="read off the previous line",
+            why=r"The log-density of eq.~\eqref{@conditional} is quadratic in $b_j$, so normal: read off its variance, minus the inverse of its second derivative (with $\beta_0$ and the variances known).",
         ),
         Equals(
             frac(times(sigma2, sigma_b2), terms(sigma2, times(n, sigma_b2))),
             why=r"Written without the subtraction $1-\lambda_j$, which loses digits when $\lambda_j$ is near $1$; this is lme4's condVar, $(n_j/\sigma^2 + 1/\sigma_b^2)^{-1}$.",
             label="conditional_variance",
         ),
-        Given(
+    )
+    d = d.recall("conditional", lhs=r"\log p(b_j \mid \mathbf y_j)", why=r"The mean of group $j$ is $\mu_j = \beta_0 + b_j$; to predict it, return to the conditional density of $b_j$.")
+    d = d.then(
+        Substitute(
+            terms(
+                neg(half(sp.log(times(2 * sp.pi, 1 - lam, sigma_b2)))),
+                neg(frac(terms(mu, neg(beta0), neg(b_hat)) ** 2, times(2, 1 - lam, sigma_b2))),
+            ),
+            values={b: terms(mu, neg(beta0))},
+            lhs=r"\log p(\mu_j \mid \mathbf y_j)",
+            why=r"Put $b_j = \mu_j - \beta_0$: a shift by the known $\beta_0$, so the density of $\mu_j$ has the same form.",
+        ),
+        ReadOffNormal(
             terms(beta0, times(lam, resid)),
-            lhs=r"\beta_0 + \hat b_j",
-            why=r"The predicted mean of group $j$: the overall mean plus the group's predicted deviation, eq.~\eqref{@blup}.",
-            note="definition",
+            var=mu,
+            moment="mean",
+            lhs=r"\operatorname{E}(\mu_j \mid \mathbf y_j) = \beta_0 + \hat b_j",
+            why=r"Read off the mean: the predicted mean of group $j$ is the overall mean plus the group's predicted deviation, eq.~\eqref{@blup}.",
         ),
         Equals(
             terms(times(lam, ybar), times(1 - lam, beta0)),
@@ -128,8 +141,8 @@ $\sigma_b^2$, $\sigma^2$ and $n_j$ together.
             label="group_mean_stable",
         ),
     )
-    d = d.export("shrinkage_factor", "shrinkage_factor", (n, sigma2, sigma_b2),
-                 "Shrinkage factor of a group of size n.\n\nlambda_j = sigma_b^2 / (sigma_b^2 + sigma^2/n_j), in (0, 1).")
+    d = d.export("shrinkage_factor", "shrinkage_factor_cleared", (n, sigma2, sigma_b2),
+                 "Shrinkage factor of a group of size n.\n\nlambda_j = sigma_b^2 / (sigma_b^2 + sigma^2/n_j) = n_j sigma_b^2 / (sigma^2 + n_j sigma_b^2), in (0, 1).")
     d = d.export("blup", "blup", (ybar, n, beta0, sigma2, sigma_b2),
                  "BLUP (conditional mode) of a random intercept.\n\nb_hat_j = lambda_j (ybar_j - beta0).")
     d = d.export("conditional_variance", "conditional_variance", (n, sigma2, sigma_b2),

@@ -12,13 +12,16 @@ once; blup, marginal, laplace, profile, pls, ... put them in their own documents
 
 from __future__ import annotations
 
+import importlib.util
 import re
+from pathlib import Path
 
 import sympy as sp
 from sympy.codegen.cfunctions import log1p
 
 from .derive.steps import Define, Equals, LogIntegral, Premise, Statement
 from .display import frac, half, neg, terms, times
+from .errors import DerivationError
 from .symbols import NOTATION, J, b, b_hat, beta0, const, i, j, n, quantity, sigma2, sigma_b2, ss_within, y, ybar
 
 TWO_PI = 2 * sp.pi
@@ -232,3 +235,25 @@ def with_references(d):
 
     steps = tuple(replace(s, why=_REF.sub(fix, s.why)) for s in d.steps)
     return replace(d, summary=_REF.sub(fix, d.summary), steps=steps)
+
+
+# ----------------------------------------------------------------------------------
+# Citing another derivation
+# ----------------------------------------------------------------------------------
+_SIBLINGS: dict = {}
+
+
+def sibling(name: str, here: str):
+    """The derivation built by ``<name>.py`` in the folder of the derivation file ``here``
+    (pass ``__file__``): the source of a citation (``Derivation.cite``), so a result of
+    another derivation is restated from it and checked against it, never re-typed."""
+    path = Path(here).resolve().parent / f"{name}.py"
+    if not path.is_file():
+        raise DerivationError(f"{Path(here).name} cites derivation {name!r}, but there is no {path}")
+    key = (str(path), path.stat().st_mtime_ns)
+    if key not in _SIBLINGS:
+        spec = importlib.util.spec_from_file_location(f"shrinkage_derivations.{name}", path)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        _SIBLINGS[key] = module.derivation()
+    return _SIBLINGS[key]

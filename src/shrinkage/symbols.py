@@ -30,6 +30,7 @@ QUANTITIES: tuple[Quantity, ...] = (
     Quantity("ss_within", r"S_j", r"within-group sum of squares $\sum_i (y_{ij}-\bar y_j)^2$ (0 for a group of one)", "nonnegative"),
     Quantity("lam", r"\lambda_j", "shrinkage factor of group $j$", "unit"),
     Quantity("b_hat", r"\hat b_j", "BLUP (conditional mode) of $b_j$", "real"),
+    Quantity("mu", r"\mu_j", r"mean of group $j$, $\beta_0 + b_j$", "real"),
     Quantity("const", r"c_j", "normalising constants of group $j$ (free of $b_j$ and the data)", "real"),
     Quantity("J", r"J", "number of groups", "few"),
     Quantity("N", r"N", r"total number of observations $\sum_j n_j$", "count"),
