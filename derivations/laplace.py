@@ -10,7 +10,7 @@ import sympy as sp
 
 from shrinkage import model
 from shrinkage.display import frac, half, neg, terms, times
-from shrinkage.engine import Define, Derivation, Derivative, Equals, LogIntegral, Maximiser, Sign
+from shrinkage.derive import Define, Derivation, Derivative, Equals, LogIntegral, Maximiser, Sign
 from shrinkage.symbols import b, b_hat, beta0, n, sigma2, sigma_b2, ybar
 
 curvature = model.PRECISION  # -l_j''(b_j) = n_j/sigma^2 + 1/sigma_b^2

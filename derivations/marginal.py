@@ -7,7 +7,7 @@ without the subtraction 1 - lambda_j, the form the generated code uses.
 """
 
 from shrinkage import model
-from shrinkage.engine import Derivation, Equals
+from shrinkage.derive import Derivation, Equals
 from shrinkage.symbols import beta0, n, sigma2, sigma_b2, ss_within, ybar
 
 def derivation() -> Derivation:
