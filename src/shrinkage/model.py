@@ -19,7 +19,7 @@ from pathlib import Path
 import sympy as sp
 from sympy.codegen.cfunctions import log1p
 
-from .derive.steps import Define, Equals, LogIntegral, Premise, Statement
+from .derive.steps import Define, Equals, LogIntegral, Premise, Statement, Substitute
 from .display import frac, half, neg, terms, times
 from .errors import DerivationError
 from .symbols import NOTATION, J, b, b_hat, beta0, const, i, j, n, quantity, sigma2, sigma_b2, ss_within, y, ybar
@@ -86,11 +86,15 @@ def _statements():
                   r"$i = 1, \dots, n_j$ of every group $j = 1, \dots, J$."),
         Statement("group_joint", group_joint_logdensity(), r"\ell_j(b_j)",
                   model + r": the log-density of group $j$'s data given $b_j$ plus that of $b_j$."),
+        Statement("independent_groups", sp.Sum(L_j[j], (j, 1, J)), r"\ell",
+                  r"The groups are independent (the model): the log-likelihood of the parameters is the sum over "
+                  r"the groups of their marginal log-likelihoods $L_j = \log p(\mathbf y_j)$."),
     )
 
 
-JOINT_ALL_GROUPS, GROUP_JOINT = _statements()
-PREMISES = {s.name: s for s in (JOINT_ALL_GROUPS, GROUP_JOINT)}  # every premise of the project's derivations
+L_j = quantity("loglik_group").indexed
+JOINT_ALL_GROUPS, GROUP_JOINT, INDEPENDENT_GROUPS = _statements()
+PREMISES = {s.name: s for s in (JOINT_ALL_GROUPS, GROUP_JOINT, INDEPENDENT_GROUPS)}  # every premise of the project's derivations
 
 
 # ----------------------------------------------------------------------------------
@@ -241,6 +245,32 @@ def with_references(d):
 # Citing another derivation
 # ----------------------------------------------------------------------------------
 _SIBLINGS: dict = {}
+MARGINAL = ("marginal", "marginal_stable")  # where log p(y_j) is derived: derivation, label
+
+
+def cite_group_loglik(d, here: str, as_label: str = "group_loglik"):
+    """``d`` continued with log p(y_j), cited from derivation marginal (checked with it)."""
+    return d.cite(sibling(MARGINAL[0], here), MARGINAL[1], lhs=r"L_j = \log p(\mathbf y_j)", as_label=as_label,
+                  why=r"The marginal log-likelihood of group $j$, derived in document \emph{marginal}: $b_j$ integrated out of the model's joint density.")
+
+
+def sum_over_groups(here: str, lhs: str = r"\ell", size: sp.Expr | None = None, label: str = "loglik") -> tuple:
+    """The log-likelihood of all groups: the premise that groups are independent, then
+    log p(y_j) of derivation marginal put in for every L_j (the j-th term built from the
+    cited step, never re-typed; ``size`` replaces n_j, e.g. by a common group size)."""
+    source = sibling(MARGINAL[0], here).step(MARGINAL[1]).rhs
+    term = xreplace_indexed(source, size)
+    return (
+        Premise.of(INDEPENDENT_GROUPS, lhs=lhs),
+        Substitute(sp.Sum(term, (j, 1, J)), values={L_j[j]: term}, label=label,
+                   why=r"Put in $L_j = \log p(\mathbf y_j)$ of document \emph{marginal}, the same for every group, with the group's own statistics $n_j$, $\bar y_j$, $S_j$."),
+    )
+
+
+def xreplace_indexed(expr: sp.Expr, size: sp.Expr | None = None) -> sp.Expr:
+    """One group's expression in the scalars n_j, ybar_j, S_j as the j-th term of a sum
+    over groups (n_j[j], ybar[j], ss_within[j]); ``size`` in place of n_j if given."""
+    return expr.xreplace({n: n_j[j] if size is None else size, ybar: ybar_j[j], ss_within: ss_j[j]})
 
 
 def sibling(name: str, here: str):
