@@ -68,7 +68,9 @@ $J \le 4$ groups of random sizes.
             weight(n),
             why=r"Divide numerator and denominator by $n_j$: the weight is the precision $1/\operatorname{Var}(\bar y_j)$ of the group mean, $\operatorname{Var}(\bar y_j) = \operatorname{Var}(b_j) + \operatorname{Var}(\bar\varepsilon_j) = \sigma_b^2 + \sigma^2/n_j$.",
         ),
-        *model.sum_over_groups(__file__, lhs=r"\ell(\beta_0) = \sum_{j=1}^{J} L_j"),
+    )
+    d = model.sum_over_groups(d, __file__, lhs=r"\ell(\beta_0) = \sum_{j=1}^{J} L_j", cite=False)
+    d = d.then(
         Derivative(
             over_groups(frac(times(n_j[j], terms(ybar_j[j], neg(beta0))), terms(sigma2, times(n_j[j], sigma_b2)))),
             var=beta0,

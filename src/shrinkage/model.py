@@ -254,16 +254,20 @@ def cite_group_loglik(d, here: str, as_label: str = "group_loglik"):
                   why=r"The marginal log-likelihood of group $j$, derived in document \emph{marginal}: $b_j$ integrated out of the model's joint density.")
 
 
-def sum_over_groups(here: str, lhs: str = r"\ell", size: sp.Expr | None = None, label: str = "loglik") -> tuple:
-    """The log-likelihood of all groups: the premise that groups are independent, then
-    log p(y_j) of derivation marginal put in for every L_j (the j-th term built from the
+def sum_over_groups(d, here: str, lhs: str = r"\ell", size: sp.Expr | None = None, label: str = "loglik",
+                    cite: bool = True):
+    """``d`` continued with the log-likelihood of all groups: log p(y_j) cited from
+    derivation marginal (unless ``cite`` is False: cited already), the premise that groups
+    are independent, then log p(y_j) put in for every L_j (the j-th term built from the
     cited step, never re-typed; ``size`` replaces n_j, e.g. by a common group size)."""
+    if cite:
+        d = cite_group_loglik(d, here)
     source = sibling(MARGINAL[0], here).step(MARGINAL[1]).rhs
     term = xreplace_indexed(source, size)
-    return (
+    return d.then(
         Premise.of(INDEPENDENT_GROUPS, lhs=lhs),
         Substitute(sp.Sum(term, (j, 1, J)), values={L_j[j]: term}, label=label,
-                   why=r"Put in $L_j = \log p(\mathbf y_j)$ of document \emph{marginal}, the same for every group, with the group's own statistics $n_j$, $\bar y_j$, $S_j$."),
+                   why=r"Put in $L_j = \log p(\mathbf y_j)$ of document \emph{marginal}, the same for every group, with the group's own statistics."),
     )
 
 
