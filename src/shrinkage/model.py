@@ -86,6 +86,9 @@ def _statements():
                   r"$i = 1, \dots, n_j$ of every group $j = 1, \dots, J$."),
         Statement("group_joint", group_joint_logdensity(), r"\ell_j(b_j)",
                   model + r": the log-density of group $j$'s data given $b_j$ plus that of $b_j$."),
+        Statement("joint_by_group", sp.Sum(ell_j[j], (j, 1, J)), r"\log p(\mathbf y, \mathbf b)",
+                  r"The groups are independent given the parameters (the model): the joint log-density is the sum "
+                  r"over the groups of their terms $\ell_j(b_j)$, and $b_j$ appears in the $j$-th term only."),
         Statement("independent_groups", sp.Sum(L_j[j], (j, 1, J)), r"\ell",
                   r"The groups are independent (the model): the log-likelihood of the parameters is the sum over "
                   r"the groups of their marginal log-likelihoods $L_j = \log p(\mathbf y_j)$."),
@@ -93,8 +96,9 @@ def _statements():
 
 
 L_j = quantity("loglik_group").indexed
-JOINT_ALL_GROUPS, GROUP_JOINT, INDEPENDENT_GROUPS = _statements()
-PREMISES = {s.name: s for s in (JOINT_ALL_GROUPS, GROUP_JOINT, INDEPENDENT_GROUPS)}  # every premise of the project's derivations
+ell_j = quantity("ell_group").indexed
+JOINT_ALL_GROUPS, GROUP_JOINT, JOINT_BY_GROUP, INDEPENDENT_GROUPS = _statements()
+PREMISES = {s.name: s for s in (JOINT_ALL_GROUPS, GROUP_JOINT, JOINT_BY_GROUP, INDEPENDENT_GROUPS)}  # every premise of the project's derivations
 
 
 # ----------------------------------------------------------------------------------

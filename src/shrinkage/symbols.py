@@ -31,6 +31,7 @@ QUANTITIES: tuple[Quantity, ...] = (
     Quantity("lam", r"\lambda_j", "shrinkage factor of group $j$", "unit"),
     Quantity("b_hat", r"\hat b_j", "BLUP (conditional mode) of $b_j$", "real"),
     Quantity("mu", r"\mu_j", r"mean of group $j$, $\beta_0 + b_j$", "real"),
+    Quantity("ell_group", r"\ell_j", r"the term of group $j$ in the joint log-density, $\log p(\mathbf y_j \mid b_j) + \log p(b_j)$", "real"),
     Quantity("loglik_group", r"L_j", r"$\log p(\mathbf y_j)$, the marginal log-likelihood of group $j$", "real"),
     Quantity("const", r"c_j", "normalising constants of group $j$ (free of $b_j$ and the data)", "real"),
     Quantity("J", r"J", "number of groups", "few"),
