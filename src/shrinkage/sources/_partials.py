@@ -31,9 +31,10 @@ def to_frame(stats: GroupStats):
     return pd.DataFrame({"label": stats.labels, "n": stats.n, "mean": mean, "ss": ss})
 
 
-def piece_stats(frame, response: str, group: str):
-    """One pandas piece -> its partial statistics (a DataFrame with COLUMNS).  Missing
-    labels or responses are refused naming the row by its index label."""
+def piece_stats(frame, response: str, group: str, shift=None):
+    """One pandas piece -> its partial statistics (a DataFrame with COLUMNS) of y, or of
+    y - shift[label] when ``shift`` (a pandas Series indexed by label) is given.
+    Missing labels or responses are refused naming the row by its index label."""
     import pandas as pd
 
     if len(frame) == 0:
@@ -51,6 +52,8 @@ def piece_stats(frame, response: str, group: str):
     if bad.any():
         raise InputError(f"column {response!r} has a missing or non-finite value in the row with index "
                          f"{frame.index[bad.argmax()]!r}")
+    if shift is not None:
+        yv = yv - shift.reindex(g).to_numpy()
     return to_frame(GroupStats.from_data(yv, g.to_numpy()))
 
 
