@@ -139,3 +139,15 @@ def test_progress_callback_is_called(tmp_path, frame):
     seen = []
     group_stats(tmp_path / "d.parquet", "val", "grp", progress=lambda done, total: seen.append((done, total)))
     assert all(total == 100.0 and 0 <= done <= 100 for done, total in seen)  # may be empty: a fast query
+
+
+def test_fit_with_data_keyword(tmp_path, frame):
+    frame.to_parquet(tmp_path / "d.parquet")
+    ref = fit(frame.val.to_numpy(), frame.grp.to_numpy())
+    for data in (tmp_path / "d.parquet", frame):
+        r = fit(data=data, response="val", group="grp")
+        assert r.loglik == pytest.approx(ref.loglik, rel=FIT_RTOL) and r.groups.tolist() == ref.groups.tolist()
+    with pytest.raises(InputError, match="response='...' and group='...'"):
+        fit(data=frame)
+    with pytest.raises(InputError, match="give one of"):
+        fit(frame.val, frame.grp, data=frame, response="val", group="grp")

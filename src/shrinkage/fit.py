@@ -351,20 +351,30 @@ def fit_stats(stats: GroupStats, method: str = "REML", *, sigma2: float | None =
 
 
 def fit(y=None, groups=None, method: str = "REML", *, sigma2: float | None = None,
-        sigma_b2: float | None = None, stats: GroupStats | None = None) -> FitResult:
+        sigma_b2: float | None = None, stats: GroupStats | None = None, data=None,
+        response: str | None = None, group: str | None = None, progress=None) -> FitResult:
     """Fit y_ij = beta0 + b_j + eps_ij by REML (default) or ML.
 
-    ``y``: 1-d numbers; ``groups``: 1-d labels of the same length (ints, strings ...).
-    Or ``stats=GroupStats(...)`` instead of y and groups (chunked data, GROUP BY).
+    ``y``: 1-d numbers; ``groups``: 1-d labels of the same length (ints, strings ...),
+    taken as given.  Or ``stats=GroupStats(...)`` (chunked data, GROUP BY).  Or
+    ``data=`` a path (CSV, Parquet, glob), a DuckDB relation, or a pandas, polars, Dask or
+    PySpark DataFrame with the column names ``response`` and ``group``: the statistics are
+    computed where the data live (:func:`shrinkage.sources.group_stats`).
     With ``sigma2`` and ``sigma_b2`` given, nothing is estimated but beta0 (by GLS):
     the result holds the BLUPs and the (REML or ML) log-likelihood at those variances.
     Raises :class:`~shrinkage.errors.InputError` naming the problem for unusable data.
     """
-    if stats is not None:
-        if y is not None or groups is not None:
-            raise InputError("give either y and groups, or stats, not both")
-    else:
+    given = [name for name, v in (("y and groups", y if y is not None else groups), ("stats", stats),
+                                  ("data", data)) if v is not None]
+    if len(given) > 1:
+        raise InputError(f"give one of y and groups, stats or data, not both ({' and '.join(given)} given)")
+    if data is not None:
+        if response is None or group is None:
+            raise InputError("with data=, name its columns: response='...' and group='...'")
+        from .sources import group_stats
+        stats = group_stats(data, response, group, progress=progress)
+    elif stats is None:
         if y is None or groups is None:
-            raise InputError("give y and groups (or stats=GroupStats)")
+            raise InputError("give y and groups (or stats=GroupStats, or data= with response= and group=)")
         stats = GroupStats.from_data(y, groups)
     return fit_stats(stats, method, sigma2=sigma2, sigma_b2=sigma_b2)
