@@ -151,3 +151,19 @@ def test_fit_with_data_keyword(tmp_path, frame):
         fit(data=frame)
     with pytest.raises(InputError, match="give one of"):
         fit(frame.val, frame.grp, data=frame, response="val", group="grp")
+
+
+def test_csv_progress_reaches_the_file_size(tmp_path, frame):
+    from shrinkage.table import stream_stats
+    path = tmp_path / "d.csv"
+    frame.to_csv(path, index=False)
+    seen = []
+    s = stream_stats(path, "val", "grp", chunk_rows=500, progress=lambda done, total: seen.append((done, total)))
+    size = path.stat().st_size
+    assert seen and all(t == size for _, t in seen)
+    assert seen[-1][0] == size and all(a[0] < b[0] for a, b in zip(seen, seen[1:]))
+    pytest.importorskip("tqdm")
+    bar = stream_stats(path, "val", "grp", chunk_rows=500, progress=True)  # a tqdm bar on stderr
+    np.testing.assert_array_equal(bar.ss, s.ss)
+    with pytest.raises(InputError, match="progress must be"):
+        stream_stats(path, "val", "grp", progress="yes")
