@@ -111,7 +111,7 @@ def test_stable_at_large_offset(tmp_path, rng):
 @pytest.mark.parametrize("rows, message", [
     ("y,g\n1,a\n2,\n3,b\n", "missing label"),
     ("y,g\n1,a\n,a\n3,b\n", "missing value"),
-    ("y,g\n1,a\nabc,a\n3,b\n", "not numbers"),
+    ("y,g\n1,a\nabc,a\n3,b\n", 'not numeric: .*Line: 3 / Original Line: abc,a'),
     ("y,g\n1,a\nnan,a\n3,b\n", "NaN or infinite"),
     ("y,h\n1,a\n", "no column 'g'"),
     ("y,g\n", "no rows"),
@@ -167,3 +167,13 @@ def test_csv_progress_reaches_the_file_size(tmp_path, frame):
     np.testing.assert_array_equal(bar.ss, s.ss)
     with pytest.raises(InputError, match="progress must be"):
         stream_stats(path, "val", "grp", progress="yes")
+
+
+def test_text_response_in_a_relation_is_named():
+    con = duckdb.connect()
+    rel = con.sql("SELECT * FROM (VALUES ('1', 'a'), ('x', 'a'), ('2', 'b'), (NULL, 'b')) t(y, g)")
+    with pytest.raises(InputError, match="1 missing value"):
+        group_stats(rel, "y", "g")
+    rel = con.sql("SELECT * FROM (VALUES ('1', 'a'), ('x', 'a'), ('2', 'b')) t(y, g)")
+    with pytest.raises(InputError, match="1 value\\(s\\) that are not numbers"):
+        group_stats(rel, "y", "g")

@@ -97,8 +97,9 @@ def _plain(a) -> np.ndarray:
     return np.ma.getdata(a) if np.ma.isMaskedArray(a) else np.asarray(a)
 
 
-PASS1 = """SELECT g, count(*) AS rows, count(y) AS n, count(*) FILTER (WHERE y_null) AS nulls,
-       count(*) FILTER (WHERE NOT isfinite(y)) AS nonfinite, avg(y) AS m FROM src GROUP BY g"""
+PASS1 = "SELECT g, count(*) AS rows, count(y) AS n, avg(y) AS m FROM src GROUP BY g"  # few aggregates: small state
+DIAGNOSE = """SELECT count(*) FILTER (WHERE y_null) AS nulls, count(*) FILTER (WHERE y IS NULL AND NOT y_null) AS text,
+       count(*) FILTER (WHERE NOT isfinite(y)) AS nonfinite FROM src"""
 # The means come back to Python (O(J)) and go in again as a small table: one query that
 # referred to the data twice would make DuckDB materialise them (measured: 1.3 GB at 3e7 rows).
 PASS2 = """SELECT src.g AS g, sum(src.y - mm.m) AS dsum, sum((src.y - mm.m) * (src.y - mm.m)) AS dss
@@ -130,10 +131,12 @@ def duckdb_stats(data, response: str, group: str, *, connection=None, progress=N
                           f"{quote(group)} AS g")
         try:
             out = _run(src.query("src", PASS1), con, progress)
-            labels, n, m = _checked(out, response, group)
+            labels, n, m = _checked(out, src, response, group)
             dsum, dss = _second_pass(src, labels, m, con, progress)
         except duckdb.Error as e:
-            raise InputError(f"DuckDB could not aggregate the data: {str(e).splitlines()[0]}") from None
+            lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()][:3]
+            what = f"column {response!r} is not numeric" if "convert" in str(e) else "DuckDB could not aggregate the data"
+            raise InputError(f"{what}: {' / '.join(lines)}") from None
     finally:
         if own:
             con.close()
@@ -142,19 +145,22 @@ def duckdb_stats(data, response: str, group: str, *, connection=None, progress=N
     return GroupStats.from_arrays(labels, n, mean, ss)
 
 
-def _checked(out: dict, response: str, group: str):
-    """Labels, counts and first means of pass 1, after refusing missing values."""
+def _checked(out: dict, src, response: str, group: str):
+    """Labels, counts and first means of pass 1, after refusing missing values (a NULL
+    label is a NULL group; a NULL, non-numeric or non-finite y shows in count or avg,
+    and only then is the data scanned again to say which)."""
     labels = out["g"]
     if np.ma.isMaskedArray(labels) and labels.mask.any():
         k = int(_plain(out["rows"])[labels.mask].sum())
         raise InputError(f"column {group!r} has {k} missing label(s) (NULL); drop or fill those rows first")
-    rows, n, nulls = (_plain(out[k]) for k in ("rows", "n", "nulls"))
-    if nulls.sum():
-        raise InputError(f"column {response!r} has {int(nulls.sum())} missing value(s) (NULL)")
-    if (rows != n).any():
-        raise InputError(f"column {response!r} has {int((rows - n).sum())} value(s) that are not numbers")
-    if _plain(out["nonfinite"]).sum():
-        raise InputError(f"column {response!r} has {int(_plain(out['nonfinite']).sum())} NaN or infinite value(s)")
     if labels.size == 0:
         raise InputError("the data have no rows: no observations to fit")
-    return _plain(labels), n, _plain(out["m"])
+    rows, n, m = _plain(out["rows"]), _plain(out["n"]), out["m"]
+    if (rows != n).any() or np.ma.isMaskedArray(m) and m.mask.any() or not np.isfinite(_plain(m)).all():
+        nulls, text, nonfinite = src.query("src", DIAGNOSE).fetchall()[0]
+        if nulls:
+            raise InputError(f"column {response!r} has {nulls} missing value(s) (NULL)")
+        if text:
+            raise InputError(f"column {response!r} has {text} value(s) that are not numbers")
+        raise InputError(f"column {response!r} has {nonfinite} NaN or infinite value(s)")
+    return _plain(labels), n, _plain(m)
