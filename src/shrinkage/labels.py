@@ -15,6 +15,8 @@ refused with the position of the first, never made a group.  numpy only, pandas 
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from .errors import InputError
@@ -106,6 +108,29 @@ def _compact(g: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
     return labels, codes
 
 
+_SAMPLE = 1 << 16
+
+
+def _size_hint(g: np.ndarray, pd) -> int:
+    """An estimate of the number of distinct labels, for the hash table's initial size:
+    pandas' default sizes it for every row, which at N = 1e6 and J = 1e4 made factorize
+    4x slower (cache misses in a table 100x too large).  From a strided sample of s rows
+    with k distinct labels, J solves k = J (1 - exp(-s/J)) (labels drawn evenly)."""
+    step = max(1, g.size // _SAMPLE)
+    sample = g[::step]
+    s, k = sample.size, len(pd.unique(sample))
+    if k >= s:
+        return g.size
+    lo, hi = float(k), float(g.size)
+    for _ in range(60):  # bisection in log J: f(J) = J (1 - exp(-s/J)) increases with J
+        mid = math.sqrt(lo * hi)
+        if mid * -math.expm1(-s / mid) < k:
+            lo = mid
+        else:
+            hi = mid
+    return int(min(g.size, 2 * hi + 16))
+
+
 def factorize(groups, size: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(labels, codes): ``labels[codes[i]]`` is row i's label.  Labels are not sorted,
     and for compact integer labels some codes may never occur (GroupStats drops them)."""
@@ -121,7 +146,7 @@ def factorize(groups, size: int | None = None) -> tuple[np.ndarray, np.ndarray]:
         pd = None
     if pd is not None:
         try:
-            codes, labels = pd.factorize(g, sort=False, use_na_sentinel=True)
+            codes, labels = pd.factorize(g, sort=False, use_na_sentinel=True, size_hint=_size_hint(g, pd))
         except TypeError:  # unhashable labels (lists ...): the sorting route
             pass
         else:
