@@ -104,9 +104,10 @@ def _kernel_source(name: str, expr: sp.Expr, args: tuple[sp.Symbol, ...]) -> str
     return f"def _{name}({params}):\n    return {body}\n"
 
 
-def _public_source(name: str, args: tuple[sp.Symbol, ...], doc: str) -> str:
+def _public_source(name: str, args: tuple[sp.Symbol, ...], doc: str, notation=None) -> str:
     params = ", ".join(a.name for a in args)
-    checks = ", ".join(f'("{a.name}", {a.name}, "{quantity_of(a).accepted_domain}")' for a in args)
+    entry = notation.quantity_of if notation is not None else quantity_of  # the derivation's own domains
+    checks = ", ".join(f'("{a.name}", {a.name}, "{entry(a).accepted_domain}")' for a in args)
     docstring = textwrap.indent(doc.strip(), "    ").strip()
     return (
         f"def {name}({params}):\n"
@@ -134,6 +135,6 @@ def generate(checked: Iterable[CheckedDerivation]) -> str:
             doc = f"{e.doc}\n\nFrom derivation `{d.name}`, step {number} (docs/{d.name}.pdf, eq. ({number})).\n"
             parts.append(_kernel_source(e.function, expr, e.args))
             parts.append("")
-            parts.append(_public_source(e.function, e.args, doc))
+            parts.append(_public_source(e.function, e.args, doc, cd.notation))
             parts.append("")
     return "\n".join(parts).rstrip() + "\n"
