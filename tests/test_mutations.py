@@ -4,8 +4,10 @@ For each step of each derivation in derivations/ (loaded when the tests are coll
 so new derivations are covered without editing this file), shrinkage.mutate makes
 corrupted copies of the step (a number changed, a term dropped, doubled or negated, the
 whole expression negated, sigma^2 and sigma_b^2 swapped, ybar_j and beta0 swapped, the
-claimed sign reversed, the limit point moved) and the checker must raise StepError for
-each one that is not mathematically equal to the original.  The totals (mutants, share
+claimed sign reversed, the limit point moved, a substituted value or a joint maximiser
+corrupted, the other moment read off) and the checker must raise StepError for each one
+that is not mathematically equal to the original (50 digits): a corrupted Premise by its
+restatement check, a corrupted definition by the later checked steps that use it.  The totals (mutants, share
 rejected, equivalents skipped and why) are printed at the end of the run by
 tests/conftest.py.  Two tests run the real build on a corrupted derivation and check
 that it stops and writes nothing.
@@ -13,6 +15,7 @@ that it stops and writes nothing.
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -23,8 +26,6 @@ from shrinkage.derive import mutate
 from shrinkage.build import build, load_derivations
 from shrinkage.errors import StepError
 
-import os
-
 DERIVATIONS_BY_NAME = {d.name: d for d in load_derivations(DERIVATIONS)}
 # Mutants judged per step: SHRINKAGE_MUTANTS=all judges every one (minutes per
 # derivation); the default takes a few per step, the operators in turn from step to step.
@@ -33,25 +34,7 @@ LIMIT = None if _LIMIT == "all" else int(_LIMIT)
 CASES = [(name, k) for name, d in DERIVATIONS_BY_NAME.items() for k in range(1, len(d.steps) + 1)]
 
 
-# Steps whose corruption is known to go unnoticed, with the reason (strict xfail: fixing
-# the derivation turns the entry red, so it gets removed).  Keyed by (derivation, label
-# of the step, or the name of the symbol it defines).
-KNOWN_GAPS = {
-    ("profile", "weight"): "Define w_j := n_j/(1+n_j gamma) is exported (profile_weight) but no checked "
-                           "step uses the symbol w: a wrong weight would be documented and generated",
-    **{("balanced", label): "the estimate is a Define that is exported but tied to no checked step"
-       for label in ("ml_sb2", "ml_s2", "reml_sb2", "reml_s2")},
-}
-
-
-def _marks(name, number):
-    step = DERIVATIONS_BY_NAME[name].steps[number - 1]
-    keys = {(name, step.label), (name, str(getattr(step, "symbol", "")))}
-    reasons = [KNOWN_GAPS[k] for k in keys if k in KNOWN_GAPS]
-    return [pytest.mark.xfail(strict=True, reason=reasons[0])] if reasons else []
-
-
-CASE_PARAMS = [pytest.param(n, k, id=f"{n}-step{k}", marks=_marks(n, k)) for n, k in CASES]
+CASE_PARAMS = [pytest.param(n, k, id=f"{n}-step{k}") for n, k in CASES]
 
 
 @pytest.fixture(scope="module")
@@ -66,7 +49,7 @@ def test_every_corruption_of_the_step_is_rejected(name, number, contexts):
     report = mutate.mutate_step(d, number, contexts[name][number - 1], limit=LIMIT)
     MUTATION_REPORTS.append(report)
     assert report.outcomes or report.equivalent, f"no mutant could be made of {name} step {number}"
-    bad = [o for o in report.outcomes if o.status not in ("rejected", "unchecked-premise")]
+    bad = [o for o in report.outcomes if o.status != "rejected"]  # no known gaps: a Given is no premise
     assert not bad, "\n".join(f"{o.mutant.description}: {o.status} {o.detail}" for o in bad)
     for o in (o for o in report.outcomes if o.status == "rejected"):
         step = d.steps[number - 1]
