@@ -15,7 +15,7 @@ from .objective import Layout, evaluate, prepare, conditional_cov
 from .optimise import is_singular, minimise
 from .result import LmmResult
 
-__all__ = ["lmer", "fit_cross_products"]
+__all__ = ["lmer", "fit_cross_products", "fit_formula"]
 
 METHODS = ("REML", "ML")
 
@@ -75,3 +75,32 @@ def lmer(formula: str, data, method: str = "REML", *, na_action: str = "omit", c
     d = design(f, data, na_action)
     cp = cross_products(d.y, d.X, d.Z, d.codes, d.labels, d.x_names, d.z_names, centre=centre)
     return fit_cross_products(cp, method, d.blocks, formula=formula, group=f.group, design_=d, dropped=d.dropped)
+
+
+def _is_frame(data) -> bool:
+    module = type(data).__module__.split(".")[0]
+    return module in ("pandas", "polars") or isinstance(data, dict)
+
+
+def fit_formula(formula: str, data, method: str = "REML", *, na_action: str = "omit", **options) -> LmmResult:
+    """What shrinkage.fit does with a formula: an in-memory DataFrame goes to
+    :func:`lmer`; any other source (a file path, a DuckDB relation, a Dask or Spark
+    frame) is summarised where it lives by shrinkage.sources.group_stats, which gives
+    the one-way statistics, so there the formula must be ``y ~ 1 + (1 | g)``."""
+    if options:
+        raise InputError(f"unknown option(s) for a formula fit: {', '.join(sorted(options))}")
+    if data is None:
+        raise InputError("a formula needs data=: a pandas or polars DataFrame (or a path / relation for y ~ 1 + (1 | g))")
+    if _is_frame(data):
+        return lmer(formula, data, method, na_action=na_action)
+    f = parse(formula)
+    if f.fixed.replace(" ", "") not in ("1", "") or [(e.replace(" ", ""), c) for e, c in f.blocks] != [("1", True)]:
+        raise InputError(f"data of type {type(data).__name__} (out of core) supports only the one-way model "
+                         f"'y ~ 1 + (1 | g)'; got {formula!r}; load the columns into a DataFrame for other models")
+    try:
+        from ..sources import group_stats
+    except ImportError:
+        raise InputError(f"data of type {type(data).__name__} needs shrinkage.sources (not available)") from None
+    stats = group_stats(data, f.response, f.group)
+    cp = CrossProducts.from_group_stats(stats)
+    return fit_cross_products(cp, method, formula=formula, group=f.group)
