@@ -39,7 +39,7 @@ from ..errors import InputError
 from .crossprod import CrossProducts
 
 __all__ = ["Layout", "Problem", "prepare", "make_lambda", "deviance", "gradient", "profiled_ml",
-           "profiled_reml", "deviance_and_gradient", "beta_hat", "sigma2_hat", "blup", "conditional_cov", "evaluate"]
+           "profiled_reml", "deviance_and_gradient", "gradient_parts", "beta_hat", "sigma2_hat", "blup", "conditional_cov", "evaluate"]
 
 LOG2PI = math.log(2 * math.pi)
 
@@ -283,18 +283,24 @@ def deviance_and_gradient(theta, stats, method: str = "REML") -> tuple[float, np
 
 
 def _gradient(pc: Pieces, pr: Problem, method: str) -> np.ndarray:
+    dlog, dr2 = gradient_parts(pc, pr, method)
+    return dlog + (_dof(pr, method) / pc.r2) * dr2
+
+
+def gradient_parts(pc: Pieces, pr: Problem, method: str) -> tuple[np.ndarray, np.ndarray]:
+    """d(log|L|^2 [+ log|A|, REML]) / d theta (steps (7), (9)) and d r^2 / d theta (step (8)),
+    so that the profiled gradient is the first + (nu / r^2) x the second, and the gradient
+    of the deviance at a given sigma (for profiles) the first + the second / sigma^2."""
     lay, q, J = pr.layout, pr.layout.q, pr.ZtZ.shape[2]
-    nu = _dof(pr, method)
     u = _u(pc, pc.beta)
     Linv = _lsolve(pc.L, np.broadcast_to(np.eye(q)[:, :, None], (q, q, J)).copy())
     Sinv = np.einsum("kaj,kbj->abj", Linv, Linv)  # S^-1 = L^-T L^-1
     ZtZlam = np.tensordot(pr.ZtZ, pc.lam, axes=(1, 0)).transpose(0, 2, 1)  # Z'Z Lambda (q, q, J)
-    G1 = np.einsum("akj,kbj->ab", ZtZlam, Sinv)  # (7)
+    dlog = 2.0 * np.einsum("akj,kbj->ab", ZtZlam, Sinv)  # (7)
     ZtX, Zty = pr.ZtXy[:, :-1, :], pr.ZtXy[:, -1, :]
     resid = Zty - np.tensordot(ZtX, pc.beta, axes=(1, 0))  # Z'(y - X beta)  (q, J)
     Zte = resid - np.einsum("abj,bj->aj", ZtZlam, u)
-    G2 = Zte @ u.T  # (8)
-    grad = 2.0 * G1 - (nu / pc.r2) * 2.0 * G2
+    dr2 = -2.0 * (Zte @ u.T)  # (8)
     if method == "REML":
         # (9): W_j = Z'X - Z'Z Lambda S^-1 Lambda' Z'X = Z'X - Z'Z Lambda L^-T Y_x
         H = _ltsolve(pc.L, pc.Y[:, :-1, :])  # L^-T Y_x  (q, p, J)
@@ -302,5 +308,5 @@ def _gradient(pc: Pieces, pr: Problem, method: str) -> np.ndarray:
         Rinv = np.linalg.inv(pc.RA)  # A^-1 = R^-T R^-1
         WR = np.einsum("apj,pk->akj", W, Rinv.T)  # W R^-T  (q, p, J)
         P = np.einsum("akj,bkj->ab", WR, WR)
-        grad = grad - 2.0 * (P @ pc.lam)
-    return grad[lay.rows, lay.cols]
+        dlog = dlog - 2.0 * (P @ pc.lam)
+    return dlog[lay.rows, lay.cols], dr2[lay.rows, lay.cols]
