@@ -115,7 +115,9 @@ class LmmResult:
     @property
     def condvar(self) -> dict:
         """Grouping factor -> Var(b_j | y) for every group, an array (J, q, q), rows in the
-        order of ranef (lme4's condVar / postVar, beta treated as known)."""
+        order of ranef (lme4's condVar / postVar, beta treated as known).  With several
+        bar terms, e.g. (1 | g) + (0 + x | g), lme4 reports only each term's block; this is
+        the whole matrix (the data couple the terms' conditional distributions)."""
         return {self.group: self.cond}
 
     def coef(self) -> dict:
