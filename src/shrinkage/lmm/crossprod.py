@@ -5,8 +5,11 @@ for every group j,
 
     n_j,  X_j'X_j (p x p),  X_j'Z_j (p x q),  Z_j'Z_j (q x q),  X_j'y_j (p),  Z_j'y_j (q),  y_j'y_j,
 
-so one pass over the rows gives everything the fit needs; the optimisation over theta
-never touches the rows again.  :class:`CrossProducts` holds them, with the conventions:
+and X_j'X_j, X_j'y_j, y_j'y_j enter the criterion only through their sums over groups
+(X'V^-1X = X'X - sum_j ..., r^2 = y'y - sum_j ...: see objective.py), so those three are
+stored summed (X'X, X'y, y'y) and the others per group.  One pass over the rows gives
+everything the fit needs; the optimisation over theta never touches the rows again.
+:class:`CrossProducts` holds them, with the conventions:
 
 * ``X`` is stored *centred*: column k is x_k - x_centre[k], and ``y`` is y - y_centre.
   Centring is a reparametrisation only when X has an intercept column (index
@@ -17,10 +20,12 @@ never touches the rows again.  :class:`CrossProducts` holds them, with the conve
   of the user's own random-effect columns) and its boundary means what lme4's means.
 
 Merge rule (chunks, out-of-core producers): statistics of two disjoint sets of rows, about
-the same centres, add group by group (a group present in one part only is copied).  About
-different centres, one part is first moved to the other's with :meth:`recentre`, exact
-because the intercept row of X'X, X'Z, X'y holds the column sums it needs:
-with delta = x_centre - x_centre', eps = y_centre - y_centre', s = X'1, t = y'1, z = Z'1:
+the same centres, add: the per-group fields group by group (a group present in one part
+only is copied), the summed fields as they are.  About different centres, one part is
+first moved to the other's with :meth:`recentre`, exact because the intercept row of X'X,
+X'Z, X'y holds the column sums it needs: with delta = x_centre - x_centre',
+eps = y_centre - y_centre', s = X'1, t = y'1, z = Z'1 (per group for X'Z and Z'y, summed
+for the summed fields, where n is N):
 
     X'X += s delta' + delta s' + n delta delta'      X'Z += delta z'
     X'y += eps s + t delta + n eps delta              Z'y += eps z
@@ -31,7 +36,7 @@ numpy only.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -39,7 +44,8 @@ from ..errors import InputError
 
 __all__ = ["CrossProducts", "cross_products"]
 
-_FIELDS = ("XtX", "XtZ", "ZtZ", "Xty", "Zty", "yty")
+GROUP_FIELDS = ("n", "XtZ", "ZtZ", "Zty")  # per group (first axis J)
+TOTAL_FIELDS = ("XtX", "Xty", "yty")  # summed over groups
 
 
 def _ro(a) -> np.ndarray:
@@ -52,8 +58,9 @@ def _ro(a) -> np.ndarray:
 class CrossProducts:
     """Sufficient statistics of J groups (see the module docstring for the centring).
 
-    labels (J,) sorted group labels; n (J,) sizes; XtX (J,p,p); XtZ (J,p,q); ZtZ (J,q,q);
-    Xty (J,p); Zty (J,q); yty (J,); x_names (p), z_names (q) column names (lme4's);
+    Per group: labels (J,) sorted group labels; n (J,) sizes; XtZ (J,p,q); ZtZ (J,q,q);
+    Zty (J,q).  Summed over groups: XtX (p,p), Xty (p,), yty (float).
+    x_names (p), z_names (q) column names (lme4's);
     x_centre (p,), y_centre: what was subtracted from X's columns and y; intercept: the
     index of X's intercept column or None.
     """
@@ -71,13 +78,12 @@ class CrossProducts:
     x_centre: np.ndarray
     y_centre: float = 0.0
     intercept: int | None = None
-    sums: dict = field(default=None, repr=False, compare=False)
 
     def __post_init__(self):
         J, p, q = self.n.size, len(self.x_names), len(self.z_names)
-        want = {"XtX": (J, p, p), "XtZ": (J, p, q), "ZtZ": (J, q, q), "Xty": (J, p), "Zty": (J, q), "yty": (J,)}
+        want = {"XtX": (p, p), "XtZ": (J, p, q), "ZtZ": (J, q, q), "Xty": (p,), "Zty": (J, q), "yty": ()}
         for name, shape in want.items():
-            if getattr(self, name).shape != shape:
+            if np.shape(getattr(self, name)) != shape:
                 raise InputError(f"CrossProducts.{name} has shape {getattr(self, name).shape}, expected {shape}")
         if self.labels.shape != (J,):
             raise InputError(f"CrossProducts.labels has shape {self.labels.shape}, expected ({J},)")
@@ -120,16 +126,15 @@ class CrossProducts:
             raise InputError("cannot recentre: X has no intercept column")
         if d[self.intercept] != 0:
             raise InputError("the intercept column is never centred")
-        i, n = self.intercept, self.n.astype(float)
-        s, t, z = self.XtX[:, :, i], self.Xty[:, i], self.XtZ[:, i, :]
-        XtX = self.XtX + s[:, :, None] * d[None, None, :] + d[None, :, None] * s[:, None, :] \
-            + n[:, None, None] * np.outer(d, d)[None]
+        i, N = self.intercept, float(self.n_obs)
+        s, t, z = self.XtX[:, i], float(self.Xty[i]), self.XtZ[:, i, :]
+        XtX = self.XtX + np.outer(s, d) + np.outer(d, s) + N * np.outer(d, d)
         XtZ = self.XtZ + d[None, :, None] * z[:, None, :]
-        Xty = self.Xty + e * s + t[:, None] * d[None, :] + (n * e)[:, None] * d[None, :]
+        Xty = self.Xty + e * s + t * d + N * e * d
         Zty = self.Zty + e * z
-        yty = self.yty + 2 * e * t + n * e * e
-        return replace(self, XtX=_ro(XtX), XtZ=_ro(XtZ), Xty=_ro(Xty), Zty=_ro(Zty), yty=_ro(yty),
-                       x_centre=_ro(x_centre), y_centre=float(y_centre), sums=None)
+        yty = self.yty + 2 * e * t + N * e * e
+        return replace(self, XtX=_ro(XtX), XtZ=_ro(XtZ), Xty=_ro(Xty), Zty=_ro(Zty), yty=float(yty),
+                       x_centre=_ro(x_centre), y_centre=float(y_centre))
 
     def merge(self, other: "CrossProducts") -> "CrossProducts":
         """Statistics of the union of two disjoint sets of rows (the merge rule above);
@@ -145,20 +150,14 @@ class CrossProducts:
         except TypeError:
             raise InputError("cannot merge: group labels of different types") from None
         parts = {}
-        for name in ("n",) + _FIELDS:
+        for name in GROUP_FIELDS:
             a, b = getattr(self, name), getattr(other, name)
             out = np.zeros((labels.size,) + a.shape[1:], dtype=a.dtype)
             np.add.at(out, np.searchsorted(labels, self.labels), a)
             np.add.at(out, np.searchsorted(labels, other.labels), b)
             parts[name] = _ro(out)
-        return replace(self, labels=_ro(labels), sums=None, **parts)
-
-    def totals(self) -> dict:
-        """Sums over groups of every field (cached): N, XtX, XtZ, ..., yty."""
-        if self.sums is None:
-            object.__setattr__(self, "sums", {"N": int(self.n.sum()),
-                                              **{k: getattr(self, k).sum(axis=0) for k in _FIELDS}})
-        return self.sums
+        return replace(self, labels=_ro(labels), XtX=_ro(self.XtX + other.XtX), Xty=_ro(self.Xty + other.Xty),
+                       yty=float(self.yty + other.yty), **parts)
 
     def uncentre(self, beta_c: np.ndarray, cov_c: np.ndarray | None = None):
         """beta (and its covariance) for the raw X columns from those of the centred ones:
@@ -184,65 +183,76 @@ class CrossProducts:
         c = float(np.dot(nf, stats.mean) / nf.sum())
         dev = np.asarray(stats.mean, dtype=float) - c
         one = nf[:, None, None]
-        return cls(_ro(stats.labels), _ro(n), _ro(one), _ro(one), _ro(one), _ro((nf * dev)[:, None]),
-                   _ro((nf * dev)[:, None]), _ro(np.asarray(stats.ss, dtype=float) + nf * dev * dev),
+        yty = float(np.sum(stats.ss) + np.dot(nf, dev * dev))
+        return cls(_ro(stats.labels), _ro(n), _ro(np.full((1, 1), nf.sum())), _ro(one), _ro(one),
+                   _ro(np.array([np.dot(nf, dev)])), _ro((nf * dev)[:, None]), yty,
                    ("(Intercept)",), ("(Intercept)",), _ro(np.zeros(1)), c, 0)
 
 
 def cross_products(y, X, Z, codes, labels, x_names, z_names, centre: bool = True) -> CrossProducts:
-    """One pass over the rows: every per-group cross-product by np.bincount, vectorised
-    over groups (no loop over groups).
+    """One pass over the rows: the per-group cross-products by np.bincount, vectorised
+    over groups (no loop over groups), the summed ones by one matrix product.
 
     ``codes`` are integer group codes 0..J-1 (every code present), ``labels[c]`` names
-    code c.  Columns shared by X and Z (equal values) and constant columns are products
-    computed once: the distinct columns A = [1, a_1 .. a_m, y], centred by their overall
-    means, give M_j = A_j'A_j in (m+2)(m+3)/2 bincounts; every requested block is then
-    G1' M_j G2 for small matrices G expressing X (centred), Z (raw) and y in A."""
+    code c.  Columns shared by X and Z (equal values) and constant columns are computed
+    once: the distinct columns A = [1, a_1 .. a_m, y], centred by their overall means,
+    give the per-group products M_j[:, S] = A_j' A_j[:, S] for the columns S that Z uses
+    (and the constant), and M = A'A in total; every block is then G1' M G2 for small
+    matrices G expressing X (centred), Z (raw) and y in terms of A."""
     y = np.asarray(y, dtype=float)
     X = np.asarray(X, dtype=float)
     Z = np.asarray(Z, dtype=float)
-    N, p, q = y.size, X.shape[1], Z.shape[1]
-    J = len(labels)
+    p, q, J = X.shape[1], Z.shape[1], len(labels)
     ones = [k for k in range(p) if X[0, k] == 1.0 and np.all(X[:, k] == 1.0)]
-    intercept = ones[0] if ones else None
     if len(ones) > 1:
         raise InputError(f"X has {len(ones)} intercept columns: {', '.join(x_names[k] for k in ones)}")
+    intercept = ones[0] if ones else None
     do_centre = centre and intercept is not None
-    cols, where_x, where_z = [], [], []  # distinct non-constant columns; -1 = the constant
+    cols: list = []  # distinct non-constant columns
 
     def locate(col) -> int:
+        """Index in A (0 = the constant)."""
         if col[0] == 1.0 and np.all(col == 1.0):
-            return -1
+            return 0
         for k, c in enumerate(cols):
-            if c is col or np.array_equal(c, col):
-                return k
+            if np.array_equal(c, col):
+                return k + 1
         cols.append(col)
-        return len(cols) - 1
+        return len(cols)
 
     where_x = [locate(X[:, k]) for k in range(p)]
     where_z = [locate(Z[:, k]) for k in range(q)]
-    m = len(cols)
-    means = np.array([c.mean() for c in cols] + [y.mean()])
-    # A_c = [1, a_1 - mean_1, ..., y - mean_y]: index 0 the constant, 1..m columns, m+1 y
-    A = [None] + [c - mu for c, mu in zip(cols, means)] + [y - means[-1]]
-    k = m + 2
-    M = np.empty((J, k, k))
-    n = np.bincount(codes, minlength=J)
-    M[:, 0, 0] = n
-    for a in range(1, k):
-        M[:, 0, a] = M[:, a, 0] = np.bincount(codes, weights=A[a], minlength=J)
-        for b in range(a, k):
-            M[:, a, b] = M[:, b, a] = np.bincount(codes, weights=A[a] * A[b], minlength=J)
+    k = len(cols) + 2
+    means = np.array([0.0] + [c.mean() for c in cols] + [y.mean()])
+    A = np.empty((k, y.size)).T  # column-major: every column contiguous
+    A[:, 0] = 1.0
+    for a, c in enumerate(cols, start=1):
+        np.subtract(c, means[a], out=A[:, a])
+    np.subtract(y, means[-1], out=A[:, k - 1])
+    S = sorted({0, *where_z})
+    M = np.empty((J, k, len(S)))
+    done = {}
+    for si, a in enumerate(S):
+        for b in range(k):
+            key = (min(a, b), max(a, b))
+            if key in done:
+                M[:, b, si] = done[key]
+                continue
+            if a == 0 and b == 0:
+                v = np.bincount(codes, minlength=J).astype(float)
+            elif a == 0 or b == 0:
+                v = np.bincount(codes, weights=A[:, max(a, b)], minlength=J)
+            else:
+                v = np.bincount(codes, weights=A[:, a] * A[:, b], minlength=J)
+            M[:, b, si] = done[key] = v
+    total = A.T @ A
 
     def express(where, centred: bool) -> np.ndarray:
         G = np.zeros((k, len(where)))
         for j, w in enumerate(where):
-            if w < 0:
-                G[0, j] = 1.0
-            else:
-                G[1 + w, j] = 1.0
-                if not centred:
-                    G[0, j] = means[w]
+            G[w, j] = 1.0
+            if w and not centred:
+                G[0, j] = means[w]
         return G
 
     Gx, Gz = express(where_x, do_centre), express(where_z, False)
@@ -250,12 +260,12 @@ def cross_products(y, X, Z, codes, labels, x_names, z_names, centre: bool = True
     gy[k - 1] = 1.0
     if not do_centre:
         gy[0] = means[-1]
-    MGx, MGz = M @ Gx, M @ Gz
-    x_centre = np.array([means[w] if (do_centre and w >= 0) else 0.0 for w in where_x])
+    MGz = M @ Gz[S, :]  # (J, k, q)
+    x_centre = np.array([means[w] if (do_centre and w) else 0.0 for w in where_x])
+    n = M[:, 0, S.index(0)].astype(np.int64)
     return CrossProducts(
-        labels=_ro(labels), n=_ro(n.astype(np.int64)),
-        XtX=_ro(np.einsum("ka,jkb->jab", Gx, MGx)), XtZ=_ro(np.einsum("ka,jkb->jab", Gx, MGz)),
-        ZtZ=_ro(np.einsum("ka,jkb->jab", Gz, MGz)), Xty=_ro(MGx.transpose(0, 2, 1) @ gy),
-        Zty=_ro(MGz.transpose(0, 2, 1) @ gy), yty=_ro(gy @ M @ gy),
+        labels=_ro(labels), n=_ro(n),
+        XtX=_ro(Gx.T @ total @ Gx), XtZ=_ro(Gx.T @ MGz), ZtZ=_ro(Gz.T @ MGz), Xty=_ro(Gx.T @ total @ gy),
+        Zty=_ro(MGz.transpose(0, 2, 1) @ gy), yty=float(gy @ total @ gy),
         x_names=tuple(x_names), z_names=tuple(z_names), x_centre=_ro(x_centre),
         y_centre=float(means[-1]) if do_centre else 0.0, intercept=intercept)

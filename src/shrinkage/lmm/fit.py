@@ -32,7 +32,7 @@ def _check(cp: CrossProducts, method: str) -> None:
     if J < 2:
         raise InputError(f"a single group ({cp.labels[0]!r}): the random-effect covariance cannot be "
                          "estimated from one group; need at least 2 groups")
-    tot = cp.totals()["XtX"]
+    tot = cp.XtX
     for k in range(1, p + 1):
         if np.linalg.matrix_rank(tot[:k, :k], tol=1e-10 * max(1.0, float(np.max(np.abs(np.diag(tot)))))) < k:
             raise InputError(f"the fixed-effect column {cp.x_names[k - 1]!r} is a linear combination of the "

@@ -169,30 +169,28 @@ class Design:
 
 
 def _to_pandas(data, columns):
-    """The columns the formula uses, as a pandas DataFrame (pandas, polars, or a mapping)."""
+    """A pandas DataFrame holding the columns the formula uses (pandas frames are used as
+    they are, polars frames converted column by column, a mapping made a frame)."""
     import pandas as pd
 
     module = type(data).__module__.split(".")[0]
     if module == "polars":
-        missing = [c for c in columns if c not in data.columns]
-        if missing:
-            raise InputError(f"column(s) {', '.join(map(repr, missing))} not in the data "
-                             f"(columns: {', '.join(data.columns)})")
-        return data.select(columns).to_pandas()
-    if isinstance(data, pd.DataFrame):
-        frame = data
+        names = list(data.columns)
+    elif isinstance(data, pd.DataFrame):
+        names = list(data.columns)
     elif isinstance(data, dict):
         try:
-            frame = pd.DataFrame(data)
+            data = pd.DataFrame(data)
         except ValueError as exc:
             raise InputError(f"data: cannot make a table of the columns given: {exc}") from None
+        names = list(data.columns)
     else:
         raise InputError(f"data must be a pandas or polars DataFrame (or a dict of columns), got {type(data).__name__}")
-    missing = [c for c in columns if c not in frame.columns]
+    missing = [c for c in columns if c not in names]
     if missing:
         raise InputError(f"column(s) {', '.join(map(repr, missing))} not in the data "
-                         f"(columns: {', '.join(map(str, frame.columns))})")
-    return frame[list(columns)]
+                         f"(columns: {', '.join(map(str, names))})")
+    return data.select(columns).to_pandas() if module == "polars" else data
 
 
 def _variables(text: str) -> list:
@@ -204,9 +202,56 @@ def _variables(text: str) -> list:
         raise InputError(f"cannot parse {text!r}: {exc}") from None
 
 
+class PlainColumns:
+    """A formula part made of numeric columns and products of them only (and the
+    intercept), in formulaic's term order and names: coded by taking the columns, the
+    fast path for large data.  Anything else (factors, transforms) goes to formulaic."""
+
+    def __init__(self, terms: list):
+        self.terms = terms
+        self.names = ["Intercept" if t == () else ":".join(t) for t in terms]
+        self.required_variables = sorted({v for t in terms for v in t})
+
+    @classmethod
+    def of(cls, text: str, frame):
+        import formulaic
+        from formulaic.parser.types import Factor
+
+        terms = []
+        for term in formulaic.Formula(text):
+            factors = list(term.factors)
+            if len(factors) == 1 and factors[0].eval_method == Factor.EvalMethod.LITERAL and factors[0].expr == "1":
+                terms.append(())
+                continue
+            if not all(f.eval_method == Factor.EvalMethod.LOOKUP and f.expr in frame.columns
+                       and frame[f.expr].dtype.kind in "iuf" for f in factors):
+                return None
+            terms.append(tuple(f.expr for f in factors))
+        return cls(terms)
+
+    def get_model_matrix(self, frame, na_action=None):
+        out = np.empty((len(self.terms), len(frame))).T  # column-major: columns contiguous
+        for k, t in enumerate(self.terms):
+            if not t:
+                out[:, k] = 1.0
+                continue
+            out[:, k] = frame[t[0]].to_numpy(dtype=float)
+            for v in t[1:]:
+                out[:, k] *= frame[v].to_numpy(dtype=float)
+        return out
+
+
 def _matrix(spec_or_text, frame, what: str):
+    """(array, formulaic names, spec) of a formula part, through formulaic unless the
+    part is plain numeric columns."""
     import formulaic
 
+    if isinstance(spec_or_text, str):
+        plain = PlainColumns.of(spec_or_text, frame)
+        if plain is not None:
+            spec_or_text = plain
+    if isinstance(spec_or_text, PlainColumns):
+        return spec_or_text.get_model_matrix(frame), spec_or_text.names, spec_or_text
     try:
         if isinstance(spec_or_text, str):
             mm = formulaic.model_matrix(spec_or_text, frame, na_action="raise")
@@ -214,13 +259,45 @@ def _matrix(spec_or_text, frame, what: str):
             mm = spec_or_text.get_model_matrix(frame, na_action="raise")
     except Exception as exc:  # noqa: BLE001 - formulaic's errors (bad column types, NaN from a transform)
         raise InputError(f"cannot code {what}: {exc}") from None
-    return mm
+    return np.asfortranarray(mm.to_numpy(dtype=float)), list(mm.columns), mm.model_spec
+
+
+def _missing(frame, columns) -> np.ndarray:
+    """(rows, columns) mask of missing values (NaN, None, null)."""
+    masks = []
+    for c in columns:
+        col = frame[c]
+        masks.append(np.isnan(col.to_numpy()) if col.dtype.kind == "f" else col.isna().to_numpy())
+    return np.column_stack(masks)
+
+
+def group_codes(g) -> tuple[np.ndarray, np.ndarray]:
+    """(codes, labels) of a grouping column: labels sorted (a categorical keeps its
+    level order, unused levels dropped); integer labels in a compact range are coded by
+    one bincount pass, others by pandas.factorize (hashing)."""
+    import pandas as pd
+
+    if isinstance(g.dtype, pd.CategoricalDtype):
+        g = g.cat.remove_unused_categories()
+        return g.cat.codes.to_numpy().astype(np.intp), np.asarray(g.cat.categories)
+    a = g.to_numpy()
+    if a.dtype.kind in "iu" and a.size:
+        lo, hi = int(a.min()), int(a.max())
+        if hi - lo <= 4 * a.size + 1024:
+            shifted = (a - lo).astype(np.intp, copy=False)
+            present = np.flatnonzero(np.bincount(shifted))
+            lookup = np.zeros(hi - lo + 1, dtype=np.intp)
+            lookup[present] = np.arange(present.size)
+            return lookup[shifted], (present + lo).astype(a.dtype)
+    try:
+        codes, labels = pd.factorize(g, sort=True)
+    except TypeError:
+        raise InputError(f"labels of the grouping factor {g.name!r} cannot be sorted (mixed types?)") from None
+    return codes.astype(np.intp, copy=False), np.asarray(labels)
 
 
 def design(f: LmmFormula, data, na_action: str = "omit") -> Design:
     """Code the data for the model (see the module docstring)."""
-    import pandas as pd
-
     if na_action not in ("omit", "raise"):
         raise InputError(f"na_action must be 'omit' or 'raise', got {na_action!r}")
     used = dict.fromkeys(_variables(f"{f.response} ~ {f.fixed}"))
@@ -230,67 +307,61 @@ def design(f: LmmFormula, data, na_action: str = "omit") -> Design:
     frame = _to_pandas(data, list(used))
     if len(frame) == 0:
         raise InputError("the data have no rows")
-    missing = frame.isna().to_numpy()
+    missing = _missing(frame, list(used))
     dropped, kept = 0, None
     if missing.any():
         bad_rows = missing.any(axis=1)
         if na_action == "raise":
             row, col = np.argwhere(missing)[0]
-            raise InputError(f"missing value in column {frame.columns[col]!r} at row {row} "
+            raise InputError(f"missing value in column {list(used)[col]!r} at row {row} "
                              f"(index {frame.index[row]!r}); {int(bad_rows.sum())} incomplete row(s) in all")
         kept = np.flatnonzero(~bad_rows)
         dropped = int(bad_rows.sum())
-        frame = frame.iloc[kept]
-        if len(frame) == 0:
+        if dropped == len(frame):
             raise InputError("every row has a missing value in a column the formula uses")
-    mm = _matrix(f"{f.response} ~ {f.fixed}", frame, "the fixed part")
-    y = np.asarray(mm.lhs.to_numpy(dtype=float)).reshape(-1) if mm.lhs.shape[1] == 1 else None
-    if y is None:
+        frame = frame.iloc[kept]
+    y, _, _ = _matrix(f"0 + {f.response}", frame, f"the response {f.response!r}")
+    if y.shape[1] != 1:
         raise InputError(f"the response {f.response!r} must be one numeric column")
+    y = y[:, 0]
     if not np.isfinite(y).all():
         raise InputError(f"the response {f.response!r} has a non-finite value at row {int(np.argmin(np.isfinite(y)))}")
-    X = mm.rhs.to_numpy(dtype=float)
-    x_spec = mm.rhs.model_spec
-    x_names = tuple(lme4_name(c, x_spec) for c in mm.rhs.columns)
+    X, names, x_spec = _matrix(f.fixed, frame, "the fixed part")
+    x_names = tuple(lme4_name(c, x_spec) for c in names)
     Zs, z_names, z_specs, blocks = [], [], [], []
     for expr, correlated in f.blocks:
-        zm = _matrix(expr, frame, f"the random part ({expr} | {f.group})")
-        spec = zm.model_spec
-        Zs.append(zm.to_numpy(dtype=float))
+        Zk, names, spec = _matrix(expr, frame, f"the random part ({expr} | {f.group})")
+        Zs.append(Zk)
         z_specs.append(spec)
-        z_names.extend(lme4_name(c, spec) for c in zm.columns)
+        z_names.extend(lme4_name(c, spec) for c in names)
         if correlated:
-            blocks.append(zm.shape[1])
-        else:  # (x || g): one block per term, as lme4 expands it
+            blocks.append(Zk.shape[1])
+        elif isinstance(spec, PlainColumns):  # (x || g): one block per term, as lme4 expands it
+            blocks.extend([1] * Zk.shape[1])
+        else:
             blocks.extend(len(t.columns) for t in spec.structure)
     if len(set(z_names)) != len(z_names):
         raise InputError(f"the random part repeats a column ({', '.join(z_names)}) for {f.group!r}")
-    g = frame[f.group]
-    if isinstance(g.dtype, pd.CategoricalDtype):
-        g = g.cat.remove_unused_categories()
-        codes, labels = g.cat.codes.to_numpy(), np.asarray(g.cat.categories)
-    else:
-        try:
-            codes, labels = pd.factorize(g, sort=True)
-        except TypeError:
-            raise InputError(f"labels of the grouping factor {f.group!r} cannot be sorted (mixed types?)") from None
-    return Design(f, y, X, np.column_stack(Zs), np.asarray(codes, dtype=np.intp), np.asarray(labels), x_names,
+    for name, M in [("fixed", X)] + [("random", Zk) for Zk in Zs]:
+        if not np.isfinite(M).all():
+            row = int(np.argwhere(~np.isfinite(M))[0][0])
+            raise InputError(f"the {name} part has a non-finite value at row {row} (an infinite value in the data?)")
+    codes, labels = group_codes(frame[f.group])
+    return Design(f, y, X, np.column_stack(Zs) if len(Zs) > 1 else Zs[0], codes, labels, x_names,
                   tuple(z_names), tuple(blocks), x_spec, tuple(z_specs), dropped, kept)
 
 
 def new_design(d: Design, newdata):
     """X, Z and group labels of new rows, coded as the fitted data were (for predict)."""
-    import pandas as pd
-
     used = dict.fromkeys(str(v) for v in d.x_spec.required_variables)
     for spec in d.z_specs:
         used.update(dict.fromkeys(str(v) for v in spec.required_variables))
     used[d.formula.group] = None
     frame = _to_pandas(newdata, list(used))
-    bad = frame.isna().to_numpy()
+    bad = _missing(frame, list(used))
     if bad.any():
         row, col = np.argwhere(bad)[0]
-        raise InputError(f"newdata: missing value in column {frame.columns[col]!r} at row {row}")
-    X = _matrix(d.x_spec, frame, "newdata (fixed part)").to_numpy(dtype=float)
-    Z = np.column_stack([_matrix(s, frame, "newdata (random part)").to_numpy(dtype=float) for s in d.z_specs])
-    return X, Z, pd.Series(frame[d.formula.group]).to_numpy()
+        raise InputError(f"newdata: missing value in column {list(used)[col]!r} at row {row}")
+    X = _matrix(d.x_spec, frame, "newdata (fixed part)")[0]
+    Z = np.column_stack([_matrix(s, frame, "newdata (random part)")[0] for s in d.z_specs])
+    return X, Z, frame[d.formula.group].to_numpy()

@@ -113,11 +113,10 @@ def prepare(cp: CrossProducts, layout: Layout | None = None) -> Problem:
     layout = layout or Layout.of((cp.q,))
     if layout.q != cp.q:
         raise InputError(f"theta layout is for {layout.q} random-effect columns, the data have {cp.q}")
-    tot = cp.totals()
     ZtXy = np.concatenate([cp.XtZ.transpose(0, 2, 1), cp.Zty[:, :, None]], axis=2)
     return Problem(cp, layout, np.ascontiguousarray(cp.ZtZ.transpose(1, 2, 0)),
-                   np.ascontiguousarray(ZtXy.transpose(1, 2, 0)), tot["XtX"], tot["Xty"], float(tot["yty"]),
-                   tot["N"], cp.p)
+                   np.ascontiguousarray(ZtXy.transpose(1, 2, 0)), np.asarray(cp.XtX), np.asarray(cp.Xty),
+                   float(cp.yty), cp.n_obs, cp.p)
 
 
 def _as_problem(stats) -> Problem:
@@ -155,9 +154,45 @@ def _ltsolve(L: np.ndarray, B: np.ndarray) -> np.ndarray:
     return X
 
 
-def _lam_t_times(lam: np.ndarray, B: np.ndarray) -> np.ndarray:
-    """Lambda' B for B (q, m, J)."""
-    return np.tensordot(lam.T, B, axes=(1, 0))
+def _left(M: np.ndarray, B: np.ndarray) -> np.ndarray:
+    """M B for a fixed matrix M (a x c) and B (c, m, J); zero entries of M skipped."""
+    out = np.zeros((M.shape[0],) + B.shape[1:])
+    for a in range(M.shape[0]):
+        for c in range(M.shape[1]):
+            if M[a, c] != 0.0:
+                out[a] += M[a, c] * B[c]
+    return out
+
+
+def _right(B: np.ndarray, M: np.ndarray) -> np.ndarray:
+    """B M for B (m, c, J) and a fixed matrix M (c x b)."""
+    out = np.zeros((B.shape[0], M.shape[1], B.shape[2]))
+    for c in range(M.shape[0]):
+        for b in range(M.shape[1]):
+            if M[c, b] != 0.0:
+                out[:, b] += M[c, b] * B[:, c]
+    return out
+
+
+def _bmm(A: np.ndarray, B: np.ndarray) -> np.ndarray:
+    """A_j B_j for every group: A (a, c, J), B (c, b, J) -> (a, b, J)."""
+    out = np.zeros((A.shape[0], B.shape[1], A.shape[2]))
+    for k in range(A.shape[1]):
+        out += A[:, k, None, :] * B[None, k]
+    return out
+
+
+def _sum_bmm(A: np.ndarray, B: np.ndarray) -> np.ndarray:
+    """sum_j A_j B_j: A (a, c, J), B (c, b, J) -> (a, b), one matrix product per c."""
+    return sum(A[:, k, :] @ B[k].T for k in range(A.shape[1]))
+
+
+def _combine(B: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """B w along the middle axis: B (q, m, J), w (m,) -> (q, J)."""
+    out = np.zeros((B.shape[0], B.shape[2]))
+    for k in range(B.shape[1]):
+        out += w[k] * B[:, k, :]
+    return out
 
 
 @dataclass(frozen=True, eq=False)
@@ -183,15 +218,12 @@ def evaluate(theta, stats) -> Pieces:
     if theta.shape != (pr.layout.size,):
         raise InputError(f"theta must have {pr.layout.size} entries, got shape {theta.shape}")
     lam = make_lambda(theta, pr.layout)
-    T = _lam_t_times(lam, pr.ZtZ)  # Lambda' Z'Z  (q, q, J)
-    S = np.tensordot(T, lam, axes=(1, 0)).transpose(0, 2, 1)  # (1): Lambda' Z'Z Lambda
+    S = _right(_left(lam.T, pr.ZtZ), lam)  # (1): Lambda' Z'Z Lambda  (q, q, J)
     for i in range(pr.layout.q):
         S[i, i] += 1.0
     L = _chol(S)
-    Y = _lsolve(L, _lam_t_times(lam, pr.ZtXy))  # (2)
-    q, m, J = Y.shape
-    flat = Y.transpose(1, 0, 2).reshape(m, q * J)
-    G = flat @ flat.T
+    Y = _lsolve(L, _left(lam.T, pr.ZtXy))  # (2)
+    G = sum(Y[i] @ Y[i].T for i in range(Y.shape[0]))  # sum_j Y_j'Y_j
     p = pr.p
     A = pr.XtX - G[:p, :p]  # (3)
     c = pr.Xty - G[:p, p]
@@ -248,7 +280,7 @@ def sigma2_hat(theta, stats, method: str = "REML") -> float:
 
 def _u(pc: Pieces, beta: np.ndarray) -> np.ndarray:
     """u_j = S_j^-1 Lambda' Z_j'(y_j - X_j beta) = L_j'^-1 (Y_jy - Y_jx beta), as (q, J)."""
-    v = pc.Y[:, -1, :] - np.tensordot(pc.Y[:, :-1, :], beta, axes=(1, 0))
+    v = pc.Y[:, -1, :] - _combine(pc.Y[:, :-1, :], beta)
     return _ltsolve(pc.L, v[:, None, :])[:, 0, :]
 
 
@@ -257,7 +289,7 @@ def blup(theta, stats, beta=None) -> np.ndarray:
     centred X (default beta_hat(theta)).  Completing the square in b_j (Henderson)."""
     pc = evaluate(theta, stats)
     u = _u(pc, pc.beta if beta is None else np.asarray(beta, dtype=float))
-    return (pc.lam @ u).T
+    return (pc.lam @ u).T.copy()
 
 
 def conditional_cov(theta, stats, sigma2: float) -> np.ndarray:
@@ -265,8 +297,8 @@ def conditional_cov(theta, stats, sigma2: float) -> np.ndarray:
     pc = evaluate(theta, stats)
     q, J = pc.L.shape[0], pc.L.shape[2]
     Linv = _lsolve(pc.L, np.broadcast_to(np.eye(q)[:, :, None], (q, q, J)).copy())
-    F = np.tensordot(pc.lam, Linv.transpose(1, 0, 2), axes=(1, 0))  # Lambda L^-T  (q, q, J)
-    return sigma2 * np.einsum("akj,bkj->jab", F, F)
+    F = _left(pc.lam, Linv.transpose(1, 0, 2))  # Lambda L^-T  (q, q, J)
+    return sigma2 * np.ascontiguousarray(_bmm(F, F.transpose(1, 0, 2)).transpose(2, 0, 1))
 
 
 def gradient(theta, stats, method: str = "REML") -> np.ndarray:
@@ -294,19 +326,18 @@ def gradient_parts(pc: Pieces, pr: Problem, method: str) -> tuple[np.ndarray, np
     lay, q, J = pr.layout, pr.layout.q, pr.ZtZ.shape[2]
     u = _u(pc, pc.beta)
     Linv = _lsolve(pc.L, np.broadcast_to(np.eye(q)[:, :, None], (q, q, J)).copy())
-    Sinv = np.einsum("kaj,kbj->abj", Linv, Linv)  # S^-1 = L^-T L^-1
-    ZtZlam = np.tensordot(pr.ZtZ, pc.lam, axes=(1, 0)).transpose(0, 2, 1)  # Z'Z Lambda (q, q, J)
-    dlog = 2.0 * np.einsum("akj,kbj->ab", ZtZlam, Sinv)  # (7)
+    Sinv = _bmm(Linv.transpose(1, 0, 2), Linv)  # S^-1 = L^-T L^-1
+    ZtZlam = _right(pr.ZtZ, pc.lam)  # Z'Z Lambda (q, q, J)
+    dlog = 2.0 * _sum_bmm(ZtZlam, Sinv)  # (7)
     ZtX, Zty = pr.ZtXy[:, :-1, :], pr.ZtXy[:, -1, :]
-    resid = Zty - np.tensordot(ZtX, pc.beta, axes=(1, 0))  # Z'(y - X beta)  (q, J)
-    Zte = resid - np.einsum("abj,bj->aj", ZtZlam, u)
+    resid = Zty - _combine(ZtX, pc.beta)  # Z'(y - X beta)  (q, J)
+    Zte = resid - _bmm(ZtZlam, u[:, None, :])[:, 0, :]
     dr2 = -2.0 * (Zte @ u.T)  # (8)
     if method == "REML":
         # (9): W_j = Z'X - Z'Z Lambda S^-1 Lambda' Z'X = Z'X - Z'Z Lambda L^-T Y_x
         H = _ltsolve(pc.L, pc.Y[:, :-1, :])  # L^-T Y_x  (q, p, J)
-        W = ZtX - np.einsum("abj,bpj->apj", ZtZlam, H)
-        Rinv = np.linalg.inv(pc.RA)  # A^-1 = R^-T R^-1
-        WR = np.einsum("apj,pk->akj", W, Rinv.T)  # W R^-T  (q, p, J)
-        P = np.einsum("akj,bkj->ab", WR, WR)
+        W = ZtX - _bmm(ZtZlam, H)
+        WR = _right(W, np.linalg.inv(pc.RA).T)  # W R^-T  (q, p, J); A^-1 = R^-T R^-1
+        P = sum(WR[:, k, :] @ WR[:, k, :].T for k in range(WR.shape[1]))
         dlog = dlog - 2.0 * (P @ pc.lam)
     return dlog[lay.rows, lay.cols], dr2[lay.rows, lay.cols]
