@@ -6,9 +6,10 @@ the boundary (a zero variance, or a correlation of +-1: a singular fit).  So:
 1. the criterion is evaluated at a spread of starting points (lme4's identity start,
    scaled copies of it from 1e-2 to 1e2, theta = 0, and for q > 1 two seeded random
    points);
-2. L-BFGS-B with the analytic gradient and bounds (diagonal >= 0) runs from the two best
-   of them, with tolerances at the level of rounding; when the two runs end at different
-   values, from every other start too, and the lowest end is kept;
+2. L-BFGS-B with the analytic gradient and bounds (diagonal >= 0) runs from the best of
+   them, with tolerances at the level of rounding; when that run ends on the boundary, or
+   ``thorough`` is set, also from the next best start and, if the two disagree, from every
+   start; the lowest end is kept;
 3. that minimum is polished by Newton steps on the free entries (those not held at a
    bound), with a Hessian from forward differences of the analytic gradient;
 4. a diagonal entry below ``SINGULAR_TOL`` is reported as a boundary fit (lme4's
@@ -124,7 +125,7 @@ def _newton(pr: Problem, method: str, theta: np.ndarray, value: float) -> tuple[
     return theta, value
 
 
-def minimise(pr: Problem, method: str = "REML") -> Optimum:
+def minimise(pr: Problem, method: str = "REML", thorough: bool = False) -> Optimum:
     """The global minimum of :func:`~shrinkage.lmm.objective.deviance` over theta."""
     starts = _starts(pr)
     values = []
@@ -135,9 +136,12 @@ def minimise(pr: Problem, method: str = "REML") -> Optimum:
             values.append(np.inf)
     order = [i for i in np.argsort(values, kind="stable") if np.isfinite(values[i])]
     with _one_thread():
-        found = [_lbfgsb(pr, method, starts[i]) for i in order[:2]]
-        if len(found) == 2 and abs(found[0][1] - found[1][1]) > _AGREE * max(1.0, abs(found[0][1])):
-            found += [_lbfgsb(pr, method, starts[i]) for i in order[2:]]
+        found = [_lbfgsb(pr, method, starts[order[0]])]
+        boundary = bool(np.any(found[0][0][pr.layout.diagonal] < SINGULAR_TOL))
+        if (thorough or boundary) and len(order) > 1:
+            found.append(_lbfgsb(pr, method, starts[order[1]]))
+            if abs(found[0][1] - found[1][1]) > _AGREE * max(1.0, abs(found[0][1])):
+                found += [_lbfgsb(pr, method, starts[i]) for i in order[2:]]
         theta, value = min(found, key=lambda tv: tv[1])
         theta, value = _newton(pr, method, theta, value)
         g = _projected(theta, gradient(theta, pr, method), pr.layout.lower)
