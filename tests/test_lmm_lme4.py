@@ -203,3 +203,48 @@ def test_one_way_formula_equals_array_fit():
         np.testing.assert_allclose(f.ranef["Subject"]["(Intercept)"].to_numpy(), a.blup, rtol=1e-7,
                                    atol=1e-9 * np.sqrt(a.sigma2))
         np.testing.assert_allclose(f.condvar["Subject"][:, 0, 0], a.conditional_variance, rtol=1e-7)
+
+
+SUMMARY_R = r"""
+suppressMessages(library(lme4))
+a <- commandArgs(trailingOnly = TRUE)
+d <- read.csv(a[1]); d$Subject <- factor(d$Subject)
+m <- lmer(as.formula(a[2]), data = d, REML = (a[3] == "REML"),
+          control = lmerControl(optimizer = "bobyqa", optCtrl = list(rhoend = 1e-12, maxfun = 1e6)))
+writeLines(capture.output(print(summary(m))), a[4])
+ci <- suppressMessages(suppressWarnings(confint(m, oldNames = TRUE)))
+write.csv(data.frame(name = rownames(ci), lo = ci[, 1], hi = ci[, 2]), a[5], row.names = FALSE)
+"""
+
+
+@pytest.fixture(scope="module")
+def lme4_summary(tmp_path_factory):
+    require_r()
+    folder = tmp_path_factory.mktemp("lme4_summary")
+    (folder / "s.R").write_text(SUMMARY_R)
+
+    def run(formula: str, method: str):
+        out, ci = folder / "summary.txt", folder / "ci.csv"
+        subprocess.run(["Rscript", str(folder / "s.R"), str(datasets.load("sleepstudy").path), formula, method,
+                        str(out), str(ci)], check=True, capture_output=True, timeout=600)
+        return out.read_text(), pd.read_csv(ci)
+
+    return run
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("method", ["REML", "ML"])
+@pytest.mark.parametrize("formula", ["Reaction ~ Days + (Days | Subject)", "Reaction ~ Days + (1 | Subject)"])
+def test_summary_and_profile_intervals_match_lme4(lme4_summary, formula, method):
+    text, ci = lme4_summary(formula, method)
+    ours = shrinkage.fit(formula, data=sleepstudy(), method=method)
+    theirs = [ln.rstrip() for ln in text.splitlines() if not ln.startswith(("   Data:", "Control:", "    maxfun"))]
+    mine = [ln.rstrip() for ln in ours.summary().splitlines()]
+    assert mine == theirs[:len(mine)] and len(mine) >= len(theirs) - 1
+    # profile intervals of the variance parameters: lme4 interpolates its profile with
+    # splines, so agreement is to its interpolation error, not to rounding
+    got = ours.confint()
+    variance = ci[ci["name"].str.startswith(".sig")]
+    assert list(got.index[:len(variance)]) == list(variance["name"])
+    np.testing.assert_allclose(got.iloc[:len(variance)].to_numpy(), variance[["lo", "hi"]].to_numpy(),
+                               rtol=1e-4, atol=1e-4)

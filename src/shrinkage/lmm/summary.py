@@ -84,9 +84,18 @@ def _random_effects(r) -> list[str]:
     return [" " + ln for ln in _table(header, rows, left=len(header))]
 
 
-def _fixed_effects(r) -> list[str]:
+def _fixed_effects(r, digits: int = 4) -> list[str]:
+    """R's printCoefmat(coefs, zap.ind = 3, digits = 4), as lme4 calls it: estimates and
+    standard errors rounded together to max(1, digits - digmin) decimals (digmin from the
+    smallest and largest magnitude) and formatted as one block; t values to 3 decimals."""
     se = np.sqrt(np.diag(r.vcov_matrix))
-    est, err, t = r_format(r.beta, 5), r_format(se, 4), r_format(r.beta / se, 4)
+    both = np.concatenate([r.beta, se])
+    nonzero = np.abs(both[both != 0])
+    digmin = 1 + np.floor(np.log10([nonzero.min(), nonzero.max()])) if nonzero.size else np.zeros(2)
+    dec = int(max(1, *(digits - digmin)))
+    cells = r_format(np.round(both, dec), digits)
+    est, err = cells[:len(se)], cells[len(se):]
+    t = r_format(np.round(r.beta / se, max(1, min(5, digits - 1))), digits)
     rows = [[n, e, s, tv] for n, e, s, tv in zip(r.x_names, est, err, t)]
     return _table(["", "Estimate", "Std. Error", "t value"], rows)
 
@@ -110,8 +119,8 @@ def _residuals(r) -> list[str]:
     q = np.quantile((d.y - fitted) / r.sigma, [0, 0.25, 0.5, 0.75, 1])
     top = float(np.max(np.abs(q)))
     q = np.round(q, max(0, 5 - math.ceil(math.log10(top))) if top > 0 else 5)  # R's zapsmall(q, 5), as lme4
-    return ["Scaled residuals: "] + [" " + ln for ln in _table(["Min", "1Q", "Median", "3Q", "Max"],
-                                                                [r_format(q, 4)], left=0)] + [""]
+    return ["Scaled residuals: "] + _table(["Min", "1Q", "Median", "3Q", "Max"], [_pad(r_format(q, 4))],
+                                           left=0) + [""]
 
 
 def summary(r) -> str:
