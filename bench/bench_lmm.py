@@ -76,13 +76,9 @@ out(t, np.asarray(r.fe_params), np.asarray(r.cov_re), r.scale, getattr(r, "llf",
 import pandas as pd, mixedlm
 df = pd.DataFrame({"y": y, "x1": x1, "x2": x2, "g": g})
 t = time.perf_counter(); r = mixedlm.lmer("y ~ x1 + x2 + (x1 | g)", df, REML=True); t = time.perf_counter() - t
-fe = r.fixef(); fe = [fe[k] for k in ("(Intercept)", "x1", "x2")] if isinstance(fe, dict) else np.asarray(fe)
-vc = mixedlm.VarCorr(r)
-grp = vc.groups["g"] if hasattr(vc, "groups") else vc["g"]
-D = np.asarray(getattr(grp, "cov", grp))
-s2 = float(r.sigma) ** 2 if not callable(r.sigma) else float(r.sigma()) ** 2
-ll = r.logLik(); ll = float(getattr(ll, "value", ll))
-out(t, fe, D, s2, ll)
+fe = r.fixef()
+out(t, [fe[k] for k in ("(Intercept)", "x1", "x2")], r.VarCorr().groups["g"].cov, float(r.sigma) ** 2,
+    float(r.logLik().value))
 """,
 }
 

@@ -189,39 +189,52 @@ class CrossProducts:
                    ("(Intercept)",), ("(Intercept)",), _ro(np.zeros(1)), c, 0)
 
 
+def _as_columns(M) -> list:
+    """A 2-d array or a list of columns (None: the intercept) as a list of columns."""
+    if isinstance(M, (list, tuple)):
+        return [None if c is None else np.asarray(c, dtype=float) for c in M]
+    M = np.asarray(M, dtype=float)
+    return [M[:, k] for k in range(M.shape[1])]
+
+
+def _same(a: np.ndarray, b: np.ndarray) -> bool:
+    """The same memory (a data frame's column handed over twice): equal without a pass."""
+    return (a.__array_interface__["data"][0] == b.__array_interface__["data"][0]
+            and a.strides == b.strides and a.shape == b.shape and a.dtype == b.dtype)
+
+
 def cross_products(y, X, Z, codes, labels, x_names, z_names, centre: bool = True) -> CrossProducts:
     """One pass over the rows: the per-group cross-products by np.bincount, vectorised
     over groups (no loop over groups), the summed ones by one matrix product.
 
     ``codes`` are integer group codes 0..J-1 (every code present), ``labels[c]`` names
-    code c.  Columns shared by X and Z (equal values) and constant columns are computed
+    code c; X and Z are matrices or lists of columns (None for the intercept).  Columns shared by X and Z (equal values) and constant columns are computed
     once: the distinct columns A = [1, a_1 .. a_m, y], centred by their overall means,
     give the per-group products M_j[:, S] = A_j' A_j[:, S] for the columns S that Z uses
     (and the constant), and M = A'A in total; every block is then G1' M G2 for small
     matrices G expressing X (centred), Z (raw) and y in terms of A."""
     y = np.asarray(y, dtype=float)
-    X = np.asarray(X, dtype=float)
-    Z = np.asarray(Z, dtype=float)
-    p, q, J = X.shape[1], Z.shape[1], len(labels)
-    ones = [k for k in range(p) if X[0, k] == 1.0 and np.all(X[:, k] == 1.0)]
-    if len(ones) > 1:
-        raise InputError(f"X has {len(ones)} intercept columns: {', '.join(x_names[k] for k in ones)}")
-    intercept = ones[0] if ones else None
-    do_centre = centre and intercept is not None
+    xs, zs = _as_columns(X), _as_columns(Z)
+    p, q, J = len(xs), len(zs), len(labels)
     cols: list = []  # distinct non-constant columns
 
     def locate(col) -> int:
         """Index in A (0 = the constant)."""
-        if col[0] == 1.0 and np.all(col == 1.0):
+        if col is None or (col[0] == 1.0 and np.all(col == 1.0)):
             return 0
         for k, c in enumerate(cols):
-            if np.array_equal(c, col):
+            if _same(c, col) or np.array_equal(c, col):
                 return k + 1
         cols.append(col)
         return len(cols)
 
-    where_x = [locate(X[:, k]) for k in range(p)]
-    where_z = [locate(Z[:, k]) for k in range(q)]
+    where_x = [locate(c) for c in xs]
+    where_z = [locate(c) for c in zs]
+    ones = [k for k in range(p) if where_x[k] == 0]
+    if len(ones) > 1:
+        raise InputError(f"X has {len(ones)} intercept columns: {', '.join(x_names[k] for k in ones)}")
+    intercept = ones[0] if ones else None
+    do_centre = centre and intercept is not None
     k = len(cols) + 2
     means = np.array([0.0] + [c.mean() for c in cols] + [y.mean()])
     A = np.empty((k, y.size)).T  # column-major: every column contiguous
@@ -246,6 +259,8 @@ def cross_products(y, X, Z, codes, labels, x_names, z_names, centre: bool = True
                 v = np.bincount(codes, weights=A[:, a] * A[:, b], minlength=J)
             M[:, b, si] = done[key] = v
     total = A.T @ A
+    if not np.isfinite(total).all():
+        raise InputError("the cross-products overflow (values too large to square in floating point)")
 
     def express(where, centred: bool) -> np.ndarray:
         G = np.zeros((k, len(where)))

@@ -13,6 +13,7 @@ from .crossprod import CrossProducts, cross_products
 from .formula import design, parse
 from .objective import Layout, evaluate, prepare, conditional_cov
 from .optimise import is_singular, minimise
+from ._blas import one_thread
 from .result import LmmResult
 
 __all__ = ["lmer", "fit_cross_products", "fit_formula"]
@@ -73,7 +74,8 @@ def lmer(formula: str, data, method: str = "REML", *, na_action: str = "omit", c
     method = _method(method)
     f = parse(formula)
     d = design(f, data, na_action)
-    cp = cross_products(d.y, d.X, d.Z, d.codes, d.labels, d.x_names, d.z_names, centre=centre)
+    with one_thread():
+        cp = cross_products(d.y, d.x_cols, d.z_cols, d.codes, d.labels, d.x_names, d.z_names, centre=centre)
     return fit_cross_products(cp, method, d.blocks, formula=formula, group=f.group, design_=d, dropped=d.dropped)
 
 

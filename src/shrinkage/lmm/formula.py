@@ -147,16 +147,25 @@ def lme4_name(column: str, spec) -> str:
     return name
 
 
+def dense(columns: list, n: int) -> np.ndarray:
+    """The matrix of a list of columns (None: the intercept, a column of ones)."""
+    out = np.empty((len(columns), n)).T
+    for k, c in enumerate(columns):
+        out[:, k] = 1.0 if c is None else c
+    return out
+
+
 @dataclass(frozen=True, eq=False)
 class Design:
-    """The model's arrays after dropping incomplete rows: y (N,), X (N, p), Z (N, q),
-    group codes (N,) into ``labels``; lme4 column names; the block sizes of Z; the
-    formulaic specs (to code new data for prediction); rows dropped and kept."""
+    """The model's arrays after dropping incomplete rows: y (N,), the columns of X and Z
+    (lists of 1-d arrays, often the data frame's own; None is the intercept), group codes
+    (N,) into ``labels``; lme4 column names; the block sizes of Z; the specs (to code new
+    data for prediction); rows dropped and kept.  ``X`` and ``Z`` build the matrices."""
 
     formula: LmmFormula
     y: np.ndarray
-    X: np.ndarray
-    Z: np.ndarray
+    x_cols: list
+    z_cols: list
     codes: np.ndarray
     labels: np.ndarray
     x_names: tuple
@@ -166,6 +175,14 @@ class Design:
     z_specs: tuple
     dropped: int
     kept: np.ndarray | None
+
+    @property
+    def X(self) -> np.ndarray:
+        return dense(self.x_cols, self.y.size)
+
+    @property
+    def Z(self) -> np.ndarray:
+        return dense(self.z_cols, self.y.size)
 
 
 def _to_pandas(data, columns):
@@ -229,21 +246,27 @@ class PlainColumns:
             terms.append(tuple(f.expr for f in factors))
         return cls(terms)
 
-    def get_model_matrix(self, frame, na_action=None):
-        out = np.empty((len(self.terms), len(frame))).T  # column-major: columns contiguous
-        for k, t in enumerate(self.terms):
+    def columns(self, frame) -> list:
+        """The columns, the frame's own arrays where a term is one column (no copy);
+        None for the intercept."""
+        out = []
+        for t in self.terms:
             if not t:
-                out[:, k] = 1.0
+                out.append(None)
                 continue
-            out[:, k] = frame[t[0]].to_numpy(dtype=float)
+            c = frame[t[0]].to_numpy(dtype=float)
             for v in t[1:]:
-                out[:, k] *= frame[v].to_numpy(dtype=float)
+                c = c * frame[v].to_numpy(dtype=float)
+            out.append(c)
         return out
 
+    def get_model_matrix(self, frame, na_action=None):
+        return dense(self.columns(frame), len(frame))
 
-def _matrix(spec_or_text, frame, what: str):
-    """(array, formulaic names, spec) of a formula part, through formulaic unless the
-    part is plain numeric columns."""
+
+def _columns(spec_or_text, frame, what: str):
+    """(list of columns, formulaic names, spec) of a formula part, through formulaic
+    unless the part is plain numeric columns."""
     import formulaic
 
     if isinstance(spec_or_text, str):
@@ -251,7 +274,7 @@ def _matrix(spec_or_text, frame, what: str):
         if plain is not None:
             spec_or_text = plain
     if isinstance(spec_or_text, PlainColumns):
-        return spec_or_text.get_model_matrix(frame), spec_or_text.names, spec_or_text
+        return spec_or_text.columns(frame), spec_or_text.names, spec_or_text
     try:
         if isinstance(spec_or_text, str):
             mm = formulaic.model_matrix(spec_or_text, frame, na_action="raise")
@@ -259,16 +282,40 @@ def _matrix(spec_or_text, frame, what: str):
             mm = spec_or_text.get_model_matrix(frame, na_action="raise")
     except Exception as exc:  # noqa: BLE001 - formulaic's errors (bad column types, NaN from a transform)
         raise InputError(f"cannot code {what}: {exc}") from None
-    return np.asfortranarray(mm.to_numpy(dtype=float)), list(mm.columns), mm.model_spec
+    M = np.asfortranarray(mm.to_numpy(dtype=float))
+    if not np.isfinite(M).all():
+        row = int(np.argwhere(~np.isfinite(M))[0][0])
+        raise InputError(f"cannot code {what}: a non-finite value at row {row}")
+    return [M[:, k] for k in range(M.shape[1])], list(mm.columns), mm.model_spec
 
 
-def _missing(frame, columns) -> np.ndarray:
-    """(rows, columns) mask of missing values (NaN, None, null)."""
-    masks = []
+def _missing(frame, columns) -> np.ndarray | None:
+    """(rows, columns) mask of missing values (NaN, None, null), or None when there are
+    none (one fast pass per float column, none for integer columns).  An infinite value
+    is an error, not a missing value (as lme4)."""
+    masks, any_missing = [], False
     for c in columns:
         col = frame[c]
-        masks.append(np.isnan(col.to_numpy()) if col.dtype.kind == "f" else col.isna().to_numpy())
-    return np.column_stack(masks)
+        kind = col.dtype.kind
+        if kind in "iub":
+            masks.append(None)
+            continue
+        if kind == "f":
+            a = col.to_numpy()
+            if np.isfinite(a).all():
+                masks.append(None)
+                continue
+            if np.isinf(a).any():
+                raise InputError(f"column {c!r} has an infinite value at row {int(np.argmax(np.isinf(a)))}")
+            m = np.isnan(a)
+        else:
+            m = col.isna().to_numpy()
+        any_missing |= bool(m.any())
+        masks.append(m)
+    if not any_missing:
+        return None
+    n = len(frame)
+    return np.column_stack([np.zeros(n, dtype=bool) if m is None else m for m in masks])
 
 
 def group_codes(g) -> tuple[np.ndarray, np.ndarray]:
@@ -284,8 +331,10 @@ def group_codes(g) -> tuple[np.ndarray, np.ndarray]:
     if a.dtype.kind in "iu" and a.size:
         lo, hi = int(a.min()), int(a.max())
         if hi - lo <= 4 * a.size + 1024:
-            shifted = (a - lo).astype(np.intp, copy=False)
+            shifted = (a - lo if lo else a).astype(np.intp, copy=False)
             present = np.flatnonzero(np.bincount(shifted))
+            if present.size == hi - lo + 1:  # every label in the range occurs: codes are the shift
+                return shifted, (present + lo).astype(a.dtype)
             lookup = np.zeros(hi - lo + 1, dtype=np.intp)
             lookup[present] = np.arange(present.size)
             return lookup[shifted], (present + lo).astype(a.dtype)
@@ -309,7 +358,7 @@ def design(f: LmmFormula, data, na_action: str = "omit") -> Design:
         raise InputError("the data have no rows")
     missing = _missing(frame, list(used))
     dropped, kept = 0, None
-    if missing.any():
+    if missing is not None:
         bad_rows = missing.any(axis=1)
         if na_action == "raise":
             row, col = np.argwhere(missing)[0]
@@ -320,35 +369,29 @@ def design(f: LmmFormula, data, na_action: str = "omit") -> Design:
         if dropped == len(frame):
             raise InputError("every row has a missing value in a column the formula uses")
         frame = frame.iloc[kept]
-    y, _, _ = _matrix(f"0 + {f.response}", frame, f"the response {f.response!r}")
-    if y.shape[1] != 1:
+    ys, _, _ = _columns(f"0 + {f.response}", frame, f"the response {f.response!r}")
+    if len(ys) != 1:
         raise InputError(f"the response {f.response!r} must be one numeric column")
-    y = y[:, 0]
-    if not np.isfinite(y).all():
-        raise InputError(f"the response {f.response!r} has a non-finite value at row {int(np.argmin(np.isfinite(y)))}")
-    X, names, x_spec = _matrix(f.fixed, frame, "the fixed part")
+    y = ys[0]
+    x_cols, names, x_spec = _columns(f.fixed, frame, "the fixed part")
     x_names = tuple(lme4_name(c, x_spec) for c in names)
-    Zs, z_names, z_specs, blocks = [], [], [], []
+    z_cols, z_names, z_specs, blocks = [], [], [], []
     for expr, correlated in f.blocks:
-        Zk, names, spec = _matrix(expr, frame, f"the random part ({expr} | {f.group})")
-        Zs.append(Zk)
+        cols, names, spec = _columns(expr, frame, f"the random part ({expr} | {f.group})")
+        z_cols.extend(cols)
         z_specs.append(spec)
         z_names.extend(lme4_name(c, spec) for c in names)
         if correlated:
-            blocks.append(Zk.shape[1])
+            blocks.append(len(cols))
         elif isinstance(spec, PlainColumns):  # (x || g): one block per term, as lme4 expands it
-            blocks.extend([1] * Zk.shape[1])
+            blocks.extend([1] * len(cols))
         else:
             blocks.extend(len(t.columns) for t in spec.structure)
     if len(set(z_names)) != len(z_names):
         raise InputError(f"the random part repeats a column ({', '.join(z_names)}) for {f.group!r}")
-    for name, M in [("fixed", X)] + [("random", Zk) for Zk in Zs]:
-        if not np.isfinite(M).all():
-            row = int(np.argwhere(~np.isfinite(M))[0][0])
-            raise InputError(f"the {name} part has a non-finite value at row {row} (an infinite value in the data?)")
     codes, labels = group_codes(frame[f.group])
-    return Design(f, y, X, np.column_stack(Zs) if len(Zs) > 1 else Zs[0], codes, labels, x_names,
-                  tuple(z_names), tuple(blocks), x_spec, tuple(z_specs), dropped, kept)
+    return Design(f, y, x_cols, z_cols, codes, labels, x_names, tuple(z_names), tuple(blocks), x_spec,
+                  tuple(z_specs), dropped, kept)
 
 
 def new_design(d: Design, newdata):
@@ -359,9 +402,10 @@ def new_design(d: Design, newdata):
     used[d.formula.group] = None
     frame = _to_pandas(newdata, list(used))
     bad = _missing(frame, list(used))
-    if bad.any():
+    if bad is not None:
         row, col = np.argwhere(bad)[0]
         raise InputError(f"newdata: missing value in column {list(used)[col]!r} at row {row}")
-    X = _matrix(d.x_spec, frame, "newdata (fixed part)")[0]
-    Z = np.column_stack([_matrix(s, frame, "newdata (random part)")[0] for s in d.z_specs])
+    n = len(frame)
+    X = dense(_columns(d.x_spec, frame, "newdata (fixed part)")[0], n)
+    Z = dense([c for s in d.z_specs for c in _columns(s, frame, "newdata (random part)")[0]], n)
     return X, Z, frame[d.formula.group].to_numpy()
