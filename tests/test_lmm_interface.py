@@ -106,10 +106,23 @@ def test_other_bad_arguments(sleep):
         shrinkage.fit(SLOPE)
     with pytest.raises(InputError, match="DataFrame"):
         shrinkage.fit(SLOPE, data=[1, 2, 3])
-    with pytest.raises(InputError, match="data= goes with a formula"):
+    with pytest.raises(InputError, match="not both"):
         shrinkage.fit(sleep["Reaction"], sleep["Subject"], data=sleep)
     with pytest.raises(InputError, match="supports only the one-way model"):
         shrinkage.fit(SLOPE, data="some/file.parquet")
+
+
+def test_out_of_core_one_way_formula(sleep, tmp_path):
+    """A path goes to shrinkage.sources.group_stats (DuckDB) and gives the in-memory numbers."""
+    pytest.importorskip("duckdb")
+    path = tmp_path / "sleep.csv"
+    sleep.assign(Subject=sleep["Subject"].astype(str)).to_csv(path, index=False)
+    for method in ("REML", "ML"):
+        disk = shrinkage.fit("Reaction ~ 1 + (1 | Subject)", data=str(path), method=method)
+        mem = shrinkage.fit("Reaction ~ 1 + (1 | Subject)", data=sleep, method=method)
+        assert disk.loglik == pytest.approx(mem.loglik, rel=1e-12)
+        assert disk.fixef["(Intercept)"] == pytest.approx(mem.fixef["(Intercept)"], rel=1e-12)
+        assert disk.varcorr["Subject"].iloc[0, 0] == pytest.approx(mem.varcorr["Subject"].iloc[0, 0], rel=1e-9)
 
 
 def test_factor_covariate_names_and_interactions():

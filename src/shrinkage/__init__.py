@@ -13,8 +13,9 @@ from . import datasets
 
 
 def fit(y=None, groups=None, method: str = "REML", *, data=None, na_action: str = "omit", **options):
-    """fit(y, groups) fits y_ij = beta0 + b_j + eps_ij from arrays (shrinkage.fit.fit);
-    fit("y ~ x + (x | g)", data=df) fits an lme4 formula (shrinkage.lmm: one grouping factor)."""
+    """fit(y, groups) (or stats=, or data= with response= and group=) fits
+    y_ij = beta0 + b_j + eps_ij (shrinkage.fit.fit); fit("y ~ x + (x | g)", data=df) fits
+    an lme4 formula (shrinkage.lmm: one grouping factor)."""
     if isinstance(y, str):
         from .lmm.fit import fit_formula
 
@@ -22,7 +23,7 @@ def fit(y=None, groups=None, method: str = "REML", *, data=None, na_action: str 
             raise InputError("give the data once: fit(formula, data) or fit(formula, data=...)")
         return fit_formula(y, data if data is not None else groups, method, na_action=na_action, **options)
     if data is not None:
-        raise InputError("data= goes with a formula, e.g. fit('y ~ 1 + (1 | g)', data=df); for arrays use fit(y, groups)")
+        options["data"] = data
     return _fit_arrays(y, groups, method, **options)
 
 

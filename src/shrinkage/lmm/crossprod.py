@@ -180,10 +180,15 @@ class CrossProducts:
         the overall mean (the producer shrinkage.sources.group_stats gives these)."""
         n = np.asarray(stats.n, dtype=np.int64)
         nf = n.astype(float)
-        c = float(np.dot(nf, stats.mean) / nf.sum())
-        dev = np.asarray(stats.mean, dtype=float) - c
+        scale = float(getattr(stats, "scale", 1.0))  # GroupStats of y / scale (a power of two)
+        mean = np.asarray(stats.mean, dtype=float) * scale
+        ss = np.asarray(stats.ss, dtype=float) * scale * scale
+        if not (np.isfinite(mean).all() and np.isfinite(ss).all()):
+            raise InputError("the data are too large in magnitude for the mixed-model cross-products")
+        c = float(np.dot(nf, mean) / nf.sum())
+        dev = mean - c
         one = nf[:, None, None]
-        yty = float(np.sum(stats.ss) + np.dot(nf, dev * dev))
+        yty = float(np.sum(ss) + np.dot(nf, dev * dev))
         return cls(_ro(stats.labels), _ro(n), _ro(np.full((1, 1), nf.sum())), _ro(one), _ro(one),
                    _ro(np.array([np.dot(nf, dev)])), _ro((nf * dev)[:, None]), yty,
                    ("(Intercept)",), ("(Intercept)",), _ro(np.zeros(1)), c, 0)
