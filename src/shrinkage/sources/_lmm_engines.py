@@ -98,7 +98,7 @@ def _piece_means(frame, plan):
     for i, c in enumerate(plan.columns):
         row[f"m{i}"] = int(np.isnan(vals[c]).sum())
         row[f"i{i}"] = int(np.isinf(vals[c]).sum())
-        ok &= ~np.isnan(vals[c])
+        ok = ok & ~np.isnan(vals[c])
     row["kept"] = int(ok.sum())
     for a in range(1, plan.m + 1):
         v = np.prod([vals[c][ok] for c in plan.factors(a)], axis=0) if ok.any() else np.zeros(0)
@@ -114,7 +114,7 @@ def _piece_moments(frame, plan, mu):
     keep = frame[plan.group].notna().to_numpy()
     vals = {c: frame[c].to_numpy(dtype=float, na_value=np.nan) for c in plan.columns}
     for c in plan.columns:
-        keep &= ~np.isnan(vals[c])
+        keep = keep & ~np.isnan(vals[c])
     e = {a: np.prod([vals[c][keep] for c in plan.factors(a)], axis=0) - mu[a - 1] for a in range(1, plan.m + 1)}
     sums, prods = _names(plan)
     out = {_G: frame[plan.group].to_numpy()[keep], "n": np.ones(int(keep.sum()), np.int64)}
