@@ -9,6 +9,7 @@ Spark tests skip where pyspark or Java is missing, never when the CI variable is
 from __future__ import annotations
 
 import json
+import math
 import os
 import subprocess
 import sys
@@ -138,24 +139,22 @@ def raw_cross_products(path, formula):
     zty = np.stack([sy, sxy], -1)
     return CrossProducts(_ro(q.g.to_numpy()), _ro(n.astype(np.int64)), _ro(M.sum(0)), _ro(M), _ro(M),
                          _ro(zty.sum(0)), _ro(zty), float(q.syy.sum()), ("(Intercept)", "x1"), ("(Intercept)", "x1"),
-                         _ro(np.zeros(2)), 0.0, None)
+                         _ro(np.zeros(2)), 0.0, 0)
 
 
 def test_centring_is_needed_at_offset_1e8(tmp_path, rng):
-    """Unit noise about 1e8: the centred statistics give the in-memory fit to 1e-10; raw
-    sums (sum y^2 ~ 1e19 per group, rounding ~1e3 against a residual sum of squares ~1e2)
-    lose sigma^2 entirely."""
+    """Unit noise about 1e8: the centred statistics give the in-memory fit to 1e-10 and
+    sum (y - c)^2 to 1e-12; raw sums (sum y^2 ~ 1e19 per group, rounded by ~1e3), moved
+    to the same centre by the exact recentring rule, miss it by far more than 1%."""
     frame = make_frame(rng, offset=1e8)
     frame.to_parquet(tmp_path / "d.parquet")
     formula = "y ~ x1 + (x1 | g)"
-    ref = lmer(formula, frame)
-    assert_same_fit(shrinkage.fit(formula, data=str(tmp_path / "d.parquet")), ref)
-    naive = raw_cross_products(tmp_path / "d.parquet", formula)
-    try:
-        bad = fit_cross_products(naive, blocks=(2,))
-    except (InputError, ValueError, FloatingPointError, np.linalg.LinAlgError):
-        return  # the raw statistics are not even positive definite
-    assert abs(bad.sigma2 / ref.sigma2 - 1) > 1e-3
+    assert_same_fit(shrinkage.fit(formula, data=str(tmp_path / "d.parquet")), lmer(formula, frame))
+    ours = formula_cross_products(str(tmp_path / "d.parquet"), formula)[0]
+    exact = math.fsum((frame.y.to_numpy() - ours.y_centre) ** 2)  # y - c exact here (Sterbenz)
+    assert ours.yty == pytest.approx(exact, rel=1e-12)
+    naive = raw_cross_products(tmp_path / "d.parquet", formula).recentre(ours.x_centre, ours.y_centre)
+    assert abs(naive.yty / exact - 1) > 1e-2
 
 
 def test_missing_values_dropped_as_lmer(tmp_path, frame):
