@@ -246,6 +246,7 @@ def spark():
 def test_spark_equals_in_memory(spark, rng, offset):
     frame = make_frame(rng, offset=offset)
     frame.loc[17, "x1"] = np.nan  # Spark keeps it as NaN: dropped like lmer's NA
-    sdf = spark.createDataFrame(frame).repartition(5)
+    rows = list(zip(*(frame[c].tolist() for c in ("y", "x1", "x2", "g"))))
+    sdf = spark.createDataFrame(rows, "y double, x1 double, x2 double, g string").repartition(5)
     for formula in FORMULAS[:2]:
         assert_same_fit(shrinkage.fit(formula, data=sdf), lmer(formula, frame))
