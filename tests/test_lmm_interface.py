@@ -195,3 +195,28 @@ def test_singular_fit_lrt_is_one():
     assert r.singular and r.D[0, 0] == 0.0
     assert r.lrt() == (0.0, 1.0)
     assert "boundary (singular) fit" in r.summary()
+
+
+def test_double_bar_is_the_uncorrelated_model(sleep):
+    a = shrinkage.fit("Reaction ~ Days + (Days || Subject)", data=sleep)
+    b = shrinkage.fit("Reaction ~ Days + (1 | Subject) + (0 + Days | Subject)", data=sleep)
+    assert a.blocks == b.blocks == (1, 1)
+    assert a.loglik == pytest.approx(b.loglik, rel=1e-13)
+    assert a.D[0, 1] == 0.0 and a.D[1, 1] > 0
+
+
+def test_fit_from_merged_chunks_equals_fit_from_rows(sleep, fitted):
+    """Statistics of two chunks (each about its own centres) merge into the same fit."""
+    from shrinkage.lmm import cross_products, fit_cross_products
+
+    parts = []
+    for rows in (sleep.iloc[:70], sleep.iloc[70:]):
+        N = len(rows)
+        X = np.column_stack([np.ones(N), rows["Days"].to_numpy(float)])
+        labels, codes = np.unique(rows["Subject"].to_numpy(), return_inverse=True)
+        parts.append(cross_products(rows["Reaction"].to_numpy(float), X, X, codes, labels,
+                                    ["(Intercept)", "Days"], ["(Intercept)", "Days"]))
+    merged = fit_cross_products(parts[0].merge(parts[1]), "REML")
+    assert merged.loglik == pytest.approx(fitted.loglik, rel=1e-12)
+    np.testing.assert_allclose(merged.beta, fitted.beta, rtol=1e-10)
+    np.testing.assert_allclose(merged.b, fitted.b, rtol=1e-7, atol=1e-8)

@@ -44,6 +44,7 @@ from ..errors import InputError
 
 __all__ = ["CrossProducts", "cross_products"]
 
+_CHUNK = 1 << 16  # at least this many rows per chunk in cross_products
 GROUP_FIELDS = ("n", "XtZ", "ZtZ", "Zty")  # per group (first axis J)
 TOTAL_FIELDS = ("XtX", "Xty", "yty")  # summed over groups
 
@@ -242,28 +243,33 @@ def cross_products(y, X, Z, codes, labels, x_names, z_names, centre: bool = True
     do_centre = centre and intercept is not None
     k = len(cols) + 2
     means = np.array([0.0] + [c.mean() for c in cols] + [y.mean()])
-    A = np.empty((k, y.size)).T  # column-major: every column contiguous
-    A[:, 0] = 1.0
-    for a, c in enumerate(cols, start=1):
-        np.subtract(c, means[a], out=A[:, a])
-    np.subtract(y, means[-1], out=A[:, k - 1])
     S = sorted({0, *where_z})
+    pairs = {}  # (a, b) with a in S: the per-group sum of A[:, a] * A[:, b], computed once
+    for a in S:
+        for b in range(k):
+            pairs.setdefault((min(a, b), max(a, b)), None)
+    sums = {key: np.zeros(J) for key in pairs}
+    total = np.zeros((k, k))
+    sources = [None] + cols + [y]
+    chunk = max(_CHUNK, 8 * J)  # rows per chunk; per-chunk sums of length J stay a small cost
+    A = np.empty((k, min(chunk, y.size))).T  # one chunk of rows, column-major, reused
+    for lo in range(0, y.size, chunk):  # no N-sized temporaries (no page faults, fewer cache misses)
+        hi = min(lo + chunk, y.size)
+        part, c = A[:hi - lo], codes[lo:hi]
+        part[:, 0] = 1.0
+        for a in range(1, k):
+            np.subtract(sources[a][lo:hi], means[a], out=part[:, a])
+        for (a, b) in pairs:
+            if a == 0:
+                w = None if b == 0 else part[:, b]
+            else:
+                w = part[:, a] * part[:, b]
+            sums[(a, b)] += np.bincount(c, weights=w, minlength=J)
+        total += part.T @ part
     M = np.empty((J, k, len(S)))
-    done = {}
     for si, a in enumerate(S):
         for b in range(k):
-            key = (min(a, b), max(a, b))
-            if key in done:
-                M[:, b, si] = done[key]
-                continue
-            if a == 0 and b == 0:
-                v = np.bincount(codes, minlength=J).astype(float)
-            elif a == 0 or b == 0:
-                v = np.bincount(codes, weights=A[:, max(a, b)], minlength=J)
-            else:
-                v = np.bincount(codes, weights=A[:, a] * A[:, b], minlength=J)
-            M[:, b, si] = done[key] = v
-    total = A.T @ A
+            M[:, b, si] = sums[(min(a, b), max(a, b))]
     if not np.isfinite(total).all():
         raise InputError("the cross-products overflow (values too large to square in floating point)")
 
