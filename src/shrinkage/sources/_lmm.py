@@ -16,10 +16,12 @@ raw sums of squares would need 16 digits just to hold the noise (tests show it).
 about the same centres merge by addition, so the engine's own partial aggregation is
 exact.
 
-Formulas out of core: numeric columns and products of them (``x1*x2``, ``x1:x2``), in
-the fixed part and in each bar term, with or without intercept.  Factors, transforms and
-``I(...)`` are refused naming the term: code such columns as numbers first (or load the
-columns into a DataFrame).  Rows with a missing value (NULL, NaN) in a column the formula
+Formulas out of core: numeric columns, factors (text or categorical columns) and products
+of them (``x1*x2``, ``x1:f``), in the fixed part and in each bar term, with or without
+intercept.  A factor's levels are fetched first (SELECT DISTINCT, sorted as Python sorts)
+and its columns become indicators (f = level) in the engine; formulaic codes a few
+prototype rows to decide which (treatment contrasts, lme4's names), as it does in memory.
+Transforms and ``I(...)`` are refused naming the column: compute them in the source.  Rows with a missing value (NULL, NaN) in a column the formula
 uses are dropped and counted (lme4's na.omit) or refused with ``na_action="raise"``;
 infinite values are refused.
 """
@@ -38,7 +40,8 @@ __all__ = ["Plan", "plan_of", "assemble", "formula_cross_products"]
 @dataclass(frozen=True)
 class Plan:
     """What an engine computes: ``columns`` the numeric input columns (cast to double),
-    ``terms`` the distinct non-constant model columns as products of input columns
+    ``factors`` the factor columns, ``terms`` the distinct non-constant model columns as
+    products of input columns and (factor, level) indicators
     (index a = 1..m-1 in A; y is index m), where X's and Z's columns sit in A (0: the
     constant), lme4 names and Z's block sizes."""
 
@@ -51,6 +54,7 @@ class Plan:
     x_names: tuple
     z_names: tuple
     blocks: tuple
+    factors: tuple = ()  # factor columns (a row missing one is dropped like a missing number)
 
     @property
     def m(self) -> int:
@@ -61,47 +65,127 @@ class Plan:
         """(a, b), 1 <= a <= b <= m: the products summed per group."""
         return [(a, b) for a in range(1, self.m + 1) for b in range(a, self.m + 1)]
 
-    def factors(self, a: int) -> tuple:
-        """Input columns whose product is A's column a (y for a = m)."""
+    def pieces(self, a: int) -> tuple:
+        """What A's column a is the product of: numeric input columns and (factor, level)
+        indicators (y for a = m)."""
         return (self.response,) if a == self.m else self.terms[a - 1]
 
 
-def _part(text: str, meta, what: str):
-    """PlainColumns of one formula part, or a clear refusal naming what is not numeric."""
-    from ..lmm.columns import PlainColumns, variables
+FACTOR_KINDS = "OSU"  # object, string and categorical columns are factors (their levels fetched first)
+
+
+def known_levels(meta, v):
+    """A categorical column's own level order (as formulaic uses it in memory), or None."""
+    import pandas as pd
+
+    dtype = meta[v].dtype
+    if isinstance(dtype, pd.CategoricalDtype) and dtype.categories is not None:
+        cats = list(dtype.categories)
+        if "__UNKNOWN_CATEGORIES__" not in cats:
+            return cats
+    return None
+
+
+def sorted_levels(values, v: str) -> list:
+    try:
+        return sorted(set(values))
+    except TypeError:
+        raise InputError(f"the levels of factor {v!r} cannot be sorted (mixed types?)") from None
+
+
+def _is_factor(meta, v) -> bool:
+    import pandas as pd
+
+    return isinstance(meta[v].dtype, pd.CategoricalDtype) or meta[v].dtype.kind in FACTOR_KINDS
+
+
+def factor_columns(f, meta) -> list:
+    """The factor columns a formula's fixed and random parts use (levels needed first)."""
+    from ..lmm.columns import variables
+
+    used = dict.fromkeys(variables(f"0 + {f.fixed}" if f.fixed.strip() else "1"))
+    for expr, _ in f.blocks:
+        used.update(dict.fromkeys(variables(expr)))
+    return [v for v in used if v in meta.columns and v != f.group and _is_factor(meta, v)]
+
+
+def _tokens(name: str, meta, levels: dict, what: str, text: str) -> tuple:
+    """formulaic's column name -> its factors: numeric column names and (factor, level)
+    indicators, e.g. 'x1:f[T.b]' -> ('x1', ('f', 'b')).  Anything else (a transform) is
+    refused."""
+    cands = [(v, v) for v in meta.columns if meta[v].dtype.kind in "iuf"]
+    for fac, levs in levels.items():
+        for lev in levs:
+            cands += [(f"{fac}[T.{lev}]", (fac, lev)), (f"{fac}[{lev}]", (fac, lev))]
+    cands.sort(key=lambda c: -len(c[0]))
+    out, i = [], 0
+    while i < len(name):
+        for token, factor in cands:
+            end = i + len(token)
+            if name.startswith(token, i) and (end == len(name) or name[end] == ":"):
+                out.append(factor)
+                i = end + 1
+                break
+        else:
+            raise InputError(f"{what} ({text!r}): column {name!r} is not a numeric column, a factor's indicator or "
+                             "a product of them; out of core, compute transforms and I(...) in the source first")
+    return tuple(out)
+
+
+def _part(text: str, meta, what: str, levels: dict):
+    """(terms, lme4 names, columns per formula term) of one formula part: a term is a tuple of numeric column names
+    and (factor, level) indicators, () the intercept.  Factors are coded by formulaic on
+    a few prototype rows holding every level, so columns and names are lme4's (treatment
+    contrasts, reference = the first sorted level), as in memory."""
+    import formulaic
+    import pandas as pd
+
+    from ..lmm.columns import PlainColumns, lme4_name, variables
 
     spec = PlainColumns.of(text, meta)
     if spec is not None:
-        return spec
+        return list(spec.terms), [lme4_name(c, spec) for c in spec.names], [1] * len(spec.terms)
     for v in variables(f"0 + {text}" if text.strip() else "1"):
         if v not in meta.columns:
             raise InputError(f"{what}: column {v!r} is not in the data (columns: {', '.join(map(str, meta.columns))})")
-        if meta[v].dtype.kind not in "iuf":
-            raise InputError(f"{what}: column {v!r} is not numeric ({meta[v].dtype}); out of core, formulas use "
-                             "numeric columns and their products (x1 + x2 + x1:x2); code factors as 0/1 columns "
-                             "first, or load the columns into a DataFrame")
-    raise InputError(f"{what} ({text!r}): out of core, formulas use numeric columns and their products only "
-                     "(no transforms, I(...) or factors); compute such columns in the source first")
+        if meta[v].dtype.kind not in "iuf" and v not in levels:
+            raise InputError(f"{what}: column {v!r} ({meta[v].dtype}) is neither numeric nor a text/categorical "
+                             "factor; out of core, formulas use numeric columns, factors and their products")
+    rows = max([2] + [len(v) for v in levels.values()])
+    proto = {}
+    for c in meta.columns:
+        if c in levels:
+            proto[c] = pd.Categorical([levels[c][k % len(levels[c])] for k in range(rows)], categories=levels[c])
+        elif meta[c].dtype.kind in "iuf":
+            proto[c] = np.arange(1.0, rows + 1)
+    proto = pd.DataFrame(proto)
+    try:
+        mm = formulaic.model_matrix(text, proto, na_action="ignore")
+    except Exception as exc:  # noqa: BLE001 - formulaic's own errors
+        raise InputError(f"cannot code {what} ({text!r}) out of core: {exc}") from None
+    spec = mm.model_spec
+    terms = [() if c == "Intercept" else _tokens(c, meta, levels, what, text) for c in mm.columns]
+    return terms, [lme4_name(c, spec) for c in mm.columns], [len(t.columns) for t in spec.structure]
 
 
-def plan_of(f, meta) -> Plan:
+def plan_of(f, meta, levels: dict | None = None) -> Plan:
     """The plan of a parsed formula (:class:`shrinkage.lmm.formula.LmmFormula`) on a
-    schema given as an empty pandas frame ``meta``."""
-    from ..lmm.columns import PlainColumns, lme4_name
-
+    schema given as an empty pandas frame ``meta``; ``levels``: the sorted levels of
+    every factor column the formula uses (see :func:`factor_columns`)."""
+    levels = levels or {}
     for name, what in ((f.response, "the response"), (f.group, "the grouping factor")):
         if name not in meta.columns:
             raise InputError(f"{what} {name!r} is not a column of the data "
                              f"(columns: {', '.join(map(str, meta.columns))})")
     if meta[f.response].dtype.kind not in "iuf":
         raise InputError(f"the response {f.response!r} is not numeric ({meta[f.response].dtype})")
-    x_spec = _part(f.fixed, meta, "the fixed part")
+    x_terms, x_names, _ = _part(f.fixed, meta, "the fixed part", levels)
     z_terms, z_names, blocks = [], [], []
     for expr, correlated in f.blocks:
-        spec = _part(expr, meta, f"the random part ({expr} | {f.group})")
-        z_terms.extend(spec.terms)
-        z_names.extend(lme4_name(c, spec) for c in spec.names)
-        blocks.extend([len(spec.terms)] if correlated else [1] * len(spec.terms))
+        t, names, sizes = _part(expr, meta, f"the random part ({expr} | {f.group})", levels)
+        z_terms.extend(t)
+        z_names.extend(names)
+        blocks.extend([len(t)] if correlated else sizes)  # (x + f || g) as lme4 expands it: one block per term
     if len(set(z_names)) != len(z_names):
         raise InputError(f"the random part repeats a column ({', '.join(z_names)}) for {f.group!r}")
     terms: list = []
@@ -113,14 +197,14 @@ def plan_of(f, meta) -> Plan:
             terms.append(t)
         return terms.index(t) + 1
 
-    where_x = tuple(locate(t) for t in x_spec.terms)
+    where_x = tuple(locate(t) for t in x_terms)
     where_z = tuple(locate(t) for t in z_terms)
-    assert isinstance(x_spec, PlainColumns)
-    columns = tuple(dict.fromkeys([f.response, *(v for t in terms for v in t)]))
-    if f.group in columns:
+    columns = tuple(dict.fromkeys([f.response, *(v for t in terms for v in t if isinstance(v, str))]))
+    factors = tuple(dict.fromkeys(v[0] for t in terms for v in t if not isinstance(v, str)))
+    if f.group in columns or f.group in factors:
         raise InputError(f"the grouping factor {f.group!r} is also used as a covariate")
-    return Plan(f.response, f.group, columns, tuple(terms), where_x, where_z,
-                tuple(lme4_name(c, x_spec) for c in x_spec.names), tuple(z_names), tuple(blocks))
+    return Plan(f.response, f.group, columns, tuple(terms), where_x, where_z, tuple(x_names), tuple(z_names),
+                tuple(blocks), factors)
 
 
 def check_counts(missing: dict, infinite: dict, na_action: str) -> None:
@@ -197,7 +281,8 @@ def formula_cross_products(data, f, *, na_action: str = "omit", connection=None,
         raise InputError(f"data of type {type(data).__name__} are in memory: fit them with shrinkage.lmm.lmer")
     engine = ENGINES[kind](data, connection=connection, progress=progress)
     try:
-        plan = plan_of(f, engine.schema(f.group))
+        meta = engine.schema(f.group)
+        plan = plan_of(f, meta, {v: engine.levels(v) for v in factor_columns(f, meta)})
         rows, kept, missing, infinite, centres = engine.means(plan)
         check_counts(missing, infinite, na_action)
         if kept == 0:
