@@ -171,16 +171,42 @@ def test_missing_values_dropped_as_lmer(tmp_path, frame):
         formula_cross_products(str(tmp_path / "d.parquet"), formula, na_action="raise")
 
 
+FACTOR_FORMULAS = ["y ~ x1 * f + (x1 | g)", "y ~ x1 + (f | g)", "y ~ x1 + (x1 + f || g)", "y ~ 0 + f + (1 | g)"]
+
+
+def with_factor(frame):
+    f = np.where(frame.x2 > 0.6, "hi", np.where(frame.x2 > 0.3, "mid", "it's"))  # a quote in a level
+    frame = frame.assign(f=f, y=frame.y + 1.5 * (f == "hi"))
+    frame.loc[7, "f"] = None  # dropped, as lmer drops it
+    return frame
+
+
+@pytest.mark.parametrize("formula", FACTOR_FORMULAS)
+def test_factors_equal_in_memory(tmp_path, frame, formula):
+    """A text column as a factor: levels fetched first, indicators built by the engine;
+    treatment contrasts, names and (x + f || g) blocks as lmer gives them."""
+    dd = pytest.importorskip("dask.dataframe")
+    frame = with_factor(frame)
+    frame.to_parquet(tmp_path / "d.parquet")
+    frame.to_csv(tmp_path / "d.csv", index=False)
+    ref = lmer(formula, frame)
+    assert ref.dropped == 1
+    for data in (str(tmp_path / "d.parquet"), str(tmp_path / "d.csv"), dd.from_pandas(frame, npartitions=4)):
+        assert_same_fit(shrinkage.fit(formula, data=data), ref)
+
+
 def test_unsupported_and_bad_input_named(tmp_path, frame):
-    frame = frame.assign(f=np.where(frame.x2 > 0.5, "hi", "lo"))
+    frame = frame.assign(when=pd.Timestamp("2026-01-01") + pd.to_timedelta(np.arange(len(frame)), "s"),
+                         s=frame.g.str[1:])
     frame.to_parquet(tmp_path / "d.parquet")
     path = str(tmp_path / "d.parquet")
-    cases = [("y ~ x1 + f + (1 | g)", r"fixed part: column 'f' is not numeric"),
-             ("y ~ x1 + (f | g)", r"random part \(f \| g\): column 'f' is not numeric"),
-             ("y ~ log(x2) + (1 | g)", r"fixed part \('log\(x2\)'\): out of core"),
+    cases = [("y ~ x1 + when + (1 | g)", r"fixed part: column 'when' .* is neither numeric nor a text"),
+             ("y ~ log(x2) + (1 | g)", r"fixed part \('log\(x2\)'\): column 'log\(x2\)' is not a numeric column"),
+             ("y ~ x1 + (I(x1 * 2) | g)", r"random part .*column 'I\(x1 \* 2\)' is not a numeric"),
              ("y ~ x9 + (x1 | g)", r"column 'x9' is not in the data"),
-             ("f ~ x1 + (x1 | g)", r"response 'f' is not numeric"),
-             ("y ~ x1 + (x1 | h)", r"grouping factor 'h' is not a column")]
+             ("s ~ x1 + (x1 | g)", r"response 's' is not numeric"),
+             ("y ~ x1 + (x1 | h)", r"grouping factor 'h' is not a column"),
+             ("y ~ x1 + g + (1 | g)", r"grouping factor 'g' is also used as a covariate")]
     for formula, message in cases:
         with pytest.raises(InputError, match=message):
             shrinkage.fit(formula, data=path)
@@ -250,3 +276,7 @@ def test_spark_equals_in_memory(spark, rng, offset):
     sdf = spark.createDataFrame(rows, "y double, x1 double, x2 double, g string").repartition(5)
     for formula in FORMULAS[:2]:
         assert_same_fit(shrinkage.fit(formula, data=sdf), lmer(formula, frame))
+    frame = with_factor(frame)
+    rows = list(zip(*(frame[c].tolist() for c in ("y", "x1", "x2", "g", "f"))))
+    sdf = spark.createDataFrame(rows, "y double, x1 double, x2 double, g string, f string").repartition(3)
+    assert_same_fit(shrinkage.fit(FACTOR_FORMULAS[0], data=sdf), lmer(FACTOR_FORMULAS[0], frame))

@@ -106,7 +106,9 @@ def factor_columns(f, meta) -> list:
     used = dict.fromkeys(variables(f"0 + {f.fixed}" if f.fixed.strip() else "1"))
     for expr, _ in f.blocks:
         used.update(dict.fromkeys(variables(expr)))
-    return [v for v in used if v in meta.columns and v != f.group and _is_factor(meta, v)]
+    if f.group in used:
+        raise InputError(f"the grouping factor {f.group!r} is also used as a covariate")
+    return [v for v in used if v in meta.columns and _is_factor(meta, v)]
 
 
 def _tokens(name: str, meta, levels: dict, what: str, text: str) -> tuple:
