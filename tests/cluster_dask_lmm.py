@@ -1,6 +1,6 @@
 """Run by tests/test_sources_lmm.py in its own process (a LocalCluster with worker
-processes must be started under __main__).  Prints JSON: the formula's fit from
-cross-products computed on the workers, and the in-memory fit of the same rows."""
+processes must be started under __main__).  Prints JSON: for each formula, its fit
+from cross-products computed on the workers and the in-memory fit of the same rows."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import json
 import sys
 
 
-def main(folder: str, formula: str) -> None:
+def main(folder: str, formulas: list) -> None:
     import dask.dataframe as dd
     from distributed import Client, LocalCluster
 
@@ -18,16 +18,19 @@ def main(folder: str, formula: str) -> None:
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, \
             Client(cluster) as client:
         ddf = dd.read_parquet(f"{folder}/*.parquet")
-        a = shrinkage.fit(formula, data=ddf)
+        fits = [shrinkage.fit(formula, data=ddf) for formula in formulas]
         workers = len(client.scheduler_info()["workers"])
-    b = lmer(formula, ddf.compute())
-    out = {"workers": workers}
-    for prefix, r in (("", a), ("ref_", b)):
-        out.update({prefix + "labels": [str(v) for v in r.labels], prefix + "nobs": r.nobs,
-                    prefix + "beta": r.beta.tolist(), prefix + "theta": r.theta.tolist(),
-                    prefix + "sigma2": r.sigma2, prefix + "deviance": r.deviance})
-    print(json.dumps(out))
+    frame = ddf.compute()
+    results = []
+    for formula, a in zip(formulas, fits):
+        out = {"workers": workers}
+        for prefix, r in (("", a), ("ref_", lmer(formula, frame))):
+            out.update({prefix + "labels": [str(v) for v in r.labels], prefix + "nobs": r.nobs,
+                        prefix + "beta": r.beta.tolist(), prefix + "theta": r.theta.tolist(),
+                        prefix + "sigma2": r.sigma2, prefix + "deviance": r.deviance})
+        results.append(out)
+    print(json.dumps(results))
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], sys.argv[2])
+    main(sys.argv[1], sys.argv[2:])

@@ -229,17 +229,21 @@ def test_dask_in_process(frame):
 def test_dask_local_cluster_equals_in_memory(tmp_path, rng, offset):
     folder = tmp_path / "data"
     folder.mkdir()
-    frame = make_frame(rng, N=6000, offset=offset)
+    frame = with_factor(make_frame(rng, N=6000, offset=offset))
     for k in range(6):
         frame.iloc[k * 1000:(k + 1) * 1000].to_parquet(folder / f"part{k}.parquet")
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(HERE.parent / "src"), os.environ.get("PYTHONPATH", "")])}
-    run = subprocess.run([sys.executable, str(HERE / "cluster_dask_lmm.py"), str(folder), FORMULAS[0]],
+    formulas = [FORMULAS[0], FACTOR_FORMULAS[0]]
+    run = subprocess.run([sys.executable, str(HERE / "cluster_dask_lmm.py"), str(folder), *formulas],
                          capture_output=True, text=True, timeout=600, env=env)
     assert run.returncode == 0, run.stderr[-3000:]
-    r = json.loads(run.stdout.strip().splitlines()[-1])
-    assert r["workers"] == 2 and r["labels"] == r["ref_labels"] and r["nobs"] == r["ref_nobs"] == 6000
-    for key in ("beta", "theta", "sigma2", "deviance"):
-        np.testing.assert_allclose(r[key], r["ref_" + key], rtol=RTOL, atol=RTOL * np.max(np.abs(r["ref_" + key])))
+    results = json.loads(run.stdout.strip().splitlines()[-1])
+    assert [r["ref_nobs"] for r in results] == [6000, 5999]  # the row with a missing level dropped
+    for r in results:
+        assert r["workers"] == 2 and r["labels"] == r["ref_labels"] and r["nobs"] == r["ref_nobs"]
+        for key in ("beta", "theta", "sigma2", "deviance"):
+            np.testing.assert_allclose(r[key], r["ref_" + key], rtol=RTOL,
+                                       atol=RTOL * np.max(np.abs(r["ref_" + key])))
 
 
 def _spark_or_skip():
@@ -277,6 +281,7 @@ def test_spark_equals_in_memory(spark, rng, offset):
     for formula in FORMULAS[:2]:
         assert_same_fit(shrinkage.fit(formula, data=sdf), lmer(formula, frame))
     frame = with_factor(frame)
-    rows = list(zip(*(frame[c].tolist() for c in ("y", "x1", "x2", "g", "f"))))
+    rows = list(zip(*(frame[c].tolist() for c in ("y", "x1", "x2", "g")),
+                    [None if pd.isna(v) else v for v in frame.f.tolist()]))  # NULL, not the text 'nan'
     sdf = spark.createDataFrame(rows, "y double, x1 double, x2 double, g string, f string").repartition(3)
     assert_same_fit(shrinkage.fit(FACTOR_FORMULAS[0], data=sdf), lmer(FACTOR_FORMULAS[0], frame))
