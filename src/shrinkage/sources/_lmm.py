@@ -4,8 +4,9 @@ For ``y ~ x1 + x2 + (x1 | g)`` on data out of core (a file, a DuckDB relation or
 query, a Dask or PySpark DataFrame) the engine does two passes, and only O(J) numbers
 come back:
 
-1. the overall means mu_a of the model's distinct columns a (each a numeric column or a
-   product of numeric columns, e.g. ``x1:x2``) and of y, over the complete rows;
+1. the overall means mu_a of the model's distinct columns a (each a numeric column, a
+   factor's indicator, or a product of them, e.g. ``x1:x2``, ``x1:fB``) and of y, over
+   the complete rows;
 2. GROUP BY g: n_j, sum(e_a) and sum(e_a e_b) for every pair, where e_a = a - mu_a.
 
 These are the per-group moment matrices M_j = A_j'A_j of A = [1, e_1 .. e_m, e_y], the
@@ -21,8 +22,8 @@ of them (``x1*x2``, ``x1:f``), in the fixed part and in each bar term, with or w
 intercept.  A factor's levels are fetched first (SELECT DISTINCT, sorted as Python sorts)
 and its columns become indicators (f = level) in the engine; formulaic codes a few
 prototype rows to decide which (treatment contrasts, lme4's names), as it does in memory.
-Transforms and ``I(...)`` are refused naming the column: compute them in the source.  Rows with a missing value (NULL, NaN) in a column the formula
-uses are dropped and counted (lme4's na.omit) or refused with ``na_action="raise"``;
+Transforms and ``I(...)`` are refused naming the column: compute them in the source.
+Rows with a missing value (NULL, NaN) in a column the formula uses are dropped and counted (lme4's na.omit) or refused with ``na_action="raise"``;
 infinite values are refused.
 """
 
