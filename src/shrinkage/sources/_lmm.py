@@ -23,8 +23,9 @@ intercept.  A factor's levels are fetched first (SELECT DISTINCT, sorted as Pyth
 and its columns become indicators (f = level) in the engine; formulaic codes a few
 prototype rows to decide which (treatment contrasts, lme4's names), as it does in memory.
 Transforms and ``I(...)`` are refused naming the column: compute them in the source.
-Rows with a missing value (NULL, NaN) in a column the formula uses are dropped and counted (lme4's na.omit) or refused with ``na_action="raise"``;
-infinite values are refused.
+Rows with a missing value (NULL, NaN) in a column the formula uses are dropped and
+counted (lme4's na.omit) or refused with ``na_action="raise"``; infinite values are
+refused.
 """
 
 from __future__ import annotations
