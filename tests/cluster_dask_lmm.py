@@ -21,6 +21,8 @@ def main(folder: str, formulas: list) -> None:
         fits = [shrinkage.fit(formula, data=ddf) for formula in formulas]
         workers = len(client.scheduler_info()["workers"])
     frame = ddf.compute()
+    # Dask gives text as string[pyarrow], which formulaic cannot multiply in x1:f (in memory)
+    frame = frame.astype({c: object for c in frame.columns if frame[c].dtype.kind not in "iufb"})
     results = []
     for formula, a in zip(formulas, fits):
         out = {"workers": workers}
