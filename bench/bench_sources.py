@@ -7,8 +7,8 @@ Parquet files of 1e6 rows each, then, each in its own process:
 
 * ``duckdb``: shrinkage.fit(data="<folder>/*.parquet", response="y", group="g");
 * ``dask``: the same through dask.dataframe.read_parquet on a LocalCluster of 2 worker
-  processes (1 thread each); the client process's own peak is reported (the workers'
-  memory is theirs);
+  processes (1 thread each); the client process's added peak is in the table, each
+  worker's maximum RSS (before and after the fit) in the JSON;
 * ``memory``: the same rows regenerated as numpy arrays and shrinkage.fit(y, g), the
   reference the others must equal (relative differences of beta0, sigma2, sigma_b2,
   loglik).
@@ -61,8 +61,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from peers import PeakRSS  # noqa: E402
 
 
+def _maxrss() -> int:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
 def worker(kind: str, folder: str, N: int, J: int, seed: int) -> None:
     import shrinkage
+    workers = {}
     if kind == "duckdb":
         import duckdb  # noqa: F401
         with PeakRSS() as mem:
@@ -73,10 +78,12 @@ def worker(kind: str, folder: str, N: int, J: int, seed: int) -> None:
         import dask.dataframe as dd
         from distributed import Client, LocalCluster
         with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, \
-                Client(cluster), PeakRSS() as mem:
+                Client(cluster) as client, PeakRSS() as mem:
+            before = client.run(_maxrss)
             t = time.perf_counter()
             r = shrinkage.fit(data=dd.read_parquet(f"{folder}/*.parquet"), response="y", group="g")
             elapsed = time.perf_counter() - t
+            workers = {"workers_maxrss_before": list(before.values()), "workers_maxrss": list(client.run(_maxrss).values())}
     else:
         parts = [part(k, min(PER_FILE, N - k * PER_FILE), J, seed) for k in range(-(-N // PER_FILE))]
         y = np.concatenate([p[0] for p in parts])
@@ -88,7 +95,7 @@ def worker(kind: str, folder: str, N: int, J: int, seed: int) -> None:
             elapsed = time.perf_counter() - t
     total = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     print(json.dumps(dict(time=elapsed, peak_added=mem.added, peak_total=total, beta0=r.beta0, sigma2=r.sigma2,
-                          sigma_b2=r.sigma_b2, loglik=r.loglik, groups=r.n_groups, obs=r.n_obs)))
+                          sigma_b2=r.sigma_b2, loglik=r.loglik, groups=r.n_groups, obs=r.n_obs, **workers)))
 
 
 def main() -> None:
@@ -124,6 +131,9 @@ def main() -> None:
     for kind, r in out.items():
         diff = "reference" if kind == "memory" or ref is None else f"{max(abs(r[k] / ref[k] - 1) for k in ('beta0', 'sigma2', 'sigma_b2', 'loglik')):.1e}"
         print(f"| {kind} | {r['time']:.1f} s | {r['peak_added'] / 2**20:.0f} MB | {r['peak_added'] / (16 * N):.1%} | {diff} |")
+        if "workers_maxrss" in r:
+            print(f"|  (each dask worker) | | max RSS {', '.join(f'{b / 2**20:.0f} MB' for b in r['workers_maxrss'])} "
+                  f"(before: {', '.join(f'{b / 2**20:.0f} MB' for b in r['workers_maxrss_before'])}) | | |")
     print(json.dumps(out))
 
 

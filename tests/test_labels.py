@@ -152,3 +152,14 @@ def test_missing_labels_are_refused_with_their_position(kind, pandas_present, mo
 def test_unsortable_labels_are_named(rng):
     with pytest.raises(InputError, match="cannot be sorted"):
         GroupStats.from_data([1.0, 2.0, 3.0], np.array([1, "a", 1], dtype=object))
+
+
+@pytest.mark.parametrize("N, J", [(1000, 7), (100_000, 1000), (100_000, 20_000), (100_000, 100_000)])
+def test_hash_table_size_hint_estimates_the_number_of_labels(rng, N, J):
+    """The sampled estimate is within a factor 3 of 2 J (capped at N), so pandas' table is
+    neither resized over and over nor sized for every row."""
+    from shrinkage.labels import _size_hint
+    g = rng.permutation(np.arange(J))[rng.integers(0, J, size=N)] * 1_000_003
+    distinct = np.unique(g).size
+    hint = _size_hint(g, pd)
+    assert min(N, 2 * distinct) / 3 <= hint <= min(N, 3 * 2 * distinct + 16)
