@@ -79,6 +79,17 @@ def test_csv_relation_sql_arrow_and_glob(tmp_path, frame):
         assert_same_fit(shrinkage.fit(formula, data=data), ref)
 
 
+def test_attached_database_through_a_connection(tmp_path, frame):
+    """A SQL query on a database DuckDB ATTACHes (here a DuckDB file; PostgreSQL the same way)."""
+    with duckdb.connect(str(tmp_path / "lab.duckdb")) as db:
+        db.sql("CREATE TABLE runs AS SELECT * FROM frame")
+    con = duckdb.connect()
+    con.sql(f"ATTACH '{tmp_path / 'lab.duckdb'}' AS lab (READ_ONLY)")
+    formula = FORMULAS[1]
+    cp, blocks, dropped = formula_cross_products("SELECT * FROM lab.runs", formula, connection=con)
+    assert_same_fit(fit_cross_products(cp, blocks=blocks), lmer(formula, frame), rtol=RTOL)
+
+
 def test_cross_products_equal_their_definition(tmp_path, frame):
     """Every field against X_j'Z_j etc. built densely per group from the raw rows (the
     centring that CrossProducts records is applied to X and y, Z stays raw)."""
