@@ -4,7 +4,6 @@ LaTeX compile (skipped without TeX unless CI is set)."""
 
 from __future__ import annotations
 
-import importlib.util
 import re
 from pathlib import Path
 
@@ -14,28 +13,20 @@ from scipy import optimize
 
 from shrinkage import answer
 from shrinkage.build import compile_pdf, default_documents
-from shrinkage.engine import check
 
 ROOT = Path(__file__).resolve().parent.parent
-DERIVATIONS = ROOT / "derivations"
 QUESTION = ROOT.parent / "shared" / "question.md"
 
 
-def load(name: str):
-    spec = importlib.util.spec_from_file_location(f"_test_derivation_{name}", DERIVATIONS / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.derivation()
+@pytest.fixture(scope="module")
+def quoted(checked):
+    """The derivations the answer quotes, from the session's checked derivations."""
+    return [checked[name] for name in answer.REQUIRED]
 
 
 @pytest.fixture(scope="module")
-def checked():
-    return [check(load(name)) for name in answer.REQUIRED]
-
-
-@pytest.fixture(scope="module")
-def tex(checked):
-    return answer.render_answer(checked)
+def tex(quoted):
+    return answer.render_answer(quoted)
 
 
 def test_every_claim_of_the_question_has_a_verdict(tex):
@@ -69,8 +60,8 @@ def test_every_reference_resolves(tex):
     assert "{excerpt:" not in tex and "{likelihood_documents}" not in tex and r"\textasciitilde" not in tex
 
 
-def test_deterministic(checked, tex):
-    assert answer.render_answer(checked) == tex
+def test_deterministic(quoted, tex):
+    assert answer.render_answer(quoted) == tex
 
 
 def test_lambda_figure_coordinates_match_the_model(tex):
@@ -131,8 +122,8 @@ def test_balanced_reml_boundary():
     assert sb2 == 0.0 and s2 == pytest.approx(np.var(y, ddof=1), rel=1e-14)
 
 
-def test_dyestuff_table_against_dense_blups(checked):
-    ex = answer.dyestuff_example(answer.generated_functions(checked))
+def test_dyestuff_table_against_dense_blups(quoted):
+    ex = answer.dyestuff_example(answer.generated_functions(quoted))
     groups = answer.read_groups()
     y = np.concatenate([groups[g] for g in ex.labels])
     sizes = [len(groups[g]) for g in ex.labels]
@@ -145,9 +136,9 @@ def test_dyestuff_table_against_dense_blups(checked):
     assert np.all(ex.pev_sd > ex.cond_sd)
 
 
-def test_build_adds_the_answer_only_when_its_derivations_are_there(checked):
-    assert set(default_documents(checked)) == {"answer"}
-    assert default_documents(checked[:2]) == {}
+def test_build_adds_the_answer_only_when_its_derivations_are_there(quoted):
+    assert set(default_documents(quoted)) == {"answer"}
+    assert default_documents(quoted[:2]) == {}
 
 
 def test_answer_compiles(tex, tmp_path, requires_tex):

@@ -22,7 +22,8 @@ import numpy as np
 
 from .engine import CheckedDerivation, Define, Equals, Given, Sign
 from .errors import DerivationError
-from .latex import PREAMBLE, check_note, escape, relation, tex
+from .render.document import check_note, relation
+from .render.tex import PREAMBLE, escape, tex
 
 REQUIRED = ("blup", "shrinkage_facts", "joint_unbounded", "pls", "uncertainty", "laplace")
 _PACKAGE_DATA = Path(__file__).resolve().parent / "datasets" / "dyestuff.csv"
