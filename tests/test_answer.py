@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from scipy import optimize
 
-from shrinkage import answer
+from shrinkage import answer, datasets
 from shrinkage.build import compile_pdf, default_documents
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -101,32 +101,29 @@ def reml_dense(groups):
     return np.exp(res.x)
 
 
-def test_dyestuff_reml_matches_dense_maximisation():
-    groups = answer.read_groups()
-    beta0, s2, sb2 = answer.balanced_reml(groups)
-    s2_d, sb2_d = reml_dense([np.array(v) for v in groups.values()])
-    assert s2 == pytest.approx(s2_d, rel=1e-6)
-    assert sb2 == pytest.approx(sb2_d, rel=1e-6)
-    assert beta0 == pytest.approx(np.mean(np.concatenate(list(groups.values()))), rel=1e-14)
+def dyestuff_groups() -> list[np.ndarray]:
+    d = datasets.load("dyestuff")
+    return [d.y[d.groups == g] for g in sorted(set(d.groups))]
+
+
+def test_dyestuff_reml_matches_dense_maximisation(quoted):
+    ex = answer.dyestuff_example(answer.generated_functions(quoted))
+    groups = dyestuff_groups()
+    s2_d, sb2_d = reml_dense(groups)
+    assert ex.sigma2 == pytest.approx(s2_d, rel=1e-6)
+    assert ex.sigma_b2 == pytest.approx(sb2_d, rel=1e-6)
+    assert ex.beta0 == pytest.approx(np.mean(np.concatenate(groups)), rel=1e-14)
     # not the ML estimate: ML divides the between-group sum of squares by J, not J - 1
-    means = np.array([np.mean(v) for v in groups.values()])
-    ml_sb2 = (5 * np.sum((means - means.mean()) ** 2) / 6 - s2) / 5
-    assert abs(ml_sb2 - sb2) > 100
-
-
-def test_balanced_reml_boundary():
-    """MSB <= MSW: sigma_b2 = 0 and sigma2 = total SS / (N - 1), the REML estimate of one variance."""
-    groups = {"a": [1.0, 3.0], "b": [1.5, 2.5], "c": [1.2, 2.8]}
-    beta0, s2, sb2 = answer.balanced_reml(groups)
-    y = np.concatenate(list(groups.values()))
-    assert sb2 == 0.0 and s2 == pytest.approx(np.var(y, ddof=1), rel=1e-14)
+    means = np.array([np.mean(v) for v in groups])
+    ml_sb2 = (5 * np.sum((means - means.mean()) ** 2) / 6 - ex.sigma2) / 5
+    assert abs(ml_sb2 - ex.sigma_b2) > 100
 
 
 def test_dyestuff_table_against_dense_blups(quoted):
     ex = answer.dyestuff_example(answer.generated_functions(quoted))
-    groups = answer.read_groups()
-    y = np.concatenate([groups[g] for g in ex.labels])
-    sizes = [len(groups[g]) for g in ex.labels]
+    d = datasets.load("dyestuff")
+    y = np.concatenate([d.y[d.groups == g] for g in ex.labels])
+    sizes = [int(np.sum(d.groups == g)) for g in ex.labels]
     Z = np.zeros((len(y), len(sizes)))
     Z[np.arange(len(y)), np.repeat(np.arange(len(sizes)), sizes)] = 1.0
     V = ex.sigma2 * np.eye(len(y)) + ex.sigma_b2 * Z @ Z.T

@@ -9,6 +9,8 @@ the verdicts, so it is true of the document it closes.
 
 from __future__ import annotations
 
+from typing import Iterable
+
 import sympy as sp
 
 from ..engine import CheckedDerivation, CheckedStep, Define, Given, Limit
@@ -64,11 +66,11 @@ def derivation_rows(checked: CheckedDerivation) -> list[Row]:
                      str(cs.number), check_note(cs)) for cs in checked.steps]
 
 
-def used_quantities(checked: CheckedDerivation):
-    """The registered quantities a derivation's steps mention, in registry order, one per
+def used_quantities(steps: Iterable[CheckedStep]) -> list[list]:
+    """The registered quantities the steps mention, in registry order, one entry per
     LaTeX name (two code names with one LaTeX name print as one row)."""
     used = set()
-    for cs in checked.steps:
+    for cs in steps:
         used |= {s.name for s in cs.step.rhs.free_symbols if isinstance(s, sp.Symbol)}
         used |= {str(x.base.label) for x in cs.step.rhs.atoms(sp.Indexed)}
     rows: dict[str, list] = {}
@@ -80,7 +82,7 @@ def used_quantities(checked: CheckedDerivation):
 
 def symbols_table(checked: CheckedDerivation) -> list[str]:
     rows = []
-    for qs in used_quantities(checked):
+    for qs in used_quantities(checked.steps):
         codes = ", ".join(rf"\texttt{{{escape(q.code)}}}" for q in qs)
         rows.append(rf"${qs[0].latex}$ & {qs[0].meaning} & {codes} \\")
     return [r"\noindent\begin{tabularx}{\linewidth}{@{}lXl@{}}", r"\toprule symbol & meaning & code name \\ \midrule",

@@ -24,6 +24,7 @@ LHS_SHARE = 0.32  # a left-hand side wider than this share of the line gets a li
 CONTINUATION = r"\qquad"  # indent of continuation lines after the alignment point
 CONTINUATION_EM = 2.0
 TAG_GAP_EM = 1.0  # space kept between the formula and its equation number
+TAG_RESERVE_EM = 4.0  # room kept for a tag; amsmath sets a wider tag ("(shrinkage_facts 19)") below its line
 
 
 @dataclass
@@ -198,7 +199,7 @@ def align_lines(rows: list[Row], linewidth: float = LINEWIDTH_EM) -> list[str]:
         if row.before:
             out.append(row.before)
         rel_w = width("{}" + row.rel + "{}")
-        room = budget - lhs_col - rel_w - row.tag_em - TAG_GAP_EM
+        room = budget - lhs_col - rel_w - min(row.tag_em, TAG_RESERVE_EM) - TAG_GAP_EM
         if isinstance(row.rhs, str):
             lines = [row.rhs]
         else:
