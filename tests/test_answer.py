@@ -143,3 +143,34 @@ def test_answer_compiles(tex, tmp_path, requires_tex):
     path.write_text(tex)
     pdf = compile_pdf(path)
     assert pdf.exists() and pdf.stat().st_size > 50_000
+
+
+def test_equations_are_named_by_label_never_by_number():
+    """The answer's sources quote and cite steps by label, so a renumbered derivation
+    cannot leave a wrong number behind."""
+    for path in (ROOT / "src" / "shrinkage" / "answer").glob("*.py"):
+        source = path.read_text()
+        assert not re.search(r"\{excerpt:[a-z_]+:\d", source), path.name
+        assert not re.search(r"\{excerpt:[a-z_]+:[a-z_0-9+-]+:\d", source), path.name
+        assert not re.search(r"eqs?\.~\(\d|equation~\(\d|\(\\textsf\{[a-z_]+\}~\d", source), path.name
+        assert not re.search(r"\\S\d", source), path.name
+
+
+def test_every_symbol_of_the_quoted_steps_is_defined(tex):
+    """S_j, c_j and every other symbol of a quoted step appear in the notation table."""
+    notation = tex.split(r"\paragraph{Notation.}")[1].split(r"\end{tabularx}")[0]
+    defined = set(re.findall(r"^\$(.+?)\$ & ", notation, flags=re.M))
+    assert {r"S_j", r"c_j", r"\lambda_j", r"\bar y_j"} <= defined
+    for block in re.findall(r"\\begin\{align\}(.*?)\\end\{align\}", tex, re.S):
+        maths = re.sub(r"\\intertext\{.*", "", block)
+        for printed, listed in ((r"S_{j}", "S_j"), ("c_j", "c_j"), (r"W_{-j}", r"W_{-j}"), ("p_j", "p_j")):
+            if printed in maths:
+                assert listed in defined, printed
+
+
+def test_a_note_cites_the_previous_line_only_when_it_is_shown(tex):
+    for block in re.findall(r"\\begin\{align\}(.*?)\\end\{align\}", tex, re.S):
+        notes = re.findall(r"\\stepnote\{([a-z\\_]+)~(\d+)\}\{(.*)", block)
+        for k, (name, number, text) in enumerate(notes):
+            if re.search(r"previous (line|step|equation)", text):
+                assert k > 0 and notes[k - 1][:2] == (name, str(int(number) - 1)), (name, number)

@@ -5,9 +5,8 @@ from __future__ import annotations
 
 from typing import Mapping, Sequence
 
-from ..engine import CheckedDerivation, Given
+from ..derive import CheckedDerivation, Given, Premise
 from ..errors import DerivationError
-from ..render.document import MODEL_STATEMENT
 from ..render.excerpts import Excerpts
 from ..render.preamble import PGFPLOTS, PREAMBLE, escape
 from .claims import CLAIMS, INTRO, Claim
@@ -106,8 +105,8 @@ def _documents_section(checked: Mapping[str, CheckedDerivation]) -> list[str]:
         count = {
             "proved": sum(1 for s in cd.steps if s.verdict.symbolic is True),
             "numeric": sum(1 for s in cd.steps if s.verdict.symbolic is None),
-            "premises": sum(1 for s in cd.steps if isinstance(s.step, Given) and s.verdict.method == MODEL_STATEMENT),
-            "stated": sum(1 for s in cd.steps if isinstance(s.step, Given) and s.verdict.method != MODEL_STATEMENT),
+            "premises": sum(1 for s in cd.steps if isinstance(s.step, Premise)),
+            "stated": sum(1 for s in cd.steps if isinstance(s.step, Given)),
         }
         count["named"] = len(cd.steps) - sum(count.values())
         rows.append(rf"\texttt{{{escape(name)}.pdf}} & {escape(cd.derivation.title)} & {len(cd.steps)} & "

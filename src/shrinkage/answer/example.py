@@ -15,7 +15,7 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from .. import datasets
-from ..engine import CheckedDerivation
+from ..derive import CheckedDerivation
 from ..fit import fit
 
 

@@ -1,6 +1,6 @@
 """Render a checked derivation as a standalone LaTeX document.
 
-The renderer only reads a :class:`~shrinkage.engine.CheckedDerivation`; it never
+The renderer only reads a :class:`~shrinkage.derive.CheckedDerivation`; it never
 decides what is true.  Each step is one numbered equation of an ``align`` block
 (broken into lines when long, :mod:`.layout`), preceded by its justification and by
 how it was checked.  What the closing section says about the checks is counted from
@@ -13,15 +13,11 @@ from typing import Iterable
 
 import sympy as sp
 
-from ..engine import CheckedDerivation, CheckedStep, Define, Given, Limit
-from ..symbols import QUANTITIES, quantity_of
+from ..derive import CheckedDerivation, CheckedStep, Cite, Define, Given, Limit, Premise, Recall
 from .layout import Row, align_lines
 from .measure import text_width
 from .prose import symbol_names, typeset
 from .tex import PREAMBLE, escape, tex
-
-MODEL_STATEMENT = "given (model statement)"
-
 
 def check_note(cs: CheckedStep) -> str:
     v = cs.verdict
@@ -35,25 +31,26 @@ def equation_label(derivation: str, number: int) -> str:
     return f"{derivation}:{number}"
 
 
-def relation(step) -> str:
+def relation(step, notation=None) -> str:
     """The relation a step is printed with; a limit names its variable and point under
     the arrow (x -> 0 prints as 0^+, the only finite point a Limit step takes)."""
     if isinstance(step, Limit):
-        point = "0^+" if step.point == 0 else tex(step.point)
-        return rf"\xrightarrow{{\;{tex(step.var)} \to {point}\;}}"
+        point = "0^+" if step.point == 0 else tex(step.point, notation)
+        return rf"\xrightarrow{{\;{tex(step.var, notation)} \to {point}\;}}"
     return step.relation
 
 
-def step_lhs(cs: CheckedStep) -> str:
+def step_lhs(cs: CheckedStep, notation=None) -> str:
     step = cs.step
-    return step.lhs or (tex(step.symbol) if isinstance(step, Define) else "")
+    return step.lhs or (tex(step.symbol, notation) if isinstance(step, Define) else "")
 
 
-def step_row(cs: CheckedStep, lhs: str, end: str, tag_em: float, number_text: str, note: str) -> Row:
+def step_row(cs: CheckedStep, lhs: str, end: str, tag_em: float, number_text: str, note: str,
+             notation=None) -> Row:
     """The align row of one checked step, with its note as \\intertext."""
     step = cs.step
     before = rf"\intertext{{\stepnote{{{number_text}}}{{{escape(step.why)}}}{{{note}}}}}"
-    return Row(lhs, relation(step), step.rhs, end, tag_em, before)
+    return Row(lhs, relation(step, notation), step.rhs, end, tag_em, before)
 
 
 def tag_width(number: int) -> float:
@@ -61,20 +58,20 @@ def tag_width(number: int) -> float:
 
 
 def derivation_rows(checked: CheckedDerivation) -> list[Row]:
-    name = checked.derivation.name
-    return [step_row(cs, step_lhs(cs), rf"\label{{{equation_label(name, cs.number)}}}", tag_width(cs.number),
-                     str(cs.number), check_note(cs)) for cs in checked.steps]
+    name, notation = checked.derivation.name, checked.notation
+    return [step_row(cs, step_lhs(cs, notation), rf"\label{{{equation_label(name, cs.number)}}}",
+                     tag_width(cs.number), str(cs.number), check_note(cs), notation) for cs in checked.steps]
 
 
-def used_quantities(steps: Iterable[CheckedStep]) -> list[list]:
-    """The registered quantities the steps mention, in registry order, one entry per
-    LaTeX name (two code names with one LaTeX name print as one row)."""
+def used_quantities(steps: Iterable[CheckedStep], notation) -> list[list]:
+    """The notation's quantities the steps mention, in the notation's order, one entry
+    per LaTeX name (two code names with one LaTeX name print as one row)."""
     used = set()
     for cs in steps:
         used |= {s.name for s in cs.step.rhs.free_symbols if isinstance(s, sp.Symbol)}
         used |= {str(x.base.label) for x in cs.step.rhs.atoms(sp.Indexed)}
     rows: dict[str, list] = {}
-    for q in QUANTITIES:
+    for q in notation:
         if q.code in used:
             rows.setdefault(q.latex, []).append(q)
     return list(rows.values())
@@ -82,16 +79,16 @@ def used_quantities(steps: Iterable[CheckedStep]) -> list[list]:
 
 def symbols_table(checked: CheckedDerivation) -> list[str]:
     rows = []
-    for qs in used_quantities(checked.steps):
+    for qs in used_quantities(checked.steps, checked.notation):
         codes = ", ".join(rf"\texttt{{{escape(q.code)}}}" for q in qs)
         rows.append(rf"${qs[0].latex}$ & {qs[0].meaning} & {codes} \\")
     return [r"\noindent\begin{tabularx}{\linewidth}{@{}lXl@{}}", r"\toprule symbol & meaning & code name \\ \midrule",
             *rows, r"\bottomrule", r"\end{tabularx}"]
 
 
-def summary_line(doc: str) -> str:
+def summary_line(doc: str, notation) -> str:
     """The first line of an export's docstring, its plain-text maths typeset."""
-    return typeset(doc.strip().splitlines()[0], symbol_names(QUANTITIES))
+    return typeset(doc.strip().splitlines()[0], symbol_names(notation))
 
 
 def exports_table(checked: CheckedDerivation) -> list[str]:
@@ -103,7 +100,7 @@ def exports_table(checked: CheckedDerivation) -> list[str]:
         number = d.step_index(e.label) + 1
         args = ", ".join(escape(a.name) for a in e.args)
         rows.append(rf"\texttt{{{escape(e.function)}({args})}} & eq.~\eqref{{{equation_label(d.name, number)}}} & "
-                    rf"{summary_line(e.doc)} \\")
+                    rf"{summary_line(e.doc, checked.notation)} \\")
     return [
         r"\section*{Generated numeric functions}",
         r"Each function below is generated from the right-hand side of the cited step, with every "
@@ -122,44 +119,83 @@ def _refs(name: str, numbers: list[int]) -> str:
     return refs[0] if len(refs) == 1 else ", ".join(refs[:-1]) + " and " + refs[-1]
 
 
-def closing(checked: CheckedDerivation) -> str:
-    """How every step was checked, counted from the verdicts (the sentence is true by construction)."""
+def premises_section(checked: CheckedDerivation) -> list[str]:
+    """The model's statements this document rests on, listed before anything is derived."""
+    premises = checked.premises
+    if not premises:
+        return []
     name = checked.derivation.name
-    premises = [cs.number for cs in checked.steps if isinstance(cs.step, Given) and cs.verdict.method == MODEL_STATEMENT]
-    stated = [cs.number for cs in checked.steps if isinstance(cs.step, Given) and cs.number not in premises]
-    definitions = [cs.number for cs in checked.steps if isinstance(cs.step, Define)]
-    proved = [cs.number for cs in checked.steps if cs.verdict.symbolic is True]
-    numeric = [cs.number for cs in checked.steps if cs.verdict.symbolic is None]
-    other = len(checked.steps) - len(premises) - len(stated) - len(definitions) - len(proved) - len(numeric)
-    parts = [f"Of the {len(checked.steps)} steps of this document, "]
-    counted = []
-    if premises:
-        counted.append(f"{len(premises)} state{'s' if len(premises) == 1 else ''} the model ({_refs(name, premises)})")
-    if definitions:
-        counted.append(f"{len(definitions)} introduce{'s' if len(definitions) == 1 else ''} a name for an expression")
-    if other:
-        counted.append(f"{other} restate{'s' if other == 1 else ''} an earlier step, checked to be identical to it")
-    if proved:
-        counted.append(f"{len(proved)} {'was' if len(proved) == 1 else 'were'} proved by SymPy and confirmed numerically")
-    if numeric:
-        counted.append(rf"{len(numeric)} {'was' if len(numeric) == 1 else 'were'} checked \emph{{numerically only}}, "
-                       rf"SymPy could not settle {'it' if len(numeric) == 1 else 'them'} ({_refs(name, numeric)})")
-    if stated:
-        counted.append(rf"{len(stated)} {'is' if len(stated) == 1 else 'are'} \emph{{stated without a check}} "
-                       rf"({_refs(name, stated)}; each says why)")
-    text = parts[0] + ("; ".join(counted[:-1]) + "; and " + counted[-1] if len(counted) > 1 else counted[0]) + ". "
-    if stated:
+    uses: dict[str, list[int]] = {}
+    for cs in checked.steps:
+        if isinstance(cs.step, Premise):
+            uses.setdefault(cs.step.statement.name, []).append(cs.number)
+    items = []
+    for st in premises:
+        where = (f" (stated as eq.~{_refs(name, uses[st.name])})" if st.name in uses else
+                 " (through the results cited from other documents)")
+        items.append(rf"\item {escape(st.text)}{where}")
+    return [r"\section*{Premises}",
+            "Everything below is derived from the model's statement" + ("s" if len(premises) > 1 else "") +
+            ", and from nothing else:",
+            r"\begin{itemize}", *items, r"\end{itemize}"]
+
+
+def _refs(name: str, numbers: list[int]) -> str:
+    refs = [rf"\eqref{{{equation_label(name, k)}}}" for k in numbers]
+    return refs[0] if len(refs) == 1 else ", ".join(refs[:-1]) + " and " + refs[-1]
+
+
+def _eqs(name: str, numbers: list[int]) -> str:
+    return ("eq.~" if len(numbers) == 1 else "eqs.~") + _refs(name, numbers)
+
+
+def _count(k: int, one: str, many: str) -> str:
+    return f"{k} {one if k == 1 else many}"
+
+
+def closing(checked: CheckedDerivation) -> str:
+    """How every step was checked, counted from the verdicts (true of the document by construction)."""
+    name = checked.derivation.name
+    kinds = {"premise": [], "given": [], "definition": [], "restatement": [], "proved": [], "numeric": []}
+    for cs in checked.steps:
+        step = cs.step
+        kind = ("premise" if isinstance(step, Premise) else "given" if isinstance(step, Given) else
+                "definition" if isinstance(step, Define) else
+                "restatement" if isinstance(step, (Recall, Cite)) else
+                "proved" if cs.verdict.symbolic is True else "numeric")
+        kinds[kind].append(cs.number)
+    parts = []
+    if kinds["premise"]:
+        parts.append(f"{_count(len(kinds['premise']), 'states', 'state')} the model ({_eqs(name, kinds['premise'])})")
+    if kinds["definition"]:
+        parts.append(_count(len(kinds["definition"]), "introduces a name", "introduce names") + " for expressions")
+    if kinds["restatement"]:
+        parts.append(_count(len(kinds["restatement"]), "restates", "restate") +
+                     " an earlier result, checked to be identical to it")
+    if kinds["proved"]:
+        parts.append(_count(len(kinds["proved"]), "was", "were") + " proved by SymPy and confirmed numerically")
+    if kinds["numeric"]:
+        parts.append(_count(len(kinds["numeric"]), "was", "were") +
+                     rf" checked \emph{{numerically only}}, SymPy could not settle "
+                     rf"{'it' if len(kinds['numeric']) == 1 else 'them'} ({_eqs(name, kinds['numeric'])})")
+    if kinds["given"]:
+        parts.append(_count(len(kinds["given"]), "is", "are") +
+                     rf" \emph{{stated without a check}} ({_eqs(name, kinds['given'])}; each says why)")
+    listed = parts[0] if len(parts) == 1 else "; ".join(parts[:-1]) + "; and " + parts[-1]
+    text = f"Of the {len(checked.steps)} steps of this document, {listed}. "
+    if kinds["given"]:
         return text + "Every other step passed the checks above; a failing step stops the build."
-    if numeric:
-        return text + ("No other step is stated without both checks; a failing step stops the build, so "
-                       "nothing here is unchecked, and what is checked numerically only is marked in red.")
-    return text + "No step beyond the model's statements and the definitions is stated without both checks."
+    if kinds["numeric"]:
+        return text + ("So no step is stated unchecked, but the step" + ("s" if len(kinds["numeric"]) > 1 else "")
+                       + " marked in red rest" + ("" if len(kinds["numeric"]) > 1 else "s")
+                       + " on the numeric check alone.")
+    return text + "No step beyond the model's statements and the names is stated without both checks."
 
 
 CHECK_EXPLANATION = (
     r"\section*{How the steps were checked}"
     "\n"
-    r"Every step after a given statement is checked against the expression before it, twice. "
+    r"Every step that claims something is checked against the expression before it, twice. "
     r"\emph{Symbolically}: SymPy shows that the difference is zero (or the derivative vanishes at the "
     r"claimed maximiser, or the integral or limit evaluates to the claim) under the symbols' declared "
     r"assumptions (variances positive, $n_j$ a positive integer). "
@@ -180,11 +216,12 @@ def render(checked: CheckedDerivation) -> str:
         r"\begin{document}",
         r"\maketitle",
         d.summary.strip(),
+        *premises_section(checked),
         r"\section*{Symbols}",
         *symbols_table(checked),
         r"\section*{Derivation}",
         r"\begin{align}",
-        *align_lines(derivation_rows(checked)),
+        *align_lines(derivation_rows(checked), checked.notation),
         r"\end{align}",
         *exports_table(checked),
         CHECK_EXPLANATION + closing(checked),

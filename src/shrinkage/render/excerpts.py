@@ -15,7 +15,7 @@ import re
 from dataclasses import replace
 from typing import Mapping
 
-from ..engine import CheckedDerivation, Define, Equals, Sign
+from ..derive import CheckedDerivation, Define, Equals, Sign
 from ..errors import DerivationError
 from .document import check_note, step_lhs, step_row, used_quantities
 from .layout import Row, align_lines
@@ -62,34 +62,42 @@ class Excerpts:
     def __init__(self, checked: Mapping[str, CheckedDerivation]):
         self.checked = checked
         self.shown: set[str] = set()
-        self.steps: list = []  # every quoted CheckedStep, in order, for the notation table
+        self.steps: list = []  # every quoted (CheckedStep, notation), in order, for the notation table
 
     def lines(self, name: str, first: str, last: str) -> list[str]:
         cd = self.checked[name]
         a, b = step_number(cd, first), step_number(cd, last)
         rows = []
         for cs in cd.steps[a - 1 : b]:
-            lhs = step_lhs(cs) or (_borrowed_lhs(cd, a) if cs.number == a else "")
+            lhs = step_lhs(cs, cd.notation) or (_borrowed_lhs(cd, a) if cs.number == a else "")
             label = f"{name}:{cs.number}"
             end = rf"\tag{{{tag(name, cs.number)}}}"
             if label not in self.shown:
                 end += rf"\label{{{label}}}"
                 self.shown.add(label)
             note = re.sub(r"eq\.~\((\d+)\)", lambda m: f"({tag(name, int(m.group(1)))})", check_note(cs))
-            row = step_row(cs, lhs, end, text_width(f"({name} {cs.number})") + 0.5, f"{escape(name)}~{cs.number}", note)
+            row = step_row(cs, lhs, end, text_width(f"({name} {cs.number})") + 0.5, f"{escape(name)}~{cs.number}", note,
+                           cd.notation)
             if cs.number == a and a > 1:  # its previous line is not shown here: name it
                 row = _name_previous(row, tag(name, a - 1))
             rows.append(row)
-            self.steps.append(cs)
-        return [r"\begin{align}", *align_lines(rows), r"\end{align}"]
+            self.steps.append((cs, cd.notation))
+        return [r"\begin{align}", *align_lines(rows, cd.notation), r"\end{align}"]
 
     def expand(self, body: str) -> str:
         """Replace each {excerpt:name:first:last} by the steps it names."""
         return _PLACEHOLDER.sub(lambda m: "\n".join(self.lines(m.group(1), m.group(2), m.group(3))), body)
 
-    def quantities(self):
-        """The quantities the quoted steps mention, one per LaTeX name, in registry order."""
-        return used_quantities(self.steps)
+    def quantities(self) -> list[list]:
+        """The quantities the quoted steps mention, one entry per LaTeX name, in the order
+        of the notations (each quoted derivation's, first come first)."""
+        seen: dict[str, list] = {}
+        notations = list({id(n): n for _, n in self.steps}.values())
+        for notation in notations:
+            steps = [cs for cs, n in self.steps if n is notation]
+            for qs in used_quantities(steps, notation):
+                seen.setdefault(qs[0].latex, qs)
+        return list(seen.values())
 
     def resolve_refs(self, text: str) -> str:
         """\\eqref{@name:ref} becomes \\eqref{name:k} (k the step's number); \\eqref{name:k} to an

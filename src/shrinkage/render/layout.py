@@ -17,7 +17,7 @@ import sympy as sp
 from sympy.simplify import fraction
 
 from .measure import width
-from .tex import LINEWIDTH_EM, PRINTER
+from .tex import LINEWIDTH_EM, ShrinkagePrinter, printer
 
 SAFETY = 0.93  # share of the line the estimated width may fill
 LHS_SHARE = 0.32  # a left-hand side wider than this share of the line gets a line of its own
@@ -62,9 +62,8 @@ def _seq(parts: list[Node], flat: str | None = None) -> Node:
     return Node(flat if flat is not None else " ".join(p.flat for p in parts), parts)
 
 
-def tree(expr: sp.Basic) -> Node:
+def tree(expr: sp.Basic, p: ShrinkagePrinter) -> Node:
     """The breakable reading of ``expr``; ``flat`` is always the printer's own output."""
-    p = PRINTER
     flat = p._print(expr)
     if isinstance(expr, sp.Add):
         parts = []
@@ -73,7 +72,7 @@ def tree(expr: sp.Basic) -> Node:
             if k:
                 op = "- " if term.could_extract_minus_sign() else "+ "
                 term = -term if op == "- " else term
-            node = tree(term)
+            node = tree(term, p)
             if p._needs_add_brackets(term):
                 node = _group(node)
             if op:
@@ -82,34 +81,34 @@ def tree(expr: sp.Basic) -> Node:
         return _seq(parts, flat)
     if isinstance(expr, sp.Sum) and len(expr.limits) == 1:
         head = r"\sum_{%s=%s}^{%s}" % tuple(p._print(x) for x in expr.limits[0])
-        body = tree(expr.function)
+        body = tree(expr.function, p)
         body = _group(body) if isinstance(expr.function, sp.Add) else body
         return _seq([_leaf(head), *(body.parts or [body])], flat)
     if isinstance(expr, sp.Mul):
-        return _product(expr, flat)
+        return _product(expr, flat, p)
     return _leaf(flat)
 
 
-def _factors(expr: sp.Expr) -> list[Node]:
+def _factors(expr: sp.Expr, p: ShrinkagePrinter) -> list[Node]:
     """The factors of a product, each breakable where it can be; sums in parentheses."""
     factors = expr.args if isinstance(expr, sp.Mul) else (expr,)
     parts = []
     for k, f in enumerate(factors):
-        node = tree(f)
-        if PRINTER._needs_mul_brackets(f, first=k == 0, last=k == len(factors) - 1):
+        node = tree(f, p)
+        if p._needs_mul_brackets(f, first=k == 0, last=k == len(factors) - 1):
             node = _group(node)
         parts.append(node)
     return parts
 
 
-def _product(expr: sp.Mul, flat: str) -> Node:
+def _product(expr: sp.Mul, flat: str, p: ShrinkagePrinter) -> Node:
     """A product that may break inside a factor.  A fraction whose numerator is long is
     read as (coefficient / denominator) times the numerator's factors."""
     sign = ""
     if expr.could_extract_minus_sign():
         sign, expr = "- ", -expr
     if not isinstance(expr, (sp.Mul, sp.Pow)):
-        inner = tree(expr)
+        inner = tree(expr, p)
         if isinstance(expr, sp.Add):
             inner = _group(inner)
         return Node(flat, [_leaf(sign.strip()), *(inner.parts or [inner])]) if sign and inner.parts else _leaf(flat)
@@ -117,10 +116,10 @@ def _product(expr: sp.Mul, flat: str) -> Node:
     head = []
     if denom != 1:
         coeff, numer = numer.as_coeff_Mul() if isinstance(numer, sp.Mul) else (sp.S.One, numer)
-        head = [_leaf(sign + r"\frac{%s}{%s}" % (PRINTER._print(coeff), PRINTER._print(denom)))]
+        head = [_leaf(sign + r"\frac{%s}{%s}" % (p._print(coeff), p._print(denom)))]
     elif sign:
         head = [_leaf(sign.strip())]
-    factors = _factors(numer)
+    factors = _factors(numer, p)
     if all(f.parts is None for f in factors):
         return _leaf(flat)
     return Node(flat, head + factors)
@@ -169,10 +168,10 @@ class _Filler:
             self.place(part)
 
 
-def break_lines(expr: sp.Expr, first: float, rest: float) -> list[str]:
+def break_lines(expr: sp.Expr, first: float, rest: float, notation=None) -> list[str]:
     """The LaTeX of ``expr`` in lines of at most ``first`` em (the first) and ``rest`` em."""
     filler = _Filler(first, rest)
-    filler.place(tree(expr))
+    filler.place(tree(expr, printer(notation)))
     return [" ".join(x for x in line if x) for line in filler.lines if line]
 
 
@@ -189,8 +188,9 @@ class Row:
     before: str = ""
 
 
-def align_lines(rows: list[Row], linewidth: float = LINEWIDTH_EM) -> list[str]:
-    """The body of an align environment for ``rows``: every line fits ``linewidth``."""
+def align_lines(rows: list[Row], notation=None, linewidth: float = LINEWIDTH_EM) -> list[str]:
+    """The body of an align environment for ``rows`` (printed in ``notation``, the
+    project's when None): every line fits ``linewidth``."""
     budget = SAFETY * linewidth
     inline = [width(r.lhs) for r in rows if width(r.lhs) <= LHS_SHARE * linewidth]
     lhs_col = max(inline, default=0.0)
@@ -203,7 +203,7 @@ def align_lines(rows: list[Row], linewidth: float = LINEWIDTH_EM) -> list[str]:
         if isinstance(row.rhs, str):
             lines = [row.rhs]
         else:
-            lines = break_lines(row.rhs, room, room - CONTINUATION_EM)
+            lines = break_lines(row.rhs, room, room - CONTINUATION_EM, notation)
         if width(row.lhs) > LHS_SHARE * linewidth:
             out.append(rf"\MoveEqLeft[3] {row.lhs} \notag\\")
             first = f"&{row.rel} {lines[0]}"

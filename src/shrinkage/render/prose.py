@@ -80,9 +80,15 @@ def _classify(tokens: list[str], names: Mapping[str, str]) -> list[tuple[str, st
     return out
 
 
+def _after_operator(run: list[tuple[str, str, str]], k: int) -> bool:
+    """Whether the token before run[k] (spaces skipped) is an operator: "<= 1" ends maths."""
+    before = [tok for tok, _, _ in run[:k] if not tok.isspace()]
+    return bool(before) and before[-1] in _OPERATORS
+
+
 def _balanced_end(run: list[tuple[str, str, str]]) -> int:
-    """Length of the longest prefix of ``run`` that ends in a symbol or in a parenthesis
-    that closes one opened in the run."""
+    """Length of the longest prefix of ``run`` that ends in a symbol, in a number after an
+    operator, or in a parenthesis that closes one opened in the run."""
     depth, best = 0, 0
     for k, (tok, kind, _) in enumerate(run):
         if tok == "(":
@@ -93,7 +99,7 @@ def _balanced_end(run: list[tuple[str, str, str]]) -> int:
             depth -= 1
             if depth == 0:
                 best = k + 1
-        elif kind == "math" and depth == 0:
+        elif depth == 0 and (kind == "math" or (tok[0].isdigit() and _after_operator(run, k))):
             best = k + 1
     return best
 
