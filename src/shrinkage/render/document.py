@@ -9,11 +9,13 @@ the verdicts, so it is true of the document it closes.
 
 from __future__ import annotations
 
+import re
 from typing import Iterable
 
 import sympy as sp
 
-from ..derive import CheckedDerivation, CheckedStep, Cite, Define, Given, Limit, Premise, Recall
+from ..derive import CheckedDerivation, CheckedStep, Cite, Define, Given, Limit, Premise, Recall, Step
+from ..errors import DerivationError
 from .layout import Row, align_lines
 from .measure import text_width
 from .prose import symbol_names, typeset
@@ -45,11 +47,35 @@ def step_lhs(cs: CheckedStep, notation=None) -> str:
     return step.lhs or (tex(step.symbol, notation) if isinstance(step, Define) else "")
 
 
+def resolve_labels(text: str, d) -> str:
+    """References by label in a derivation's prose: \\eqref{@label} (a step of ``d``) becomes
+    \\eqref{name:k}; \\eqref{@other:label} (a step of a derivation ``d`` cites) becomes
+    "eq. (k) of other", since that equation is in another document."""
+
+    def plain(label: str) -> str:
+        return label.replace(r"\_", "_")  # the prose was escaped already
+
+    def own(m: re.Match) -> str:
+        return rf"\eqref{{{equation_label(d.name, d.step_index(plain(m.group(1))) + 1)}}}"
+
+    def cited(m: re.Match) -> str:
+        name, label = plain(m.group(1)), plain(m.group(2))
+        for step in d.steps:
+            source = getattr(step, "source", None)
+            if source is not None and source.name == name:
+                return rf"eq.~({source.step_index(label) + 1}) of \emph{{{escape(name)}}}"
+        raise DerivationError(f"{d.name}: \\eqref{{@{name}:{label}}} names a derivation it does not cite")
+
+    text = re.sub(r"\\eqref\{@([a-z0-9_\\]+)\}", own, text)
+    return re.sub(r"\\eqref\{@([a-z_\\]+):([a-z0-9_\\]+)\}", cited, text)
+
+
 def step_row(cs: CheckedStep, lhs: str, end: str, tag_em: float, number_text: str, note: str,
-             notation=None) -> Row:
+             notation=None, derivation=None) -> Row:
     """The align row of one checked step, with its note as \\intertext."""
     step = cs.step
-    before = rf"\intertext{{\stepnote{{{number_text}}}{{{escape(step.why)}}}{{{note}}}}}"
+    why = resolve_labels(escape(step.why), derivation) if derivation is not None else escape(step.why)
+    before = rf"\intertext{{\stepnote{{{number_text}}}{{{why}}}{{{note}}}}}"
     return Row(lhs, relation(step, notation), step.rhs, end, tag_em, before)
 
 
@@ -60,16 +86,17 @@ def tag_width(number: int) -> float:
 def derivation_rows(checked: CheckedDerivation) -> list[Row]:
     name, notation = checked.derivation.name, checked.notation
     return [step_row(cs, step_lhs(cs, notation), rf"\label{{{equation_label(name, cs.number)}}}",
-                     tag_width(cs.number), str(cs.number), check_note(cs), notation) for cs in checked.steps]
+                     tag_width(cs.number), str(cs.number), check_note(cs), notation, checked.derivation)
+            for cs in checked.steps]
 
 
-def used_quantities(steps: Iterable[CheckedStep], notation) -> list[list]:
+def used_quantities(steps: Iterable[Step], notation) -> list[list]:
     """The notation's quantities the steps mention, in the notation's order, one entry
     per LaTeX name (two code names with one LaTeX name print as one row)."""
     used = set()
-    for cs in steps:
-        used |= {s.name for s in cs.step.rhs.free_symbols if isinstance(s, sp.Symbol)}
-        used |= {str(x.base.label) for x in cs.step.rhs.atoms(sp.Indexed)}
+    for step in steps:
+        used |= {s.name for s in step.rhs.free_symbols if isinstance(s, sp.Symbol)}
+        used |= {str(x.base.label) for x in step.rhs.atoms(sp.Indexed)}
     rows: dict[str, list] = {}
     for q in notation:
         if q.code in used:
@@ -79,7 +106,7 @@ def used_quantities(steps: Iterable[CheckedStep], notation) -> list[list]:
 
 def symbols_table(checked: CheckedDerivation) -> list[str]:
     rows = []
-    for qs in used_quantities(checked.steps, checked.notation):
+    for qs in used_quantities((cs.step for cs in checked.steps), checked.notation):
         codes = ", ".join(rf"\texttt{{{escape(q.code)}}}" for q in qs)
         rows.append(rf"${qs[0].latex}$ & {qs[0].meaning} & {codes} \\")
     return [r"\noindent\begin{tabularx}{\linewidth}{@{}lXl@{}}", r"\toprule symbol & meaning & code name \\ \midrule",
@@ -215,7 +242,7 @@ def render(checked: CheckedDerivation) -> str:
         r"\date{}",
         r"\begin{document}",
         r"\maketitle",
-        d.summary.strip(),
+        resolve_labels(d.summary.strip(), d),
         *premises_section(checked),
         r"\section*{Symbols}",
         *symbols_table(checked),

@@ -77,7 +77,7 @@ class Excerpts:
                 self.shown.add(label)
             note = re.sub(r"eq\.~\((\d+)\)", lambda m: f"({tag(name, int(m.group(1)))})", check_note(cs))
             row = step_row(cs, lhs, end, text_width(f"({name} {cs.number})") + 0.5, f"{escape(name)}~{cs.number}", note,
-                           cd.notation)
+                           cd.notation, cd.derivation)
             if cs.number == a and a > 1:  # its previous line is not shown here: name it
                 row = _name_previous(row, tag(name, a - 1))
             rows.append(row)
@@ -94,7 +94,7 @@ class Excerpts:
         seen: dict[str, list] = {}
         notations = list({id(n): n for _, n in self.steps}.values())
         for notation in notations:
-            steps = [cs for cs, n in self.steps if n is notation]
+            steps = [cs.step for cs, n in self.steps if n is notation]
             for qs in used_quantities(steps, notation):
                 seen.setdefault(qs[0].latex, qs)
         return list(seen.values())
