@@ -190,3 +190,13 @@ def test_the_docstring_examples_run(module):
 
     result = doctest.testmod(importlib.import_module(module))
     assert result.attempted > 0 and result.failed == 0
+
+
+def test_definitions_are_substituted_from_their_define_steps():
+    lam_sym = quantity("lam").symbol
+    d = chain(lam_sym * (ybar - beta0), Define(sigma_b2 / (sigma_b2 + sigma2 / n), symbol=lam_sym, why="lambda"))
+    check(d.substitute_definitions([lam_sym], sigma_b2 / (sigma_b2 + sigma2 / n) * (ybar - beta0), why="put in"))
+    with pytest.raises(StepError):
+        check(d.substitute_definitions([lam_sym], sigma_b2 / (sigma_b2 + sigma2) * (ybar - beta0), why="lost n"))
+    with pytest.raises(DerivationError, match="no Define step"):
+        d.substitute_definitions([b], b, why="x")
