@@ -155,3 +155,10 @@ def test_no_report_runs_past_the_margin(tmp_path, requires_tex):
         texts[name] = render_report(fit(d.y, d.groups, method=method), f"{name}.csv", "Yield", "Batch")
     logs = compile_logs(texts, tmp_path)
     assert {name: overfull_boxes(log) for name, log in logs.items() if overfull_boxes(log)} == {}
+
+
+def test_a_fraction_too_wide_for_the_line_breaks_at_its_slash():
+    e = sp.Mul(long_sum(8), sp.Pow(long_sum(9), -1, evaluate=False), evaluate=False)
+    lines = break_lines(e, 30, 28)
+    assert len(lines) > 2 and sum(r"\Big/" in line for line in lines) == 1 and r"\frac" not in lines[0][:6]
+    assert all(width(line) <= 30 for line in lines)

@@ -24,6 +24,7 @@ LHS_SHARE = 0.32  # a left-hand side wider than this share of the line gets a li
 CONTINUATION = r"\qquad"  # indent of continuation lines after the alignment point
 CONTINUATION_EM = 2.0
 TAG_GAP_EM = 1.0  # space kept between the formula and its equation number
+WIDE_DENOMINATOR_EM = 12.0  # a fraction with a denominator this wide breaks as (numerator) / (denominator)
 TAG_RESERVE_EM = 4.0  # room kept for a tag; amsmath sets a wider tag ("(shrinkage_facts 19)") below its line
 
 
@@ -103,7 +104,8 @@ def _factors(expr: sp.Expr, p: ShrinkagePrinter) -> list[Node]:
 
 def _product(expr: sp.Mul, flat: str, p: ShrinkagePrinter) -> Node:
     """A product that may break inside a factor.  A fraction whose numerator is long is
-    read as (coefficient / denominator) times the numerator's factors."""
+    read as (coefficient / denominator) times the numerator's factors; one whose
+    denominator is long too, as (numerator) / (denominator), breakable at the slash."""
     sign = ""
     if expr.could_extract_minus_sign():
         sign, expr = "- ", -expr
@@ -114,6 +116,9 @@ def _product(expr: sp.Mul, flat: str, p: ShrinkagePrinter) -> Node:
         return Node(flat, [_leaf(sign.strip()), *(inner.parts or [inner])]) if sign and inner.parts else _leaf(flat)
     numer, denom = fraction(expr, exact=True)
     head = []
+    if denom != 1 and width(p._print(denom)) > WIDE_DENOMINATOR_EM:
+        top, bottom = _group(tree(numer, p)), _group(tree(denom, p))
+        return Node(flat, [*([_leaf(sign.strip())] if sign else []), top, _leaf(r"\Big/", True), bottom])
     if denom != 1:
         coeff, numer = numer.as_coeff_Mul() if isinstance(numer, sp.Mul) else (sp.S.One, numer)
         head = [_leaf(sign + r"\frac{%s}{%s}" % (p._print(coeff), p._print(denom)))]
