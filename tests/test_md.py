@@ -111,3 +111,35 @@ def test_a_checked_derivation_displays_its_verdicts():
     assert "## How the steps were checked" in md and "[(1)](#toy-1)" in md.split("## How the steps")[1]
     assert "not checked yet" not in cd._repr_latex_()
     assert render_markdown(cd) == md  # deterministic
+
+
+def test_a_web_page_with_mathjax(checked):
+    from html.parser import HTMLParser
+
+    from shrinkage.render.html import render_html
+
+    class Links(HTMLParser):
+        def __init__(self):
+            super().__init__()
+            self.ids, self.hrefs, self.open = set(), [], []
+
+        def handle_starttag(self, tag, attrs):
+            attrs = dict(attrs)
+            self.ids |= {attrs["id"]} if "id" in attrs else set()
+            self.hrefs += [attrs["href"]] if "href" in attrs else []
+            if tag not in ("meta", "br"):
+                self.open.append(tag)
+
+        def handle_endtag(self, tag):
+            assert self.open and self.open.pop() == tag, tag
+
+    for name, cd in checked.items():
+        page = render_html(cd)
+        assert page == render_html(cd) and "MathJax" in page and "<table>" in page
+        parser = Links()
+        parser.feed(page)
+        assert parser.open == [], name  # every element closed, in order
+        assert all(h[1:] in parser.ids for h in parser.hrefs if h.startswith("#")), name
+        body = page.split("<body>")[1]
+        assert "**" not in re.sub(r"\$\$.*?\$\$|\$[^$]*\$", "", body, flags=re.S), name
+        assert body.count(r"\tag{") == len(cd.steps)
