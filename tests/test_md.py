@@ -107,7 +107,7 @@ def test_a_checked_derivation_displays_its_verdicts():
     assert md == render_markdown(cd) and "Not checked yet" not in md
     assert "*[SymPy: proved; mpmath: 24 random points, 50 digits]*" in md
     assert "back to [(3)](#toy-3)'s start" in md
-    assert "## Premises" in md and "the toy model's statement (stated as [(1)](#toy-1))" in md
+    assert "## Premises" in md and "the toy model's statement; stated as [(1)](#toy-1)." in md
     assert "## How the steps were checked" in md and "[(1)](#toy-1)" in md.split("## How the steps")[1]
     assert "not checked yet" not in cd._repr_latex_()
     assert render_markdown(cd) == md  # deterministic

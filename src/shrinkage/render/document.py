@@ -158,9 +158,9 @@ def premises_section(checked: CheckedDerivation) -> list[str]:
             uses.setdefault(cs.step.statement.name, []).append(cs.number)
     items = []
     for st in premises:
-        where = (f" (stated as eq.~{_refs(name, uses[st.name])})" if st.name in uses else
-                 " (through the results cited from other documents)")
-        items.append(rf"\item {escape(st.text)}{where}")
+        where = (f"; stated as eq.~{_refs(name, uses[st.name])}." if st.name in uses else
+                 "; used through the results cited from other documents.")
+        items.append(rf"\item {escape(st.text.rstrip().rstrip('.'))}{where}")
     return [r"\section*{Premises}",
             "Everything below is derived from the model's statement" + ("s" if len(premises) > 1 else "") +
             ", and from nothing else:",

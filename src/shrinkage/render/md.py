@@ -139,9 +139,9 @@ def _premises(d: Derivation, rows, refs: _Refs, checked) -> list[str]:
     out = ["## Premises", "", "Everything below is derived from the model's statements, and from nothing else:", ""]
     for st in statements:
         used = [k for k, s, _ in rows if isinstance(s, Premise) and s.statement.name == st.name]
-        where = (" (stated as " + ", ".join(refs.link(d.name, k) for k in used) + ")") if used else \
-            " (through the results cited from other documents)"
-        out.append(f"- {md_prose(st.text)}{where}")
+        where = ("; stated as " + ", ".join(refs.link(d.name, k) for k in used) + ".") if used else \
+            "; used through the results cited from other documents."
+        out.append(f"- {md_prose(st.text.rstrip().rstrip('.'))}{where}")
     return out + [""]
 
 
