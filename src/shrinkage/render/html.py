@@ -86,7 +86,7 @@ def markdown_to_html(markdown: str) -> str:
 
 def render_html(obj) -> str:
     """A standalone HTML page of a derivation, checked or not (deterministic)."""
-    markdown = render_markdown(obj)
+    markdown = render_markdown(obj, suffix=".html")
     title = re.match(r"^# (.*)$", markdown, re.M)
     head = html.escape(re.sub(r"[$*`]", "", title.group(1)) if title else "derivation")
     return "\n".join([

@@ -66,12 +66,12 @@ def md_prose(text: str) -> str:
 class _Refs:
     """Resolves references of one document to Markdown links."""
 
-    def __init__(self, d: Derivation):
-        self.d = d
+    def __init__(self, d: Derivation, suffix: str = ".md"):
+        self.d, self.suffix = d, suffix
 
     def link(self, name: str, number: int, text: str | None = None) -> str:
         shown = text or (f"({number})" if name == self.d.name else f"({name} {number})")
-        target = f"#{anchor(name, number)}" if name == self.d.name else f"{name}.md#{anchor(name, number)}"
+        target = f"#{anchor(name, number)}" if name == self.d.name else f"{name}{self.suffix}#{anchor(name, number)}"
         return f"[{shown}]({target})"
 
     def _label(self, name: str, label: str) -> str:
@@ -170,12 +170,14 @@ def _exports(d: Derivation, refs: _Refs, notation) -> list[str]:
     return out + [""]
 
 
-def render_markdown(obj: Derivation | CheckedDerivation) -> str:
-    """The Markdown document of a derivation, checked or not (deterministic)."""
+def render_markdown(obj: Derivation | CheckedDerivation, suffix: str = ".md") -> str:
+    """The Markdown document of a derivation, checked or not (deterministic).  A step of
+    another document is linked as ``<name><suffix>#<name>-<k>``: write each document as
+    ``<name>.md`` (or pass the suffix the files get)."""
     d, rows = _steps(obj)
     checked = obj if isinstance(obj, CheckedDerivation) else None
     notation = d.resolved_notation()
-    refs = _Refs(d)
+    refs = _Refs(d, suffix)
     out = [f"# {md_prose(d.title)}", ""]
     if not checked:
         out += ["*Not checked yet: `shrinkage.derive.check(derivation)` checks every step.*", ""]
