@@ -143,3 +143,14 @@ def test_a_web_page_with_mathjax(checked):
         body = page.split("<body>")[1]
         assert "**" not in re.sub(r"\$\$.*?\$\$|\$[^$]*\$", "", body, flags=re.S), name
         assert body.count(r"\tag{") == len(cd.steps)
+
+
+def test_a_step_cited_from_another_document_links_to_it():
+    source = toy()
+    d = Derivation("dst", "Dst", r"Cites \eqref{@toy:ratio}.").cite(source, "ratio", r"\lambda_j", "from toy")
+    d = d.then(Equals(sigma_b2 / (sigma_b2 + sigma2 / n), why="back"))
+    cd = check(d)
+    md = render_markdown(cd)
+    assert "[(toy 3)](toy.md#toy-3)" in md  # the summary's reference, and the verdict of the citation
+    assert "restates eq. [(toy 3)](toy.md#toy-3)" in md
+    assert "toy.html#toy-3" in render_markdown(cd, suffix=".html")

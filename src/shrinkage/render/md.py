@@ -89,7 +89,7 @@ class _Refs:
         text = re.sub(r"\\eqref\{@([a-z_]+):([a-z_0-9]+)\}", lambda m: self._label(m.group(1), m.group(2)), text)
         text = re.sub(r"\\eqref\{([a-z_]+):(\d+)\}", lambda m: self.link(m.group(1), int(m.group(2))), text)
         text = re.sub(r"eq\.~?\((\d+)\) of \\emph\{([a-z\\_]+)\}",
-                      lambda m: self.link(m.group(2).replace(r"\_", "_"), int(m.group(1))), text)
+                      lambda m: "eq. " + self.link(m.group(2).replace(r"\_", "_"), int(m.group(1))), text)
         return re.sub(r"eq\.[~ ]?\((\d+)\)", lambda m: "eq. " + self.link(self.d.name, int(m.group(1))), text)
 
 
@@ -108,7 +108,7 @@ def verdict_text(step, verdict: Verdict | None) -> str:
         return "premise (model statement)" if isinstance(step, Premise) else (
             "definition" if isinstance(step, Define) else "not checked yet")
     if verdict.symbolic == "n/a":
-        return verdict.method.replace(r"\emph", r"\textit")
+        return verdict.method
     if verdict.symbolic is True:
         return f"SymPy: proved; mpmath: {verdict.method}"
     return f"**SymPy: not settled, numeric check only**; mpmath: {verdict.method}"
@@ -181,21 +181,21 @@ def render_markdown(obj: Derivation | CheckedDerivation, suffix: str = ".md") ->
     out = [f"# {md_prose(d.title)}", ""]
     if not checked:
         out += ["*Not checked yet: `shrinkage.derive.check(derivation)` checks every step.*", ""]
-    out += [refs.resolve(md_prose(d.summary.strip())), ""]
+    out += [md_prose(refs.resolve(d.summary.strip())), ""]
     out += _premises(d, rows, refs, checked)
     out += _symbols(rows, notation)
     out += ["## Derivation", ""]
     for number, step, verdict in rows:
         out += [f'<a id="{anchor(d.name, number)}"></a>', "",
-                f"**Step {number}.** {refs.resolve(md_prose(step.why))} "
-                f"*[{refs.resolve(md_prose(verdict_text(step, verdict)))}]*", "",
+                f"**Step {number}.** {md_prose(refs.resolve(step.why))} "
+                f"*[{md_prose(refs.resolve(verdict_text(step, verdict)))}]*", "",
                 "$$", r"\begin{aligned}", *_equation_lines(step, notation), r"\end{aligned}", rf"\tag{{{number}}}",
                 "$$", ""]
     out += _exports(d, refs, notation)
     if checked is not None:
         from .document import closing
 
-        out += ["## How the steps were checked", "", refs.resolve(md_prose(closing(checked))), ""]
+        out += ["## How the steps were checked", "", md_prose(refs.resolve(closing(checked))), ""]
     return "\n".join(out).rstrip() + "\n"
 
 
