@@ -148,7 +148,7 @@ what ``empirical Bayes'' names; the predictions inherit the uncertainty of the e
 the usual standard errors (\S\ref{uncertainty}) ignore.  Nor does the shrinkage come from the penalty
 alone: $\lambda_j = (n_j/\sigma^2)\big/(n_j/\sigma^2 + 1/\sigma_b^2)$ is the share of the data's curvature
 $n_j/\sigma^2$ in the total curvature of the h-likelihood, to which the penalty adds $1/\sigma_b^2$:
-{excerpt:laplace:h_likelihood+1:curvature}
+{excerpt:laplace:curvature-1:curvature}
 """,
     ),
 )
