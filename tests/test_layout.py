@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 import subprocess
+import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -162,3 +163,9 @@ def test_a_fraction_too_wide_for_the_line_breaks_at_its_slash():
     lines = break_lines(e, 30, 28)
     assert len(lines) > 2 and sum(r"\Big/" in line for line in lines) == 1 and r"\frac" not in lines[0][:6]
     assert all(width(line) <= 30 for line in lines)
+
+
+def test_a_report_loads_no_sympy():
+    """The report's LaTeX comes from the renderer's SymPy-free parts (preamble, chain, measure)."""
+    code = "import sys, shrinkage.report; assert 'sympy' not in sys.modules, sorted(m for m in sys.modules if 'sympy' in m)[:3]"
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).resolve().parent.parent)
