@@ -57,6 +57,16 @@ def _identifier(tok: str, names: Mapping[str, str]) -> str | None:
     return head + "".join(f"_{{{s}}}" for s in subs) + (f"^{{{sup}}}" if sup else "")
 
 
+def _english(tokens: list[str], k: int) -> bool:
+    """A single letter that is part of a word: the s of "group's", the i and e of "i.e."."""
+    if len(tokens[k]) != 1:
+        return False
+    before = tokens[k - 1] if k else ""
+    after = tokens[k + 1:k + 3]
+    return before in ("'", "’") or (len(after) == 2 and after[0] == "." and after[1].isalpha()) or (
+        before == "." and k >= 2 and len(tokens[k - 2]) == 1 and tokens[k - 2].isalpha())
+
+
 def _classify(tokens: list[str], names: Mapping[str, str]) -> list[tuple[str, str, str]]:
     """(token, kind, latex): kind is 'math' (a symbol), 'joint' (operator, number,
     parenthesis, space: maths only between symbols) or 'text'."""
@@ -73,7 +83,7 @@ def _classify(tokens: list[str], names: Mapping[str, str]) -> list[tuple[str, st
             follows = after == "(" or (after[:1].isalpha() and _identifier(after, names) is not None)
             out.append((tok, "math" if follows else "text", rf"\{tok}" if tok in ("log", "exp", "sqrt") else
                         rf"\operatorname{{{tok}}}"))
-        elif tok[0].isalpha() and (latex := _identifier(tok, names)) is not None:
+        elif tok[0].isalpha() and not _english(tokens, k) and (latex := _identifier(tok, names)) is not None:
             out.append((tok, "math", latex))
         else:
             out.append((tok, "text", tok))
