@@ -1,104 +1,19 @@
-"""The one source of truth for every symbol: SymPy assumptions, LaTeX name, code name,
-meaning, and the domain random check points are drawn from.
+"""The project's notation: one table of every symbol (SymPy assumptions, LaTeX name, code
+name, meaning, and the domain random check points are drawn from), made into the
+:class:`~shrinkage.derive.Notation` :data:`NOTATION` that the project's derivations are
+checked and printed with.  Users declare their own Notation in their own files.
 
-Everything downstream (model, derivations, LaTeX renderer, code generator, verifier)
-looks symbols up here, so a symbol is renamed or re-typed in exactly one place.
 The SymPy name of a symbol *is* its code name; the LaTeX name lives beside it.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Callable
-
 import sympy as sp
 
-# Domains: how the numeric verifier draws a random value for a symbol.  Each takes a
-# ``random.Random`` and returns an exact ``fractions``-free SymPy number (Rational or
-# Integer) so that high-precision evaluation starts from exact inputs.
-Sampler = Callable[["random.Random"], sp.Expr]  # noqa: F821
+from .derive.notation import DOMAINS, Notation, Quantity
 
-
-def _positive(rng) -> sp.Expr:
-    """Log-uniform on [1e-2, 1e2]: covers small and large variances alike."""
-    return sp.Rational(10) ** sp.Rational(rng.randint(-200, 200), 100)
-
-
-def _real(rng) -> sp.Expr:
-    return sp.Rational(rng.randint(-5000, 5000), 1000)
-
-
-def _count(rng) -> sp.Expr:
-    return sp.Integer(rng.choice([1, 2, 3, 4, 5, 7, 10, 25, 60]))
-
-
-def _few(rng) -> sp.Expr:
-    """A small count (number of groups), so sums over groups stay cheap to expand."""
-    return sp.Integer(rng.randint(1, 4))
-
-
-def _several(rng) -> sp.Expr:
-    """A count of at least 2 (group size or number of groups of a balanced design, where
-    the mean squares divide by n - 1 and J - 1)."""
-    return sp.Integer(rng.choice([2, 3, 4, 5, 7, 10]))
-
-
-def _unit(rng) -> sp.Expr:
-    """Strictly inside (0, 1): for weights such as a shrinkage factor."""
-    return sp.Rational(rng.randint(1, 999), 1000)
-
-
-DOMAIN_SAMPLERS: dict[str, Sampler] = {
-    "positive": _positive,
-    "real": _real,
-    "count": _count,
-    "unit": _unit,
-    "few": _few,
-    "several": _several,
-    "nonnegative": _positive,  # draws are > 0; 0 itself (a group of one) is allowed in the code
-}
-
-_ASSUMPTIONS = {
-    "positive": dict(positive=True),
-    "real": dict(real=True),
-    "count": dict(integer=True, positive=True),
-    "unit": dict(positive=True),
-    "few": dict(integer=True, positive=True),
-    "several": dict(integer=True, positive=True),
-    "nonnegative": dict(nonnegative=True),
-}
-
-
-@dataclass(frozen=True)
-class Quantity:
-    """A named quantity of the model: its symbol and everything needed to print,
-    generate code for, and sample it."""
-
-    code: str
-    latex: str
-    meaning: str
-    domain: str
-    observation: bool = False  # indexed by i within group j: y[i] prints as y_{ij}
-    accepts: str = ""  # domain the generated public functions accept, if wider than ``domain``
-
-    @property
-    def accepted_domain(self) -> str:
-        """What a generated function accepts: the derivations assume ``domain``; a formula
-        that extends continuously to a boundary (sigma_b^2 = 0, a singular fit) may
-        accept it too (tests/test_numeric_boundary.py checks that it does)."""
-        return self.accepts or self.domain
-
-    @property
-    def symbol(self) -> sp.Symbol:
-        return sp.Symbol(self.code, **_ASSUMPTIONS[self.domain])
-
-    @property
-    def indexed(self) -> sp.IndexedBase:
-        """The same quantity as an array over groups, e.g. n[j] in a sum over j."""
-        return sp.IndexedBase(self.code, **_ASSUMPTIONS[self.domain])
-
-    def sample(self, rng) -> sp.Expr:
-        return DOMAIN_SAMPLERS[self.domain](rng)
+# Domain name -> sampler: the public vocabulary lives in shrinkage.derive.notation.DOMAINS.
+DOMAIN_SAMPLERS = {name: d.sampler for name, d in DOMAINS.items()}
 
 
 # --- the registry -------------------------------------------------------------------
@@ -115,35 +30,34 @@ QUANTITIES: tuple[Quantity, ...] = (
     Quantity("ss_within", r"S_j", r"within-group sum of squares $\sum_i (y_{ij}-\bar y_j)^2$ (0 for a group of one)", "nonnegative"),
     Quantity("lam", r"\lambda_j", "shrinkage factor of group $j$", "unit"),
     Quantity("b_hat", r"\hat b_j", "BLUP (conditional mode) of $b_j$", "real"),
+    Quantity("mu", r"\mu_j", r"mean of group $j$, $\beta_0 + b_j$", "real"),
+    Quantity("ell_group", r"\ell_j", r"the term of group $j$ in the joint log-density, $\log p(\mathbf y_j \mid b_j) + \log p(b_j)$", "real"),
+    Quantity("loglik_group", r"L_j", r"$\log p(\mathbf y_j)$, the marginal log-likelihood of group $j$", "real"),
     Quantity("const", r"c_j", "normalising constants of group $j$ (free of $b_j$ and the data)", "real"),
     Quantity("J", r"J", "number of groups", "few"),
     Quantity("N", r"N", r"total number of observations $\sum_j n_j$", "count"),
     Quantity("i", r"i", "index of an observation within a group", "count"),
     Quantity("j", r"j", "index of a group", "count"),
     # shrinkage facts, uncertainty of a BLUP (derivations shrinkage_facts, uncertainty)
-    Quantity("n_real", r"n_j", "size of group $j$, treated as a positive real number (to differentiate in it)", "positive"),
     Quantity("k", r"k", "a second index (of an observation, or of a group)", "count"),
-    Quantity("w_rest", r"W_{-j}", r"$\sum_{k\ne j} 1/(\sigma_b^2+\sigma^2/n_k)$: the precisions of the other groups' means", "positive"),
-    Quantity("prec", r"p_j", r"precision $1/\operatorname{Var}(\bar y_j) = 1/(\sigma_b^2+\sigma^2/n_j)$ of the mean of group $j$", "positive"),
+    Quantity("w_rest", r"W_{-j}", r"$\sum_{k\ne j} w_k$: the precisions of the other groups' means", "positive"),
     Quantity("log_lik_q", r"\log\tilde L", r"log of the question's product: one factor per group instead of one per observation", "real"),
     Quantity("var_beta0", r"V_{\beta_0}", r"sampling variance $\operatorname{Var}(\hat\beta_0)$ of the GLS estimate of $\beta_0$", "positive"),
-    # the profiled likelihood (derivations/profile.py).  Per-group data as entries of
-    # vectors over groups: distinct from ybar/ss_within, whose definitions as sums over
-    # one group's observations the checks substitute.
-    Quantity("ybar_g", r"\bar y_j", "mean of group $j$, as an entry of the vector of group means", "real"),
-    Quantity("ss_g", r"S_j", "within-group sum of squares of group $j$, as an entry of a vector over groups", "positive"),
+    # the profiled likelihood (derivations/profile.py)
     Quantity("beta0_hat", r"\hat\beta_0(\gamma)", r"GLS estimate of $\beta_0$ given $\gamma$", "real"),
-    Quantity("Q_form", r"Q(\gamma)", r"residual quadratic form $\sum_j S_j + \sum_j w_j(\bar y_j-\hat\beta_0)^2$", "positive"),
-    Quantity("W_sum", r"W(\gamma)", r"sum of the GLS weights $w_j = n_j/(1+n_j\gamma)$", "positive"),
+    Quantity("Q_form", r"Q(\gamma)", r"residual quadratic form $\sum_j S_j + \sum_j \tilde w_j(\bar y_j-\hat\beta_0)^2$", "positive"),
+    Quantity("W_sum", r"W(\gamma)", r"sum of the scaled GLS weights, $\sum_j \tilde w_j$", "positive"),
     Quantity("logdet", r"D(\gamma)", r"log-determinant term $\sum_j \log(1+n_j\gamma)$", "positive"),
-    Quantity("R_sum", r"R(\gamma)", r"$\sum_j w_j^2(\bar y_j-\hat\beta_0)^2$", "positive"),
-    Quantity("U_sum", r"U(\gamma)", r"$\sum_j w_j^2$", "positive"),
-    Quantity("w", r"w_j", r"GLS weight of group $j$, $n_j/(1+n_j\gamma) = \sigma^2\,\mathbf 1^\top V_j^{-1}\mathbf 1$", "positive"),
+    Quantity("R_sum", r"R(\gamma)", r"$\sum_j \tilde w_j^2(\bar y_j-\hat\beta_0)^2$", "positive"),
+    Quantity("U_sum", r"U(\gamma)", r"$\sum_j \tilde w_j^2$", "positive"),
+    Quantity("w", r"\tilde w_j", r"scaled GLS weight of group $j$, $n_j/(1+n_j\gamma) = \sigma^2 w_j$, a function of $\gamma$ alone", "positive"),
     Quantity("nu", r"\nu", r"residual degrees of freedom of REML, $N - 1$ (one fixed effect)", "positive"),
+    Quantity("m", r"m", r"a group size shared by a class of groups", "count"),
+    Quantity("J_m", r"J_m", r"number of groups of size $m$", "few"),
     Quantity("ybar_class", r"\bar{\bar y}_m", r"mean of the group means $\bar y_j$ of the groups of size $m$", "real"),
     Quantity("spread_class", r"A_m", r"$\sum_j (\bar y_j - \bar{\bar y}_m)^2$ over the groups of size $m$", "positive"),
     # GLS and ML/REML at given variances (derivations/gls.py, ml_reml.py)
-    Quantity("w_gls", r"w_j", r"GLS weight of group $j$, $n_j/(\sigma^2 + n_j\sigma_b^2) = 1/\operatorname{Var}(\bar y_j)$", "positive"),
+    Quantity("w_gls", r"w_j", r"GLS weight of group $j$, the precision $1/\operatorname{Var}(\bar y_j) = n_j/(\sigma^2 + n_j\sigma_b^2)$ of its mean", "positive"),
     Quantity("ell_ml", r"\ell_{\mathrm{ML}}", r"profiled log-likelihood $\max_{\beta_0} \ell(\beta_0)$ at given variances", "real"),
     Quantity("w_total", r"W", r"sum of the GLS weights, $\sum_j w_j = \sum_j n_j/(\sigma^2 + n_j\sigma_b^2)$", "positive"),
     Quantity("beta0_gls", r"\hat\beta_0", r"GLS estimate of $\beta_0$ given $\sigma^2, \sigma_b^2$", "real"),
@@ -175,6 +89,17 @@ def quantity_of(obj: sp.Basic) -> Quantity:
     return quantity(str(name))
 
 
+def _standing_definitions() -> dict:
+    """The sufficient statistics of one group, defined from its observations: every check
+    substitutes them, so a claim written in ybar_j and S_j is checked on the data."""
+    y, i, n = quantity("y").indexed, quantity("i").symbol, quantity("n").symbol
+    mean = sp.Sum(y[i], (i, 1, n)) / n
+    return {quantity("ybar").symbol: mean, quantity("ss_within").symbol: sp.Sum((y[i] - mean) ** 2, (i, 1, n))}
+
+
+NOTATION = Notation(QUANTITIES, _standing_definitions(), name="shrinkage.symbols")
+
+
 # Convenient module-level symbols: ``from shrinkage.symbols import sigma2, n``.
 beta0 = quantity("beta0").symbol
 sigma2 = quantity("sigma2").symbol
@@ -192,9 +117,7 @@ N = quantity("N").symbol
 i = quantity("i").symbol
 j = quantity("j").symbol
 y = quantity("y").indexed
-n_real = quantity("n_real").symbol
 k = quantity("k").symbol
 w_rest = quantity("w_rest").symbol
 var_beta0 = quantity("var_beta0").symbol
 log_lik_q = quantity("log_lik_q").symbol
-prec = quantity("prec").symbol
