@@ -18,7 +18,7 @@ from typing import Callable, Iterable, Sequence
 from . import cache as cache_module
 from .checking import Event, Source, check_sources, default_jobs, load_file, load_sources  # noqa: F401
 from .codegen import generate
-from .engine import CheckedDerivation, Derivation
+from .derive import CheckedDerivation, Derivation
 from .errors import BuildError, DerivationError
 from .latex import render
 from .paths import NUMERIC_MODULE, PACKAGE_DIR, package_derivations_dir, source_tree  # noqa: F401
