@@ -39,7 +39,7 @@ def test_check_prints_each_verdict_and_writes_nothing(user, tmp_path):
     run = shrinkage("check", user, "--no-cache", cwd=tmp_path)
     assert run.returncode == 0, run.stderr
     for name in ("tiny", "tiny2"):
-        assert f"{name} step 1/2 given:" in run.stdout
+        assert f"{name} step 1/2 premise:" in run.stdout
         assert f"{name} step 2/2 cleared: proved by SymPy; numeric check passed" in run.stdout
     assert "nothing was written" in run.stdout.splitlines()[-1]
     assert snapshot(tmp_path) == before
@@ -53,7 +53,7 @@ def test_check_stops_at_the_first_failure_naming_derivation_step_and_counterexam
     message = run.stderr.strip()
     assert message.startswith("shrinkage: error: derivation 'wrong', step 2 (clear the fraction): check failed: at ")
     assert "n=" in message and "sigma2=" in message and len(message.splitlines()) == 1
-    assert "wrong step 1/2 given:" in run.stdout  # the steps before it were reported
+    assert "wrong step 1/2 premise:" in run.stdout  # the steps before it were reported
 
 
 def test_check_names_a_path_that_is_not_there(tmp_path):
