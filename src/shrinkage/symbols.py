@@ -53,6 +53,7 @@ QUANTITIES: tuple[Quantity, ...] = (
     Quantity("w", r"\tilde w_j", r"scaled GLS weight of group $j$, $n_j/(1+n_j\gamma) = \sigma^2 w_j$, a function of $\gamma$ alone", "positive"),
     Quantity("nu", r"\nu", r"residual degrees of freedom of REML, $N - 1$ (one fixed effect)", "positive"),
     Quantity("m", r"m", r"a group size shared by a class of groups", "count"),
+    Quantity("class_sum", r"C_m", r"$\sum_{j:\,n_j = m} \tilde w_j(\bar y_j-\beta_0)^2$, the share of the groups of size $m$", "positive"),
     Quantity("J_m", r"J_m", r"number of groups of size $m$", "few"),
     Quantity("ybar_class", r"\bar{\bar y}_m", r"mean of the group means $\bar y_j$ of the groups of size $m$", "real"),
     Quantity("spread_class", r"A_m", r"$\sum_j (\bar y_j - \bar{\bar y}_m)^2$ over the groups of size $m$", "positive"),
@@ -69,8 +70,10 @@ QUANTITIES: tuple[Quantity, ...] = (
     Quantity("msb", r"\mathrm{MSB}", r"between-group mean square $n \sum_j (\bar y_j - \bar y)^2 / (J-1)$", "positive"),
     Quantity("f_ratio", r"F", r"variance ratio $\mathrm{MSB}/\mathrm{MSW}$", "positive"),
     Quantity("tau", r"\tau", r"$\sigma^2 + n\sigma_b^2$, the variance of $\sqrt n\,\bar y_j$ in a balanced design", "positive"),
-    Quantity("sigma2_hat", r"\hat\sigma^2", r"estimate of $\sigma^2$", "positive"),
-    Quantity("sigma_b2_hat", r"\hat\sigma_b^2", r"estimate of $\sigma_b^2$ (zero at the boundary)", "positive"),
+    Quantity("sigma_b2_ml_free", r"\tilde\sigma^2_{b,\mathrm{ML}}", r"unconstrained maximiser in $\sigma_b^2$ of the ML criterion (may be negative)", "real"),
+    Quantity("sigma_b2_reml_free", r"\tilde\sigma^2_{b,\mathrm{R}}", r"unconstrained maximiser in $\sigma_b^2$ of the REML criterion (may be negative)", "real"),
+    Quantity("sigma_b2_ml", r"\hat\sigma^2_{b,\mathrm{ML}}", r"ML estimate of $\sigma_b^2$ (zero at the boundary)", "nonnegative"),
+    Quantity("sigma_b2_reml", r"\hat\sigma^2_{b,\mathrm{R}}", r"REML estimate of $\sigma_b^2$ (zero at the boundary)", "nonnegative"),
 )
 
 BY_CODE: dict[str, Quantity] = {q.code: q for q in QUANTITIES}
