@@ -143,3 +143,13 @@ def test_build_writes_markdown_and_html_beside_the_tex(user, tmp_path):
     assert sorted(p.name for p in out.glob("tiny.*")) == ["tiny.html", "tiny.md", "tiny.tex"]
     markdown = (out / "tiny.md").read_text()
     assert '<a id="tiny-2"></a>' in markdown and r"\tag{2}" in markdown and "$$" in markdown
+
+
+def test_docs_points_at_the_package_documents(tmp_path):
+    run = shrinkage("docs", "blup", cwd=tmp_path)
+    assert run.returncode == 0 and run.stdout.strip() == str(ROOT / "docs" / "blup.pdf"), run.stderr
+    listing = shrinkage("docs", cwd=tmp_path)
+    assert listing.returncode == 0 and "  blup" in listing.stdout.splitlines()
+    missing = shrinkage("docs", "nope", cwd=tmp_path)
+    assert missing.returncode == 1 and missing.stderr.startswith("shrinkage: error: no document named 'nope': "
+                                                                 "the documents are: answer, ")
