@@ -16,6 +16,7 @@ from ._reference import Reference, for_function, for_step
 
 DEFAULT_RTOL = 1e-9
 FLOAT_MAX = mpmath.mpf(np.finfo(float).max)
+COMPARE_DPS = 40  # got - expected is formed at this precision, not at mpmath's default 15 digits
 
 
 @dataclass(frozen=True)
@@ -35,8 +36,15 @@ class Evaluation:
         """|got - expected| relative to the scale (inf for a non-finite result)."""
         if not np.isfinite(self.got):
             return float("inf")
-        diff = abs(mpmath.mpf(self.got) - self.expected)
-        return float(diff / self.scale) if self.scale > 0 else (0.0 if diff == 0 else float("inf"))
+        with mpmath.workdps(COMPARE_DPS):
+            diff = abs(mpmath.mpf(self.got) - self.expected)
+            return float(diff / self.scale) if self.scale > 0 else (0.0 if diff == 0 else float("inf"))
+
+    def within(self, rtol: float, atol: float) -> bool:
+        if not np.isfinite(self.got):
+            return False
+        with mpmath.workdps(COMPARE_DPS):
+            return abs(mpmath.mpf(self.got) - self.expected) <= atol + rtol * self.scale
 
 
 @dataclass(frozen=True)
@@ -109,7 +117,7 @@ def assert_implements(func, name, *, rtol: float = DEFAULT_RTOL, atol: float = 0
         kept.append((point, kind))
         expected.append((value, scale, limit))
     evaluations = list(_run(func, ref, kept, expected, calls))
-    bad = [e for e in evaluations if not abs(mpmath.mpf(e.got) - e.expected) <= atol + rtol * e.scale]
+    bad = [e for e in evaluations if not e.within(rtol, atol)]
     if bad:
         raise AssertionError(_message(func, ref, bad, len(evaluations), rtol, atol))
     worst = max(evaluations, key=lambda e: e.error, default=None)
