@@ -6,8 +6,8 @@ from __future__ import annotations
 import sympy as sp
 import pytest
 
-from shrinkage import engine
-from shrinkage.engine import Derivation, Equals, Given, Maximiser, check
+from shrinkage.derive import claims
+from shrinkage.derive import Derivation, Equals, Given, Maximiser, check
 from shrinkage.errors import DerivationError, StepError
 from shrinkage.latex import render
 from shrinkage.symbols import b, beta0, n, sigma2, sigma_b2, ybar
@@ -43,7 +43,7 @@ def test_a_wrong_maximiser_is_rejected():
 
 
 def test_a_step_sympy_cannot_settle_is_marked_numeric_only(monkeypatch):
-    monkeypatch.setattr(engine, "is_zero", lambda expr: None)
+    monkeypatch.setattr(claims, "is_zero", lambda expr: None)
     cd = check(tiny(Equals(n * sigma_b2 / (sigma2 + n * sigma_b2), why="clear the fraction")))
     assert cd.steps[1].verdict.symbolic is None
     tex = render(cd)

@@ -21,7 +21,7 @@ import pytest
 from conftest import DERIVATIONS, MUTATION_REPORTS, ROOT
 from shrinkage import mutate
 from shrinkage.build import build, load_derivations
-from shrinkage.engine import Given, Define, Recall
+from shrinkage.derive import Define, Given, Recall
 from shrinkage.errors import StepError
 
 import os
@@ -87,7 +87,7 @@ def test_every_operator_makes_mutants():
 def test_an_equivalent_mutant_is_recognised_and_a_wrong_one_is_not():
     """(ybar - beta0)^2 is symmetric in ybar and beta0: swapping them is no corruption;
     swapping the variances in sigma_b2/(sigma_b2 + sigma2/n) is."""
-    from shrinkage.engine import Derivation, Equals
+    from shrinkage.derive import Derivation, Equals
     from shrinkage.symbols import beta0, n, sigma2, sigma_b2, ybar
 
     d = Derivation("eq", "eq", "eq").then(
@@ -154,7 +154,7 @@ def test_the_cli_refuses_a_corrupted_given_with_a_counterexample(tmp_path):
 # Engine strengthenings found by mutation testing
 # ----------------------------------------------------------------------------------
 def _lam_chain(*steps):
-    from shrinkage.engine import Derivation
+    from shrinkage.derive import Derivation
     from shrinkage.symbols import n, sigma2, sigma_b2
 
     return Derivation("m", "m", "m").then(Given(sigma_b2 / (sigma_b2 + sigma2 / n), why="lambda"), *steps)
@@ -163,7 +163,7 @@ def _lam_chain(*steps):
 def test_a_sign_step_checks_the_bound_it_shows():
     """lambda > 0 holds; "lambda > 1" (a corrupted bound) must not pass as checked."""
     import sympy as sp
-    from shrinkage.engine import Sign, check
+    from shrinkage.derive import Sign, check
 
     check(_lam_chain(Sign(sp.S.Zero, sign=1, why="positive")))
     with pytest.raises(StepError, match="the bound 1"):
@@ -173,7 +173,7 @@ def test_a_sign_step_checks_the_bound_it_shows():
 def test_a_claim_that_cannot_be_evaluated_is_rejected_not_a_crash():
     """log(-lambda) is not real anywhere: a StepError, never a ValueError/TypeError."""
     import sympy as sp
-    from shrinkage.engine import Equals, check
+    from shrinkage.derive import Equals, check
     from shrinkage.symbols import n, sigma2, sigma_b2
 
     with pytest.raises(StepError, match="cannot be evaluated numerically"):
@@ -182,7 +182,7 @@ def test_a_claim_that_cannot_be_evaluated_is_rejected_not_a_crash():
 
 def test_a_derivative_claim_without_its_variable_is_checked():
     import sympy as sp
-    from shrinkage.engine import Derivative, check
+    from shrinkage.derive import Derivative, check
     from shrinkage.symbols import gamma
 
     d = _lam_chain(Derivative(sp.S.Zero, var=gamma, why="lambda does not involve gamma"))

@@ -20,6 +20,12 @@ class StepError(DerivationError):
         super().__init__(f"derivation {derivation!r}, step {step} ({why}): check failed: {detail}")
 
 
+class StepTimeoutError(StepError):
+    """A step's check took longer than its time limit (``check(..., timeout=)`` or the
+    environment variable SHRINKAGE_STEP_TIMEOUT): the claim is not verified, so the
+    build stops, naming the derivation and the step."""
+
+
 class InputError(ShrinkageError, ValueError):
     """Data or arguments that cannot be used (NaN, mismatched lengths, too few groups ...)."""
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import sympy as sp
 
 from .display import frac, half, neg, terms, times
-from .symbols import J, b, beta0, i, j, n, quantity, sigma2, sigma_b2, ss_within, y, ybar
+from .symbols import NOTATION, J, b, beta0, i, j, n, quantity, sigma2, sigma_b2, ss_within, y, ybar
 
 
 def normal_logpdf(x: sp.Expr, mean: sp.Expr, var: sp.Expr) -> sp.Expr:
@@ -53,12 +53,28 @@ def group_joint_logdensity() -> sp.Expr:
 
 
 # --- sufficient statistics of one group, defined from the data ----------------------
-GROUP_STATISTICS: dict[sp.Symbol, sp.Expr] = {
-    ybar: sp.Sum(y[i], (i, 1, n)) / n,
-    ss_within: sp.Sum((y[i] - sp.Sum(y[i], (i, 1, n)) / n) ** 2, (i, 1, n)),
-}
+GROUP_STATISTICS: dict[sp.Symbol, sp.Expr] = dict(NOTATION.definitions)  # ybar_j, S_j (shrinkage.symbols)
 
 
 def group_marginal_covariance(size: int) -> sp.Matrix:
     """Cov(y_j) = sigma^2 I + sigma_b^2 1 1^T for a group of the given size (from the model)."""
     return sigma2 * sp.eye(size) + sigma_b2 * sp.ones(size, size)
+
+
+# --- the premises: the model's distributional statements, the only unchecked steps ----
+def _statements():
+    from .derive.steps import Statement
+
+    model = (r"$y_{ij} = \beta_0 + b_j + \varepsilon_{ij}$ with $b_j \sim N(0, \sigma_b^2)$ and "
+             r"$\varepsilon_{ij} \sim N(0, \sigma^2)$, all independent")
+    return (
+        Statement("joint_all_groups", joint_logdensity_all_groups(), r"\log p(\mathbf y, \mathbf b)",
+                  model + r": the joint log-density of $(\mathbf y, \mathbf b)$ over every observation "
+                  r"$i = 1, \dots, n_j$ of every group $j = 1, \dots, J$."),
+        Statement("group_joint", group_joint_logdensity(), r"\ell_j(b_j)",
+                  model + r": the log-density of group $j$'s data given $b_j$ plus that of $b_j$."),
+    )
+
+
+JOINT_ALL_GROUPS, GROUP_JOINT = _statements()
+PREMISES = {s.name: s for s in (JOINT_ALL_GROUPS, GROUP_JOINT)}  # every premise of the project's derivations

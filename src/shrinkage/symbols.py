@@ -1,104 +1,19 @@
-"""The one source of truth for every symbol: SymPy assumptions, LaTeX name, code name,
-meaning, and the domain random check points are drawn from.
+"""The project's notation: one table of every symbol (SymPy assumptions, LaTeX name, code
+name, meaning, and the domain random check points are drawn from), made into the
+:class:`~shrinkage.derive.Notation` :data:`NOTATION` that the project's derivations are
+checked and printed with.  Users declare their own Notation in their own files.
 
-Everything downstream (model, derivations, LaTeX renderer, code generator, verifier)
-looks symbols up here, so a symbol is renamed or re-typed in exactly one place.
 The SymPy name of a symbol *is* its code name; the LaTeX name lives beside it.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Callable
-
 import sympy as sp
 
-# Domains: how the numeric verifier draws a random value for a symbol.  Each takes a
-# ``random.Random`` and returns an exact ``fractions``-free SymPy number (Rational or
-# Integer) so that high-precision evaluation starts from exact inputs.
-Sampler = Callable[["random.Random"], sp.Expr]  # noqa: F821
+from .derive.notation import DOMAINS, Notation, Quantity
 
-
-def _positive(rng) -> sp.Expr:
-    """Log-uniform on [1e-2, 1e2]: covers small and large variances alike."""
-    return sp.Rational(10) ** sp.Rational(rng.randint(-200, 200), 100)
-
-
-def _real(rng) -> sp.Expr:
-    return sp.Rational(rng.randint(-5000, 5000), 1000)
-
-
-def _count(rng) -> sp.Expr:
-    return sp.Integer(rng.choice([1, 2, 3, 4, 5, 7, 10, 25, 60]))
-
-
-def _few(rng) -> sp.Expr:
-    """A small count (number of groups), so sums over groups stay cheap to expand."""
-    return sp.Integer(rng.randint(1, 4))
-
-
-def _several(rng) -> sp.Expr:
-    """A count of at least 2 (group size or number of groups of a balanced design, where
-    the mean squares divide by n - 1 and J - 1)."""
-    return sp.Integer(rng.choice([2, 3, 4, 5, 7, 10]))
-
-
-def _unit(rng) -> sp.Expr:
-    """Strictly inside (0, 1): for weights such as a shrinkage factor."""
-    return sp.Rational(rng.randint(1, 999), 1000)
-
-
-DOMAIN_SAMPLERS: dict[str, Sampler] = {
-    "positive": _positive,
-    "real": _real,
-    "count": _count,
-    "unit": _unit,
-    "few": _few,
-    "several": _several,
-    "nonnegative": _positive,  # draws are > 0; 0 itself (a group of one) is allowed in the code
-}
-
-_ASSUMPTIONS = {
-    "positive": dict(positive=True),
-    "real": dict(real=True),
-    "count": dict(integer=True, positive=True),
-    "unit": dict(positive=True),
-    "few": dict(integer=True, positive=True),
-    "several": dict(integer=True, positive=True),
-    "nonnegative": dict(nonnegative=True),
-}
-
-
-@dataclass(frozen=True)
-class Quantity:
-    """A named quantity of the model: its symbol and everything needed to print,
-    generate code for, and sample it."""
-
-    code: str
-    latex: str
-    meaning: str
-    domain: str
-    observation: bool = False  # indexed by i within group j: y[i] prints as y_{ij}
-    accepts: str = ""  # domain the generated public functions accept, if wider than ``domain``
-
-    @property
-    def accepted_domain(self) -> str:
-        """What a generated function accepts: the derivations assume ``domain``; a formula
-        that extends continuously to a boundary (sigma_b^2 = 0, a singular fit) may
-        accept it too (tests/test_numeric_boundary.py checks that it does)."""
-        return self.accepts or self.domain
-
-    @property
-    def symbol(self) -> sp.Symbol:
-        return sp.Symbol(self.code, **_ASSUMPTIONS[self.domain])
-
-    @property
-    def indexed(self) -> sp.IndexedBase:
-        """The same quantity as an array over groups, e.g. n[j] in a sum over j."""
-        return sp.IndexedBase(self.code, **_ASSUMPTIONS[self.domain])
-
-    def sample(self, rng) -> sp.Expr:
-        return DOMAIN_SAMPLERS[self.domain](rng)
+# Domain name -> sampler: the public vocabulary lives in shrinkage.derive.notation.DOMAINS.
+DOMAIN_SAMPLERS = {name: d.sampler for name, d in DOMAINS.items()}
 
 
 # --- the registry -------------------------------------------------------------------
@@ -173,6 +88,17 @@ def quantity_of(obj: sp.Basic) -> Quantity:
     """The registry entry of a Symbol or IndexedBase (by its name)."""
     name = obj.name if hasattr(obj, "name") else str(obj)
     return quantity(str(name))
+
+
+def _standing_definitions() -> dict:
+    """The sufficient statistics of one group, defined from its observations: every check
+    substitutes them, so a claim written in ybar_j and S_j is checked on the data."""
+    y, i, n = quantity("y").indexed, quantity("i").symbol, quantity("n").symbol
+    mean = sp.Sum(y[i], (i, 1, n)) / n
+    return {quantity("ybar").symbol: mean, quantity("ss_within").symbol: sp.Sum((y[i] - mean) ** 2, (i, 1, n))}
+
+
+NOTATION = Notation(QUANTITIES, _standing_definitions(), name="shrinkage.symbols")
 
 
 # Convenient module-level symbols: ``from shrinkage.symbols import sigma2, n``.

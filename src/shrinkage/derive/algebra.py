@@ -1,0 +1,117 @@
+"""Exact algebra shared by the checks: substituting definitions and proving zero.
+
+``is_zero`` answers True only when SymPy proves an expression is zero under the
+symbols' assumptions; None means "not settled" (never "false"): the numeric check is
+what rejects a claim.
+"""
+
+from __future__ import annotations
+
+from typing import Mapping
+
+import sympy as sp
+from sympy.codegen.cfunctions import log1p
+
+from ..errors import DerivationError
+
+
+def substitute(expr: sp.Expr, definitions: Mapping[sp.Symbol, sp.Expr], keep_sums: bool = True) -> sp.Expr:
+    """Replace defined symbols by their definitions until none is left.  With
+    ``keep_sums=False`` definitions that are sums over data (ybar, S_j) are kept as
+    symbols, which is right for expressions already written in sufficient statistics."""
+    defs = {s: e for s, e in definitions.items() if keep_sums or not e.has(sp.Sum)}
+    for _ in range(10):
+        new = xreplace_shielded(expr, defs)
+        if new == expr:
+            return new
+        expr = new
+    raise DerivationError("definitions are circular")
+
+
+def xreplace_shielded(expr: sp.Expr, defs: Mapping) -> sp.Expr:
+    """xreplace that leaves array elements alone: ybar[j] has the label ybar, the same
+    Symbol as the scalar ybar, so a definition of the scalar would otherwise rewrite the
+    array's name.  Elements that are themselves defined (keys of ``defs``) are replaced."""
+    shield = {x: sp.Dummy() for x in expr.atoms(sp.Indexed) if x not in defs}
+    if not shield:
+        return expr.xreplace(defs)
+    return expr.xreplace(shield).xreplace(defs).xreplace({d: x for x, d in shield.items()})
+
+
+def has_data_sums(*exprs: sp.Expr) -> bool:
+    return any(e.has(sp.Sum) or e.has(sp.Indexed) for e in exprs)
+
+
+def _split_sums(expr: sp.Expr) -> sp.Expr:
+    """Distribute each Sum over the terms of its expanded summand and evaluate the easy
+    parts: turns sum identities over a symbolic n_j into polynomial identities."""
+
+    def split(s: sp.Sum) -> sp.Expr:
+        terms = sp.Add.make_args(sp.expand(s.function))
+        return sp.Add(*[sp.Sum(t, *s.limits).doit() for t in terms])
+
+    return sp.expand(expr.replace(lambda x: isinstance(x, sp.Sum), split))
+
+
+def _sums_from_one(expr: sp.Expr) -> sp.Expr:
+    """Rewrite every Sum whose innermost index starts above 1 as the Sum from 1 minus
+    its first terms: Sum(f, (i, 2, n)) = Sum(f, (i, 1, n)) - f(1).  Sums that differ
+    only in where they start then cancel in _split_sums."""
+
+    def from_one(s: sp.Sum) -> sp.Expr:
+        var, lo, hi = s.limits[0]
+        if not (lo.is_Integer and lo > 1):
+            return s
+        head = sp.Add(*[s.function.xreplace({var: sp.Integer(k)}) for k in range(1, int(lo))])
+        rest = s.limits[1:]
+        return sp.Sum(s.function, (var, 1, hi), *rest) - (sp.Sum(head, *rest) if rest else head)
+
+    return expr.replace(lambda x: isinstance(x, sp.Sum), from_one)
+
+
+def _starts_above_one(expr: sp.Expr) -> bool:
+    return any(s.limits[0][1].is_Integer and s.limits[0][1] > 1 for s in expr.atoms(sp.Sum))
+
+
+def is_zero(expr: sp.Expr) -> bool | None:
+    """True if SymPy proves expr == 0 under the symbols' assumptions; None if it cannot."""
+    if expr == 0:
+        return True
+    if expr.has(log1p):  # the numerically stable spelling; SymPy simplifies log(1 + x)
+        expr = expr.replace(lambda x: isinstance(x, log1p), lambda x: sp.log(1 + x.args[0]))
+    attempts = (
+        sp.expand,
+        lambda e: sp.cancel(sp.together(e)),
+        lambda e: sp.simplify(sp.expand_log(e)),
+        sp.simplify,
+        lambda e: sp.simplify(sp.expand_log(sp.expand(e), force=False)),
+    )
+    if expr.has(sp.Sum):
+        attempts = (lambda e: sp.simplify(_split_sums(e)), lambda e: sp.simplify(_split_sums(_split_sums(e)))) + attempts
+        if _starts_above_one(expr):
+            attempts = (lambda e: sp.simplify(_split_sums(_sums_from_one(e))),) + attempts
+    for attempt in attempts:
+        try:
+            if attempt(expr) == 0:
+                return True
+        except (TypeError, ValueError, NotImplementedError, RecursionError, StopIteration):
+            continue  # StopIteration: SymPy's sum_simplify on some sums of Indexed terms
+    return None
+
+
+def is_positive(expr: sp.Expr, notation=None) -> bool:
+    """True if SymPy shows expr > 0 under the symbols' assumptions (and, given the
+    notation, the minima of integer domains); False means "not shown", not "negative"."""
+    forms = [expr]
+    if notation is not None:
+        shifts = notation.shifts(expr)
+        if shifts:
+            forms.append(expr.xreplace(shifts))
+    for e in forms:
+        for attempt in (lambda x: x, sp.factor, sp.simplify, sp.together, lambda x: sp.factor(sp.simplify(x))):
+            try:
+                if attempt(e).is_positive:
+                    return True
+            except (TypeError, ValueError, NotImplementedError, RecursionError):
+                continue
+    return False

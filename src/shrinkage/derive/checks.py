@@ -1,0 +1,283 @@
+"""Check a derivation: every claim verified symbolically and numerically, or the build stops.
+
+:func:`check` walks the steps (walk.py) and verifies each claim with the two checks of
+its kind (claims.py, optimum.py):
+
+* numerically: mpmath at ``DPS`` digits at ``POINTS`` random points drawn from the
+  symbols' domains (sums over observations written out at concrete lengths); this is
+  what rejects a claim, with a counterexample;
+* symbolically: SymPy proves it under the symbols' assumptions (True), or cannot settle
+  it (None: the document marks the step "numeric check only").
+
+Premises must restate their model statement; recalls and citations must restate the
+step they name; exports must come from checked claims.  Each step's check runs under a
+time limit.
+"""
+
+from __future__ import annotations
+
+import keyword
+import os
+import signal
+import threading
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Callable, Mapping
+
+import sympy as sp
+
+from ..errors import DerivationError, StepError, StepTimeoutError
+from . import claims, optimum
+from .algebra import has_data_sums, substitute
+from .points import DPS, POINTS, Failure
+from .steps import (Cite, Conditional, ConstrainedMaximiser, Define, Derivation, Derivative, Equals, Given,
+                    Limit, LogIntegral, Maximiser, Premise, ReadOffNormal, Recall, Sign, Statement, Step,
+                    Substitute)
+from .walk import Context, advance, walk
+
+DEFAULT_TIMEOUT = 120.0  # seconds per step check, unless SHRINKAGE_STEP_TIMEOUT or timeout= says otherwise
+TIMEOUT_ENV = "SHRINKAGE_STEP_TIMEOUT"
+
+# kind of claim -> (numeric check, symbolic check).  The numeric check runs first: it
+# is cheap to fail, and it is what produces a counterexample.
+CHECKS: dict[type, tuple[Callable, Callable]] = {
+    Equals: (claims.numeric_equals, claims.symbolic_equals),
+    Substitute: (claims.numeric_substitute, claims.symbolic_substitute),
+    Maximiser: (claims.numeric_maximiser, claims.symbolic_maximiser),
+    ConstrainedMaximiser: (optimum.numeric_constrained, optimum.symbolic_constrained),
+    ReadOffNormal: (claims.numeric_read_off, claims.symbolic_read_off),
+    LogIntegral: (claims.numeric_log_integral, claims.symbolic_log_integral),
+    Conditional: (claims.numeric_log_integral, claims.symbolic_log_integral),
+    Derivative: (claims.numeric_derivative, claims.symbolic_derivative),
+    Limit: (claims.numeric_limit, claims.symbolic_limit),
+    Sign: (claims.numeric_sign, claims.symbolic_sign),
+}
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """How one step was checked.  symbolic: True (proven), None (SymPy could not settle
+    it; numeric evidence only), or 'n/a' for premises, definitions and restatements."""
+
+    symbolic: object
+    points: int
+    method: str  # e.g. "24 random points, 50 digits", "premise (model statement)"
+
+
+@dataclass(frozen=True)
+class CheckedStep:
+    step: Step
+    number: int
+    current: sp.Expr  # the expression this step was checked against (before it)
+    verdict: Verdict
+
+
+@dataclass(frozen=True)
+class CheckedDerivation:
+    """A derivation whose every claim passed its checks."""
+
+    derivation: Derivation
+    steps: tuple[CheckedStep, ...]
+    definitions: Mapping[sp.Symbol, sp.Expr] = field(default_factory=dict)
+    sources: tuple["CheckedDerivation", ...] = ()  # the checked derivations it cites
+
+    def result(self, label: str) -> sp.Expr:
+        """The rhs of step ``label`` with every definition substituted."""
+        rhs = self.derivation.steps[self.derivation.step_index(label)].rhs
+        return substitute(rhs, self.definitions, keep_sums=False).doit()
+
+    @property
+    def notation(self):
+        return self.derivation.resolved_notation()
+
+    @property
+    def premises(self) -> tuple[Statement, ...]:
+        """The model statements this derivation rests on, its own Premise steps first,
+        then those of the derivations it cites; each once, in order of first use."""
+        found: dict[str, Statement] = {}
+        for cs in self.steps:
+            if isinstance(cs.step, Premise):
+                found.setdefault(cs.step.statement.name, cs.step.statement)
+        for src in self.sources:
+            for st in src.premises:
+                found.setdefault(st.name, st)
+        return tuple(found.values())
+
+    @property
+    def unchecked(self) -> tuple[CheckedStep, ...]:
+        """Steps stated without a check that are not premises (deprecated Given steps)."""
+        return tuple(cs for cs in self.steps if isinstance(cs.step, Given))
+
+
+def _method(ctx: Context) -> str:
+    exprs = (ctx.current, ctx.step.rhs)
+    if has_data_sums(*[substitute(e, ctx.definitions) for e in exprs]):
+        return f"{POINTS} random data sets, {DPS} digits"
+    return f"{POINTS} random points, {DPS} digits"
+
+
+class _Timeout(BaseException):
+    """Raised by the alarm inside a step check; a BaseException so that no ``except
+    Exception`` inside SymPy swallows it."""
+
+
+def resolve_timeout(timeout: float | None) -> float | None:
+    """Seconds per step: the argument, else $SHRINKAGE_STEP_TIMEOUT, else the default;
+    0 or a negative number means no limit."""
+    if timeout is None:
+        raw = os.environ.get(TIMEOUT_ENV, "").strip()
+        if not raw:
+            return DEFAULT_TIMEOUT
+        try:
+            timeout = float(raw)
+        except ValueError:
+            raise DerivationError(f"{TIMEOUT_ENV}={raw!r} is not a number of seconds") from None
+    return timeout if timeout > 0 else None
+
+
+@contextmanager
+def time_limit(seconds: float | None):
+    """Raise _Timeout after ``seconds`` (SIGALRM: main thread only; elsewhere no limit)."""
+    if not seconds or threading.current_thread() is not threading.main_thread() or not hasattr(signal, "setitimer"):
+        yield
+        return
+
+    def alarm(signum, frame):
+        raise _Timeout()
+
+    previous = signal.signal(signal.SIGALRM, alarm)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def verify(ctx: Context, symbolic: bool = True, timeout: float | None = None) -> Verdict:
+    """Check the step of ``ctx`` against its context; StepError if it fails.
+
+    ``symbolic=False`` runs the numeric check only (verdict ``symbolic=None``): mutation
+    testing uses it to replay the steps after a corrupted one cheaply; the build never
+    does.  ``timeout`` in seconds (None: no limit)."""
+    step = ctx.step
+    try:
+        with time_limit(timeout):
+            return _verify(ctx, symbolic)
+    except Failure as failure:
+        raise StepError(ctx.derivation, ctx.number, step.why, str(failure)) from None
+    except _Timeout:
+        raise StepTimeoutError(ctx.derivation, ctx.number, step.why,
+                               f"no verdict within the time limit of {timeout:g} s (set {TIMEOUT_ENV} "
+                               "or check(..., timeout=) to allow more)") from None
+
+
+def _verify(ctx: Context, symbolic: bool) -> Verdict:
+    step = ctx.step
+    if isinstance(step, Define):
+        return Verdict("n/a", 0, "definition")
+    if isinstance(step, Premise):
+        if step.statement is None:
+            raise DerivationError(f"derivation {ctx.derivation!r}, step {ctx.number}: a Premise needs the "
+                                  "Statement of the model it restates (use Premise.of(statement))")
+        if step.rhs != step.statement.expr:
+            raise Failure(f"does not restate the model statement {step.statement.name!r}")
+        return Verdict("n/a", 0, "premise (model statement)")
+    if isinstance(step, Given):
+        return Verdict("n/a", 0, step.note)
+    if isinstance(step, Recall):
+        return _restates(ctx, ctx.derivation, ctx.owner, step.of, "")
+    if isinstance(step, Cite):
+        if step.source is None:
+            raise DerivationError(f"derivation {ctx.derivation!r}, step {ctx.number}: a Cite needs its source")
+        return _restates(ctx, step.source.name, step.source, step.of, r" of \emph{%s}" % step.source.name.replace("_", r"\_"))
+    if ctx.current is None:
+        raise Failure("the chain has no current expression to check against")
+    numeric, symbolic_check = CHECKS[type(step)]
+    try:
+        numeric(ctx)
+    except (ArithmeticError, ValueError, TypeError) as e:
+        # A claim that cannot even be evaluated at a point of the domain (a complex
+        # logarithm, a division by zero) is not verified: reject it, never crash.
+        raise Failure(f"the claim cannot be evaluated numerically on the symbols' domains: {e}") from None
+    proved = symbolic_check(ctx) if symbolic else None
+    return Verdict(proved, POINTS, _method(ctx))
+
+
+def _restates(ctx: Context, name: str, d: Derivation, label: str, where: str) -> Verdict:
+    """A Recall or Cite must restate its step exactly (``where``: LaTeX naming another
+    derivation, empty for the same one)."""
+    number = d.step_index(label) + 1
+    if ctx.step.rhs != d.steps[number - 1].rhs:
+        raise Failure(f"does not restate step {number} of {name!r}")
+    return Verdict("n/a", 0, f"restates eq.~({number}){where}")
+
+
+def verify_step(name: str, number: int, step: Step, current: sp.Expr, definitions: Mapping,
+                symbolic: bool = True, notation=None, timeout: float | None = None) -> Verdict:
+    """Check one claim against a given current expression and definitions (the project's
+    notation unless ``notation`` is given): for tests of single steps."""
+    if notation is None:
+        notation = Derivation(name, "", "").resolved_notation()
+    return verify(Context(name, number, step, current, dict(definitions), notation), symbolic, timeout)
+
+
+def check_exports(d: Derivation) -> None:
+    """Every export: a Python identifier naming a checked claim (a recall or citation of
+    one counts; a premise, a definition or a Given does not)."""
+    seen = set()
+    for e in d.exports:
+        if not e.function.isidentifier() or keyword.iskeyword(e.function):
+            raise DerivationError(f"derivation {d.name!r}: export name {e.function!r} is not a Python identifier")
+        if e.function in seen:
+            raise DerivationError(f"derivation {d.name!r}: two exports named {e.function!r}")
+        seen.add(e.function)
+        origin, where, number = d, d, d.step_index(e.label) + 1
+        step = d.steps[number - 1]
+        while isinstance(step, (Recall, Cite)):
+            where = step.source if isinstance(step, Cite) else where
+            number = where.step_index(step.of) + 1
+            step = where.steps[number - 1]
+        if not step.claim:
+            raise DerivationError(
+                f"derivation {origin.name!r}: export {e.function!r} comes from step {number} of {where.name!r} "
+                f"(label {e.label!r}), a {step.kind}, which is not checked; export a checked step instead")
+
+
+def check(derivation: Derivation, *, timeout: float | None = None,
+          on_step: Callable[[str, int, str, Verdict | None], None] | None = None,
+          sources: dict[str, "CheckedDerivation"] | None = None) -> CheckedDerivation:
+    """Check every step; raise StepError at the first that fails.
+
+    ``timeout``: seconds per step check (default $SHRINKAGE_STEP_TIMEOUT or 120; 0 for
+    none).  ``on_step(derivation, number, label or kind, verdict)`` is called before each
+    step (verdict None) and after it (its Verdict), for progress output.  ``sources``:
+    derivations already checked, by name, reused for citations (and filled in with the
+    ones checked here)."""
+    if not isinstance(derivation, Derivation):
+        raise DerivationError(f"check() needs a Derivation, got {type(derivation).__name__}")
+    seconds = resolve_timeout(timeout)
+    check_exports(derivation)
+    sources = {} if sources is None else sources
+    cited = []
+    checked = []
+    for step in derivation.steps:  # check the cited derivations first, each under its own limits
+        if isinstance(step, Cite) and step.source is not None:
+            src = sources.get(step.source.name)
+            if src is None or src.derivation != step.source:
+                src = sources[step.source.name] = check(step.source, timeout=timeout, on_step=on_step, sources=sources)
+            if src not in cited:
+                cited.append(src)
+    definitions: Mapping = derivation.resolved_notation().definitions
+    ctx = None
+    for ctx in walk(derivation):
+        tag = ctx.step.label or ctx.step.kind
+        if on_step:
+            on_step(derivation.name, ctx.number, tag, None)
+        verdict = verify(ctx, timeout=seconds)
+        checked.append(CheckedStep(ctx.step, ctx.number, ctx.current if ctx.current is not None else ctx.step.rhs, verdict))
+        if on_step:
+            on_step(derivation.name, ctx.number, tag, verdict)
+    if ctx is not None:
+        _, definitions = advance(ctx)
+    return CheckedDerivation(derivation, tuple(checked), dict(definitions), tuple(cited))

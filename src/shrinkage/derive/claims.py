@@ -1,0 +1,257 @@
+"""The checks of the claims about the current expression, two per kind of step.
+
+``numeric(ctx)`` raises :class:`~shrinkage.derive.points.Failure` with a counterexample
+when the claim is false at a random point (DPS digits); ``symbolic(ctx)`` returns True
+when SymPy proves the claim and None when it cannot settle it (it may also raise
+Failure when SymPy finds the claim false).  ``ctx`` is the walk's
+:class:`~shrinkage.derive.walk.Context`; ``ctx.step`` is the claim.
+"""
+
+from __future__ import annotations
+
+import random
+
+import mpmath
+import sympy as sp
+
+from .algebra import has_data_sums, is_positive, is_zero, substitute, xreplace_shielded
+from .points import DPS, REL_TOL, Failure, at, close, fmt_point, num, points, seed, univariate
+from .steps import Conditional
+from .walk import Context
+
+DERIVATIVE_TOL = REL_TOL * 10**5  # numerical differentiation at DPS digits loses a few
+
+
+def _points(ctx: Context, *exprs, **kw):
+    return points(ctx.derivation, ctx.number, exprs, ctx.definitions, ctx.notation, **kw)
+
+
+def _sub(ctx: Context, expr, *like):
+    return substitute(expr, ctx.definitions, keep_sums=has_data_sums(expr, *like))
+
+
+# --- Equals -------------------------------------------------------------------------
+def equal_at_points(ctx: Context, a, b, what=("previous expression", "this step")):
+    for point, (va, vb), inst in _points(ctx, a, b):
+        x, y = num(inst(va)), num(inst(vb))
+        if not close(x, y):
+            raise Failure(f"at {fmt_point(point)}: {what[0]} = {mpmath.nstr(x, 15)}, {what[1]} = {mpmath.nstr(y, 15)}")
+
+
+def numeric_equals(ctx):
+    equal_at_points(ctx, ctx.current, ctx.step.rhs)
+
+
+def symbolic_equals(ctx):
+    return is_zero(_sub(ctx, ctx.current - ctx.step.rhs, ctx.step.rhs))
+
+
+# --- Substitute -----------------------------------------------------------------------
+def substituted(ctx: Context) -> sp.Expr:
+    """The current expression with the step's values put in literally (definitions of
+    the substituted symbols are not expanded first: putting beta0 = ybar into an
+    abbreviation that contains beta0 puts it into the abbreviation too)."""
+    mapping = ctx.step.mapping
+    defs = {s: e for s, e in ctx.definitions.items() if s not in mapping}
+    expanded = substitute(ctx.current, defs, keep_sums=has_data_sums(ctx.current, ctx.step.rhs))
+    absent = [k for k in mapping if not expanded.has(k)]
+    if absent:
+        raise Failure(f"substitutes {', '.join(map(str, absent))}, which the current expression does not contain")
+    return xreplace_shielded(expanded, mapping)
+
+
+def numeric_substitute(ctx):
+    equal_at_points(ctx, substituted(ctx), ctx.step.rhs, ("the substitution", "this step"))
+
+
+def symbolic_substitute(ctx):
+    return is_zero(_sub(ctx, substituted(ctx) - ctx.step.rhs, ctx.step.rhs))
+
+
+# --- Derivative -----------------------------------------------------------------------
+def numeric_derivative(ctx):
+    var = ctx.step.var
+    with mpmath.workdps(DPS):
+        for point, (f_expr, rhs), inst in _points(ctx, ctx.current, ctx.step.rhs):
+            f = univariate(f_expr, var, inst, point)
+            # a claim whose expressions lost ``var`` is still checked, at a point of its domain
+            x = point[var] if var in point else ctx.notation.sample(var, random.Random(seed(ctx.derivation, ctx.number, var)))
+            numeric = mpmath.diff(f, num(x))
+            target = num(inst(rhs))
+            if not abs(numeric - target) <= DERIVATIVE_TOL * max(1, abs(target)):
+                raise Failure(f"at {fmt_point(point)}: numerical derivative {mpmath.nstr(numeric, 15)}, "
+                              f"this step claims {mpmath.nstr(target, 15)}")
+
+
+def symbolic_derivative(ctx):
+    return is_zero(_sub(ctx, sp.diff(ctx.current, ctx.step.var) - ctx.step.rhs, ctx.current))
+
+
+# --- Sign -------------------------------------------------------------------------------
+def numeric_sign(ctx):
+    # The claim is ``current > rhs`` (or ``<``): the bound shown is checked too.
+    for point, (e, bound), inst in _points(ctx, ctx.current, ctx.step.rhs):
+        v, w = num(inst(e)), num(inst(bound))
+        if not ctx.step.sign * (v - w) > 0:
+            raise Failure(f"at {fmt_point(point)}: the expression is {mpmath.nstr(v, 15)}, the bound {mpmath.nstr(w, 15)}")
+
+
+def symbolic_sign(ctx):
+    signed = ctx.step.sign * substitute(ctx.current - ctx.step.rhs, ctx.definitions, keep_sums=False)
+    return True if is_positive(signed, ctx.notation) else None
+
+
+# --- Maximiser ----------------------------------------------------------------------------
+def numeric_maximiser(ctx):
+    var = ctx.step.var
+    with mpmath.workdps(DPS):
+        for point, (f_expr, xhat_expr), inst in _points(ctx, ctx.current, ctx.step.rhs):
+            f = univariate(f_expr, var, inst, point)
+            xhat = at(xhat_expr, point, var, inst)
+            d1, d2 = mpmath.diff(f, xhat), mpmath.diff(f, xhat, 2)
+            if not (d2 < 0 and abs(d1) <= DERIVATIVE_TOL * abs(d2) * max(1, abs(xhat))):
+                raise Failure(f"at {fmt_point(point)}: claimed maximiser {mpmath.nstr(xhat, 15)} has "
+                              f"derivative {mpmath.nstr(d1, 5)} and curvature {mpmath.nstr(d2, 5)}")
+
+
+def symbolic_maximiser(ctx):
+    var, current = ctx.step.var, ctx.current
+    stationary = is_zero(_sub(ctx, sp.diff(current, var).xreplace({var: ctx.step.rhs}), current))
+    concave = is_positive(-_sub(ctx, sp.diff(current, var, 2), current), ctx.notation)
+    return True if (stationary and concave) else None
+
+
+# --- ReadOffNormal -------------------------------------------------------------------------
+def numeric_read_off(ctx):
+    """Fit the quadratic through f at x0 - 1, x0, x0 + 1 (exact values), require it to
+    reproduce f at two more points (so f is quadratic in var), then compare the claimed
+    moment with -1/(second derivative) or the stationary point."""
+    step = ctx.step
+    var = step.var
+    with mpmath.workdps(DPS):
+        for point, (f_expr, rhs), inst in _points(ctx, ctx.current, step.rhs):
+            f = univariate(f_expr, var, inst, point)
+            x0 = num(point[var]) if var in point else mpmath.mpf(0)
+            lo, mid, hi = f(x0 - 1), f(x0), f(x0 + 1)
+            c2, c1 = (hi - 2 * mid + lo), (hi - lo) / 2  # f = mid + c1 t + c2 t^2 / 2, t = x - x0
+            scale = max(1, abs(lo), abs(mid), abs(hi))
+            for t in (mpmath.mpf(3), mpmath.mpf(-5) / 2):
+                if abs(f(x0 + t) - (mid + c1 * t + c2 * t**2 / 2)) > DERIVATIVE_TOL * max(scale, abs(f(x0 + t))):
+                    raise Failure(f"at {fmt_point(point)}: the log-density is not quadratic in {var}, so not normal")
+            if not c2 < 0:
+                raise Failure(f"at {fmt_point(point)}: the curvature in {var} is {mpmath.nstr(c2, 15)}, not negative")
+            value = -1 / c2 if step.moment == "variance" else x0 - c1 / c2
+            claimed = at(rhs, point, var, inst)
+            if not abs(value - claimed) <= DERIVATIVE_TOL * max(1, abs(value), abs(claimed)) * scale:
+                raise Failure(f"at {fmt_point(point)}: the normal form has {step.moment} {mpmath.nstr(value, 15)}, "
+                              f"this step claims {mpmath.nstr(claimed, 15)}")
+
+
+def symbolic_read_off(ctx):
+    step, current = ctx.step, ctx.current
+    f = _sub(ctx, current, current)
+    d2 = sp.diff(f, step.var, 2)
+    if not is_zero(sp.diff(f, step.var, 3)):
+        return None
+    claimed = _sub(ctx, step.rhs, current)
+    if step.moment == "variance":
+        proved = is_zero(d2 * claimed + 1) and is_positive(claimed, ctx.notation)
+    else:
+        proved = is_zero(sp.diff(f, step.var).xreplace({step.var: claimed})) and is_positive(-d2, ctx.notation)
+    return True if proved else None
+
+
+# --- LogIntegral, Conditional ------------------------------------------------------------
+def numeric_log_integral(ctx):
+    step = ctx.step
+    var = step.var
+    with mpmath.workdps(DPS - 10):
+        for point, (f_expr, rhs, centre, scale), inst in _points(ctx, ctx.current, step.rhs, step.centre, step.scale):
+            f = univariate(f_expr, var, inst, point)
+            c, s = at(centre, point, var, inst), abs(at(scale, point, var, inst))
+            peak = f(c)
+            breaks = [-mpmath.inf, c - 8 * s, c - 2 * s, c, c + 2 * s, c + 8 * s, mpmath.inf]
+            value = mpmath.log(mpmath.quad(lambda x: mpmath.exp(f(x) - peak), breaks)) + peak
+            if isinstance(step, Conditional):
+                value = f(point[var]) - value
+            target = num(inst(rhs))
+            if not abs(value - target) <= mpmath.mpf(10) ** -25 * max(1, abs(target)):
+                raise Failure(f"at {fmt_point(point)}: quadrature gives {mpmath.nstr(value, 15)}, "
+                              f"this step claims {mpmath.nstr(target, 15)}")
+
+
+def symbolic_log_integral(ctx):
+    step = ctx.step
+    try:
+        log_density = substitute(ctx.current, ctx.definitions, keep_sums=False)
+        integral = sp.integrate(sp.exp(log_density), (step.var, -sp.oo, sp.oo), conds="none")
+        if integral.has(sp.Integral):
+            return None
+        claimed = sp.expand_log(sp.log(integral))
+        if isinstance(step, Conditional):
+            claimed = log_density - claimed
+        return is_zero(claimed - substitute(step.rhs, ctx.definitions, keep_sums=False))
+    except (NotImplementedError, ValueError, TypeError):
+        return None
+
+
+# --- Limit ----------------------------------------------------------------------------------
+APPROACH = tuple(range(1, 9))  # x_k = 10^(5k) towards +oo, 10^(-5k) towards 0+
+CONVERGED = mpmath.mpf(10) ** -(DPS - 8)  # a distance this small (relative) is zero at DPS digits
+
+
+def approach(point0):
+    """The sequence of values of the variable on the way to the limit point (0+ or +oo)."""
+    if point0 == sp.oo:
+        return [sp.Integer(10) ** (5 * k) for k in APPROACH]
+    return [point0 + sp.Integer(10) ** (-5 * k) for k in APPROACH]
+
+
+def numeric_limit(ctx):
+    """The claimed limit must not involve the variable, and along x_k the distance
+    |f(x_k) - L| must shrink at least geometrically in k (by a factor 2 per step while
+    x_k moves by 10^5: any power-law or faster approach) until it is zero at DPS
+    digits; towards +-oo the values must grow by increments that do not die out."""
+    step = ctx.step
+    var = step.var
+    target = substitute(step.rhs, ctx.definitions, keep_sums=False)
+    if var in target.free_symbols:
+        raise Failure(f"the claimed limit {step.rhs} depends on {var}, the variable that tends to {step.point}")
+    xs = approach(step.point)
+    for pnt, (f_expr, rhs), inst in _points(ctx, ctx.current, step.rhs):
+        if target in (sp.oo, -sp.oo):
+            sgn = 1 if target == sp.oo else -1
+            values = [num(inst(f_expr.xreplace({var: a}))) for a in xs]
+            steps = [sgn * (v2 - v1) for v1, v2 in zip(values, values[1:])]
+            if not (all(s > 0 for s in steps) and all(s2 >= s1 / 2 for s1, s2 in zip(steps, steps[1:]))):
+                raise Failure(f"at {fmt_point(pnt)}: values {[mpmath.nstr(v, 8) for v in values]} do not grow "
+                              f"without bound towards {target}")
+            continue
+        goal = num(inst(rhs))
+        gaps = [abs(num(inst(f_expr.xreplace({var: a}) - rhs))) for a in xs]
+        tiny = CONVERGED * max(1, abs(goal))
+        for k, (g1, g2) in enumerate(zip(gaps, gaps[1:])):
+            if g1 <= tiny:
+                if g2 > tiny:
+                    raise Failure(f"at {fmt_point(pnt)}: the distance to the claimed limit {mpmath.nstr(goal, 15)} "
+                                  f"grows again at {var}={xs[k + 1]}")
+                continue
+            if not g2 <= g1 / 2:
+                raise Failure(f"at {fmt_point(pnt)}: along {var} -> {step.point} the distance to the claimed limit "
+                              f"{mpmath.nstr(goal, 15)} does not shrink geometrically: "
+                              f"{', '.join(mpmath.nstr(g, 5) for g in gaps)}")
+
+
+def symbolic_limit(ctx):
+    step = ctx.step
+    expr = substitute(ctx.current, ctx.definitions, keep_sums=False)
+    target = substitute(step.rhs, ctx.definitions, keep_sums=False)
+    try:
+        found = sp.limit(expr, step.var, step.point, "+" if step.point != sp.oo else "-")
+    except (NotImplementedError, ValueError, TypeError):
+        return None
+    if found == target or is_zero(found - target):
+        return True
+    if found.is_number and target.is_number:
+        raise Failure(f"SymPy finds the limit {found}, this step claims {target}")
+    return None

@@ -1,0 +1,130 @@
+"""Random points for the numeric checks: exact draws from the symbols' domains, sums
+over data written out at concrete lengths, and evaluation at ``DPS`` digits.
+
+Everything here is deterministic: the random generator of a step is seeded from the
+derivation's name and the step's number.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+from typing import Iterable, Iterator, Mapping
+
+import mpmath
+import sympy as sp
+
+from ..errors import DerivationError
+from .algebra import has_data_sums, substitute
+from .notation import Notation
+
+DPS = 50  # working precision of the numeric check (digits)
+POINTS = 24  # random points per step
+REL_TOL = mpmath.mpf(10) ** -35  # agreement demanded at DPS digits
+MAX_TERMS = 20_000  # longest sum the numeric check writes out (a longer one is refused)
+
+
+class Failure(Exception):
+    """A claim is false (or cannot be evaluated) at a point: carries the counterexample
+    from a check to check(), which turns it into a StepError naming the step."""
+
+
+def seed(*parts: object) -> int:
+    return int.from_bytes(hashlib.sha256(":".join(map(str, parts)).encode()).digest()[:8], "big")
+
+
+def sample_point(symbols: Iterable[sp.Symbol], rng: random.Random, notation: Notation) -> dict:
+    return {s: notation.sample(s, rng) for s in sorted(symbols, key=lambda s: s.name)}
+
+
+def _unroll(s: sp.Sum) -> sp.Expr:
+    """A Sum whose outermost limits are concrete, written out term by term in its
+    outermost index.  Inner limits may depend on the outer index (SymPy merges nested
+    sums so): they become concrete on a later pass."""
+    var, lo, hi = s.limits[-1]
+    length = int(hi) - int(lo) + 1
+    if length > MAX_TERMS:
+        raise Failure(f"a sum over {length} terms ({var} from {lo} to {hi}) is too long to write out "
+                      f"for the numeric check (at most {MAX_TERMS}); state it over a symbolic length")
+    inner = s.function if len(s.limits) == 1 else sp.Sum(s.function, *s.limits[:-1])
+    return sp.Add(*[inner.xreplace({var: sp.Integer(k)}) for k in range(int(lo), int(hi) + 1)])
+
+
+def _concrete(x: sp.Basic) -> bool:
+    return isinstance(x, sp.Sum) and x.limits[-1][1].is_Integer and x.limits[-1][2].is_Integer
+
+
+def instantiate(expr: sp.Expr, point: dict, indexed_values: dict, rng: random.Random, notation: Notation) -> sp.Expr:
+    """Substitute scalar values, then write out sums at their now-concrete lengths and
+    give every data element y[k] (and n[k], b[k] ...) a random value, shared via
+    ``indexed_values`` so both sides of a claim see the same data."""
+    expr = expr.xreplace(point)
+    for _ in range(12):
+        pending = {x for x in expr.atoms(sp.Indexed) if all(ix.is_Integer for ix in x.indices)}
+        for x in sorted(pending, key=str):
+            if x not in indexed_values:
+                indexed_values[x] = notation.sample(x.base.label, rng)
+        expr = expr.xreplace({x: indexed_values[x] for x in pending})
+        if not expr.has(sp.Sum):
+            break
+        expr = expr.replace(_concrete, _unroll)
+    if expr.has(sp.Sum) or expr.atoms(sp.Indexed):
+        raise DerivationError(f"could not instantiate the sums in {expr}")
+    return expr
+
+
+def scalar_symbols(expr: sp.Expr) -> set:
+    bases = {x.base.label for x in expr.atoms(sp.Indexed)}
+    return {s for s in expr.free_symbols if isinstance(s, sp.Symbol) and s not in bases}
+
+
+def num(expr: sp.Expr) -> mpmath.mpf:
+    """The value of an exact expression, at DPS digits, as an mpf (infinities kept)."""
+    value = sp.N(expr, DPS + 10)
+    if not value.is_real:
+        raise ValueError(f"not a real number: {value}")
+    return mpmath.mpf(str(value)) if value.is_finite else mpmath.mpf("inf") * sp.sign(value)
+
+
+def close(a, b) -> bool:
+    return abs(a - b) <= REL_TOL * max(1, abs(a), abs(b))
+
+
+def fmt_point(point: dict) -> str:
+    return ", ".join(f"{s}={sp.nsimplify(v) if v.is_Rational else v}" for s, v in point.items())
+
+
+def points(name: str, number: int, exprs: tuple, definitions: Mapping, notation: Notation,
+           count: int = POINTS, salt: object = "") -> Iterator:
+    """Yield ``count`` triples (point, expanded exprs, instantiate): the definitions
+    substituted into ``exprs``, a random point of their free symbols, and a function
+    giving the exact value of an expanded expression at that point (same data on
+    both sides)."""
+    expanded = [substitute(e, definitions, keep_sums=has_data_sums(*exprs)) for e in exprs]
+    scalars = set().union(*[scalar_symbols(e) for e in expanded])
+    rng = random.Random(seed(name, number, salt) if salt != "" else seed(name, number))
+    for _ in range(count):
+        point = sample_point(scalars, rng, notation)
+        shared: dict = {}
+        yield point, expanded, (lambda e, p=point, s=shared: instantiate(e, p, s, rng, notation))
+
+
+def univariate(expr, var, inst, point):
+    """An mpmath function of ``var`` with everything else instantiated at ``point``."""
+    free_point = {s: v for s, v in point.items() if s != var}
+    e = inst(expr.xreplace({var: sp.Dummy("x")}).xreplace(free_point))
+    x = [d for d in e.free_symbols if isinstance(d, sp.Dummy)]
+    return sp.lambdify(x[:1] or [sp.Dummy()], e, modules="mpmath")
+
+
+def multivariate(expr, variables, inst, point):
+    """An mpmath function of several variables, everything else instantiated at ``point``."""
+    dummies = [sp.Dummy(str(v)) for v in variables]
+    free_point = {s: v for s, v in point.items() if s not in variables}
+    e = inst(expr.xreplace(dict(zip(variables, dummies))).xreplace(free_point))
+    return sp.lambdify(dummies, e, modules="mpmath")
+
+
+def at(expr, point, var, inst):
+    """Value of an expression that does not involve ``var`` at ``point``."""
+    return num(inst(expr.xreplace({k: v for k, v in point.items() if k != var})))

@@ -1,0 +1,147 @@
+"""check(): exports only from checked steps, time limits, long sums, notation per
+derivation, progress callbacks."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+import sympy as sp
+
+from shrinkage.derive import (CHECKS, Define, Derivation, Domain, Equals, Notation, Premise, Quantity, Sign,
+                              Statement, check, checks)
+from shrinkage.errors import DerivationError, StepError, StepTimeoutError
+from shrinkage.symbols import i, n, sigma2, sigma_b2, y
+
+lam = sigma_b2 / (sigma_b2 + sigma2 / n)
+start = Premise.of(Statement("lam", lam, r"\lambda_j", "a test statement"))
+
+
+def tiny(*steps, exports=()):
+    d = Derivation("tiny", "tiny", "tiny").then(start, *steps)
+    for e in exports:
+        d = d.export(*e)
+    return d
+
+
+rewrite = Equals(n * sigma_b2 / (sigma2 + n * sigma_b2), why="clear the fraction", label="cleared")
+
+
+# --- exports ---------------------------------------------------------------------------
+def test_an_export_of_a_checked_step_is_accepted():
+    check(tiny(rewrite, exports=[("lam_fn", "cleared", (n, sigma2, sigma_b2), "doc")]))
+
+
+@pytest.mark.parametrize("label", ["start", "defined", "recalled"])
+def test_an_export_of_an_unchecked_step_is_refused(label):
+    lam_sym = sp.Symbol("lam", positive=True)
+    d = Derivation("tiny", "tiny", "tiny").then(
+        Premise.of(Statement("lam", lam, "", "x"), label="start"),
+        Define(lam, symbol=lam_sym, why="name it", label="defined"))
+    d = d.recall("defined", lhs="", why="again", as_label="recalled")
+    d = d.export("f", label, (n, sigma2, sigma_b2), "doc")
+    with pytest.raises(DerivationError) as err:
+        check(d)
+    message = str(err.value)
+    assert "'tiny'" in message and "export 'f'" in message and "not checked" in message and "\n" not in message
+
+
+@pytest.mark.parametrize("name", ["import", "2x", "lam-bda", "class"])
+def test_an_export_name_that_is_no_identifier_is_one_line(name):
+    with pytest.raises(DerivationError, match="not a Python identifier") as err:
+        check(tiny(rewrite, exports=[(name, "cleared", (n,), "doc")]))
+    assert "\n" not in str(err.value)
+
+
+# --- time limits and long sums -----------------------------------------------------------
+def test_a_step_over_its_time_limit_stops_naming_the_step(monkeypatch):
+    def forever(ctx):
+        while True:
+            time.sleep(0.01)
+
+    monkeypatch.setitem(CHECKS, Equals, (forever, CHECKS[Equals][1]))
+    began = time.monotonic()
+    with pytest.raises(StepTimeoutError) as err:
+        check(tiny(rewrite), timeout=0.3)
+    assert time.monotonic() - began < 30
+    assert err.value.derivation == "tiny" and err.value.step == 2 and "time limit of 0.3 s" in str(err.value)
+
+
+def test_the_time_limit_comes_from_the_environment(monkeypatch):
+    monkeypatch.setenv("SHRINKAGE_STEP_TIMEOUT", "0.25")
+    assert checks.resolve_timeout(None) == 0.25
+    assert checks.resolve_timeout(5) == 5
+    assert checks.resolve_timeout(0) is None
+    monkeypatch.setenv("SHRINKAGE_STEP_TIMEOUT", "soon")
+    with pytest.raises(DerivationError, match="SHRINKAGE_STEP_TIMEOUT"):
+        check(tiny(rewrite))
+    monkeypatch.delenv("SHRINKAGE_STEP_TIMEOUT")
+    assert checks.resolve_timeout(None) == checks.DEFAULT_TIMEOUT
+
+
+def test_a_sum_over_a_trillion_terms_is_refused_not_hung():
+    total = sp.Sum(y[i], (i, 1, 10**12))
+    d = Derivation("long", "long", "long").then(Premise.of(Statement("s", total, "", "x")),
+                                                Equals(sp.Sum(2 * y[i], (i, 1, 10**12)) / 2, why="halve"))
+    began = time.monotonic()
+    with pytest.raises(StepError, match="too long to write out"):
+        check(d, timeout=60)
+    assert time.monotonic() - began < 60
+
+
+# --- notation ----------------------------------------------------------------------------------
+def _claim_below_one(notation):
+    x = notation.symbol("s2j")
+    return Derivation("user", "u", "u", notation=notation).then(
+        Premise.of(Statement("x", x, "", "x")), Sign(sp.S.One, sign=-1, why="below one"))
+
+
+def test_two_notations_with_the_same_name_do_not_collide():
+    """s2j in (0, 1) in one derivation, s2j > 0 in another: each is checked with its own."""
+    in_unit = Notation([Quantity("s2j", r"s_j^2", "a share", "unit")], name="A")
+    positive = Notation([Quantity("s2j", r"\sigma_j^2", "a variance", "positive")], name="B")
+    check(_claim_below_one(in_unit))
+    with pytest.raises(StepError, match="s2j="):
+        check(_claim_below_one(positive))
+    check(_claim_below_one(in_unit))  # and the first is unaffected
+    assert in_unit.quantity("s2j").latex != positive.quantity("s2j").latex
+
+
+def test_a_symbol_without_an_entry_is_named():
+    notation = Notation([Quantity("s2j", r"s_j^2", "a share", "unit")], name="mine")
+    stranger = sp.Symbol("tau2", positive=True)
+    d = Derivation("user", "u", "u", notation=notation).then(
+        Premise.of(Statement("x", stranger, "", "x")), Equals(2 * stranger / 2, why="x"))
+    with pytest.raises(DerivationError, match="symbol tau2 has no entry in the notation 'mine'"):
+        check(d)
+
+
+def test_a_user_sampler_decides_where_the_check_looks():
+    tiny_domain = Domain("tiny", lambda rng: sp.Rational(rng.randint(1, 9), 10**6), {"positive": True})
+    notation = Notation([Quantity("s2j", r"s_j^2", "tiny", tiny_domain)], name="tiny")
+    x = notation.symbol("s2j")
+    d = Derivation("user", "u", "u", notation=notation).then(
+        Premise.of(Statement("x", x, "", "x")), Sign(sp.Rational(1, 10**5), sign=-1, why="tiny"))
+    check(d)
+    with pytest.raises(DerivationError, match="unknown domain"):
+        Notation([Quantity("z", "z", "z", "tinyy")])
+
+
+def test_on_step_reports_each_step_before_and_after():
+    calls = []
+    check(tiny(rewrite), on_step=lambda *a: calls.append(a))
+    assert [(c[0], c[1], c[2]) for c in calls] == [("tiny", 1, "premise")] * 2 + [("tiny", 2, "cleared")] * 2
+    assert calls[2][3] is None and calls[3][3].symbolic is True
+
+
+def test_check_refuses_what_is_not_a_derivation():
+    with pytest.raises(DerivationError, match="needs a Derivation, got NoneType"):
+        check(None)
+
+
+def test_a_definition_restated_by_a_checked_step_can_be_exported():
+    """The pattern for exporting a defined quantity: recall it, restate it with Equals."""
+    lam_sym = sp.Symbol("lam", positive=True)
+    d = Derivation("tiny", "tiny", "tiny").then(start, Define(lam, symbol=lam_sym, why="name it", label="defined"))
+    d = d.recall("defined", lhs=r"\lambda_j", why="again").then(rewrite)
+    check(d.export("lam_fn", "cleared", (n, sigma2, sigma_b2), "doc"))
