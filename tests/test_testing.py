@@ -230,7 +230,7 @@ def test_criterion_reference_agrees_with_sympy_evalf():
 def test_a_reference_that_cancels_is_still_evaluated_exactly():
     """A step written as 1 - sigma^2/(sigma^2 + n sigma_b^2): at 30 digits it has only ~18
     right when lambda ~ 1e-12, so the precision is raised until two precisions agree."""
-    from shrinkage.engine import Derivation, Given
+    from shrinkage.derive import Derivation, Given
     from shrinkage.symbols import n, sigma2, sigma_b2
 
     d = Derivation("cancels", "t", "s").then(Given(1 - sigma2 / (sigma2 + n * sigma_b2), why="w", label="lam"))
@@ -323,7 +323,7 @@ def test_unknown_names_are_refused_clearly():
 
 def test_a_checked_result_by_derivation_and_label():
     """(CheckedDerivation, label): the reference says it is checked; (name, label) too."""
-    from shrinkage.engine import Derivation, Equals, Given, check
+    from shrinkage.derive import Derivation, Equals, Given, check
     from shrinkage.symbols import n, sigma2, sigma_b2
 
     d = Derivation("tiny", "t", "s").then(

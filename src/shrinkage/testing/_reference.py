@@ -24,10 +24,9 @@ import sympy as sp
 from sympy.printing.pycode import MpmathPrinter
 
 from ..codegen import code_names, inline_group_definitions, is_group_sum
-from ..engine import CheckedDerivation, Define, Derivation
+from ..derive import CheckedDerivation, Derivation
+from ..derive.walk import advance, walk
 from ..errors import DerivationError
-from ..model import GROUP_STATISTICS
-from ..symbols import quantity_of
 
 PRECISIONS = (30, 60, 120, 240)  # digits tried in turn until two agree
 AGREEMENT = mpmath.mpf(10) ** -24  # relative agreement that makes a value the reference
@@ -157,7 +156,7 @@ def _to_mpf(x, nudge):
     return fix(float(a)) if a.ndim == 0 else [fix(float(v)) for v in a.ravel()]
 
 
-def make_reference(expr: sp.Expr, args, name: str, source: str, checked: bool) -> Reference:
+def make_reference(expr: sp.Expr, args, name: str, source: str, checked: bool, notation) -> Reference:
     """A Reference of ``expr`` as a function of the symbols ``args``."""
     names = tuple(a.name for a in args)
     extra = sorted(code_names(expr) - set(names))
@@ -168,28 +167,31 @@ def make_reference(expr: sp.Expr, args, name: str, source: str, checked: bool) -
     both = groups & scalars
     if both:
         raise DerivationError(f"{source}: {sorted(both)} appear both as scalars and as arrays over groups")
-    domains = {a.name: _domain_of(a) for a in args}
+    domains = {a.name: _domain_of(a, notation) for a in args}
     magnitude = _magnitude(expr)
     return Reference(name, source, expr, names, domains, groups, checked,
                      _compile(expr, names), _compile(magnitude, names) if magnitude is not None else None)
 
 
-def _domain_of(symbol: sp.Symbol) -> str:
+def _domain_of(symbol: sp.Symbol, notation) -> str:
     """The domain a generated function accepts for this argument (sigma_b^2 = 0 too)."""
     try:
-        return quantity_of(symbol).accepted_domain
-    except KeyError:
-        raise DerivationError(f"symbol {symbol} has no domain to draw test values from") from None
+        return notation.quantity_of(symbol).accepted_domain
+    except DerivationError:
+        raise DerivationError(f"symbol {symbol} is not in the notation {notation.name!r}, so it has no "
+                              "domain to draw test values from") from None
 
 
 # ----------------------------------------------------------------------------------
 # Finding the expression: a generated function's name, or (derivation, label)
 # ----------------------------------------------------------------------------------
 def definitions_of(derivation: Derivation) -> dict:
-    """The definitions in force after the derivation's last step, without checking it."""
-    defs = dict(GROUP_STATISTICS)
-    defs.update({s.symbol: s.rhs for s in derivation.steps if isinstance(s, Define)})
-    return defs
+    """The definitions in force after the derivation's last step (the one walk of
+    shrinkage.derive), without checking any step."""
+    ctx = None
+    for ctx in walk(derivation):
+        pass
+    return advance(ctx)[1] if ctx is not None else dict(derivation.resolved_notation().definitions)
 
 
 def _expression(derivation, label: str, args) -> tuple[sp.Expr, bool]:
@@ -270,7 +272,8 @@ def _exported(path: str, mtime: float, name: str) -> Reference:
     e = next(e for e in d.exports if e.function == name)
     expr, checked = _expression(d, e.label, e.args)
     number = d.step_index(e.label) + 1
-    return make_reference(expr, e.args, name, f"derivation `{d.name}`, step {number} ({e.label!r})", checked)
+    return make_reference(expr, e.args, name, f"derivation `{d.name}`, step {number} ({e.label!r})", checked,
+                          d.resolved_notation())
 
 
 def for_step(derivation, label: str, derivations=None, args=None) -> Reference:
@@ -290,7 +293,8 @@ def for_step(derivation, label: str, derivations=None, args=None) -> Reference:
     if args is None:
         args = _symbols_by_name(expr)
     number = d.step_index(label) + 1
-    return make_reference(expr, args, f"{d.name}:{label}", f"derivation `{d.name}`, step {number} ({label!r})", checked)
+    return make_reference(expr, args, f"{d.name}:{label}", f"derivation `{d.name}`, step {number} ({label!r})", checked,
+                          d.resolved_notation())
 
 
 def _symbols_by_name(expr: sp.Expr) -> tuple[sp.Symbol, ...]:
