@@ -240,23 +240,27 @@ def _package_derivations() -> Path:
 
 
 def for_function(name: str, module: ModuleType | None = None, derivations=None) -> Reference:
-    """The reference of a generated function: the export named ``name`` of the derivation
-    its docstring names (``From derivation `blup` ...``), or, without such a docstring,
-    of whichever derivation in ``derivations`` exports it."""
-    if module is None:
+    """The reference of an exported function: the export named ``name`` in the files of
+    ``derivations`` (a folder or a file).  Without ``derivations``: the package's own, and
+    ``name`` must be a function of ``shrinkage.numeric``.  With ``module`` (a generated
+    module), ``name`` must be one of its functions, and its docstring ("From derivation
+    `blup` ...") says which file to load."""
+    if module is None and derivations is None:
         from .. import numeric as module  # the package's own generated functions
     if derivations is None:
         if module.__name__ != "shrinkage.numeric":
             raise DerivationError(f"pass derivations=FOLDER: where are the derivations of {module.__name__}?")
         derivations = _package_derivations()
     files = _files(derivations)
-    generated = getattr(module, name, None)
-    if not callable(generated):
-        public = sorted(k for k, v in vars(module).items() if callable(v) and not k.startswith("_") and getattr(v, "__module__", "") == module.__name__)
-        raise DerivationError(f"{module.__name__} has no function {name!r}; it has {public}")
-    hint = _SOURCE.search(generated.__doc__ or "")
-    if hint:
-        files = [p for p in files if p.stem == hint.group(1)] or files
+    if module is not None:
+        generated = getattr(module, name, None)
+        if not callable(generated):
+            public = sorted(k for k, v in vars(module).items() if callable(v) and not k.startswith("_")
+                            and getattr(v, "__module__", "") == module.__name__)
+            raise DerivationError(f"{module.__name__} has no function {name!r}; it has {public}")
+        hint = _SOURCE.search(generated.__doc__ or "")
+        if hint:
+            files = [p for p in files if p.stem == hint.group(1)] or files
     for path in files:
         for e in load(path).exports:
             if e.function == name:
