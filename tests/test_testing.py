@@ -319,6 +319,8 @@ def test_unknown_names_are_refused_clearly():
         assert_implements(lam_cleared, ("blup", "nope"))
     with pytest.raises(ValueError, match=r"domains names \['sigma'\]"):
         assert_implements(lam_cleared, "shrinkage_factor", domains={"sigma": "positive"})
+    with pytest.raises(ValueError, match=r"'n' has the domain 'odd'.*domains=\{'n': \.\.\.\}"):
+        assert_implements(lam_cleared, "shrinkage_factor", domains={"n": "odd"})
 
 
 def test_a_checked_result_by_derivation_and_label():

@@ -11,6 +11,7 @@ from types import ModuleType
 import mpmath
 import numpy as np
 
+from ._domains import DOMAINS
 from ._points import corner_points, random_points
 from ._reference import Reference, for_function, for_step
 
@@ -104,6 +105,10 @@ def assert_implements(func, name, *, rtol: float = DEFAULT_RTOL, atol: float = 0
         if unknown:
             raise ValueError(f"domains names {unknown}, which are not arguments of {ref.name} {list(ref.args)}")
         ref = _with_domains(ref, domains)
+    for a, d in ref.domains.items():
+        if d not in DOMAINS:
+            raise ValueError(f"argument {a!r} has the domain {d!r}, for which shrinkage.testing has no float64 "
+                             f"draws; pass domains={{{a!r}: ...}} with one of {sorted(DOMAINS)}")
     _check_signature(func, ref)
     rng = np.random.default_rng(seed)
     points = [(p, "corner") for p in (corner_points(ref.domains, ref.groups, rng) if corners else [])]
@@ -215,7 +220,7 @@ def _fmt_point(point: dict) -> str:
 def _message(func, ref: Reference, bad, total: int, rtol, atol) -> str:
     worst = max(bad, key=lambda e: e.error)
     scale = "|expected|" if ref._scale is None else "the sum of the magnitudes of its terms"
-    checked = "checked" if ref.checked else "as the derivation states it (checked by `shrinkage check`, not here)"
+    checked = "checked" if ref.checked else "as written (`shrinkage check` checks it; not checked here)"
     limit = " (the limit as the zero arguments tend to 0 from above)" if worst.limit else ""
     return "\n".join([
         f"{_name(func)} does not implement {ref.name} to rtol={rtol:g}, atol={atol:g}:",
