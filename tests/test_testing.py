@@ -159,7 +159,7 @@ def recorded(func):
             calls.append(dict(kw))
         return func(**kw)
 
-    wrapper.calls, wrapper.__qualname__ = calls, func.__name__
+    wrapper.calls, wrapper.__name__ = calls, func.__name__
     return wrapper
 
 

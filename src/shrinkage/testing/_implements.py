@@ -204,7 +204,7 @@ def _require_shape(func, got: np.ndarray, shape: tuple, point) -> None:
 
 
 def _name(func) -> str:
-    return getattr(func, "__qualname__", None) or getattr(func, "__name__", None) or repr(func)
+    return getattr(func, "__name__", None) or repr(func)
 
 
 def _fmt_value(v) -> str:

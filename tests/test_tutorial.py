@@ -1,0 +1,124 @@
+"""The tutorial (TUTORIAL.md) is true: its code is the example folder's code, the example
+derivation checks, its pytest file passes, and both fail when they should (a wrong step,
+a wrong implementation).  The failure message it shows is the one assert_implements gives."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+TUTORIAL = ROOT / "TUTORIAL.md"
+EXAMPLE = ROOT / "examples" / "fay_herriot"
+
+
+def blocks(language: str) -> list[str]:
+    return re.findall(rf"```{language}\n(.*?)```", TUTORIAL.read_text(), flags=re.S)
+
+
+def load(path: Path):
+    spec = importlib.util.spec_from_file_location(f"tutorial_{path.stem}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def run_pytest(folder: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), os.environ.get("PYTHONPATH", "")])}
+    return subprocess.run([sys.executable, "-m", "pytest", str(folder), "-q", "-p", "no:cacheprovider",
+                           "--rootdir", str(folder), "-c", os.devnull, "-W", "error"],
+                          capture_output=True, text=True, env=env, timeout=900)
+
+
+@pytest.fixture(scope="module")
+def checked():
+    from shrinkage.derive import check
+
+    return check(load(EXAMPLE / "fay_herriot.py").derivation())
+
+
+def test_the_code_shown_is_the_example_folders_code():
+    shown = [b for b in blocks("python") if b.startswith("# examples/")]
+    assert len(shown) >= 5
+    for block in shown:
+        first, _, body = block.partition("\n")
+        source = (ROOT / first[2:].strip()).read_text()
+        assert body.strip() and body in source, f"TUTORIAL.md shows code that is not in {first[2:]}:\n{body[:300]}"
+
+
+def test_the_example_derivation_checks(checked):
+    claims = [s for s in checked.steps if s.step.claim]
+    assert [s.step.label or s.step.kind for s in claims] == [
+        "completed_square", "maximiser", "blup", "shrinkage_factor", "conditional_variance"]
+    assert all(s.verdict.symbolic is True for s in claims)  # "all five claims are proved by SymPy"
+    assert "All five claims are proved by SymPy" in TUTORIAL.read_text()
+    assert [e.function for e in checked.derivation.exports] == ["fh_shrinkage", "fh_blup", "fh_conditional_variance"]
+
+
+def test_the_check_snippet_runs(monkeypatch):
+    snippet = next(b for b in blocks("python") if "checked = check(module.derivation())" in b)
+    monkeypatch.chdir(ROOT)
+    namespace: dict = {}
+    exec(snippet, namespace)  # noqa: S102 (the tutorial's own code)
+    verdicts = [s.verdict.symbolic for s in namespace["checked"].steps]
+    assert verdicts.count(True) == 5 and verdicts.count("n/a") == 3
+
+
+def test_a_wrong_step_is_refused_as_the_tutorial_says(tmp_path):
+    from shrinkage.errors import StepError
+
+    wrong = (EXAMPLE / "fay_herriot.py").read_text().replace("Derivative(tau2 / (tau2 + s2), var=y",
+                                                             "Derivative(tau2 / (tau2 + s2**2), var=y")
+    assert "s2**2" in wrong
+    (tmp_path / "fay_herriot.py").write_text(wrong)
+    from shrinkage.derive import check
+
+    with pytest.raises(StepError, match=r"derivation 'fay_herriot', step 6 .*numerical derivative .*this step claims"):
+        check(load(tmp_path / "fay_herriot.py").derivation())
+
+
+def test_the_example_pytest_file_passes():
+    run = run_pytest(EXAMPLE)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "6 passed" in run.stdout
+
+
+def test_the_example_pytest_file_fails_for_a_wrong_implementation(tmp_path):
+    for f in ("fay_herriot.py", "test_fay_herriot.py"):
+        shutil.copy(EXAMPLE / f, tmp_path / f)
+    test_file = tmp_path / "test_fay_herriot.py"
+    text = test_file.read_text()
+    slipped = text.replace("return mu + shrinkage(tau2, s2) * (y - mu)", "return mu + shrinkage(tau2, s2 * s2) * (y - mu)")
+    assert slipped != text
+    test_file.write_text(slipped)
+    run = run_pytest(tmp_path)
+    assert run.returncode == 1
+    assert "1 failed, 5 passed" in run.stdout and "does not implement fh_blup" in run.stdout
+
+
+def test_the_failure_message_shown_is_the_real_one():
+    from shrinkage.testing import assert_implements
+
+    def my_shrinkage(tau2, s2):
+        return 1 - s2 / (tau2 + s2)
+
+    shown = next(b for b in blocks("text") if b.startswith("my_shrinkage does not implement"))
+    with pytest.raises(AssertionError) as e:
+        assert_implements(my_shrinkage, "fh_shrinkage", derivations=EXAMPLE)
+    assert str(e.value) == shown.rstrip("\n")
+
+
+def test_the_property_test_snippet_runs(monkeypatch):
+    pytest.importorskip("hypothesis")
+    snippet = next(b for b in blocks("python") if "@given(sst.arguments" in b)
+    monkeypatch.chdir(ROOT)
+    namespace = {"shrinkage": load(EXAMPLE / "test_fay_herriot.py").shrinkage}
+    exec(snippet, namespace)  # noqa: S102 (the tutorial's own code)
+    namespace["test_shrinkage_is_a_weight"]()
