@@ -37,6 +37,13 @@ def run_pytest(folder: Path) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, env=env, timeout=900)
 
 
+def copy_example(tmp_path: Path) -> Path:
+    """The example folder as a user has it (sources only), in a scratch folder."""
+    folder = tmp_path / "fay_herriot"
+    shutil.copytree(EXAMPLE, folder, ignore=shutil.ignore_patterns("build", "__pycache__"))
+    return folder
+
+
 @pytest.fixture(scope="module")
 def checked():
     from shrinkage.derive import check
@@ -91,14 +98,13 @@ def test_the_example_pytest_file_passes():
 
 
 def test_the_example_pytest_file_fails_for_a_wrong_implementation(tmp_path):
-    for f in ("fay_herriot.py", "test_fay_herriot.py"):
-        shutil.copy(EXAMPLE / f, tmp_path / f)
-    test_file = tmp_path / "test_fay_herriot.py"
+    folder = copy_example(tmp_path)
+    test_file = folder / "tests" / "test_fay_herriot.py"
     text = test_file.read_text()
     slipped = text.replace("return mu + shrinkage(tau2, s2) * (y - mu)", "return mu + shrinkage(tau2, s2 * s2) * (y - mu)")
     assert slipped != text
     test_file.write_text(slipped)
-    run = run_pytest(tmp_path)
+    run = run_pytest(folder)
     assert run.returncode == 1
     assert "1 failed, 5 passed" in run.stdout and "does not implement fh_blup" in run.stdout
 
@@ -119,6 +125,6 @@ def test_the_property_test_snippet_runs(monkeypatch):
     pytest.importorskip("hypothesis")
     snippet = next(b for b in blocks("python") if "@given(sst.arguments" in b)
     monkeypatch.chdir(ROOT)
-    namespace = {"shrinkage": load(EXAMPLE / "test_fay_herriot.py").shrinkage}
+    namespace = {"shrinkage": load(EXAMPLE / "tests" / "test_fay_herriot.py").shrinkage}
     exec(snippet, namespace)  # noqa: S102 (the tutorial's own code)
     namespace["test_shrinkage_is_a_weight"]()

@@ -13,7 +13,7 @@ import pytest
 
 from shrinkage.testing import assert_implements
 
-HERE = Path(__file__).parent  # the folder with fay_herriot.py
+HERE = Path(__file__).resolve().parent.parent  # the folder with fay_herriot.py
 
 
 # --- my implementation -------------------------------------------------------------
