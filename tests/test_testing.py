@@ -306,6 +306,9 @@ def test_exceptions_and_signatures_name_the_point_or_the_arguments():
     with pytest.raises(AssertionError, match=r"raised ZeroDivisionError(.|\n)*sigma_b2=0\.0"):
         assert_implements(pure_python, "conditional_variance", calls=("scalar",))
     assert_implements(pure_python, "conditional_variance", calls=("scalar",), domains={"sigma_b2": "positive"})
+    with pytest.raises(AssertionError, match=r"returned values of dtype complex128, not real numbers"):
+        assert_implements(lambda n, sigma2, sigma_b2: np.sqrt(lam_cleared(n, sigma2, sigma_b2) - 2 + 0j),
+                          "shrinkage_factor")
     with pytest.raises(AssertionError, match=r"cannot be called with the arguments of blup, ybar, n, beta0"):
         assert_implements(lambda x, n: x, "blup")
 

@@ -165,9 +165,13 @@ def _call(func, kwargs, where: str):
         with warnings.catch_warnings(), np.errstate(all="ignore"):
             warnings.simplefilter("ignore", RuntimeWarning)
             out = func(**kwargs)
-        return np.asarray(out, dtype=float)
     except Exception as e:
         raise AssertionError(f"{_name(func)} raised {type(e).__name__}: {e}\n  {where}") from e
+    got = np.asarray(out)
+    if not (np.issubdtype(got.dtype, np.floating) or np.issubdtype(got.dtype, np.integer) or got.dtype == bool):
+        raise AssertionError(f"{_name(func)} returned values of dtype {got.dtype}, not real "
+                             f"numbers\n  {where}")
+    return got.astype(float)
 
 
 def _run(func, ref: Reference, points, expected, calls):
