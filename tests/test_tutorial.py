@@ -125,9 +125,10 @@ def test_the_failure_message_shown_is_the_real_one():
 
 
 def test_the_property_test_snippet_runs(monkeypatch):
-    pytest.importorskip("hypothesis")
+    hypothesis = pytest.importorskip("hypothesis")
     snippet = next(b for b in blocks("python") if "@given(sst.arguments" in b)
     monkeypatch.chdir(ROOT)
     namespace = {"shrinkage": load(EXAMPLE / "tests" / "test_fay_herriot.py").shrinkage}
     exec(snippet, namespace)  # noqa: S102 (the tutorial's own code)
-    namespace["test_shrinkage_is_a_weight"]()
+    settings = hypothesis.settings(database=None, derandomize=True)  # write no example database
+    settings(namespace["test_shrinkage_is_a_weight"])()
