@@ -145,3 +145,19 @@ def test_a_definition_restated_by_a_checked_step_can_be_exported():
     d = Derivation("tiny", "tiny", "tiny").then(start, Define(lam, symbol=lam_sym, why="name it", label="defined"))
     d = d.recall("defined", lhs=r"\lambda_j", why="again").then(rewrite)
     check(d.export("lam_fn", "cleared", (n, sigma2, sigma_b2), "doc"))
+
+
+def test_an_outer_alarm_survives_a_step_time_limit():
+    """A caller's own SIGALRM timer keeps running through check()'s per-step limits."""
+    import signal
+
+    fired = []
+    previous = signal.signal(signal.SIGALRM, lambda *a: fired.append(1))
+    signal.setitimer(signal.ITIMER_REAL, 30)
+    try:
+        check(tiny(rewrite), timeout=5)
+        remaining, _ = signal.getitimer(signal.ITIMER_REAL)
+        assert 0 < remaining <= 30 and not fired
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)

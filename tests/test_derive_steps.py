@@ -181,3 +181,22 @@ def test_the_truncated_estimator_is_proved_symbolically():
     cd = check(reml_chain(ConstrainedMaximiser(sp.Max(0, (msb - msw) / group_n), var=sigma_b2,
                                                jointly={sigma2: reml_sigma2}, why="REML, truncated at 0")))
     assert cd.steps[-1].verdict.symbolic is True
+
+
+@pytest.mark.parametrize("module", ["shrinkage.derive", "shrinkage.derive.steps", "shrinkage.derive.notation"])
+def test_the_docstring_examples_run(module):
+    import doctest
+    import importlib
+
+    result = doctest.testmod(importlib.import_module(module))
+    assert result.attempted > 0 and result.failed == 0
+
+
+def test_definitions_are_substituted_from_their_define_steps():
+    lam_sym = quantity("lam").symbol
+    d = chain(lam_sym * (ybar - beta0), Define(sigma_b2 / (sigma_b2 + sigma2 / n), symbol=lam_sym, why="lambda"))
+    check(d.substitute_definitions([lam_sym], sigma_b2 / (sigma_b2 + sigma2 / n) * (ybar - beta0), why="put in"))
+    with pytest.raises(StepError):
+        check(d.substitute_definitions([lam_sym], sigma_b2 / (sigma_b2 + sigma2) * (ybar - beta0), why="lost n"))
+    with pytest.raises(DerivationError, match="no Define step"):
+        d.substitute_definitions([b], b, why="x")

@@ -7,15 +7,20 @@ import sympy as sp
 import pytest
 
 from shrinkage.derive import claims
-from shrinkage.derive import Derivation, Equals, Given, Maximiser, check
+from shrinkage.derive import Derivation, Equals, Maximiser, Premise, Statement, check
 from shrinkage.errors import DerivationError, StepError
 from shrinkage.latex import render
 from shrinkage.symbols import b, beta0, n, sigma2, sigma_b2, ybar
 
 
+def given(expr, why="a test statement"):
+    """A chain's start in a unit test: a Premise restating a test Statement."""
+    return Premise.of(Statement("test", expr, "", why))
+
+
 def tiny(*steps):
     return Derivation("tiny", "A tiny derivation", "For tests.").then(
-        Given(sigma_b2 / (sigma_b2 + sigma2 / n), lhs=r"\lambda_j", why="the shrinkage factor"), *steps
+        given(sigma_b2 / (sigma_b2 + sigma2 / n), why="the shrinkage factor"), *steps
     )
 
 
@@ -36,7 +41,7 @@ def test_a_false_rewriting_stops_with_a_counterexample():
 
 def test_a_wrong_maximiser_is_rejected():
     quadratic = -(b - ybar) ** 2 / (2 * sigma2) - b**2 / (2 * sigma_b2)
-    d = Derivation("q", "q", "q").then(Given(quadratic, why="a concave quadratic"))
+    d = Derivation("q", "q", "q").then(given(quadratic, why="a concave quadratic"))
     check(d.then(Maximiser(sigma_b2 / (sigma_b2 + sigma2) * ybar, var=b, why="right")))
     with pytest.raises(StepError, match="claimed maximiser"):
         check(d.then(Maximiser(ybar, var=b, why="the unshrunk mean")))
@@ -53,7 +58,7 @@ def test_a_step_sympy_cannot_settle_is_marked_numeric_only(monkeypatch):
 
 def test_symbols_without_a_domain_are_refused():
     stranger = sp.Symbol("stranger", positive=True)
-    d = Derivation("s", "s", "s").then(Given(stranger * n, why="a stranger"), Equals(n * stranger, why="commute"))
+    d = Derivation("s", "s", "s").then(given(stranger * n, why="a stranger"), Equals(n * stranger, why="commute"))
     with pytest.raises(DerivationError, match="stranger"):
         check(d)
 

@@ -19,9 +19,8 @@ import sys
 import pytest
 
 from conftest import DERIVATIONS, MUTATION_REPORTS, ROOT
-from shrinkage import mutate
+from shrinkage.derive import mutate
 from shrinkage.build import build, load_derivations
-from shrinkage.derive import Define, Given, Recall
 from shrinkage.errors import StepError
 
 import os
@@ -71,13 +70,20 @@ def test_every_corruption_of_the_step_is_rejected(name, number, contexts):
     assert not bad, "\n".join(f"{o.mutant.description}: {o.status} {o.detail}" for o in bad)
     for o in (o for o in report.outcomes if o.status == "rejected"):
         step = d.steps[number - 1]
-        if not isinstance(step, (Given, Define, Recall)):
+        if step.claim:
             assert o.at_step == number, f"{o.mutant.description} was rejected at step {o.at_step}, not by its own check"
 
 
 # ----------------------------------------------------------------------------------
 # The mutation machinery itself
 # ----------------------------------------------------------------------------------
+def _start(expr):
+    """A chain's start in a unit test: a Premise restating a test Statement."""
+    from shrinkage.derive import Premise, Statement
+
+    return Premise.of(Statement("test", expr, "", "start"))
+
+
 def test_every_operator_makes_mutants():
     operators = {m.operator for d in DERIVATIONS_BY_NAME.values() for k in range(1, len(d.steps) + 1)
                  for m in mutate.step_mutants(d, k)}
@@ -91,7 +97,7 @@ def test_an_equivalent_mutant_is_recognised_and_a_wrong_one_is_not():
     from shrinkage.symbols import beta0, n, sigma2, sigma_b2, ybar
 
     d = Derivation("eq", "eq", "eq").then(
-        Given((ybar - beta0) ** 2 + sigma_b2 / (sigma_b2 + sigma2 / n), why="start"),
+        _start((ybar - beta0) ** 2 + sigma_b2 / (sigma_b2 + sigma2 / n)),
         Equals((ybar - beta0) ** 2 + n * sigma_b2 / (sigma2 + n * sigma_b2), why="rewrite"),
     )
     ctx = mutate.contexts(d)[1]
@@ -118,7 +124,7 @@ def _corrupted_folder(tmp_path, name: str, number: int, operator: str):
 
 
 def _first_checked_step(d) -> int:
-    return next(k for k, s in enumerate(d.steps, start=1) if not isinstance(s, (Given, Define, Recall)) and k > 1)
+    return next(k for k, s in enumerate(d.steps, start=1) if s.claim and k > 1)
 
 
 @pytest.mark.slow
@@ -157,7 +163,7 @@ def _lam_chain(*steps):
     from shrinkage.derive import Derivation
     from shrinkage.symbols import n, sigma2, sigma_b2
 
-    return Derivation("m", "m", "m").then(Given(sigma_b2 / (sigma_b2 + sigma2 / n), why="lambda"), *steps)
+    return Derivation("m", "m", "m").then(_start(sigma_b2 / (sigma_b2 + sigma2 / n)), *steps)
 
 
 def test_a_sign_step_checks_the_bound_it_shows():
@@ -189,3 +195,40 @@ def test_a_derivative_claim_without_its_variable_is_checked():
     check(d)
     with pytest.raises(StepError):
         check(_lam_chain(Derivative(sp.S.One, var=gamma, why="wrong")))
+
+
+def test_corruptions_of_the_new_step_kinds_are_rejected():
+    """Every judged mutant of a Premise, Substitute, ReadOffNormal, ConstrainedMaximiser and
+    Cite step is rejected by the check (or set aside as equivalent)."""
+    import sympy as sp
+    from shrinkage import model
+    from shrinkage.derive import (ConstrainedMaximiser, Define, Derivation, Equals, Premise, ReadOffNormal,
+                                  Substitute)
+    from shrinkage.symbols import b, const, n, quantity, sigma2, sigma_b2
+
+    group_n, J = quantity("group_size").symbol, quantity("n_groups").symbol
+    msw, msb, tau = quantity("msw").symbol, quantity("msb").symbol, quantity("tau").symbol
+
+    def reml(t):
+        return -(J * (group_n - 1) * sp.log(2 * sp.pi * sigma2) + (J - 1) * sp.log(2 * sp.pi * t)
+                 + J * (group_n - 1) * msw / sigma2 + (J - 1) * msb / t) / 2
+
+    total = J * (group_n - 1) * msw + (J - 1) * msb
+    precision = n / sigma2 + 1 / sigma_b2
+    logc = -n * sp.log(2 * sp.pi * sigma2) / 2 - sp.log(2 * sp.pi * sigma_b2) / 2
+    src = Derivation("src", "s", "s").then(_start(reml(tau)), Equals(reml(tau) * 1, why="same", label="crit"))
+    d = Derivation("kinds", "k", "k").then(
+        Premise.of(model.GROUP_JOINT),
+        Define(logc, symbol=const, why="constants"),
+        ReadOffNormal(1 / precision, var=b, why="variance"),
+    ).cite(src, "crit", lhs="", why="cite").then(
+        Substitute(reml(sigma2 + group_n * sigma_b2), values={tau: sigma2 + group_n * sigma_b2}, why="tau"),
+        ConstrainedMaximiser(sp.Max(0, (msb - msw) / group_n), var=sigma_b2,
+                             jointly={sigma2: sp.Piecewise((msw, msb > msw), (total / (J * group_n - 1), True))},
+                             why="truncated"),
+    )
+    for number in (1, 3, 4, 5, 6):
+        report = mutate.mutate_step(d, number, limit=4)
+        assert report.outcomes, f"no mutant of step {number}"
+        bad = [o for o in report.outcomes if o.status != "rejected"]
+        assert not bad, "\n".join(f"step {number}: {o.mutant.description}: {o.status} {o.detail}" for o in bad)

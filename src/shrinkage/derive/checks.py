@@ -20,6 +20,7 @@ import keyword
 import os
 import signal
 import threading
+import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Callable, Mapping
@@ -137,21 +138,30 @@ def resolve_timeout(timeout: float | None) -> float | None:
 
 @contextmanager
 def time_limit(seconds: float | None):
-    """Raise _Timeout after ``seconds`` (SIGALRM: main thread only; elsewhere no limit)."""
+    """Raise _Timeout after ``seconds`` (SIGALRM: main thread only; elsewhere no limit).
+    An alarm already pending (an outer time limit) is kept: it fires at its own time."""
     if not seconds or threading.current_thread() is not threading.main_thread() or not hasattr(signal, "setitimer"):
         yield
         return
+    outer, _ = signal.getitimer(signal.ITIMER_REAL)
+    began = time.monotonic()
+    previous = signal.signal(signal.SIGALRM, lambda signum, frame: None)
+    ours = seconds if not outer else min(seconds, outer)
 
     def alarm(signum, frame):
+        if outer and outer <= seconds and callable(previous):
+            return previous(signum, frame)  # the outer limit came first: its handler decides
         raise _Timeout()
 
-    previous = signal.signal(signal.SIGALRM, alarm)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
+    signal.signal(signal.SIGALRM, alarm)
+    signal.setitimer(signal.ITIMER_REAL, ours)
     try:
         yield
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
+        if outer:
+            signal.setitimer(signal.ITIMER_REAL, max(outer - (time.monotonic() - began), 1e-3))
 
 
 def verify(ctx: Context, symbolic: bool = True, timeout: float | None = None) -> Verdict:

@@ -317,6 +317,18 @@ class Derivation:
         earlier = source.steps[source.step_index(label)]
         return self.then(Cite(earlier.rhs, why=why, lhs=lhs, label=as_label, source=source, of=label))
 
+    def substitute_definitions(self, symbols: Iterable[sp.Symbol], rhs: sp.Expr, why: str, lhs: str = "",
+                               label: str = "") -> "Derivation":
+        """Continue with a Substitute step that puts in the definitions (the latest Define
+        so far) of ``symbols``: the values are copied from the Define steps, not re-typed."""
+        values = {}
+        for sym in symbols:
+            defs = [s for s in self.steps if isinstance(s, Define) and s.symbol == sym]
+            if not defs:
+                raise DerivationError(f"derivation {self.name!r}: {sym} has no Define step to substitute")
+            values[sym] = defs[-1].rhs
+        return self.then(Substitute(rhs, why=why, lhs=lhs, label=label, values=values))
+
     def step(self, label: str) -> Step:
         return self.steps[self.step_index(label)]
 
