@@ -404,3 +404,27 @@ def test_a_property_test_with_the_strategies_finds_the_slip():
 
     with pytest.raises(AssertionError):
         agrees()
+
+
+def test_a_generated_module_of_ones_own_by_path_and_a_stale_one(tmp_path):
+    """module= a user's generated module (here a stand-in file): its function names the
+    derivation; one whose arguments no longer match the export is refused as stale."""
+    from pathlib import Path
+
+    from shrinkage.errors import DerivationError
+
+    folder = Path(__file__).resolve().parent.parent / "examples" / "fay_herriot"
+    doc = '"""Shrinkage factor.\n\n    From derivation `fay_herriot`, step 6.\n    """'
+    (tmp_path / "numeric.py").write_text(f"def fh_shrinkage(tau2, s2):\n    {doc}\n    return tau2 / (tau2 + s2)\n")
+    (tmp_path / "stale.py").write_text(f"def fh_shrinkage(s2, tau2, extra):\n    {doc}\n    return tau2 / (tau2 + s2)\n")
+    report = assert_implements(lam_of_fh, "fh_shrinkage", module=tmp_path / "numeric.py", derivations=folder)
+    assert report.reference.source.startswith("derivation `fay_herriot`, step 6")
+    with pytest.raises(DerivationError, match=r"takes \(s2, tau2, extra\) but the derivation exports it with "
+                                              r"\(tau2, s2\): the module is stale"):
+        assert_implements(lam_of_fh, "fh_shrinkage", module=tmp_path / "stale.py", derivations=folder)
+    with pytest.raises(DerivationError, match=r"has no function 'fh_blup'; it has \['fh_shrinkage'\]"):
+        assert_implements(lam_of_fh, "fh_blup", module=tmp_path / "numeric.py", derivations=folder)
+
+
+def lam_of_fh(tau2, s2):
+    return tau2 / (tau2 + s2)

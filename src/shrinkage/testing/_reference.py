@@ -11,6 +11,7 @@ generated float64 code would lose.
 from __future__ import annotations
 
 import importlib.util
+import inspect
 import re
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -244,7 +245,10 @@ def for_function(name: str, module: ModuleType | None = None, derivations=None) 
     ``derivations`` (a folder or a file).  Without ``derivations``: the package's own, and
     ``name`` must be a function of ``shrinkage.numeric``.  With ``module`` (a generated
     module), ``name`` must be one of its functions, and its docstring ("From derivation
-    `blup` ...") says which file to load."""
+    `blup` ...") says which file to load; a module whose function takes other arguments
+    than the export is stale (rebuild it).  ``module`` may be a path to a .py file."""
+    if isinstance(module, (str, Path)):
+        module = _import_path(Path(module))
     if module is None and derivations is None:
         from .. import numeric as module  # the package's own generated functions
     if derivations is None:
@@ -264,8 +268,31 @@ def for_function(name: str, module: ModuleType | None = None, derivations=None) 
     for path in files:
         for e in load(path).exports:
             if e.function == name:
-                return _exported(str(path.resolve()), path.stat().st_mtime, name)
+                ref = _exported(str(path.resolve()), path.stat().st_mtime, name)
+                if module is not None:
+                    _same_arguments(getattr(module, name), ref, module)
+                return ref
     raise DerivationError(f"no derivation in {derivations} exports a function {name!r}")
+
+
+def _same_arguments(generated, ref: Reference, module: ModuleType) -> None:
+    try:
+        params = tuple(inspect.signature(generated).parameters)
+    except (TypeError, ValueError):
+        return
+    if params != ref.args:
+        raise DerivationError(f"{module.__name__}.{ref.name} takes ({', '.join(params)}) but the derivation exports "
+                              f"it with ({', '.join(ref.args)}): the module is stale, build it again")
+
+
+def _import_path(path: Path) -> ModuleType:
+    """A generated module imported from its file (it needs numpy alone)."""
+    if not path.is_file():
+        raise DerivationError(f"no generated module at {path}")
+    spec = importlib.util.spec_from_file_location(f"shrinkage_generated_{path.stem}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 @lru_cache(maxsize=256)
