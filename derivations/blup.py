@@ -10,16 +10,14 @@ import sympy as sp
 
 from shrinkage import model
 from shrinkage.display import frac, half, neg, terms, times
-from shrinkage.engine import Conditional, Define, Derivation, Equals, Given, Maximiser
-from shrinkage.symbols import J, b, const, b_hat, beta0, i, j, lam, n, sigma2, sigma_b2, ss_within, y, ybar
+from shrinkage.derive import Conditional, Define, Derivation, Equals, Maximiser, Premise, ReadOffNormal, Substitute
+from shrinkage.symbols import J, b, b_hat, beta0, i, j, lam, n, quantity, sigma2, sigma_b2, y, ybar
 
 n_j, b_j = model.n_j, model.b_j
 two_pi = 2 * sp.pi
 
-# Recurring pieces, written once.
-precision = terms(frac(n, sigma2), frac(1, sigma_b2))  # n_j/sigma^2 + 1/sigma_b^2
-log_constants = terms(neg(half(times(n, sp.log(two_pi * sigma2)))), neg(half(sp.log(two_pi * sigma_b2))))
-resid = terms(ybar, neg(beta0))
+precision, resid = model.PRECISION, model.RESID
+mu = quantity("mu").symbol
 
 
 def derivation() -> Derivation:
@@ -39,11 +37,7 @@ $\sigma_b^2$, $\sigma^2$ and $n_j$ together.
 """,
     )
     d = d.then(
-        Given(
-            model.joint_logdensity_all_groups(),
-            lhs=r"\log p(\mathbf y, \mathbf b)",
-            why=r"The joint log-density of $(\mathbf y, \mathbf b)$: each observation given its group's $b_j$, times the density of each $b_j$.",
-        ),
+        Premise.of(model.JOINT_ALL_GROUPS),
         Equals(
             sp.Sum(
                 terms(
@@ -56,47 +50,10 @@ $\sigma_b^2$, $\sigma^2$ and $n_j$ together.
             ),
             why=r"Write out the normal log-densities. Each $b_j$ appears in the $j$-th term only, so the maximum over $\mathbf b$ is found one group at a time.",
         ),
-        Given(
-            model.group_joint_logdensity(),
-            lhs=r"\ell_j(b_j)",
+        *model.opening_chain(
             why=r"The $j$-th term: the log-density of group $j$'s data given $b_j$ plus that of $b_j$.",
         ),
-        Define(
-            log_constants,
-            symbol=const,
-            why=r"Collect the normalising constants, which involve neither $b_j$ nor the data.",
-        ),
-        Equals(
-            terms(
-                const,
-                neg(frac(sp.Sum(terms(y[i], neg(beta0), neg(b)) ** 2, (i, 1, n)), 2 * sigma2)),
-                neg(frac(b**2, 2 * sigma_b2)),
-            ),
-            why=r"Write out the two normal log-densities.",
-        ),
-        Equals(
-            terms(
-                const,
-                neg(frac(terms(ss_within, times(n, terms(ybar, neg(beta0), neg(b)) ** 2)), 2 * sigma2)),
-                neg(frac(b**2, 2 * sigma_b2)),
-            ),
-            why=r"Add and subtract $\bar y_j$: $\sum_i (y_{ij}-\beta_0-b_j)^2 = S_j + n_j(\bar y_j-\beta_0-b_j)^2$, as the cross term sums to zero.",
-        ),
-        Define(
-            frac(times(frac(n, sigma2), resid), precision),
-            symbol=b_hat,
-            why=r"Name the centre of the square that the next step completes.",
-        ),
-        Equals(
-            terms(
-                neg(half(times(precision, (b - b_hat) ** 2))),
-                neg(frac(resid**2, 2 * (sigma_b2 + sigma2 / n))),
-                neg(frac(ss_within, 2 * sigma2)),
-                const,
-            ),
-            why=r"Complete the square in $b_j$: the quadratic $-\tfrac12(n_j/\sigma^2 + 1/\sigma_b^2)\,b_j^2 + (n_j/\sigma^2)(\bar y_j-\beta_0)\,b_j$ plus terms free of $b_j$.",
-            label="completed_square",
-        ),
+        *model.completing_the_square(),
         Maximiser(
             frac(times(frac(n, sigma2), resid), precision),
             var=b,
@@ -104,11 +61,11 @@ $\sigma_b^2$, $\sigma^2$ and $n_j$ together.
             why=r"Only the first term depends on $b_j$; it is $\le 0$ and vanishes at the centre of the square.",
         ),
         Equals(
-            times(frac(sigma_b2, sigma_b2 + sigma2 / n), resid),
+            times(model.LAMBDA, resid),
             why=r"Multiply numerator and denominator by $\sigma^2\sigma_b^2/n_j$.",
         ),
         Define(
-            frac(sigma_b2, terms(sigma_b2, frac(sigma2, n))),
+            model.LAMBDA,
             symbol=lam,
             why=r"The shrinkage factor: the share of the group's deviation that survives.",
             label="shrinkage_factor",
@@ -124,6 +81,7 @@ $\sigma_b^2$, $\sigma^2$ and $n_j$ together.
     d = d.then(
         Equals(
             frac(times(n, sigma_b2), terms(sigma2, times(n, sigma_b2))),
+            label="shrinkage_factor_cleared",
             why=r"The same factor with $n_j$ cleared from the denominator: $\lambda_j = n_j\gamma/(1+n_j\gamma)$ with $\gamma=\sigma_b^2/\sigma^2$, so it depends on $\sigma^2/(n_j\sigma_b^2)$, not on $\sigma_b^2$ alone.",
         ),
     )
@@ -139,23 +97,38 @@ $\sigma_b^2$, $\sigma^2$ and $n_j$ together.
             scale=sp.sqrt((1 - lam) * sigma_b2),
             lhs=r"\log p(b_j \mid \mathbf y_j) = \ell_j(b_j) - \log\!\int \! e^{\ell_j(b)}\,db",
             why=r"Bayes' rule: divide the joint density by its integral over $b_j$. The result is the log-density of $N(\hat b_j,\,(1-\lambda_j)\sigma_b^2)$.",
+            label="conditional",
         ),
-        Given(
+        ReadOffNormal(
             times(1 - lam, sigma_b2),
+            var=b,
+            moment="variance",
             lhs=r"\operatorname{Var}(b_j \mid \mathbf y_j)",
-            why=r"Read off the variance of the normal density in the previous line (with $\beta_0$ and the variances known).",
-            note="read off the previous line",
+            why=r"The log-density of eq.~\eqref{@conditional} is quadratic in $b_j$, so normal: read off its variance, minus the inverse of its second derivative (with $\beta_0$ and the variances known).",
         ),
         Equals(
             frac(times(sigma2, sigma_b2), terms(sigma2, times(n, sigma_b2))),
             why=r"Written without the subtraction $1-\lambda_j$, which loses digits when $\lambda_j$ is near $1$; this is lme4's condVar, $(n_j/\sigma^2 + 1/\sigma_b^2)^{-1}$.",
             label="conditional_variance",
         ),
-        Given(
-            terms(beta0, b_hat),
-            lhs=r"\beta_0 + \hat b_j",
-            why=r"The predicted mean of group $j$: the overall mean plus the group's predicted deviation.",
-            note="definition",
+    )
+    d = d.recall("conditional", lhs=r"\log p(b_j \mid \mathbf y_j)", why=r"The mean of group $j$ is $\mu_j = \beta_0 + b_j$; to predict it, return to the conditional density of $b_j$.")
+    d = d.then(
+        Substitute(
+            terms(
+                neg(half(sp.log(times(2 * sp.pi, 1 - lam, sigma_b2)))),
+                neg(frac(terms(mu, neg(beta0), neg(b_hat)) ** 2, times(2, 1 - lam, sigma_b2))),
+            ),
+            values={b: terms(mu, neg(beta0))},
+            lhs=r"\log p(\mu_j \mid \mathbf y_j)",
+            why=r"Put $b_j = \mu_j - \beta_0$: a shift by the known $\beta_0$, so the density of $\mu_j$ has the same form.",
+        ),
+        ReadOffNormal(
+            terms(beta0, times(lam, resid)),
+            var=mu,
+            moment="mean",
+            lhs=r"\operatorname{E}(\mu_j \mid \mathbf y_j) = \beta_0 + \hat b_j",
+            why=r"Read off the mean: the predicted mean of group $j$ is the overall mean plus the group's predicted deviation, eq.~\eqref{@blup}.",
         ),
         Equals(
             terms(times(lam, ybar), times(1 - lam, beta0)),
@@ -168,12 +141,12 @@ $\sigma_b^2$, $\sigma^2$ and $n_j$ together.
             label="group_mean_stable",
         ),
     )
-    d = d.export("shrinkage_factor", "shrinkage_factor", (n, sigma2, sigma_b2),
-                 "Shrinkage factor of a group of size n.\n\nlambda_j = sigma_b^2 / (sigma_b^2 + sigma^2/n_j), in (0, 1).")
+    d = d.export("shrinkage_factor", "shrinkage_factor_cleared", (n, sigma2, sigma_b2),
+                 "Shrinkage factor of a group of size n.\n\nlambda_j = sigma_b^2 / (sigma_b^2 + sigma^2/n_j) = n_j sigma_b^2 / (sigma^2 + n_j sigma_b^2), in (0, 1).")
     d = d.export("blup", "blup", (ybar, n, beta0, sigma2, sigma_b2),
                  "BLUP (conditional mode) of a random intercept.\n\nb_hat_j = lambda_j (ybar_j - beta0).")
     d = d.export("conditional_variance", "conditional_variance", (n, sigma2, sigma_b2),
                  "Conditional variance of a random intercept given its group's data.\n\nVar(b_j | y_j) = (1 - lambda_j) sigma_b^2 = sigma^2 sigma_b^2 / (sigma^2 + n_j sigma_b^2),\nwith beta0 and the variances known (lme4's condVar).")
     d = d.export("predicted_group_mean", "group_mean_stable", (ybar, n, beta0, sigma2, sigma_b2),
                  "Partially pooled group mean.\n\nbeta0 + b_hat_j = lambda_j ybar_j + (1 - lambda_j) beta0.")
-    return d
+    return model.with_references(d)

@@ -6,30 +6,17 @@ w_j = 1 / (sigma_b^2 + sigma^2/n_j), the precision of ybar_j.
 """
 
 import sympy as sp
-from sympy.codegen.cfunctions import log1p
 
-from shrinkage.display import frac, half, neg, terms, times
-from shrinkage.engine import Derivation, Derivative, Equals, Given, Maximiser, Recall
-from shrinkage.symbols import J, beta0, j, n, quantity, sigma2, sigma_b2
+from shrinkage import model
+from shrinkage.derive import Derivation, Derivative, Equals, Maximiser
+from shrinkage.display import frac, neg, terms, times
+from shrinkage.symbols import J, beta0, j, n, sigma2, sigma_b2, ybar
 
-n_j = quantity("n").indexed
-ybar_j = quantity("ybar").indexed
-ss_j = quantity("ss_within").indexed
-two_pi = 2 * sp.pi
+n_j, ybar_j = model.n_j, model.ybar_j
 
 
 def over_groups(expr):
     return sp.Sum(expr, (j, 1, J))
-
-
-def group_loglik(centre):
-    """log p(y_j) of marginal.py (its last step), with beta0 = centre, as the j-th term."""
-    return terms(
-        neg(half(times(n_j[j], sp.log(two_pi * sigma2)))),
-        neg(half(log1p(frac(times(n_j[j], sigma_b2), sigma2)))),
-        neg(frac(ss_j[j], 2 * sigma2)),
-        neg(frac(times(n_j[j], terms(ybar_j[j], neg(centre)) ** 2), times(2, terms(sigma2, times(n_j[j], sigma_b2))))),
-    )
 
 
 def weight(size=n_j[j]):
@@ -62,23 +49,28 @@ its own random intercept.  Sums over groups are checked on random data sets with
 $J \le 4$ groups of random sizes.
 """,
     )
+    d = model.cite_group_loglik(d, __file__)
     d = d.then(
-        Given(
-            weight(n),
-            lhs=r"w_j",
-            why=r"The precision of a group mean: $\operatorname{Var}(\bar y_j) = \operatorname{Var}(b_j) + \operatorname{Var}(\bar\varepsilon_j) = \sigma_b^2 + \sigma^2/n_j$.",
+        Derivative(
+            frac(times(n, terms(ybar, neg(beta0))), terms(sigma2, times(n, sigma_b2))),
+            var=beta0,
+            lhs=r"\frac{\partial L_j}{\partial \beta_0}",
+            why=r"The score of group $j$ in $\beta_0$: only the last term depends on $\beta_0$.",
         ),
-        Equals(
+        Derivative(
             weight_stable(n),
-            why=r"Multiply numerator and denominator by $n_j$: the form the code evaluates.",
+            var=ybar,
+            lhs=r"w_j = \frac{\partial}{\partial \bar y_j}\frac{\partial L_j}{\partial \beta_0}",
+            why=r"The score is linear in the group mean: its coefficient $w_j$ is the weight $\bar y_j$ gets in the score equation $\sum_j \partial L_j/\partial\beta_0 = 0$.",
             label="weight",
         ),
-        Given(
-            over_groups(group_loglik(beta0)),
-            lhs=r"\ell(\beta_0) = \sum_{j=1}^{J} \log p(\mathbf y_j)",
-            why=r"The log-likelihood: the sum over the independent groups of the marginal log-density of each group (document \emph{marginal}, last step).",
-            label="loglik",
+        Equals(
+            weight(n),
+            why=r"Divide numerator and denominator by $n_j$: the weight is the precision $1/\operatorname{Var}(\bar y_j)$ of the group mean, $\operatorname{Var}(\bar y_j) = \operatorname{Var}(b_j) + \operatorname{Var}(\bar\varepsilon_j) = \sigma_b^2 + \sigma^2/n_j$.",
         ),
+    )
+    d = model.sum_over_groups(d, __file__, lhs=r"\ell(\beta_0) = \sum_{j=1}^{J} L_j", cite=False)
+    d = d.then(
         Derivative(
             over_groups(frac(times(n_j[j], terms(ybar_j[j], neg(beta0))), terms(sigma2, times(n_j[j], sigma_b2)))),
             var=beta0,
@@ -93,12 +85,9 @@ $J \le 4$ groups of random sizes.
             terms(over_groups(times(weight(), ybar_j[j])), neg(times(beta0, over_groups(weight())))),
             why=r"Split the sum: the score is linear in $\beta_0$ with slope $-\sum_j w_j < 0$, so it vanishes at exactly one point, the maximum of $\ell$.",
         ),
-        Recall(
-            over_groups(group_loglik(beta0)),
-            of="loglik",
-            lhs=r"\ell(\beta_0)",
-            why=r"Back to the log-likelihood, to solve for its maximiser.",
-        ),
+    )
+    d = d.recall("loglik", lhs=r"\ell(\beta_0)", why=r"Back to the log-likelihood, to solve for its maximiser.")
+    d = d.then(
         Maximiser(
             gls_estimate(),
             var=beta0,
@@ -117,10 +106,10 @@ $J \le 4$ groups of random sizes.
         "w_j = 1/(sigma_b^2 + sigma^2/n_j) = n_j / (sigma^2 + n_j sigma_b^2).  Elementwise.",
     )
     d = d.export(
-        "gls_beta0", "gls", (n, quantity("ybar").symbol, sigma2, sigma_b2),
+        "gls_beta0", "gls", (n, ybar, sigma2, sigma_b2),
         "GLS estimate of beta0 given the variances: the precision-weighted mean of the group means.\n\n"
         "beta0_hat = sum_j w_j ybar_j / sum_j w_j, w_j = n_j / (sigma^2 + n_j sigma_b^2).\n"
         "n and ybar hold one entry per group along their last axis (the sum runs over it);\n"
         "sigma2 and sigma_b2 are scalars, or arrays of shape (..., 1) for a batch of problems.",
     )
-    return d
+    return model.with_references(d)

@@ -14,9 +14,9 @@ the BLUP with n_j replaced by 1.
 import sympy as sp
 
 from shrinkage import model
+from shrinkage.derive import Define, Derivation, Equals, Limit, Maximiser, Premise, Substitute
 from shrinkage.display import frac, half, neg, terms, times
-from shrinkage.engine import Define, Derivation, Equals, Given, Limit, Maximiser
-from shrinkage.symbols import J, b, beta0, i, j, log_lik_q, n, sigma2, sigma_b2, y, ybar
+from shrinkage.symbols import J, b, beta0, i, j, log_lik_q, n, sigma2, sigma_b2, y
 
 n_j, b_j = model.n_j, model.b_j
 two_pi = 2 * sp.pi
@@ -41,8 +41,9 @@ question's product, which has one factor per group instead of one per observatio
     )
     at_zero = model.joint_logdensity_all_groups().xreplace({b_j[j]: sp.S.Zero})
     d = d.then(
-        Given(at_zero, lhs=r"\log p(\mathbf y, \mathbf b)\big|_{\mathbf b = \mathbf 0}", label="at_zero",
-              why=r"The joint log-density of $(\mathbf y,\mathbf b)$ (every observation, every group) evaluated at $\mathbf b = \mathbf 0$, the mode of the prior of $\mathbf b$."),
+        Premise.of(model.JOINT_ALL_GROUPS, label="joint"),
+        Substitute(at_zero, values={b_j[j]: sp.S.Zero}, lhs=r"\log p(\mathbf y, \mathbf b)\big|_{\mathbf b = \mathbf 0}",
+                   label="at_zero", why=r"Evaluate it at $\mathbf b = \mathbf 0$, the mode of the prior of $\mathbf b$."),
         Equals(
             terms(
                 sp.Sum(terms(neg(half(times(n_j[j], sp.log(two_pi * sigma2)))),
@@ -57,9 +58,9 @@ question's product, which has one factor per group instead of one per observatio
               why=r"The first sum does not involve $\sigma_b^2$ and $-\tfrac J2 \log(2\pi\sigma_b^2) \to +\infty$: the joint density has no maximum in $\sigma_b^2$; its supremum is approached at the degenerate $\sigma_b^2 = 0$, for any data."),
     )
     # ---- the question's product: one factor per group ------------------------------
+    d = d.recall("joint", lhs=r"\log p(\mathbf y, \mathbf b)",
+                 why=r"Now the slip in the question's product. The joint log-density runs over every observation $i = 1, \dots, n_j$ of every group.")
     d = d.then(
-        Given(model.joint_logdensity_all_groups(), lhs=r"\log p(\mathbf y, \mathbf b)",
-              why=r"Now the slip in the question's product. The joint log-density runs over every observation $i = 1, \dots, n_j$ of every group."),
         Define(model.questioners_product_all_groups(), symbol=log_lik_q,
                why=r"The log of the question's product: one factor per group, here for its observation $y_{1j}$ (any one observation would do)."),
         Equals(
@@ -70,22 +71,25 @@ question's product, which has one factor per group instead of one per observatio
             label="missing_terms",
             why=r"Split off the first observation of each group: what is left, every further observation, is what the question's product leaves out.",
         ),
-        Given(
+        Premise.of(model.GROUP_JOINT, label="group_joint"),
+        Substitute(
             terms(model.normal_logpdf(y[1], terms(beta0, b), sigma2), model.random_effect_logdensity()),
+            values={n: sp.S.One},
             lhs=r"\tilde\ell_j(b_j)",
-            why=r"The term of group $j$ in the question's product: one observation, whatever $n_j$ is.",
+            why=r"The term of group $j$ in the question's product is this term, which has all $n_j$ observations, with $n_j = 1$: one observation, whatever $n_j$ is.",
         ),
         Maximiser(
             times(frac(sigma_b2, terms(sigma_b2, sigma2)), terms(y[1], neg(beta0))),
             var=b, lhs=r"\operatorname*{arg\,max}_{b_j}\tilde\ell_j(b_j)", label="wrong_maximiser",
             why=r"Its maximiser is the BLUP of a group of size one: the factor is $\sigma_b^2/(\sigma_b^2+\sigma^2)$, the same for every group, and $n_j$ has disappeared.",
         ),
-        Given(model.group_joint_logdensity(), lhs=r"\ell_j(b_j)",
-              why=r"The correct term of group $j$: all $n_j$ observations."),
+    )
+    d = d.recall("group_joint", lhs=r"\ell_j(b_j)", why=r"Back to the correct term of group $j$, with all $n_j$ observations.")
+    d = d.then(
         Maximiser(
-            times(frac(sigma_b2, terms(sigma_b2, frac(sigma2, n))), terms(ybar, neg(beta0))),
+            times(model.LAMBDA, model.RESID),
             var=b, lhs=r"\operatorname*{arg\,max}_{b_j}\ell_j(b_j)", label="right_maximiser",
             why=r"Its maximiser is $\lambda_j(\bar y_j-\beta_0)$ with $\lambda_j = \sigma_b^2/(\sigma_b^2+\sigma^2/n_j)$ (derivation \texttt{blup}): the group mean replaces $y_{1j}$ and $\sigma^2/n_j$ replaces $\sigma^2$.",
         ),
     )
-    return d
+    return model.with_references(d)

@@ -9,13 +9,12 @@ REML criterion, on lme4's scale (the constant (N - 1) log(2 pi) / 2 with one fix
 import sympy as sp
 from sympy.codegen.cfunctions import log1p
 
+from shrinkage import model
+from shrinkage.derive import Define, Derivation, Equals, LogIntegral, Maximiser, Substitute
 from shrinkage.display import frac, half, neg, terms, times
-from shrinkage.engine import Define, Derivation, Equals, Given, LogIntegral, Recall
 from shrinkage.symbols import J, beta0, j, k, quantity, sigma2, sigma_b2
 
-n_j = quantity("n").indexed
-ybar_j = quantity("ybar").indexed
-ss_j = quantity("ss_within").indexed
+n_j, ybar_j, ss_j = model.n_j, model.ybar_j, model.ss_j
 beta0_hat = quantity("beta0_gls").symbol
 w_j = quantity("w_gls").indexed
 two_pi = 2 * sp.pi
@@ -76,13 +75,8 @@ Sums over groups are checked on random data sets with $J \le 4$ groups of random
 sizes; the integral over $\beta_0$ by quadrature.
 """,
     )
+    d = model.sum_over_groups(d, __file__, lhs=r"\ell(\beta_0) = \sum_{j=1}^{J} L_j", label="loglik_sum")
     d = d.then(
-        Given(
-            loglik,
-            lhs=r"\ell(\beta_0) = \sum_{j=1}^{J} \log p(\mathbf y_j)",
-            why=r"The log-likelihood at given variances: the sum of the groups' marginal log-densities (document \emph{marginal}, last step), with the weights $w_j = n_j/(\sigma^2 + n_j\sigma_b^2)$ of document \emph{gls}.",
-            label="loglik",
-        ),
         Define(weight(j), symbol=w_j[j], why=r"The GLS weight of group $j$, the precision of $\bar y_j$ (document \emph{gls})."),
         Define(over(k, weight(k)), symbol=W, why=r"The total weight, the precision of $\hat\beta_0$."),
         Define(
@@ -90,14 +84,31 @@ sizes; the integral over $\beta_0$ by quadrature.
             symbol=beta0_hat,
             why=r"The GLS estimate of $\beta_0$ (document \emph{gls}).",
         ),
-        Define(
+        Equals(
+            loglik,
+            label="loglik",
+            why=r"In the weights: $n_j(\bar y_j - \beta_0)^2/(\sigma^2 + n_j\sigma_b^2) = w_j(\bar y_j - \beta_0)^2$.",
+        ),
+        Maximiser(
+            beta0_hat,
+            var=beta0,
+            lhs=r"\operatorname*{arg\,max}_{\beta_0} \ell(\beta_0)",
+            why=r"A concave quadratic in $\beta_0$: its maximiser is the GLS estimate $\hat\beta_0$ (document \emph{gls}).",
+        ),
+    )
+    d = d.recall("loglik", lhs=r"\ell(\beta_0)", why=r"Back to the log-likelihood, to put the maximiser in.")
+    d = d.then(
+        Substitute(
             profiled,
-            symbol=ell_ml,
+            values={beta0: beta0_hat},
             lhs=r"\ell_{\mathrm{ML}}(\sigma^2, \sigma_b^2) = \max_{\beta_0} \ell(\beta_0)",
-            why=r"The profiled log-likelihood: $\ell$ at its maximiser $\hat\beta_0$ (document \emph{gls}). The ML estimates of $(\sigma^2, \sigma_b^2)$ maximise it; with them, $\hat\beta_0$ is the ML estimate of $\beta_0$.",
+            why=r"The profiled log-likelihood: $\ell$ at its maximiser $\hat\beta_0$. The ML estimates of $(\sigma^2, \sigma_b^2)$ maximise it; with them, $\hat\beta_0$ is the ML estimate of $\beta_0$.",
             label="ml",
         ),
-        Recall(loglik, of="loglik", lhs=r"\ell(\beta_0)", why=r"Back to the log-likelihood, to integrate $\beta_0$ out."),
+        Define(profiled, symbol=ell_ml, why=r"Name it."),
+    )
+    d = d.recall("loglik", lhs=r"\ell(\beta_0)", why=r"Back to the log-likelihood, to integrate $\beta_0$ out.")
+    d = d.then(
         LogIntegral(
             terms(ell_ml, neg(half(sp.log(frac(W, two_pi))))),
             var=beta0,
@@ -132,4 +143,4 @@ sizes; the integral over $\beta_0$ by quadrature.
         "(the logLik of a REML fit).  n, ybar, ss_within hold one entry per group along their\n"
         "last axis; sigma2 and sigma_b2 are scalars, or arrays of shape (..., 1) for a batch.",
     )
-    return d
+    return model.with_references(d)

@@ -17,7 +17,7 @@ import sympy as sp
 from shrinkage import model
 from shrinkage.display import frac, half, neg, terms, times
 from shrinkage.engine import Define, Derivation, Derivative, Equals, Given, LogIntegral, Maximiser
-from shrinkage.symbols import J, N, b, beta0, gamma, j, n, quantity, sigma2, sigma_b2, ss_within, ybar
+from shrinkage.symbols import J, N, beta0, gamma, j, n, quantity, sigma2
 
 w = quantity("w").symbol
 nu = quantity("nu").symbol
@@ -28,28 +28,26 @@ D = quantity("logdet").symbol
 R = quantity("R_sum").symbol
 U = quantity("U_sum").symbol
 k = quantity("k").symbol  # second group index, for sums nested inside sums over j
+m = quantity("m").symbol
+J_m = quantity("J_m").symbol
 ybar_class = quantity("ybar_class").symbol
 spread_class = quantity("spread_class").symbol
 
-n_j = quantity("n").indexed
-ybar_g = quantity("ybar_g").indexed
-ss_g = quantity("ss_g").indexed
-
-two_pi = 2 * sp.pi
-resid = terms(ybar, neg(beta0))
+n_j, ybar_j, ss_j = model.n_j, model.ybar_j, model.ss_j
+two_pi = model.TWO_PI
 
 
-def weight(ix):
-    """w_ix = n_ix / (1 + n_ix gamma), written out."""
-    return frac(n_j[ix], terms(1, times(n_j[ix], gamma)))
+def weight(size):
+    """The scaled GLS weight size / (1 + size gamma), written out."""
+    return frac(size, terms(1, times(size, gamma)))
 
 
-def over(ix, expr):
-    return sp.Sum(expr, (ix, 1, J))
+def over(ix, expr, upper=J):
+    return sp.Sum(expr, (ix, 1, upper))
 
 
-gls_mean = frac(over(k, times(weight(k), ybar_g[k])), over(k, weight(k)))
-deviation_sq = terms(ybar_g[j], neg(beta0_hat)) ** 2
+gls_mean = frac(over(k, times(weight(n_j[k]), ybar_j[k])), over(k, weight(n_j[k])))
+deviation_sq = terms(ybar_j[j], neg(beta0_hat)) ** 2
 
 
 def loglik_terms(centre):
@@ -57,7 +55,7 @@ def loglik_terms(centre):
     return terms(
         neg(half(times(n_j[j], sp.log(two_pi * sigma2)))),
         neg(half(sp.log(terms(1, times(n_j[j], gamma))))),
-        neg(frac(terms(ss_g[j], times(weight(j), terms(ybar_g[j], neg(centre)) ** 2)), 2 * sigma2)),
+        neg(frac(terms(ss_j[j], times(weight(n_j[j]), terms(ybar_j[j], neg(centre)) ** 2)), 2 * sigma2)),
     )
 
 
@@ -68,7 +66,7 @@ def derivation() -> Derivation:
         summary=r"""
 The estimates of $\sigma^2$ and $\sigma_b^2$ come from the \emph{marginal} likelihood, in
 which every $b_j$ has been integrated out, not from the joint density of $(\mathbf y, \mathbf b)$.
-We integrate $b_j$ out of one group's joint density (eqs.~1--3), then write
+We integrate $b_j$ out of one group's joint density (eqs.~\eqref{@in_statistics}--\eqref{@marginal}), then write
 $\sigma_b^2 = \gamma\sigma^2$.  Given $\gamma$, the generalised-least-squares estimate
 $\hat\beta_0(\gamma)$ and the variance estimate $\hat\sigma^2(\gamma)$ have closed forms,
 so maximum likelihood (ML) and restricted maximum likelihood (REML) reduce to maximising a
@@ -78,75 +76,50 @@ generated functions over $\gamma \ge 0$: it brackets every sign change of the de
 on a logarithmic grid, refines each, and keeps the global maximum; $\hat\sigma_b^2 = 0$
 exactly (a \emph{singular} fit) when the derivative at $\gamma = 0$ is $\le 0$ and no
 interior maximum is higher.  Groups of the same size share a weight, so every sum over
-groups is a sum over the distinct group sizes (the last chain, eq.~\eqref{profile:30}).
+groups is a sum over the distinct group sizes (the last chain, eq.~\eqref{@class_sum}).
 """,
     )
     # --- A: the marginal log-density of one group -------------------------------------
     d = d.then(
-        Given(
-            model.group_joint_logdensity(),
-            lhs=r"\ell_j(b_j)",
-            why=r"The log-density of group $j$'s data given $b_j$ plus that of $b_j$ (the model).",
-        ),
-        Equals(
-            terms(
-                neg(half(times(n, sp.log(two_pi * sigma2)))),
-                neg(half(sp.log(two_pi * sigma_b2))),
-                neg(frac(terms(ss_within, times(n, terms(ybar, neg(beta0), neg(b)) ** 2)), 2 * sigma2)),
-                neg(frac(b**2, 2 * sigma_b2)),
-            ),
-            why=r"Write out the normal log-densities and use $\sum_i (y_{ij}-\beta_0-b_j)^2 = S_j + n_j(\bar y_j-\beta_0-b_j)^2$.",
-        ),
-        LogIntegral(
-            terms(
-                neg(half(times(n, sp.log(two_pi * sigma2)))),
-                neg(half(sp.log(terms(1, frac(times(n, sigma_b2), sigma2))))),
-                neg(frac(ss_within, 2 * sigma2)),
-                neg(frac(times(n, resid**2), times(2, terms(sigma2, times(n, sigma_b2))))),
-            ),
-            var=b,
-            centre=times(n, sigma_b2, resid) / (sigma2 + n * sigma_b2),
-            scale=sp.sqrt(sigma2 * sigma_b2 / (sigma2 + n * sigma_b2)),
-            lhs=r"\log p(\mathbf y_j) = \log\!\int e^{\ell_j(b)}\,db",
-            why=r"Integrate $b_j$ out (a Gaussian integral): the marginal log-density of group $j$. It depends on the data only through $n_j$, $\bar y_j$ and $S_j$.",
-            label="marginal",
-        ),
+        *model.opening_chain(why=r"The log-density of group $j$'s data given $b_j$ plus that of $b_j$ (the model)."),
+        *model.completing_the_square(),
+        *model.integrating_out(),
     )
     # --- B: sum over groups, profile out beta0 and sigma^2 (ML) ------------------------
     d = d.then(
         Define(
-            frac(n, terms(1, times(n, gamma))),
+            weight(n),
             symbol=w,
-            why=r"With $\sigma_b^2 = \gamma\sigma^2$ the last term of eq. (3) is $w_j(\bar y_j-\beta_0)^2/(2\sigma^2)$ with this weight, the GLS weight of group $j$.",
+            why=r"With $\sigma_b^2 = \gamma\sigma^2$ the last term of eq.~\eqref{@marginal} is $\tilde w_j(\bar y_j-\beta_0)^2/(2\sigma^2)$ with this weight, $\sigma^2$ times the GLS weight of group $j$.",
             label="weight",
         ),
         Given(
             over(j, loglik_terms(beta0)),
             lhs=r"\ell(\beta_0, \sigma^2, \gamma)",
-            why=r"The log-likelihood: groups are independent, so it is the sum of eq. (3) over $j = 1, \dots, J$, written with $\sigma_b^2 = \gamma\sigma^2$ and the weights $w_j$.",
+            why=r"The log-likelihood: groups are independent, so it is the sum of eq.~\eqref{@marginal} over $j = 1, \dots, J$, written with $\sigma_b^2 = \gamma\sigma^2$ and the weights $\tilde w_j$.",
             label="loglik",
         ),
         Maximiser(
             gls_mean,
             var=beta0,
             lhs=r"\hat\beta_0(\gamma) = \operatorname*{arg\,max}_{\beta_0} \ell",
-            why=r"$\beta_0$ enters through a weighted sum of squares only: its maximiser is the weighted mean of the group means, with weights $w_k$ (generalised least squares).",
+            why=r"$\beta_0$ enters through a weighted sum of squares only: its maximiser is the weighted mean of the group means, with weights $\tilde w_k$ (generalised least squares).",
             label="gls",
         ),
         Define(gls_mean, symbol=beta0_hat, why=r"Name the GLS estimate."),
         Define(over(j, n_j[j]), symbol=N, why=r"The number of observations."),
-        Define(over(j, weight(j)), symbol=W, why=r"The sum of the weights."),
+        Define(over(j, weight(n_j[j])), symbol=W, why=r"The sum of the weights."),
         Define(over(j, sp.log(terms(1, times(n_j[j], gamma)))), symbol=D,
                why=r"The log-determinant term: $\log\det V_j = n_j\log\sigma^2 + \log(1+n_j\gamma)$."),
-        Define(terms(over(j, ss_g[j]), over(j, times(weight(j), deviation_sq))), symbol=Q,
+        Define(terms(over(j, ss_j[j]), over(j, times(weight(n_j[j]), deviation_sq))), symbol=Q,
                why=r"The residual quadratic form at $\hat\beta_0(\gamma)$, times $\sigma^2$."),
-        Define(over(j, times(weight(j) ** 2, deviation_sq)), symbol=R,
+        Define(over(j, times(weight(n_j[j]) ** 2, deviation_sq)), symbol=R,
                why=r"The weighted squared deviations that drive the derivative in $\gamma$."),
-        Define(over(j, weight(j) ** 2), symbol=U, why=r"The sum of the squared weights."),
+        Define(over(j, weight(n_j[j]) ** 2), symbol=U, why=r"The sum of the squared weights."),
         Given(
             over(j, loglik_terms(beta0_hat)),
             lhs=r"\ell(\hat\beta_0(\gamma), \sigma^2, \gamma)",
-            why=r"Put the maximiser $\hat\beta_0(\gamma)$ into eq. (5).",
+            why=r"Put the maximiser $\hat\beta_0(\gamma)$ into eq.~\eqref{@loglik}.",
         ),
         Equals(
             terms(neg(half(times(N, sp.log(two_pi * sigma2)))), neg(half(D)), neg(frac(Q, 2 * sigma2))),
@@ -161,9 +134,9 @@ groups is a sum over the distinct group sizes (the last chain, eq.~\eqref{profil
             label="ml_sigma2",
         ),
         Given(
-            terms(neg(half(times(N, sp.log(two_pi * frac(Q, N))))), neg(half(D)), neg(frac(Q, 2 * frac(Q, N)))),
+            terms(neg(half(times(N, sp.log(two_pi * frac(Q, N))))), neg(half(D)), neg(half(N))),
             lhs=r"\ell_{\mathrm{ML}}(\gamma) = \ell(\hat\beta_0, \hat\sigma^2, \gamma)",
-            why=r"Put $\hat\sigma^2(\gamma) = Q(\gamma)/N$ into eq. (15): the profiled log-likelihood.",
+            why=r"Put $\hat\sigma^2(\gamma) = Q(\gamma)/N$ into eq.~\eqref{@ml_at_variances}: the last term becomes $-Q/(2Q/N) = -N/2$. This is the profiled log-likelihood.",
         ),
         Equals(
             terms(neg(half(times(N, terms(sp.log(two_pi * frac(Q, N)), 1)))), neg(half(D))),
@@ -171,23 +144,28 @@ groups is a sum over the distinct group sizes (the last chain, eq.~\eqref{profil
             label="ml_profile",
         ),
         Derivative(
-            terms(times(frac(N, 2 * Q), over(j, times(weight(j) ** 2, deviation_sq))), neg(half(W))),
+            terms(times(frac(N, 2 * Q), over(j, times(weight(n_j[j]) ** 2, deviation_sq))), neg(half(W))),
             var=gamma,
             lhs=r"\frac{d\ell_{\mathrm{ML}}}{d\gamma}",
-            why=r"Differentiate in $\gamma$: $dw_j/d\gamma = -w_j^2$, $dD/d\gamma = W$, and $\hat\beta_0$ minimises $Q$, so its own change does not contribute (envelope theorem).",
+            why=r"Differentiate in $\gamma$: $d\tilde w_j/d\gamma = -\tilde w_j^2$, $dD/d\gamma = W$, and $\hat\beta_0$ minimises $Q$, so its own change does not contribute (envelope theorem).",
         ),
         Equals(
             terms(frac(times(N, R), times(2, Q)), neg(half(W))),
-            why=r"In the named sums. At $\gamma = 0$ (where $w_j = n_j$) this derivative is $\le 0$ exactly when $\hat\sigma_b^2 = 0$ is a local maximum: the boundary test of a singular fit.",
+            why=r"In the named sums. At $\gamma = 0$ (where $\tilde w_j = n_j$) this derivative is $\le 0$ exactly when $\hat\sigma_b^2 = 0$ is a local maximum: the boundary test of a singular fit.",
             label="ml_slope",
         ),
     )
     # --- C: REML ----------------------------------------------------------------------
+    d = d.then(Define(terms(over(j, n_j[j]), -1), symbol=nu, why=r"The residual degrees of freedom of REML, $\nu = N - 1$."))
+    d = d.recall("loglik", lhs=r"\ell(\beta_0, \sigma^2, \gamma)", why=r"Back to the log-likelihood, to integrate $\beta_0$ out (REML).")
     d = d.then(
-        Given(
+        LogIntegral(
             terms(neg(half(times(nu, sp.log(two_pi * sigma2)))), neg(half(D)), neg(half(sp.log(W))), neg(frac(Q, 2 * sigma2))),
-            lhs=r"\ell_{\mathrm R}(\sigma^2, \gamma)",
-            why=r"REML: eq. (15) plus $\tfrac12\log 2\pi - \tfrac12\log\det(X^\top V^{-1}X)$ with $X^\top V^{-1} X = W/\sigma^2$; this leaves $\nu = N - 1$ in front of $\log(2\pi\sigma^2)$ (lme4's REML criterion, with its constant).",
+            var=beta0,
+            centre=beta0_hat,
+            scale=sp.sqrt(sigma2 / W),
+            lhs=r"\ell_{\mathrm R}(\sigma^2, \gamma) = \log\!\int e^{\ell}\,d\beta_0",
+            why=r"REML: integrate $\beta_0$ out under a flat prior. In $\beta_0$, $\ell$ is a concave quadratic with maximum eq.~\eqref{@ml_at_variances} at $\hat\beta_0(\gamma)$ and curvature $-W/\sigma^2$, so the integral adds $\tfrac12\log(2\pi\sigma^2/W)$; this leaves $\nu = N - 1$ in front of $\log(2\pi\sigma^2)$ (lme4's REML criterion, with its constant).",
             label="reml_at_variances",
         ),
         Maximiser(
@@ -198,9 +176,9 @@ groups is a sum over the distinct group sizes (the last chain, eq.~\eqref{profil
             label="reml_sigma2",
         ),
         Given(
-            terms(neg(half(times(nu, sp.log(two_pi * frac(Q, nu))))), neg(half(D)), neg(half(sp.log(W))), neg(frac(Q, 2 * frac(Q, nu)))),
+            terms(neg(half(times(nu, sp.log(two_pi * frac(Q, nu))))), neg(half(D)), neg(half(sp.log(W))), neg(half(nu))),
             lhs=r"\ell_{\mathrm{R}}(\gamma)",
-            why=r"Put $\hat\sigma^2_{\mathrm R}(\gamma)$ into eq. (21): the profiled REML criterion.",
+            why=r"Put $\hat\sigma^2_{\mathrm R}(\gamma) = Q(\gamma)/\nu$ into eq.~\eqref{@reml_at_variances}: the last term becomes $-\nu/2$. This is the profiled REML criterion.",
         ),
         Equals(
             terms(neg(half(times(nu, terms(sp.log(two_pi * frac(Q, nu)), 1)))), neg(half(D)), neg(half(sp.log(W)))),
@@ -209,13 +187,13 @@ groups is a sum over the distinct group sizes (the last chain, eq.~\eqref{profil
         ),
         Derivative(
             terms(
-                times(frac(nu, 2 * Q), over(j, times(weight(j) ** 2, deviation_sq))),
+                times(frac(nu, 2 * Q), over(j, times(weight(n_j[j]) ** 2, deviation_sq))),
                 neg(half(W)),
-                frac(over(j, weight(j) ** 2), 2 * W),
+                frac(over(j, weight(n_j[j]) ** 2), 2 * W),
             ),
             var=gamma,
             lhs=r"\frac{d\ell_{\mathrm R}}{d\gamma}",
-            why=r"Differentiate in $\gamma$ as for ML; in addition $d\log W/d\gamma = -\sum_j w_j^2/W$.",
+            why=r"Differentiate in $\gamma$ as for ML; in addition $d\log W/d\gamma = -\sum_j \tilde w_j^2/W$.",
         ),
         Equals(
             terms(frac(times(nu, R), times(2, Q)), neg(half(W)), frac(U, 2 * W)),
@@ -226,21 +204,21 @@ groups is a sum over the distinct group sizes (the last chain, eq.~\eqref{profil
     # --- D: groups of equal size ------------------------------------------------------
     d = d.then(
         Given(
-            over(j, times(w, terms(ybar_g[j], neg(beta0)) ** 2)),
-            lhs=r"\sum_{j:\,n_j = m} w_j(\bar y_j - \beta_0)^2",
-            why=r"The $J$ groups of one size $m$ share one weight $w = m/(1+m\gamma)$; here the sum runs over those groups only.",
+            over(j, times(weight(m), terms(ybar_j[j], neg(beta0)) ** 2), upper=J_m),
+            lhs=r"\sum_{j:\,n_j = m} \tilde w_j(\bar y_j - \beta_0)^2",
+            why=r"Number the $J_m$ groups of one size $m$ as $j = 1, \dots, J_m$: they share one weight $\tilde w_j = m/(1+m\gamma)$.",
         ),
-        Define(over(j, ybar_g[j]) / J, symbol=ybar_class, why=r"The mean of their group means."),
-        Define(over(j, terms(ybar_g[j], neg(ybar_class)) ** 2), symbol=spread_class,
+        Define(over(j, ybar_j[j], upper=J_m) / J_m, symbol=ybar_class, why=r"The mean of their group means."),
+        Define(over(j, terms(ybar_j[j], neg(ybar_class)) ** 2, upper=J_m), symbol=spread_class,
                why=r"The spread of their group means about it."),
         Equals(
-            times(w, terms(spread_class, times(J, terms(ybar_class, neg(beta0)) ** 2))),
-            why=r"Add and subtract $\bar{\bar y}_m$; the cross term sums to zero. With $w^2$ in place of $w$ the same identity gives the class's share of $R(\gamma)$; its shares of $W$, $U$ and $D$ are $J w$, $J w^2$ and $J\log(1+m\gamma)$. So every sum over groups is a sum over the distinct sizes: one evaluation of the criterion costs $O(\text{number of distinct sizes})$, not $O(J)$.",
+            times(weight(m), terms(spread_class, times(J_m, terms(ybar_class, neg(beta0)) ** 2))),
+            why=r"Add and subtract $\bar{\bar y}_m$; the cross term sums to zero. With $\tilde w_j^2$ in place of $\tilde w_j$ the same identity gives the class's share of $R(\gamma)$; its shares of $W$, $U$ and $D$ are $J_m m/(1+m\gamma)$, $J_m m^2/(1+m\gamma)^2$ and $J_m\log(1+m\gamma)$. So every sum over groups is a sum over the distinct sizes: one evaluation of the criterion costs $O(\text{number of distinct sizes})$, not $O(J)$.",
             label="class_sum",
         ),
     )
     d = d.export("profile_weight", "weight", (n, gamma),
-                 "GLS weight of a group of size n at variance ratio gamma.\n\nw_j = n_j / (1 + n_j gamma) = sigma^2 1' V_j^{-1} 1.")
+                 "GLS weight of a group of size n at variance ratio gamma, times sigma^2.\n\nw~_j = n_j / (1 + n_j gamma) = sigma^2 w_j = sigma^2 1' V_j^{-1} 1.")
     d = d.export("ml_loglik_at", "ml_at_variances", (N, sigma2, Q, D),
                  "Log-likelihood at given variances, maximised over beta0.\n\n"
                  "-N/2 log(2 pi sigma^2) - D/2 - Q/(2 sigma^2), with Q = Q(gamma), D = D(gamma).")
@@ -257,4 +235,4 @@ groups is a sum over the distinct group sizes (the last chain, eq.~\eqref{profil
                  "Profiled REML criterion in gamma (nu = N - 1).\n\n-nu/2 (log(2 pi Q/nu) + 1) - D/2 - log(W)/2.")
     d = d.export("reml_profile_slope", "reml_slope", (nu, Q, W, R, U),
                  "Derivative of the profiled REML criterion in gamma.\n\nnu R / (2 Q) - W/2 + U / (2 W).")
-    return d
+    return model.with_references(d)

@@ -9,12 +9,11 @@ one may differentiate in it; every fact then holds a fortiori at the integers.
 
 import sympy as sp
 
+from shrinkage import model
+from shrinkage.derive import Derivation, Derivative, Limit, Sign
 from shrinkage.display import frac, neg, terms, times
-from shrinkage.engine import Derivation, Derivative, Equals, Given, Limit, Sign
-from shrinkage.symbols import n_real as n
-from shrinkage.symbols import sigma2, sigma_b2
+from shrinkage.symbols import n, sigma2, sigma_b2
 
-lam = frac(sigma_b2, terms(sigma_b2, frac(sigma2, n)))  # as in derivations/blup.py
 denominator = terms(sigma2, times(n, sigma_b2))  # sigma^2 + n_j sigma_b^2
 ZERO = sp.S.Zero
 
@@ -32,21 +31,17 @@ $\sigma^2$ (so a larger between-group variance or a larger group means \emph{les
 a larger residual variance \emph{more}); and that $\lambda_j \to 1$ as $\sigma_b^2 \to \infty$ or
 $n_j \to \infty$ (no pooling: the group's own mean, as if $b_j$ were a fixed effect) while
 $\lambda_j \to 0$ as $\sigma_b^2 \to 0^+$ (complete pooling: every group gets $\beta_0$).
-The group size $n_j$ is treated as a positive \emph{real} number, so that we may differentiate
-in it; the facts hold a fortiori at the integers.
+$\lambda_j$ is a rational function of the group size $n_j$; we differentiate it in $n_j$ as a
+function of a positive real variable, and the facts hold a fortiori at the integers.
 """,
     )
+    d = d.cite(model.sibling("blup", __file__), "shrinkage_factor", lhs=r"\lambda_j", as_label="lambda",
+               why=r"The shrinkage factor of group $j$, as derived in \texttt{blup}.")
     d = d.then(
-        Given(lam, lhs=r"\lambda_j", label="lambda",
-              why=r"The shrinkage factor of group $j$, as derived in \texttt{blup}."),
         Sign(ZERO, sign=1, label="lambda_positive",
              why=r"$\lambda_j$ is positive: a ratio of positive quantities."),
-        Given(terms(1, neg(lam)), lhs=r"1 - \lambda_j",
-              why=r"The share of the deviation $\bar y_j - \beta_0$ that is pooled away."),
-        Equals(frac(sigma2, denominator), label="one_minus_lambda",
-               why=r"Bring to one fraction: $1-\lambda_j = (\sigma^2/n_j)/(\sigma_b^2+\sigma^2/n_j)$, times $n_j/n_j$."),
-        Sign(ZERO, sign=1, label="lambda_below_one",
-             why=r"So $1-\lambda_j > 0$, i.e.\ $\lambda_j < 1$: the BLUP is always pulled towards $0$, never past it, never away from it."),
+        Sign(sp.S.One, sign=-1, label="lambda_below_one",
+             why=r"And $\lambda_j < 1$, as $1-\lambda_j = (\sigma^2/n_j)/(\sigma_b^2+\sigma^2/n_j) = \sigma^2/(\sigma^2 + n_j\sigma_b^2) > 0$: the BLUP is always pulled towards $0$, never past it, never away from it."),
     )
     d = d.recall("lambda", lhs=r"\frac{\partial\lambda_j}{\partial\sigma_b^2}", why=r"Differentiate $\lambda_j$ in $\sigma_b^2$.")
     d = d.then(
@@ -84,4 +79,4 @@ in it; the facts hold a fortiori at the integers.
         Limit(ZERO, var=sigma_b2, point=ZERO, lhs=r"\lambda_j", label="complete_pooling",
               why=r"Complete pooling: $\hat b_j \to 0$ and every group is predicted by $\beta_0$."),
     )
-    return d
+    return model.with_references(d)

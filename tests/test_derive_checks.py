@@ -161,3 +161,42 @@ def test_an_outer_alarm_survives_a_step_time_limit():
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
+
+
+def test_a_step_kind_that_checks_itself_is_handed_its_context():
+    from dataclasses import dataclass
+
+    from shrinkage.derive import Step, Verdict
+
+    seen = []
+
+    @dataclass(frozen=True)
+    class SelfChecking(Step):
+        def verify(self, name, number, current, definitions, symbolic=True):
+            seen.append((name, number, current))
+            if self.rhs != current:
+                raise StepError(name, number, self.why, "not the same")
+            return Verdict(True, 1, "by itself")
+
+    cd = check(tiny(SelfChecking(lam, why="same")))
+    assert seen == [("tiny", 2, lam)] and cd.steps[1].verdict.method == "by itself"
+    with pytest.raises(StepError, match="not the same"):
+        check(tiny(SelfChecking(2 * lam, why="double")))
+
+
+def test_a_step_kind_without_a_check_is_named():
+    from dataclasses import dataclass
+
+    from shrinkage.derive import Step
+
+    @dataclass(frozen=True)
+    class Unknown(Step):
+        pass
+
+    with pytest.raises(DerivationError, match="no check for the step kind Unknown"):
+        check(tiny(Unknown(lam, why="?")))
+
+
+def test_an_export_argument_named_by_a_keyword_is_refused():
+    with pytest.raises(DerivationError, match="argument lambda"):
+        check(tiny(rewrite, exports=[("f", "cleared", (sp.Symbol("lambda"),), "doc")]))

@@ -13,7 +13,7 @@ from shrinkage import model
 from shrinkage.derive import (Cite, ConstrainedMaximiser, Define, Derivation, Equals, Limit, Premise, ReadOffNormal,
                               Statement, Substitute, check)
 from shrinkage.errors import DerivationError, StepError
-from shrinkage.symbols import b, beta0, const, n, n_real, quantity, sigma2, sigma_b2, ss_within, ybar
+from shrinkage.symbols import b, beta0, const, n, quantity, sigma2, sigma_b2, ss_within, ybar
 
 
 def chain(expr, *steps, name="t"):
@@ -124,7 +124,7 @@ def test_a_branch_the_domains_never_reach_is_refused():
 
 
 # --- Limit ------------------------------------------------------------------------------
-lam = sigma_b2 / (sigma_b2 + sigma2 / n_real)
+lam = sigma_b2 / (sigma_b2 + sigma2 / n)
 
 
 def test_a_true_limit_is_proved():
@@ -152,7 +152,7 @@ def test_a_premise_must_restate_its_statement_and_is_listed():
 
 
 def source():
-    return chain(lam, Equals(n_real * sigma_b2 / (sigma2 + n_real * sigma_b2), why="clear", label="lam"), name="src")
+    return chain(lam, Equals(n * sigma_b2 / (sigma2 + n * sigma_b2), why="clear", label="lam"), name="src")
 
 
 def test_a_citation_restates_a_checked_step_of_its_source():

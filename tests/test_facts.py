@@ -168,7 +168,7 @@ def test_laplace_without_the_curvature_term_is_rejected(laplace):
     """Dropping the -1/2 log(curvature / 2 pi) correction makes the Laplace step false:
     the h-likelihood at its mode is not the marginal log-likelihood."""
     number = laplace.derivation.step_index("laplace") + 1
-    corrected = laplace.derivation.steps[number - 2].rhs  # the Given before it
+    corrected = laplace.derivation.steps[number - 2].rhs  # the Laplace approximation, the step before it
     bare = sp.Add(*corrected.args[:-1])  # without the last term, the correction
     assert corrected.args[-1].has(sp.log) and len(corrected.args) == len(bare.args) + 1
     with pytest.raises(StepError):

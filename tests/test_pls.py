@@ -108,9 +108,9 @@ def test_mme_equals_gls_exactly_with_sympy_matrices(sizes):
 
 
 def test_derived_gls_estimate_matches_the_dense_route(pls, rng):
-    """eq. (pls 7), evaluated for concrete groups, against the dense GLS estimate."""
+    """eq. gls of pls, evaluated for concrete groups, against the dense GLS estimate."""
     estimate = pls.result("gls")
-    n_arr, ybar_arr = quantity("n").indexed, quantity("ybar_g").indexed
+    n_arr, ybar_arr = quantity("n").indexed, quantity("ybar").indexed
     for _ in range(10):
         sizes, y, s2, sb2 = draw(rng)
         means = [float(np.mean(g)) for g in np.split(y, np.cumsum(sizes)[:-1])]
@@ -122,21 +122,21 @@ def test_derived_gls_estimate_matches_the_dense_route(pls, rng):
 
 def test_unweighted_mean_is_not_the_maximiser(pls, rng):
     """A wrong estimate (the plain mean of the group means) differs from GLS on
-    unbalanced data, and the engine rejects it as the maximiser of eq. (pls 6)."""
+    unbalanced data, and the engine rejects it as the maximiser of eq. profile of pls."""
     sizes = np.array([1, 9, 2])
     y = rng.normal(0, 1, size=sizes.sum()) + np.repeat([3.0, -1.0, 0.5], sizes)
     means = [g.mean() for g in np.split(y, np.cumsum(sizes)[:-1])]
     assert abs(np.mean(means) - gls_route(sizes, y, 1.0, 0.3)[0]) > 1e-3
     number = pls.derivation.step_index("gls") + 1
     profile = pls.derivation.steps[number - 2].rhs
-    ybar_arr = quantity("ybar_g").indexed
+    ybar_arr = quantity("ybar").indexed
     wrong = Maximiser(sp.Sum(ybar_arr[j], (j, 1, J)) / J, var=beta0, why="unweighted mean")
     with pytest.raises(StepError):
         verify_step("pls", number, wrong, profile, pls.definitions)
 
 
 def test_penalty_is_sigma2_over_sigma_b2(pls):
-    """The ridge form eq. (pls 2): the coefficient of sum_j b_j^2 inside the bracket is sigma2/sigma_b2."""
+    """The ridge form eq. penalised of pls: the coefficient of sum_j b_j^2 inside the bracket is sigma2/sigma_b2."""
     rhs = pls.derivation.steps[pls.derivation.step_index("penalised")].rhs
     bracket = [t for t in rhs.args if t.has(quantity("b").indexed)][0]
     bj2 = sp.Sum(quantity("b").indexed[j] ** 2, (j, 1, J))

@@ -119,8 +119,11 @@ class BuildResult:
 
 def check_all(derivations: list[Derivation], say: Callable[[str], None] = print) -> list[CheckedDerivation]:
     checked = []
+    sources: dict = {}  # derivations checked so far, by name: a cited one is checked once
     for d in derivations:
-        cd = check(d)
+        done = sources.get(d.name)
+        cd = done if done is not None and done.derivation == d else check(d, sources=sources)
+        sources[d.name] = cd
         proved = sum(1 for s in cd.steps if s.verdict.symbolic is True)
         numeric_only = sum(1 for s in cd.steps if s.verdict.symbolic is None)
         say(f"checked {d.name}: {len(cd.steps)} steps, {proved} proved by SymPy, "

@@ -30,35 +30,34 @@ QUANTITIES: tuple[Quantity, ...] = (
     Quantity("ss_within", r"S_j", r"within-group sum of squares $\sum_i (y_{ij}-\bar y_j)^2$ (0 for a group of one)", "nonnegative"),
     Quantity("lam", r"\lambda_j", "shrinkage factor of group $j$", "unit"),
     Quantity("b_hat", r"\hat b_j", "BLUP (conditional mode) of $b_j$", "real"),
+    Quantity("mu", r"\mu_j", r"mean of group $j$, $\beta_0 + b_j$", "real"),
+    Quantity("ell_group", r"\ell_j", r"the term of group $j$ in the joint log-density, $\log p(\mathbf y_j \mid b_j) + \log p(b_j)$", "real"),
+    Quantity("loglik_group", r"L_j", r"$\log p(\mathbf y_j)$, the marginal log-likelihood of group $j$", "real"),
     Quantity("const", r"c_j", "normalising constants of group $j$ (free of $b_j$ and the data)", "real"),
     Quantity("J", r"J", "number of groups", "few"),
     Quantity("N", r"N", r"total number of observations $\sum_j n_j$", "count"),
     Quantity("i", r"i", "index of an observation within a group", "count"),
     Quantity("j", r"j", "index of a group", "count"),
     # shrinkage facts, uncertainty of a BLUP (derivations shrinkage_facts, uncertainty)
-    Quantity("n_real", r"n_j", "size of group $j$, treated as a positive real number (to differentiate in it)", "positive"),
     Quantity("k", r"k", "a second index (of an observation, or of a group)", "count"),
-    Quantity("w_rest", r"W_{-j}", r"$\sum_{k\ne j} 1/(\sigma_b^2+\sigma^2/n_k)$: the precisions of the other groups' means", "positive"),
-    Quantity("prec", r"p_j", r"precision $1/\operatorname{Var}(\bar y_j) = 1/(\sigma_b^2+\sigma^2/n_j)$ of the mean of group $j$", "positive"),
+    Quantity("w_rest", r"W_{-j}", r"$\sum_{k\ne j} w_k$: the precisions of the other groups' means", "positive"),
     Quantity("log_lik_q", r"\log\tilde L", r"log of the question's product: one factor per group instead of one per observation", "real"),
     Quantity("var_beta0", r"V_{\beta_0}", r"sampling variance $\operatorname{Var}(\hat\beta_0)$ of the GLS estimate of $\beta_0$", "positive"),
-    # the profiled likelihood (derivations/profile.py).  Per-group data as entries of
-    # vectors over groups: distinct from ybar/ss_within, whose definitions as sums over
-    # one group's observations the checks substitute.
-    Quantity("ybar_g", r"\bar y_j", "mean of group $j$, as an entry of the vector of group means", "real"),
-    Quantity("ss_g", r"S_j", "within-group sum of squares of group $j$, as an entry of a vector over groups", "positive"),
+    # the profiled likelihood (derivations/profile.py)
     Quantity("beta0_hat", r"\hat\beta_0(\gamma)", r"GLS estimate of $\beta_0$ given $\gamma$", "real"),
-    Quantity("Q_form", r"Q(\gamma)", r"residual quadratic form $\sum_j S_j + \sum_j w_j(\bar y_j-\hat\beta_0)^2$", "positive"),
-    Quantity("W_sum", r"W(\gamma)", r"sum of the GLS weights $w_j = n_j/(1+n_j\gamma)$", "positive"),
+    Quantity("Q_form", r"Q(\gamma)", r"residual quadratic form $\sum_j S_j + \sum_j \tilde w_j(\bar y_j-\hat\beta_0)^2$", "positive"),
+    Quantity("W_sum", r"W(\gamma)", r"sum of the scaled GLS weights, $\sum_j \tilde w_j$", "positive"),
     Quantity("logdet", r"D(\gamma)", r"log-determinant term $\sum_j \log(1+n_j\gamma)$", "positive"),
-    Quantity("R_sum", r"R(\gamma)", r"$\sum_j w_j^2(\bar y_j-\hat\beta_0)^2$", "positive"),
-    Quantity("U_sum", r"U(\gamma)", r"$\sum_j w_j^2$", "positive"),
-    Quantity("w", r"w_j", r"GLS weight of group $j$, $n_j/(1+n_j\gamma) = \sigma^2\,\mathbf 1^\top V_j^{-1}\mathbf 1$", "positive"),
+    Quantity("R_sum", r"R(\gamma)", r"$\sum_j \tilde w_j^2(\bar y_j-\hat\beta_0)^2$", "positive"),
+    Quantity("U_sum", r"U(\gamma)", r"$\sum_j \tilde w_j^2$", "positive"),
+    Quantity("w", r"\tilde w_j", r"scaled GLS weight of group $j$, $n_j/(1+n_j\gamma) = \sigma^2 w_j$, a function of $\gamma$ alone", "positive"),
     Quantity("nu", r"\nu", r"residual degrees of freedom of REML, $N - 1$ (one fixed effect)", "positive"),
+    Quantity("m", r"m", r"a group size shared by a class of groups", "count"),
+    Quantity("J_m", r"J_m", r"number of groups of size $m$", "few"),
     Quantity("ybar_class", r"\bar{\bar y}_m", r"mean of the group means $\bar y_j$ of the groups of size $m$", "real"),
     Quantity("spread_class", r"A_m", r"$\sum_j (\bar y_j - \bar{\bar y}_m)^2$ over the groups of size $m$", "positive"),
     # GLS and ML/REML at given variances (derivations/gls.py, ml_reml.py)
-    Quantity("w_gls", r"w_j", r"GLS weight of group $j$, $n_j/(\sigma^2 + n_j\sigma_b^2) = 1/\operatorname{Var}(\bar y_j)$", "positive"),
+    Quantity("w_gls", r"w_j", r"GLS weight of group $j$, the precision $1/\operatorname{Var}(\bar y_j) = n_j/(\sigma^2 + n_j\sigma_b^2)$ of its mean", "positive"),
     Quantity("ell_ml", r"\ell_{\mathrm{ML}}", r"profiled log-likelihood $\max_{\beta_0} \ell(\beta_0)$ at given variances", "real"),
     Quantity("w_total", r"W", r"sum of the GLS weights, $\sum_j w_j = \sum_j n_j/(\sigma^2 + n_j\sigma_b^2)$", "positive"),
     Quantity("beta0_gls", r"\hat\beta_0", r"GLS estimate of $\beta_0$ given $\sigma^2, \sigma_b^2$", "real"),
@@ -118,9 +117,7 @@ N = quantity("N").symbol
 i = quantity("i").symbol
 j = quantity("j").symbol
 y = quantity("y").indexed
-n_real = quantity("n_real").symbol
 k = quantity("k").symbol
 w_rest = quantity("w_rest").symbol
 var_beta0 = quantity("var_beta0").symbol
 log_lik_q = quantity("log_lik_q").symbol
-prec = quantity("prec").symbol

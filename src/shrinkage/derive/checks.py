@@ -39,8 +39,10 @@ from .walk import Context, advance, walk
 DEFAULT_TIMEOUT = 120.0  # seconds per step check, unless SHRINKAGE_STEP_TIMEOUT or timeout= says otherwise
 TIMEOUT_ENV = "SHRINKAGE_STEP_TIMEOUT"
 
-# kind of claim -> (numeric check, symbolic check).  The numeric check runs first: it
-# is cheap to fail, and it is what produces a counterexample.
+# kind of claim -> (numeric check, symbolic check), each called with the walk's Context.
+# The numeric check runs first: it is cheap to fail, and it produces a counterexample.
+# A new kind registers here (subclasses of a kind inherit its checks), or has a method
+# verify(name, number, current, definitions, symbolic) -> Verdict of its own.
 CHECKS: dict[type, tuple[Callable, Callable]] = {
     Equals: (claims.numeric_equals, claims.symbolic_equals),
     Substitute: (claims.numeric_substitute, claims.symbolic_substitute),
@@ -203,7 +205,14 @@ def _verify(ctx: Context, symbolic: bool) -> Verdict:
         return _restates(ctx, step.source.name, step.source, step.of, r" of \emph{%s}" % step.source.name.replace("_", r"\_"))
     if ctx.current is None:
         raise Failure("the chain has no current expression to check against")
-    numeric, symbolic_check = CHECKS[type(step)]
+    kind = next((cls for cls in type(step).__mro__ if cls in CHECKS), None)
+    if kind is None:
+        if callable(getattr(step, "verify", None)):  # a kind that checks itself (e.g. shrinkage.matrix)
+            return step.verify(ctx.derivation, ctx.number, ctx.current, ctx.definitions, symbolic)
+        raise DerivationError(f"derivation {ctx.derivation!r}, step {ctx.number}: no check for the step kind "
+                              f"{type(step).__name__}; add (numeric, symbolic) to shrinkage.derive.CHECKS "
+                              "or give the kind a verify(name, number, current, definitions, symbolic) method")
+    numeric, symbolic_check = CHECKS[kind]
     try:
         numeric(ctx)
     except (ArithmeticError, ValueError, TypeError) as e:
@@ -242,6 +251,11 @@ def check_exports(d: Derivation) -> None:
         if e.function in seen:
             raise DerivationError(f"derivation {d.name!r}: two exports named {e.function!r}")
         seen.add(e.function)
+        for a in e.args:
+            name = getattr(a, "name", None)
+            if not isinstance(a, sp.Symbol) or not name.isidentifier() or keyword.iskeyword(name):
+                raise DerivationError(f"derivation {d.name!r}: export {e.function!r} has an argument {a!r} that is "
+                                      "not a symbol named by a Python identifier")
         origin, where, number = d, d, d.step_index(e.label) + 1
         step = d.steps[number - 1]
         while isinstance(step, (Recall, Cite)):

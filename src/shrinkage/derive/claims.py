@@ -27,7 +27,9 @@ def _points(ctx: Context, *exprs, **kw):
 
 
 def _sub(ctx: Context, expr, *like):
-    return substitute(expr, ctx.definitions, keep_sums=has_data_sums(expr, *like))
+    """Definitions substituted into expr; the data sums (ybar_j, S_j as sums over the
+    observations) only when the expressions ``like`` themselves involve data sums."""
+    return substitute(expr, ctx.definitions, keep_sums=has_data_sums(*like))
 
 
 # --- Equals -------------------------------------------------------------------------
@@ -43,7 +45,7 @@ def numeric_equals(ctx):
 
 
 def symbolic_equals(ctx):
-    return is_zero(_sub(ctx, ctx.current - ctx.step.rhs, ctx.step.rhs))
+    return is_zero(_sub(ctx, ctx.current - ctx.step.rhs, ctx.current, ctx.step.rhs))
 
 
 # --- Substitute -----------------------------------------------------------------------
@@ -65,7 +67,7 @@ def numeric_substitute(ctx):
 
 
 def symbolic_substitute(ctx):
-    return is_zero(_sub(ctx, substituted(ctx) - ctx.step.rhs, ctx.step.rhs))
+    return is_zero(_sub(ctx, substituted(ctx) - ctx.step.rhs, ctx.current, ctx.step.rhs))
 
 
 # --- Derivative -----------------------------------------------------------------------

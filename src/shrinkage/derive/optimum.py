@@ -96,6 +96,9 @@ def numeric_constrained(ctx: Context):
     variables = [step.var] + [v for v, _ in step.jointly]
     claims = [_piecewise(step.rhs)] + [_piecewise(e) for _, e in step.jointly]
     hits: dict = {}
+    if any(substitute(step.lower, ctx.definitions).has(v) for v in variables):
+        raise Failure(f"the bound {step.lower} involves the variables maximised over; "
+                      "reparametrise so that the constraint is a bound on one variable")
     with mpmath.workdps(DPS):
         for point, (f_expr, lower, *values), inst in _points(ctx, ctx.current, step.lower, *claims, count=MAX_DRAWS):
             branches = tuple(_branch(c, inst) for c in values)
