@@ -186,7 +186,7 @@ def test_the_message_names_the_worst_point_with_expected_got_and_error():
     assert got == lam_cancelling(**point)
     assert expected == pytest.approx(float(exact_lambda(**point)), rel=1e-15)
     assert relative == pytest.approx(float(error(point)), rel=1e-2)
-    assert "sigma_b2/(sigma_b2 + sigma2/n)" in message and "derivation `blup`" in message
+    assert str(reference("shrinkage_factor").expr) in message and "derivation `blup`" in message
 
 
 @pytest.mark.parametrize("name,exact", [
