@@ -1,7 +1,8 @@
 """Shared fixtures and the one TeX policy of the test suite.
 
 * ``rng``: a seeded numpy Generator, so every random test is reproducible.
-* ``checked``: every derivation in derivations/, checked once per test session.
+* ``checked``: every derivation in derivations/, checked once per test session
+  (through the session's cache, which later builds and CLI runs read).
 * ``requires_tex``: skip where TeX is absent, but never when the CI variable is set.
 """
 
@@ -42,12 +43,41 @@ def rng() -> np.random.Generator:
     return np.random.default_rng(20261125)
 
 
-@pytest.fixture(scope="session")
-def checked():
-    """All derivations, checked once (a failing step fails every test that uses this)."""
-    from shrinkage.build import check_all, load_derivations
+def pytest_configure(config):
+    """Every check of the session goes through one cache in a fresh folder (tests never
+    touch the user's cache): the derivations are checked once, by the first fixture
+    that needs them, and every later build (in-process or a CLI subprocess, which
+    inherits the variable) reads them back.  SHRINKAGE_TEST_CACHE_DIR keeps one folder
+    across sessions instead (for quick local reruns)."""
+    import tempfile
 
-    return {cd.derivation.name: cd for cd in check_all(load_derivations(DERIVATIONS), say=lambda _: None)}
+    folder = os.environ.get("SHRINKAGE_TEST_CACHE_DIR") or tempfile.mkdtemp(prefix="shrinkage-test-cache-")
+    config._shrinkage_cache = None if os.environ.get("SHRINKAGE_TEST_CACHE_DIR") else folder
+    os.environ["SHRINKAGE_CACHE_DIR"] = folder  # shrinkage.cache.CACHE_ENV (not imported: it loads SymPy)
+
+
+def pytest_unconfigure(config):
+    folder = getattr(config, "_shrinkage_cache", None)
+    if folder:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def session_cache():
+    """The session's cache of checked derivations (and PDFs)."""
+    from shrinkage.cache import Cache
+
+    return Cache()
+
+
+@pytest.fixture(scope="session")
+def checked(session_cache):
+    """All derivations, checked once per session, in parallel (a failing step fails
+    every test that uses this)."""
+    from shrinkage.build import check_all, default_jobs, load_sources
+
+    found = check_all(load_sources([DERIVATIONS]), say=lambda _: None, cache=session_cache, jobs=default_jobs())
+    return {cd.derivation.name: cd for cd in found}
 
 
 # --- mutation testing: the reports of tests/test_mutations.py, summed up at the end ---
@@ -91,9 +121,11 @@ def pytest_terminal_summary(terminalreporter):
 
 
 @pytest.fixture(scope="session")
-def cli_build(tmp_path_factory):
+def cli_build(checked, tmp_path_factory):
     """One `python -m shrinkage build` per session, as a user runs it, in a separate
     process with its own hash seed, into a temporary folder (PDFs when TeX is there).
+    It reads the checked derivations from the session's cache (``checked`` fills it)
+    and renders, generates and compiles them itself.
     Returns (completed process, out folder, generated numeric module path)."""
     import subprocess
     import sys

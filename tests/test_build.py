@@ -25,11 +25,24 @@ def fresh_build(checked, tmp_path_factory):
     return out, numeric
 
 
-def test_committed_numeric_module_is_what_the_derivations_generate(fresh_build):
-    _, numeric = fresh_build
-    assert COMMITTED_NUMERIC.read_text() == numeric.read_text(), (
+def test_committed_numeric_module_is_what_the_derivations_generate(checked):
+    from shrinkage.codegen import generate
+
+    assert COMMITTED_NUMERIC.read_text() == generate(list(checked.values())), (
         "src/shrinkage/numeric.py is stale: run `shrinkage build` and commit the result"
     )
+
+
+def test_a_build_into_a_folder_writes_a_standalone_module_there(fresh_build, checked):
+    """Built anywhere but the package's docs/, the module is the same functions with
+    the validation inlined, and the package's own numeric.py is left alone."""
+    from shrinkage.codegen import generate
+
+    _, numeric = fresh_build
+    text = numeric.read_text()
+    assert text == generate(list(checked.values()), standalone=True)
+    assert "from ._validation" not in text and "def require(" in text
+    assert COMMITTED_NUMERIC.read_text() != text
 
 
 def test_committed_documents_are_what_the_derivations_render(fresh_build):
@@ -56,7 +69,7 @@ def test_generated_functions_name_their_source_step():
 
     for name in ("shrinkage_factor", "blup", "conditional_variance"):
         doc = getattr(numeric, name).__doc__
-        assert "From derivation `blup`, step" in doc and "docs/blup.pdf" in doc
+        assert "From derivation `blup`, step" in doc and "`shrinkage docs blup`" in doc
 
 
 def test_every_document_compiles(fresh_build, tmp_path):
@@ -72,10 +85,10 @@ def test_every_document_compiles(fresh_build, tmp_path):
 
 
 @pytest.mark.slow
-def test_cli_build_end_to_end(cli_build):
+def test_cli_build_end_to_end(cli_build, fresh_build):
     """`python -m shrinkage build` as a user runs it: says what it checked and wrote, and
-    generates the same module that is committed."""
+    generates the same module as a build in this process."""
     run, out, numeric = cli_build
     assert run.returncode == 0, run.stderr
     assert "checked blup:" in run.stdout and f"wrote {out / 'blup.tex'}" in run.stdout
-    assert numeric.read_text() == COMMITTED_NUMERIC.read_text()
+    assert numeric.read_text() == fresh_build[1].read_text()

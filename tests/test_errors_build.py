@@ -193,3 +193,14 @@ def test_the_real_derivations_folder_exists():
     from shrinkage.build import default_derivations_dir
 
     assert default_derivations_dir().resolve() == DERIVATIONS.resolve()
+
+
+@pytest.mark.parametrize("returned, kind", [("None", "NoneType"), ("42", "int"), ("'blup'", "str")])
+def test_a_derivation_function_that_returns_something_else(tmp_path, returned, kind):
+    folder = tmp_path / "derivations"
+    folder.mkdir()
+    (folder / "odd.py").write_text(f"def derivation():\n    return {returned}\n")
+    out = tmp_path / "out"
+    run = run_build("--derivations", folder, "--out", out)
+    assert_clean_failure(run, f"odd.py: derivation() returned {kind}, not a Derivation")
+    assert len(run.stderr.strip().splitlines()) == 1 and files_in(out) == []

@@ -1,113 +1,38 @@
-"""The build: load derivations, check them all, then write documents and code.
+"""The build: load derivations, check them all (cached, in parallel), then stage every
+output (documents, PDFs, generated module) and move it into place only when all of it
+exists.  A build that fails or is interrupted at any point leaves every earlier output
+as it was (see :class:`shrinkage.texio.Staging`).
 
-Checking happens before any writing, so a failing step leaves every output as it was.
-Every file is written to a temporary file in its folder and renamed into place.
+Whose files: the package's own generated module (src/shrinkage/numeric.py) is written
+only by a build of the package's own derivations from its source tree into its docs/;
+a build into ``--out DIR`` (or of a user's folder) writes a self-contained module into
+DIR instead, which imports with numpy alone.
 """
 
 from __future__ import annotations
 
-import importlib.util
-import os
-import shutil
-import subprocess
-import sys
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterable, Sequence
 
+from . import cache as cache_module
+from .checking import Event, Source, check_sources, default_jobs, load_file, load_sources  # noqa: F401
 from .codegen import generate
-from .engine import CheckedDerivation, Derivation, check
+from .engine import CheckedDerivation, Derivation
 from .errors import BuildError, DerivationError
 from .latex import render
+from .paths import NUMERIC_MODULE, PACKAGE_DIR, package_derivations_dir, source_tree  # noqa: F401
+from .texio import Staging, compile_pdf, pdf_bytes, signals_raise, tex_available, tex_version, write_atomic  # noqa: F401
 
-PACKAGE_DIR = Path(__file__).resolve().parent
-NUMERIC_MODULE = PACKAGE_DIR / "numeric.py"
-SOURCE_DATE_EPOCH = "1700000000"  # fixed, so two builds give byte-identical PDFs
+DEFAULT = object()  # "decide from where the derivations come from" (see build)
 
 
-def default_derivations_dir() -> Path:
-    """derivations/ of the source tree this package was installed from (src layout)."""
-    return PACKAGE_DIR.parent.parent / "derivations"
+default_derivations_dir = package_derivations_dir  # the name earlier code used
 
 
 def load_derivations(folder: Path) -> list[Derivation]:
     """Import every derivations/*.py and call its ``derivation()``; sorted by name."""
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise DerivationError(f"no derivations folder at {folder}")
-    found = []
-    for path in sorted(folder.glob("*.py")):
-        if path.name.startswith("_"):
-            continue
-        spec = importlib.util.spec_from_file_location(f"shrinkage_derivations.{path.stem}", path)
-        module = importlib.util.module_from_spec(spec)
-        try:
-            spec.loader.exec_module(module)
-        except SyntaxError as e:
-            raise DerivationError(f"{path}, line {e.lineno}: syntax error: {e.msg}") from None
-        except Exception as e:  # the file's own code failed: say where, not a traceback
-            raise DerivationError(f"{path} failed to load: {type(e).__name__}: {e}") from None
-        make = getattr(module, "derivation", None)
-        if make is None:
-            raise DerivationError(f"{path} defines no derivation() function")
-        try:
-            d = make()
-        except DerivationError:
-            raise
-        except Exception as e:
-            raise DerivationError(f"{path}: derivation() failed: {type(e).__name__}: {e}") from None
-        if d.name != path.stem:
-            raise DerivationError(f"{path} builds a derivation named {d.name!r}; name it after its file")
-        found.append(d)
-    if not found:
-        raise DerivationError(f"no derivations in {folder}")
-    return found
-
-
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write to a temporary file beside ``path`` and rename it into place."""
-    path = Path(path)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    except OSError as e:
-        raise BuildError(f"cannot write to {path.parent}: {e.strerror}") from None
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except OSError as e:  # disk full, a folder where the file should be ...
-        Path(tmp).unlink(missing_ok=True)
-        raise BuildError(f"cannot write {path}: {e.strerror}") from None
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def tex_available() -> bool:
-    return shutil.which("latexmk") is not None and shutil.which("pdflatex") is not None
-
-
-def compile_pdf(tex_path: Path) -> Path:
-    """Compile with latexmk in a scratch folder; move only the PDF next to the .tex."""
-    tex_path = Path(tex_path)
-    env = {**os.environ, "SOURCE_DATE_EPOCH": SOURCE_DATE_EPOCH, "FORCE_SOURCE_DATE": "1"}
-    with tempfile.TemporaryDirectory() as scratch:
-        shutil.copy(tex_path, Path(scratch) / tex_path.name)
-        run = subprocess.run(
-            ["latexmk", "-pdf", "-interaction=nonstopmode", "-halt-on-error", tex_path.name],
-            cwd=scratch, env=env, capture_output=True, text=True,
-        )
-        pdf = Path(scratch) / tex_path.with_suffix(".pdf").name
-        if run.returncode != 0 or not pdf.exists():
-            log = Path(scratch) / tex_path.with_suffix(".log").name
-            tail = log.read_text(errors="replace")[-2000:] if log.exists() else run.stdout[-2000:]
-            raise BuildError(f"LaTeX failed on {tex_path.name}:\n{tail}")
-        target = tex_path.with_suffix(".pdf")
-        write_atomic(target, pdf.read_bytes())
-    return target
+    return [s.derivation for s in load_sources([folder])]
 
 
 @dataclass(frozen=True)
@@ -117,19 +42,29 @@ class BuildResult:
     pdf: bool
 
 
-def check_all(derivations: list[Derivation], say: Callable[[str], None] = print) -> list[CheckedDerivation]:
-    checked = []
-    sources: dict = {}  # derivations checked so far, by name: a cited one is checked once
-    for d in derivations:
-        done = sources.get(d.name)
-        cd = done if done is not None and done.derivation == d else check(d, sources=sources)
-        sources[d.name] = cd
-        proved = sum(1 for s in cd.steps if s.verdict.symbolic is True)
-        numeric_only = sum(1 for s in cd.steps if s.verdict.symbolic is None)
-        say(f"checked {d.name}: {len(cd.steps)} steps, {proved} proved by SymPy, "
-            f"{numeric_only} numeric only, all numeric checks passed")
-        checked.append(cd)
-    return checked
+def summary(cd: CheckedDerivation) -> str:
+    proved = sum(1 for s in cd.steps if s.verdict.symbolic is True)
+    numeric_only = sum(1 for s in cd.steps if s.verdict.symbolic is None)
+    return (f"{len(cd.steps)} steps, {proved} proved by SymPy, {numeric_only} numeric only, "
+            "all numeric checks passed")
+
+
+def summary_report(say: Callable[[str], None]) -> Callable[[Event], None]:
+    """Progress as the build prints it: one line per derivation when it is done."""
+    def report(e: Event) -> None:
+        if e.kind == "done":
+            how = "from the cache" if e.cached else f"in {e.seconds:.1f} s" if e.seconds else ""
+            say(f"checked {e.name}: {summary(e.checked)}" + (f" ({how})" if how else ""))
+    return report
+
+
+def check_all(derivations: Iterable[Derivation | Source], say: Callable[[str], None] = print, *,
+              cache: cache_module.Cache | None = None, jobs: int = 1, report=None,
+              timeout: float | None = None) -> list[CheckedDerivation]:
+    """Check every derivation (a Source also says which file it came from, which lets
+    it be cached and checked in a worker process)."""
+    sources = [d if isinstance(d, Source) else Source(d) for d in derivations]
+    return check_sources(sources, cache=cache, jobs=jobs, report=report or summary_report(say), timeout=timeout)
 
 
 def default_documents(checked: list[CheckedDerivation]) -> dict[str, Callable[[list[CheckedDerivation]], str]]:
@@ -141,46 +76,105 @@ def default_documents(checked: list[CheckedDerivation]) -> dict[str, Callable[[l
     return {"answer": render_answer} if set(REQUIRED) <= names else {}
 
 
+def _markdown(cd: CheckedDerivation) -> str:
+    try:
+        from .render import render_markdown
+    except ImportError:
+        raise BuildError("--format md needs shrinkage.render.render_markdown, which this version lacks") from None
+    return render_markdown(cd)
+
+
 def build(
     derivations_dir: Path | None = None,
     out: Path | None = None,
-    numeric_module: Path | None = NUMERIC_MODULE,
+    numeric_module: Path | None = DEFAULT,  # type: ignore[assignment]
     pdf: bool | None = None,
     extra_documents: dict[str, Callable[[list[CheckedDerivation]], str]] | None = None,
     say: Callable[[str], None] = print,
     checked: list[CheckedDerivation] | None = None,
+    *,
+    paths: Sequence[Path] | None = None,
+    cache: cache_module.Cache | None = None,
+    jobs: int | None = None,
+    report=None,
+    timeout: float | None = None,
+    formats: Sequence[str] = ("tex",),
 ) -> BuildResult:
-    """Check every derivation, then write one .tex (and PDF) each and the numeric module.
+    """Check every derivation, then write one .tex (and PDF, and .md) each and a module.
 
+    ``paths``: derivation files or folders (default: the package's own derivations;
+    ``derivations_dir`` is the older name for one folder).  ``out``: where documents go
+    (default: docs/ of the source tree, when building the package's own derivations
+    there).  ``numeric_module``: where the generated module goes (default: the
+    package's numeric.py for that build, DIR/numeric.py for any other; None: none).
     ``pdf=None`` compiles when TeX is installed and says so when it is not.
-    ``checked`` reuses derivations checked earlier (tests do, to check only once).
-    ``extra_documents=None`` adds :func:`default_documents` (the answer); pass ``{}`` for none.
+    ``checked`` reuses derivations checked earlier.  ``extra_documents=None`` adds
+    :func:`default_documents` for the package's own derivations.  ``cache``: where
+    checked derivations and PDFs are kept (None: no cache).  ``jobs``: worker processes.
     """
-    out = Path(out) if out is not None else default_derivations_dir().parent / "docs"
-    if checked is None:
-        checked = check_all(load_derivations(derivations_dir or default_derivations_dir()), say)
+    own = paths is None and derivations_dir is None
+    if paths is None:
+        paths = [derivations_dir] if derivations_dir is not None else None
+    tree = source_tree()
+    if out is None:
+        if not (own and tree is not None):
+            raise BuildError("say where the documents go: --out DIR")
+        out = tree / "docs"
+    out = Path(out)
+    if numeric_module is DEFAULT:
+        numeric_module = NUMERIC_MODULE if own and tree is not None and out == tree / "docs" else out / "numeric.py"
+    package_module = numeric_module is not None and Path(numeric_module).resolve() == NUMERIC_MODULE
+    if package_module and not (own and tree is not None):
+        raise BuildError(f"{NUMERIC_MODULE} is generated only from the package's own derivations in its source "
+                         "tree; write this module elsewhere (--numeric FILE)")
+    unknown = set(formats) - {"tex", "md"}
+    if unknown:
+        raise BuildError(f"unknown format {sorted(unknown)[0]!r}: choose from tex, md")
+    with signals_raise():
+        if checked is None:
+            sources = load_sources(paths if paths is not None else [package_derivations_dir()])
+            checked = check_all(sources, say, cache=cache, jobs=default_jobs() if jobs is None else jobs,
+                                report=report, timeout=timeout)
+        if extra_documents is None:
+            extra_documents = default_documents(checked) if own else {}
+        return _write(checked, out, numeric_module, package_module, pdf, extra_documents, formats, cache, say)
+
+
+def _write(checked, out: Path, numeric_module, package_module: bool, pdf, extra_documents, formats, cache,
+           say) -> BuildResult:
+    """Render, generate, compile, all staged; then move everything into place at once."""
     documents = {cd.derivation.name: render(cd) for cd in checked}
-    if extra_documents is None:
-        extra_documents = default_documents(checked)
     for name, make in extra_documents.items():
         documents[name] = make(checked)
-    code = generate(checked) if numeric_module is not None else None
-    written = []
-    for name, text in sorted(documents.items()):
-        path = out / f"{name}.tex"
-        write_atomic(path, text.encode())
-        written.append(path)
-        say(f"wrote {path}")
-    if numeric_module is not None:
-        write_atomic(Path(numeric_module), code.encode())
-        written.append(Path(numeric_module))
-        say(f"wrote {numeric_module}")
+    exports = any(cd.derivation.exports for cd in checked)
+    code = generate(checked, standalone=not package_module) if numeric_module is not None and exports else None
+    markdown = {cd.derivation.name: _markdown(cd) for cd in checked} if "md" in formats else {}
     compile_now = tex_available() if pdf is None else pdf
-    if compile_now:
-        for path in list(written):
-            if path.suffix == ".tex":
-                written.append(compile_pdf(path))
-                say(f"compiled {written[-1]}")
-    elif pdf is None:
-        say("TeX (latexmk, pdflatex) not found: wrote .tex files only; install TeX to get PDFs")
+    version = tex_version() if compile_now and cache is not None else ""
+    with Staging() as staging:
+        for name, text in sorted(documents.items()):
+            staging.write(out / f"{name}.tex", text.encode())
+        for name, text in sorted(markdown.items()):
+            staging.write(out / f"{name}.md", text.encode())
+        if code is not None:
+            staging.write(Path(numeric_module), code.encode())
+        if compile_now:
+            for name, text in sorted(documents.items()):
+                key = cache_module.pdf_key(name, text.encode(), version) if cache is not None else None
+                data = cache.get_pdf(key) if key else None
+                if data is None:
+                    data = pdf_bytes(text, name)
+                    if key:
+                        cache.put_pdf(key, data)
+                staging.write(out / f"{name}.pdf", data)
+                say(f"compiled {name}.pdf")
+        written = staging.commit()
+    for path in written:
+        say(f"wrote {path}")
+    if not compile_now:
+        stale = [out / f"{name}.pdf" for name in sorted(documents) if (out / f"{name}.pdf").exists()]
+        if pdf is None:
+            say("TeX (latexmk, pdflatex) not found: wrote .tex files only; install TeX to get PDFs")
+        if stale:
+            say(f"note: {len(stale)} PDF(s) in {out} are from an earlier build, not from these .tex files")
     return BuildResult(tuple(checked), tuple(written), compile_now)

@@ -22,7 +22,7 @@ def balanced_ml_sigma_b2(msb, msw, group_size, n_groups):
     msb, msw: between- and within-group mean squares of a balanced one-way layout;
     group_size n >= 2 observations in each of n_groups J >= 2 groups.  Elementwise.
 
-    From derivation `balanced`, step 22 (docs/balanced.pdf, eq. (22)).
+    From derivation `balanced`, step 22: eq. (22) of its document (`shrinkage docs balanced` opens it).
     """
     msb, msw, group_size, n_groups, = require(("msb", msb, "positive"), ("msw", msw, "positive"), ("group_size", group_size, "several"), ("n_groups", n_groups, "several"))
     return _balanced_ml_sigma_b2(msb, msw, group_size, n_groups)
@@ -40,7 +40,7 @@ def balanced_ml_sigma2(msb, msw, group_size, n_groups):
     msb, msw: between- and within-group mean squares of a balanced one-way layout;
     group_size n >= 2 observations in each of n_groups J >= 2 groups.  Elementwise.
 
-    From derivation `balanced`, step 23 (docs/balanced.pdf, eq. (23)).
+    From derivation `balanced`, step 23: eq. (23) of its document (`shrinkage docs balanced` opens it).
     """
     msb, msw, group_size, n_groups, = require(("msb", msb, "positive"), ("msw", msw, "positive"), ("group_size", group_size, "several"), ("n_groups", n_groups, "several"))
     return _balanced_ml_sigma2(msb, msw, group_size, n_groups)
@@ -58,7 +58,7 @@ def balanced_reml_sigma_b2(msb, msw, group_size, n_groups):
     msb, msw: between- and within-group mean squares of a balanced one-way layout;
     group_size n >= 2 observations in each of n_groups J >= 2 groups.  Elementwise.
 
-    From derivation `balanced`, step 38 (docs/balanced.pdf, eq. (38)).
+    From derivation `balanced`, step 38: eq. (38) of its document (`shrinkage docs balanced` opens it).
     """
     msb, msw, group_size, n_groups, = require(("msb", msb, "positive"), ("msw", msw, "positive"), ("group_size", group_size, "several"), ("n_groups", n_groups, "several"))
     return _balanced_reml_sigma_b2(msb, msw, group_size, n_groups)
@@ -76,7 +76,7 @@ def balanced_reml_sigma2(msb, msw, group_size, n_groups):
     msb, msw: between- and within-group mean squares of a balanced one-way layout;
     group_size n >= 2 observations in each of n_groups J >= 2 groups.  Elementwise.
 
-    From derivation `balanced`, step 39 (docs/balanced.pdf, eq. (39)).
+    From derivation `balanced`, step 39: eq. (39) of its document (`shrinkage docs balanced` opens it).
     """
     msb, msw, group_size, n_groups, = require(("msb", msb, "positive"), ("msw", msw, "positive"), ("group_size", group_size, "several"), ("n_groups", n_groups, "several"))
     return _balanced_reml_sigma2(msb, msw, group_size, n_groups)
@@ -91,7 +91,7 @@ def shrinkage_factor(n, sigma2, sigma_b2):
 
     lambda_j = sigma_b^2 / (sigma_b^2 + sigma^2/n_j), in (0, 1).
 
-    From derivation `blup`, step 11 (docs/blup.pdf, eq. (11)).
+    From derivation `blup`, step 11: eq. (11) of its document (`shrinkage docs blup` opens it).
     """
     n, sigma2, sigma_b2, = require(("n", n, "count"), ("sigma2", sigma2, "positive"), ("sigma_b2", sigma_b2, "nonnegative"))
     return _shrinkage_factor(n, sigma2, sigma_b2)
@@ -106,7 +106,7 @@ def blup(ybar, n, beta0, sigma2, sigma_b2):
 
     b_hat_j = lambda_j (ybar_j - beta0).
 
-    From derivation `blup`, step 12 (docs/blup.pdf, eq. (12)).
+    From derivation `blup`, step 12: eq. (12) of its document (`shrinkage docs blup` opens it).
     """
     ybar, n, beta0, sigma2, sigma_b2, = require(("ybar", ybar, "real"), ("n", n, "count"), ("beta0", beta0, "real"), ("sigma2", sigma2, "positive"), ("sigma_b2", sigma_b2, "nonnegative"))
     return _blup(ybar, n, beta0, sigma2, sigma_b2)
@@ -122,7 +122,7 @@ def conditional_variance(n, sigma2, sigma_b2):
     Var(b_j | y_j) = (1 - lambda_j) sigma_b^2 = sigma^2 sigma_b^2 / (sigma^2 + n_j sigma_b^2),
     with beta0 and the variances known (lme4's condVar).
 
-    From derivation `blup`, step 18 (docs/blup.pdf, eq. (18)).
+    From derivation `blup`, step 18: eq. (18) of its document (`shrinkage docs blup` opens it).
     """
     n, sigma2, sigma_b2, = require(("n", n, "count"), ("sigma2", sigma2, "positive"), ("sigma_b2", sigma_b2, "nonnegative"))
     return _conditional_variance(n, sigma2, sigma_b2)
@@ -137,7 +137,7 @@ def predicted_group_mean(ybar, n, beta0, sigma2, sigma_b2):
 
     beta0 + b_hat_j = lambda_j ybar_j + (1 - lambda_j) beta0.
 
-    From derivation `blup`, step 21 (docs/blup.pdf, eq. (21)).
+    From derivation `blup`, step 21: eq. (21) of its document (`shrinkage docs blup` opens it).
     """
     ybar, n, beta0, sigma2, sigma_b2, = require(("ybar", ybar, "real"), ("n", n, "count"), ("beta0", beta0, "real"), ("sigma2", sigma2, "positive"), ("sigma_b2", sigma_b2, "nonnegative"))
     return _predicted_group_mean(ybar, n, beta0, sigma2, sigma_b2)
@@ -152,7 +152,7 @@ def gls_weight(n, sigma2, sigma_b2):
 
     w_j = 1/(sigma_b^2 + sigma^2/n_j) = n_j / (sigma^2 + n_j sigma_b^2).  Elementwise.
 
-    From derivation `gls`, step 2 (docs/gls.pdf, eq. (2)).
+    From derivation `gls`, step 2: eq. (2) of its document (`shrinkage docs gls` opens it).
     """
     n, sigma2, sigma_b2, = require(("n", n, "count"), ("sigma2", sigma2, "positive"), ("sigma_b2", sigma_b2, "nonnegative"))
     return _gls_weight(n, sigma2, sigma_b2)
@@ -169,7 +169,7 @@ def gls_beta0(n, ybar, sigma2, sigma_b2):
     n and ybar hold one entry per group along their last axis (the sum runs over it);
     sigma2 and sigma_b2 are scalars, or arrays of shape (..., 1) for a batch of problems.
 
-    From derivation `gls`, step 9 (docs/gls.pdf, eq. (9)).
+    From derivation `gls`, step 9: eq. (9) of its document (`shrinkage docs gls` opens it).
     """
     n, ybar, sigma2, sigma_b2, = require(("n", n, "count"), ("ybar", ybar, "real"), ("sigma2", sigma2, "positive"), ("sigma_b2", sigma_b2, "nonnegative"))
     return _gls_beta0(n, ybar, sigma2, sigma_b2)
@@ -187,7 +187,7 @@ def marginal_loglik(n, ybar, ss_within, beta0, sigma2, sigma_b2):
     with S_j the within-group sum of squares (0 for a group of one).  Elementwise over
     groups: pass arrays of n, ybar, ss_within; sum the result for the whole data set.
 
-    From derivation `marginal`, step 9 (docs/marginal.pdf, eq. (9)).
+    From derivation `marginal`, step 9: eq. (9) of its document (`shrinkage docs marginal` opens it).
     """
     n, ybar, ss_within, beta0, sigma2, sigma_b2, = require(("n", n, "count"), ("ybar", ybar, "real"), ("ss_within", ss_within, "nonnegative"), ("beta0", beta0, "real"), ("sigma2", sigma2, "positive"), ("sigma_b2", sigma_b2, "nonnegative"))
     return _marginal_loglik(n, ybar, ss_within, beta0, sigma2, sigma_b2)
@@ -204,7 +204,7 @@ def ml_criterion(n, ybar, ss_within, sigma2, sigma_b2):
     n, ybar, ss_within hold one entry per group along their last axis; sigma2 and sigma_b2
     are scalars, or arrays of shape (..., 1) for a batch of problems.
 
-    From derivation `ml_reml`, step 5 (docs/ml_reml.pdf, eq. (5)).
+    From derivation `ml_reml`, step 5: eq. (5) of its document (`shrinkage docs ml_reml` opens it).
     """
     n, ybar, ss_within, sigma2, sigma_b2, = require(("n", n, "count"), ("ybar", ybar, "real"), ("ss_within", ss_within, "nonnegative"), ("sigma2", sigma2, "positive"), ("sigma_b2", sigma_b2, "nonnegative"))
     return _ml_criterion(n, ybar, ss_within, sigma2, sigma_b2)
@@ -221,7 +221,7 @@ def reml_criterion(n, ybar, ss_within, sigma2, sigma_b2):
     (the logLik of a REML fit).  n, ybar, ss_within hold one entry per group along their
     last axis; sigma2 and sigma_b2 are scalars, or arrays of shape (..., 1) for a batch.
 
-    From derivation `ml_reml`, step 8 (docs/ml_reml.pdf, eq. (8)).
+    From derivation `ml_reml`, step 8: eq. (8) of its document (`shrinkage docs ml_reml` opens it).
     """
     n, ybar, ss_within, sigma2, sigma_b2, = require(("n", n, "count"), ("ybar", ybar, "real"), ("ss_within", ss_within, "nonnegative"), ("sigma2", sigma2, "positive"), ("sigma_b2", sigma_b2, "nonnegative"))
     return _reml_criterion(n, ybar, ss_within, sigma2, sigma_b2)
@@ -236,7 +236,7 @@ def profile_weight(n, gamma):
 
     w_j = n_j / (1 + n_j gamma) = sigma^2 1' V_j^{-1} 1.
 
-    From derivation `profile`, step 4 (docs/profile.pdf, eq. (4)).
+    From derivation `profile`, step 4: eq. (4) of its document (`shrinkage docs profile` opens it).
     """
     n, gamma, = require(("n", n, "count"), ("gamma", gamma, "nonnegative"))
     return _profile_weight(n, gamma)
@@ -251,7 +251,7 @@ def ml_loglik_at(N, sigma2, Q_form, logdet):
 
     -N/2 log(2 pi sigma^2) - D/2 - Q/(2 sigma^2), with Q = Q(gamma), D = D(gamma).
 
-    From derivation `profile`, step 15 (docs/profile.pdf, eq. (15)).
+    From derivation `profile`, step 15: eq. (15) of its document (`shrinkage docs profile` opens it).
     """
     N, sigma2, Q_form, logdet, = require(("N", N, "count"), ("sigma2", sigma2, "positive"), ("Q_form", Q_form, "positive"), ("logdet", logdet, "positive"))
     return _ml_loglik_at(N, sigma2, Q_form, logdet)
@@ -264,7 +264,7 @@ def _ml_sigma2(Q_form, N):
 def ml_sigma2(Q_form, N):
     """ML estimate of sigma^2 given gamma: Q(gamma)/N.
 
-    From derivation `profile`, step 16 (docs/profile.pdf, eq. (16)).
+    From derivation `profile`, step 16: eq. (16) of its document (`shrinkage docs profile` opens it).
     """
     Q_form, N, = require(("Q_form", Q_form, "positive"), ("N", N, "count"))
     return _ml_sigma2(Q_form, N)
@@ -279,7 +279,7 @@ def ml_profile(N, Q_form, logdet):
 
     -N/2 (log(2 pi Q/N) + 1) - D/2.
 
-    From derivation `profile`, step 18 (docs/profile.pdf, eq. (18)).
+    From derivation `profile`, step 18: eq. (18) of its document (`shrinkage docs profile` opens it).
     """
     N, Q_form, logdet, = require(("N", N, "count"), ("Q_form", Q_form, "positive"), ("logdet", logdet, "positive"))
     return _ml_profile(N, Q_form, logdet)
@@ -294,7 +294,7 @@ def ml_profile_slope(N, Q_form, W_sum, R_sum):
 
     N R / (2 Q) - W/2.
 
-    From derivation `profile`, step 20 (docs/profile.pdf, eq. (20)).
+    From derivation `profile`, step 20: eq. (20) of its document (`shrinkage docs profile` opens it).
     """
     N, Q_form, W_sum, R_sum, = require(("N", N, "count"), ("Q_form", Q_form, "positive"), ("W_sum", W_sum, "positive"), ("R_sum", R_sum, "positive"))
     return _ml_profile_slope(N, Q_form, W_sum, R_sum)
@@ -309,7 +309,7 @@ def reml_loglik_at(nu, sigma2, Q_form, logdet, W_sum):
 
     -nu/2 log(2 pi sigma^2) - D/2 - log(W)/2 - Q/(2 sigma^2).
 
-    From derivation `profile`, step 21 (docs/profile.pdf, eq. (21)).
+    From derivation `profile`, step 21: eq. (21) of its document (`shrinkage docs profile` opens it).
     """
     nu, sigma2, Q_form, logdet, W_sum, = require(("nu", nu, "positive"), ("sigma2", sigma2, "positive"), ("Q_form", Q_form, "positive"), ("logdet", logdet, "positive"), ("W_sum", W_sum, "positive"))
     return _reml_loglik_at(nu, sigma2, Q_form, logdet, W_sum)
@@ -322,7 +322,7 @@ def _reml_sigma2(Q_form, nu):
 def reml_sigma2(Q_form, nu):
     """REML estimate of sigma^2 given gamma: Q(gamma)/nu, nu = N - 1.
 
-    From derivation `profile`, step 22 (docs/profile.pdf, eq. (22)).
+    From derivation `profile`, step 22: eq. (22) of its document (`shrinkage docs profile` opens it).
     """
     Q_form, nu, = require(("Q_form", Q_form, "positive"), ("nu", nu, "positive"))
     return _reml_sigma2(Q_form, nu)
@@ -337,7 +337,7 @@ def reml_profile(nu, Q_form, logdet, W_sum):
 
     -nu/2 (log(2 pi Q/nu) + 1) - D/2 - log(W)/2.
 
-    From derivation `profile`, step 24 (docs/profile.pdf, eq. (24)).
+    From derivation `profile`, step 24: eq. (24) of its document (`shrinkage docs profile` opens it).
     """
     nu, Q_form, logdet, W_sum, = require(("nu", nu, "positive"), ("Q_form", Q_form, "positive"), ("logdet", logdet, "positive"), ("W_sum", W_sum, "positive"))
     return _reml_profile(nu, Q_form, logdet, W_sum)
@@ -352,7 +352,7 @@ def reml_profile_slope(nu, Q_form, W_sum, R_sum, U_sum):
 
     nu R / (2 Q) - W/2 + U / (2 W).
 
-    From derivation `profile`, step 26 (docs/profile.pdf, eq. (26)).
+    From derivation `profile`, step 26: eq. (26) of its document (`shrinkage docs profile` opens it).
     """
     nu, Q_form, W_sum, R_sum, U_sum, = require(("nu", nu, "positive"), ("Q_form", Q_form, "positive"), ("W_sum", W_sum, "positive"), ("R_sum", R_sum, "positive"), ("U_sum", U_sum, "positive"))
     return _reml_profile_slope(nu, Q_form, W_sum, R_sum, U_sum)
@@ -367,7 +367,7 @@ def gls_beta0_variance(n, sigma2, sigma_b2):
 
     Var(beta0_hat) = 1 / sum_j 1/(sigma_b^2 + sigma^2/n_j); n holds the group sizes along its last axis.
 
-    From derivation `uncertainty`, step 4 (docs/uncertainty.pdf, eq. (4)).
+    From derivation `uncertainty`, step 4: eq. (4) of its document (`shrinkage docs uncertainty` opens it).
     """
     n, sigma2, sigma_b2, = require(("n", n, "count"), ("sigma2", sigma2, "positive"), ("sigma_b2", sigma_b2, "nonnegative"))
     return _gls_beta0_variance(n, sigma2, sigma_b2)
@@ -383,7 +383,7 @@ def prediction_error_variance(n, sigma2, sigma_b2, var_beta0):
     PEV_j = Var(b_hat_j - b_j) = (1 - lambda_j) sigma_b^2 + lambda_j^2 Var(beta0_hat);
     pass var_beta0 = gls_beta0_variance(n_all_groups, sigma2, sigma_b2).  Henderson's C-matrix diagonal.
 
-    From derivation `uncertainty`, step 10 (docs/uncertainty.pdf, eq. (10)).
+    From derivation `uncertainty`, step 10: eq. (10) of its document (`shrinkage docs uncertainty` opens it).
     """
     n, sigma2, sigma_b2, var_beta0, = require(("n", n, "count"), ("sigma2", sigma2, "positive"), ("sigma_b2", sigma_b2, "nonnegative"), ("var_beta0", var_beta0, "positive"))
     return _prediction_error_variance(n, sigma2, sigma_b2, var_beta0)
