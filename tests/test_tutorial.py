@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from conftest import tex_installed
+
 ROOT = Path(__file__).resolve().parent.parent
 TUTORIAL = ROOT / "TUTORIAL.md"
 EXAMPLE = ROOT / "examples" / "fay_herriot"
@@ -37,10 +39,26 @@ def run_pytest(folder: Path) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, env=env, timeout=900)
 
 
+def shrinkage_cli(*args) -> subprocess.CompletedProcess:
+    """`shrinkage ARGS` as the tutorial runs it (this tree's package)."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), os.environ.get("PYTHONPATH", "")])}
+    return subprocess.run([sys.executable, "-m", "shrinkage", *map(str, args)], capture_output=True, text=True,
+                          env=env, timeout=1800)
+
+
 def copy_example(tmp_path: Path) -> Path:
     """The example folder as a user has it (sources only), in a scratch folder."""
     folder = tmp_path / "fay_herriot"
     shutil.copytree(EXAMPLE, folder, ignore=shutil.ignore_patterns("build", "__pycache__"))
+    return folder
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    """A copy of the example folder after the tutorial's `shrinkage build` (PDF with TeX)."""
+    folder = copy_example(tmp_path_factory.mktemp("tutorial"))
+    run = shrinkage_cli("build", folder, "--out", folder / "build", *([] if tex_installed() else ["--no-pdf"]))
+    assert run.returncode == 0, run.stdout + run.stderr
     return folder
 
 
@@ -81,27 +99,57 @@ def test_the_check_snippet_gives_the_verdicts_it_describes(checked):
     assert verdicts.count(True) == 5 and verdicts.count("n/a") == 3 and len(verdicts) == 8
 
 
+def test_shrinkage_check_prints_what_the_tutorial_shows(tmp_path):
+    run = shrinkage_cli("check", copy_example(tmp_path), "--no-cache")
+    assert run.returncode == 0, run.stderr
+    shown = next(b for b in blocks("console") if b.startswith("$ shrinkage check examples/fay_herriot"))
+    assert shown.splitlines()[1:] == run.stdout.splitlines()[:len(shown.splitlines()) - 1]
+
+
 def test_a_wrong_step_is_refused_as_the_tutorial_says(tmp_path):
-    from shrinkage.errors import StepError
-
-    wrong = (EXAMPLE / "fay_herriot.py").read_text().replace("Derivative(tau2 / (tau2 + s2), var=y",
-                                                             "Derivative(tau2 / (tau2 + s2**2), var=y")
-    assert "s2**2" in wrong
-    (tmp_path / "fay_herriot.py").write_text(wrong)
-    from shrinkage.derive import check
-
-    with pytest.raises(StepError, match=r"derivation 'fay_herriot', step 6 .*numerical derivative .*this step claims"):
-        check(load(tmp_path / "fay_herriot.py").derivation())
-
-
-def test_the_example_pytest_file_passes():
-    run = run_pytest(EXAMPLE)
-    assert run.returncode == 0, run.stdout + run.stderr
-    assert "6 passed" in run.stdout
-
-
-def test_the_example_pytest_file_fails_for_a_wrong_implementation(tmp_path):
     folder = copy_example(tmp_path)
+    source = folder / "fay_herriot.py"
+    wrong = source.read_text().replace("Derivative(tau2 / (tau2 + s2), var=y", "Derivative(tau2 / (tau2 + s2**2), var=y")
+    assert "s2**2" in wrong
+    source.write_text(wrong)
+    run = shrinkage_cli("check", folder, "--no-cache")
+    assert run.returncode == 1
+    assert re.search(r"shrinkage: error: derivation 'fay_herriot', step 6 \(.*\): check failed: at mu=.*, s2=.*, "
+                     r"tau2=.*, y=.*: numerical derivative .*, this step claims", run.stderr), run.stderr
+
+
+def test_shrinkage_build_writes_the_document_and_a_numpy_only_module(built):
+    out = built / "build"
+    assert (out / "fay_herriot.tex").is_file() and (out / "numeric.py").is_file()
+    if tex_installed() or os.environ.get("CI"):
+        assert (out / "fay_herriot.pdf").read_bytes().startswith(b"%PDF")
+    snippet = next(b for b in blocks("python") if "import numeric" in b)
+    blocked = "import sys\nsys.modules.update(shrinkage=None, sympy=None, mpmath=None)  # numpy alone\n"
+    code = blocked + snippet.replace("examples/fay_herriot/build", str(out)) + (
+        "\nimport numpy as np\n"
+        "np.testing.assert_allclose(numeric.fh_blup(y=[1.0, 3.0], mu=2.0, tau2=1.0, s2=[0.5, 4.0]), [4 / 3, 2.2])\n"
+        "assert numeric.fh_shrinkage(tau2=0.0, s2=1.0) == 0.0\n")
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600, cwd=built)
+    assert run.returncode == 0, run.stderr
+
+    assert "array([1.333..., 2.2])" in snippet  # what the tutorial says it returns
+
+
+def test_the_example_pytest_file_passes(built):
+    run = run_pytest(built)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "9 passed" in run.stdout
+
+
+def test_the_example_pytest_file_needs_the_build_and_says_so(tmp_path):
+    run = run_pytest(copy_example(tmp_path))
+    assert run.returncode == 1 and "6 passed, 3 errors" in run.stdout
+    assert "run `shrinkage build" in run.stdout
+
+
+def test_the_example_pytest_file_fails_for_a_wrong_implementation(built, tmp_path):
+    folder = tmp_path / "fay_herriot"
+    shutil.copytree(built, folder)
     test_file = folder / "tests" / "test_fay_herriot.py"
     text = test_file.read_text()
     slipped = text.replace("return mu + shrinkage(tau2, s2) * (y - mu)", "return mu + shrinkage(tau2, s2 * s2) * (y - mu)")
@@ -109,7 +157,7 @@ def test_the_example_pytest_file_fails_for_a_wrong_implementation(tmp_path):
     test_file.write_text(slipped)
     run = run_pytest(folder)
     assert run.returncode == 1
-    assert "1 failed, 5 passed" in run.stdout and "does not implement fh_blup" in run.stdout
+    assert "1 failed, 8 passed" in run.stdout and "does not implement fh_blup" in run.stdout
 
 
 def test_the_failure_message_shown_is_the_real_one():

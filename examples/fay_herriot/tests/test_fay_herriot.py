@@ -6,6 +6,7 @@ at random points, with scalars and with arrays, and compares with the derived fo
 evaluated by mpmath at high precision.
 """
 
+import importlib.util
 from pathlib import Path
 
 import numpy as np
@@ -34,6 +35,23 @@ def conditional_variance(tau2, s2):
                                        (conditional_variance, "fh_conditional_variance")])
 def test_my_functions_implement_the_derivation(func, name):
     assert_implements(func, name, derivations=HERE)
+
+
+@pytest.fixture(scope="module")
+def numeric():
+    """The module that `shrinkage build examples/fay_herriot --out examples/fay_herriot/build` wrote."""
+    path = HERE / "build" / "numeric.py"
+    if not path.is_file():
+        pytest.fail(f"no {path}: run `shrinkage build {HERE} --out {HERE / 'build'}` first")
+    spec = importlib.util.spec_from_file_location("fay_herriot_numeric", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("name", ["fh_shrinkage", "fh_blup", "fh_conditional_variance"])
+def test_the_generated_functions_implement_it_too(numeric, name):
+    assert_implements(getattr(numeric, name), name, module=numeric, derivations=HERE)
 
 
 def test_a_slip_is_caught():
