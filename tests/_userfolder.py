@@ -5,13 +5,21 @@ from __future__ import annotations
 
 from pathlib import Path
 
-TINY = '''from shrinkage.engine import Derivation, Equals, Given
-from shrinkage.symbols import n, sigma2, sigma_b2
+TINY = '''from shrinkage.derive import Derivation, Equals, Notation, Premise, Quantity, Statement
+
+NOTATION = Notation([
+    Quantity("n", r"n_j", "size of group j", "count"),
+    Quantity("sigma2", r"\\sigma^2", "residual variance", "positive"),
+    Quantity("sigma_b2", r"\\sigma_b^2", "variance of the group effects", "positive"),
+], name={name!r})
+n, sigma2, sigma_b2 = (NOTATION.symbol(code) for code in ("n", "sigma2", "sigma_b2"))
+FACTOR = Statement("factor", sigma_b2 / (sigma_b2 + sigma2 / n), r"\\lambda_j", "the shrinkage factor")
 
 
 def derivation():
-    return Derivation({name!r}, "A tiny derivation", "The shrinkage factor, cleared of fractions.").then(
-        Given(sigma_b2 / (sigma_b2 + sigma2 / n), why="the shrinkage factor"),
+    return Derivation({name!r}, "A tiny derivation", "The shrinkage factor, cleared of fractions.",
+                      notation=NOTATION).then(
+        Premise.of(FACTOR),
         Equals({rhs}, why="clear the fraction", label="cleared"),
     ).export({function!r}, "cleared", [n, sigma2, sigma_b2], "The shrinkage factor.")
 '''

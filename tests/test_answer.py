@@ -4,7 +4,6 @@ LaTeX compile (skipped without TeX unless CI is set)."""
 
 from __future__ import annotations
 
-import importlib.util
 import re
 from pathlib import Path
 
@@ -12,30 +11,22 @@ import numpy as np
 import pytest
 from scipy import optimize
 
-from shrinkage import answer
+from shrinkage import answer, datasets
 from shrinkage.build import compile_pdf, default_documents
-from shrinkage.engine import check
 
 ROOT = Path(__file__).resolve().parent.parent
-DERIVATIONS = ROOT / "derivations"
 QUESTION = ROOT.parent / "shared" / "question.md"
 
 
-def load(name: str):
-    spec = importlib.util.spec_from_file_location(f"_test_derivation_{name}", DERIVATIONS / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.derivation()
+@pytest.fixture(scope="module")
+def quoted(checked):
+    """The derivations the answer quotes, from the session's checked derivations."""
+    return [checked[name] for name in answer.REQUIRED]
 
 
 @pytest.fixture(scope="module")
-def checked():
-    return [check(load(name)) for name in answer.REQUIRED]
-
-
-@pytest.fixture(scope="module")
-def tex(checked):
-    return answer.render_answer(checked)
+def tex(quoted):
+    return answer.render_answer(quoted)
 
 
 def test_every_claim_of_the_question_has_a_verdict(tex):
@@ -69,8 +60,8 @@ def test_every_reference_resolves(tex):
     assert "{excerpt:" not in tex and "{likelihood_documents}" not in tex and r"\textasciitilde" not in tex
 
 
-def test_deterministic(checked, tex):
-    assert answer.render_answer(checked) == tex
+def test_deterministic(quoted, tex):
+    assert answer.render_answer(quoted) == tex
 
 
 def test_lambda_figure_coordinates_match_the_model(tex):
@@ -110,32 +101,29 @@ def reml_dense(groups):
     return np.exp(res.x)
 
 
-def test_dyestuff_reml_matches_dense_maximisation():
-    groups = answer.read_groups()
-    beta0, s2, sb2 = answer.balanced_reml(groups)
-    s2_d, sb2_d = reml_dense([np.array(v) for v in groups.values()])
-    assert s2 == pytest.approx(s2_d, rel=1e-6)
-    assert sb2 == pytest.approx(sb2_d, rel=1e-6)
-    assert beta0 == pytest.approx(np.mean(np.concatenate(list(groups.values()))), rel=1e-14)
+def dyestuff_groups() -> list[np.ndarray]:
+    d = datasets.load("dyestuff")
+    return [d.y[d.groups == g] for g in sorted(set(d.groups))]
+
+
+def test_dyestuff_reml_matches_dense_maximisation(quoted):
+    ex = answer.dyestuff_example(answer.generated_functions(quoted))
+    groups = dyestuff_groups()
+    s2_d, sb2_d = reml_dense(groups)
+    assert ex.sigma2 == pytest.approx(s2_d, rel=1e-6)
+    assert ex.sigma_b2 == pytest.approx(sb2_d, rel=1e-6)
+    assert ex.beta0 == pytest.approx(np.mean(np.concatenate(groups)), rel=1e-14)
     # not the ML estimate: ML divides the between-group sum of squares by J, not J - 1
-    means = np.array([np.mean(v) for v in groups.values()])
-    ml_sb2 = (5 * np.sum((means - means.mean()) ** 2) / 6 - s2) / 5
-    assert abs(ml_sb2 - sb2) > 100
+    means = np.array([np.mean(v) for v in groups])
+    ml_sb2 = (5 * np.sum((means - means.mean()) ** 2) / 6 - ex.sigma2) / 5
+    assert abs(ml_sb2 - ex.sigma_b2) > 100
 
 
-def test_balanced_reml_boundary():
-    """MSB <= MSW: sigma_b2 = 0 and sigma2 = total SS / (N - 1), the REML estimate of one variance."""
-    groups = {"a": [1.0, 3.0], "b": [1.5, 2.5], "c": [1.2, 2.8]}
-    beta0, s2, sb2 = answer.balanced_reml(groups)
-    y = np.concatenate(list(groups.values()))
-    assert sb2 == 0.0 and s2 == pytest.approx(np.var(y, ddof=1), rel=1e-14)
-
-
-def test_dyestuff_table_against_dense_blups(checked):
-    ex = answer.dyestuff_example(answer.generated_functions(checked))
-    groups = answer.read_groups()
-    y = np.concatenate([groups[g] for g in ex.labels])
-    sizes = [len(groups[g]) for g in ex.labels]
+def test_dyestuff_table_against_dense_blups(quoted):
+    ex = answer.dyestuff_example(answer.generated_functions(quoted))
+    d = datasets.load("dyestuff")
+    y = np.concatenate([d.y[d.groups == g] for g in ex.labels])
+    sizes = [int(np.sum(d.groups == g)) for g in ex.labels]
     Z = np.zeros((len(y), len(sizes)))
     Z[np.arange(len(y)), np.repeat(np.arange(len(sizes)), sizes)] = 1.0
     V = ex.sigma2 * np.eye(len(y)) + ex.sigma_b2 * Z @ Z.T
@@ -145,9 +133,9 @@ def test_dyestuff_table_against_dense_blups(checked):
     assert np.all(ex.pev_sd > ex.cond_sd)
 
 
-def test_build_adds_the_answer_only_when_its_derivations_are_there(checked):
-    assert set(default_documents(checked)) == {"answer"}
-    assert default_documents(checked[:2]) == {}
+def test_build_adds_the_answer_only_when_its_derivations_are_there(quoted):
+    assert set(default_documents(quoted)) == {"answer"}
+    assert default_documents(quoted[:2]) == {}
 
 
 def test_answer_compiles(tex, tmp_path, requires_tex):
@@ -155,3 +143,34 @@ def test_answer_compiles(tex, tmp_path, requires_tex):
     path.write_text(tex)
     pdf = compile_pdf(path)
     assert pdf.exists() and pdf.stat().st_size > 50_000
+
+
+def test_equations_are_named_by_label_never_by_number():
+    """The answer's sources quote and cite steps by label, so a renumbered derivation
+    cannot leave a wrong number behind."""
+    for path in (ROOT / "src" / "shrinkage" / "answer").glob("*.py"):
+        source = path.read_text()
+        assert not re.search(r"\{excerpt:[a-z_]+:\d", source), path.name
+        assert not re.search(r"\{excerpt:[a-z_]+:[a-z_0-9+-]+:\d", source), path.name
+        assert not re.search(r"eqs?\.~\(\d|equation~\(\d|\(\\textsf\{[a-z_]+\}~\d", source), path.name
+        assert not re.search(r"\\S\d", source), path.name
+
+
+def test_every_symbol_of_the_quoted_steps_is_defined(tex):
+    """S_j, c_j and every other symbol of a quoted step appear in the notation table."""
+    notation = tex.split(r"\paragraph{Notation.}")[1].split(r"\end{tabularx}")[0]
+    defined = set(re.findall(r"^\$(.+?)\$ & ", notation, flags=re.M))
+    assert {r"S_j", r"c_j", r"\lambda_j", r"\bar y_j"} <= defined
+    for block in re.findall(r"\\begin\{align\}(.*?)\\end\{align\}", tex, re.S):
+        maths = re.sub(r"\\intertext\{.*", "", block)
+        for printed, listed in ((r"S_{j}", "S_j"), ("c_j", "c_j"), (r"W_{-j}", r"W_{-j}"), ("p_j", "p_j")):
+            if printed in maths:
+                assert listed in defined, printed
+
+
+def test_a_note_cites_the_previous_line_only_when_it_is_shown(tex):
+    for block in re.findall(r"\\begin\{align\}(.*?)\\end\{align\}", tex, re.S):
+        notes = re.findall(r"\\stepnote\{([a-z\\_]+)~(\d+)\}\{(.*)", block)
+        for k, (name, number, text) in enumerate(notes):
+            if re.search(r"previous (line|step|equation)", text):
+                assert k > 0 and notes[k - 1][:2] == (name, str(int(number) - 1)), (name, number)

@@ -2,7 +2,9 @@
 give byte-identical .tex files, generated Python and (with the same TeX) PDFs.
 
 Build A is made in this process from the session's checked derivations; build B is the
-session's CLI build (tests/conftest.py: cli_build), which checks everything again.
+session's CLI build (tests/conftest.py: cli_build), which reads the same checks back
+from the session's cache (tests/test_cache.py shows that a result read back renders to
+the bytes of a fresh check) and renders, generates and compiles everything itself.
 The freshness of the committed files is tested in tests/test_build.py.
 """
 

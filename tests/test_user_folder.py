@@ -134,3 +134,12 @@ def test_a_derivation_can_import_a_helper_beside_it(tmp_path):
     run = shrinkage("check", folder, "--no-cache", cwd=tmp_path)
     assert run.returncode == 0, run.stderr
     assert "tiny step 2/2 cleared: proved" in run.stdout and "_shared" not in run.stdout
+
+
+def test_build_writes_markdown_and_html_beside_the_tex(user, tmp_path):
+    out = tmp_path / "out"
+    run = shrinkage("build", user, "--out", out, "--no-pdf", "--format", "md", "--format", "html", cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+    assert sorted(p.name for p in out.glob("tiny.*")) == ["tiny.html", "tiny.md", "tiny.tex"]
+    markdown = (out / "tiny.md").read_text()
+    assert '<a id="tiny-2"></a>' in markdown and r"\tag{2}" in markdown and "$$" in markdown

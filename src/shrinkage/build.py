@@ -18,7 +18,7 @@ from typing import Callable, Iterable, Sequence
 from . import cache as cache_module
 from .checking import Event, Source, check_sources, default_jobs, load_file, load_sources  # noqa: F401
 from .codegen import generate
-from .engine import CheckedDerivation, Derivation
+from .derive import CheckedDerivation, Derivation
 from .errors import BuildError, DerivationError
 from .latex import render
 from .paths import NUMERIC_MODULE, PACKAGE_DIR, package_derivations_dir, source_tree  # noqa: F401
@@ -76,12 +76,14 @@ def default_documents(checked: list[CheckedDerivation]) -> dict[str, Callable[[l
     return {"answer": render_answer} if set(REQUIRED) <= names else {}
 
 
-def _markdown(cd: CheckedDerivation) -> str:
-    try:
-        from .render import render_markdown
-    except ImportError:
-        raise BuildError("--format md needs shrinkage.render.render_markdown, which this version lacks") from None
-    return render_markdown(cd)
+FORMATS = ("tex", "md", "html")  # written beside each other as DIR/NAME.<format>
+
+
+def _web(fmt: str, cd: CheckedDerivation) -> str:
+    """The Markdown (MathJax-ready, references resolved) or HTML page of ``cd``."""
+    from .render import render_html, render_markdown
+
+    return render_markdown(cd, suffix=".md") if fmt == "md" else render_html(cd)
 
 
 def build(
@@ -100,7 +102,7 @@ def build(
     timeout: float | None = None,
     formats: Sequence[str] = ("tex",),
 ) -> BuildResult:
-    """Check every derivation, then write one .tex (and PDF, and .md) each and a module.
+    """Check every derivation, then write one .tex (and PDF, .md, .html) each and a module.
 
     ``paths``: derivation files or folders (default: the package's own derivations;
     ``derivations_dir`` is the older name for one folder).  ``out``: where documents go
@@ -111,6 +113,7 @@ def build(
     ``checked`` reuses derivations checked earlier.  ``extra_documents=None`` adds
     :func:`default_documents` for the package's own derivations.  ``cache``: where
     checked derivations and PDFs are kept (None: no cache).  ``jobs``: worker processes.
+    ``formats``: "tex" always; "md" and "html" add DIR/NAME.md and DIR/NAME.html.
     """
     own = paths is None and derivations_dir is None
     if paths is None:
@@ -127,9 +130,9 @@ def build(
     if package_module and not (own and tree is not None):
         raise BuildError(f"{NUMERIC_MODULE} is generated only from the package's own derivations in its source "
                          "tree; write this module elsewhere (--numeric FILE)")
-    unknown = set(formats) - {"tex", "md"}
+    unknown = set(formats) - set(FORMATS)
     if unknown:
-        raise BuildError(f"unknown format {sorted(unknown)[0]!r}: choose from tex, md")
+        raise BuildError(f"unknown format {sorted(unknown)[0]!r}: choose from {', '.join(FORMATS)}")
     with signals_raise():
         if checked is None:
             sources = load_sources(paths if paths is not None else [package_derivations_dir()])
@@ -148,14 +151,14 @@ def _write(checked, out: Path, numeric_module, package_module: bool, pdf, extra_
         documents[name] = make(checked)
     exports = any(cd.derivation.exports for cd in checked)
     code = generate(checked, standalone=not package_module) if numeric_module is not None and exports else None
-    markdown = {cd.derivation.name: _markdown(cd) for cd in checked} if "md" in formats else {}
+    web = {(cd.derivation.name, fmt): _web(fmt, cd) for fmt in ("md", "html") if fmt in formats for cd in checked}
     compile_now = tex_available() if pdf is None else pdf
     version = tex_version() if compile_now and cache is not None else ""
     with Staging() as staging:
         for name, text in sorted(documents.items()):
             staging.write(out / f"{name}.tex", text.encode())
-        for name, text in sorted(markdown.items()):
-            staging.write(out / f"{name}.md", text.encode())
+        for (name, fmt), text in sorted(web.items()):
+            staging.write(out / f"{name}.{fmt}", text.encode())
         if code is not None:
             staging.write(Path(numeric_module), code.encode())
         if compile_now:

@@ -30,6 +30,7 @@ import json
 import os
 import pickle
 import sys
+import types
 from pathlib import Path
 from typing import Iterator
 
@@ -130,12 +131,18 @@ def dependencies(path: Path) -> dict[str, Path]:
     return found
 
 
-def check_key(path: Path) -> str:
-    """The cache key of the checked derivation in file ``path``."""
+def check_key(path: Path, derivation=None) -> str:
+    """The cache key of the checked derivation in file ``path``.  Given the loaded
+    ``derivation``, the files of the derivations it cites count too (a citation loads
+    its source by name, beside the file, which no import statement shows)."""
     h = hashlib.sha256()
     for part in (FORMAT, sys.version.split()[0], sp.__version__, mpmath.__version__):
         h.update(part.encode() + b"\0")
-    for name, file in sorted(dependencies(path).items()):
+    files = dependencies(path)
+    for other in cited(derivation) if derivation is not None else ():
+        source = Path(path).resolve().parent / f"{other.name}.py"
+        files.update(dependencies(source) if source.is_file() else {f"./{other.name}.py": source})
+    for name, file in sorted(files.items()):
         try:
             data = file.read_bytes()
         except OSError:
@@ -148,11 +155,12 @@ def check_key(path: Path) -> str:
 # Pickling a checked derivation by reference to the derivation's own objects
 # ----------------------------------------------------------------------------------
 def _walk(roots) -> list:
-    """Every SymPy object and dataclass instance reachable from ``roots``, in an order
-    fixed by the derivation's structure, so that two loads of it agree.  SymPy nodes
-    are walked as a tree, every occurrence counted: which equal subexpressions are one
-    object depends on SymPy's cache, which differs from process to process."""
-    seen: set[int] = set()  # dataclasses and containers, made by the derivation's own code
+    """Every SymPy object and every other object (dataclass or plain instance, such as
+    a Notation) reachable from ``roots``, in an order fixed by the derivation's
+    structure, so that two loads of it agree.  SymPy nodes are walked as a tree, every
+    occurrence counted: which equal subexpressions are one object depends on SymPy's
+    cache, which differs from process to process."""
+    seen: set[int] = set()  # everything but SymPy nodes: made by the derivation's own code
     order: list = []
     stack = list(reversed(roots))
     while stack:
@@ -161,20 +169,24 @@ def _walk(roots) -> list:
             order.append(obj)
             stack.extend(reversed(obj.args))
             continue
-        if id(obj) in seen:
+        if id(obj) in seen or isinstance(obj, _ATOMS) or callable(obj) or isinstance(obj, types.ModuleType):
             continue
-        if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-            seen.add(id(obj))
-            order.append(obj)
-            stack.extend(reversed([getattr(obj, f.name) for f in dataclasses.fields(obj)]))
-        elif isinstance(obj, (tuple, list, frozenset, set)):
-            seen.add(id(obj))
+        seen.add(id(obj))
+        if isinstance(obj, (tuple, list, frozenset, set)):
             items = sorted(obj, key=repr) if isinstance(obj, (set, frozenset)) else obj
             stack.extend(reversed(list(items)))
         elif isinstance(obj, dict):
-            seen.add(id(obj))
             stack.extend(reversed([x for kv in obj.items() for x in kv]))
+        elif dataclasses.is_dataclass(obj):
+            order.append(obj)
+            stack.extend(reversed([getattr(obj, f.name) for f in dataclasses.fields(obj)]))
+        elif hasattr(obj, "__dict__"):
+            order.append(obj)
+            stack.extend(reversed(list(vars(obj).values())))
     return order
+
+
+_ATOMS = (str, bytes, int, float, complex, bool, type(None), type)
 
 
 def _roots(derivation) -> list:
@@ -183,6 +195,16 @@ def _roots(derivation) -> list:
     if resolve is not None:
         roots.append(resolve())
     return roots
+
+
+def cited(derivation) -> list:
+    """The other derivations ``derivation`` cites (directly or through them), each once."""
+    kind = type(derivation)
+    found = {}
+    for obj in _walk([derivation])[1:]:
+        if isinstance(obj, kind) and obj is not derivation:
+            found.setdefault(obj.name, obj)
+    return list(found.values())
 
 
 class CacheMismatch(Exception):

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Callable, Iterable
 
 from . import cache as cache_module
-from .engine import CheckedDerivation, Derivation, check
+from .derive import CheckedDerivation, Derivation, check
 from .errors import DerivationError, ShrinkageError
 
 
@@ -144,27 +144,15 @@ def _quiet(event: Event) -> None:
     pass
 
 
-def _supports_on_step() -> bool:
-    import inspect
-
-    try:
-        return "on_step" in inspect.signature(check).parameters
-    except (TypeError, ValueError):
-        return False
-
-
-def _check_here(source: Source, report: Report, timeout: float | None) -> CheckedDerivation:
-    """Check in this process, reporting every step."""
-    d = source.derivation
+def _check_one(d: Derivation, report: Report, timeout: float | None, sources: dict) -> CheckedDerivation:
+    """check(d), reporting every step; ``sources`` (checked derivations by name) spares
+    checking a cited derivation again, and receives those checked here."""
     total = len(d.steps)
-    kwargs = {}
-    if _supports_on_step():
-        def on_step(name, number, tag, verdict):
-            report(Event("step", name, total if name == d.name else 0, number, tag, verdict))
-        kwargs["on_step"] = on_step
-    if timeout is not None:
-        kwargs["timeout"] = timeout
-    return check(d, **kwargs)
+
+    def on_step(name, number, tag, verdict):
+        report(Event("step", name, total if name == d.name else 0, number, tag, verdict))
+
+    return check(d, timeout=timeout, on_step=on_step, sources=sources)
 
 
 def replay(cd: CheckedDerivation, report: Report) -> None:
@@ -210,20 +198,18 @@ def _receive(stream):
     return pickle.loads(data) if len(data) == size else None
 
 
-def _check_task(path: str, timeout, send) -> tuple:
-    """("ok", result bytes, seconds) or ("error", exception state) or ("local", why)."""
+def _check_task(path: str, timeout, cited: dict, send) -> tuple:
+    """("ok", result bytes, seconds) or ("error", exception state) or ("local", why).
+    ``cited``: results the build already has for derivations this one cites."""
     start = time.perf_counter()
     try:
         d = load_file(Path(path))
-        total = len(d.steps)
-
-        def on_step(name, number, tag, verdict):
-            send(("event", Event("step", name, total if name == d.name else 0, number, tag, verdict)))
-
-        kwargs = {"on_step": on_step} if _supports_on_step() else {}
-        if timeout is not None:
-            kwargs["timeout"] = timeout
-        cd = check(d, **kwargs)
+        sources = {}
+        for other in cache_module.cited(d):
+            if other.name in cited:
+                with contextlib.suppress(Exception):  # not the same derivation: checked here instead
+                    sources[other.name] = cache_module.loads(cited[other.name], other)
+        cd = _check_one(d, lambda e: send(("event", e)), timeout, sources)
     except Exception as e:
         return ("error", _exception_state(e))
     try:
@@ -274,9 +260,9 @@ class _Worker:
             if message is None:
                 return
 
-    def give(self, source: Source, timeout) -> None:
+    def give(self, source: Source, timeout, cited: dict) -> None:
         self.task = source
-        _send(self.process.stdin, (str(source.path.resolve()), timeout))
+        _send(self.process.stdin, (str(source.path.resolve()), timeout, cited))
 
     def stop(self, kill: bool) -> None:
         with contextlib.suppress(OSError):
@@ -295,20 +281,39 @@ class _Worker:
                 stream.close()
 
 
-def _check_parallel(todo: list[Source], jobs: int, report: Report, timeout,
+def _check_parallel(todo: list[Source], jobs: int, report: Report, timeout, done: dict,
                     finished: Callable[[Source, CheckedDerivation, float | None], None]) -> None:
-    """Check ``todo`` (in this order) in ``jobs`` worker processes, calling ``finished``
-    for each result as it arrives.  The first failure stops every worker and is raised."""
+    """Check ``todo`` in ``jobs`` worker processes, each task as soon as a worker is free
+    and the derivations it cites that are in ``todo`` are done (in ``done``, sent to the
+    worker with the task); ``finished`` gets each result as it arrives.  The first
+    failure stops every worker and is raised here."""
     inbox: queue_module.Queue = queue_module.Queue()
+    names = {s.name for s in todo}
+    needs = {s.name: {c.name for c in cache_module.cited(s.derivation)} & names for s in todo}
     waiting = list(todo)
     workers: list[_Worker] = []
     clean = False
+
+    def next_task() -> Source | None:
+        for s in waiting:
+            if needs[s.name] <= done.keys():
+                waiting.remove(s)
+                return s
+        return None
+
+    def assign(w: _Worker) -> None:
+        s = next_task()
+        w.task = None
+        if s is not None:
+            cited = {c.name: cache_module.dumps(done[c.name], done[c.name].derivation)
+                     for c in cache_module.cited(s.derivation) if c.name in done}
+            w.give(s, timeout, cited)
+
     try:
         workers = [_Worker(k, inbox) for k in range(jobs)]
         for w in workers:
-            w.give(waiting.pop(0), timeout)
-        busy = len(workers)
-        while busy:
+            assign(w)
+        while any(w.task is not None for w in workers):
             try:
                 number, message = inbox.get(timeout=0.5)  # a timeout keeps Ctrl-C and SIGTERM responsive
             except queue_module.Empty:
@@ -329,32 +334,48 @@ def _check_parallel(todo: list[Source], jobs: int, report: Report, timeout,
                     cd = cache_module.loads(outcome[1], source.derivation)
                 except Exception:  # the worker's derivation differs from ours: check it here
                     cd = None
-            if waiting:
-                w.give(waiting.pop(0), timeout)
-            else:
-                w.task, busy = None, busy - 1
             if cd is None:
-                finished(source, _check_here(source, report, timeout), None)
+                finished(source, _check_one(source.derivation, report, timeout, dict(done)), None)
             else:
                 finished(source, cd, outcome[2])
+            w.task = None
+            for idle in workers:  # a result may unblock tasks that wait for it
+                if idle.task is None:
+                    assign(idle)
+        if waiting:
+            raise ShrinkageError(f"derivations cite each other in a circle: {', '.join(s.name for s in waiting)}")
         clean = True
     finally:
         for w in workers:  # on an error or interruption: stop the other checks now
             w.stop(kill=not clean)
 
 
+def _in_citation_order(todo: list[Source]) -> list[Source]:
+    """``todo`` in its order, except that a derivation comes after those it cites."""
+    names = {s.name for s in todo}
+    needs = {s.name: {c.name for c in cache_module.cited(s.derivation)} & names for s in todo}
+    ordered: list[Source] = []
+    waiting = list(todo)
+    while waiting:
+        ready = next((s for s in waiting if needs[s.name] <= {o.name for o in ordered}), waiting[0])
+        waiting.remove(ready)
+        ordered.append(ready)
+    return ordered
+
+
 def check_sources(sources: list[Source], *, cache: cache_module.Cache | None = None, jobs: int = 1,
                   report: Report = _quiet, timeout: float | None = None) -> list[CheckedDerivation]:
     """Check every source (cached results reused, the rest checked ``jobs`` at a time,
-    each stored in the cache as soon as it passes); raise the first failure
-    (StepError, DerivationError).  Results in the order of ``sources``."""
+    slowest first, after the derivations they cite; each stored in the cache as soon as
+    it passes); raise the first failure (StepError, DerivationError).  Results in the
+    order of ``sources``."""
     done: dict[str, CheckedDerivation] = {}
     todo: list[Source] = []
     keys: dict[str, str] = {}
     seconds: dict[str, float] = {}
     for s in sources:
         if s.path is not None and cache is not None:
-            keys[s.name] = cache_module.check_key(s.path)
+            keys[s.name] = cache_module.check_key(s.path, s.derivation)
             cd = cache.get_checked(keys[s.name], s.derivation)
             if cd is not None:
                 report(Event("start", s.name, len(s.derivation.steps), cached=True))
@@ -366,8 +387,6 @@ def check_sources(sources: list[Source], *, cache: cache_module.Cache | None = N
 
     def finished(s: Source, cd: CheckedDerivation, took: float | None) -> None:
         done[s.name] = cd
-        if not _supports_on_step():  # an engine without progress: the verdicts at the end
-            replay(cd, report)
         report(Event("done", s.name, len(cd.steps), seconds=took or 0.0, checked=cd))
         if took is not None:
             seconds[s.name] = took
@@ -384,12 +403,12 @@ def check_sources(sources: list[Source], *, cache: cache_module.Cache | None = N
         if jobs > 1 and len(parallel) > 1:
             for s in parallel:
                 report(Event("start", s.name, len(s.derivation.steps)))
-            _check_parallel(parallel, min(jobs, len(parallel)), report, timeout, finished)
+            _check_parallel(parallel, min(jobs, len(parallel)), report, timeout, done, finished)
             todo = [s for s in todo if s.path is None]
-        for s in todo:
+        for s in _in_citation_order(todo):
             report(Event("start", s.name, len(s.derivation.steps)))
             start = time.perf_counter()
-            cd = _check_here(s, report, timeout)
+            cd = _check_one(s.derivation, report, timeout, dict(done))
             finished(s, cd, time.perf_counter() - start)
     finally:
         if cache is not None:

@@ -180,8 +180,9 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument("--numeric", type=Path, default=None,
                    help="where to write the generated module (default: DIR/numeric.py; the package's own "
                         "numeric.py only for its own derivations built into its docs/)")
-    b.add_argument("--format", action="append", choices=["md"], default=[],
-                   help="also write DIR/NAME.md (Markdown with MathJax equations) beside each .tex")
+    b.add_argument("--format", action="append", choices=["md", "html"], default=[],
+                   help="also write DIR/NAME.md (Markdown with MathJax equations, references resolved) or "
+                        "DIR/NAME.html beside each .tex (repeat for both)")
     b.add_argument("--no-pdf", action="store_true", help="write .tex only, do not run LaTeX")
     b.add_argument("--derivations", type=Path, default=None, help=argparse.SUPPRESS)  # older spelling of PATH
     _checking_options(b)

@@ -18,7 +18,8 @@ from typing import Iterable
 import sympy as sp
 from sympy.printing.numpy import NumPyPrinter
 
-from .engine import CheckedDerivation
+from ._validation import _DOMAIN_TEST
+from .derive import CheckedDerivation
 from .errors import DerivationError
 from .symbols import J as _NUMBER_OF_GROUPS
 from .symbols import quantity_of
@@ -107,14 +108,15 @@ def code_names(expr: sp.Expr) -> set[str]:
     return {s.name for s in expr.free_symbols if not isinstance(s, (sp.Indexed, sp.Dummy))}
 
 
-def inline_group_definitions(expr: sp.Expr, definitions, args) -> sp.Expr:
+def inline_group_definitions(expr: sp.Expr, definitions, args, notation=None) -> sp.Expr:
     """Substitute the definitions that ``CheckedDerivation.result`` keeps as symbols
     because they contain sums, when they are sums over *groups* (no observation y_ij)
     and the symbol is not an argument of the function: e.g. the GLS estimate of beta0
     inside the profiled criterion is computed, not passed in.  Definitions that sum
     over one group's observations (ybar, S_j) stay symbols, as they are arguments."""
     def group_level(e: sp.Expr) -> bool:
-        return not any(quantity_of(x.base.label).observation for x in e.atoms(sp.Indexed))
+        entry = notation.quantity_of if notation is not None else quantity_of
+        return not any(entry(x.base.label).observation for x in e.atoms(sp.Indexed))
 
     for _ in range(10):
         defs = {s: e for s, e in definitions.items()
@@ -131,9 +133,14 @@ def _kernel_source(name: str, expr: sp.Expr, args: tuple[sp.Symbol, ...]) -> str
     return f"def _{name}({params}):\n    return {body}\n"
 
 
-def _public_source(name: str, args: tuple[sp.Symbol, ...], doc: str) -> str:
+def _public_source(name: str, args: tuple[sp.Symbol, ...], doc: str, notation=None) -> str:
     params = ", ".join(a.name for a in args)
-    checks = ", ".join(f'("{a.name}", {a.name}, "{quantity_of(a).accepted_domain}")' for a in args)
+    entry = notation.quantity_of if notation is not None else quantity_of  # the derivation's own domains
+    for a in args:
+        if entry(a).accepted_domain not in _DOMAIN_TEST:
+            raise DerivationError(f"export {name}: argument {a.name} has the domain {entry(a).accepted_domain!r}, "
+                                  f"which generated code cannot check (it knows {', '.join(_DOMAIN_TEST)})")
+    checks = ", ".join(f'("{a.name}", {a.name}, "{entry(a).accepted_domain}")' for a in args)
     docstring = textwrap.indent(doc.strip(), "    ").strip()
     return (
         f"def {name}({params}):\n"
@@ -166,7 +173,8 @@ def generate(checked: Iterable[CheckedDerivation], standalone: bool = False) -> 
             if e.function in names:
                 raise DerivationError(f"function {e.function!r} exported by both {names[e.function]!r} and {d.name!r}")
             names[e.function] = d.name
-            expr = inline_group_definitions(cd.result(e.label), cd.definitions, e.args)
+            notation = getattr(cd, "notation", None)
+            expr = inline_group_definitions(cd.result(e.label), cd.definitions, e.args, notation)
             extra = sorted(code_names(expr) - {a.name for a in e.args})
             if extra:
                 raise DerivationError(f"{d.name}: export {e.function} uses {extra}, which are not among its arguments")
@@ -175,7 +183,7 @@ def generate(checked: Iterable[CheckedDerivation], standalone: bool = False) -> 
             doc = f"{e.doc}\n\nFrom derivation `{d.name}`, step {number}: eq. ({number}) of its document ({where}).\n"
             parts.append(_kernel_source(e.function, expr, e.args))
             parts.append("")
-            parts.append(_public_source(e.function, e.args, doc))
+            parts.append(_public_source(e.function, e.args, doc, notation))
             parts.append("")
     text = "\n".join(parts).rstrip() + "\n"
     try:

@@ -18,24 +18,16 @@ import numpy as np
 
 from .errors import BuildError, InputError
 from .fit import FitResult, fit
+from .render.chain import Chain, chain_block
+from .render.preamble import PGFPLOTS, escape_verbatim
+from .render.preamble import PREAMBLE as BASE_PREAMBLE
 
 __all__ = ["render", "write_report"]
 
 MAX_TABLE_ROWS = 40  # groups listed one by one up to this many
 MAX_PLOTTED = 150  # groups drawn in the shrinkage figure
 
-PREAMBLE = r"""\documentclass[11pt]{article}
-\usepackage[T1]{fontenc}
-\usepackage{lmodern}
-\usepackage[margin=1in]{geometry}
-\usepackage{amsmath,amssymb}
-\usepackage{booktabs}
-\usepackage{pgfplots}
-\pgfplotsset{compat=1.16, /pgf/number format/1000 sep={\,}}
-\pdfinfoomitdate=1
-\pdftrailerid{}
-\pdfsuppressptexinfo=-1
-"""
+PREAMBLE = BASE_PREAMBLE + PGFPLOTS
 
 
 # --------------------------------------------------------------------------------------
@@ -60,18 +52,7 @@ def plain(x: float, digits: int = 6) -> str:
     return f"{float(x):.{digits}g}"
 
 
-def tex_text(s: str) -> str:
-    out = []
-    for ch in str(s):
-        if ch in "&%$#_{}":
-            out.append("\\" + ch)
-        elif ch == "\\":
-            out.append(r"\textbackslash{}")
-        elif ch in "^~":
-            out.append({"^": r"\textasciicircum{}", "~": r"\textasciitilde{}"}[ch])
-        else:
-            out.append(ch)
-    return "".join(out)
+tex_text = escape_verbatim  # user strings: file, column and group names
 
 
 def _label(x) -> str:
@@ -135,39 +116,47 @@ def _example_groups(r: FitResult) -> list[int]:
     return [small] if r.n[small] == r.n[large] else [small, large]
 
 
+def _p(x: float) -> str:
+    """A number as a factor or term: in parentheses when negative or written with x 10^k."""
+    s = num(x)
+    return f"({s})" if s.startswith("-") or r"\times" in s else s
+
+
 def _worked(r: FitResult, j: int) -> list[str]:
     n, ybar = int(r.n[j]), float(r.ybar[j])
     s2, sb2, b0 = r.sigma2, r.sigma_b2, r.beta0
     lam, bhat, cv = float(r.shrinkage[j]), float(r.blup[j]), float(r.conditional_variance[j])
     name = _label(r.groups[j])
     head = [rf"\subsection*{{Group \texttt{{{name}}}: $n_j = {n}$, $\bar y_j = {num(ybar)}$}}"]
+    lam_formula = r"\frac{\hat\sigma_b^2}{\hat\sigma_b^2 + \hat\sigma^2/n_j}"
+    var_lhs = r"\operatorname{Var}(b_j \mid \mathbf y)"
     if sb2 == 0:
-        return head + [
-            r"\begin{align*}",
-            rf"\lambda_j &= \frac{{\hat\sigma_b^2}}{{\hat\sigma_b^2 + \hat\sigma^2/n_j}} = "
-            rf"\frac{{0}}{{0 + {num(s2)}/{n}}} = 0, \qquad \hat b_j = \lambda_j(\bar y_j - \hat\beta_0) = 0,\\",
-            rf"\hat\beta_0 + \hat b_j &= \hat\beta_0 = {num(b0)}, \qquad \operatorname{{Var}}(b_j \mid \mathbf y) = 0.",
-            r"\end{align*}",
-        ]
+        return head + chain_block([
+            Chain("shrinkage factor:", r"\lambda_j", (("=", lam_formula), ("=", rf"\frac{{0}}{{0 + {_p(s2)}/{n}}}"),
+                                                      ("=", "0"))),
+            Chain("BLUP:", r"\hat b_j", (("=", r"\lambda_j(\bar y_j - \hat\beta_0)"), ("=", "0"))),
+            Chain("partial pooling:", r"\hat\beta_0 + \hat b_j", (("=", r"\hat\beta_0"), ("=", num(b0)))),
+            Chain("conditional variance:", var_lhs, (("=", "0"),)),
+        ])
     precision = n / s2 + 1 / sb2
-    return head + [
-        r"\begin{align*}",
-        r"\text{precision of } b_j:\quad \frac{n_j}{\hat\sigma^2} + \frac{1}{\hat\sigma_b^2} &= "
-        rf"\frac{{{n}}}{{{num(s2)}}} + \frac{{1}}{{{num(sb2)}}} = {num(precision)}\\",
-        r"\text{centre of the square:}\quad \hat b_j = \frac{(n_j/\hat\sigma^2)(\bar y_j - \hat\beta_0)}"
-        r"{n_j/\hat\sigma^2 + 1/\hat\sigma_b^2} &= "
-        rf"\frac{{({n}/{num(s2)})\,({num(ybar)} - {num(b0)})}}{{{num(precision)}}} = {num(bhat)}\\",
-        r"\text{shrinkage factor:}\quad \lambda_j = \frac{\hat\sigma_b^2}{\hat\sigma_b^2 + \hat\sigma^2/n_j} &= "
-        rf"\frac{{{num(sb2)}}}{{{num(sb2)} + {num(s2)}/{n}}} = {num(lam)}\\",
-        r"\text{BLUP:}\quad \hat b_j = \lambda_j(\bar y_j - \hat\beta_0) &= "
-        rf"{num(lam)} \times ({num(ybar)} - {num(b0)}) = {num(bhat)}\\",
-        r"\text{partial pooling:}\quad \hat\beta_0 + \hat b_j = \lambda_j\bar y_j + (1-\lambda_j)\hat\beta_0 &= "
-        rf"{num(lam)} \times {num(ybar)} + {num(1 - lam)} \times {num(b0)} = {num(b0 + bhat)}\\",
-        r"\text{conditional variance:}\quad \operatorname{Var}(b_j \mid \mathbf y) = "
-        r"\Bigl(\frac{n_j}{\hat\sigma^2} + \frac{1}{\hat\sigma_b^2}\Bigr)^{-1} &= "
-        rf"\frac{{1}}{{{num(precision)}}} = {num(cv)}, \quad \text{{sd}} = {num(math.sqrt(cv))}",
-        r"\end{align*}",
-    ]
+    return head + chain_block([
+        Chain(r"precision of $b_j$:", r"\frac{n_j}{\hat\sigma^2} + \frac{1}{\hat\sigma_b^2}",
+              (("=", rf"\frac{{{n}}}{{{num(s2)}}} + \frac{{1}}{{{num(sb2)}}}"), ("=", num(precision)))),
+        Chain("centre of the square:", r"\hat b_j",
+              (("=", r"\frac{(n_j/\hat\sigma^2)(\bar y_j - \hat\beta_0)}{n_j/\hat\sigma^2 + 1/\hat\sigma_b^2}"),
+               ("=", rf"\frac{{({n}/{_p(s2)})\,({num(ybar)} - {_p(b0)})}}{{{num(precision)}}}"), ("=", num(bhat)))),
+        Chain("shrinkage factor:", r"\lambda_j",
+              (("=", lam_formula), ("=", rf"\frac{{{num(sb2)}}}{{{num(sb2)} + {_p(s2)}/{n}}}"), ("=", num(lam)))),
+        Chain("BLUP:", r"\hat b_j", (("=", r"\lambda_j(\bar y_j - \hat\beta_0)"),
+                                    ("=", rf"{num(lam)} \times ({num(ybar)} - {_p(b0)})"), ("=", num(bhat)))),
+        Chain("partial pooling:", r"\hat\beta_0 + \hat b_j",
+              (("=", r"\lambda_j\bar y_j + (1-\lambda_j)\hat\beta_0"),
+               ("=", rf"{num(lam)} \times {_p(ybar)} + {num(1 - lam)} \times {_p(b0)}"), ("=", num(b0 + bhat)))),
+        Chain("conditional variance:", var_lhs,
+              (("=", r"\Bigl(\frac{n_j}{\hat\sigma^2} + \frac{1}{\hat\sigma_b^2}\Bigr)^{-1}"),
+               ("=", rf"\frac{{1}}{{{num(precision)}}}"), ("=", num(cv)))),
+        Chain("its square root, the conditional sd:", rf"\sqrt{{{var_lhs}}}", (("=", num(math.sqrt(cv))),)),
+    ])
 
 
 def _derivation(r: FitResult) -> list[str]:

@@ -111,6 +111,17 @@ class CheckedDerivation:
         """Steps stated without a check that are not premises (deprecated Given steps)."""
         return tuple(cs for cs in self.steps if isinstance(cs.step, Given))
 
+    def _repr_markdown_(self) -> str:
+        """Jupyter: the steps with their reasons and verdicts (shrinkage.render.md, loaded when shown)."""
+        from ..render.md import render_markdown
+
+        return render_markdown(self)
+
+    def _repr_latex_(self) -> str:
+        from ..render.md import render_latex_display
+
+        return render_latex_display(self)
+
 
 def _method(ctx: Context) -> str:
     exprs = (ctx.current, ctx.step.rhs)

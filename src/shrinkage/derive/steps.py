@@ -338,6 +338,17 @@ class Derivation:
                 return k
         raise DerivationError(f"derivation {self.name!r} has no step labelled {label!r}")
 
+    def _repr_markdown_(self) -> str:
+        """Jupyter: the steps with their reasons, marked unchecked (shrinkage.render.md, loaded when shown)."""
+        from ..render.md import render_markdown
+
+        return render_markdown(self)
+
+    def _repr_latex_(self) -> str:
+        from ..render.md import render_latex_display
+
+        return render_latex_display(self)
+
     def resolved_notation(self) -> "Notation":
         """The notation this derivation is checked and printed with."""
         if self.notation is not None:

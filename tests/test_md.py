@@ -1,0 +1,156 @@
+"""Notebooks and the web: a derivation, checked or not, shows itself as Markdown with
+MathJax-ready equations; every tag and cross-reference is resolved by the toolkit
+(anchors and links, no \\ref left), each step carries its reason and its verdict, and
+the maths uses only what MathJax knows (and compiles with LaTeX)."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+
+from shrinkage.derive import Define, Derivation, Equals, Premise, Statement, check
+from shrinkage.render.md import render_latex_display, render_markdown
+from shrinkage.render.preamble import PREAMBLE
+from shrinkage.symbols import lam, n, sigma2, sigma_b2
+
+# Commands of MathJax 3's default TeX input (base, ams, newcommand, noundefined, autoload-ed
+# packages) that the renderer may emit; anything else could print as red text on a web page.
+MATHJAX = set("""
+frac tfrac dfrac sqrt left right bigl bigr Bigl Bigr biggl biggr Biggl Biggr big Big vphantom phantom
+sum prod int log exp max min lim sup inf operatorname mathrm mathbf mathsf mathit mathcal text textbf textit
+alpha beta gamma delta epsilon varepsilon lambda mu nu pi rho sigma tau phi chi psi omega ell Gamma Delta
+Lambda Sigma Omega Phi Psi Theta theta eta zeta xi kappa iota upsilon
+bar hat tilde vec dot ddot overline underline widehat widetilde
+cdot times pm mp le leq ge geq ne neq to approx sim equiv mid in infty partial nabla dots ldots cdots prime
+mathrel xrightarrow quad qquad begin end aligned cases tag limits nolimits top substack
+mapsto rightarrow leftarrow Rightarrow vert lvert rvert lVert rVert langle rangle propto ll gg forall exists
+emptyset mathbb boldsymbol overbrace underbrace displaystyle textstyle scriptstyle middle neg cap cup subset
+setminus circ colon det arg dim ker Pr ln sin cos hspace mathstrut
+""".split())
+
+
+def commands(maths: str) -> set[str]:
+    return set(re.findall(r"\\([A-Za-z]+)", maths))
+
+
+def display_blocks(markdown: str) -> list[str]:
+    return re.findall(r"^\$\$\n(.*?)\n\$\$$", markdown, re.S | re.M)
+
+
+def toy() -> Derivation:
+    model = Statement("toy", sigma_b2 / (sigma_b2 + sigma2 / n), r"\lambda_j", r"the toy model's statement")
+    return Derivation("toy", "Toy", r"A toy; see \eqref{@ratio}.").then(
+        Premise.of(model),
+        Define(sigma_b2 / (sigma_b2 + sigma2 / n), symbol=lam, why="name it"),
+        Equals(n * sigma_b2 / (n * sigma_b2 + sigma2), why=r"multiply by $n_j$",
+               label="ratio"),
+    )
+
+
+def test_every_step_has_its_reason_verdict_tag_and_anchor(checked):
+    for name, cd in checked.items():
+        md = render_markdown(cd)
+        blocks = display_blocks(md)
+        assert len(blocks) == len(cd.steps), name
+        for cs, block in zip(cd.steps, blocks):
+            assert block.strip().endswith(rf"\tag{{{cs.number}}}") and r"\begin{aligned}" in block
+            assert f'<a id="{name}-{cs.number}"></a>' in md
+        notes = re.findall(r"^\*\*Step (\d+)\.\*\* .* \*\[(.*)\]\*$", md, re.M)
+        assert [int(k) for k, _ in notes] == [cs.number for cs in cd.steps], name
+        for (_, verdict), cs in zip(notes, cd.steps):
+            if cs.verdict.symbolic is True:
+                assert verdict.startswith("SymPy: proved")
+            elif cs.verdict.symbolic is None:
+                assert "numeric check only" in verdict
+
+
+def test_references_are_resolved_to_links_to_anchors_that_exist(checked):
+    for name, cd in checked.items():
+        md = render_markdown(cd)
+        assert not re.search(r"\\(eq)?ref\{|\\label\{", md), name
+        anchors = set(re.findall(r'<a id="([^"]+)"></a>', md))
+        for target in re.findall(r"\]\(#([^)]+)\)", md):
+            assert target in anchors, (name, target)
+
+
+def test_maths_uses_only_what_mathjax_knows(checked):
+    for name, cd in checked.items():
+        md = render_markdown(cd)
+        maths = "\n".join(display_blocks(md)) + "\n".join(re.findall(r"\$([^$\n]+)\$", md))
+        assert commands(maths) <= MATHJAX, (name, sorted(commands(maths) - MATHJAX))
+
+
+def test_the_display_maths_compiles(checked, tmp_path, requires_tex):
+    """MathJax's subset is LaTeX: each display block, as an equation*, compiles."""
+    blocks = [b for cd in checked.values() for b in display_blocks(render_markdown(cd))]
+    body = "\n".join(rf"\begin{{equation*}}{b}\end{{equation*}}" for b in blocks)
+    (tmp_path / "md.tex").write_text(PREAMBLE + "\\begin{document}\n" + body + "\n\\end{document}\n")
+    run = subprocess.run(["pdflatex", "-interaction=nonstopmode", "-halt-on-error", "md.tex"], cwd=tmp_path,
+                         capture_output=True, text=True)
+    assert run.returncode == 0, run.stdout[-2000:]
+
+
+def test_an_unchecked_derivation_displays_itself_as_unchecked():
+    d = toy()
+    md = d._repr_markdown_()
+    assert md == render_markdown(d)
+    assert "Not checked yet" in md and "*[not checked yet]*" in md and "*[premise (model statement)]*" in md
+    assert "see [(3)](#toy-3)" in md
+    latex = d._repr_latex_()
+    assert latex == render_latex_display(d) and latex.startswith("$$\n\\begin{aligned}")
+    assert latex.count(r"\textbf{") == len(d.steps) and "not checked yet" in latex
+
+
+def test_a_checked_derivation_displays_its_verdicts():
+    cd = check(toy().then(Equals(sigma_b2 / (sigma_b2 + sigma2 / n), why=r"back to \eqref{@ratio}'s start")))
+    md = cd._repr_markdown_()
+    assert md == render_markdown(cd) and "Not checked yet" not in md
+    assert "*[SymPy: proved; mpmath: 24 random points, 50 digits]*" in md
+    assert "back to [(3)](#toy-3)'s start" in md
+    assert "## Premises" in md and "the toy model's statement; stated as [(1)](#toy-1)." in md
+    assert "## How the steps were checked" in md and "[(1)](#toy-1)" in md.split("## How the steps")[1]
+    assert "not checked yet" not in cd._repr_latex_()
+    assert render_markdown(cd) == md  # deterministic
+
+
+def test_a_web_page_with_mathjax(checked):
+    from html.parser import HTMLParser
+
+    from shrinkage.render.html import render_html
+
+    class Links(HTMLParser):
+        def __init__(self):
+            super().__init__()
+            self.ids, self.hrefs, self.open = set(), [], []
+
+        def handle_starttag(self, tag, attrs):
+            attrs = dict(attrs)
+            self.ids |= {attrs["id"]} if "id" in attrs else set()
+            self.hrefs += [attrs["href"]] if "href" in attrs else []
+            if tag not in ("meta", "br"):
+                self.open.append(tag)
+
+        def handle_endtag(self, tag):
+            assert self.open and self.open.pop() == tag, tag
+
+    for name, cd in checked.items():
+        page = render_html(cd)
+        assert page == render_html(cd) and "MathJax" in page and "<table>" in page
+        parser = Links()
+        parser.feed(page)
+        assert parser.open == [], name  # every element closed, in order
+        assert all(h[1:] in parser.ids for h in parser.hrefs if h.startswith("#")), name
+        body = page.split("<body>")[1]
+        assert "**" not in re.sub(r"\$\$.*?\$\$|\$[^$]*\$", "", body, flags=re.S), name
+        assert body.count(r"\tag{") == len(cd.steps)
+
+
+def test_a_step_cited_from_another_document_links_to_it():
+    source = toy()
+    d = Derivation("dst", "Dst", r"Cites \eqref{@toy:ratio}.").cite(source, "ratio", r"\lambda_j", "from toy")
+    d = d.then(Equals(sigma_b2 / (sigma_b2 + sigma2 / n), why="back"))
+    cd = check(d)
+    md = render_markdown(cd)
+    assert "[(toy 3)](toy.md#toy-3)" in md  # the summary's reference, and the verdict of the citation
+    assert "restates eq. [(toy 3)](toy.md#toy-3)" in md
+    assert "toy.html#toy-3" in render_markdown(cd, suffix=".html")
