@@ -199,7 +199,8 @@ def _expression(derivation, label: str, args) -> tuple[sp.Expr, bool]:
     """What the code generator prints for step ``label`` (as a function of ``args``)."""
     checked = isinstance(derivation, CheckedDerivation)
     cd = derivation if checked else CheckedDerivation(derivation, (), definitions_of(derivation))
-    return inline_group_definitions(cd.result(label), cd.definitions, tuple(args)), checked
+    notation = cd.derivation.resolved_notation()
+    return inline_group_definitions(cd.result(label), cd.definitions, tuple(args), notation), checked
 
 
 def _load_file(path: Path) -> Derivation:
