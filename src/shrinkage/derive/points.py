@@ -109,12 +109,25 @@ def points(name: str, number: int, exprs: tuple, definitions: Mapping, notation:
         yield point, expanded, (lambda e, p=point, s=shared: instantiate(e, p, s, rng, notation))
 
 
+def _compact(e: sp.Expr, xs: list) -> sp.Expr:
+    """The same function of ``xs``, cheaper to evaluate many times (quadrature calls it
+    thousands of times): a polynomial in xs collected into its exact coefficients (a sum
+    over 60 observations becomes a quadratic), then every constant evaluated once at
+    DPS + 10 digits instead of at every call."""
+    try:
+        if xs and e.is_polynomial(*xs):
+            e = sp.Poly(e, *xs).as_expr()
+    except (sp.PolynomialError, TypeError, ValueError):
+        pass
+    return e.evalf(DPS + 10)
+
+
 def univariate(expr, var, inst, point):
     """An mpmath function of ``var`` with everything else instantiated at ``point``."""
     free_point = {s: v for s, v in point.items() if s != var}
-    e = inst(expr.xreplace({var: sp.Dummy("x")}).xreplace(free_point))
-    x = [d for d in e.free_symbols if isinstance(d, sp.Dummy)]
-    return sp.lambdify(x[:1] or [sp.Dummy()], e, modules="mpmath")
+    x = sp.Dummy("x")
+    e = inst(expr.xreplace({var: x}).xreplace(free_point))
+    return sp.lambdify([x], _compact(e, [x] if e.has(x) else []), modules="mpmath")
 
 
 def multivariate(expr, variables, inst, point):
@@ -122,7 +135,7 @@ def multivariate(expr, variables, inst, point):
     dummies = [sp.Dummy(str(v)) for v in variables]
     free_point = {s: v for s, v in point.items() if s not in variables}
     e = inst(expr.xreplace(dict(zip(variables, dummies))).xreplace(free_point))
-    return sp.lambdify(dummies, e, modules="mpmath")
+    return sp.lambdify(dummies, _compact(e, [d for d in dummies if e.has(d)]), modules="mpmath")
 
 
 def at(expr, point, var, inst):
