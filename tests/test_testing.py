@@ -346,6 +346,7 @@ PUBLIC = sorted(n for n, f in vars(numeric).items()
                 if callable(f) and not n.startswith("_") and getattr(f, "__module__", "") == numeric.__name__)
 
 
+@pytest.mark.slow  # 24 functions, the criteria's references take seconds to make
 @pytest.mark.parametrize("name", PUBLIC)
 def test_every_generated_function_is_accurate_in_the_corners(name):
     """The generated float64 code itself, judged like a user's code (fewer random draws)."""

@@ -85,6 +85,7 @@ def test_the_code_shown_is_the_example_folders_code():
         assert body.strip() and body in source, f"TUTORIAL.md shows code that is not in {first[2:]}:\n{body[:300]}"
 
 
+@pytest.mark.slow  # checks or builds the example, runs the CLI or pytest
 def test_the_example_derivation_checks(checked):
     claims = [s for s in checked.steps if s.step.claim]
     assert [s.step.label or s.step.kind for s in claims] == [
@@ -94,11 +95,13 @@ def test_the_example_derivation_checks(checked):
     assert [e.function for e in checked.derivation.exports] == ["fh_shrinkage", "fh_blup", "fh_conditional_variance"]
 
 
+@pytest.mark.slow  # checks or builds the example, runs the CLI or pytest
 def test_the_check_snippet_gives_the_verdicts_it_describes(checked):
     verdicts = [s.verdict.symbolic for s in checked.steps]
     assert verdicts.count(True) == 5 and verdicts.count("n/a") == 3 and len(verdicts) == 8
 
 
+@pytest.mark.slow  # checks or builds the example, runs the CLI or pytest
 def test_shrinkage_check_prints_what_the_tutorial_shows(tmp_path):
     run = shrinkage_cli("check", copy_example(tmp_path), "--no-cache")
     assert run.returncode == 0, run.stderr
@@ -106,6 +109,7 @@ def test_shrinkage_check_prints_what_the_tutorial_shows(tmp_path):
     assert shown.splitlines()[1:] == run.stdout.splitlines()[:len(shown.splitlines()) - 1]
 
 
+@pytest.mark.slow  # checks or builds the example, runs the CLI or pytest
 def test_a_wrong_step_is_refused_as_the_tutorial_says(tmp_path):
     folder = copy_example(tmp_path)
     source = folder / "fay_herriot.py"
@@ -118,6 +122,7 @@ def test_a_wrong_step_is_refused_as_the_tutorial_says(tmp_path):
                      r"tau2=.*, y=.*: numerical derivative .*, this step claims", run.stderr), run.stderr
 
 
+@pytest.mark.slow  # checks or builds the example, runs the CLI or pytest
 def test_shrinkage_build_writes_the_document_and_a_numpy_only_module(built):
     out = built / "build"
     assert (out / "fay_herriot.tex").is_file() and (out / "numeric.py").is_file()
@@ -135,18 +140,21 @@ def test_shrinkage_build_writes_the_document_and_a_numpy_only_module(built):
     assert "array([1.333..., 2.2])" in snippet  # what the tutorial says it returns
 
 
+@pytest.mark.slow  # checks or builds the example, runs the CLI or pytest
 def test_the_example_pytest_file_passes(built):
     run = run_pytest(built)
     assert run.returncode == 0, run.stdout + run.stderr
     assert "9 passed" in run.stdout
 
 
+@pytest.mark.slow  # checks or builds the example, runs the CLI or pytest
 def test_the_example_pytest_file_needs_the_build_and_says_so(tmp_path):
     run = run_pytest(copy_example(tmp_path))
     assert run.returncode == 1 and "6 passed, 3 errors" in run.stdout
     assert "run `shrinkage build" in run.stdout
 
 
+@pytest.mark.slow  # checks or builds the example, runs the CLI or pytest
 def test_the_example_pytest_file_fails_for_a_wrong_implementation(built, tmp_path):
     folder = tmp_path / "fay_herriot"
     shutil.copytree(built, folder)
