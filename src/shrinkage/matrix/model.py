@@ -1,0 +1,91 @@
+"""The linear mixed model, stated once, as SymPy matrix expressions.
+
+    y_j = X_j beta + Z_j b_j + eps_j,   b_j ~ N(0, D),   eps_j ~ N(0, sigma^2 I),
+
+independently over the groups j = 1..J, with q random terms per group.  These are the
+premises of the lmm_* derivations; the shared pieces (the normal log-density, the
+residual y_j - X_j beta, the precision C_j) are written here once.
+"""
+
+from __future__ import annotations
+
+import sympy as sp
+
+from ..display import frac, half, neg, terms, times
+from .nodes import GroupSum, logdet, mneg, mplus, mtimes, quad, tr
+from .notation import D, X_j, Z_j, b_j, beta, matrix, q, sigma2, y_j
+from .notation import n as n_j
+
+# The model's statements, in words, for the documents.
+PREMISES = (
+    r"$\mathbf y_j \mid \mathbf b_j \sim N(\mathbf X_j\boldsymbol\beta + \mathbf Z_j\mathbf b_j,\ \sigma^2\mathbf I_{n_j})$",
+    r"$\mathbf b_j \sim N(\mathbf 0, \mathbf D)$ with $\mathbf D$ positive definite",
+    r"the groups $j = 1, \dots, J$ are independent",
+    r"$\mathbf X = [\mathbf X_1; \dots; \mathbf X_J]$ has full column rank $p$",
+)
+
+
+def mvn_logpdf(x, mean, cov) -> sp.Expr:
+    """log N(x; mean, cov), the textbook density: -k/2 log(2 pi) - 1/2 log det cov
+    - 1/2 (x - mean)^T cov^{-1} (x - mean), with k the length of x."""
+    dev = x if mean is None else mplus(x, mneg(mean))
+    return terms(
+        neg(times(half(x.rows), sp.log(2 * sp.pi))),
+        neg(half(logdet(cov))),
+        neg(half(quad(dev, sp.Inverse(cov)))),
+    )
+
+
+def residual():
+    """y_j - X_j beta: the group's deviation from the fixed part."""
+    return mplus(y_j, mneg(mtimes(X_j, beta)))
+
+
+def full_residual():
+    """y_j - X_j beta - Z_j b_j."""
+    return mplus(y_j, mneg(mtimes(X_j, beta)), mneg(mtimes(Z_j, b_j)))
+
+
+def data_logdensity():
+    """log p(y_j | b_j) = log N(y_j; X_j beta + Z_j b_j, sigma^2 I)."""
+    return mvn_logpdf(y_j, mplus(mtimes(X_j, beta), mtimes(Z_j, b_j)), sigma2 * sp.Identity(n_j))
+
+
+def effects_logdensity():
+    """log p(b_j) = log N(b_j; 0, D)."""
+    return mvn_logpdf(b_j, None, D)
+
+
+def group_joint_logdensity():
+    """log p(y_j, b_j): the contribution of group j to the joint log-density."""
+    return terms(data_logdensity(), effects_logdensity())
+
+
+def joint_logdensity_all_groups():
+    """log p(y, b) = sum_j log p(y_j, b_j), the groups being independent."""
+    return GroupSum(group_joint_logdensity())
+
+
+def written_out():
+    """The group's joint log-density with both normal densities written out."""
+    return terms(
+        neg(times(half(n_j), sp.log(times(2, sp.pi, sigma2)))),
+        neg(frac(quad(full_residual(), None), times(2, sigma2))),
+        neg(times(half(q), sp.log(2 * sp.pi))),
+        neg(half(logdet(D))),
+        neg(half(quad(b_j, sp.Inverse(D)))),
+    )
+
+
+def precision():
+    """C_j = Z_j^T Z_j / sigma^2 + D^{-1}, written out."""
+    return mplus(mtimes(frac(1, sigma2), tr(Z_j), Z_j), sp.Inverse(D))
+
+
+def blup_written_out():
+    """(Z_j^T Z_j/sigma^2 + D^{-1})^{-1} Z_j^T (y_j - X_j beta) / sigma^2."""
+    return mtimes(frac(1, sigma2), sp.Inverse(precision()), tr(Z_j), residual())
+
+
+C_j = matrix("C_j")
+b_hat_j = matrix("b_hat_j")

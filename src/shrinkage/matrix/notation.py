@@ -1,0 +1,116 @@
+"""The quantities of the linear mixed model y_j = X_j beta + Z_j b_j + eps_j.
+
+One entry per quantity: its SymPy object (a MatrixSymbol of symbolic shape, or a
+scalar Symbol), its LaTeX name, its code name (the SymPy name), its meaning, and how a
+check draws a random value for it (``kind``) at concrete sizes.  Shapes are written in
+the size symbols n (= n_j, observations in group j), p (fixed effects), q (random
+terms per group), J (groups) and N (all observations).
+
+Scopes: ``group`` quantities take group j's value (inside a sum over groups, each
+group's own); ``global`` ones are shared; ``stacked`` ones are built from the groups'
+values (X = [X_1; ...; X_J], Z = blockdiag(Z_1, ..., Z_J)); ``defined`` ones have no
+values of their own, only a Define step that gives them a meaning.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import sympy as sp
+
+from ..symbols import J, N, Quantity, n, sigma2
+
+p = sp.Symbol("p", integer=True, positive=True)
+q = sp.Symbol("q", integer=True, positive=True)
+SIZES = (n, p, q, J, N)
+
+
+@dataclass(frozen=True)
+class MatrixQuantity:
+    code: str
+    latex: str
+    meaning: str
+    rows: sp.Expr
+    cols: sp.Expr
+    kind: str = "real"  # real | spd | lower | defined
+    scope: str = "group"  # group | global | stacked | blockdiag | defined
+
+    @property
+    def symbol(self) -> sp.MatrixSymbol:
+        return sp.MatrixSymbol(self.code, self.rows, self.cols)
+
+
+def _m(code, latex, meaning, rows, cols, kind="real", scope="group"):
+    return MatrixQuantity(code, latex, meaning, rows, cols, kind, scope)
+
+
+MATRICES: tuple[MatrixQuantity, ...] = (
+    _m("y_j", r"\mathbf y_j", r"responses of group $j$ ($n_j \times 1$)", n, 1),
+    _m("X_j", r"\mathbf X_j", r"fixed-effects design of group $j$ ($n_j \times p$)", n, p),
+    _m("Z_j", r"\mathbf Z_j", r"random-effects design of group $j$ ($n_j \times q$)", n, q),
+    _m("b_j", r"\mathbf b_j", r"random effects of group $j$ ($q \times 1$)", q, 1),
+    _m("beta", r"\boldsymbol\beta", r"fixed effects ($p \times 1$)", p, 1, scope="global"),
+    _m("D", r"\mathbf D", r"covariance of $\mathbf b_j$ ($q \times q$, positive definite)", q, q, "spd", "global"),
+    _m("Lambda_theta", r"\boldsymbol\Lambda_\theta", r"lme4's relative covariance factor: lower triangular, $\mathbf D = \sigma^2\boldsymbol\Lambda_\theta\boldsymbol\Lambda_\theta^{\mathsf T}$, its entries column by column are $\theta$", q, q, "lower", "global"),
+    # sufficient statistics of group j (defined from the data)
+    _m("ZtZ_j", r"\mathbf Z_j^{\mathsf T}\mathbf Z_j", r"cross-product of group $j$'s random-effects design", q, q, "defined", "defined"),
+    _m("ZtX_j", r"\mathbf Z_j^{\mathsf T}\mathbf X_j", r"cross-product of the two designs of group $j$", q, p, "defined", "defined"),
+    _m("XtX_j", r"\mathbf X_j^{\mathsf T}\mathbf X_j", r"cross-product of group $j$'s fixed-effects design", p, p, "defined", "defined"),
+    _m("Zty_j", r"\mathbf Z_j^{\mathsf T}\mathbf y_j", r"cross-product of $\mathbf Z_j$ and the responses", q, 1, "defined", "defined"),
+    _m("Xty_j", r"\mathbf X_j^{\mathsf T}\mathbf y_j", r"cross-product of $\mathbf X_j$ and the responses", p, 1, "defined", "defined"),
+    # derived per-group matrices
+    _m("C_j", r"\mathbf C_j", r"conditional precision $\mathbf Z_j^{\mathsf T}\mathbf Z_j/\sigma^2 + \mathbf D^{-1}$ of $\mathbf b_j$", q, q, "defined", "defined"),
+    _m("b_hat_j", r"\hat{\mathbf b}_j", r"BLUP (conditional mode) of $\mathbf b_j$", q, 1, "defined", "defined"),
+    _m("b_ls_j", r"\tilde{\mathbf b}_j", r"group $j$'s own least-squares estimate of $\mathbf b_j$ (given $\boldsymbol\beta$)", q, 1, "defined", "defined"),
+    _m("Shrink_j", r"\boldsymbol\Lambda_j", r"matrix shrinkage factor of group $j$", q, q, "defined", "defined"),
+    _m("V_j", r"\mathbf V_j", r"marginal covariance $\mathbf Z_j\mathbf D\mathbf Z_j^{\mathsf T} + \sigma^2\mathbf I$ of $\mathbf y_j$", n, n, "defined", "defined"),
+    _m("M_j", r"\mathbf M_j", r"$\boldsymbol\Lambda_\theta^{\mathsf T}\mathbf Z_j^{\mathsf T}\mathbf Z_j\boldsymbol\Lambda_\theta + \mathbf I_q$ (lme4's $\mathbf L_\theta\mathbf L_\theta^{\mathsf T}$, one block per group)", q, q, "defined", "defined"),
+    # all groups together (derivation lmm_henderson)
+    _m("y_all", r"\mathbf y", r"all responses, $[\mathbf y_1; \dots; \mathbf y_J]$ ($N \times 1$)", N, 1, "real", "stacked"),
+    _m("X_all", r"\mathbf X", r"all fixed-effects designs stacked ($N \times p$)", N, p, "real", "stacked"),
+    _m("Z_all", r"\mathbf Z", r"block-diagonal random-effects design $\operatorname{diag}(\mathbf Z_1, \dots, \mathbf Z_J)$ ($N \times Jq$)", N, J * q, "real", "blockdiag"),
+    _m("b_all", r"\mathbf b", r"all random effects, $[\mathbf b_1; \dots; \mathbf b_J]$ ($Jq \times 1$)", J * q, 1, "real", "stacked"),
+    # profiled likelihood (derivation lmm_profile)
+    _m("A_theta", r"\mathbf A_\theta", r"$\sigma^2 \sum_j \mathbf X_j^{\mathsf T}\mathbf V_j^{-1}\mathbf X_j$ in the sufficient statistics", p, p, "defined", "defined"),
+    _m("c_theta", r"\mathbf c_\theta", r"$\sigma^2 \sum_j \mathbf X_j^{\mathsf T}\mathbf V_j^{-1}\mathbf y_j$ in the sufficient statistics", p, 1, "defined", "defined"),
+    _m("beta_hat", r"\hat{\boldsymbol\beta}", r"GLS estimate of $\boldsymbol\beta$ given the variance parameters", p, 1, "defined", "defined"),
+)
+
+SCALARS: tuple[Quantity, ...] = (
+    Quantity("p", "p", "number of fixed effects", "count"),
+    Quantity("q", "q", "number of random terms per group", "count"),
+    Quantity("yty", r"\mathbf y_j^{\mathsf T}\mathbf y_j", r"sum of squares of group $j$'s responses", "positive"),
+    Quantity("r2_theta", r"r^2_\theta", r"penalised residual sum of squares $\sigma^2 (\mathbf y - \mathbf X\hat{\boldsymbol\beta})^{\mathsf T}\mathbf V^{-1}(\mathbf y - \mathbf X\hat{\boldsymbol\beta})$", "positive"),
+    Quantity("logdet_M", r"\ell_M", r"$\sum_j \log\det\mathbf M_j$", "real"),
+)
+
+BY_CODE = {m.code: m for m in MATRICES}
+# stacked quantity -> (the per-group quantity it is built from, how)
+STACKED_FROM = {"y_all": ("y_j", "stack"), "X_all": ("X_j", "stack"), "Z_all": ("Z_j", "blockdiag"),
+                "b_all": ("b_j", "stack")}
+SCALAR_BY_CODE = {s.code: s for s in SCALARS}
+
+
+def matrix(code: str) -> sp.MatrixSymbol:
+    try:
+        return BY_CODE[code].symbol
+    except KeyError:
+        raise KeyError(f"no matrix named {code!r} in shrinkage.matrix.notation") from None
+
+
+def scalar(code: str) -> sp.Symbol:
+    return SCALAR_BY_CODE[code].symbol
+
+
+def matrix_quantity(sym: sp.MatrixSymbol) -> MatrixQuantity:
+    try:
+        return BY_CODE[sym.name]
+    except KeyError:
+        raise KeyError(f"no matrix named {sym.name!r} in shrinkage.matrix.notation") from None
+
+
+y_j, X_j, Z_j, b_j = (matrix(c) for c in ("y_j", "X_j", "Z_j", "b_j"))
+beta, D, Lambda_theta = matrix("beta"), matrix("D"), matrix("Lambda_theta")
+ZtZ, ZtX, XtX, Zty, Xty = (matrix(c) for c in ("ZtZ_j", "ZtX_j", "XtX_j", "Zty_j", "Xty_j"))
+yty = scalar("yty")
+__all__ = ["p", "q", "n", "J", "N", "sigma2", "MATRICES", "SCALARS"]
