@@ -116,6 +116,7 @@ def _scale(v) -> mpmath.mpf:
 
 
 def close(a, b) -> bool:
+    a, b = (x.rows[0][0] if isinstance(x, Mat) and x.shape == (1, 1) else x for x in (a, b))
     if isinstance(a, Mat) != isinstance(b, Mat):
         return False
     if isinstance(a, Mat):

@@ -141,6 +141,8 @@ class Walker:
                     scale = k.mul(scale, x)
             return out.scale(k.entry(scale))
         if isinstance(e, sp.Inverse):
+            if isinstance(e.arg, sp.Inverse):  # (A^{-1})^{-1} = A
+                return val(e.arg.arg)
             return val(e.arg).inverse(k)
         if isinstance(e, sp.MatPow):
             power = int(e.exp)
@@ -154,6 +156,8 @@ class Walker:
         if isinstance(e, sp.Transpose):
             return val(e.arg).T
         if isinstance(e, sp.Determinant):
+            if isinstance(e.arg, sp.Inverse):  # det(A^{-1}) = 1/det(A)
+                return k.pow(k.scalar(val(e.arg.arg).det(k)), sp.Integer(-1))
             return k.scalar(val(e.arg).det(k))
         if isinstance(e, sp.Trace):
             return k.scalar(val(e.arg).trace())

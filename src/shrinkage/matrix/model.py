@@ -89,3 +89,66 @@ def blup_written_out():
 
 C_j = matrix("C_j")
 b_hat_j = matrix("b_hat_j")
+
+
+def completed_square():
+    """The group's joint log-density with the square in b_j completed around b_hat_j."""
+    return terms(
+        neg(half(quad(mplus(b_j, mneg(b_hat_j)), C_j))),
+        half(quad(b_hat_j, C_j)),
+        neg(frac(quad(residual(), None), times(2, sigma2))),
+        neg(times(half(n_j), sp.log(times(2, sp.pi, sigma2)))),
+        neg(times(half(q), sp.log(2 * sp.pi))),
+        neg(half(logdet(D))),
+    )
+
+
+def opening_chain():
+    """Premise -> both densities written out -> the square in b_j completed: the chain
+    shared by the BLUP and the marginal likelihood (each document shows it)."""
+    from ..engine import Define, Given
+    from .steps import MatrixEquals
+
+    return (
+        Given(
+            group_joint_logdensity(),
+            lhs=r"\log p(\mathbf y_j, \mathbf b_j)",
+            why=r"The model: the density of group $j$'s responses given its random effects, times the density of the random effects.",
+        ),
+        MatrixEquals(
+            written_out(),
+            why=r"Write out both normal log-densities: $\det(\sigma^2\mathbf I_{n_j}) = (\sigma^2)^{n_j}$ and $(\sigma^2\mathbf I)^{-1} = \mathbf I/\sigma^2$.",
+        ),
+        Define(precision(), symbol=C_j, why=r"The precision of $\mathbf b_j$ once the data of the group are seen."),
+        Define(blup_written_out(), symbol=b_hat_j, why=r"The centre of the square completed next."),
+        MatrixEquals(
+            completed_square(),
+            why=r"Complete the square in $\mathbf b_j$: expanding the two quadratic forms gives $-\tfrac12\mathbf b_j^{\mathsf T}\mathbf C_j\mathbf b_j + \mathbf b_j^{\mathsf T}\mathbf Z_j^{\mathsf T}(\mathbf y_j - \mathbf X_j\boldsymbol\beta)/\sigma^2$ plus terms free of $\mathbf b_j$, and $\mathbf C_j\hat{\mathbf b}_j = \mathbf Z_j^{\mathsf T}(\mathbf y_j - \mathbf X_j\boldsymbol\beta)/\sigma^2$.",
+            label="completed_square",
+        ),
+    )
+
+
+STATISTICS_MEANING = {
+    "ZtZ_j": (lambda: mtimes(tr(Z_j), Z_j)),
+    "ZtX_j": (lambda: mtimes(tr(Z_j), X_j)),
+    "XtX_j": (lambda: mtimes(tr(X_j), X_j)),
+    "Zty_j": (lambda: mtimes(tr(Z_j), y_j)),
+    "Xty_j": (lambda: mtimes(tr(X_j), y_j)),
+}
+
+
+def define_statistics(*codes: str):
+    """Define steps for the per-group cross-products the fit accumulates in one pass."""
+    from ..engine import Define
+    from .notation import scalar, yty
+
+    steps = []
+    for code in codes:
+        if code == "yty":
+            steps.append(Define(quad(y_j, None), symbol=yty, why=r"The sum of squares of the group's responses."))
+        else:
+            steps.append(Define(STATISTICS_MEANING[code](), symbol=matrix(code),
+                                why=r"A cross-product of group $j$'s data: the fit needs the data only through these."))
+    del scalar
+    return tuple(steps)
