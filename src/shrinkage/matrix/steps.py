@@ -182,3 +182,18 @@ class MatrixSubstitute(MatrixStep):
         return _symbolic_identity(self, exprs, [("the substituted expression and this step",
                                                  lambda w, _: self._substituted(w, exprs),
                                                  lambda w, _: w.value(exprs["rhs"]))])
+
+
+@dataclass(frozen=True)
+class MatrixSumOverGroups(MatrixEquals):
+    """rhs = the current expression (a term of group j) summed over the groups j = 1..J:
+    the groups are independent, so their log-densities add."""
+
+    kind = "sum over groups"
+
+    def expressions(self, current, definitions):
+        from .nodes import GroupSum
+
+        out = super().expressions(current, definitions)
+        out["current"] = GroupSum(out["current"])
+        return out

@@ -1,0 +1,100 @@
+"""The marginal likelihood of the linear mixed model, and the GLS estimate of beta.
+
+Integrate b_j out of group j's joint density (a Gaussian integral in q dimensions): the
+result is the N(X_j beta, V_j) log-density with V_j = Z_j D Z_j^T + sigma^2 I, written
+through the q x q matrix C_j = Z_j^T Z_j/sigma^2 + D^{-1} (Woodbury's identity and the matrix
+determinant lemma), then in the group's cross-products.  Summed over the independent
+groups and maximised in beta it gives the GLS estimate.
+"""
+
+import sympy as sp
+
+from shrinkage.display import frac, half, neg, terms, times
+from shrinkage.engine import Define, Derivation
+from shrinkage.matrix import model
+from shrinkage.matrix.gaussian import MatrixLogIntegral, MatrixMaximiser
+from shrinkage.matrix.nodes import GroupMatSum, GroupSum, logdet, mneg, mplus, mtimes, quad, tr
+from shrinkage.matrix.notation import (D, X_j, XtX, Xty, Z_j, ZtX, ZtZ, Zty, b_j, beta, matrix, n, sigma2,
+                                       y_j, yty)
+from shrinkage.matrix.steps import MatrixEquals, MatrixSumOverGroups
+
+C_j, b_hat_j = model.C_j, model.b_hat_j
+V_j = matrix("V_j")
+r_j = model.residual()
+log_2pi_sigma2 = sp.log(times(2, sp.pi, sigma2))
+precision_stats = mplus(mtimes(frac(1, sigma2), ZtZ), sp.Inverse(D))
+deviation = mplus(Zty, mneg(mtimes(ZtX, beta)))
+rss = terms(yty, neg(times(2, quad(beta, None, Xty))), quad(beta, XtX))
+w_inv = mplus(sp.Identity(n), mneg(mtimes(frac(1, sigma2), Z_j, sp.Inverse(C_j), tr(Z_j))))  # sigma^2 V_j^{-1}
+A_stats = GroupMatSum(mplus(XtX, mneg(mtimes(frac(1, sigma2), tr(ZtX), sp.Inverse(precision_stats), ZtX))))
+c_stats = GroupMatSum(mplus(Xty, mneg(mtimes(frac(1, sigma2), tr(ZtX), sp.Inverse(precision_stats), Zty))))
+
+
+def derivation() -> Derivation:
+    d = Derivation(
+        name="lmm_marginal",
+        title=r"The marginal likelihood of the linear mixed model, and GLS",
+        summary=r"""
+The likelihood of $(\boldsymbol\beta, \sigma^2, \mathbf D)$ is the density of the data alone,
+with every $\mathbf b_j$ integrated out.  After the square in $\mathbf b_j$ is completed (as for
+the BLUP), the integral over $\mathbb R^q$ is a Gaussian integral.  Its value is the
+$N(\mathbf X_j\boldsymbol\beta, \mathbf V_j)$ log-density of $\mathbf y_j$ with
+$\mathbf V_j = \mathbf Z_j\mathbf D\mathbf Z_j^{\mathsf T} + \sigma^2\mathbf I$, an $n_j \times n_j$ matrix, but
+computed through the $q \times q$ matrix $\mathbf C_j$: by Woodbury's identity
+$\mathbf V_j^{-1} = \sigma^{-2}(\mathbf I - \mathbf Z_j\mathbf C_j^{-1}\mathbf Z_j^{\mathsf T}/\sigma^2)$ and by the matrix
+determinant lemma $\det\mathbf V_j = (\sigma^2)^{n_j}\det\mathbf D\det\mathbf C_j$.  Written in the
+group's cross-products, it costs $O(q^3)$ per group whatever $n_j$.  Summed over the
+independent groups and maximised in $\boldsymbol\beta$ it gives the GLS estimate.
+""",
+    )
+    d = d.then(*model.opening_chain())
+    d = d.then(
+        MatrixLogIntegral(
+            terms(half(quad(b_hat_j, C_j)), neg(frac(quad(r_j, None), times(2, sigma2))),
+                  neg(times(half(n), log_2pi_sigma2)), neg(half(logdet(D))), neg(half(logdet(C_j)))),
+            var=b_j, precision=C_j, centre=b_hat_j,
+            lhs=r"\log p(\mathbf y_j) = \log\!\int_{\mathbb R^q}\! p(\mathbf y_j, \mathbf b_j)\,d\mathbf b_j",
+            why=r"Integrate $\mathbf b_j$ over $\mathbb R^q$: $\int e^{-\frac12(\mathbf b-\hat{\mathbf b})^{\mathsf T}\mathbf C(\mathbf b-\hat{\mathbf b})}\,d\mathbf b = (2\pi)^{q/2}\det(\mathbf C)^{-1/2}$; the other terms are free of $\mathbf b_j$.",
+        ),
+        MatrixEquals(
+            terms(neg(times(half(n), log_2pi_sigma2)), neg(half(logdet(D))), neg(half(logdet(C_j))),
+                  neg(frac(quad(r_j, w_inv), times(2, sigma2)))),
+            why=r"Collect the quadratic forms in $\mathbf y_j - \mathbf X_j\boldsymbol\beta$, with $\hat{\mathbf b}_j^{\mathsf T}\mathbf C_j\hat{\mathbf b}_j = (\mathbf y_j - \mathbf X_j\boldsymbol\beta)^{\mathsf T}\mathbf Z_j\mathbf C_j^{-1}\mathbf Z_j^{\mathsf T}(\mathbf y_j - \mathbf X_j\boldsymbol\beta)/\sigma^4$.",
+        ),
+        Define(mplus(mtimes(Z_j, D, tr(Z_j)), mtimes(sigma2, sp.Identity(n))), symbol=V_j,
+               why=r"The covariance of $\mathbf y_j$ that the model implies."),
+        MatrixEquals(
+            model.mvn_logpdf(y_j, mtimes(X_j, beta), V_j),
+            why=r"This is the $N(\mathbf X_j\boldsymbol\beta, \mathbf V_j)$ log-density: $\mathbf V_j^{-1} = \sigma^{-2}(\mathbf I - \mathbf Z_j\mathbf C_j^{-1}\mathbf Z_j^{\mathsf T}/\sigma^2)$ (Woodbury) and $\log\det\mathbf V_j = n_j\log\sigma^2 + \log\det\mathbf D + \log\det\mathbf C_j$ (determinant lemma).",
+            label="marginal",
+        ),
+        *model.define_statistics("ZtZ_j", "ZtX_j", "XtX_j", "Zty_j", "Xty_j", "yty"),
+        MatrixEquals(
+            terms(neg(times(half(n), log_2pi_sigma2)), neg(half(logdet(D))), neg(half(logdet(precision_stats))),
+                  neg(frac(terms(rss, neg(frac(quad(deviation, sp.Inverse(precision_stats)), sigma2))), times(2, sigma2)))),
+            why=r"In the cross-products: $(\mathbf y_j - \mathbf X_j\boldsymbol\beta)^{\mathsf T}(\mathbf y_j - \mathbf X_j\boldsymbol\beta) = \mathbf y_j^{\mathsf T}\mathbf y_j - 2\boldsymbol\beta^{\mathsf T}\mathbf X_j^{\mathsf T}\mathbf y_j + \boldsymbol\beta^{\mathsf T}\mathbf X_j^{\mathsf T}\mathbf X_j\boldsymbol\beta$.",
+            label="marginal_stats",
+        ),
+    )
+    d = d.recall("marginal", lhs=r"\log p(\mathbf y_j)", why=r"The marginal log-density of one group, to sum over the groups.")
+    d = d.then(
+        MatrixSumOverGroups(
+            GroupSum(model.mvn_logpdf(y_j, mtimes(X_j, beta), V_j)),
+            lhs=r"\ell(\boldsymbol\beta) = \log p(\mathbf y)",
+            why=r"The groups are independent, so their log-densities add.",
+        ),
+        MatrixMaximiser(
+            mtimes(sp.Inverse(GroupMatSum(mtimes(tr(X_j), sp.Inverse(V_j), X_j))),
+                   GroupMatSum(mtimes(tr(X_j), sp.Inverse(V_j), y_j))),
+            var=beta, precision=GroupMatSum(mtimes(tr(X_j), sp.Inverse(V_j), X_j)),
+            lhs=r"\hat{\boldsymbol\beta} = \operatorname*{arg\,max}_{\boldsymbol\beta} \ell(\boldsymbol\beta)",
+            why=r"A concave quadratic in $\boldsymbol\beta$ with precision $\sum_j\mathbf X_j^{\mathsf T}\mathbf V_j^{-1}\mathbf X_j$ (positive definite: $\mathbf X$ has full column rank): the generalised least-squares estimate.",
+            label="gls",
+        ),
+        MatrixEquals(
+            mtimes(sp.Inverse(A_stats), c_stats),
+            why=r"In the cross-products, by Woodbury's identity ($\sigma^2$ cancels between the two sums).",
+            label="gls_stats",
+        ),
+    )
+    return d
