@@ -118,4 +118,17 @@ are the ones the fit evaluates: they stay finite when $\mathbf D$ is singular.
             label="shrinkage_one_way",
         ),
     )
+    d = d.export("lmm_blup", "blup_stats", (ZtZ, ZtX, Zty, beta, D, sigma2),
+                 "BLUP (conditional mode) of every group's random effects, shape (J, q).\n\n"
+                 "b_hat_j = (ZtZ_j/sigma^2 + D^{-1})^{-1} (Zty_j - ZtX_j beta) / sigma^2, from the per-group\n"
+                 "cross-products ZtZ (J, q, q), ZtX (J, q, p), Zty (J, q); beta (p,), D (q, q).")
+    d = d.export("lmm_blup_theta", "blup_theta", (ZtZ, ZtX, Zty, beta, Lambda_theta),
+                 "BLUP in lme4's relative covariance factor (valid for a singular Lambda_theta), shape (J, q).\n\n"
+                 "b_hat_j = Lambda (Lambda^T ZtZ_j Lambda + I)^{-1} Lambda^T (Zty_j - ZtX_j beta).")
+    d = d.export("lmm_conditional_covariance", "condvar_stats", (ZtZ, D, sigma2),
+                 "Conditional covariance Var(b_j | y_j) of every group's random effects, shape (J, q, q).\n\n"
+                 "(ZtZ_j/sigma^2 + D^{-1})^{-1}, with beta and the variance parameters known.")
+    d = d.export("lmm_condvar_theta", "condvar_theta", (ZtZ, Lambda_theta, sigma2),
+                 "lme4's condVar in the relative covariance factor, shape (J, q, q).\n\n"
+                 "sigma^2 Lambda (Lambda^T ZtZ_j Lambda + I)^{-1} Lambda^T.")
     return d

@@ -97,4 +97,11 @@ independent groups and maximised in $\boldsymbol\beta$ it gives the GLS estimate
             label="gls_stats",
         ),
     )
+    d = d.export("lmm_marginal_loglik", "marginal_stats", (n, yty, Xty, Zty, XtX, ZtX, ZtZ, beta, D, sigma2),
+                 "Marginal log-likelihood log p(y_j) of every group from its cross-products, shape (J,).\n\n"
+                 "-n_j/2 log(2 pi sigma^2) - 1/2 log det D - 1/2 log det C_j - (r_j^T r_j - u_j^T C_j^{-1} u_j/sigma^2)/(2 sigma^2)\n"
+                 "with C_j = ZtZ_j/sigma^2 + D^{-1}, u_j = Zty_j - ZtX_j beta; sum the result over groups.")
+    d = d.export("lmm_gls_beta", "gls_stats", (XtX, ZtX, ZtZ, Xty, Zty, D, sigma2),
+                 "GLS estimate of beta given D and sigma^2, from the per-group cross-products, shape (p,).\n\n"
+                 "(sum_j X_j^T V_j^{-1} X_j)^{-1} sum_j X_j^T V_j^{-1} y_j, through Woodbury's identity.")
     return d

@@ -116,6 +116,21 @@ def _public_source(name: str, args: tuple[sp.Symbol, ...], doc: str) -> str:
     )
 
 
+def _matrix_export(cd: CheckedDerivation, e, parts: list) -> bool:
+    """Write an export whose result is a matrix expression through shrinkage.matrix.codegen."""
+    from .matrix.codegen import HELPERS, export_expression, export_source, is_matrix_expr
+
+    expr = export_expression(cd, e)
+    if not is_matrix_expr(expr):
+        return False
+    if HELPERS not in parts:
+        parts.insert(1, HELPERS)
+    number = cd.derivation.step_index(e.label) + 1
+    doc = f"{e.doc}\n\nFrom derivation `{cd.derivation.name}`, step {number} (docs/{cd.derivation.name}.pdf, eq. ({number})).\n"
+    parts.extend([export_source(e.function, expr, e.args, doc), ""])
+    return True
+
+
 def generate(checked: Iterable[CheckedDerivation]) -> str:
     """The full text of numeric.py for these derivations (deterministic)."""
     parts = [HEADER]
@@ -126,6 +141,8 @@ def generate(checked: Iterable[CheckedDerivation]) -> str:
             if e.function in names:
                 raise DerivationError(f"function {e.function!r} exported by both {names[e.function]!r} and {d.name!r}")
             names[e.function] = d.name
+            if _matrix_export(cd, e, parts):  # shrinkage.matrix: vectorised over groups
+                continue
             expr = inline_group_definitions(cd.result(e.label), cd.definitions, e.args)
             extra = sorted(code_names(expr) - {a.name for a in e.args})
             if extra:
