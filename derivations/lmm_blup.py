@@ -14,7 +14,7 @@ from shrinkage.display import frac, terms, times
 from shrinkage.engine import Define, Derivation
 from shrinkage.matrix import model
 from shrinkage.matrix.gaussian import MatrixConditional, MatrixMaximiser, NormalReadOff
-from shrinkage.matrix.nodes import mneg, mplus, mtimes, tr
+from shrinkage.matrix.nodes import Eye, mneg, mplus, mtimes, tr
 from shrinkage.matrix.notation import (D, Lambda_theta, X_j, Z_j, ZtX, ZtZ, Zty, b_j, beta, matrix, n, q,
                                        sigma2)
 from shrinkage.matrix.steps import MatrixEquals, MatrixSubstitute
@@ -22,7 +22,7 @@ from shrinkage.symbols import beta0, sigma_b2, ybar
 
 C_j, b_hat_j = model.C_j, model.b_hat_j
 b_ls, shrink = matrix("b_ls_j"), matrix("Shrink_j")
-I_q = sp.Identity(q)
+I_q = Eye(q)
 theta_D = ((D, mtimes(sigma2, Lambda_theta, tr(Lambda_theta))),)  # lme4: D = sigma^2 Lambda Lambda^T
 M_theta = mplus(mtimes(tr(Lambda_theta), ZtZ, Lambda_theta), I_q)
 deviation = mplus(Zty, mneg(mtimes(ZtX, beta)))  # Z_j^T (y_j - X_j beta)

@@ -13,7 +13,8 @@ from shrinkage.display import frac, half, neg, terms, times
 from shrinkage.engine import Define, Derivation
 from shrinkage.matrix import model
 from shrinkage.matrix.gaussian import MatrixLogIntegral, MatrixMaximiser
-from shrinkage.matrix.nodes import GroupMatSum, GroupSum, logdet, mneg, mplus, mtimes, quad, tr
+from shrinkage.matrix.instances import Sizes
+from shrinkage.matrix.nodes import Eye, GroupMatSum, GroupSum, logdet, mneg, mplus, mtimes, quad, tr
 from shrinkage.matrix.notation import (D, X_j, XtX, Xty, Z_j, ZtX, ZtZ, Zty, b_j, beta, matrix, n, sigma2,
                                        y_j, yty)
 from shrinkage.matrix.steps import MatrixEquals, MatrixSumOverGroups
@@ -25,7 +26,10 @@ log_2pi_sigma2 = sp.log(times(2, sp.pi, sigma2))
 precision_stats = mplus(mtimes(frac(1, sigma2), ZtZ), sp.Inverse(D))
 deviation = mplus(Zty, mneg(mtimes(ZtX, beta)))
 rss = terms(yty, neg(times(2, quad(beta, None, Xty))), quad(beta, XtX))
-w_inv = mplus(sp.Identity(n), mneg(mtimes(frac(1, sigma2), Z_j, sp.Inverse(C_j), tr(Z_j))))  # sigma^2 V_j^{-1}
+# exact check of GLS: two groups of one and two observations, q = 1 (at q = 2 the exact
+# rational functions of beta_hat grow past minutes; q = 2, 3, 4 are checked numerically)
+TWO_GROUPS = (Sizes(1, 1, (1, 2)),)
+w_inv = mplus(Eye(n), mneg(mtimes(frac(1, sigma2), Z_j, sp.Inverse(C_j), tr(Z_j))))  # sigma^2 V_j^{-1}
 A_stats = GroupMatSum(mplus(XtX, mneg(mtimes(frac(1, sigma2), tr(ZtX), sp.Inverse(precision_stats), ZtX))))
 c_stats = GroupMatSum(mplus(Xty, mneg(mtimes(frac(1, sigma2), tr(ZtX), sp.Inverse(precision_stats), Zty))))
 
@@ -61,7 +65,7 @@ independent groups and maximised in $\boldsymbol\beta$ it gives the GLS estimate
                   neg(frac(quad(r_j, w_inv), times(2, sigma2)))),
             why=r"Collect the quadratic forms in $\mathbf y_j - \mathbf X_j\boldsymbol\beta$, with $\hat{\mathbf b}_j^{\mathsf T}\mathbf C_j\hat{\mathbf b}_j = (\mathbf y_j - \mathbf X_j\boldsymbol\beta)^{\mathsf T}\mathbf Z_j\mathbf C_j^{-1}\mathbf Z_j^{\mathsf T}(\mathbf y_j - \mathbf X_j\boldsymbol\beta)/\sigma^4$.",
         ),
-        Define(mplus(mtimes(Z_j, D, tr(Z_j)), mtimes(sigma2, sp.Identity(n))), symbol=V_j,
+        Define(mplus(mtimes(Z_j, D, tr(Z_j)), mtimes(sigma2, Eye(n))), symbol=V_j,
                why=r"The covariance of $\mathbf y_j$ that the model implies."),
         MatrixEquals(
             model.mvn_logpdf(y_j, mtimes(X_j, beta), V_j),
@@ -86,13 +90,13 @@ independent groups and maximised in $\boldsymbol\beta$ it gives the GLS estimate
         MatrixMaximiser(
             mtimes(sp.Inverse(GroupMatSum(mtimes(tr(X_j), sp.Inverse(V_j), X_j))),
                    GroupMatSum(mtimes(tr(X_j), sp.Inverse(V_j), y_j))),
-            var=beta, precision=GroupMatSum(mtimes(tr(X_j), sp.Inverse(V_j), X_j)),
+            var=beta, precision=GroupMatSum(mtimes(tr(X_j), sp.Inverse(V_j), X_j)), exact_sizes=TWO_GROUPS,
             lhs=r"\hat{\boldsymbol\beta} = \operatorname*{arg\,max}_{\boldsymbol\beta} \ell(\boldsymbol\beta)",
             why=r"A concave quadratic in $\boldsymbol\beta$ with precision $\sum_j\mathbf X_j^{\mathsf T}\mathbf V_j^{-1}\mathbf X_j$ (positive definite: $\mathbf X$ has full column rank): the generalised least-squares estimate.",
             label="gls",
         ),
         MatrixEquals(
-            mtimes(sp.Inverse(A_stats), c_stats),
+            mtimes(sp.Inverse(A_stats), c_stats), exact_sizes=TWO_GROUPS,
             why=r"In the cross-products, by Woodbury's identity ($\sigma^2$ cancels between the two sums).",
             label="gls_stats",
         ),

@@ -11,6 +11,8 @@ import sympy as sp
 from sympy.printing.latex import LatexPrinter
 
 from .engine import CheckedDerivation, CheckedStep, Define, Given, Limit
+from .matrix.notation import latex_names as matrix_latex_names
+from .matrix.notation import table_rows as matrix_table_rows
 from .symbols import QUANTITIES, quantity_of
 
 PREAMBLE = r"""\documentclass[11pt]{article}
@@ -33,6 +35,7 @@ class ShrinkagePrinter(LatexPrinter):
 
     def __init__(self, settings=None):
         names = {q.symbol: q.latex for q in QUANTITIES}
+        names.update(matrix_latex_names())  # shrinkage.matrix: X_j, D, ...
         super().__init__({"symbol_names": names, "order": "none", **(settings or {})})
 
     def _print_Indexed(self, expr):
@@ -109,6 +112,8 @@ def symbols_table(checked: CheckedDerivation) -> list[str]:
         used |= {s.name for s in cs.step.rhs.free_symbols if isinstance(s, sp.Symbol)}
         used |= {str(x.base.label) for x in cs.step.rhs.atoms(sp.Indexed)}
     rows = [rf"${q.latex}$ & {q.meaning} & \texttt{{{escape(q.code)}}} \\" for q in QUANTITIES if q.code in used]
+    used |= {m.name for cs in checked.steps for m in cs.step.rhs.atoms(sp.MatrixSymbol)}
+    rows += [rf"${t}$ & {m} & \texttt{{{escape(c)}}} \\" for t, m, c in matrix_table_rows(used)]
     return [r"\begin{tabular}{lll}", r"\toprule symbol & meaning & code name \\ \midrule", *rows, r"\bottomrule", r"\end{tabular}"]
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import sympy as sp
 
 from ..display import frac, half, neg, terms, times
-from .nodes import GroupSum, logdet, mneg, mplus, mtimes, quad, tr
+from .nodes import Eye, GroupSum, logdet, mneg, mplus, mtimes, quad, tr
 from .notation import D, X_j, Z_j, b_j, beta, matrix, q, sigma2, y_j
 from .notation import n as n_j
 
@@ -48,7 +48,7 @@ def full_residual():
 
 def data_logdensity():
     """log p(y_j | b_j) = log N(y_j; X_j beta + Z_j b_j, sigma^2 I)."""
-    return mvn_logpdf(y_j, mplus(mtimes(X_j, beta), mtimes(Z_j, b_j)), sigma2 * sp.Identity(n_j))
+    return mvn_logpdf(y_j, mplus(mtimes(X_j, beta), mtimes(Z_j, b_j)), sigma2 * Eye(n_j))
 
 
 def effects_logdensity():

@@ -33,6 +33,16 @@ class Scalar(sp.Expr):
     def _eval_is_real(self):
         return True
 
+    def _latex(self, printer):
+        return printer._print(self.matrix)
+
+
+def _sum_latex(term, printer):
+    body = printer._print(term)
+    if isinstance(term, (sp.Add, sp.MatAdd)):
+        body = rf"\left({body}\right)"
+    return rf"\sum_{{j=1}}^{{J}} {body}"
+
 
 class GroupSum(sp.Expr):
     """sum_{j=1}^{J} term, for a scalar term in group j's quantities."""
@@ -49,6 +59,9 @@ class GroupSum(sp.Expr):
     def _eval_is_real(self):
         return True
 
+    def _latex(self, printer):
+        return _sum_latex(self.term, printer)
+
 
 class GroupMatSum(MatrixExpr):
     """sum_{j=1}^{J} term, for a matrix term of the same shape in every group."""
@@ -63,6 +76,9 @@ class GroupMatSum(MatrixExpr):
     @property
     def shape(self):
         return self.term.shape
+
+    def _latex(self, printer):
+        return _sum_latex(self.term, printer)
 
 
 class GroupStack(MatrixExpr):
@@ -79,6 +95,16 @@ class GroupStack(MatrixExpr):
     @property
     def shape(self):
         return (self.args[1], self.term.shape[1])
+
+    def _latex(self, printer):
+        return rf"\left[{printer._print(self.term)}\right]_{{j=1}}^{{J}}"
+
+
+class Eye(sp.Identity):
+    """The identity matrix, printed with its size: I_{n_j}."""
+
+    def _latex(self, printer):
+        return rf"\mathbf I_{{{printer._print(self.rows)}}}"
 
 
 # --- display helpers: written order kept, value unchanged ------------------------------

@@ -114,3 +114,15 @@ beta, D, Lambda_theta = matrix("beta"), matrix("D"), matrix("Lambda_theta")
 ZtZ, ZtX, XtX, Zty, Xty = (matrix(c) for c in ("ZtZ_j", "ZtX_j", "XtX_j", "Zty_j", "Xty_j"))
 yty = scalar("yty")
 __all__ = ["p", "q", "n", "J", "N", "sigma2", "MATRICES", "SCALARS"]
+
+
+def latex_names() -> dict:
+    """Symbol -> LaTeX name, for the document printer."""
+    names = {m.symbol: m.latex for m in MATRICES}
+    names.update({s.symbol: s.latex for s in SCALARS})
+    return names
+
+
+def table_rows(used: set[str]) -> list[tuple[str, str, str]]:
+    """(LaTeX, meaning, code) of the quantities named in ``used``, for a symbols table."""
+    return [(m.latex, m.meaning, m.code) for m in MATRICES + SCALARS if m.code in used]
