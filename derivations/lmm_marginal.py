@@ -15,9 +15,9 @@ from shrinkage.matrix import model
 from shrinkage.matrix.gaussian import MatrixLogIntegral, MatrixMaximiser
 from shrinkage.matrix.instances import Sizes
 from shrinkage.matrix.nodes import Eye, GroupMatSum, GroupSum, logdet, mneg, mplus, mtimes, quad, tr
-from shrinkage.matrix.notation import (D, X_j, XtX, Xty, Z_j, ZtX, ZtZ, Zty, b_j, beta, matrix, n, sigma2,
-                                       y_j, yty)
-from shrinkage.matrix.steps import MatrixEquals, MatrixSumOverGroups
+from shrinkage.matrix.notation import (D, Lambda_theta, X_j, XtX, Xty, Z_j, ZtX, ZtZ, Zty, b_j, beta, matrix,
+                                       n, q, sigma2, y_j, yty)
+from shrinkage.matrix.steps import MatrixEquals, MatrixSubstitute, MatrixSumOverGroups
 
 C_j, b_hat_j = model.C_j, model.b_hat_j
 V_j = matrix("V_j")
@@ -30,6 +30,11 @@ rss = terms(yty, neg(times(2, quad(beta, None, Xty))), quad(beta, XtX))
 # rational functions of beta_hat grow past minutes; q = 2, 3, 4 are checked numerically)
 TWO_GROUPS = (Sizes(1, 1, (1, 2)),)
 w_inv = mplus(Eye(n), mneg(mtimes(frac(1, sigma2), Z_j, sp.Inverse(C_j), tr(Z_j))))  # sigma^2 V_j^{-1}
+theta_D = ((D, mtimes(sigma2, Lambda_theta, tr(Lambda_theta))),)  # lme4: D = sigma^2 Lambda Lambda^T
+M_theta = mplus(mtimes(tr(Lambda_theta), ZtZ, Lambda_theta), Eye(q))
+shrink_theta = mtimes(Lambda_theta, sp.Inverse(M_theta), tr(Lambda_theta))  # sigma^2 C_j^{-1}
+A_theta = GroupMatSum(mplus(XtX, mneg(mtimes(tr(ZtX), shrink_theta, ZtX))))
+c_theta = GroupMatSum(mplus(Xty, mneg(mtimes(tr(ZtX), shrink_theta, Zty))))
 A_stats = GroupMatSum(mplus(XtX, mneg(mtimes(frac(1, sigma2), tr(ZtX), sp.Inverse(precision_stats), ZtX))))
 c_stats = GroupMatSum(mplus(Xty, mneg(mtimes(frac(1, sigma2), tr(ZtX), sp.Inverse(precision_stats), Zty))))
 
@@ -79,6 +84,13 @@ independent groups and maximised in $\boldsymbol\beta$ it gives the GLS estimate
             why=r"In the cross-products: $(\mathbf y_j - \mathbf X_j\boldsymbol\beta)^{\mathsf T}(\mathbf y_j - \mathbf X_j\boldsymbol\beta) = \mathbf y_j^{\mathsf T}\mathbf y_j - 2\boldsymbol\beta^{\mathsf T}\mathbf X_j^{\mathsf T}\mathbf y_j + \boldsymbol\beta^{\mathsf T}\mathbf X_j^{\mathsf T}\mathbf X_j\boldsymbol\beta$.",
             label="marginal_stats",
         ),
+        MatrixSubstitute(
+            terms(neg(times(half(n), log_2pi_sigma2)), neg(half(logdet(M_theta))),
+                  neg(frac(terms(rss, neg(quad(deviation, shrink_theta))), times(2, sigma2)))),
+            values=theta_D,
+            why=r"In lme4's relative covariance factor, $\mathbf D = \sigma^2\boldsymbol\Lambda_\theta\boldsymbol\Lambda_\theta^{\mathsf T}$: $\det\mathbf D\det\mathbf C_j = \det(\boldsymbol\Lambda_\theta^{\mathsf T}\mathbf Z_j^{\mathsf T}\mathbf Z_j\boldsymbol\Lambda_\theta + \mathbf I)$ and $\sigma^2\mathbf C_j^{-1} = \boldsymbol\Lambda_\theta(\cdots)^{-1}\boldsymbol\Lambda_\theta^{\mathsf T}$; no inverse of $\boldsymbol\Lambda_\theta$, so it holds on the boundary too.",
+            label="marginal_theta",
+        ),
     )
     d = d.recall("marginal", lhs=r"\log p(\mathbf y_j)", why=r"The marginal log-density of one group, to sum over the groups.")
     d = d.then(
@@ -100,6 +112,11 @@ independent groups and maximised in $\boldsymbol\beta$ it gives the GLS estimate
             why=r"In the cross-products, by Woodbury's identity ($\sigma^2$ cancels between the two sums).",
             label="gls_stats",
         ),
+        MatrixSubstitute(
+            mtimes(sp.Inverse(A_theta), c_theta), values=theta_D, exact_sizes=TWO_GROUPS,
+            why=r"In the relative covariance factor: $\sigma^2$ cancels, so $\hat{\boldsymbol\beta}$ depends on $\theta$ alone.",
+            label="gls_theta",
+        ),
     )
     d = d.export("lmm_marginal_loglik", "marginal_stats", (n, yty, Xty, Zty, XtX, ZtX, ZtZ, beta, D, sigma2),
                  "Marginal log-likelihood log p(y_j) of every group from its cross-products, shape (J,).\n\n"
@@ -108,4 +125,12 @@ independent groups and maximised in $\boldsymbol\beta$ it gives the GLS estimate
     d = d.export("lmm_gls_beta", "gls_stats", (XtX, ZtX, ZtZ, Xty, Zty, D, sigma2),
                  "GLS estimate of beta given D and sigma^2, from the per-group cross-products, shape (p,).\n\n"
                  "(sum_j X_j^T V_j^{-1} X_j)^{-1} sum_j X_j^T V_j^{-1} y_j, through Woodbury's identity.")
+    d = d.export("lmm_marginal_loglik_theta", "marginal_theta",
+                 (n, yty, Xty, Zty, XtX, ZtX, ZtZ, beta, Lambda_theta, sigma2),
+                 "Marginal log-likelihood log p(y_j) of every group in lme4's relative covariance factor, shape (J,).\n\n"
+                 "-n_j/2 log(2 pi sigma^2) - 1/2 log det M_j - (r_j^T r_j - u_j^T Lambda M_j^{-1} Lambda^T u_j)/(2 sigma^2),\n"
+                 "M_j = Lambda^T ZtZ_j Lambda + I, u_j = Zty_j - ZtX_j beta; valid for a singular Lambda.")
+    d = d.export("lmm_gls_beta_theta", "gls_theta", (XtX, ZtX, ZtZ, Xty, Zty, Lambda_theta),
+                 "GLS estimate of beta given theta (through Lambda_theta), shape (p,).\n\n"
+                 "(sum_j XtX_j - XZ_j Lambda M_j^{-1} Lambda^T ZtX_j)^{-1} sum_j (Xty_j - XZ_j Lambda M_j^{-1} Lambda^T Zty_j).")
     return d

@@ -146,6 +146,9 @@ def test_generated_functions_equal_the_dense_model(generated, draw):
     np.testing.assert_allclose(
         generated["lmm_marginal_loglik"](n, yty, Xty, Zty, XtX, ZtX, ZtZ, beta_, D_, sigma2_), loglik, rtol=1e-9)
     np.testing.assert_allclose(generated["lmm_gls_beta"](XtX, ZtX, ZtZ, Xty, Zty, D_, sigma2_), gls, rtol=1e-8, atol=1e-10)
+    np.testing.assert_allclose(
+        generated["lmm_marginal_loglik_theta"](n, yty, Xty, Zty, XtX, ZtX, ZtZ, beta_, Lam, sigma2_), loglik, rtol=1e-9)
+    np.testing.assert_allclose(generated["lmm_gls_beta_theta"](XtX, ZtX, ZtZ, Xty, Zty, Lam), gls, rtol=1e-8, atol=1e-10)
 
 
 def test_the_same_comparison_rejects_a_wrong_blup(generated):
