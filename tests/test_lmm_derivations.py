@@ -180,3 +180,37 @@ def test_one_group_and_boundary_inputs(generated):
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(pytest.main([__file__, "-q"]))
+
+
+# --- the fit (shrinkage.lmm) against the derivation's generated functions -------------
+@pytest.mark.parametrize("draw", range(8))
+def test_the_lmm_fit_computes_what_the_derivations_derive(generated, draw):
+    """shrinkage.lmm.objective (the fit's criterion, BLUPs, condVar, beta_hat) at random
+    theta equals the functions generated from lmm_blup and lmm_marginal: the profiled ML
+    deviance is -2 sum_j log p(y_j) at beta_hat(theta), sigma_hat^2 = r^2/N."""
+    objective = pytest.importorskip("shrinkage.lmm.objective")
+    from shrinkage.lmm.crossprod import CrossProducts
+
+    rng = np.random.default_rng(8000 + draw)
+    q, p = 1 + draw % 3, 1 + draw % 2
+    D_, sigma2_, beta_, data = random_model(rng, q, p, groups=int(rng.integers(3, 8)))
+    ZtZ, ZtX, XtX, Zty, Xty, yty, n = cross_products(data)
+    cp = CrossProducts(labels=np.arange(len(n)), n=n.astype(int), XtX=XtX.sum(0), XtZ=ZtX.transpose(0, 2, 1).copy(),
+                       ZtZ=ZtZ, Xty=Xty.sum(0), Zty=Zty, yty=np.array(yty.sum()),
+                       x_names=tuple(f"x{i}" for i in range(p)), z_names=tuple(f"z{i}" for i in range(q)),
+                       x_centre=np.zeros(p))
+    Lam = np.tril(rng.normal(size=(q, q)))
+    np.fill_diagonal(Lam, np.abs(np.diag(Lam)) + 0.1)
+    theta = objective.Layout.of((q,)).from_lambda(Lam)  # lme4's theta: Lambda's entries column by column
+    beta_fit = objective.beta_hat(theta, cp)
+    np.testing.assert_allclose(beta_fit, generated["lmm_gls_beta_theta"](XtX, ZtX, ZtZ, Xty, Zty, Lam), rtol=1e-8, atol=1e-10)
+    np.testing.assert_allclose(objective.blup(theta, cp, beta_),
+                               generated["lmm_blup_theta"](ZtZ, ZtX, Zty, beta_, Lam), rtol=1e-8, atol=1e-10)
+    np.testing.assert_allclose(objective.conditional_cov(theta, cp, sigma2_),
+                               generated["lmm_condvar_theta"](ZtZ, Lam, sigma2_), rtol=1e-8, atol=1e-12)
+    s2 = objective.sigma2_hat(theta, cp, "ML")
+    loglik = generated["lmm_marginal_loglik_theta"](n, yty, Xty, Zty, XtX, ZtX, ZtZ, beta_fit, Lam, s2).sum()
+    np.testing.assert_allclose(objective.profiled_ml(theta, cp), -2 * loglik, rtol=1e-10)
+    # the same comparison rejects a criterion missing its log-determinant term
+    logdet = np.linalg.slogdet(np.swapaxes(Lam, 0, 1) @ ZtZ @ Lam + np.eye(q))[1].sum()
+    assert not np.isclose(objective.profiled_ml(theta, cp), -2 * loglik - logdet, rtol=1e-8)
