@@ -29,7 +29,7 @@ def _batch(name, value, rows, cols):
     if rows == 1 and cols == 1:
         return x[..., None, None]
     if cols == 1:
-        if x.ndim < 1 or x.shape[-1] != rows and rows is not None:
+        if x.ndim < 1 or (rows is not None and x.shape[-1] != rows):
             raise ValueError(f"{name} must end in an axis of length {rows}, not shape {x.shape}")
         return x[..., None]
     if x.ndim < 2:
@@ -131,4 +131,4 @@ def export_source(name: str, expr: sp.Expr, args: tuple, doc: str) -> str:
 
 
 def _dim(d):
-    return int(d) if getattr(d, "is_Integer", False) else None
+    return int(d) if isinstance(d, int) or getattr(d, "is_Integer", False) else None
