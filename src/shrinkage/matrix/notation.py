@@ -46,33 +46,33 @@ def _m(code, latex, meaning, rows, cols, kind="real", scope="group"):
 
 MATRICES: tuple[MatrixQuantity, ...] = (
     _m("y_j", r"\mathbf y_j", r"responses of group $j$ ($n_j \times 1$)", n, 1),
-    _m("X_j", r"\mathbf X_j", r"fixed-effects design of group $j$ ($n_j \times p$)", n, p),
-    _m("Z_j", r"\mathbf Z_j", r"random-effects design of group $j$ ($n_j \times q$)", n, q),
+    _m("X_j", r"\mathbf X_j", r"fixed-effects design of group $j$", n, p),
+    _m("Z_j", r"\mathbf Z_j", r"random-effects design of group $j$", n, q),
     _m("b_j", r"\mathbf b_j", r"random effects of group $j$ ($q \times 1$)", q, 1),
     _m("beta", r"\boldsymbol\beta", r"fixed effects ($p \times 1$)", p, 1, scope="global"),
-    _m("D", r"\mathbf D", r"covariance of $\mathbf b_j$ ($q \times q$, positive definite)", q, q, "spd", "global"),
-    _m("Lambda_theta", r"\boldsymbol\Lambda_\theta", r"lme4's relative covariance factor: lower triangular, $\mathbf D = \sigma^2\boldsymbol\Lambda_\theta\boldsymbol\Lambda_\theta^{\mathsf T}$, its entries column by column are $\theta$", q, q, "lower", "global"),
+    _m("D", r"\mathbf D", r"covariance of $\mathbf b_j$ (positive definite)", q, q, "spd", "global"),
+    _m("Lambda_theta", r"\boldsymbol\Lambda_\theta", r"lme4's relative covariance factor (entries $\theta$)", q, q, "lower", "global"),
     # sufficient statistics of group j (defined from the data)
-    _m("ZtZ_j", r"\mathbf Z_j^{\mathsf T}\mathbf Z_j", r"cross-product of group $j$'s random-effects design", q, q, "defined", "defined"),
-    _m("ZtX_j", r"\mathbf Z_j^{\mathsf T}\mathbf X_j", r"cross-product of the two designs of group $j$", q, p, "defined", "defined"),
-    _m("XtX_j", r"\mathbf X_j^{\mathsf T}\mathbf X_j", r"cross-product of group $j$'s fixed-effects design", p, p, "defined", "defined"),
-    _m("Zty_j", r"\mathbf Z_j^{\mathsf T}\mathbf y_j", r"cross-product of $\mathbf Z_j$ and the responses", q, 1, "defined", "defined"),
-    _m("Xty_j", r"\mathbf X_j^{\mathsf T}\mathbf y_j", r"cross-product of $\mathbf X_j$ and the responses", p, 1, "defined", "defined"),
+    _m("ZtZ_j", r"\mathbf Z_j^{\mathsf T}\mathbf Z_j", r"a cross-product of group $j$'s data", q, q, "defined", "defined"),
+    _m("ZtX_j", r"\mathbf Z_j^{\mathsf T}\mathbf X_j", r"a cross-product of group $j$'s data", q, p, "defined", "defined"),
+    _m("XtX_j", r"\mathbf X_j^{\mathsf T}\mathbf X_j", r"a cross-product of group $j$'s data", p, p, "defined", "defined"),
+    _m("Zty_j", r"\mathbf Z_j^{\mathsf T}\mathbf y_j", r"a cross-product of group $j$'s data", q, 1, "defined", "defined"),
+    _m("Xty_j", r"\mathbf X_j^{\mathsf T}\mathbf y_j", r"a cross-product of group $j$'s data", p, 1, "defined", "defined"),
     # derived per-group matrices
-    _m("C_j", r"\mathbf C_j", r"conditional precision $\mathbf Z_j^{\mathsf T}\mathbf Z_j/\sigma^2 + \mathbf D^{-1}$ of $\mathbf b_j$", q, q, "defined", "defined"),
+    _m("C_j", r"\mathbf C_j", r"conditional precision of $\mathbf b_j$", q, q, "defined", "defined"),
     _m("b_hat_j", r"\hat{\mathbf b}_j", r"BLUP (conditional mode) of $\mathbf b_j$", q, 1, "defined", "defined"),
-    _m("b_ls_j", r"\tilde{\mathbf b}_j", r"group $j$'s own least-squares estimate of $\mathbf b_j$ (given $\boldsymbol\beta$)", q, 1, "defined", "defined"),
+    _m("b_ls_j", r"\tilde{\mathbf b}_j", r"group $j$'s own estimate of $\mathbf b_j$", q, 1, "defined", "defined"),
     _m("Shrink_j", r"\boldsymbol\Lambda_j", r"matrix shrinkage factor of group $j$", q, q, "defined", "defined"),
-    _m("V_j", r"\mathbf V_j", r"marginal covariance $\mathbf Z_j\mathbf D\mathbf Z_j^{\mathsf T} + \sigma^2\mathbf I$ of $\mathbf y_j$", n, n, "defined", "defined"),
-    _m("M_j", r"\mathbf M_j", r"$\boldsymbol\Lambda_\theta^{\mathsf T}\mathbf Z_j^{\mathsf T}\mathbf Z_j\boldsymbol\Lambda_\theta + \mathbf I_q$ (lme4's $\mathbf L_\theta\mathbf L_\theta^{\mathsf T}$, one block per group)", q, q, "defined", "defined"),
+    _m("V_j", r"\mathbf V_j", r"marginal covariance of $\mathbf y_j$", n, n, "defined", "defined"),
+    _m("M_j", r"\mathbf M_j", r"lme4's $\mathbf L_\theta\mathbf L_\theta^{\mathsf T}$ for group $j$", q, q, "defined", "defined"),
     # all groups together (derivation lmm_henderson)
     _m("y_all", r"\mathbf y", r"all responses, $[\mathbf y_1; \dots; \mathbf y_J]$ ($N \times 1$)", N, 1, "real", "stacked"),
     _m("X_all", r"\mathbf X", r"all fixed-effects designs stacked ($N \times p$)", N, p, "real", "stacked"),
-    _m("Z_all", r"\mathbf Z", r"block-diagonal random-effects design $\operatorname{diag}(\mathbf Z_1, \dots, \mathbf Z_J)$ ($N \times Jq$)", N, J * q, "real", "blockdiag"),
+    _m("Z_all", r"\mathbf Z", r"$\operatorname{diag}(\mathbf Z_1, \dots, \mathbf Z_J)$", N, J * q, "real", "blockdiag"),
     _m("b_all", r"\mathbf b", r"all random effects, $[\mathbf b_1; \dots; \mathbf b_J]$ ($Jq \times 1$)", J * q, 1, "real", "stacked"),
     # profiled likelihood (derivation lmm_profile)
-    _m("A_theta", r"\mathbf A_\theta", r"$\sigma^2 \sum_j \mathbf X_j^{\mathsf T}\mathbf V_j^{-1}\mathbf X_j$ in the sufficient statistics", p, p, "defined", "defined"),
-    _m("c_theta", r"\mathbf c_\theta", r"$\sigma^2 \sum_j \mathbf X_j^{\mathsf T}\mathbf V_j^{-1}\mathbf y_j$ in the sufficient statistics", p, 1, "defined", "defined"),
+    _m("A_theta", r"\mathbf A_\theta", r"$\sigma^2 \sum_j \mathbf X_j^{\mathsf T}\mathbf V_j^{-1}\mathbf X_j$", p, p, "defined", "defined"),
+    _m("c_theta", r"\mathbf c_\theta", r"$\sigma^2 \sum_j \mathbf X_j^{\mathsf T}\mathbf V_j^{-1}\mathbf y_j$", p, 1, "defined", "defined"),
     _m("beta_hat", r"\hat{\boldsymbol\beta}", r"GLS estimate of $\boldsymbol\beta$ given the variance parameters", p, 1, "defined", "defined"),
 )
 
@@ -80,7 +80,7 @@ SCALARS: tuple[Quantity, ...] = (
     Quantity("p", "p", "number of fixed effects", "count"),
     Quantity("q", "q", "number of random terms per group", "count"),
     Quantity("yty", r"\mathbf y_j^{\mathsf T}\mathbf y_j", r"sum of squares of group $j$'s responses", "positive"),
-    Quantity("r2_theta", r"r^2_\theta", r"penalised residual sum of squares $\sigma^2 (\mathbf y - \mathbf X\hat{\boldsymbol\beta})^{\mathsf T}\mathbf V^{-1}(\mathbf y - \mathbf X\hat{\boldsymbol\beta})$", "positive"),
+    Quantity("r2_theta", r"r^2_\theta", r"penalised residual sum of squares", "positive"),
     Quantity("logdet_M", r"\ell_M", r"$\sum_j \log\det\mathbf M_j$", "real"),
 )
 
