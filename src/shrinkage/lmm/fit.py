@@ -85,8 +85,9 @@ def _is_frame(data) -> bool:
 def fit_formula(formula: str, data, method: str = "REML", *, na_action: str = "omit", **options) -> LmmResult:
     """What shrinkage.fit does with a formula: an in-memory DataFrame goes to
     :func:`lmer`; any other source (a file path, a DuckDB relation, a Dask or Spark
-    frame) is summarised where it lives by shrinkage.sources.group_stats, which gives
-    the one-way statistics, so there the formula must be ``y ~ 1 + (1 | g)``."""
+    frame) is summarised where it lives: shrinkage.sources.group_stats for
+    ``y ~ 1 + (1 | g)``, shrinkage.sources.formula_cross_products for covariates and
+    slopes (numeric columns and their products)."""
     if options:
         raise InputError(f"unknown option(s) for a formula fit: {', '.join(sorted(options))}")
     if data is None:
@@ -95,8 +96,9 @@ def fit_formula(formula: str, data, method: str = "REML", *, na_action: str = "o
         return lmer(formula, data, method, na_action=na_action)
     f = parse(formula)
     if f.fixed.replace(" ", "") not in ("1", "") or [(e.replace(" ", ""), c) for e, c in f.blocks] != [("1", True)]:
-        raise InputError(f"data of type {type(data).__name__} (out of core) supports only the one-way model "
-                         f"'y ~ 1 + (1 | g)'; got {formula!r}; load the columns into a DataFrame for other models")
+        from ..sources import formula_cross_products  # covariates and slopes, computed by the engine
+        cp, blocks, dropped = formula_cross_products(data, f, na_action=na_action)
+        return fit_cross_products(cp, method, blocks, formula=formula, group=f.group, dropped=dropped)
     try:
         from ..sources import group_stats
     except ImportError:

@@ -21,6 +21,10 @@ Python's memory from an engine:
 * a Dask DataFrame (partitions summarised on the workers, merged by the exact rule);
 * a PySpark DataFrame (Spark's own GROUP BY with its stable central-moment aggregate).
 
+:func:`formula_cross_products` does the same for the covariate and random-slope model
+(``y ~ x1 + x2 + (x1 | g)``): the per-group cross-products of
+:class:`shrinkage.lmm.CrossProducts`, from the same engines (see :mod:`._lmm`).
+
 Group labels keep the type the source gives them (text stays text: "007" is not 7; a
 CSV's group column is read as text).  Missing labels or responses are refused, never
 made a group.  Engines are imported only when their kind of data is passed.
@@ -33,7 +37,7 @@ from pathlib import Path
 from ..errors import InputError
 from ..stats import GroupStats
 
-__all__ = ["group_stats"]
+__all__ = ["group_stats", "formula_cross_products"]
 
 
 def _kind(data) -> str:
@@ -80,3 +84,15 @@ def group_stats(data, response: str, group: str, *, connection=None, progress=No
         return dask_stats(data, response, group, progress=progress)
     from ._spark import spark_stats
     return spark_stats(data, response, group)
+
+
+def formula_cross_products(data, formula, *, na_action: str = "omit", connection=None, progress=None):
+    """(CrossProducts, Z's block sizes, rows dropped) of an lme4 formula (text or parsed)
+    with numeric covariates, computed where ``data`` live (a path, DuckDB relation or SQL
+    query, Arrow table, Dask or PySpark DataFrame); see :mod:`._lmm`."""
+    from ._lmm import formula_cross_products as run
+
+    if isinstance(formula, str):
+        from ..lmm.formula import parse
+        formula = parse(formula)
+    return run(data, formula, na_action=na_action, connection=connection, progress=progress)
