@@ -10,6 +10,22 @@ import numpy
 from ._validation import require
 
 
+
+def _batch(name, value, rows, cols):
+    """An argument as a stack of (rows x cols) matrices; vectors and scalars gain axes."""
+    x = numpy.asarray(value, dtype=float)
+    if not numpy.all(numpy.isfinite(x)):
+        raise ValueError(f"{name} has a value that is not finite")
+    if rows == 1 and cols == 1:
+        return x[..., None, None]
+    if cols == 1:
+        if x.ndim < 1 or (rows is not None and x.shape[-1] != rows):
+            raise ValueError(f"{name} must end in an axis of length {rows}, not shape {x.shape}")
+        return x[..., None]
+    if x.ndim < 2:
+        raise ValueError(f"{name} must be a matrix (or a stack of matrices), not shape {x.shape}")
+    return x
+
 def _balanced_ml_sigma_b2(msb, msw, group_size, n_groups):
     return numpy.select([numpy.greater(msb/msw, n_groups/(n_groups - 1)),True], [(msb*(n_groups - 1)/n_groups - msw)/group_size,0], default=numpy.nan)
 
@@ -173,6 +189,167 @@ def gls_beta0(n, ybar, sigma2, sigma_b2):
     """
     n, ybar, sigma2, sigma_b2, = require(("n", n, "count"), ("ybar", ybar, "real"), ("sigma2", sigma2, "positive"), ("sigma_b2", sigma_b2, "nonnegative"))
     return _gls_beta0(n, ybar, sigma2, sigma_b2)
+
+
+def _lmm_blup(ZtZ_j, ZtX_j, Zty_j, beta, D, sigma2):
+    return (sigma2**(-1.0)) * numpy.linalg.solve(((sigma2**(-1.0)) * ZtZ_j + numpy.linalg.inv(D)), (Zty_j + (-1) * numpy.matmul(ZtX_j, beta)))
+
+def lmm_blup(ZtZ_j, ZtX_j, Zty_j, beta, D, sigma2):
+    """BLUP (conditional mode) of every group's random effects, shape (J, q).
+
+    b_hat_j = (ZtZ_j/sigma^2 + D^{-1})^{-1} (Zty_j - ZtX_j beta) / sigma^2, from the per-group
+    cross-products ZtZ (J, q, q), ZtX (J, q, p), Zty (J, q); beta (p,), D (q, q).
+
+    From derivation `lmm_blup`, step 10 (docs/lmm_blup.pdf, eq. (10)).
+    """
+    ZtZ_j = _batch('ZtZ_j', ZtZ_j, None, None)
+    ZtX_j = _batch('ZtX_j', ZtX_j, None, None)
+    Zty_j = _batch('Zty_j', Zty_j, None, 1)
+    beta = _batch('beta', beta, None, 1)
+    D = _batch('D', D, None, None)
+    sigma2 = _batch('sigma2', sigma2, 1, 1)
+    return _lmm_blup(ZtZ_j, ZtX_j, Zty_j, beta, D, sigma2)[..., 0]
+
+
+def _lmm_blup_theta(ZtZ_j, ZtX_j, Zty_j, beta, Lambda_theta):
+    q = ZtZ_j.shape[-2]
+    return numpy.matmul(Lambda_theta, numpy.linalg.solve((numpy.matmul(numpy.swapaxes(Lambda_theta, -1, -2), numpy.matmul(ZtZ_j, Lambda_theta)) + numpy.eye(q)), numpy.matmul(numpy.swapaxes(Lambda_theta, -1, -2), (Zty_j + (-1) * numpy.matmul(ZtX_j, beta)))))
+
+def lmm_blup_theta(ZtZ_j, ZtX_j, Zty_j, beta, Lambda_theta):
+    """BLUP in lme4's relative covariance factor (valid for a singular Lambda_theta), shape (J, q).
+
+    b_hat_j = Lambda (Lambda^T ZtZ_j Lambda + I)^{-1} Lambda^T (Zty_j - ZtX_j beta).
+
+    From derivation `lmm_blup`, step 11 (docs/lmm_blup.pdf, eq. (11)).
+    """
+    ZtZ_j = _batch('ZtZ_j', ZtZ_j, None, None)
+    ZtX_j = _batch('ZtX_j', ZtX_j, None, None)
+    Zty_j = _batch('Zty_j', Zty_j, None, 1)
+    beta = _batch('beta', beta, None, 1)
+    Lambda_theta = _batch('Lambda_theta', Lambda_theta, None, None)
+    return _lmm_blup_theta(ZtZ_j, ZtX_j, Zty_j, beta, Lambda_theta)[..., 0]
+
+
+def _lmm_conditional_covariance(ZtZ_j, D, sigma2):
+    return numpy.linalg.inv(((sigma2**(-1.0)) * ZtZ_j + numpy.linalg.inv(D)))
+
+def lmm_conditional_covariance(ZtZ_j, D, sigma2):
+    """Conditional covariance Var(b_j | y_j) of every group's random effects, shape (J, q, q).
+
+    (ZtZ_j/sigma^2 + D^{-1})^{-1}, with beta and the variance parameters known.
+
+    From derivation `lmm_blup`, step 15 (docs/lmm_blup.pdf, eq. (15)).
+    """
+    ZtZ_j = _batch('ZtZ_j', ZtZ_j, None, None)
+    D = _batch('D', D, None, None)
+    sigma2 = _batch('sigma2', sigma2, 1, 1)
+    return _lmm_conditional_covariance(ZtZ_j, D, sigma2)
+
+
+def _lmm_condvar_theta(ZtZ_j, Lambda_theta, sigma2):
+    q = ZtZ_j.shape[-2]
+    return (sigma2) * numpy.matmul(Lambda_theta, numpy.linalg.solve((numpy.matmul(numpy.swapaxes(Lambda_theta, -1, -2), numpy.matmul(ZtZ_j, Lambda_theta)) + numpy.eye(q)), numpy.swapaxes(Lambda_theta, -1, -2)))
+
+def lmm_condvar_theta(ZtZ_j, Lambda_theta, sigma2):
+    """lme4's condVar in the relative covariance factor, shape (J, q, q).
+
+    sigma^2 Lambda (Lambda^T ZtZ_j Lambda + I)^{-1} Lambda^T.
+
+    From derivation `lmm_blup`, step 16 (docs/lmm_blup.pdf, eq. (16)).
+    """
+    ZtZ_j = _batch('ZtZ_j', ZtZ_j, None, None)
+    Lambda_theta = _batch('Lambda_theta', Lambda_theta, None, None)
+    sigma2 = _batch('sigma2', sigma2, 1, 1)
+    return _lmm_condvar_theta(ZtZ_j, Lambda_theta, sigma2)
+
+
+def _lmm_marginal_loglik(n, yty, Xty_j, Zty_j, XtX_j, ZtX_j, ZtZ_j, beta, D, sigma2):
+    return -n/2*numpy.log(2*numpy.pi*sigma2) - numpy.linalg.slogdet(((sigma2**(-1.0)) * ZtZ_j + numpy.linalg.inv(D)))[1][..., None, None]/2 - numpy.linalg.slogdet(D)[1][..., None, None]/2 - (yty - 2*numpy.matmul(numpy.swapaxes(beta, -1, -2), Xty_j) + numpy.matmul(numpy.swapaxes(beta, -1, -2), numpy.matmul(XtX_j, beta)) - numpy.matmul(numpy.swapaxes((Zty_j + (-1) * numpy.matmul(ZtX_j, beta)), -1, -2), numpy.linalg.solve(((sigma2**(-1.0)) * ZtZ_j + numpy.linalg.inv(D)), (Zty_j + (-1) * numpy.matmul(ZtX_j, beta))))/sigma2)/(2*sigma2)
+
+def lmm_marginal_loglik(n, yty, Xty_j, Zty_j, XtX_j, ZtX_j, ZtZ_j, beta, D, sigma2):
+    """Marginal log-likelihood log p(y_j) of every group from its cross-products, shape (J,).
+
+    -n_j/2 log(2 pi sigma^2) - 1/2 log det D - 1/2 log det C_j - (r_j^T r_j - u_j^T C_j^{-1} u_j/sigma^2)/(2 sigma^2)
+    with C_j = ZtZ_j/sigma^2 + D^{-1}, u_j = Zty_j - ZtX_j beta; sum the result over groups.
+
+    From derivation `lmm_marginal`, step 16 (docs/lmm_marginal.pdf, eq. (16)).
+    """
+    n = _batch('n', n, 1, 1)
+    yty = _batch('yty', yty, 1, 1)
+    Xty_j = _batch('Xty_j', Xty_j, None, 1)
+    Zty_j = _batch('Zty_j', Zty_j, None, 1)
+    XtX_j = _batch('XtX_j', XtX_j, None, None)
+    ZtX_j = _batch('ZtX_j', ZtX_j, None, None)
+    ZtZ_j = _batch('ZtZ_j', ZtZ_j, None, None)
+    beta = _batch('beta', beta, None, 1)
+    D = _batch('D', D, None, None)
+    sigma2 = _batch('sigma2', sigma2, 1, 1)
+    return _lmm_marginal_loglik(n, yty, Xty_j, Zty_j, XtX_j, ZtX_j, ZtZ_j, beta, D, sigma2)[..., 0, 0]
+
+
+def _lmm_gls_beta(XtX_j, ZtX_j, ZtZ_j, Xty_j, Zty_j, D, sigma2):
+    return numpy.linalg.solve(numpy.sum((XtX_j + (-1) * (sigma2**(-1.0)) * numpy.matmul(numpy.swapaxes(ZtX_j, -1, -2), numpy.linalg.solve(((sigma2**(-1.0)) * ZtZ_j + numpy.linalg.inv(D)), ZtX_j))), axis=-3), numpy.sum((Xty_j + (-1) * (sigma2**(-1.0)) * numpy.matmul(numpy.swapaxes(ZtX_j, -1, -2), numpy.linalg.solve(((sigma2**(-1.0)) * ZtZ_j + numpy.linalg.inv(D)), Zty_j))), axis=-3))
+
+def lmm_gls_beta(XtX_j, ZtX_j, ZtZ_j, Xty_j, Zty_j, D, sigma2):
+    """GLS estimate of beta given D and sigma^2, from the per-group cross-products, shape (p,).
+
+    (sum_j X_j^T V_j^{-1} X_j)^{-1} sum_j X_j^T V_j^{-1} y_j, through Woodbury's identity.
+
+    From derivation `lmm_marginal`, step 21 (docs/lmm_marginal.pdf, eq. (21)).
+    """
+    XtX_j = _batch('XtX_j', XtX_j, None, None)
+    ZtX_j = _batch('ZtX_j', ZtX_j, None, None)
+    ZtZ_j = _batch('ZtZ_j', ZtZ_j, None, None)
+    Xty_j = _batch('Xty_j', Xty_j, None, 1)
+    Zty_j = _batch('Zty_j', Zty_j, None, 1)
+    D = _batch('D', D, None, None)
+    sigma2 = _batch('sigma2', sigma2, 1, 1)
+    return _lmm_gls_beta(XtX_j, ZtX_j, ZtZ_j, Xty_j, Zty_j, D, sigma2)[..., 0]
+
+
+def _lmm_marginal_loglik_theta(n, yty, Xty_j, Zty_j, XtX_j, ZtX_j, ZtZ_j, beta, Lambda_theta, sigma2):
+    q = Zty_j.shape[-2]
+    return -n/2*numpy.log(2*numpy.pi*sigma2) - numpy.linalg.slogdet((numpy.matmul(numpy.swapaxes(Lambda_theta, -1, -2), numpy.matmul(ZtZ_j, Lambda_theta)) + numpy.eye(q)))[1][..., None, None]/2 - (yty - 2*numpy.matmul(numpy.swapaxes(beta, -1, -2), Xty_j) - numpy.matmul(numpy.swapaxes((Zty_j + (-1) * numpy.matmul(ZtX_j, beta)), -1, -2), numpy.matmul(numpy.matmul(Lambda_theta, numpy.linalg.solve((numpy.matmul(numpy.swapaxes(Lambda_theta, -1, -2), numpy.matmul(ZtZ_j, Lambda_theta)) + numpy.eye(q)), numpy.swapaxes(Lambda_theta, -1, -2))), (Zty_j + (-1) * numpy.matmul(ZtX_j, beta)))) + numpy.matmul(numpy.swapaxes(beta, -1, -2), numpy.matmul(XtX_j, beta)))/(2*sigma2)
+
+def lmm_marginal_loglik_theta(n, yty, Xty_j, Zty_j, XtX_j, ZtX_j, ZtZ_j, beta, Lambda_theta, sigma2):
+    """Marginal log-likelihood log p(y_j) of every group in lme4's relative covariance factor, shape (J,).
+
+    -n_j/2 log(2 pi sigma^2) - 1/2 log det M_j - (r_j^T r_j - u_j^T Lambda M_j^{-1} Lambda^T u_j)/(2 sigma^2),
+    M_j = Lambda^T ZtZ_j Lambda + I, u_j = Zty_j - ZtX_j beta; valid for a singular Lambda.
+
+    From derivation `lmm_marginal`, step 17 (docs/lmm_marginal.pdf, eq. (17)).
+    """
+    n = _batch('n', n, 1, 1)
+    yty = _batch('yty', yty, 1, 1)
+    Xty_j = _batch('Xty_j', Xty_j, None, 1)
+    Zty_j = _batch('Zty_j', Zty_j, None, 1)
+    XtX_j = _batch('XtX_j', XtX_j, None, None)
+    ZtX_j = _batch('ZtX_j', ZtX_j, None, None)
+    ZtZ_j = _batch('ZtZ_j', ZtZ_j, None, None)
+    beta = _batch('beta', beta, None, 1)
+    Lambda_theta = _batch('Lambda_theta', Lambda_theta, None, None)
+    sigma2 = _batch('sigma2', sigma2, 1, 1)
+    return _lmm_marginal_loglik_theta(n, yty, Xty_j, Zty_j, XtX_j, ZtX_j, ZtZ_j, beta, Lambda_theta, sigma2)[..., 0, 0]
+
+
+def _lmm_gls_beta_theta(XtX_j, ZtX_j, ZtZ_j, Xty_j, Zty_j, Lambda_theta):
+    q = ZtX_j.shape[-2]
+    return numpy.linalg.solve(numpy.sum((XtX_j + (-1) * numpy.matmul(numpy.swapaxes(ZtX_j, -1, -2), numpy.matmul(numpy.matmul(Lambda_theta, numpy.linalg.solve((numpy.matmul(numpy.swapaxes(Lambda_theta, -1, -2), numpy.matmul(ZtZ_j, Lambda_theta)) + numpy.eye(q)), numpy.swapaxes(Lambda_theta, -1, -2))), ZtX_j))), axis=-3), numpy.sum((Xty_j + (-1) * numpy.matmul(numpy.swapaxes(ZtX_j, -1, -2), numpy.matmul(numpy.matmul(Lambda_theta, numpy.linalg.solve((numpy.matmul(numpy.swapaxes(Lambda_theta, -1, -2), numpy.matmul(ZtZ_j, Lambda_theta)) + numpy.eye(q)), numpy.swapaxes(Lambda_theta, -1, -2))), Zty_j))), axis=-3))
+
+def lmm_gls_beta_theta(XtX_j, ZtX_j, ZtZ_j, Xty_j, Zty_j, Lambda_theta):
+    """GLS estimate of beta given theta (through Lambda_theta), shape (p,).
+
+    (sum_j XtX_j - XZ_j Lambda M_j^{-1} Lambda^T ZtX_j)^{-1} sum_j (Xty_j - XZ_j Lambda M_j^{-1} Lambda^T Zty_j).
+
+    From derivation `lmm_marginal`, step 22 (docs/lmm_marginal.pdf, eq. (22)).
+    """
+    XtX_j = _batch('XtX_j', XtX_j, None, None)
+    ZtX_j = _batch('ZtX_j', ZtX_j, None, None)
+    ZtZ_j = _batch('ZtZ_j', ZtZ_j, None, None)
+    Xty_j = _batch('Xty_j', Xty_j, None, 1)
+    Zty_j = _batch('Zty_j', Zty_j, None, 1)
+    Lambda_theta = _batch('Lambda_theta', Lambda_theta, None, None)
+    return _lmm_gls_beta_theta(XtX_j, ZtX_j, ZtZ_j, Xty_j, Zty_j, Lambda_theta)[..., 0]
 
 
 def _marginal_loglik(n, ybar, ss_within, beta0, sigma2, sigma_b2):
