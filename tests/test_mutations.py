@@ -31,7 +31,12 @@ DERIVATIONS_BY_NAME = {d.name: d for d in load_derivations(DERIVATIONS)}
 # derivation); the default takes a few per step, the operators in turn from step to step.
 _LIMIT = os.environ.get("SHRINKAGE_MUTANTS", "2")
 LIMIT = None if _LIMIT == "all" else int(_LIMIT)
-CASES = [(name, k) for name, d in DERIVATIONS_BY_NAME.items() for k in range(1, len(d.steps) + 1)]
+# Derivations with matrix steps (shrinkage.matrix, lmm_*) are not mutated yet: shrinkage.mutate
+# builds scalar mutants and its equivalence test samples scalar symbols only.  Their wrong
+# claims are tested in tests/test_lmm_derivations.py; extending mutate is open work.
+MATRIX_DERIVATIONS = {name for name, d in DERIVATIONS_BY_NAME.items() if any(hasattr(s, "verify") for s in d.steps)}
+CASES = [(name, k) for name, d in DERIVATIONS_BY_NAME.items() if name not in MATRIX_DERIVATIONS
+         for k in range(1, len(d.steps) + 1)]
 
 
 CASE_PARAMS = [pytest.param(n, k, id=f"{n}-step{k}") for n, k in CASES]
@@ -39,7 +44,7 @@ CASE_PARAMS = [pytest.param(n, k, id=f"{n}-step{k}") for n, k in CASES]
 
 @pytest.fixture(scope="module")
 def contexts():
-    return {name: mutate.contexts(d) for name, d in DERIVATIONS_BY_NAME.items()}
+    return {name: mutate.contexts(d) for name, d in DERIVATIONS_BY_NAME.items() if name not in MATRIX_DERIVATIONS}
 
 
 @pytest.mark.slow
@@ -68,7 +73,8 @@ def _start(expr):
 
 
 def test_every_operator_makes_mutants():
-    operators = {m.operator for d in DERIVATIONS_BY_NAME.values() for k in range(1, len(d.steps) + 1)
+    operators = {m.operator for d in DERIVATIONS_BY_NAME.values() if d.name not in MATRIX_DERIVATIONS
+                 for k in range(1, len(d.steps) + 1)
                  for m in mutate.step_mutants(d, k)}
     assert {"coefficient", "drop-term", "flip-sign", "scale-term", "swap"} <= operators
 

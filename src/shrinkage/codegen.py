@@ -150,6 +150,24 @@ def _public_source(name: str, args: tuple[sp.Symbol, ...], doc: str, notation=No
     )
 
 
+def _matrix_export(cd: CheckedDerivation, e, parts: list, standalone: bool) -> bool:
+    """Write an export whose result is a matrix expression through shrinkage.matrix.codegen
+    (vectorised over groups); False if the result is not a matrix expression."""
+    from .matrix.codegen import HELPERS, export_expression, export_source, is_matrix_expr
+
+    expr = export_expression(cd, e)
+    if not is_matrix_expr(expr):
+        return False
+    if HELPERS not in parts:
+        parts.insert(1, HELPERS)
+    d = cd.derivation
+    number = d.step_index(e.label) + 1
+    where = f"`shrinkage docs {d.name}` opens it" if not standalone else f"{d.name}.pdf beside this module"
+    doc = f"{e.doc}\n\nFrom derivation `{d.name}`, step {number}: eq. ({number}) of its document ({where}).\n"
+    parts.extend([export_source(e.function, expr, e.args, doc), ""])
+    return True
+
+
 def _check_name(derivation: str, function: str) -> None:
     if not function.isidentifier() or keyword.iskeyword(function) or function.startswith("_"):
         raise DerivationError(f"derivation {derivation!r}: export {function!r} is not a usable function name "
@@ -173,6 +191,8 @@ def generate(checked: Iterable[CheckedDerivation], standalone: bool = False) -> 
             if e.function in names:
                 raise DerivationError(f"function {e.function!r} exported by both {names[e.function]!r} and {d.name!r}")
             names[e.function] = d.name
+            if _matrix_export(cd, e, parts, standalone):  # shrinkage.matrix: vectorised over groups
+                continue
             notation = getattr(cd, "notation", None)
             expr = inline_group_definitions(cd.result(e.label), cd.definitions, e.args, notation)
             extra = sorted(code_names(expr) - {a.name for a in e.args})

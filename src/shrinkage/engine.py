@@ -6,4 +6,3 @@ against ``shrinkage.engine`` keeps working while it is converted.
 
 from .derive import *  # noqa: F401,F403
 from .derive import __all__  # noqa: F401
-from .derive.points import seed as _seed  # noqa: F401,E402  (shrinkage.matrix, until it imports derive)

@@ -10,11 +10,27 @@ import numpy
 from ._validation import require
 
 
-def _balanced_ml_sigma_b2(msb, msw, group_size, n_groups):
-    return numpy.select([numpy.greater(msb/msw, n_groups/(n_groups - 1)),True], [(msb*(n_groups - 1)/n_groups - msw)/group_size,0], default=numpy.nan)
+
+def _batch(name, value, rows, cols):
+    """An argument as a stack of (rows x cols) matrices; vectors and scalars gain axes."""
+    x = numpy.asarray(value, dtype=float)
+    if not numpy.all(numpy.isfinite(x)):
+        raise ValueError(f"{name} has a value that is not finite")
+    if rows == 1 and cols == 1:
+        return x[..., None, None]
+    if cols == 1:
+        if x.ndim < 1 or (rows is not None and x.shape[-1] != rows):
+            raise ValueError(f"{name} must end in an axis of length {rows}, not shape {x.shape}")
+        return x[..., None]
+    if x.ndim < 2:
+        raise ValueError(f"{name} must be a matrix (or a stack of matrices), not shape {x.shape}")
+    return x
+
+def _balanced_ml_sigma_b2(msb, msw, group_size, J):
+    return numpy.select([numpy.greater(msb/msw, J/(J - 1)),True], [(-msw + msb*(J - 1)/J)/group_size,0], default=numpy.nan)
 
 
-def balanced_ml_sigma_b2(msb, msw, group_size, n_groups):
+def balanced_ml_sigma_b2(msb, msw, group_size, J):
     """ML estimate of sigma_b^2 in a balanced design (0 when F = MSB/MSW <= J/(J-1)).
 
     max(0, ((J-1) MSB / J - MSW) / n).
@@ -22,17 +38,17 @@ def balanced_ml_sigma_b2(msb, msw, group_size, n_groups):
     msb, msw: between- and within-group mean squares of a balanced one-way layout;
     group_size n >= 2 observations in each of n_groups J >= 2 groups.  Elementwise.
 
-    From derivation `balanced`, step 22: eq. (22) of its document (`shrinkage docs balanced` opens it).
+    From derivation `balanced`, step 27: eq. (27) of its document (`shrinkage docs balanced` opens it).
     """
-    msb, msw, group_size, n_groups, = require(("msb", msb, "positive"), ("msw", msw, "positive"), ("group_size", group_size, "several"), ("n_groups", n_groups, "several"))
-    return _balanced_ml_sigma_b2(msb, msw, group_size, n_groups)
+    msb, msw, group_size, J, = require(("msb", msb, "positive"), ("msw", msw, "positive"), ("group_size", group_size, "several"), ("J", J, "several"))
+    return _balanced_ml_sigma_b2(msb, msw, group_size, J)
 
 
-def _balanced_ml_sigma2(msb, msw, group_size, n_groups):
-    return numpy.select([numpy.greater(msb/msw, n_groups/(n_groups - 1)),True], [msw,(msb*(n_groups - 1) + msw*n_groups*(group_size - 1))/(group_size*n_groups)], default=numpy.nan)
+def _balanced_ml_sigma2(msb, msw, group_size, J):
+    return -numpy.select([numpy.greater(msb/msw, J/(J - 1)),True], [(-msw + msb*(J - 1)/J)/group_size,0], default=numpy.nan) + (J*msw*(group_size - 1) + msb*(J - 1))/(J*group_size)
 
 
-def balanced_ml_sigma2(msb, msw, group_size, n_groups):
+def balanced_ml_sigma2(msb, msw, group_size, J):
     """ML estimate of sigma^2 in a balanced design.
 
     MSW if F > J/(J-1), else (J(n-1) MSW + (J-1) MSB) / (J n).
@@ -40,17 +56,17 @@ def balanced_ml_sigma2(msb, msw, group_size, n_groups):
     msb, msw: between- and within-group mean squares of a balanced one-way layout;
     group_size n >= 2 observations in each of n_groups J >= 2 groups.  Elementwise.
 
-    From derivation `balanced`, step 23: eq. (23) of its document (`shrinkage docs balanced` opens it).
+    From derivation `balanced`, step 31: eq. (31) of its document (`shrinkage docs balanced` opens it).
     """
-    msb, msw, group_size, n_groups, = require(("msb", msb, "positive"), ("msw", msw, "positive"), ("group_size", group_size, "several"), ("n_groups", n_groups, "several"))
-    return _balanced_ml_sigma2(msb, msw, group_size, n_groups)
+    msb, msw, group_size, J, = require(("msb", msb, "positive"), ("msw", msw, "positive"), ("group_size", group_size, "several"), ("J", J, "several"))
+    return _balanced_ml_sigma2(msb, msw, group_size, J)
 
 
-def _balanced_reml_sigma_b2(msb, msw, group_size, n_groups):
+def _balanced_reml_sigma_b2(msb, msw, group_size, J):
     return numpy.select([numpy.greater(msb/msw, 1),True], [(msb - msw)/group_size,0], default=numpy.nan)
 
 
-def balanced_reml_sigma_b2(msb, msw, group_size, n_groups):
+def balanced_reml_sigma_b2(msb, msw, group_size, J):
     """REML estimate of sigma_b^2 in a balanced design (0 when F = MSB/MSW <= 1).
 
     max(0, (MSB - MSW) / n).
@@ -58,17 +74,17 @@ def balanced_reml_sigma_b2(msb, msw, group_size, n_groups):
     msb, msw: between- and within-group mean squares of a balanced one-way layout;
     group_size n >= 2 observations in each of n_groups J >= 2 groups.  Elementwise.
 
-    From derivation `balanced`, step 38: eq. (38) of its document (`shrinkage docs balanced` opens it).
+    From derivation `balanced`, step 50: eq. (50) of its document (`shrinkage docs balanced` opens it).
     """
-    msb, msw, group_size, n_groups, = require(("msb", msb, "positive"), ("msw", msw, "positive"), ("group_size", group_size, "several"), ("n_groups", n_groups, "several"))
-    return _balanced_reml_sigma_b2(msb, msw, group_size, n_groups)
+    msb, msw, group_size, J, = require(("msb", msb, "positive"), ("msw", msw, "positive"), ("group_size", group_size, "several"), ("J", J, "several"))
+    return _balanced_reml_sigma_b2(msb, msw, group_size, J)
 
 
-def _balanced_reml_sigma2(msb, msw, group_size, n_groups):
-    return numpy.select([numpy.greater(msb/msw, 1),True], [msw,(msb*(n_groups - 1) + msw*n_groups*(group_size - 1))/(group_size*n_groups - 1)], default=numpy.nan)
+def _balanced_reml_sigma2(msb, msw, group_size, J):
+    return (J*msw*(group_size - 1) - group_size*(J - 1)*numpy.select([numpy.greater(msb/msw, 1),True], [(msb - msw)/group_size,0], default=numpy.nan) + msb*(J - 1))/(J*group_size - 1)
 
 
-def balanced_reml_sigma2(msb, msw, group_size, n_groups):
+def balanced_reml_sigma2(msb, msw, group_size, J):
     """REML estimate of sigma^2 in a balanced design.
 
     MSW if F > 1, else (J(n-1) MSW + (J-1) MSB) / (J n - 1).
@@ -76,22 +92,22 @@ def balanced_reml_sigma2(msb, msw, group_size, n_groups):
     msb, msw: between- and within-group mean squares of a balanced one-way layout;
     group_size n >= 2 observations in each of n_groups J >= 2 groups.  Elementwise.
 
-    From derivation `balanced`, step 39: eq. (39) of its document (`shrinkage docs balanced` opens it).
+    From derivation `balanced`, step 54: eq. (54) of its document (`shrinkage docs balanced` opens it).
     """
-    msb, msw, group_size, n_groups, = require(("msb", msb, "positive"), ("msw", msw, "positive"), ("group_size", group_size, "several"), ("n_groups", n_groups, "several"))
-    return _balanced_reml_sigma2(msb, msw, group_size, n_groups)
+    msb, msw, group_size, J, = require(("msb", msb, "positive"), ("msw", msw, "positive"), ("group_size", group_size, "several"), ("J", J, "several"))
+    return _balanced_reml_sigma2(msb, msw, group_size, J)
 
 
 def _shrinkage_factor(n, sigma2, sigma_b2):
-    return sigma_b2/(sigma_b2 + sigma2/n)
+    return n*sigma_b2/(n*sigma_b2 + sigma2)
 
 
 def shrinkage_factor(n, sigma2, sigma_b2):
     """Shrinkage factor of a group of size n.
 
-    lambda_j = sigma_b^2 / (sigma_b^2 + sigma^2/n_j), in (0, 1).
+    lambda_j = sigma_b^2 / (sigma_b^2 + sigma^2/n_j) = n_j sigma_b^2 / (sigma^2 + n_j sigma_b^2), in (0, 1).
 
-    From derivation `blup`, step 11: eq. (11) of its document (`shrinkage docs blup` opens it).
+    From derivation `blup`, step 14: eq. (14) of its document (`shrinkage docs blup` opens it).
     """
     n, sigma2, sigma_b2, = require(("n", n, "count"), ("sigma2", sigma2, "positive"), ("sigma_b2", sigma_b2, "nonnegative"))
     return _shrinkage_factor(n, sigma2, sigma_b2)
@@ -137,7 +153,7 @@ def predicted_group_mean(ybar, n, beta0, sigma2, sigma_b2):
 
     beta0 + b_hat_j = lambda_j ybar_j + (1 - lambda_j) beta0.
 
-    From derivation `blup`, step 21: eq. (21) of its document (`shrinkage docs blup` opens it).
+    From derivation `blup`, step 23: eq. (23) of its document (`shrinkage docs blup` opens it).
     """
     ybar, n, beta0, sigma2, sigma_b2, = require(("ybar", ybar, "real"), ("n", n, "count"), ("beta0", beta0, "real"), ("sigma2", sigma2, "positive"), ("sigma_b2", sigma_b2, "nonnegative"))
     return _predicted_group_mean(ybar, n, beta0, sigma2, sigma_b2)
@@ -152,7 +168,7 @@ def gls_weight(n, sigma2, sigma_b2):
 
     w_j = 1/(sigma_b^2 + sigma^2/n_j) = n_j / (sigma^2 + n_j sigma_b^2).  Elementwise.
 
-    From derivation `gls`, step 2: eq. (2) of its document (`shrinkage docs gls` opens it).
+    From derivation `gls`, step 3: eq. (3) of its document (`shrinkage docs gls` opens it).
     """
     n, sigma2, sigma_b2, = require(("n", n, "count"), ("sigma2", sigma2, "positive"), ("sigma_b2", sigma_b2, "nonnegative"))
     return _gls_weight(n, sigma2, sigma_b2)
@@ -169,10 +185,171 @@ def gls_beta0(n, ybar, sigma2, sigma_b2):
     n and ybar hold one entry per group along their last axis (the sum runs over it);
     sigma2 and sigma_b2 are scalars, or arrays of shape (..., 1) for a batch of problems.
 
-    From derivation `gls`, step 9: eq. (9) of its document (`shrinkage docs gls` opens it).
+    From derivation `gls`, step 12: eq. (12) of its document (`shrinkage docs gls` opens it).
     """
     n, ybar, sigma2, sigma_b2, = require(("n", n, "count"), ("ybar", ybar, "real"), ("sigma2", sigma2, "positive"), ("sigma_b2", sigma_b2, "nonnegative"))
     return _gls_beta0(n, ybar, sigma2, sigma_b2)
+
+
+def _lmm_blup(ZtZ_j, ZtX_j, Zty_j, beta, D, sigma2):
+    return (sigma2**(-1.0)) * numpy.linalg.solve(((sigma2**(-1.0)) * ZtZ_j + numpy.linalg.inv(D)), (Zty_j + (-1) * numpy.matmul(ZtX_j, beta)))
+
+def lmm_blup(ZtZ_j, ZtX_j, Zty_j, beta, D, sigma2):
+    """BLUP (conditional mode) of every group's random effects, shape (J, q).
+
+    b_hat_j = (ZtZ_j/sigma^2 + D^{-1})^{-1} (Zty_j - ZtX_j beta) / sigma^2, from the per-group
+    cross-products ZtZ (J, q, q), ZtX (J, q, p), Zty (J, q); beta (p,), D (q, q).
+
+    From derivation `lmm_blup`, step 10: eq. (10) of its document (`shrinkage docs lmm_blup` opens it).
+    """
+    ZtZ_j = _batch('ZtZ_j', ZtZ_j, None, None)
+    ZtX_j = _batch('ZtX_j', ZtX_j, None, None)
+    Zty_j = _batch('Zty_j', Zty_j, None, 1)
+    beta = _batch('beta', beta, None, 1)
+    D = _batch('D', D, None, None)
+    sigma2 = _batch('sigma2', sigma2, 1, 1)
+    return _lmm_blup(ZtZ_j, ZtX_j, Zty_j, beta, D, sigma2)[..., 0]
+
+
+def _lmm_blup_theta(ZtZ_j, ZtX_j, Zty_j, beta, Lambda_theta):
+    q = ZtZ_j.shape[-2]
+    return numpy.matmul(Lambda_theta, numpy.linalg.solve((numpy.matmul(numpy.swapaxes(Lambda_theta, -1, -2), numpy.matmul(ZtZ_j, Lambda_theta)) + numpy.eye(q)), numpy.matmul(numpy.swapaxes(Lambda_theta, -1, -2), (Zty_j + (-1) * numpy.matmul(ZtX_j, beta)))))
+
+def lmm_blup_theta(ZtZ_j, ZtX_j, Zty_j, beta, Lambda_theta):
+    """BLUP in lme4's relative covariance factor (valid for a singular Lambda_theta), shape (J, q).
+
+    b_hat_j = Lambda (Lambda^T ZtZ_j Lambda + I)^{-1} Lambda^T (Zty_j - ZtX_j beta).
+
+    From derivation `lmm_blup`, step 11: eq. (11) of its document (`shrinkage docs lmm_blup` opens it).
+    """
+    ZtZ_j = _batch('ZtZ_j', ZtZ_j, None, None)
+    ZtX_j = _batch('ZtX_j', ZtX_j, None, None)
+    Zty_j = _batch('Zty_j', Zty_j, None, 1)
+    beta = _batch('beta', beta, None, 1)
+    Lambda_theta = _batch('Lambda_theta', Lambda_theta, None, None)
+    return _lmm_blup_theta(ZtZ_j, ZtX_j, Zty_j, beta, Lambda_theta)[..., 0]
+
+
+def _lmm_conditional_covariance(ZtZ_j, D, sigma2):
+    return numpy.linalg.inv(((sigma2**(-1.0)) * ZtZ_j + numpy.linalg.inv(D)))
+
+def lmm_conditional_covariance(ZtZ_j, D, sigma2):
+    """Conditional covariance Var(b_j | y_j) of every group's random effects, shape (J, q, q).
+
+    (ZtZ_j/sigma^2 + D^{-1})^{-1}, with beta and the variance parameters known.
+
+    From derivation `lmm_blup`, step 15: eq. (15) of its document (`shrinkage docs lmm_blup` opens it).
+    """
+    ZtZ_j = _batch('ZtZ_j', ZtZ_j, None, None)
+    D = _batch('D', D, None, None)
+    sigma2 = _batch('sigma2', sigma2, 1, 1)
+    return _lmm_conditional_covariance(ZtZ_j, D, sigma2)
+
+
+def _lmm_condvar_theta(ZtZ_j, Lambda_theta, sigma2):
+    q = ZtZ_j.shape[-2]
+    return (sigma2) * numpy.matmul(Lambda_theta, numpy.linalg.solve((numpy.matmul(numpy.swapaxes(Lambda_theta, -1, -2), numpy.matmul(ZtZ_j, Lambda_theta)) + numpy.eye(q)), numpy.swapaxes(Lambda_theta, -1, -2)))
+
+def lmm_condvar_theta(ZtZ_j, Lambda_theta, sigma2):
+    """lme4's condVar in the relative covariance factor, shape (J, q, q).
+
+    sigma^2 Lambda (Lambda^T ZtZ_j Lambda + I)^{-1} Lambda^T.
+
+    From derivation `lmm_blup`, step 16: eq. (16) of its document (`shrinkage docs lmm_blup` opens it).
+    """
+    ZtZ_j = _batch('ZtZ_j', ZtZ_j, None, None)
+    Lambda_theta = _batch('Lambda_theta', Lambda_theta, None, None)
+    sigma2 = _batch('sigma2', sigma2, 1, 1)
+    return _lmm_condvar_theta(ZtZ_j, Lambda_theta, sigma2)
+
+
+def _lmm_marginal_loglik(n, yty, Xty_j, Zty_j, XtX_j, ZtX_j, ZtZ_j, beta, D, sigma2):
+    return -n/2*numpy.log(2*numpy.pi*sigma2) - numpy.linalg.slogdet(((sigma2**(-1.0)) * ZtZ_j + numpy.linalg.inv(D)))[1][..., None, None]/2 - numpy.linalg.slogdet(D)[1][..., None, None]/2 - (yty - 2*numpy.matmul(numpy.swapaxes(beta, -1, -2), Xty_j) + numpy.matmul(numpy.swapaxes(beta, -1, -2), numpy.matmul(XtX_j, beta)) - numpy.matmul(numpy.swapaxes((Zty_j + (-1) * numpy.matmul(ZtX_j, beta)), -1, -2), numpy.linalg.solve(((sigma2**(-1.0)) * ZtZ_j + numpy.linalg.inv(D)), (Zty_j + (-1) * numpy.matmul(ZtX_j, beta))))/sigma2)/(2*sigma2)
+
+def lmm_marginal_loglik(n, yty, Xty_j, Zty_j, XtX_j, ZtX_j, ZtZ_j, beta, D, sigma2):
+    """Marginal log-likelihood log p(y_j) of every group from its cross-products, shape (J,).
+
+    -n_j/2 log(2 pi sigma^2) - 1/2 log det D - 1/2 log det C_j - (r_j^T r_j - u_j^T C_j^{-1} u_j/sigma^2)/(2 sigma^2)
+    with C_j = ZtZ_j/sigma^2 + D^{-1}, u_j = Zty_j - ZtX_j beta; sum the result over groups.
+
+    From derivation `lmm_marginal`, step 16: eq. (16) of its document (`shrinkage docs lmm_marginal` opens it).
+    """
+    n = _batch('n', n, 1, 1)
+    yty = _batch('yty', yty, 1, 1)
+    Xty_j = _batch('Xty_j', Xty_j, None, 1)
+    Zty_j = _batch('Zty_j', Zty_j, None, 1)
+    XtX_j = _batch('XtX_j', XtX_j, None, None)
+    ZtX_j = _batch('ZtX_j', ZtX_j, None, None)
+    ZtZ_j = _batch('ZtZ_j', ZtZ_j, None, None)
+    beta = _batch('beta', beta, None, 1)
+    D = _batch('D', D, None, None)
+    sigma2 = _batch('sigma2', sigma2, 1, 1)
+    return _lmm_marginal_loglik(n, yty, Xty_j, Zty_j, XtX_j, ZtX_j, ZtZ_j, beta, D, sigma2)[..., 0, 0]
+
+
+def _lmm_gls_beta(XtX_j, ZtX_j, ZtZ_j, Xty_j, Zty_j, D, sigma2):
+    return numpy.linalg.solve(numpy.sum((XtX_j + (-1) * (sigma2**(-1.0)) * numpy.matmul(numpy.swapaxes(ZtX_j, -1, -2), numpy.linalg.solve(((sigma2**(-1.0)) * ZtZ_j + numpy.linalg.inv(D)), ZtX_j))), axis=-3), numpy.sum((Xty_j + (-1) * (sigma2**(-1.0)) * numpy.matmul(numpy.swapaxes(ZtX_j, -1, -2), numpy.linalg.solve(((sigma2**(-1.0)) * ZtZ_j + numpy.linalg.inv(D)), Zty_j))), axis=-3))
+
+def lmm_gls_beta(XtX_j, ZtX_j, ZtZ_j, Xty_j, Zty_j, D, sigma2):
+    """GLS estimate of beta given D and sigma^2, from the per-group cross-products, shape (p,).
+
+    (sum_j X_j^T V_j^{-1} X_j)^{-1} sum_j X_j^T V_j^{-1} y_j, through Woodbury's identity.
+
+    From derivation `lmm_marginal`, step 23: eq. (23) of its document (`shrinkage docs lmm_marginal` opens it).
+    """
+    XtX_j = _batch('XtX_j', XtX_j, None, None)
+    ZtX_j = _batch('ZtX_j', ZtX_j, None, None)
+    ZtZ_j = _batch('ZtZ_j', ZtZ_j, None, None)
+    Xty_j = _batch('Xty_j', Xty_j, None, 1)
+    Zty_j = _batch('Zty_j', Zty_j, None, 1)
+    D = _batch('D', D, None, None)
+    sigma2 = _batch('sigma2', sigma2, 1, 1)
+    return _lmm_gls_beta(XtX_j, ZtX_j, ZtZ_j, Xty_j, Zty_j, D, sigma2)[..., 0]
+
+
+def _lmm_marginal_loglik_theta(n, yty, Xty_j, Zty_j, XtX_j, ZtX_j, ZtZ_j, beta, Lambda_theta, sigma2):
+    q = Zty_j.shape[-2]
+    return -n/2*numpy.log(2*numpy.pi*sigma2) - numpy.linalg.slogdet((numpy.matmul(numpy.swapaxes(Lambda_theta, -1, -2), numpy.matmul(ZtZ_j, Lambda_theta)) + numpy.eye(q)))[1][..., None, None]/2 - (yty - 2*numpy.matmul(numpy.swapaxes(beta, -1, -2), Xty_j) - numpy.matmul(numpy.swapaxes((Zty_j + (-1) * numpy.matmul(ZtX_j, beta)), -1, -2), numpy.matmul(numpy.matmul(Lambda_theta, numpy.linalg.solve((numpy.matmul(numpy.swapaxes(Lambda_theta, -1, -2), numpy.matmul(ZtZ_j, Lambda_theta)) + numpy.eye(q)), numpy.swapaxes(Lambda_theta, -1, -2))), (Zty_j + (-1) * numpy.matmul(ZtX_j, beta)))) + numpy.matmul(numpy.swapaxes(beta, -1, -2), numpy.matmul(XtX_j, beta)))/(2*sigma2)
+
+def lmm_marginal_loglik_theta(n, yty, Xty_j, Zty_j, XtX_j, ZtX_j, ZtZ_j, beta, Lambda_theta, sigma2):
+    """Marginal log-likelihood log p(y_j) of every group in lme4's relative covariance factor, shape (J,).
+
+    -n_j/2 log(2 pi sigma^2) - 1/2 log det M_j - (r_j^T r_j - u_j^T Lambda M_j^{-1} Lambda^T u_j)/(2 sigma^2),
+    M_j = Lambda^T ZtZ_j Lambda + I, u_j = Zty_j - ZtX_j beta; valid for a singular Lambda.
+
+    From derivation `lmm_marginal`, step 17: eq. (17) of its document (`shrinkage docs lmm_marginal` opens it).
+    """
+    n = _batch('n', n, 1, 1)
+    yty = _batch('yty', yty, 1, 1)
+    Xty_j = _batch('Xty_j', Xty_j, None, 1)
+    Zty_j = _batch('Zty_j', Zty_j, None, 1)
+    XtX_j = _batch('XtX_j', XtX_j, None, None)
+    ZtX_j = _batch('ZtX_j', ZtX_j, None, None)
+    ZtZ_j = _batch('ZtZ_j', ZtZ_j, None, None)
+    beta = _batch('beta', beta, None, 1)
+    Lambda_theta = _batch('Lambda_theta', Lambda_theta, None, None)
+    sigma2 = _batch('sigma2', sigma2, 1, 1)
+    return _lmm_marginal_loglik_theta(n, yty, Xty_j, Zty_j, XtX_j, ZtX_j, ZtZ_j, beta, Lambda_theta, sigma2)[..., 0, 0]
+
+
+def _lmm_gls_beta_theta(XtX_j, ZtX_j, ZtZ_j, Xty_j, Zty_j, Lambda_theta):
+    q = ZtX_j.shape[-2]
+    return numpy.linalg.solve(numpy.sum((XtX_j + (-1) * numpy.matmul(numpy.swapaxes(ZtX_j, -1, -2), numpy.matmul(numpy.matmul(Lambda_theta, numpy.linalg.solve((numpy.matmul(numpy.swapaxes(Lambda_theta, -1, -2), numpy.matmul(ZtZ_j, Lambda_theta)) + numpy.eye(q)), numpy.swapaxes(Lambda_theta, -1, -2))), ZtX_j))), axis=-3), numpy.sum((Xty_j + (-1) * numpy.matmul(numpy.swapaxes(ZtX_j, -1, -2), numpy.matmul(numpy.matmul(Lambda_theta, numpy.linalg.solve((numpy.matmul(numpy.swapaxes(Lambda_theta, -1, -2), numpy.matmul(ZtZ_j, Lambda_theta)) + numpy.eye(q)), numpy.swapaxes(Lambda_theta, -1, -2))), Zty_j))), axis=-3))
+
+def lmm_gls_beta_theta(XtX_j, ZtX_j, ZtZ_j, Xty_j, Zty_j, Lambda_theta):
+    """GLS estimate of beta given theta (through Lambda_theta), shape (p,).
+
+    (sum_j XtX_j - XZ_j Lambda M_j^{-1} Lambda^T ZtX_j)^{-1} sum_j (Xty_j - XZ_j Lambda M_j^{-1} Lambda^T Zty_j).
+
+    From derivation `lmm_marginal`, step 26: eq. (26) of its document (`shrinkage docs lmm_marginal` opens it).
+    """
+    XtX_j = _batch('XtX_j', XtX_j, None, None)
+    ZtX_j = _batch('ZtX_j', ZtX_j, None, None)
+    ZtZ_j = _batch('ZtZ_j', ZtZ_j, None, None)
+    Xty_j = _batch('Xty_j', Xty_j, None, 1)
+    Zty_j = _batch('Zty_j', Zty_j, None, 1)
+    Lambda_theta = _batch('Lambda_theta', Lambda_theta, None, None)
+    return _lmm_gls_beta_theta(XtX_j, ZtX_j, ZtZ_j, Xty_j, Zty_j, Lambda_theta)[..., 0]
 
 
 def _marginal_loglik(n, ybar, ss_within, beta0, sigma2, sigma_b2):
@@ -204,7 +381,7 @@ def ml_criterion(n, ybar, ss_within, sigma2, sigma_b2):
     n, ybar, ss_within hold one entry per group along their last axis; sigma2 and sigma_b2
     are scalars, or arrays of shape (..., 1) for a batch of problems.
 
-    From derivation `ml_reml`, step 5: eq. (5) of its document (`shrinkage docs ml_reml` opens it).
+    From derivation `ml_reml`, step 10: eq. (10) of its document (`shrinkage docs ml_reml` opens it).
     """
     n, ybar, ss_within, sigma2, sigma_b2, = require(("n", n, "count"), ("ybar", ybar, "real"), ("ss_within", ss_within, "nonnegative"), ("sigma2", sigma2, "positive"), ("sigma_b2", sigma_b2, "nonnegative"))
     return _ml_criterion(n, ybar, ss_within, sigma2, sigma_b2)
@@ -221,7 +398,7 @@ def reml_criterion(n, ybar, ss_within, sigma2, sigma_b2):
     (the logLik of a REML fit).  n, ybar, ss_within hold one entry per group along their
     last axis; sigma2 and sigma_b2 are scalars, or arrays of shape (..., 1) for a batch.
 
-    From derivation `ml_reml`, step 8: eq. (8) of its document (`shrinkage docs ml_reml` opens it).
+    From derivation `ml_reml`, step 14: eq. (14) of its document (`shrinkage docs ml_reml` opens it).
     """
     n, ybar, ss_within, sigma2, sigma_b2, = require(("n", n, "count"), ("ybar", ybar, "real"), ("ss_within", ss_within, "nonnegative"), ("sigma2", sigma2, "positive"), ("sigma_b2", sigma_b2, "nonnegative"))
     return _reml_criterion(n, ybar, ss_within, sigma2, sigma_b2)
@@ -232,11 +409,11 @@ def _profile_weight(n, gamma):
 
 
 def profile_weight(n, gamma):
-    """GLS weight of a group of size n at variance ratio gamma.
+    """GLS weight of a group of size n at variance ratio gamma, times sigma^2.
 
-    w_j = n_j / (1 + n_j gamma) = sigma^2 1' V_j^{-1} 1.
+    w~_j = n_j / (1 + n_j gamma) = sigma^2 w_j = sigma^2 1' V_j^{-1} 1.
 
-    From derivation `profile`, step 4: eq. (4) of its document (`shrinkage docs profile` opens it).
+    From derivation `profile`, step 5: eq. (5) of its document (`shrinkage docs profile` opens it).
     """
     n, gamma, = require(("n", n, "count"), ("gamma", gamma, "nonnegative"))
     return _profile_weight(n, gamma)
@@ -251,7 +428,7 @@ def ml_loglik_at(N, sigma2, Q_form, logdet):
 
     -N/2 log(2 pi sigma^2) - D/2 - Q/(2 sigma^2), with Q = Q(gamma), D = D(gamma).
 
-    From derivation `profile`, step 15: eq. (15) of its document (`shrinkage docs profile` opens it).
+    From derivation `profile`, step 21: eq. (21) of its document (`shrinkage docs profile` opens it).
     """
     N, sigma2, Q_form, logdet, = require(("N", N, "count"), ("sigma2", sigma2, "positive"), ("Q_form", Q_form, "positive"), ("logdet", logdet, "positive"))
     return _ml_loglik_at(N, sigma2, Q_form, logdet)
@@ -264,7 +441,7 @@ def _ml_sigma2(Q_form, N):
 def ml_sigma2(Q_form, N):
     """ML estimate of sigma^2 given gamma: Q(gamma)/N.
 
-    From derivation `profile`, step 16: eq. (16) of its document (`shrinkage docs profile` opens it).
+    From derivation `profile`, step 22: eq. (22) of its document (`shrinkage docs profile` opens it).
     """
     Q_form, N, = require(("Q_form", Q_form, "positive"), ("N", N, "count"))
     return _ml_sigma2(Q_form, N)
@@ -279,7 +456,7 @@ def ml_profile(N, Q_form, logdet):
 
     -N/2 (log(2 pi Q/N) + 1) - D/2.
 
-    From derivation `profile`, step 18: eq. (18) of its document (`shrinkage docs profile` opens it).
+    From derivation `profile`, step 25: eq. (25) of its document (`shrinkage docs profile` opens it).
     """
     N, Q_form, logdet, = require(("N", N, "count"), ("Q_form", Q_form, "positive"), ("logdet", logdet, "positive"))
     return _ml_profile(N, Q_form, logdet)
@@ -294,7 +471,7 @@ def ml_profile_slope(N, Q_form, W_sum, R_sum):
 
     N R / (2 Q) - W/2.
 
-    From derivation `profile`, step 20: eq. (20) of its document (`shrinkage docs profile` opens it).
+    From derivation `profile`, step 27: eq. (27) of its document (`shrinkage docs profile` opens it).
     """
     N, Q_form, W_sum, R_sum, = require(("N", N, "count"), ("Q_form", Q_form, "positive"), ("W_sum", W_sum, "positive"), ("R_sum", R_sum, "positive"))
     return _ml_profile_slope(N, Q_form, W_sum, R_sum)
@@ -309,7 +486,7 @@ def reml_loglik_at(nu, sigma2, Q_form, logdet, W_sum):
 
     -nu/2 log(2 pi sigma^2) - D/2 - log(W)/2 - Q/(2 sigma^2).
 
-    From derivation `profile`, step 21: eq. (21) of its document (`shrinkage docs profile` opens it).
+    From derivation `profile`, step 30: eq. (30) of its document (`shrinkage docs profile` opens it).
     """
     nu, sigma2, Q_form, logdet, W_sum, = require(("nu", nu, "positive"), ("sigma2", sigma2, "positive"), ("Q_form", Q_form, "positive"), ("logdet", logdet, "positive"), ("W_sum", W_sum, "positive"))
     return _reml_loglik_at(nu, sigma2, Q_form, logdet, W_sum)
@@ -322,7 +499,7 @@ def _reml_sigma2(Q_form, nu):
 def reml_sigma2(Q_form, nu):
     """REML estimate of sigma^2 given gamma: Q(gamma)/nu, nu = N - 1.
 
-    From derivation `profile`, step 22: eq. (22) of its document (`shrinkage docs profile` opens it).
+    From derivation `profile`, step 31: eq. (31) of its document (`shrinkage docs profile` opens it).
     """
     Q_form, nu, = require(("Q_form", Q_form, "positive"), ("nu", nu, "positive"))
     return _reml_sigma2(Q_form, nu)
@@ -337,7 +514,7 @@ def reml_profile(nu, Q_form, logdet, W_sum):
 
     -nu/2 (log(2 pi Q/nu) + 1) - D/2 - log(W)/2.
 
-    From derivation `profile`, step 24: eq. (24) of its document (`shrinkage docs profile` opens it).
+    From derivation `profile`, step 34: eq. (34) of its document (`shrinkage docs profile` opens it).
     """
     nu, Q_form, logdet, W_sum, = require(("nu", nu, "positive"), ("Q_form", Q_form, "positive"), ("logdet", logdet, "positive"), ("W_sum", W_sum, "positive"))
     return _reml_profile(nu, Q_form, logdet, W_sum)
@@ -352,7 +529,7 @@ def reml_profile_slope(nu, Q_form, W_sum, R_sum, U_sum):
 
     nu R / (2 Q) - W/2 + U / (2 W).
 
-    From derivation `profile`, step 26: eq. (26) of its document (`shrinkage docs profile` opens it).
+    From derivation `profile`, step 36: eq. (36) of its document (`shrinkage docs profile` opens it).
     """
     nu, Q_form, W_sum, R_sum, U_sum, = require(("nu", nu, "positive"), ("Q_form", Q_form, "positive"), ("W_sum", W_sum, "positive"), ("R_sum", R_sum, "positive"), ("U_sum", U_sum, "positive"))
     return _reml_profile_slope(nu, Q_form, W_sum, R_sum, U_sum)
@@ -367,7 +544,7 @@ def gls_beta0_variance(n, sigma2, sigma_b2):
 
     Var(beta0_hat) = 1 / sum_j 1/(sigma_b^2 + sigma^2/n_j); n holds the group sizes along its last axis.
 
-    From derivation `uncertainty`, step 4: eq. (4) of its document (`shrinkage docs uncertainty` opens it).
+    From derivation `uncertainty`, step 5: eq. (5) of its document (`shrinkage docs uncertainty` opens it).
     """
     n, sigma2, sigma_b2, = require(("n", n, "count"), ("sigma2", sigma2, "positive"), ("sigma_b2", sigma_b2, "nonnegative"))
     return _gls_beta0_variance(n, sigma2, sigma_b2)
@@ -383,7 +560,7 @@ def prediction_error_variance(n, sigma2, sigma_b2, var_beta0):
     PEV_j = Var(b_hat_j - b_j) = (1 - lambda_j) sigma_b^2 + lambda_j^2 Var(beta0_hat);
     pass var_beta0 = gls_beta0_variance(n_all_groups, sigma2, sigma_b2).  Henderson's C-matrix diagonal.
 
-    From derivation `uncertainty`, step 10: eq. (10) of its document (`shrinkage docs uncertainty` opens it).
+    From derivation `uncertainty`, step 23: eq. (23) of its document (`shrinkage docs uncertainty` opens it).
     """
     n, sigma2, sigma_b2, var_beta0, = require(("n", n, "count"), ("sigma2", sigma2, "positive"), ("sigma_b2", sigma_b2, "nonnegative"), ("var_beta0", var_beta0, "positive"))
     return _prediction_error_variance(n, sigma2, sigma_b2, var_beta0)

@@ -264,7 +264,7 @@ def check_exports(d: Derivation) -> None:
         seen.add(e.function)
         for a in e.args:
             name = getattr(a, "name", None)
-            if not isinstance(a, sp.Symbol) or not name.isidentifier() or keyword.iskeyword(name):
+            if not isinstance(a, (sp.Symbol, sp.MatrixSymbol)) or not name.isidentifier() or keyword.iskeyword(name):
                 raise DerivationError(f"derivation {d.name!r}: export {e.function!r} has an argument {a!r} that is "
                                       "not a symbol named by a Python identifier")
         origin, where, number = d, d, d.step_index(e.label) + 1

@@ -109,8 +109,19 @@ def symbols_table(checked: CheckedDerivation) -> list[str]:
     for qs in used_quantities((cs.step for cs in checked.steps), checked.notation):
         codes = ", ".join(rf"\texttt{{{escape(q.code)}}}" for q in qs)
         rows.append(rf"${qs[0].latex}$ & {qs[0].meaning} & {codes} \\")
+    rows += matrix_rows(checked)
     return [r"\noindent\begin{tabularx}{\linewidth}{@{}lXl@{}}", r"\toprule symbol & meaning & code name \\ \midrule",
             *rows, r"\bottomrule", r"\end{tabularx}"]
+
+
+def matrix_rows(checked: CheckedDerivation) -> list[str]:
+    """Symbols-table rows of the MatrixSymbols the steps use, if the notation has matrices
+    (shrinkage.matrix.notation.MatrixNotation)."""
+    table = getattr(checked.notation, "matrix_rows", None)
+    if table is None:
+        return []
+    used = {m.name for cs in checked.steps for m in cs.step.rhs.atoms(sp.MatrixSymbol)}
+    return [rf"${t}$ & {m} & \texttt{{{escape(c)}}} \\" for t, m, c in table(used)]
 
 
 def summary_line(doc: str, notation) -> str:

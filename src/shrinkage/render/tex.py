@@ -27,6 +27,7 @@ class ShrinkagePrinter(LatexPrinter):
     def __init__(self, notation=None, settings=None):
         self.notation = notation if notation is not None else project_notation()
         names = {q.symbol: q.latex for q in self.notation}
+        names.update(getattr(self.notation, "matrix_names", {}))  # MatrixSymbols (shrinkage.matrix)
         super().__init__({"symbol_names": names, "order": "none", **(settings or {})})
 
     def _print_Indexed(self, expr):

@@ -1,0 +1,199 @@
+"""Step kinds for matrix derivations, and how each is checked.
+
+Every kind is checked twice, like the scalar steps of shrinkage.derive:
+
+* numerically at ``POINTS`` random instances: q = 1, 2, 3, 4 in turn, random p and n_j
+  (1-3 groups where a sum over groups appears), random positive definite D, at ``DPS``
+  digits with mpmath;
+* symbolically with explicit matrices of symbols at q = 1 and q = 2 (small n_j, p),
+  in exact rational-function arithmetic (shrinkage.matrix.numbers).
+
+This module holds the base class and the two kinds that are identities (equal, equal
+after a substitution); shrinkage.matrix.gaussian holds the kinds about a vector
+variable (maximiser, integral, conditional density, read-off).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import mpmath
+import sympy as sp
+
+from ..derive import Step, Verdict, substitute
+from ..errors import DerivationError, StepError
+from .checking import DPS, POINTS, Failure, close, describe_value, exact_walker, explicit_sizes, numeric_walkers
+from .linalg import Mat
+from .numbers import NotExact
+
+
+@dataclass(frozen=True)
+class MatrixStep(Step):
+    """A step about matrix expressions.  ``full_rank``: draw n_j >= q, so Z_j^T Z_j is
+    invertible; ``at``: fixed sizes, e.g. (("q", 1), ("p", 1)) for the one-way case."""
+
+    full_rank: bool = False
+    at: tuple = ()
+    exact_sizes: tuple = ()  # Sizes of the symbolic check, if not the default q = 1, 2
+
+    def fixed(self, name: str):
+        return dict(self.at).get(name)
+
+    def verify(self, name: str, number: int, current, definitions, symbolic: bool = True) -> Verdict:
+        exprs = self.expressions(current, definitions)
+        with mpmath.workdps(DPS + 10):
+            return self._verify(name, number, exprs, definitions, symbolic)
+
+    def _verify(self, name, number, exprs, definitions, symbolic) -> Verdict:
+        try:
+            try:
+                extra = self.numeric(name, number, exprs)
+            except (ArithmeticError, ValueError, TypeError) as e:
+                raise Failure(f"the claim cannot be evaluated numerically on the symbols' domains: {e}") from None
+            verdict, sizes = (self.symbolic(exprs, definitions) if symbolic else (None, ()))
+        except Failure as failure:
+            raise StepError(name, number, self.why, str(failure)) from None
+        return Verdict(verdict, POINTS, self.method(exprs, extra, sizes))
+
+    # -- to be provided by each kind ---------------------------------------------------
+    def expressions(self, current, definitions) -> dict:
+        """The expressions of the claim with every definition substituted."""
+        return {"current": expand(current, definitions), "rhs": expand(self.rhs, definitions)}
+
+    def numeric(self, name, number, exprs) -> str:
+        raise NotImplementedError
+
+    def symbolic(self, exprs, definitions):
+        raise NotImplementedError
+
+    def method(self, exprs, extra: str, sizes) -> str:
+        groups = " (1 to 3 groups)" if _groups(exprs) else ""
+        q, p = self.fixed("q"), self.fixed("p")
+        where = f"$q = {q}$" if q else "$q = 1, 2, 3, 4$"
+        sizes_p = f"$p = {p}$" if p else "$p$"
+        text = f"{POINTS} random points at {where}, random $n_j$ and {sizes_p}{groups}, {DPS} digits{extra}"
+        if sizes:
+            text += "; SymPy exact with explicit matrices at " + ", ".join(s.describe_tex() for s in sizes)
+        return text
+
+
+def expand(expr, definitions):
+    return substitute(expr, definitions, keep_sums=True) if expr is not None else None
+
+
+def _groups(exprs) -> bool:
+    from .instances import uses_groups
+
+    return uses_groups(*[e for e in exprs.values() if isinstance(e, sp.Basic)])
+
+
+def _as_scalar(k, v):
+    """A 1x1 matrix compares with a scalar as its entry."""
+    return k.scalar(v.rows[0][0]) if isinstance(v, Mat) and v.shape == (1, 1) else v
+
+
+def _all(exprs):
+    return [e for e in exprs.values() if isinstance(e, sp.Basic)]
+
+
+def _difference_is_zero(k, a, b) -> bool:
+    a, b = _as_scalar(k, a), _as_scalar(k, b)
+    if isinstance(a, Mat):
+        return all(x == y for x, y in zip(a.entries(), b.entries())) if a.shape == b.shape else False
+    return (a - b).is_zero()
+
+
+def _symbolic_identity(step, exprs, pairs, probes=None):
+    """Exact check of every pair (left(walker), right(walker)) at the explicit sizes.
+    Returns (True, sizes) if all vanish, (None, sizes) if the exact arithmetic cannot
+    represent the claim; raises Failure if a difference is provably non-zero."""
+    sizes = explicit_sizes(step, _groups(exprs))
+    for s in sizes:
+        try:
+            w, probe = exact_walker(_all(exprs), s, probes)
+            for what, left, right in pairs:
+                a, b = left(w, probe), right(w, probe)
+                if not _difference_is_zero(w.k, a, b):
+                    raise Failure(f"exact arithmetic at {s.describe()}: {what} differ")
+        except NotExact:
+            return None, sizes
+    return True, sizes
+
+
+# ----------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class MatrixEquals(MatrixStep):
+    """rhs equals the current expression (scalar or matrix), at every size."""
+
+    kind = "equals"
+
+    def numeric(self, name, number, exprs):
+        for sizes, w in numeric_walkers(self, name, number, _all(exprs)):
+            a, b = w.value(exprs["current"]), w.value(exprs["rhs"])
+            if not close(a, b):
+                raise Failure(f"at {sizes.describe()}: previous expression = {describe_value(a)}, "
+                              f"this step = {describe_value(b)}")
+        return ""
+
+    def symbolic(self, exprs, definitions):
+        return _symbolic_identity(self, exprs, [("the two sides", lambda w, _: w.value(exprs["current"]),
+                                                 lambda w, _: w.value(exprs["rhs"]))])
+
+
+@dataclass(frozen=True)
+class MatrixSubstitute(MatrixStep):
+    """rhs is the current expression with ``values`` ((symbol, replacement), ...)
+    substituted, e.g. D = sigma^2 Lambda Lambda^T, or Z_j = 1 for the one-way case."""
+
+    values: tuple = ()
+    kind = "substitution"
+
+    def expressions(self, current, definitions):
+        out = super().expressions(current, definitions)
+        replaced = {s for s, _ in self.values}
+        if out["rhs"].free_symbols & replaced:
+            raise DerivationError(f"substitution step: the result still contains {sorted(map(str, replaced & out['rhs'].free_symbols))}")
+        for k, (_, r) in enumerate(self.values):
+            out[f"value{k}"] = expand(r, definitions)
+        return out
+
+    def _substituted(self, w, exprs):
+        from .notation import BY_CODE
+
+        per_group, shared = {}, {}
+        for k, (s, _) in enumerate(self.values):
+            scope = BY_CODE[s.name].scope if isinstance(s, sp.MatrixSymbol) and s.name in BY_CODE else "global"
+            (per_group if scope == "group" else shared)[s] = exprs[f"value{k}"]
+        child = w.with_values({s: w.value(r) for s, r in shared.items()})
+        for g in range(w.inst.J):
+            if per_group:
+                child = child.with_values({s: w.value(r, g) for s, r in per_group.items()}, group=g)
+        return child.value(exprs["current"])
+
+    def numeric(self, name, number, exprs):
+        for sizes, w in numeric_walkers(self, name, number, _all(exprs)):
+            a, b = self._substituted(w, exprs), w.value(exprs["rhs"])
+            if not close(a, b):
+                raise Failure(f"at {sizes.describe()}: substituted expression = {describe_value(a)}, "
+                              f"this step = {describe_value(b)}")
+        return ""
+
+    def symbolic(self, exprs, definitions):
+        return _symbolic_identity(self, exprs, [("the substituted expression and this step",
+                                                 lambda w, _: self._substituted(w, exprs),
+                                                 lambda w, _: w.value(exprs["rhs"]))])
+
+
+@dataclass(frozen=True)
+class MatrixSumOverGroups(MatrixEquals):
+    """rhs = the current expression (a term of group j) summed over the groups j = 1..J:
+    the groups are independent, so their log-densities add."""
+
+    kind = "sum over groups"
+
+    def expressions(self, current, definitions):
+        from .nodes import GroupSum
+
+        out = super().expressions(current, definitions)
+        out["current"] = GroupSum(out["current"])
+        return out

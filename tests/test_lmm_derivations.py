@@ -1,0 +1,216 @@
+"""The matrix derivations (lmm_*): checked, wrong claims rejected, and the generated
+numpy functions against dense computations written from the model alone.
+
+The oracle never uses a derived formula: the BLUP and conditional covariance are the
+conditional mean and covariance of b_j given y_j from the joint normal distribution,
+D Z^T V^{-1} (y - X beta) and D - D Z^T V^{-1} Z D with the dense V = Z D Z^T + sigma^2 I;
+the marginal log-likelihood is scipy's multivariate normal log-density; GLS is the
+dense weighted least-squares solution.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+import sympy as sp
+from scipy import stats
+
+from shrinkage.codegen import generate
+from shrinkage.derive import check
+from shrinkage.errors import StepError
+from shrinkage.matrix.nodes import mtimes, tr
+from shrinkage.matrix.notation import D, Lambda_theta, Z_j, sigma2
+
+DERIVATIONS = Path(__file__).resolve().parent.parent / "derivations"
+NAMES = ("lmm_blup", "lmm_marginal")
+
+
+def load(name):
+    spec = importlib.util.spec_from_file_location(f"lmm_test_{name}", DERIVATIONS / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def lmm_checked():
+    return {name: check(load(name).derivation()) for name in NAMES}
+
+
+@pytest.fixture(scope="module")
+def generated(lmm_checked):
+    """The generated module for the lmm derivations, executed in its own namespace."""
+    source = generate(list(lmm_checked.values()))
+    namespace: dict = {}
+    exec(compile(source.replace("from ._validation import require", "from shrinkage._validation import require"),
+                 "<generated lmm>", "exec"), namespace)
+    return namespace
+
+
+def test_every_step_is_proved_for_q_1_and_2_and_checked_at_random_sizes(lmm_checked):
+    for cd in lmm_checked.values():
+        checked = [s for s in cd.steps if s.verdict.symbolic != "n/a"]
+        assert checked, cd.derivation.name
+        for s in checked:
+            assert s.verdict.symbolic is True, (cd.derivation.name, s.number, s.step.why)
+            assert s.verdict.points == 12 and "random points" in s.verdict.method
+
+
+def _with_step(d, label, **changes):
+    k = d.step_index(label)
+    steps = list(d.steps)
+    steps[k] = replace(steps[k], **changes)
+    return replace(d, steps=tuple(steps)), k + 1
+
+
+@pytest.mark.parametrize("case", ["precision", "theta", "one_way", "woodbury"])
+def test_a_wrong_step_is_rejected_and_named(case):
+    blup, marginal = load("lmm_blup"), load("lmm_marginal")
+    if case == "precision":  # the maximiser's precision taken as D instead of C_j
+        d, number = _with_step(blup.derivation(), "blup", precision=D)
+    elif case == "theta":  # lme4's condVar without its sigma^2
+        d, number = _with_step(blup.derivation(), "condvar_theta",
+                               rhs=mtimes(Lambda_theta, sp.Inverse(blup.M_theta), tr(Lambda_theta)))
+    elif case == "one_way":  # the one-way factor forgetting n_j
+        d, number = _with_step(blup.derivation(), "shrinkage_one_way",
+                               rhs=blup.frac(blup.sigma_b2, blup.terms(blup.sigma_b2, sigma2)))
+    else:  # V_j without its sigma^2 I
+        d = marginal.derivation()
+        k = d.step_index("marginal") - 1
+        steps = list(d.steps)
+        steps[k] = replace(steps[k], rhs=mtimes(Z_j, D, tr(Z_j)))
+        d, number = replace(d, steps=tuple(steps)), k + 2
+    with pytest.raises(StepError) as err:
+        check(d)
+    assert f"step {number} " in str(err.value)
+    assert d.name in str(err.value)
+
+
+# --- generated functions against the dense model ------------------------------------
+def random_model(rng, q, p, groups):
+    L = np.tril(rng.normal(size=(q, q)))
+    np.fill_diagonal(L, np.exp(rng.normal(size=q) * 0.5))
+    D_ = L @ L.T
+    sigma2_ = float(np.exp(rng.normal()))
+    beta_ = rng.normal(size=p)
+    data = []
+    for n_j in rng.integers(1, 9, size=groups):
+        X = rng.normal(size=(n_j, p))
+        Z = rng.normal(size=(n_j, q))
+        y = X @ beta_ + Z @ rng.multivariate_normal(np.zeros(q), D_) + rng.normal(size=n_j) * np.sqrt(sigma2_)
+        data.append((X, Z, y))
+    return D_, sigma2_, beta_, data
+
+
+def cross_products(data):
+    ZtZ = np.array([Z.T @ Z for X, Z, y in data])
+    ZtX = np.array([Z.T @ X for X, Z, y in data])
+    XtX = np.array([X.T @ X for X, Z, y in data])
+    Zty = np.array([Z.T @ y for X, Z, y in data])
+    Xty = np.array([X.T @ y for X, Z, y in data])
+    yty = np.array([y @ y for X, Z, y in data])
+    n = np.array([len(y) for X, Z, y in data], dtype=float)
+    return ZtZ, ZtX, XtX, Zty, Xty, yty, n
+
+
+def dense(D_, sigma2_, beta_, data):
+    blups, covs, logliks = [], [], []
+    for X, Z, y in data:
+        V = Z @ D_ @ Z.T + sigma2_ * np.eye(len(y))
+        Vinv_Z = np.linalg.solve(V, Z)
+        blups.append(D_ @ Z.T @ np.linalg.solve(V, y - X @ beta_))
+        covs.append(D_ - D_ @ Z.T @ Vinv_Z @ D_)
+        logliks.append(stats.multivariate_normal(X @ beta_, V).logpdf(y))
+    A = sum(X.T @ np.linalg.solve(Z @ D_ @ Z.T + sigma2_ * np.eye(len(y)), X) for X, Z, y in data)
+    c = sum(X.T @ np.linalg.solve(Z @ D_ @ Z.T + sigma2_ * np.eye(len(y)), y) for X, Z, y in data)
+    return np.array(blups), np.array(covs), np.array(logliks), np.linalg.solve(A, c)
+
+
+@pytest.mark.parametrize("draw", range(12))
+def test_generated_functions_equal_the_dense_model(generated, draw):
+    rng = np.random.default_rng(7000 + draw)
+    q, p = 1 + draw % 4, 1 + draw % 3
+    D_, sigma2_, beta_, data = random_model(rng, q, p, groups=int(rng.integers(2, 7)))
+    ZtZ, ZtX, XtX, Zty, Xty, yty, n = cross_products(data)
+    blup, cov, loglik, gls = dense(D_, sigma2_, beta_, data)
+    Lam = np.linalg.cholesky(D_ / sigma2_)
+    np.testing.assert_allclose(generated["lmm_blup"](ZtZ, ZtX, Zty, beta_, D_, sigma2_), blup, rtol=1e-9, atol=1e-11)
+    np.testing.assert_allclose(generated["lmm_blup_theta"](ZtZ, ZtX, Zty, beta_, Lam), blup, rtol=1e-9, atol=1e-11)
+    np.testing.assert_allclose(generated["lmm_conditional_covariance"](ZtZ, D_, sigma2_), cov, rtol=1e-9, atol=1e-11)
+    np.testing.assert_allclose(generated["lmm_condvar_theta"](ZtZ, Lam, sigma2_), cov, rtol=1e-9, atol=1e-11)
+    np.testing.assert_allclose(
+        generated["lmm_marginal_loglik"](n, yty, Xty, Zty, XtX, ZtX, ZtZ, beta_, D_, sigma2_), loglik, rtol=1e-9)
+    np.testing.assert_allclose(generated["lmm_gls_beta"](XtX, ZtX, ZtZ, Xty, Zty, D_, sigma2_), gls, rtol=1e-8, atol=1e-10)
+    np.testing.assert_allclose(
+        generated["lmm_marginal_loglik_theta"](n, yty, Xty, Zty, XtX, ZtX, ZtZ, beta_, Lam, sigma2_), loglik, rtol=1e-9)
+    np.testing.assert_allclose(generated["lmm_gls_beta_theta"](XtX, ZtX, ZtZ, Xty, Zty, Lam), gls, rtol=1e-8, atol=1e-10)
+
+
+def test_the_same_comparison_rejects_a_wrong_blup(generated):
+    """Without the sigma^2 in C_j = ZtZ/sigma^2 + D^{-1} the dense BLUP differs."""
+    rng = np.random.default_rng(99)
+    D_, sigma2_, beta_, data = random_model(rng, 2, 2, groups=5)
+    ZtZ, ZtX, XtX, Zty, Xty, yty, n = cross_products(data)
+    blup = dense(D_, sigma2_, beta_, data)[0]
+    u = Zty - np.einsum("jqp,p->jq", ZtX, beta_)
+    wrong = np.linalg.solve(ZtZ + np.linalg.inv(D_), u[..., None])[..., 0] / sigma2_
+    assert not np.allclose(wrong, blup, rtol=1e-6)
+    assert np.allclose(generated["lmm_blup"](ZtZ, ZtX, Zty, beta_, D_, sigma2_), blup, rtol=1e-9)
+
+
+def test_one_group_and_boundary_inputs(generated):
+    """A single group's arrays without the leading axis work; Lambda_theta = 0 (a singular
+    fit) gives BLUPs and condVar of zero in the theta forms."""
+    rng = np.random.default_rng(5)
+    D_, sigma2_, beta_, data = random_model(rng, 2, 1, groups=1)
+    ZtZ, ZtX, XtX, Zty, Xty, yty, n = cross_products(data)
+    one = generated["lmm_blup"](ZtZ[0], ZtX[0], Zty[0], beta_, D_, sigma2_)
+    np.testing.assert_allclose(one, generated["lmm_blup"](ZtZ, ZtX, Zty, beta_, D_, sigma2_)[0])
+    zero = np.zeros((2, 2))
+    assert np.all(generated["lmm_blup_theta"](ZtZ, ZtX, Zty, beta_, zero) == 0)
+    assert np.all(generated["lmm_condvar_theta"](ZtZ, zero, sigma2_) == 0)
+    with pytest.raises(ValueError, match="not finite"):
+        generated["lmm_blup"](ZtZ, ZtX, Zty * np.nan, beta_, D_, sigma2_)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(pytest.main([__file__, "-q"]))
+
+
+# --- the fit (shrinkage.lmm) against the derivation's generated functions -------------
+@pytest.mark.parametrize("draw", range(8))
+def test_the_lmm_fit_computes_what_the_derivations_derive(generated, draw):
+    """shrinkage.lmm.objective (the fit's criterion, BLUPs, condVar, beta_hat) at random
+    theta equals the functions generated from lmm_blup and lmm_marginal: the profiled ML
+    deviance is -2 sum_j log p(y_j) at beta_hat(theta), sigma_hat^2 = r^2/N."""
+    objective = pytest.importorskip("shrinkage.lmm.objective")
+    from shrinkage.lmm.crossprod import CrossProducts
+
+    rng = np.random.default_rng(8000 + draw)
+    q, p = 1 + draw % 3, 1 + draw % 2
+    D_, sigma2_, beta_, data = random_model(rng, q, p, groups=int(rng.integers(3, 8)))
+    ZtZ, ZtX, XtX, Zty, Xty, yty, n = cross_products(data)
+    cp = CrossProducts(labels=np.arange(len(n)), n=n.astype(int), XtX=XtX.sum(0), XtZ=ZtX.transpose(0, 2, 1).copy(),
+                       ZtZ=ZtZ, Xty=Xty.sum(0), Zty=Zty, yty=np.array(yty.sum()),
+                       x_names=tuple(f"x{i}" for i in range(p)), z_names=tuple(f"z{i}" for i in range(q)),
+                       x_centre=np.zeros(p))
+    Lam = np.tril(rng.normal(size=(q, q)))
+    np.fill_diagonal(Lam, np.abs(np.diag(Lam)) + 0.1)
+    theta = objective.Layout.of((q,)).from_lambda(Lam)  # lme4's theta: Lambda's entries column by column
+    beta_fit = objective.beta_hat(theta, cp)
+    np.testing.assert_allclose(beta_fit, generated["lmm_gls_beta_theta"](XtX, ZtX, ZtZ, Xty, Zty, Lam), rtol=1e-8, atol=1e-10)
+    np.testing.assert_allclose(objective.blup(theta, cp, beta_),
+                               generated["lmm_blup_theta"](ZtZ, ZtX, Zty, beta_, Lam), rtol=1e-8, atol=1e-10)
+    np.testing.assert_allclose(objective.conditional_cov(theta, cp, sigma2_),
+                               generated["lmm_condvar_theta"](ZtZ, Lam, sigma2_), rtol=1e-8, atol=1e-12)
+    s2 = objective.sigma2_hat(theta, cp, "ML")
+    loglik = generated["lmm_marginal_loglik_theta"](n, yty, Xty, Zty, XtX, ZtX, ZtZ, beta_fit, Lam, s2).sum()
+    np.testing.assert_allclose(objective.profiled_ml(theta, cp), -2 * loglik, rtol=1e-10)
+    # the same comparison rejects a criterion missing its log-determinant term
+    logdet = np.linalg.slogdet(np.swapaxes(Lam, 0, 1) @ ZtZ @ Lam + np.eye(q))[1].sum()
+    assert not np.isclose(objective.profiled_ml(theta, cp), -2 * loglik - logdet, rtol=1e-8)
