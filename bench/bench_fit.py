@@ -1,25 +1,21 @@
-"""Benchmark: shrinkage.fit against statsmodels MixedLM and one np.bincount pass.
+"""Benchmark: shrinkage.fit against mixedlm-rs, mixedlm, statsmodels, lme4 and one np.bincount.
 
-    python3 bench/bench_fit.py                 # N = 1e4 .. 1e7 (a few minutes)
-    python3 bench/bench_fit.py --max-n 1e6     # quicker
-    python3 bench/bench_fit.py --sm-max-n 1e5  # statsmodels only up to N = 1e5
+    python3 bench/bench_fit.py                  # N = 1e4 .. 1e7 (about 10 minutes)
+    python3 bench/bench_fit.py --max-n 1e6      # quicker
+    python3 bench/bench_fit.py --json out.json  # also the rows as JSON
 
-For each N and J in (N/100, N/10), on simulated data (y = 10 + b_j + e, random group
-codes, so groups are scattered through the rows: the cache-unfriendly case), in one run:
+REML y ~ 1 + (1|g) on simulated data (y = 10 + b_j + e, rows in random group order: the
+cache-unfriendly case), for each N and J in (N/100, N/10), all in one run:
 
-* ``bincount``: one np.bincount(codes, weights=y) pass (the floor: one pass over the data);
-* ``stats``: GroupStats.from_codes(y, codes) (two-pass sufficient statistics);
-* ``fit``: fit_stats(stats, "REML") (the search over gamma on size classes);
-* ``codes total``: stats + fit, i.e. shrinkage.fit on integer codes, and its ratio to bincount;
-* ``factorise``: turning int64 labels into codes (np.unique, a sort), reported apart;
-* ``statsmodels``: MixedLM(y, 1, groups).fit(reml=True) in a subprocess with a timeout,
-  and the largest relative difference of its estimates from ours;
-* ``lme4``: lmer(y ~ 1 + (1|g), REML = TRUE) through Rscript (Debian's r-cran-lme4), timing
-  lmer() alone inside R (reading the CSV is not counted), and the same difference.
-
-Times are the best of ``--repeat`` runs (wall clock); peak memory is the tracemalloc peak
-of numpy allocations during the call, shown as a multiple of the input arrays
-(y and codes, 16 bytes a row).  lme4 is skipped when Rscript or lme4 is missing.
+* in this process, best of ``--repeat`` runs, measured in turn so that a busy machine
+  slows every one alike: ``bincount`` = one np.bincount(codes, weights=y) pass (the
+  floor), ``codes`` = GroupStats.from_codes + fit_stats (the integer-code path) and its
+  ratio to bincount, ``fit compact`` = shrinkage.fit(y, g) with int64 ids 0..J-1 (the
+  direct offset route), ``fit hashed`` = shrinkage.fit(y, g) with int64 ids spread over
+  1e14 (pandas.factorize);
+* each peer in its own process (bench/peers.py, compact ids; time of the fitting call
+  alone, peak RSS added by it), with the ratio of its time to ``fit compact`` and the
+  differences of its REML log-likelihood from ours.
 """
 
 from __future__ import annotations
@@ -31,171 +27,125 @@ import platform
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
-import tracemalloc
+from pathlib import Path
 
 import numpy as np
 
-from shrinkage import GroupStats, fit_stats
-from shrinkage.stats import factorize
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+from peers import PeakRSS, simulate  # noqa: E402
 
-SM_SCRIPT = r"""
-import json, sys, time, tracemalloc, warnings
-import numpy as np
-import statsmodels.api as sm
-warnings.simplefilter("ignore")
-N, J, seed = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
-rng = np.random.default_rng(seed)
-codes = rng.integers(0, J, size=N)
-y = 10.0 + rng.normal(size=J)[codes] + rng.normal(size=N)
-tracemalloc.start()
-t = time.perf_counter()
-r = sm.MixedLM(y, np.ones((N, 1)), groups=codes).fit(reml=True)
-elapsed = time.perf_counter() - t
-peak = tracemalloc.get_traced_memory()[1]
-print(json.dumps(dict(time=elapsed, peak=peak, beta0=float(np.asarray(r.fe_params)[0]), sigma2=float(r.scale),
-                      sigma_b2=float(np.asarray(r.cov_re)[0, 0]), llf=float(r.llf))))
-"""
+from shrinkage import GroupStats, fit, fit_stats  # noqa: E402
+
+LIMITS = {"mixedlm-rs": 1e7, "mixedlm": 1e6, "statsmodels": 1e5, "lme4": 1e6}
 
 
-R_SCRIPT = r"""
-suppressMessages(library(lme4))
-a <- commandArgs(trailingOnly = TRUE)
-d <- read.csv(a[1], colClasses = c("numeric", "character"))
-t <- proc.time()[["elapsed"]]
-m <- lmer(y ~ 1 + (1 | g), data = d, REML = TRUE)
-elapsed <- proc.time()[["elapsed"]] - t
-vc <- as.data.frame(VarCorr(m))
-cat(sprintf('{"time": %.6f, "beta0": %.17g, "sigma_b2": %.17g, "sigma2": %.17g, "llf": %.17g}',
-            elapsed, fixef(m)[[1]], vc$vcov[1], vc$vcov[2], as.numeric(logLik(m))))
-"""
-
-
-def lme4_available() -> bool:
-    return shutil.which("Rscript") is not None and subprocess.run(
-        ["Rscript", "-e", "library(lme4)"], capture_output=True).returncode == 0
-
-
-def run_lme4(y, codes, timeout: float):
-    """lmer on the same data, written to a temporary CSV; None on timeout."""
-    with tempfile.TemporaryDirectory() as tmp:
-        path = os.path.join(tmp, "d.csv")
-        np.savetxt(path, np.column_stack([y, codes]), fmt=["%.17g", "%d"], delimiter=",", header="y,g", comments="")
-        script = os.path.join(tmp, "fit.R")
-        with open(script, "w") as f:
-            f.write(R_SCRIPT)
-        try:
-            run = subprocess.run(["Rscript", script, path], capture_output=True, text=True, timeout=timeout)
-        except subprocess.TimeoutExpired:
-            return None
-    if run.returncode != 0:
-        return {"error": run.stderr.strip().splitlines()[-1]}
-    return json.loads(run.stdout)
-
-
-def compare_cells(ref, res, total, max_n_ok: bool, timeout: float, name: str, row: dict) -> str:
-    """Table cells for one reference implementation (time, speed ratio, differences)."""
-    if ref and "time" in ref:
-        diff = max(abs(ref[k] - getattr(res, k)) / abs(getattr(res, k)) for k in ("beta0", "sigma2", "sigma_b2"))
-        row.update({name: ref["time"], f"{name}_speedup": ref["time"] / total, f"{name}_rel_diff": diff,
-                    f"{name}_llf_diff": res.loglik - ref["llf"]})
-        return f"{fmt_time(ref['time'])} | {ref['time'] / total:,.0f}× | {diff:.1e} | {res.loglik - ref['llf']:.1e}"
-    if max_n_ok:
-        why = "timeout" if ref is None else "error"
-        row[name] = why
-        return f"> {timeout:.0f} s ({why}) | > {timeout / total:,.0f}× | n/a | n/a"
-    return "not run | | | "
-
-
-def data(N: int, J: int, seed: int):
-    rng = np.random.default_rng(seed)
-    codes = rng.integers(0, J, size=N)
-    y = 10.0 + rng.normal(size=J)[codes] + rng.normal(size=N)
-    return y, codes
-
-
-def measure(f, repeat: int):
-    """(best wall time, tracemalloc peak bytes of one call, result)."""
-    best = float("inf")
-    for _ in range(repeat):
-        t = time.perf_counter()
-        out = f()
-        best = min(best, time.perf_counter() - t)
-    tracemalloc.start()
-    out = f()
-    peak = tracemalloc.get_traced_memory()[1]
-    tracemalloc.stop()
-    return best, peak, out
-
-
-def run_statsmodels(N: int, J: int, seed: int, timeout: float):
+def peer(name: str, N: int, J: int, seed: int, labels: str, timeout: float) -> dict:
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(HERE.parent / "src"), os.environ.get("PYTHONPATH", "")])}
     try:
-        run = subprocess.run([sys.executable, "-c", SM_SCRIPT, str(N), str(J), str(seed)],
-                             capture_output=True, text=True, timeout=timeout)
+        run = subprocess.run([sys.executable, str(HERE / "peers.py"), name, str(N), str(J), str(seed), labels],
+                             capture_output=True, text=True, timeout=timeout, env=env)
     except subprocess.TimeoutExpired:
-        return None
+        return {"error": f"timeout {timeout:.0f} s"}
     if run.returncode != 0:
-        return {"error": run.stderr.strip().splitlines()[-1]}
+        return {"error": (run.stderr.strip().splitlines() or ["failed"])[-1]}
     return json.loads(run.stdout)
 
 
-def fmt_time(t: float | None) -> str:
-    if t is None:
+def interleaved(fs: dict, repeat: int) -> dict:
+    best = {k: float("inf") for k in fs}
+    for _ in range(repeat):
+        for k, f in fs.items():
+            t = time.perf_counter()
+            f()
+            best[k] = min(best[k], time.perf_counter() - t)
+    return best
+
+
+def fmt_time(t) -> str:
+    if not isinstance(t, (int, float)):
         return "n/a"
-    return f"{t * 1e3:.1f} ms" if t < 1 else f"{t:.2f} s"
+    return f"{t * 1e6:.0f} µs" if t < 1e-3 else f"{t * 1e3:.1f} ms" if t < 1 else f"{t:.2f} s"
+
+
+def fmt_mem(b) -> str:
+    return "n/a" if not isinstance(b, (int, float)) else f"{b / 2**20:.0f} MB"
+
+
+def measure(N: int, J: int, args) -> dict:
+    y, codes, _ = simulate(N, J, args.seed, "compact")
+    _, scattered, _ = simulate(N, J, args.seed, "scattered")
+    stats = GroupStats.from_codes(y, codes)
+    rep = args.repeat if N < 10**7 else max(2, args.repeat - 2)
+    t = interleaved({"bincount": lambda: np.bincount(codes, weights=y),
+                     "stats": lambda: GroupStats.from_codes(y, codes),
+                     "fit_stats": lambda: fit_stats(stats),
+                     "codes": lambda: fit_stats(GroupStats.from_codes(y, codes)),
+                     "fit_compact": lambda: fit(y, codes),
+                     "fit_hashed": lambda: fit(y, scattered)}, rep)
+    with PeakRSS() as mem:
+        ours = fit(y, codes)
+    row = {"N": N, "J": J, **t, "codes_ratio": t["codes"] / t["bincount"], "peak_ours": mem.added,
+           "input_bytes": y.nbytes + codes.nbytes, "loglik": ours.loglik, "peers": {}}
+    del y, codes, scattered, stats
+    for name, limit in LIMITS.items():
+        if N > limit or (name == "lme4" and not args.lme4):
+            continue
+        r = peer(name, N, J, args.seed, "compact", args.timeout)
+        if "llf" in r:
+            r["llf_diff"] = ours.loglik - r["llf"]
+            r["speedup"] = r["time"] / t["fit_compact"]
+        row["peers"][name] = r
+    if N <= LIMITS["mixedlm-rs"]:
+        r = peer("mixedlm-rs", N, J, args.seed, "scattered", args.timeout)
+        if "time" in r:
+            r["speedup"] = r["time"] / t["fit_hashed"]
+        row["peers"]["mixedlm-rs hashed"] = r
+    return row
+
+
+def cell(r: dict | None) -> str:
+    if r is None:
+        return "not run"
+    if "error" in r:
+        return r["error"]
+    out = f"{fmt_time(r['time'])} ({r['speedup']:.1f}×), {fmt_mem(r['peak'])}"
+    return out + (f", Δℓ {r['llf_diff']:.0e}" if "llf_diff" in r else "")
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--min-n", type=float, default=1e4)
     p.add_argument("--max-n", type=float, default=1e7)
-    p.add_argument("--sm-max-n", type=float, default=1e6, help="largest N given to statsmodels")
-    p.add_argument("--sm-timeout", type=float, default=300.0, help="seconds before statsmodels is abandoned")
-    p.add_argument("--lme4-max-n", type=float, default=1e6, help="largest N given to lme4")
-    p.add_argument("--repeat", type=int, default=3)
+    p.add_argument("--repeat", type=int, default=5)
     p.add_argument("--seed", type=int, default=2026)
-    p.add_argument("--json", type=str, default=None, help="also write the rows as JSON here")
+    p.add_argument("--timeout", type=float, default=600.0, help="seconds before a peer is abandoned")
+    p.add_argument("--json", type=str, default=None)
     args = p.parse_args()
-
-    print(f"# shrinkage.fit benchmark: python {platform.python_version()}, numpy {np.__version__}, "
-          f"{platform.machine()}, {__import__('os').cpu_count()} cores")
-    has_r = lme4_available()
-    print("# lme4 through Rscript" if has_r else "# R/lme4: not run (Rscript or lme4 not installed)")
-    header = ("| N | J | bincount | stats | fit | codes total | ÷ bincount | peak mem ÷ input | factorise "
-              "| statsmodels | statsmodels ÷ ours | max rel. diff | ℓ ours − ℓ sm "
-              "| lme4 | lme4 ÷ ours | max rel. diff | ℓ ours − ℓ lme4 |")
-    print(header)
-    print("|" + "---|" * (header.count("|") - 1))
+    args.lme4 = shutil.which("Rscript") is not None and subprocess.run(
+        ["Rscript", "-e", "library(lme4)"], capture_output=True).returncode == 0
+    load = os.getloadavg()[0]
+    print(f"# python {platform.python_version()}, numpy {np.__version__}, {platform.machine()}, {os.cpu_count()} cores, "
+          f"load average {load:.1f} at start (a shared machine)")
+    names = list(LIMITS) + ["mixedlm-rs hashed"]
+    head = ("| N | J | bincount | codes path | ÷ bincount | fit compact | fit hashed | our peak RSS | "
+            + " | ".join(names) + " |")
+    print(head)
+    print("|" + "---|" * (head.count("|") - 1), flush=True)
     rows = []
-    N = 10_000
+    N = int(args.min_n)
     while N <= args.max_n:
         for J in (N // 100, N // 10):
-            y, codes = data(N, J, args.seed)
-            labels = codes * 7919 + 1_000_003  # int64 labels, not 0..J-1: need factorising
-            rep = args.repeat if N < 10**7 else max(1, args.repeat - 1)
-            t_bin, _, _ = measure(lambda: np.bincount(codes, weights=y), rep)
-            t_stats, m_stats, stats = measure(lambda: GroupStats.from_codes(y, codes), rep)
-            t_fit, m_fit, res = measure(lambda: fit_stats(stats, "REML"), rep)
-            t_fac, _, _ = measure(lambda: factorize(labels), max(1, rep - 1))
-            input_bytes = y.nbytes + codes.nbytes
-            peak = max(m_stats, m_fit + sum(a.nbytes for a in (stats.n, stats.mean, stats.ss)))
-            sm = run_statsmodels(N, J, args.seed, args.sm_timeout) if N <= args.sm_max_n else None
-            total = t_stats + t_fit
-            row = dict(N=N, J=J, bincount=t_bin, stats=t_stats, fit=t_fit, total=total, ratio_bincount=total / t_bin,
-                       peak_ratio=peak / input_bytes, factorise=t_fac, beta0=res.beta0, sigma2=res.sigma2,
-                       sigma_b2=res.sigma_b2, loglik=res.loglik)
-            sm_cells = compare_cells(sm, res, total, N <= args.sm_max_n, args.sm_timeout, "statsmodels", row)
-            lm = run_lme4(y, codes, args.sm_timeout) if has_r and N <= args.lme4_max_n else None
-            lm_cells = compare_cells(lm, res, total, has_r and N <= args.lme4_max_n, args.sm_timeout, "lme4", row)
-            rows.append(row)
-            print(f"| {N:.0e} | {J:.0e} | {fmt_time(t_bin)} | {fmt_time(t_stats)} | {fmt_time(t_fit)} | "
-                  f"{fmt_time(total)} | {total / t_bin:.1f}× | {peak / input_bytes:.2f} | {fmt_time(t_fac)} | "
-                  f"{sm_cells} | {lm_cells} |", flush=True)
-            del y, codes, labels, stats, res
+            r = measure(N, J, args)
+            rows.append(r)
+            print(f"| {N:.0e} | {J:.0e} | {fmt_time(r['bincount'])} | {fmt_time(r['codes'])} | {r['codes_ratio']:.1f}× | "
+                  f"{fmt_time(r['fit_compact'])} | {fmt_time(r['fit_hashed'])} | {fmt_mem(r['peak_ours'])} | "
+                  + " | ".join(cell(r["peers"].get(k)) for k in names) + " |", flush=True)
+            if args.json:
+                Path(args.json).write_text(json.dumps(rows, indent=1))
         N *= 10
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(rows, f, indent=1)
+    print(f"# load average {os.getloadavg()[0]:.1f} at the end")
 
 
 if __name__ == "__main__":

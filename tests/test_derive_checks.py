@@ -200,3 +200,24 @@ def test_a_step_kind_without_a_check_is_named():
 def test_an_export_argument_named_by_a_keyword_is_refused():
     with pytest.raises(DerivationError, match="argument lambda"):
         check(tiny(rewrite, exports=[("f", "cleared", (sp.Symbol("lambda"),), "doc")]))
+
+
+def test_a_definition_no_checked_step_uses_is_refused():
+    """A wrong unused definition would be printed unnoticed: check() names it."""
+    lam_sym = sp.Symbol("lam", positive=True)
+    with pytest.raises(StepError, match="defines lam, but no later checked step uses it") as err:
+        check(tiny(Define(lam, symbol=lam_sym, why="name it"), rewrite))
+    assert err.value.step == 2
+    check(tiny(Define(lam, symbol=lam_sym, why="name it"), Equals(lam_sym * 1, why="use it")))
+
+
+def test_a_scalar_and_an_array_of_the_same_name_are_different_quantities():
+    """n (one group's size) beside n[j] (every group's): both sampled, neither rewrites the other."""
+    from shrinkage.symbols import J, j
+
+    n_j = sp.IndexedBase("n", integer=True, positive=True)
+    total = sp.Sum(n_j[j], (j, 1, J))
+    d = Derivation("mix", "m", "m").then(Premise.of(Statement("mix", n + total * sigma2, "", "x")))
+    check(d.then(Equals(sigma2 * total + n, why="commute")))
+    with pytest.raises(StepError, match="previous expression"):
+        check(d.then(Equals(sigma2 * total + total, why="n is not the total")))

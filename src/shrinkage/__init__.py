@@ -7,8 +7,25 @@ derivation engine when they are used.
 from . import numeric
 from .errors import BuildError, DerivationError, InputError, ShrinkageError, StepError
 from .stats import GroupStats
-from .fit import FitResult, fit, fit_stats  # noqa: E402  (the function shadows the submodule name)
+from .fit import FitResult, fit_stats  # noqa: E402
+from .fit import fit as _fit_arrays
 from . import datasets
+
+
+def fit(y=None, groups=None, method: str = "REML", *, data=None, na_action: str = "omit", **options):
+    """fit(y, groups) (or stats=, or data= with response= and group=) fits
+    y_ij = beta0 + b_j + eps_ij (shrinkage.fit.fit); fit("y ~ x + (x | g)", data=df) fits
+    an lme4 formula (shrinkage.lmm: one grouping factor)."""
+    if isinstance(y, str):
+        from .lmm.fit import fit_formula
+
+        if groups is not None and data is not None:
+            raise InputError("give the data once: fit(formula, data) or fit(formula, data=...)")
+        return fit_formula(y, data if data is not None else groups, method, na_action=na_action, **options)
+    if data is not None:
+        options["data"] = data
+    return _fit_arrays(y, groups, method, **options)
+
 
 __all__ = ["numeric", "ShrinkageError", "DerivationError", "StepError", "InputError", "BuildError",
            "GroupStats", "FitResult", "fit", "fit_stats", "datasets"]

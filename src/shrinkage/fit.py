@@ -257,13 +257,17 @@ def _root(f, a: float, b: float, fa: float, fb: float) -> float:
 
 def package(stats: GroupStats, sc: SizeClasses, method: str, gamma: float, sigma2: float | None,
             fitted: bool, stationary: int = 0) -> FitResult:
-    """Estimates and per-group quantities at gamma (and sigma2, when given)."""
+    """Estimates and per-group quantities at gamma (and sigma2, when given, in the units
+    of y).  The search ran on y / stats.scale; here the scaling is undone: means times
+    scale, variances times scale^2, log-likelihood minus (N - p) log scale (p = 1 for
+    REML, 0 for ML: the Jacobian of y -> y / scale, less REML's |X'V^-1 X| term)."""
+    s = stats.scale
     W, b, Q, D, _, _ = (float(v[0]) for v in _pieces(sc, np.array([gamma])))
-    beta0 = sc.offset + b
     if sigma2 is None:
         sigma2 = float(gen._ml_sigma2(Q, sc.N) if method == "ML" else gen._reml_sigma2(Q, sc.N - 1))
         loglik = float(gen._ml_profile(sc.N, Q, D) if method == "ML" else gen._reml_profile(sc.N - 1, Q, D, W))
     else:
+        sigma2 = sigma2 / s / s
         loglik = float(gen._ml_loglik_at(sc.N, sigma2, Q, D) if method == "ML"
                        else gen._reml_loglik_at(sc.N - 1, sigma2, Q, D, W))
     sigma_b2 = gamma * sigma2
@@ -271,13 +275,48 @@ def package(stats: GroupStats, sc: SizeClasses, method: str, gamma: float, sigma
     lam = gen._shrinkage_factor(n, sigma2, sigma_b2)
     blup = lam * ((stats.mean - sc.offset) - b)  # = lambda_j (ybar_j - beta0), computed centred
     cond = gen._conditional_variance(n, sigma2, sigma_b2)
-    ro = [np.ascontiguousarray(a) for a in (lam, blup, cond)]
+    if not all(math.isfinite(v) for v in (b, sigma2, sigma_b2, loglik)):
+        raise InputError("the fit produced a non-finite estimate; the data are too extreme to fit")
+    if s != 1.0:
+        _representable(s, sigma2=sigma2, sigma_b2=sigma_b2)
+        loglik -= (sc.N - (1 if method == "REML" else 0)) * math.log(s)
+        sigma2, sigma_b2, blup, cond = sigma2 * s * s, sigma_b2 * s * s, blup * s, cond * s * s
+    ybar, ss = stats.mean * s, stats.ss * s * s
+    if not (np.isfinite(ss).all() and np.isfinite(cond).all()):
+        raise InputError("the within-group sums of squares S_j overflow double precision at this scale of y; "
+                         "rescale y (e.g. divide it by 1e100) and fit again")
+    ro = [np.ascontiguousarray(a) for a in (ybar, ss, lam, blup, cond)]
     for a in ro:
         a.setflags(write=False)
-    if not all(math.isfinite(v) for v in (beta0, sigma2, sigma_b2, loglik)):
-        raise InputError("the fit produced a non-finite estimate; the data are too extreme to fit")
-    return FitResult(method, beta0, float(sigma2), float(sigma_b2), float(gamma), loglik, sigma_b2 == 0.0,
-                     fitted, stats.labels, stats.n, stats.mean, stats.ss, *ro, sc.N, stationary)
+    return FitResult(method, (sc.offset + b) * s, float(sigma2), float(sigma_b2), float(gamma), loglik,
+                     sigma_b2 == 0.0, fitted, stats.labels, stats.n, *ro, sc.N, stationary)
+
+
+def _unit_scale(stats: GroupStats) -> GroupStats:
+    """The statistics in units where the within-group variance is near 1 when it is far
+    from 1 (beyond 2^+-200): the generated formulas multiply variances together, and at
+    such scales their products would leave double precision.  Exact (powers of two)."""
+    N, J = stats.n_obs, stats.n_groups
+    ssw = float(np.sum(stats.ss))
+    if N > J and 0.0 < ssw < math.inf:
+        e = round(math.log2(ssw / (N - J)) / 2)
+        if abs(e) > 200:
+            return stats.rescaled(math.ldexp(stats.scale, e))
+    return stats
+
+
+def _representable(scale: float, **scaled: float) -> None:
+    """Refuse variances that exist on y / scale but not in the units of y."""
+    tiny, huge = np.finfo(float).tiny, np.finfo(float).max
+    for name, v in scaled.items():
+        if v == 0.0:
+            continue
+        log10 = math.log10(v) + 2 * math.log10(scale)
+        if not (math.log10(tiny) <= log10 <= math.log10(huge)):
+            side = "above the largest" if log10 > 0 else "below the smallest normal"
+            raise InputError(f"the estimate of {name} is about 1e{log10:.1f}, {side} double-precision number "
+                             f"(range 2.2e-308 to 1.8e308): the fit exists but cannot be reported in the units of y; "
+                             f"multiply y by a power of ten (e.g. 1e{-round(log10 / 2)}) and fit again")
 
 
 def _method(method: str) -> str:
@@ -293,6 +332,7 @@ def fit_stats(stats: GroupStats, method: str = "REML", *, sigma2: float | None =
     if not isinstance(stats, GroupStats):
         raise InputError("stats must be a shrinkage.GroupStats (see GroupStats.from_data / from_arrays)")
     method = _method(method)
+    stats = _unit_scale(stats)
     sc = size_classes(stats)
     if sigma2 is None and sigma_b2 is None:
         best = maximise(sc, method)
@@ -311,20 +351,30 @@ def fit_stats(stats: GroupStats, method: str = "REML", *, sigma2: float | None =
 
 
 def fit(y=None, groups=None, method: str = "REML", *, sigma2: float | None = None,
-        sigma_b2: float | None = None, stats: GroupStats | None = None) -> FitResult:
+        sigma_b2: float | None = None, stats: GroupStats | None = None, data=None,
+        response: str | None = None, group: str | None = None, progress=None) -> FitResult:
     """Fit y_ij = beta0 + b_j + eps_ij by REML (default) or ML.
 
-    ``y``: 1-d numbers; ``groups``: 1-d labels of the same length (ints, strings ...).
-    Or ``stats=GroupStats(...)`` instead of y and groups (chunked data, GROUP BY).
+    ``y``: 1-d numbers; ``groups``: 1-d labels of the same length (ints, strings ...),
+    taken as given.  Or ``stats=GroupStats(...)`` (chunked data, GROUP BY).  Or
+    ``data=`` a path (CSV, Parquet, glob), a DuckDB relation, or a pandas, polars, Dask or
+    PySpark DataFrame with the column names ``response`` and ``group``: the statistics are
+    computed where the data live (:func:`shrinkage.sources.group_stats`).
     With ``sigma2`` and ``sigma_b2`` given, nothing is estimated but beta0 (by GLS):
     the result holds the BLUPs and the (REML or ML) log-likelihood at those variances.
     Raises :class:`~shrinkage.errors.InputError` naming the problem for unusable data.
     """
-    if stats is not None:
-        if y is not None or groups is not None:
-            raise InputError("give either y and groups, or stats, not both")
-    else:
+    given = [name for name, v in (("y and groups", y if y is not None else groups), ("stats", stats),
+                                  ("data", data)) if v is not None]
+    if len(given) > 1:
+        raise InputError(f"give one of y and groups, stats or data, not both ({' and '.join(given)} given)")
+    if data is not None:
+        if response is None or group is None:
+            raise InputError("with data=, name its columns: response='...' and group='...'")
+        from .sources import group_stats
+        stats = group_stats(data, response, group, progress=progress)
+    elif stats is None:
         if y is None or groups is None:
-            raise InputError("give y and groups (or stats=GroupStats)")
+            raise InputError("give y and groups (or stats=GroupStats, or data= with response= and group=)")
         stats = GroupStats.from_data(y, groups)
     return fit_stats(stats, method, sigma2=sigma2, sigma_b2=sigma_b2)

@@ -73,10 +73,27 @@ def _starts_above_one(expr: sp.Expr) -> bool:
     return any(s.limits[0][1].is_Integer and s.limits[0][1] > 1 for s in expr.atoms(sp.Sum))
 
 
+def _branchwise(expr: sp.Expr):
+    """The branches of a piecewise expression (folded), or None if it has none: a claim
+    holds if it holds on every branch (checking each alone is much faster, and sound)."""
+    if not expr.has(sp.Piecewise):
+        return None
+    try:
+        folded = sp.piecewise_fold(expr)
+    except (TypeError, ValueError, NotImplementedError):
+        return None
+    if not isinstance(folded, sp.Piecewise):
+        return None
+    return [e for e, cond in folded.args if cond != sp.false]
+
+
 def is_zero(expr: sp.Expr) -> bool | None:
     """True if SymPy proves expr == 0 under the symbols' assumptions; None if it cannot."""
     if expr == 0:
         return True
+    branches = _branchwise(expr)
+    if branches is not None:
+        return True if all(is_zero(e) for e in branches) else None
     if expr.has(log1p):  # the numerically stable spelling; SymPy simplifies log(1 + x)
         expr = expr.replace(lambda x: isinstance(x, log1p), lambda x: sp.log(1 + x.args[0]))
     attempts = (
@@ -102,6 +119,9 @@ def is_zero(expr: sp.Expr) -> bool | None:
 def is_positive(expr: sp.Expr, notation=None) -> bool:
     """True if SymPy shows expr > 0 under the symbols' assumptions (and, given the
     notation, the minima of integer domains); False means "not shown", not "negative"."""
+    branches = _branchwise(expr)
+    if branches is not None:
+        return all(is_positive(e, notation) for e in branches)
     forms = [expr]
     if notation is not None:
         shifts = notation.shifts(expr)

@@ -33,8 +33,8 @@ from .algebra import has_data_sums, substitute
 from .points import DPS, POINTS, Failure
 from .steps import (Cite, Conditional, ConstrainedMaximiser, Define, Derivation, Derivative, Equals, Given,
                     Limit, LogIntegral, Maximiser, Premise, ReadOffNormal, Recall, Sign, Statement, Step,
-                    Substitute)
-from .walk import Context, advance, walk
+                    Substitute, expressions_of)
+from .walk import Context, advance, mentioned, walk
 
 DEFAULT_TIMEOUT = 120.0  # seconds per step check, unless SHRINKAGE_STEP_TIMEOUT or timeout= says otherwise
 TIMEOUT_ENV = "SHRINKAGE_STEP_TIMEOUT"
@@ -293,7 +293,7 @@ def check(derivation: Derivation, *, timeout: float | None = None,
             if src not in cited:
                 cited.append(src)
     definitions: Mapping = derivation.resolved_notation().definitions
-    ctx = None
+    ctx, uses = None, []
     for ctx in walk(derivation):
         tag = ctx.step.label or ctx.step.kind
         if on_step:
@@ -302,6 +302,35 @@ def check(derivation: Derivation, *, timeout: float | None = None,
         checked.append(CheckedStep(ctx.step, ctx.number, ctx.current if ctx.current is not None else ctx.step.rhs, verdict))
         if on_step:
             on_step(derivation.name, ctx.number, tag, verdict)
+        uses.append(_uses(ctx))
     if ctx is not None:
         _, definitions = advance(ctx)
+    _every_definition_used(derivation, uses)
     return CheckedDerivation(derivation, tuple(checked), dict(definitions), tuple(cited))
+
+
+def _uses(ctx: Context) -> tuple:
+    """(defined symbols a checked claim uses, with the definitions in force) or the label
+    a restatement restates."""
+    step = ctx.step
+    if isinstance(step, (Recall, Cite)):
+        return ("restates", step.of if isinstance(step, Recall) else None)
+    if not step.claim:
+        return ("none", None)
+    used = mentioned([ctx.current, *expressions_of(step)], ctx.definitions)
+    return ("claim", {s: ctx.definitions[s] for s in used})
+
+
+def _every_definition_used(d: Derivation, uses: list) -> None:
+    """A Define that no later checked claim uses (and nothing restates) is checked by
+    nothing: a wrong definition would be printed unnoticed.  Refuse it."""
+    for k, step in enumerate(d.steps):
+        if not isinstance(step, Define):
+            continue
+        used = any((kind == "restates" and what == step.label and step.label)
+                   or (kind == "claim" and what.get(step.symbol) == step.rhs)
+                   for kind, what in uses[k + 1:])
+        if not used:
+            raise StepError(d.name, k + 1, step.why,
+                            f"defines {step.symbol}, but no later checked step uses it, so a wrong definition "
+                            "would go unnoticed: use it in a checked claim (or recall it and restate it), or remove it")

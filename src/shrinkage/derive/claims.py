@@ -119,7 +119,7 @@ def numeric_maximiser(ctx):
 def symbolic_maximiser(ctx):
     var, current = ctx.step.var, ctx.current
     stationary = is_zero(_sub(ctx, sp.diff(current, var).xreplace({var: ctx.step.rhs}), current))
-    concave = is_positive(-_sub(ctx, sp.diff(current, var, 2), current), ctx.notation)
+    concave = is_positive(-_sub(ctx, sp.diff(current, var, 2).xreplace({var: ctx.step.rhs}), current), ctx.notation)
     return True if (stationary and concave) else None
 
 

@@ -273,6 +273,20 @@ class Sign(Step):
         return ">" if self.sign > 0 else "<"
 
 
+def expressions_of(step: Step) -> list:
+    """Every expression a step states: rhs and the expression fields of its kind
+    (substituted values, bounds, joint maximisers, quadrature guides)."""
+    out = []
+    for name, value in vars(step).items():
+        if name in ("symbol", "var", "statement", "source"):
+            continue
+        if isinstance(value, sp.Basic):
+            out.append(value)
+        elif isinstance(value, tuple):
+            out.extend(v for pair in value if isinstance(pair, tuple) for v in pair if isinstance(v, sp.Basic))
+    return out
+
+
 # ----------------------------------------------------------------------------------
 # Exports and the derivation
 # ----------------------------------------------------------------------------------

@@ -1,0 +1,297 @@
+"""Per-group cross-products: the sufficient statistics of y_j = X_j beta + Z_j b_j + eps_j.
+
+The Gaussian linear mixed model with one grouping factor depends on the data only through,
+for every group j,
+
+    n_j,  X_j'X_j (p x p),  X_j'Z_j (p x q),  Z_j'Z_j (q x q),  X_j'y_j (p),  Z_j'y_j (q),  y_j'y_j,
+
+and X_j'X_j, X_j'y_j, y_j'y_j enter the criterion only through their sums over groups
+(X'V^-1X = X'X - sum_j ..., r^2 = y'y - sum_j ...: see objective.py), so those three are
+stored summed (X'X, X'y, y'y) and the others per group.  One pass over the rows gives
+everything the fit needs; the optimisation over theta never touches the rows again.
+:class:`CrossProducts` holds them, with the conventions:
+
+* ``X`` is stored *centred*: column k is x_k - x_centre[k], and ``y`` is y - y_centre.
+  Centring is a reparametrisation only when X has an intercept column (index
+  ``intercept``); without one both centres are 0.  The intercept's centre is always 0.
+  Centring keeps digits when the data sit far from zero; :meth:`CrossProducts.uncentre`
+  maps beta and its covariance back exactly (beta_raw = C beta_c, C unit-triangular).
+* ``Z`` is stored *raw* (never centred), so theta is lme4's theta (the covariance factor
+  of the user's own random-effect columns) and its boundary means what lme4's means.
+
+Merge rule (chunks, out-of-core producers): statistics of two disjoint sets of rows, about
+the same centres, add: the per-group fields group by group (a group present in one part
+only is copied), the summed fields as they are.  About different centres, one part is
+first moved to the other's with :meth:`recentre`, exact because the intercept row of X'X,
+X'Z, X'y holds the column sums it needs: with delta = x_centre - x_centre',
+eps = y_centre - y_centre', s = X'1, t = y'1, z = Z'1 (per group for X'Z and Z'y, summed
+for the summed fields, where n is N):
+
+    X'X += s delta' + delta s' + n delta delta'      X'Z += delta z'
+    X'y += eps s + t delta + n eps delta              Z'y += eps z
+    y'y += 2 eps t + n eps^2
+
+numpy only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from ..errors import InputError
+
+__all__ = ["CrossProducts", "cross_products"]
+
+_CHUNK = 1 << 16  # at least this many rows per chunk in cross_products
+GROUP_FIELDS = ("n", "XtZ", "ZtZ", "Zty")  # per group (first axis J)
+TOTAL_FIELDS = ("XtX", "Xty", "yty")  # summed over groups
+
+
+def _ro(a) -> np.ndarray:
+    a = np.ascontiguousarray(a)
+    a.setflags(write=False)
+    return a
+
+
+@dataclass(frozen=True, eq=False)
+class CrossProducts:
+    """Sufficient statistics of J groups (see the module docstring for the centring).
+
+    Per group: labels (J,) sorted group labels; n (J,) sizes; XtZ (J,p,q); ZtZ (J,q,q);
+    Zty (J,q).  Summed over groups: XtX (p,p), Xty (p,), yty (float).
+    x_names (p), z_names (q) column names (lme4's);
+    x_centre (p,), y_centre: what was subtracted from X's columns and y; intercept: the
+    index of X's intercept column or None.
+    """
+
+    labels: np.ndarray
+    n: np.ndarray
+    XtX: np.ndarray
+    XtZ: np.ndarray
+    ZtZ: np.ndarray
+    Xty: np.ndarray
+    Zty: np.ndarray
+    yty: np.ndarray
+    x_names: tuple
+    z_names: tuple
+    x_centre: np.ndarray
+    y_centre: float = 0.0
+    intercept: int | None = None
+
+    def __post_init__(self):
+        J, p, q = self.n.size, len(self.x_names), len(self.z_names)
+        want = {"XtX": (p, p), "XtZ": (J, p, q), "ZtZ": (J, q, q), "Xty": (p,), "Zty": (J, q), "yty": ()}
+        for name, shape in want.items():
+            if np.shape(getattr(self, name)) != shape:
+                raise InputError(f"CrossProducts.{name} has shape {getattr(self, name).shape}, expected {shape}")
+        if self.labels.shape != (J,):
+            raise InputError(f"CrossProducts.labels has shape {self.labels.shape}, expected ({J},)")
+        if self.intercept is None and (np.any(self.x_centre != 0) or self.y_centre != 0):
+            raise InputError("CrossProducts: centring needs an intercept column in X")
+        if self.intercept is not None and self.x_centre[self.intercept] != 0:
+            raise InputError("CrossProducts: the intercept column is never centred")
+
+    @property
+    def n_groups(self) -> int:
+        return int(self.n.size)
+
+    @property
+    def n_obs(self) -> int:
+        return int(self.n.sum())
+
+    @property
+    def p(self) -> int:
+        return len(self.x_names)
+
+    @property
+    def q(self) -> int:
+        return len(self.z_names)
+
+    def __repr__(self) -> str:
+        return (f"CrossProducts({self.n_groups} groups, {self.n_obs} observations, "
+                f"X: {', '.join(self.x_names)}; Z: {', '.join(self.z_names)})")
+
+    # --- moving between centres, merging ----------------------------------------------
+    def recentre(self, x_centre, y_centre: float) -> "CrossProducts":
+        """The same statistics about other centres (exact formulas of the module docstring)."""
+        x_centre = np.asarray(x_centre, dtype=float)
+        if x_centre.shape != (self.p,):
+            raise InputError(f"x_centre must have {self.p} entries")
+        d = self.x_centre - x_centre
+        e = float(self.y_centre - y_centre)
+        if not np.any(d) and e == 0:
+            return self
+        if self.intercept is None:
+            raise InputError("cannot recentre: X has no intercept column")
+        if d[self.intercept] != 0:
+            raise InputError("the intercept column is never centred")
+        i, N = self.intercept, float(self.n_obs)
+        s, t, z = self.XtX[:, i], float(self.Xty[i]), self.XtZ[:, i, :]
+        XtX = self.XtX + np.outer(s, d) + np.outer(d, s) + N * np.outer(d, d)
+        XtZ = self.XtZ + d[None, :, None] * z[:, None, :]
+        Xty = self.Xty + e * s + t * d + N * e * d
+        Zty = self.Zty + e * z
+        yty = self.yty + 2 * e * t + N * e * e
+        return replace(self, XtX=_ro(XtX), XtZ=_ro(XtZ), Xty=_ro(Xty), Zty=_ro(Zty), yty=float(yty),
+                       x_centre=_ro(x_centre), y_centre=float(y_centre))
+
+    def merge(self, other: "CrossProducts") -> "CrossProducts":
+        """Statistics of the union of two disjoint sets of rows (the merge rule above);
+        the result is about ``self``'s centres."""
+        if not isinstance(other, CrossProducts):
+            raise InputError("can only merge CrossProducts with CrossProducts")
+        if (other.x_names, other.z_names, other.intercept) != (self.x_names, self.z_names, self.intercept):
+            raise InputError(f"cannot merge: different models (X: {self.x_names} vs {other.x_names}, "
+                             f"Z: {self.z_names} vs {other.z_names})")
+        other = other.recentre(self.x_centre, self.y_centre)
+        try:
+            labels = np.union1d(self.labels, other.labels)
+        except TypeError:
+            raise InputError("cannot merge: group labels of different types") from None
+        parts = {}
+        for name in GROUP_FIELDS:
+            a, b = getattr(self, name), getattr(other, name)
+            out = np.zeros((labels.size,) + a.shape[1:], dtype=a.dtype)
+            np.add.at(out, np.searchsorted(labels, self.labels), a)
+            np.add.at(out, np.searchsorted(labels, other.labels), b)
+            parts[name] = _ro(out)
+        return replace(self, labels=_ro(labels), XtX=_ro(self.XtX + other.XtX), Xty=_ro(self.Xty + other.Xty),
+                       yty=float(self.yty + other.yty), **parts)
+
+    def uncentre(self, beta_c: np.ndarray, cov_c: np.ndarray | None = None):
+        """beta (and its covariance) for the raw X columns from those of the centred ones:
+        X_c beta_c + y_centre = X beta with beta = beta_c except
+        beta[intercept] = beta_c[intercept] - x_centre . beta_c + y_centre."""
+        beta = np.array(beta_c, dtype=float)
+        if self.intercept is None:
+            return beta, cov_c
+        C = np.eye(self.p)
+        C[self.intercept, :] -= self.x_centre
+        beta = C @ beta
+        beta[self.intercept] += self.y_centre
+        return beta, (None if cov_c is None else C @ cov_c @ C.T)
+
+    # --- other producers --------------------------------------------------------------
+    @classmethod
+    def from_group_stats(cls, stats) -> "CrossProducts":
+        """The one-way model y ~ 1 + (1 | g) from (n_j, ybar_j, S_j): X = Z = 1, so every
+        cross-product is n_j, n_j (ybar_j - c) or S_j + n_j (ybar_j - c)^2, about c =
+        the overall mean (the producer shrinkage.sources.group_stats gives these)."""
+        n = np.asarray(stats.n, dtype=np.int64)
+        nf = n.astype(float)
+        scale = float(getattr(stats, "scale", 1.0))  # GroupStats of y / scale (a power of two)
+        mean = np.asarray(stats.mean, dtype=float) * scale
+        ss = np.asarray(stats.ss, dtype=float) * scale * scale
+        if not (np.isfinite(mean).all() and np.isfinite(ss).all()):
+            raise InputError("the data are too large in magnitude for the mixed-model cross-products")
+        c = float(np.dot(nf, mean) / nf.sum())
+        dev = mean - c
+        one = nf[:, None, None]
+        yty = float(np.sum(ss) + np.dot(nf, dev * dev))
+        return cls(_ro(stats.labels), _ro(n), _ro(np.full((1, 1), nf.sum())), _ro(one), _ro(one),
+                   _ro(np.array([np.dot(nf, dev)])), _ro((nf * dev)[:, None]), yty,
+                   ("(Intercept)",), ("(Intercept)",), _ro(np.zeros(1)), c, 0)
+
+
+def _as_columns(M) -> list:
+    """A 2-d array or a list of columns (None: the intercept) as a list of columns."""
+    if isinstance(M, (list, tuple)):
+        return [None if c is None else np.asarray(c, dtype=float) for c in M]
+    M = np.asarray(M, dtype=float)
+    return [M[:, k] for k in range(M.shape[1])]
+
+
+def _same(a: np.ndarray, b: np.ndarray) -> bool:
+    """The same memory (a data frame's column handed over twice): equal without a pass."""
+    return (a.__array_interface__["data"][0] == b.__array_interface__["data"][0]
+            and a.strides == b.strides and a.shape == b.shape and a.dtype == b.dtype)
+
+
+def cross_products(y, X, Z, codes, labels, x_names, z_names, centre: bool = True) -> CrossProducts:
+    """One pass over the rows: the per-group cross-products by np.bincount, vectorised
+    over groups (no loop over groups), the summed ones by one matrix product.
+
+    ``codes`` are integer group codes 0..J-1 (every code present), ``labels[c]`` names
+    code c; X and Z are matrices or lists of columns (None for the intercept).  Columns shared by X and Z (equal values) and constant columns are computed
+    once: the distinct columns A = [1, a_1 .. a_m, y], centred by their overall means,
+    give the per-group products M_j[:, S] = A_j' A_j[:, S] for the columns S that Z uses
+    (and the constant), and M = A'A in total; every block is then G1' M G2 for small
+    matrices G expressing X (centred), Z (raw) and y in terms of A."""
+    y = np.asarray(y, dtype=float)
+    xs, zs = _as_columns(X), _as_columns(Z)
+    p, q, J = len(xs), len(zs), len(labels)
+    cols: list = []  # distinct non-constant columns
+
+    def locate(col) -> int:
+        """Index in A (0 = the constant)."""
+        if col is None or (col[0] == 1.0 and np.all(col == 1.0)):
+            return 0
+        for k, c in enumerate(cols):
+            if _same(c, col) or np.array_equal(c, col):
+                return k + 1
+        cols.append(col)
+        return len(cols)
+
+    where_x = [locate(c) for c in xs]
+    where_z = [locate(c) for c in zs]
+    ones = [k for k in range(p) if where_x[k] == 0]
+    if len(ones) > 1:
+        raise InputError(f"X has {len(ones)} intercept columns: {', '.join(x_names[k] for k in ones)}")
+    intercept = ones[0] if ones else None
+    do_centre = centre and intercept is not None
+    k = len(cols) + 2
+    means = np.array([0.0] + [c.mean() for c in cols] + [y.mean()])
+    S = sorted({0, *where_z})
+    pairs = {}  # (a, b) with a in S: the per-group sum of A[:, a] * A[:, b], computed once
+    for a in S:
+        for b in range(k):
+            pairs.setdefault((min(a, b), max(a, b)), None)
+    sums = {key: np.zeros(J) for key in pairs}
+    total = np.zeros((k, k))
+    sources = [None] + cols + [y]
+    chunk = max(_CHUNK, 8 * J)  # rows per chunk; per-chunk sums of length J stay a small cost
+    A = np.empty((k, min(chunk, y.size))).T  # one chunk of rows, column-major, reused
+    for lo in range(0, y.size, chunk):  # no N-sized temporaries (no page faults, fewer cache misses)
+        hi = min(lo + chunk, y.size)
+        part, c = A[:hi - lo], codes[lo:hi]
+        part[:, 0] = 1.0
+        for a in range(1, k):
+            np.subtract(sources[a][lo:hi], means[a], out=part[:, a])
+        for (a, b) in pairs:
+            if a == 0:
+                w = None if b == 0 else part[:, b]
+            else:
+                w = part[:, a] * part[:, b]
+            sums[(a, b)] += np.bincount(c, weights=w, minlength=J)
+        total += part.T @ part
+    M = np.empty((J, k, len(S)))
+    for si, a in enumerate(S):
+        for b in range(k):
+            M[:, b, si] = sums[(min(a, b), max(a, b))]
+    if not np.isfinite(total).all():
+        raise InputError("the cross-products overflow (values too large to square in floating point)")
+
+    def express(where, centred: bool) -> np.ndarray:
+        G = np.zeros((k, len(where)))
+        for j, w in enumerate(where):
+            G[w, j] = 1.0
+            if w and not centred:
+                G[0, j] = means[w]
+        return G
+
+    Gx, Gz = express(where_x, do_centre), express(where_z, False)
+    gy = np.zeros(k)
+    gy[k - 1] = 1.0
+    if not do_centre:
+        gy[0] = means[-1]
+    MGz = M @ Gz[S, :]  # (J, k, q)
+    x_centre = np.array([means[w] if (do_centre and w) else 0.0 for w in where_x])
+    n = M[:, 0, S.index(0)].astype(np.int64)
+    return CrossProducts(
+        labels=_ro(labels), n=_ro(n),
+        XtX=_ro(Gx.T @ total @ Gx), XtZ=_ro(Gx.T @ MGz), ZtZ=_ro(Gz.T @ MGz), Xty=_ro(Gx.T @ total @ gy),
+        Zty=_ro(MGz.transpose(0, 2, 1) @ gy), yty=float(gy @ total @ gy),
+        x_names=tuple(x_names), z_names=tuple(z_names), x_centre=_ro(x_centre),
+        y_centre=float(means[-1]) if do_centre else 0.0, intercept=intercept)

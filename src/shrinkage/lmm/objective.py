@@ -1,0 +1,343 @@
+"""The profiled criterion in theta, its gradient, the BLUPs and conditional covariances.
+
+Model y_j = X_j beta + Z_j b_j + eps_j, b_j ~ N(0, D), eps_j ~ N(0, sigma^2 I), with
+lme4's relative covariance factor D = sigma^2 Lambda Lambda' (Lambda lower-triangular,
+block-diagonal when the formula has several bar terms for the factor, entries theta).
+
+Penalised least squares (Bates et al. 2015, J. Stat. Softw. 67(1), sec. 3; lme4's PLS,
+Henderson's equations in u = Lambda^-1 b), group by group, from cross-products alone:
+
+  (1) S_j = Lambda' Z_j'Z_j Lambda + I = L_j L_j'                       (Cholesky)
+  (2) Y_j = L_j^-1 Lambda' [Z_j'X_j | Z_j'y_j]                          (R_ZX,j | c_u,j)
+  (3) A = X'X - sum_j Y_jx'Y_jx = X' V_theta^-1 X,  V_theta = I + Z Lambda Lambda' Z'
+  (4) beta_hat = A^-1 c,  c = X'y - sum_j Y_jx'Y_jy                     (GLS = PLS)
+  (5) r^2 = y'y - sum_j |Y_jy|^2 - c' A^-1 c                           (penalised RSS)
+  (6) ML:   -2 l(theta)   = log|L|^2 + N (1 + log(2 pi r^2 / N))
+      REML: -2 l_R(theta) = log|L|^2 + log|A| + (N-p)(1 + log(2 pi r^2 / (N-p)))
+      with log|L|^2 = sum_j log|S_j|, sigma_hat^2 = r^2/N (ML) or r^2/(N-p) (REML).
+
+Gradient (dLambda/dtheta_k = E_rc, the unit matrix at theta_k's entry):
+  (7) d log|L|^2 = 2 [sum_j Z_j'Z_j Lambda S_j^-1]_rc
+  (8) d r^2      = -2 [sum_j (Z_j'e_j) u_j']_rc   (envelope theorem; e_j the residual,
+                   u_j = S_j^-1 Lambda' Z_j'(y_j - X_j beta_hat), Z_j'e_j = Z_j'(y_j - X_j beta) - Z_j'Z_j Lambda u_j)
+  (9) d log|A|   = -2 [sum_j W_j A^-1 W_j' Lambda]_rc,   W_j = Z_j'V_j^-1 X_j
+                 = Z_j'X_j - Z_j'Z_j Lambda S_j^-1 Lambda' Z_j'X_j.
+
+All per-group work is vectorised over groups with arrays shaped (q, q, J) (components
+first, so every operation is a length-J vector operation): O(J q^3 + p^3) per
+evaluation, independent of N.  numpy only.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..errors import InputError
+from .crossprod import CrossProducts
+
+__all__ = ["Layout", "Problem", "prepare", "make_lambda", "deviance", "gradient", "profiled_ml",
+           "profiled_reml", "deviance_and_gradient", "gradient_parts", "beta_hat", "sigma2_hat", "blup", "conditional_cov", "evaluate"]
+
+LOG2PI = math.log(2 * math.pi)
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Where theta's entries sit in Lambda: lme4's order (block by block, each block's
+    lower triangle column by column); ``lower`` is 0 on diagonals, -inf elsewhere."""
+
+    q: int
+    blocks: tuple
+    rows: np.ndarray
+    cols: np.ndarray
+
+    @classmethod
+    def of(cls, blocks) -> "Layout":
+        rows, cols, start = [], [], 0
+        for size in blocks:
+            for c in range(size):
+                for r in range(c, size):
+                    rows.append(start + r)
+                    cols.append(start + c)
+            start += size
+        return cls(start, tuple(blocks), np.array(rows, dtype=int), np.array(cols, dtype=int))
+
+    @property
+    def size(self) -> int:
+        return self.rows.size
+
+    @property
+    def diagonal(self) -> np.ndarray:
+        return self.rows == self.cols
+
+    @property
+    def lower(self) -> np.ndarray:
+        return np.where(self.diagonal, 0.0, -np.inf)
+
+    def start(self) -> np.ndarray:
+        """lme4's starting value: identity (1 on diagonals, 0 elsewhere)."""
+        return self.diagonal.astype(float)
+
+    def from_lambda(self, lam: np.ndarray) -> np.ndarray:
+        return np.asarray(lam)[self.rows, self.cols].copy()
+
+
+def make_lambda(theta, layout: Layout) -> np.ndarray:
+    """Lambda (q x q, lower-triangular, block-diagonal) from theta."""
+    lam = np.zeros((layout.q, layout.q))
+    lam[layout.rows, layout.cols] = theta
+    return lam
+
+
+@dataclass(frozen=True, eq=False)
+class Problem:
+    """Cross-products rearranged once for the criterion: per-group blocks as (a, b, J)
+    arrays, totals over groups, N, p, and the layout of theta."""
+
+    cp: CrossProducts
+    layout: Layout
+    ZtZ: np.ndarray  # (q, q, J)
+    ZtXy: np.ndarray  # (q, p+1, J): [Z'X | Z'y]
+    XtX: np.ndarray  # (p, p), sum over groups
+    Xty: np.ndarray  # (p,)
+    yty: float
+    N: int
+    p: int
+
+
+def prepare(cp: CrossProducts, layout: Layout | None = None) -> Problem:
+    """Rearrange the cross-products for the criterion (once per fit)."""
+    layout = layout or Layout.of((cp.q,))
+    if layout.q != cp.q:
+        raise InputError(f"theta layout is for {layout.q} random-effect columns, the data have {cp.q}")
+    ZtXy = np.concatenate([cp.XtZ.transpose(0, 2, 1), cp.Zty[:, :, None]], axis=2)
+    return Problem(cp, layout, np.ascontiguousarray(cp.ZtZ.transpose(1, 2, 0)),
+                   np.ascontiguousarray(ZtXy.transpose(1, 2, 0)), np.asarray(cp.XtX), np.asarray(cp.Xty),
+                   float(cp.yty), cp.n_obs, cp.p)
+
+
+def _as_problem(stats) -> Problem:
+    return stats if isinstance(stats, Problem) else prepare(stats)
+
+
+# --- small dense linear algebra, vectorised over the last axis (groups) ---------------
+def _chol(S: np.ndarray) -> np.ndarray:
+    """Cholesky factors of J symmetric positive-definite q x q matrices, S (q, q, J)."""
+    q = S.shape[0]
+    L = np.zeros_like(S)
+    for i in range(q):
+        for k in range(i + 1):
+            s = S[i, k] - (L[i, :k] * L[k, :k]).sum(axis=0) if k else S[i, k].copy()
+            L[i, k] = np.sqrt(s) if i == k else s / L[k, k]
+    return L
+
+
+def _lsolve(L: np.ndarray, B: np.ndarray) -> np.ndarray:
+    """L^-1 B for lower-triangular L (q, q, J) and B (q, m, J)."""
+    Y = np.empty_like(B)
+    for i in range(L.shape[0]):
+        acc = B[i] - (L[i, :i, None] * Y[:i]).sum(axis=0) if i else B[i]
+        Y[i] = acc / L[i, i]
+    return Y
+
+
+def _ltsolve(L: np.ndarray, B: np.ndarray) -> np.ndarray:
+    """L'^-1 B (back substitution), shapes as :func:`_lsolve`."""
+    q = L.shape[0]
+    X = np.empty_like(B)
+    for i in reversed(range(q)):
+        acc = B[i] - (L[i + 1:, i, None] * X[i + 1:]).sum(axis=0) if i < q - 1 else B[i]
+        X[i] = acc / L[i, i]
+    return X
+
+
+def _left(M: np.ndarray, B: np.ndarray) -> np.ndarray:
+    """M B for a fixed matrix M (a x c) and B (c, m, J); zero entries of M skipped."""
+    out = np.zeros((M.shape[0],) + B.shape[1:])
+    for a in range(M.shape[0]):
+        for c in range(M.shape[1]):
+            if M[a, c] != 0.0:
+                out[a] += M[a, c] * B[c]
+    return out
+
+
+def _right(B: np.ndarray, M: np.ndarray) -> np.ndarray:
+    """B M for B (m, c, J) and a fixed matrix M (c x b)."""
+    out = np.zeros((B.shape[0], M.shape[1], B.shape[2]))
+    for c in range(M.shape[0]):
+        for b in range(M.shape[1]):
+            if M[c, b] != 0.0:
+                out[:, b] += M[c, b] * B[:, c]
+    return out
+
+
+def _bmm(A: np.ndarray, B: np.ndarray) -> np.ndarray:
+    """A_j B_j for every group: A (a, c, J), B (c, b, J) -> (a, b, J)."""
+    out = np.zeros((A.shape[0], B.shape[1], A.shape[2]))
+    for k in range(A.shape[1]):
+        out += A[:, k, None, :] * B[None, k]
+    return out
+
+
+def _sum_bmm(A: np.ndarray, B: np.ndarray) -> np.ndarray:
+    """sum_j A_j B_j: A (a, c, J), B (c, b, J) -> (a, b), one matrix product per c."""
+    return sum(A[:, k, :] @ B[k].T for k in range(A.shape[1]))
+
+
+def _combine(B: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """B w along the middle axis: B (q, m, J), w (m,) -> (q, J)."""
+    out = np.zeros((B.shape[0], B.shape[2]))
+    for k in range(B.shape[1]):
+        out += w[k] * B[:, k, :]
+    return out
+
+
+@dataclass(frozen=True, eq=False)
+class Pieces:
+    """Steps (1)-(5) at one theta: Lambda, L_j, Y_j, A, its Cholesky factor, c, beta_hat
+    (centred X), r^2, log|L|^2, log|A|."""
+
+    lam: np.ndarray
+    L: np.ndarray
+    Y: np.ndarray
+    A: np.ndarray
+    RA: np.ndarray
+    beta: np.ndarray
+    r2: float
+    logdet_L: float
+    logdet_A: float
+
+
+def evaluate(theta, stats) -> Pieces:
+    """Steps (1)-(5) of the module docstring at theta."""
+    pr = _as_problem(stats)
+    theta = np.asarray(theta, dtype=float)
+    if theta.shape != (pr.layout.size,):
+        raise InputError(f"theta must have {pr.layout.size} entries, got shape {theta.shape}")
+    lam = make_lambda(theta, pr.layout)
+    S = _right(_left(lam.T, pr.ZtZ), lam)  # (1): Lambda' Z'Z Lambda  (q, q, J)
+    for i in range(pr.layout.q):
+        S[i, i] += 1.0
+    L = _chol(S)
+    Y = _lsolve(L, _left(lam.T, pr.ZtXy))  # (2)
+    G = sum(Y[i] @ Y[i].T for i in range(Y.shape[0]))  # sum_j Y_j'Y_j
+    p = pr.p
+    A = pr.XtX - G[:p, :p]  # (3)
+    c = pr.Xty - G[:p, p]
+    try:
+        RA = np.linalg.cholesky(A)
+    except np.linalg.LinAlgError:
+        raise InputError("X'V^-1X is not positive definite: the fixed-effect columns are collinear") from None
+    w = np.linalg.solve(RA, c)
+    beta = np.linalg.solve(RA.T, w)  # (4)
+    r2 = pr.yty - G[p, p] - float(w @ w)  # (5)
+    logdet_L = 2.0 * float(np.log(np.diagonal(L, axis1=0, axis2=1)).sum())
+    logdet_A = 2.0 * float(np.log(np.diag(RA)).sum())
+    return Pieces(lam, L, Y, A, RA, beta, float(r2), logdet_L, logdet_A)
+
+
+def _dof(pr: Problem, method: str) -> int:
+    return pr.N - pr.p if method == "REML" else pr.N
+
+
+def deviance(theta, stats, method: str = "REML") -> float:
+    """-2 x the profiled log-likelihood (ML) or REML criterion at theta: step (6)."""
+    pr = _as_problem(stats)
+    return _deviance(evaluate(theta, pr), pr, method)
+
+
+def _deviance(pc: Pieces, pr: Problem, method: str) -> float:
+    nu = _dof(pr, method)
+    if not pc.r2 > 0:
+        raise InputError("the penalised residual sum of squares is 0: the model fits the data exactly")
+    dev = pc.logdet_L + nu * (1.0 + math.log(2 * math.pi * pc.r2 / nu))
+    return dev + pc.logdet_A if method == "REML" else dev
+
+
+def profiled_ml(theta, stats) -> float:
+    """The profiled ML deviance -2 l(theta): step (6), ML."""
+    return deviance(theta, stats, "ML")
+
+
+def profiled_reml(theta, stats) -> float:
+    """The profiled REML criterion -2 l_R(theta): step (6), REML."""
+    return deviance(theta, stats, "REML")
+
+
+def beta_hat(theta, stats) -> np.ndarray:
+    """GLS beta_hat(theta) for the centred X (step (4)); CrossProducts.uncentre maps it back."""
+    return evaluate(theta, stats).beta
+
+
+def sigma2_hat(theta, stats, method: str = "REML") -> float:
+    """sigma_hat^2(theta) = r^2 / N (ML) or r^2 / (N - p) (REML)."""
+    pr = _as_problem(stats)
+    return evaluate(theta, pr).r2 / _dof(pr, method)
+
+
+def _u(pc: Pieces, beta: np.ndarray) -> np.ndarray:
+    """u_j = S_j^-1 Lambda' Z_j'(y_j - X_j beta) = L_j'^-1 (Y_jy - Y_jx beta), as (q, J)."""
+    v = pc.Y[:, -1, :] - _combine(pc.Y[:, :-1, :], beta)
+    return _ltsolve(pc.L, v[:, None, :])[:, 0, :]
+
+
+def blup(theta, stats, beta=None) -> np.ndarray:
+    """The conditional modes b_j = Lambda u_j (lme4's ranef), (J, q); beta for the
+    centred X (default beta_hat(theta)).  Completing the square in b_j (Henderson)."""
+    pc = evaluate(theta, stats)
+    u = _u(pc, pc.beta if beta is None else np.asarray(beta, dtype=float))
+    return (pc.lam @ u).T.copy()
+
+
+def conditional_cov(theta, stats, sigma2: float) -> np.ndarray:
+    """Var(b_j | y) = sigma^2 Lambda S_j^-1 Lambda' with beta known (lme4's condVar), (J, q, q)."""
+    pc = evaluate(theta, stats)
+    q, J = pc.L.shape[0], pc.L.shape[2]
+    Linv = _lsolve(pc.L, np.broadcast_to(np.eye(q)[:, :, None], (q, q, J)).copy())
+    F = _left(pc.lam, Linv.transpose(1, 0, 2))  # Lambda L^-T  (q, q, J)
+    return sigma2 * np.ascontiguousarray(_bmm(F, F.transpose(1, 0, 2)).transpose(2, 0, 1))
+
+
+def gradient(theta, stats, method: str = "REML") -> np.ndarray:
+    """d deviance / d theta: steps (7)-(9), at the entries of theta."""
+    pr = _as_problem(stats)
+    return _gradient(evaluate(theta, pr), pr, method)
+
+
+def deviance_and_gradient(theta, stats, method: str = "REML") -> tuple[float, np.ndarray]:
+    """Both at once (one pass of steps (1)-(5)), for the optimiser."""
+    pr = _as_problem(stats)
+    pc = evaluate(theta, pr)
+    return _deviance(pc, pr, method), _gradient(pc, pr, method)
+
+
+def _gradient(pc: Pieces, pr: Problem, method: str) -> np.ndarray:
+    dlog, dr2 = gradient_parts(pc, pr, method)
+    return dlog + (_dof(pr, method) / pc.r2) * dr2
+
+
+def gradient_parts(pc: Pieces, pr: Problem, method: str) -> tuple[np.ndarray, np.ndarray]:
+    """d(log|L|^2 [+ log|A|, REML]) / d theta (steps (7), (9)) and d r^2 / d theta (step (8)),
+    so that the profiled gradient is the first + (nu / r^2) x the second, and the gradient
+    of the deviance at a given sigma (for profiles) the first + the second / sigma^2."""
+    lay, q, J = pr.layout, pr.layout.q, pr.ZtZ.shape[2]
+    u = _u(pc, pc.beta)
+    Linv = _lsolve(pc.L, np.broadcast_to(np.eye(q)[:, :, None], (q, q, J)).copy())
+    Sinv = _bmm(Linv.transpose(1, 0, 2), Linv)  # S^-1 = L^-T L^-1
+    ZtZlam = _right(pr.ZtZ, pc.lam)  # Z'Z Lambda (q, q, J)
+    dlog = 2.0 * _sum_bmm(ZtZlam, Sinv)  # (7)
+    ZtX, Zty = pr.ZtXy[:, :-1, :], pr.ZtXy[:, -1, :]
+    resid = Zty - _combine(ZtX, pc.beta)  # Z'(y - X beta)  (q, J)
+    Zte = resid - _bmm(ZtZlam, u[:, None, :])[:, 0, :]
+    dr2 = -2.0 * (Zte @ u.T)  # (8)
+    if method == "REML":
+        # (9): W_j = Z'X - Z'Z Lambda S^-1 Lambda' Z'X = Z'X - Z'Z Lambda L^-T Y_x
+        H = _ltsolve(pc.L, pc.Y[:, :-1, :])  # L^-T Y_x  (q, p, J)
+        W = ZtX - _bmm(ZtZlam, H)
+        WR = _right(W, np.linalg.inv(pc.RA).T)  # W R^-T  (q, p, J); A^-1 = R^-T R^-1
+        P = sum(WR[:, k, :] @ WR[:, k, :].T for k in range(WR.shape[1]))
+        dlog = dlog - 2.0 * (P @ pc.lam)
+    return dlog[lay.rows, lay.cols], dr2[lay.rows, lay.cols]

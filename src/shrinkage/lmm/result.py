@@ -1,0 +1,235 @@
+"""The fitted model in lme4's terms: fixef, vcov, VarCorr, sigma, logLik, ranef, condVar.
+
+Estimates are computed once, at theta_hat, in :func:`shrinkage.lmm.fit.fit_cross_products`;
+this class only names and arranges them (pandas objects indexed by lme4's names).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..errors import InputError
+
+__all__ = ["LmmResult"]
+
+
+@dataclass(frozen=True, eq=False)
+class LmmResult:
+    """A fit of y_j = X_j beta + Z_j b_j + eps_j (one grouping factor).
+
+    ``loglik`` follows lme4: the REML log-likelihood (with its (N-p) log 2 pi constant)
+    for REML, the ordinary one for ML; ``deviance`` is -2 loglik (lme4's REMLcrit for
+    REML).  ``condvar`` is Var(b_j | y) with beta known (lme4's condVar).  ``singular``
+    is lme4's isSingular (a diagonal entry of theta below 1e-4: a zero variance or a
+    correlation of +-1).  ``dropped``: rows left out for a missing value.
+    """
+
+    method: str
+    formula: str | None
+    group: str
+    labels: np.ndarray
+    x_names: tuple
+    z_names: tuple
+    blocks: tuple
+    theta: np.ndarray
+    beta: np.ndarray
+    vcov_matrix: np.ndarray
+    sigma2: float
+    deviance: float
+    nobs: int
+    singular: bool
+    lam: np.ndarray
+    b: np.ndarray
+    cond: np.ndarray
+    optimum: object
+    stats: object
+    problem: object
+    design: object = None
+    dropped: int = 0
+
+    # --- lme4's accessors ---------------------------------------------------------------
+    @property
+    def fixef(self):
+        """Fixed effects, lme4's names -> estimate (a pandas Series)."""
+        import pandas as pd
+
+        return pd.Series(self.beta, index=list(self.x_names), name="Estimate")
+
+    @property
+    def vcov(self):
+        """sigma^2 (X'V^-1X)^-1 with V = I + Z Lambda Lambda' Z' at theta_hat (lme4's vcov)."""
+        import pandas as pd
+
+        return pd.DataFrame(self.vcov_matrix, index=list(self.x_names), columns=list(self.x_names))
+
+    @property
+    def D(self) -> np.ndarray:
+        """The random-effect covariance sigma^2 Lambda Lambda' (q x q)."""
+        return self.sigma2 * self.lam @ self.lam.T
+
+    @property
+    def varcorr(self) -> dict:
+        """Grouping factor -> covariance matrix of its random effects (a DataFrame)."""
+        import pandas as pd
+
+        names = list(self.z_names)
+        return {self.group: pd.DataFrame(self.D, index=names, columns=names)}
+
+    @property
+    def sigma(self) -> float:
+        return math.sqrt(self.sigma2)
+
+    @property
+    def loglik(self) -> float:
+        return -0.5 * self.deviance
+
+    @property
+    def df(self) -> int:
+        """Number of parameters: fixed effects, theta, sigma (lme4's logLik df)."""
+        return len(self.x_names) + self.theta.size + 1
+
+    @property
+    def aic(self) -> float:
+        return self.deviance + 2 * self.df
+
+    @property
+    def bic(self) -> float:
+        return self.deviance + self.df * math.log(self.nobs)
+
+    @property
+    def ngroups(self) -> int:
+        return int(self.labels.size)
+
+    @property
+    def ranef(self) -> dict:
+        """Grouping factor -> conditional modes b_j (DataFrame: a row per group label, a
+        column per random term)."""
+        import pandas as pd
+
+        return {self.group: pd.DataFrame(self.b, index=pd.Index(self.labels, name=self.group),
+                                         columns=list(self.z_names))}
+
+    @property
+    def condvar(self) -> dict:
+        """Grouping factor -> Var(b_j | y) for every group, an array (J, q, q), rows in the
+        order of ranef (lme4's condVar / postVar, beta treated as known).  With several
+        bar terms, e.g. (1 | g) + (0 + x | g), lme4 reports only each term's block; this is
+        the whole matrix (the data couple the terms' conditional distributions)."""
+        return {self.group: self.cond}
+
+    def coef(self) -> dict:
+        """Grouping factor -> fixef + ranef per group (lme4's coef): every fixed-effect
+        column, with the group's random effect added where the term is random."""
+        import pandas as pd
+
+        out = np.tile(self.beta, (self.ngroups, 1))
+        for k, name in enumerate(self.z_names):
+            if name not in self.x_names:
+                raise InputError(f"coef(): the random term {name!r} has no fixed effect to add it to")
+            out[:, self.x_names.index(name)] += self.b[:, k]
+        return {self.group: pd.DataFrame(out, index=pd.Index(self.labels, name=self.group),
+                                         columns=list(self.x_names))}
+
+    # --- one-way extras -----------------------------------------------------------------
+    def _one_way(self, what: str) -> None:
+        if self.z_names != ("(Intercept)",):
+            raise InputError(f"{what} is defined here for a random intercept alone, (1 | {self.group})")
+
+    @property
+    def icc(self) -> float:
+        """Intraclass correlation sigma_b^2 / (sigma_b^2 + sigma^2) (random intercept only)."""
+        self._one_way("the ICC")
+        sb2 = float(self.D[0, 0])
+        return sb2 / (sb2 + self.sigma2)
+
+    def lrt(self):
+        """Likelihood-ratio test of sigma_b^2 = 0 (random intercept only), by the same
+        method (REML or ML): statistic = deviance(theta = 0) - deviance(theta_hat), with
+        the boundary's 50:50 mixture of chi2_0 and chi2_1: p = 0.5 P(chi2_1 >= stat)
+        (Self & Liang 1987; Stram & Lee 1994).  Returns (statistic, p value)."""
+        from scipy.stats import chi2
+
+        from .objective import deviance
+
+        self._one_way("the likelihood-ratio test of sigma_b^2 = 0")
+        stat = max(deviance(np.zeros(1), self.problem, self.method) - self.deviance, 0.0)
+        return float(stat), float(0.5 * chi2.sf(stat, 1)) if stat > 0 else 1.0
+
+    # --- prediction ---------------------------------------------------------------------
+    def predict(self, newdata=None, *, variance: bool = False):
+        """Predictions for new rows: fixef + ranef for a known group, fixef alone for a
+        new one (lme4's allow.new.levels=TRUE).  With ``variance=True`` a DataFrame with
+        the prediction and the variance of a new observation's prediction error, given
+        theta (the documented formulas, in centred X, a = Lambda' z):
+
+        * known group j: sigma^2 [(x - h_j'a)' A^-1 (x - h_j'a) + a' S_j^-1 a + 1],
+          h_j = S_j^-1 Lambda' Z_j'X_j (from the inverse of Henderson's matrix);
+        * new group: x' vcov x + z' D z + sigma^2.
+        """
+        import pandas as pd
+
+        from .formula import new_design
+
+        if self.design is None:
+            raise InputError("predict(newdata) needs a fit from a formula and data")
+        if newdata is None:
+            X, Z, g = self.design.X, self.design.Z, self.labels[self.design.codes]
+        else:
+            X, Z, g = new_design(self.design, newdata)
+        where = np.searchsorted(self.labels, g) if self.labels.dtype.kind != "O" else None
+        if where is None:
+            index = {lab: i for i, lab in enumerate(self.labels)}
+            at = np.array([index.get(v, -1) for v in g], dtype=np.intp)
+        else:
+            where = np.minimum(where, self.labels.size - 1)
+            at = np.where(self.labels[where] == g, where, -1)
+        known = at >= 0
+        mean = X @ self.beta + np.where(known, np.einsum("nk,nk->n", Z, self.b[np.maximum(at, 0)]), 0.0)
+        if not variance:
+            return mean
+        var = self._prediction_variance(X, Z, at, known)
+        return pd.DataFrame({"fit": mean, "var": var, "known_group": known})
+
+    def _prediction_variance(self, X, Z, at, known) -> np.ndarray:
+        from .objective import _lsolve, evaluate
+
+        cp = self.stats
+        Xc = X - cp.x_centre[None, :]
+        pc = evaluate(self.theta, self.problem)
+        Ainv = np.linalg.inv(pc.A)
+        var = np.einsum("np,pk,nk->n", X, self.vcov_matrix, X) + np.einsum("nk,kl,nl->n", Z, self.D, Z) + self.sigma2
+        if known.any():
+            rows = np.flatnonzero(known)
+            j = at[rows]
+            a = Z[rows] @ self.lam  # (Lambda' z)' per row
+            L = pc.L[:, :, j]
+            w = _lsolve(L, a.T[:, None, :])[:, 0, :]  # L^-1 a  (q, n)
+            ZtX = self.problem.ZtXy[:, :-1, j]  # (q, p, n)
+            lamZtX = np.tensordot(self.lam.T, ZtX, axes=(1, 0))
+            Yx = _lsolve(L, lamZtX)  # L^-1 Lambda' Z'X
+            hta = np.einsum("qn,qpn->np", w, Yx)  # h_j' a = Yx' L^-1 a
+            e = Xc[rows] - hta
+            var[rows] = self.sigma2 * (np.einsum("np,pk,nk->n", e, Ainv, e) + (w * w).sum(axis=0) + 1.0)
+        return var
+
+    # --- inference and printing ---------------------------------------------------------
+    def confint(self, level: float = 0.95, *, method: str = "profile"):
+        """Intervals: profile likelihood for the standard deviations, correlations and
+        sigma (lme4's .sig01 ..., .sigma), Wald for the fixed effects."""
+        from .inference import confint
+
+        return confint(self, level, method=method)
+
+    def summary(self) -> str:
+        """The fit printed as lme4's summary() prints it (returned as a string)."""
+        from .summary import summary
+
+        return summary(self)
+
+    def __repr__(self) -> str:
+        flag = ", singular" if self.singular else ""
+        return (f"LmmResult({self.method}: {self.formula or 'from statistics'}; {self.nobs} obs, "
+                f"{self.ngroups} groups, loglik={self.loglik:.6f}{flag})")

@@ -1,0 +1,98 @@
+"""Per-group statistics (n_j, ybar_j, S_j) computed where the data live.
+
+:func:`group_stats` takes the data in whatever form they come and returns the O(J)
+:class:`~shrinkage.stats.GroupStats` the fit needs; only those statistics ever reach
+Python's memory from an engine:
+
+* a path (str or Path) to Parquet or CSV files, or a glob of them: DuckDB, embedded and
+  out of core (memory does not grow with the number of rows);
+* a DuckDB relation, a SQL query (``connection=``), and so any database DuckDB can
+  ATTACH, e.g. PostgreSQL::
+
+      import duckdb, shrinkage
+      con = duckdb.connect()
+      con.sql("INSTALL postgres; LOAD postgres; "
+              "ATTACH 'dbname=lab host=db.example user=me' AS pg (TYPE postgres, READ_ONLY)")
+      stats = shrinkage.sources.group_stats("SELECT yield, batch FROM pg.public.runs",
+                                            "yield", "batch", connection=con)
+      result = shrinkage.fit(stats=stats)
+
+* a pandas or polars DataFrame (in memory: numpy's two passes);
+* a Dask DataFrame (partitions summarised on the workers, merged by the exact rule);
+* a PySpark DataFrame (Spark's own GROUP BY with its stable central-moment aggregate).
+
+:func:`formula_cross_products` does the same for the covariate and random-slope model
+(``y ~ x1 + x2 + (x1 | g)``): the per-group cross-products of
+:class:`shrinkage.lmm.CrossProducts`, from the same engines (see :mod:`._lmm`).
+
+Group labels keep the type the source gives them (text stays text: "007" is not 7; a
+CSV's group column is read as text).  Missing labels or responses are refused, never
+made a group.  Engines are imported only when their kind of data is passed.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..errors import InputError
+from ..stats import GroupStats
+
+__all__ = ["group_stats", "formula_cross_products"]
+
+
+def _kind(data) -> str:
+    if isinstance(data, (str, Path)):
+        return "path"
+    module = type(data).__module__.split(".")[0]
+    name = type(data).__name__
+    if module == "duckdb":
+        return "duckdb"
+    if module in ("dask", "dask_expr"):
+        return "dask"
+    if module == "pyspark":
+        return "spark"
+    if module == "pandas" and name == "DataFrame":
+        return "pandas"
+    if module == "polars" and name in ("DataFrame", "LazyFrame"):
+        return "polars"
+    if module == "pyarrow" and name == "Table":
+        return "arrow"
+    raise InputError(f"data of type {type(data).__module__}.{name} is not supported: pass a path (CSV, Parquet, "
+                     "glob), a DuckDB relation or SQL query, or a pandas, polars, Dask or PySpark DataFrame")
+
+
+def group_stats(data, response: str, group: str, *, connection=None, progress=None) -> GroupStats:
+    """The sufficient statistics of ``response`` by ``group`` in ``data``.
+
+    ``connection``: a DuckDB connection, for a SQL query given as ``data`` (or a path
+    read through it).  ``progress``: see :mod:`shrinkage.progress` (DuckDB's query
+    progress, the chunks of a Dask computation).
+    """
+    if not isinstance(response, str) or not isinstance(group, str):
+        raise InputError("response and group must be column names (str)")
+    if response == group:
+        raise InputError(f"response and group are the same column ({response!r})")
+    kind = _kind(data)
+    if kind in ("path", "duckdb", "arrow"):
+        from ._duckdb import duckdb_stats
+        return duckdb_stats(data, response, group, connection=connection, progress=progress)
+    if kind in ("pandas", "polars"):
+        from ._frames import frame_stats
+        return frame_stats(data, response, group)
+    if kind == "dask":
+        from ._dask import dask_stats
+        return dask_stats(data, response, group, progress=progress)
+    from ._spark import spark_stats
+    return spark_stats(data, response, group)
+
+
+def formula_cross_products(data, formula, *, na_action: str = "omit", connection=None, progress=None):
+    """(CrossProducts, Z's block sizes, rows dropped) of an lme4 formula (text or parsed)
+    with numeric covariates, computed where ``data`` live (a path, DuckDB relation or SQL
+    query, Arrow table, Dask or PySpark DataFrame); see :mod:`._lmm`."""
+    from ._lmm import formula_cross_products as run
+
+    if isinstance(formula, str):
+        from ..lmm.formula import parse
+        formula = parse(formula)
+    return run(data, formula, na_action=na_action, connection=connection, progress=progress)

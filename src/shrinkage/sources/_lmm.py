@@ -1,0 +1,298 @@
+"""Per-group cross-products of the covariate / random-slope model, computed by an engine.
+
+For ``y ~ x1 + x2 + (x1 | g)`` on data out of core (a file, a DuckDB relation or SQL
+query, a Dask or PySpark DataFrame) the engine does two passes, and only O(J) numbers
+come back:
+
+1. the overall means mu_a of the model's distinct columns a (each a numeric column, a
+   factor's indicator, or a product of them, e.g. ``x1:x2``, ``x1:fB``) and of y, over
+   the complete rows;
+2. GROUP BY g: n_j, sum(e_a) and sum(e_a e_b) for every pair, where e_a = a - mu_a.
+
+These are the per-group moment matrices M_j = A_j'A_j of A = [1, e_1 .. e_m, e_y], the
+same matrices :func:`shrinkage.lmm.crossprod.cross_products` builds in memory, so the
+:class:`~shrinkage.lmm.CrossProducts` are assembled exactly as there (X centred when it
+has an intercept, Z raw).  Centring first keeps digits: at y ~ 1e8 with unit noise the
+raw sums of squares would need 16 digits just to hold the noise (tests show it).  Sums
+about the same centres merge by addition, so the engine's own partial aggregation is
+exact.
+
+Formulas out of core: numeric columns, factors (text or categorical columns) and products
+of them (``x1*x2``, ``x1:f``), in the fixed part and in each bar term, with or without
+intercept.  A factor's levels are fetched first (SELECT DISTINCT, sorted as Python sorts)
+and its columns become indicators (f = level) in the engine; formulaic codes a few
+prototype rows to decide which (treatment contrasts, lme4's names), as it does in memory.
+Transforms and ``I(...)`` are refused naming the column: compute them in the source.
+Rows with a missing value (NULL, NaN) in a column the formula uses are dropped and
+counted (lme4's na.omit) or refused with ``na_action="raise"``; infinite values are
+refused.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..errors import InputError
+
+__all__ = ["Plan", "plan_of", "assemble", "formula_cross_products"]
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What an engine computes: ``columns`` the numeric input columns (cast to double),
+    ``factors`` the factor columns, ``terms`` the distinct non-constant model columns as
+    products of input columns and (factor, level) indicators
+    (index a = 1..m-1 in A; y is index m), where X's and Z's columns sit in A (0: the
+    constant), lme4 names and Z's block sizes."""
+
+    response: str
+    group: str
+    columns: tuple
+    terms: tuple
+    where_x: tuple
+    where_z: tuple
+    x_names: tuple
+    z_names: tuple
+    blocks: tuple
+    factors: tuple = ()  # factor columns (a row missing one is dropped like a missing number)
+
+    @property
+    def m(self) -> int:
+        """Number of non-constant columns of A (terms and y)."""
+        return len(self.terms) + 1
+
+    def pairs(self):
+        """(a, b), 1 <= a <= b <= m: the products summed per group."""
+        return [(a, b) for a in range(1, self.m + 1) for b in range(a, self.m + 1)]
+
+    def pieces(self, a: int) -> tuple:
+        """What A's column a is the product of: numeric input columns and (factor, level)
+        indicators (y for a = m)."""
+        return (self.response,) if a == self.m else self.terms[a - 1]
+
+
+FACTOR_KINDS = "OSU"  # object, string and categorical columns are factors (their levels fetched first)
+
+
+def known_levels(meta, v):
+    """A categorical column's own level order (as formulaic uses it in memory), or None."""
+    import pandas as pd
+
+    dtype = meta[v].dtype
+    if isinstance(dtype, pd.CategoricalDtype) and dtype.categories is not None:
+        cats = list(dtype.categories)
+        if "__UNKNOWN_CATEGORIES__" not in cats:
+            return cats
+    return None
+
+
+def sorted_levels(values, v: str) -> list:
+    try:
+        return sorted(set(values))
+    except TypeError:
+        raise InputError(f"the levels of factor {v!r} cannot be sorted (mixed types?)") from None
+
+
+def _is_factor(meta, v) -> bool:
+    import pandas as pd
+
+    return isinstance(meta[v].dtype, pd.CategoricalDtype) or meta[v].dtype.kind in FACTOR_KINDS
+
+
+def factor_columns(f, meta) -> list:
+    """The factor columns a formula's fixed and random parts use (levels needed first)."""
+    from ..lmm.columns import variables
+
+    used = dict.fromkeys(variables(f"0 + {f.fixed}" if f.fixed.strip() else "1"))
+    for expr, _ in f.blocks:
+        used.update(dict.fromkeys(variables(expr)))
+    if f.group in used:
+        raise InputError(f"the grouping factor {f.group!r} is also used as a covariate")
+    return [v for v in used if v in meta.columns and _is_factor(meta, v)]
+
+
+def _tokens(name: str, meta, levels: dict, what: str, text: str) -> tuple:
+    """formulaic's column name -> its factors: numeric column names and (factor, level)
+    indicators, e.g. 'x1:f[T.b]' -> ('x1', ('f', 'b')).  Anything else (a transform) is
+    refused."""
+    cands = [(v, v) for v in meta.columns if meta[v].dtype.kind in "iuf"]
+    for fac, levs in levels.items():
+        for lev in levs:
+            cands += [(f"{fac}[T.{lev}]", (fac, lev)), (f"{fac}[{lev}]", (fac, lev))]
+    cands.sort(key=lambda c: -len(c[0]))
+    out, i = [], 0
+    while i < len(name):
+        for token, factor in cands:
+            end = i + len(token)
+            if name.startswith(token, i) and (end == len(name) or name[end] == ":"):
+                out.append(factor)
+                i = end + 1
+                break
+        else:
+            raise InputError(f"{what} ({text!r}): column {name!r} is not a numeric column, a factor's indicator or "
+                             "a product of them; out of core, compute transforms and I(...) in the source first")
+    return tuple(out)
+
+
+def _part(text: str, meta, what: str, levels: dict):
+    """(terms, lme4 names, columns per formula term) of one formula part: a term is a tuple of numeric column names
+    and (factor, level) indicators, () the intercept.  Factors are coded by formulaic on
+    a few prototype rows holding every level, so columns and names are lme4's (treatment
+    contrasts, reference = the first sorted level), as in memory."""
+    import formulaic
+    import pandas as pd
+
+    from ..lmm.columns import PlainColumns, lme4_name, variables
+
+    spec = PlainColumns.of(text, meta)
+    if spec is not None:
+        return list(spec.terms), [lme4_name(c, spec) for c in spec.names], [1] * len(spec.terms)
+    for v in variables(f"0 + {text}" if text.strip() else "1"):
+        if v not in meta.columns:
+            raise InputError(f"{what}: column {v!r} is not in the data (columns: {', '.join(map(str, meta.columns))})")
+        if meta[v].dtype.kind not in "iuf" and v not in levels:
+            raise InputError(f"{what}: column {v!r} ({meta[v].dtype}) is neither numeric nor a text/categorical "
+                             "factor; out of core, formulas use numeric columns, factors and their products")
+    rows = max([2] + [len(v) for v in levels.values()])
+    proto = {}
+    for c in meta.columns:
+        if c in levels:
+            proto[c] = pd.Categorical([levels[c][k % len(levels[c])] for k in range(rows)], categories=levels[c])
+        elif meta[c].dtype.kind in "iuf":
+            proto[c] = np.arange(1.0, rows + 1)
+    proto = pd.DataFrame(proto)
+    try:
+        mm = formulaic.model_matrix(text, proto, na_action="ignore")
+    except Exception as exc:  # noqa: BLE001 - formulaic's own errors
+        raise InputError(f"cannot code {what} ({text!r}) out of core: {exc}") from None
+    spec = mm.model_spec
+    terms = [() if c == "Intercept" else _tokens(c, meta, levels, what, text) for c in mm.columns]
+    return terms, [lme4_name(c, spec) for c in mm.columns], [len(t.columns) for t in spec.structure]
+
+
+def plan_of(f, meta, levels: dict | None = None) -> Plan:
+    """The plan of a parsed formula (:class:`shrinkage.lmm.formula.LmmFormula`) on a
+    schema given as an empty pandas frame ``meta``; ``levels``: the sorted levels of
+    every factor column the formula uses (see :func:`factor_columns`)."""
+    levels = levels or {}
+    for name, what in ((f.response, "the response"), (f.group, "the grouping factor")):
+        if name not in meta.columns:
+            raise InputError(f"{what} {name!r} is not a column of the data "
+                             f"(columns: {', '.join(map(str, meta.columns))})")
+    if meta[f.response].dtype.kind not in "iuf":
+        raise InputError(f"the response {f.response!r} is not numeric ({meta[f.response].dtype})")
+    x_terms, x_names, _ = _part(f.fixed, meta, "the fixed part", levels)
+    z_terms, z_names, blocks = [], [], []
+    for expr, correlated in f.blocks:
+        t, names, sizes = _part(expr, meta, f"the random part ({expr} | {f.group})", levels)
+        z_terms.extend(t)
+        z_names.extend(names)
+        blocks.extend([len(t)] if correlated else sizes)  # (x + f || g) as lme4 expands it: one block per term
+    if len(set(z_names)) != len(z_names):
+        raise InputError(f"the random part repeats a column ({', '.join(z_names)}) for {f.group!r}")
+    terms: list = []
+
+    def locate(t) -> int:
+        if not t:
+            return 0
+        if t not in terms:
+            terms.append(t)
+        return terms.index(t) + 1
+
+    where_x = tuple(locate(t) for t in x_terms)
+    where_z = tuple(locate(t) for t in z_terms)
+    columns = tuple(dict.fromkeys([f.response, *(v for t in terms for v in t if isinstance(v, str))]))
+    factors = tuple(dict.fromkeys(v[0] for t in terms for v in t if not isinstance(v, str)))
+    if f.group in columns or f.group in factors:
+        raise InputError(f"the grouping factor {f.group!r} is also used as a covariate")
+    return Plan(f.response, f.group, columns, tuple(terms), where_x, where_z, tuple(x_names), tuple(z_names),
+                tuple(blocks), factors)
+
+
+def check_counts(missing: dict, infinite: dict, na_action: str) -> None:
+    """Refuse infinite values, and missing ones under na_action='raise' (counts per
+    input column and the group, from the engine's first pass)."""
+    for c, k in infinite.items():
+        if k:
+            raise InputError(f"column {c!r} has {k} infinite value(s)")
+    bad = {c: k for c, k in missing.items() if k}
+    if bad and na_action == "raise":
+        raise InputError("missing values (NULL or NaN) in "
+                         + ", ".join(f"column {c!r} ({k} row(s))" for c, k in bad.items()))
+
+
+def _express(where, means, centred: bool, k: int) -> np.ndarray:
+    """G with A @ G = the columns at ``where`` (centred, or raw: e_a + mu_a * 1)."""
+    G = np.zeros((k, len(where)))
+    for j, w in enumerate(where):
+        G[w, j] = 1.0
+        if w and not centred:
+            G[0, j] = means[w]
+    return G
+
+
+def assemble(plan: Plan, labels, n, sums, prods, centres):
+    """CrossProducts from the engine's per-group n (J,), sums (J, m) of e_a and prods
+    {(a, b): (J,)} of e_a e_b, about ``centres`` (m,) = the mu_a used."""
+    from ..lmm.crossprod import CrossProducts, _ro
+
+    labels = np.asarray(labels)
+    if labels.size == 0:
+        raise InputError("no complete rows: no observations to fit")
+    try:
+        order = np.argsort(labels, kind="stable")
+    except TypeError:
+        raise InputError(f"labels of the grouping factor {plan.group!r} cannot be sorted (mixed types?)") from None
+    m, J = plan.m, labels.size
+    k = m + 1
+    M = np.empty((J, k, k))
+    M[:, 0, 0] = np.asarray(n, dtype=float)
+    M[:, 0, 1:] = M[:, 1:, 0] = np.asarray(sums, dtype=float)
+    for (a, b), v in prods.items():
+        M[:, a, b] = M[:, b, a] = v
+    M = M[order]
+    if not np.isfinite(M).all():
+        raise InputError("the cross-products overflow (values too large to square in floating point)")
+    total = M.sum(axis=0)
+    means = np.concatenate([[0.0], np.asarray(centres, dtype=float)])
+    ones = [j for j, w in enumerate(plan.where_x) if w == 0]
+    intercept = ones[0] if ones else None
+    centre = intercept is not None
+    Gx, Gz = _express(plan.where_x, means, centre, k), _express(plan.where_z, means, False, k)
+    gy = _express((m,), means, centre, k)[:, 0]
+    MGz = M @ Gz
+    x_centre = np.array([means[w] if (centre and w) else 0.0 for w in plan.where_x])
+    return CrossProducts(
+        labels=_ro(labels[order]), n=_ro(np.asarray(n, dtype=np.int64)[order]),
+        XtX=_ro(Gx.T @ total @ Gx), XtZ=_ro(Gx.T @ MGz), ZtZ=_ro(Gz.T @ MGz), Xty=_ro(Gx.T @ total @ gy),
+        Zty=_ro(MGz.transpose(0, 2, 1) @ gy), yty=float(gy @ total @ gy),
+        x_names=plan.x_names, z_names=plan.z_names, x_centre=_ro(x_centre),
+        y_centre=float(means[m]) if centre else 0.0, intercept=intercept)
+
+
+def formula_cross_products(data, f, *, na_action: str = "omit", connection=None, progress=None):
+    """(CrossProducts, Z's block sizes, rows dropped) of the parsed formula ``f`` on
+    out-of-core ``data``: the one call shrinkage.lmm.fit_formula makes."""
+    from . import _kind
+    from ._lmm_engines import ENGINES
+
+    if na_action not in ("omit", "raise"):
+        raise InputError(f"na_action must be 'omit' or 'raise', got {na_action!r}")
+    kind = _kind(data)
+    if kind not in ENGINES:
+        raise InputError(f"data of type {type(data).__name__} are in memory: fit them with shrinkage.lmm.lmer")
+    engine = ENGINES[kind](data, connection=connection, progress=progress)
+    try:
+        meta = engine.schema(f.group)
+        plan = plan_of(f, meta, {v: engine.levels(v) for v in factor_columns(f, meta)})
+        rows, kept, missing, infinite, centres = engine.means(plan)
+        check_counts(missing, infinite, na_action)
+        if kept == 0:
+            raise InputError(f"no complete rows: every one of the {rows} rows has a missing value "
+                             "in a column the formula uses")
+        labels, n, sums, prods = engine.moments(plan, centres)
+    finally:
+        engine.close()
+    return assemble(plan, labels, n, sums, prods, centres), plan.blocks, rows - kept
