@@ -230,7 +230,7 @@ tests check the estimates against a numerical maximisation of the dense criteria
         ),
     )
     # --- REML --------------------------------------------------------------------
-    d = d.recall("anova", lhs=r"\ell(\beta_0, \sigma^2, \sigma_b^2)", why=r"REML (document \emph{ml\_reml}): integrate $\beta_0$ out of the log-likelihood under a flat prior.")
+    d = d.recall("anova", lhs=r"\ell(\beta_0, \sigma^2, \sigma_b^2)", why=r"REML (as in the ML and REML document): integrate $\beta_0$ out of the log-likelihood under a flat prior.")
     d = d.then(
         LogIntegral(
             terms(anova_form(), neg(half(sp.log(frac(times(J, n), times(two_pi, between_var)))))),
