@@ -112,15 +112,16 @@ def points(name: str, number: int, exprs: tuple, definitions: Mapping, notation:
 
 def _compact(e: sp.Expr, xs: list) -> sp.Expr:
     """The same function of ``xs``, cheaper to evaluate many times (quadrature calls it
-    thousands of times): a polynomial in xs collected into its exact coefficients (a sum
-    over 60 observations becomes a quadratic), then every constant evaluated once at
-    DPS + 10 digits instead of at every call."""
+    thousands of times): every constant evaluated once at DPS + 10 digits instead of at
+    every call, then a polynomial in xs collected into its coefficients (a sum over 60
+    observations becomes a quadratic)."""
+    e = e.evalf(DPS + 10)  # first: exact irrational coefficients make Poly's zero tests (minimal polynomials) explode
     try:
         if xs and e.is_polynomial(*xs):
-            e = sp.Poly(e, *xs).as_expr()
-    except (sp.PolynomialError, TypeError, ValueError):
+            e = sp.Poly(e, *xs, domain=sp.RealField(dps=DPS + 10)).as_expr()
+    except (sp.PolynomialError, sp.polys.polyerrors.CoercionFailed, TypeError, ValueError):
         pass
-    return e.evalf(DPS + 10)
+    return e
 
 
 def univariate(expr, var, inst, point):
