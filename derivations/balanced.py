@@ -222,10 +222,15 @@ tests check the estimates against a numerical maximisation of the dense criteria
         Substitute(ml_criterion(terms(sigma2, times(n, sb2_ml))), values={sigma_b2: sb2_ml},
                    lhs=r"\ell_{\mathrm{ML}}(\sigma^2, \hat\sigma^2_{b,\mathrm{ML}})", why=r"Put in $\hat\sigma^2_{b,\mathrm{ML}}$."),
         Maximiser(
-            sp.Piecewise((msw, ml_interior), (frac(total_ss, times(J, n)), True)),
+            terms(frac(total_ss, times(J, n)), neg(sb2_ml)),
             var=sigma2,
             lhs=r"\hat\sigma^2_{\mathrm{ML}} = \operatorname*{arg\,max}_{\sigma^2}",
-            why=r"The ML estimate of $\sigma^2$: $\mathrm{MSW}$ inside, the total sum of squares over $Jn$ on the boundary.",
+            why=r"The ML estimate of $\sigma^2$: the total sum of squares over $Jn$, less $\hat\sigma^2_{b,\mathrm{ML}}$.",
+        ),
+        Equals(
+            sp.Piecewise((msw, ml_interior), (frac(total_ss, times(J, n)), True)),
+            lhs=r"\hat\sigma^2_{\mathrm{ML}}",
+            why=r"That is $\mathrm{MSW}$ inside ($J\hat\tau = (J-1)\mathrm{MSB}$) and the total sum of squares over $Jn$ on the boundary: the form the code evaluates, without the subtraction, which would lose the digits of $\mathrm{MSW}$ when $\mathrm{MSB} \gg \mathrm{MSW}$.",
             label="ml_s2",
         ),
     )
@@ -324,10 +329,15 @@ tests check the estimates against a numerical maximisation of the dense criteria
         Substitute(reml_criterion(terms(sigma2, times(n, sb2_reml))), values={sigma_b2: sb2_reml},
                    lhs=r"\ell_{\mathrm{R}}(\sigma^2, \hat\sigma^2_{b,\mathrm{R}})", why=r"Put in $\hat\sigma^2_{b,\mathrm{R}}$."),
         Maximiser(
-            sp.Piecewise((msw, F > 1), (frac(total_ss, terms(times(J, n), -1)), True)),
+            frac(terms(total_ss, neg(times(df_between, n, sb2_reml))), terms(times(J, n), -1)),
             var=sigma2,
             lhs=r"\hat\sigma^2_{\mathrm{R}} = \operatorname*{arg\,max}_{\sigma^2}",
-            why=r"The REML estimate of $\sigma^2$: $\mathrm{MSW}$ when $F > 1$, else the sample variance of all observations.",
+            why=r"The REML estimate of $\sigma^2$: the total sum of squares less $(J-1)n\hat\sigma^2_{b,\mathrm{R}}$, over $Jn - 1$.",
+        ),
+        Equals(
+            sp.Piecewise((msw, F > 1), (frac(total_ss, terms(times(J, n), -1)), True)),
+            lhs=r"\hat\sigma^2_{\mathrm{R}}",
+            why=r"That is $\mathrm{MSW}$ when $F > 1$ ($\hat\tau = \mathrm{MSB}$), else the sample variance of all observations: the form the code evaluates, without the subtraction.",
             label="reml_s2",
         ),
     )

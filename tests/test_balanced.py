@@ -167,5 +167,5 @@ def test_estimators_are_elementwise_and_validate(rng):
     assert np.array_equal(got, np.array([0.0, 0.2, 1.8]))
     from shrinkage.errors import InputError
 
-    with pytest.raises(InputError, match="n_groups"):
+    with pytest.raises(InputError, match="J must be whole numbers >= 2"):
         numeric.balanced_ml_sigma2(1.0, 1.0, 3, 1)

@@ -15,7 +15,7 @@ from scipy import stats
 
 from shrinkage.engine import Derivative, Equals, Limit, Sign, verify_step
 from shrinkage.errors import StepError
-from shrinkage.symbols import b, beta0, n, n_real, sigma2, sigma_b2, ss_within, ybar
+from shrinkage.symbols import b, beta0, n, sigma2, sigma_b2, ss_within, ybar
 
 
 @pytest.fixture(scope="module")
@@ -53,7 +53,7 @@ def test_every_fact_is_proved_symbolically(facts):
 
 
 def test_lambda_matches_the_dense_regression_oracle(facts, rng):
-    lam = sp.lambdify((n_real, sigma2, sigma_b2), facts.result("lambda"))
+    lam = sp.lambdify((n, sigma2, sigma_b2), facts.result("lambda"))
     for _ in range(50):
         size = int(rng.integers(1, 30))
         s2, sb2 = 10 ** rng.uniform(-2, 2, size=2)
@@ -64,9 +64,9 @@ def test_lambda_matches_the_dense_regression_oracle(facts, rng):
 def test_monotonicity_against_the_dense_oracle(facts, rng):
     """Finite differences of the dense oracle have the signs the derivation proves, and
     the derivatives agree with central differences of lambda itself (mpmath, 40 digits)."""
-    d_sb2 = sp.lambdify((n_real, sigma2, sigma_b2), facts.result("d_sigma_b2"), "mpmath")
-    d_s2 = sp.lambdify((n_real, sigma2, sigma_b2), facts.result("d_sigma2"), "mpmath")
-    d_n = sp.lambdify((n_real, sigma2, sigma_b2), facts.result("d_n"), "mpmath")
+    d_sb2 = sp.lambdify((n, sigma2, sigma_b2), facts.result("d_sigma_b2"), "mpmath")
+    d_s2 = sp.lambdify((n, sigma2, sigma_b2), facts.result("d_sigma2"), "mpmath")
+    d_n = sp.lambdify((n, sigma2, sigma_b2), facts.result("d_n"), "mpmath")
     with mpmath.workdps(40):
         lam = lambda nn, s2, sb2: sb2 / (sb2 + s2 / nn)  # noqa: E731  (the model's regression coefficient)
         for _ in range(30):
@@ -88,18 +88,18 @@ def test_limits_against_the_dense_oracle():
     assert dense_lambda(4000, 2.0, 0.5) > dense_lambda(400, 2.0, 0.5)
 
 
-LAM = sigma_b2 / (sigma_b2 + sigma2 / n_real)
+LAM = sigma_b2 / (sigma_b2 + sigma2 / n)
 
 
 @pytest.mark.parametrize(
     "step, current",
     [
         (Sign(sp.S.Zero, sign=1, why="wrong: lambda increases with sigma2"), sp.diff(LAM, sigma2)),
-        (Sign(sp.S.Zero, sign=-1, why="wrong: lambda decreases with n"), sp.diff(LAM, n_real)),
+        (Sign(sp.S.Zero, sign=-1, why="wrong: lambda decreases with n"), sp.diff(LAM, n)),
         (Sign(sp.S.Zero, sign=-1, why="wrong: 1 - lambda < 0"), 1 - LAM),
-        (Derivative(sigma2 / (sigma2 + n_real * sigma_b2) ** 2, var=sigma_b2, why="wrong: n_j dropped"), LAM),
+        (Derivative(sigma2 / (sigma2 + n * sigma_b2) ** 2, var=sigma_b2, why="wrong: n_j dropped"), LAM),
         (Limit(sp.S.One, var=sigma_b2, point=sp.S.Zero, why="wrong: no pooling at sigma_b2 -> 0"), LAM),
-        (Limit(sp.S.Half, var=n_real, point=sp.oo, why="wrong limit in n"), LAM),
+        (Limit(sp.S.Half, var=n, point=sp.oo, why="wrong limit in n"), LAM),
         (Limit(sp.oo, var=sigma_b2, point=sp.oo, why="wrong: lambda unbounded"), LAM),
     ],
 )

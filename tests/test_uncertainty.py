@@ -11,12 +11,13 @@ the test does not depend on a rebuilt numeric.py.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
-import sympy as sp
 
 from shrinkage.answer import generated_functions
-from shrinkage.engine import Equals, verify_step
+from shrinkage.derive import verify, walk
 from shrinkage.errors import StepError
 
 
@@ -109,14 +110,15 @@ def test_pev_without_lambda_squared_is_wrong(checked_uncertainty, rng):
     assert not np.allclose(wrong, henderson_pev(sizes, s2, sb2)[0], rtol=1e-3)
     cd = checked_uncertainty
     number = cd.derivation.step_index("pev_decomposition") + 1
-    current = cd.derivation.steps[number - 2].rhs
-    right = cd.derivation.steps[number - 1].rhs
+    ctx = next(c for c in walk(cd.derivation) if c.number == number)
     from shrinkage.symbols import lam as lam_sym, sigma_b2
 
+    right = ctx.step.rhs
     total = [t for t in right.args if t.has(lam_sym**2)][0] / lam_sym**2  # 1 / sum of precisions
-    wrong_step = Equals((1 - lam_sym) * sigma_b2 + total, why="wrong: lambda^2 dropped")
+    wrong = replace(ctx.step, rhs=(1 - lam_sym) * sigma_b2 + total)  # lambda^2 dropped
+    verify(ctx)  # the step as derived passes its check ...
     with pytest.raises(StepError):
-        verify_step("uncertainty", number, wrong_step, current, cd.definitions)
+        verify(replace(ctx, step=wrong))  # ... and the wrong formula, read off the same density, does not
 
 
 def test_variance_steps_are_proved(checked_uncertainty):

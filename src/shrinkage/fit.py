@@ -6,10 +6,10 @@ Four pure stages, each callable alone (as lme4's modular fit):
 
 1. :class:`~shrinkage.stats.GroupStats`: the sufficient statistics (n_j, ybar_j, S_j);
 2. :func:`size_classes`: groups of equal size share a GLS weight, so the data reduce
-   further to one row per distinct size (the identity is eq. (30) of
-   docs/profile.pdf); one evaluation of the criterion costs O(distinct sizes);
+   further to one row per distinct size (the identity is the step labelled
+   class_sum in docs/profile.pdf); one evaluation of the criterion costs O(distinct sizes);
 3. :func:`maximise`: the global maximum over gamma >= 0 of the profiled criterion
-   (docs/profile.pdf, eqs. (18), (24)), with its derivative (eqs. (20), (26)) used to
+   (docs/profile.pdf, steps ml_profile, reml_profile), with its derivative (ml_slope, reml_slope) used to
    bracket every stationary point and to decide the boundary gamma = 0 exactly;
 4. :func:`package`: estimates, BLUPs, shrinkage factors, conditional variances.
 
@@ -138,14 +138,14 @@ def size_classes(stats: GroupStats) -> SizeClasses:
 
 def _pieces(sc: SizeClasses, gamma: np.ndarray):
     """W, beta0_hat - offset, Q, D, R, U at every gamma (1-d array): sums over size
-    classes of the terms named in docs/profile.pdf, eqs. (8)-(13)."""
+    classes of the sums defined in docs/profile.pdf (W, D, Q, R, U)."""
     g = np.asarray(gamma, dtype=float)[:, None]
-    w = gen._profile_weight(sc.size[None, :], g)  # eq. (4)
+    w = gen._profile_weight(sc.size[None, :], g)  # profile: weight
     cw = sc.count * w
     W = cw.sum(axis=1)
-    b = (cw * sc.centre).sum(axis=1) / W  # eq. (6), over size classes
+    b = (cw * sc.centre).sum(axis=1) / W  # profile: gls, over size classes
     e = sc.centre[None, :] - b[:, None]
-    q = sc.spread + sc.count * e * e  # sum over a class of (ybar_j - beta0_hat)^2, eq. (30)
+    q = sc.spread + sc.count * e * e  # sum over a class of (ybar_j - beta0_hat)^2, profile: class_sum
     Q = sc.ssw + (w * q).sum(axis=1)
     D = (sc.count * np.log1p(sc.size * g)).sum(axis=1)
     R = (w * w * q).sum(axis=1)
@@ -154,7 +154,7 @@ def _pieces(sc: SizeClasses, gamma: np.ndarray):
 
 
 def criterion(sc: SizeClasses, gamma, method: str = "REML") -> np.ndarray:
-    """The profiled criterion (eq. (18) ML, eq. (24) REML) at each gamma."""
+    """The profiled criterion (profile: ml_profile, reml_profile) at each gamma."""
     W, _, Q, D, _, _ = _pieces(sc, np.atleast_1d(gamma))
     if method == "ML":
         return gen._ml_profile(sc.N, Q, D)
@@ -162,7 +162,7 @@ def criterion(sc: SizeClasses, gamma, method: str = "REML") -> np.ndarray:
 
 
 def slope(sc: SizeClasses, gamma, method: str = "REML") -> np.ndarray:
-    """Its derivative in gamma (eq. (20) ML, eq. (26) REML) at each gamma."""
+    """Its derivative in gamma (profile: ml_slope, reml_slope) at each gamma."""
     W, _, Q, _, R, U = _pieces(sc, np.atleast_1d(gamma))
     if method == "ML":
         return gen._ml_profile_slope(sc.N, Q, W, R)

@@ -22,7 +22,7 @@ from sympy.codegen.cfunctions import log1p
 from .derive.steps import Define, Equals, LogIntegral, Premise, Statement, Substitute
 from .display import frac, half, neg, terms, times
 from .errors import DerivationError
-from .symbols import NOTATION, J, b, b_hat, beta0, const, i, j, n, quantity, sigma2, sigma_b2, ss_within, y, ybar
+from .symbols import NOTATION, J, b, b_hat, beta0, const, i, j, k, n, quantity, sigma2, sigma_b2, ss_within, y, ybar
 
 TWO_PI = 2 * sp.pi
 
@@ -89,6 +89,11 @@ def _statements():
         Statement("joint_by_group", sp.Sum(ell_j[j], (j, 1, J)), r"\log p(\mathbf y, \mathbf b)",
                   r"The groups are independent given the parameters (the model): the joint log-density is the sum "
                   r"over the groups of their terms $\ell_j(b_j)$, and $b_j$ appears in the $j$-th term only."),
+        Statement("group_and_others", terms(quantity("ell_group").symbol, sp.Sum(L_j[k], (k, 1, J - 1))),
+                  r"\log p(\mathbf y, b_j)",
+                  r"The groups are independent (the model): the joint log-density of the data and $b_j$ is group "
+                  r"$j$'s term $\ell_j(b_j)$ plus the marginal log-likelihoods $L_k$ of the other groups, numbered "
+                  r"$k = 1, \dots, J - 1$."),
         Statement("independent_groups", sp.Sum(L_j[j], (j, 1, J)), r"\ell",
                   r"The groups are independent (the model): the log-likelihood of the parameters is the sum over "
                   r"the groups of their marginal log-likelihoods $L_j = \log p(\mathbf y_j)$."),
@@ -97,8 +102,8 @@ def _statements():
 
 L_j = quantity("loglik_group").indexed
 ell_j = quantity("ell_group").indexed
-JOINT_ALL_GROUPS, GROUP_JOINT, JOINT_BY_GROUP, INDEPENDENT_GROUPS = _statements()
-PREMISES = {s.name: s for s in (JOINT_ALL_GROUPS, GROUP_JOINT, JOINT_BY_GROUP, INDEPENDENT_GROUPS)}  # every premise of the project's derivations
+JOINT_ALL_GROUPS, GROUP_JOINT, JOINT_BY_GROUP, GROUP_AND_OTHERS, INDEPENDENT_GROUPS = _statements()
+PREMISES = {s.name: s for s in (JOINT_ALL_GROUPS, GROUP_JOINT, JOINT_BY_GROUP, GROUP_AND_OTHERS, INDEPENDENT_GROUPS)}  # every premise of the project's derivations
 
 
 # ----------------------------------------------------------------------------------
@@ -275,10 +280,10 @@ def sum_over_groups(d, here: str, lhs: str = r"\ell", size: sp.Expr | None = Non
     )
 
 
-def xreplace_indexed(expr: sp.Expr, size: sp.Expr | None = None) -> sp.Expr:
-    """One group's expression in the scalars n_j, ybar_j, S_j as the j-th term of a sum
-    over groups (n_j[j], ybar[j], ss_within[j]); ``size`` in place of n_j if given."""
-    return expr.xreplace({n: n_j[j] if size is None else size, ybar: ybar_j[j], ss_within: ss_j[j]})
+def xreplace_indexed(expr: sp.Expr, size: sp.Expr | None = None, index: sp.Symbol = j) -> sp.Expr:
+    """One group's expression in the scalars n_j, ybar_j, S_j as the term ``index`` of a
+    sum over groups (n_j[j], ybar[j], ss_within[j]); ``size`` in place of n_j if given."""
+    return expr.xreplace({n: n_j[index] if size is None else size, ybar: ybar_j[index], ss_within: ss_j[index]})
 
 
 def sibling(name: str, here: str):

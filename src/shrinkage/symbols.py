@@ -41,6 +41,8 @@ QUANTITIES: tuple[Quantity, ...] = (
     # shrinkage facts, uncertainty of a BLUP (derivations shrinkage_facts, uncertainty)
     Quantity("k", r"k", "a second index (of an observation, or of a group)", "count"),
     Quantity("w_rest", r"W_{-j}", r"$\sum_{k\ne j} w_k$: the precisions of the other groups' means", "positive"),
+    Quantity("mean_rest", r"\bar y_{-j}", r"$\sum_{k\ne j} w_k\bar y_k / W_{-j}$: the GLS mean of the other groups", "real"),
+    Quantity("const_rest", r"c_{-j}", r"the terms of the other groups' log-likelihood free of $\beta_0$ and $b_j$", "real"),
     Quantity("log_lik_q", r"\log\tilde L", r"log of the question's product: one factor per group instead of one per observation", "real"),
     Quantity("var_beta0", r"V_{\beta_0}", r"sampling variance $\operatorname{Var}(\hat\beta_0)$ of the GLS estimate of $\beta_0$", "positive"),
     # the profiled likelihood (derivations/profile.py)

@@ -157,7 +157,9 @@ def missing_mask(frame, columns) -> np.ndarray | None:
             continue
         if kind == "f":
             a = col.to_numpy()
-            if np.isfinite(a).all():
+            with np.errstate(over="ignore", invalid="ignore"):  # an overflowing sum falls to the full check
+                total = np.add.reduce(a)
+            if np.isfinite(total):  # a NaN or an infinity makes the sum NaN or infinite: one pass, no mask
                 masks.append(None)
                 continue
             if np.isinf(a).any():

@@ -229,7 +229,7 @@ def cross_products(y, X, Z, codes, labels, x_names, z_names, centre: bool = True
         if col is None or (col[0] == 1.0 and np.all(col == 1.0)):
             return 0
         for k, c in enumerate(cols):
-            if _same(c, col) or np.array_equal(c, col):
+            if _same(c, col) or (c[0] == col[0] and c[-1] == col[-1] and np.array_equal(c, col)):  # ends first: cheap
                 return k + 1
         cols.append(col)
         return len(cols)

@@ -287,14 +287,22 @@ def _u(pc: Pieces, beta: np.ndarray) -> np.ndarray:
 def blup(theta, stats, beta=None) -> np.ndarray:
     """The conditional modes b_j = Lambda u_j (lme4's ranef), (J, q); beta for the
     centred X (default beta_hat(theta)).  Completing the square in b_j (Henderson)."""
-    pc = evaluate(theta, stats)
+    return blup_at(evaluate(theta, stats), beta)
+
+
+def blup_at(pc: Pieces, beta=None) -> np.ndarray:
+    """:func:`blup` from the pieces at theta (a fit reuses the evaluation at theta_hat)."""
     u = _u(pc, pc.beta if beta is None else np.asarray(beta, dtype=float))
     return (pc.lam @ u).T.copy()
 
 
 def conditional_cov(theta, stats, sigma2: float) -> np.ndarray:
     """Var(b_j | y) = sigma^2 Lambda S_j^-1 Lambda' with beta known (lme4's condVar), (J, q, q)."""
-    pc = evaluate(theta, stats)
+    return conditional_cov_at(evaluate(theta, stats), sigma2)
+
+
+def conditional_cov_at(pc: Pieces, sigma2: float) -> np.ndarray:
+    """:func:`conditional_cov` from the pieces at theta."""
     q, J = pc.L.shape[0], pc.L.shape[2]
     Linv = _lsolve(pc.L, np.broadcast_to(np.eye(q)[:, :, None], (q, q, J)).copy())
     F = _left(pc.lam, Linv.transpose(1, 0, 2))  # Lambda L^-T  (q, q, J)
