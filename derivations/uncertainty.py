@@ -48,6 +48,7 @@ def others(expr):
 cond_var = frac(times(sigma2, sigma_b2), terms(sigma2, times(n, sigma_b2)))  # (1 - lambda_j) sigma_b^2
 pev_form = terms(times(terms(1, neg(lam)), sigma_b2), times(lam**2, frac(1, terms(w_j, w_rest))))
 blup_hat = times(lam, terms(ybar, neg(beta0_hat)))  # the BLUP at the GLS estimate of beta0
+joint_j = model.in_statistics().xreplace({const: model.LOG_CONSTANTS})  # log p(y_j, b_j), constants written out
 
 
 def derivation() -> Derivation:
@@ -91,7 +92,6 @@ model, by the sampling definition and by Henderson's $C$-matrix.
     d = d.then(
         Define(model.LAMBDA, symbol=lam, label="lambda", why=r"The shrinkage factor of derivation \texttt{blup}."),
         Define(frac(1, var_mean(n)), symbol=w_j, why=r"The precision of the mean of group $j$: its weight in $\hat\beta_0$."),
-        Define(model.LOG_CONSTANTS, symbol=const, why=r"The normalising constants of group $j$."),
         Premise.of(model.GROUP_AND_OTHERS),
         Substitute(
             terms(ell_j, others(model.xreplace_indexed(model.marginal_group_loglik(), index=k))),
@@ -110,13 +110,13 @@ model, by the sampling definition and by Henderson's $C$-matrix.
             why=r"The other groups inform $\beta_0$ only through their GLS mean $\bar y_{-j}$, with precision $W_{-j}$: add and subtract $\bar y_{-j}$ in $\sum_k w_k(\bar y_k - \beta_0)^2$.",
         ),
         Substitute(
-            terms(model.in_statistics(), c_rest, neg(half(times(w_rest, terms(m_rest, neg(beta0)) ** 2)))),
-            values={ell_j: model.in_statistics()},
+            terms(joint_j, c_rest, neg(half(times(w_rest, terms(m_rest, neg(beta0)) ** 2)))),
+            values={ell_j: joint_j},
             label="joint_j",
             why=r"Put in $\ell_j(b_j)$ in the sufficient statistics (document \emph{blup}).",
         ),
         LogIntegral(
-            terms(const, neg(frac(ss_within, times(2, sigma2))), neg(frac(b**2, times(2, sigma_b2))), c_rest,
+            terms(model.LOG_CONSTANTS, neg(frac(ss_within, times(2, sigma2))), neg(frac(b**2, times(2, sigma_b2))), c_rest,
                   half(sp.log(frac(2 * sp.pi, terms(a, w_rest)))),
                   neg(frac(times(a, w_rest, terms(ybar, neg(b), neg(m_rest)) ** 2), times(2, terms(a, w_rest))))),
             var=beta0,

@@ -221,3 +221,19 @@ def test_a_scalar_and_an_array_of_the_same_name_are_different_quantities():
     check(d.then(Equals(sigma2 * total + n, why="commute")))
     with pytest.raises(StepError, match="previous expression"):
         check(d.then(Equals(sigma2 * total + total, why="n is not the total")))
+
+
+def test_a_citation_may_not_change_a_symbols_domain():
+    unit = Notation([Quantity("s2j", r"s_j^2", "a share", "unit")], name="A")
+    positive = Notation([Quantity("s2j", r"s_j^2", "a variance", "positive")], name="B")
+    source = _claim_below_one(unit).then(Equals(unit.symbol("s2j") * 1, why="same", label="x"))
+    with pytest.raises(DerivationError, match="where s2j is unit, but here it is positive"):
+        check(Derivation("c", "c", "c", notation=positive).cite(source, "x", lhs="", why="cite"))
+
+
+def test_a_claim_off_in_the_twentieth_digit_is_rejected():
+    """The comparison is at 50 digits, not at mpmath's default 15 (where 1 + 1e-20 == 1)."""
+    with pytest.raises(StepError, match="previous expression"):
+        check(tiny(Equals(lam * (1 + sp.Rational(1, 10**20)), why="off by 1e-20")))
+    with pytest.raises(StepError):
+        check(tiny(Equals(lam * (1 + sp.Rational(1, 10**30)), why="off by 1e-30")))

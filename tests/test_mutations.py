@@ -129,9 +129,9 @@ def test_a_build_with_a_corrupted_step_stops_and_writes_nothing(tmp_path):
 
 
 @pytest.mark.slow
-def test_the_cli_refuses_a_corrupted_given_with_a_counterexample(tmp_path):
-    """A corrupted model statement (step 1) is caught by the step after it; the CLI says
-    which derivation, which step and where it fails, exits 1, and writes nothing."""
+def test_the_cli_refuses_a_corrupted_premise(tmp_path):
+    """A corrupted model statement (step 1, a Premise) no longer restates the model; the
+    CLI says which derivation, which step and why, exits 1, and writes nothing."""
     folder, mutant = _corrupted_folder(tmp_path, "blup", 1, "flip-sign")
     out = tmp_path / "out"
     run = subprocess.run(
@@ -141,7 +141,7 @@ def test_the_cli_refuses_a_corrupted_given_with_a_counterexample(tmp_path):
     )
     assert run.returncode == 1, run.stderr
     assert "Traceback" not in run.stderr
-    assert "derivation 'blup', step 2" in run.stderr and "check failed: at " in run.stderr
+    assert "derivation 'blup', step 1" in run.stderr and "does not restate the model statement" in run.stderr
     assert not out.exists() or not any(out.iterdir())
 
 

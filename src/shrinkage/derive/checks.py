@@ -25,6 +25,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Callable, Mapping
 
+import mpmath
 import sympy as sp
 
 from ..errors import DerivationError, StepError, StepTimeoutError
@@ -225,7 +226,8 @@ def _verify(ctx: Context, symbolic: bool) -> Verdict:
                               "or give the kind a verify(name, number, current, definitions, symbolic) method")
     numeric, symbolic_check = CHECKS[kind]
     try:
-        numeric(ctx)
+        with mpmath.workdps(DPS):  # every comparison at DPS digits, whatever the caller's precision
+            numeric(ctx)
     except (ArithmeticError, ValueError, TypeError) as e:
         # A claim that cannot even be evaluated at a point of the domain (a complex
         # logarithm, a division by zero) is not verified: reject it, never crash.

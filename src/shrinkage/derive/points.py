@@ -84,7 +84,8 @@ def num(expr: sp.Expr) -> mpmath.mpf:
     value = sp.N(expr, DPS + 10)
     if not value.is_real:
         raise ValueError(f"not a real number: {value}")
-    return mpmath.mpf(str(value)) if value.is_finite else mpmath.mpf("inf") * sp.sign(value)
+    with mpmath.workdps(DPS + 10):  # parsed at mpmath's default of 15 digits, it would keep only those
+        return mpmath.mpf(str(value)) if value.is_finite else mpmath.mpf("inf") * int(sp.sign(value))
 
 
 def close(a, b) -> bool:
@@ -110,17 +111,30 @@ def points(name: str, number: int, exprs: tuple, definitions: Mapping, notation:
         yield point, expanded, (lambda e, p=point, s=shared: instantiate(e, p, s, rng, notation))
 
 
+def _constants_to_floats(e: sp.Expr) -> sp.Expr:
+    """Every maximal constant subexpression (10**(9/20), log(2*pi*c), ...) as a Float of
+    DPS + 10 digits; integers and rationals stay exact (x**2 stays a square)."""
+    if e.is_Integer or e.is_Rational or e.is_Symbol:
+        return e
+    if not e.free_symbols:
+        return sp.Float(num(e), DPS + 10) if e.is_real is not False else e
+    if e.is_Atom:
+        return e
+    return e.func(*[_constants_to_floats(a) for a in e.args])
+
+
 def _compact(e: sp.Expr, xs: list) -> sp.Expr:
     """The same function of ``xs``, cheaper to evaluate many times (quadrature calls it
-    thousands of times): a polynomial in xs collected into its exact coefficients (a sum
-    over 60 observations becomes a quadratic), then every constant evaluated once at
-    DPS + 10 digits instead of at every call."""
+    thousands of times): every constant evaluated once at DPS + 10 digits instead of at
+    every call, then a polynomial in xs collected into its coefficients (a sum over 60
+    observations becomes a quadratic)."""
+    e = _constants_to_floats(e)  # first: exact irrational coefficients make Poly's zero tests explode
     try:
         if xs and e.is_polynomial(*xs):
-            e = sp.Poly(e, *xs).as_expr()
-    except (sp.PolynomialError, TypeError, ValueError):
+            e = sp.Poly(e, *xs, domain=sp.RealField(dps=DPS + 10)).as_expr()
+    except (sp.PolynomialError, sp.polys.polyerrors.CoercionFailed, TypeError, ValueError):
         pass
-    return e.evalf(DPS + 10)
+    return e
 
 
 def univariate(expr, var, inst, point):

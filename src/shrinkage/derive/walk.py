@@ -63,6 +63,20 @@ def cited_definitions(step: Cite) -> dict:
     return {s: defs[s] for s in mentioned((step.rhs,), defs)}
 
 
+def _same_domains(ctx: Context, step: Cite) -> None:
+    """A cited result holds on its source's domains: the citing notation may not widen
+    them (a symbol it samples elsewhere would check the citation where it was never shown)."""
+    theirs = step.source.resolved_notation()
+    if theirs is ctx.notation:
+        return
+    for sym in sorted(step.rhs.free_symbols, key=str):
+        if isinstance(sym, sp.Symbol) and str(sym) in theirs and str(sym) in ctx.notation:
+            a, b = theirs.quantity_of(sym), ctx.notation.quantity_of(sym)
+            if a.domain_name != b.domain_name:
+                raise DerivationError(f"derivation {ctx.derivation!r}, step {ctx.number}: cites {step.source.name!r}, "
+                                      f"where {sym} is {a.domain_name}, but here it is {b.domain_name}")
+
+
 def advance(ctx: Context) -> tuple[sp.Expr | None, dict]:
     """(current expression, definitions) after the step of ``ctx``."""
     step, definitions = ctx.step, dict(ctx.definitions)
@@ -70,6 +84,7 @@ def advance(ctx: Context) -> tuple[sp.Expr | None, dict]:
         definitions[step.symbol] = step.rhs
         return ctx.current, definitions
     if isinstance(step, Cite):
+        _same_domains(ctx, step)
         for s, e in cited_definitions(step).items():
             if s in definitions and definitions[s] != e:
                 raise DerivationError(f"derivation {ctx.derivation!r}, step {ctx.number}: cites "
