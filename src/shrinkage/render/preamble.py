@@ -30,16 +30,19 @@ PGFPLOTS = r"""\usepackage{pgfplots}
 
 
 def escape(text: str) -> str:
-    """Plain prose -> LaTeX, leaving $...$ math alone."""
-    out, in_math = [], False
+    """Prose -> LaTeX, leaving $...$ math alone.  A character the author already escaped
+    (``\\_``) stays as written, and ``~`` stays TeX's tie (``eq.~\\eqref{...}``): step
+    reasons are written in LaTeX prose."""
+    out, in_math, prev = [], False, ""
     for ch in text:
-        if ch == "$":
+        if ch == "$" and prev != "\\":
             in_math = not in_math
-        elif not in_math and ch in "&%#_":
+        elif not in_math and ch in "&%#_" and prev != "\\":
             ch = "\\" + ch
-        elif not in_math and ch in "^~":
-            ch = {"^": r"\textasciicircum{}", "~": r"\textasciitilde{}"}[ch]
+        elif not in_math and ch == "^":
+            ch = r"\textasciicircum{}"
         out.append(ch)
+        prev = ch[-1:]
     return "".join(out)
 
 
