@@ -225,7 +225,12 @@ tests check the estimates against a numerical maximisation of the dense criteria
             terms(frac(total_ss, times(J, n)), neg(sb2_ml)),
             var=sigma2,
             lhs=r"\hat\sigma^2_{\mathrm{ML}} = \operatorname*{arg\,max}_{\sigma^2}",
-            why=r"The ML estimate of $\sigma^2$: the total sum of squares over $Jn$, less $\hat\sigma^2_{b,\mathrm{ML}}$; that is $\mathrm{MSW}$ inside ($J\hat\tau = (J-1)\mathrm{MSB}$) and the total sum of squares over $Jn$ on the boundary.",
+            why=r"The ML estimate of $\sigma^2$: the total sum of squares over $Jn$, less $\hat\sigma^2_{b,\mathrm{ML}}$.",
+        ),
+        Equals(
+            sp.Piecewise((msw, ml_interior), (frac(total_ss, times(J, n)), True)),
+            lhs=r"\hat\sigma^2_{\mathrm{ML}}",
+            why=r"That is $\mathrm{MSW}$ inside ($J\hat\tau = (J-1)\mathrm{MSB}$) and the total sum of squares over $Jn$ on the boundary: the form the code evaluates, without the subtraction, which would lose the digits of $\mathrm{MSW}$ when $\mathrm{MSB} \gg \mathrm{MSW}$.",
             label="ml_s2",
         ),
     )
@@ -327,7 +332,12 @@ tests check the estimates against a numerical maximisation of the dense criteria
             frac(terms(total_ss, neg(times(df_between, n, sb2_reml))), terms(times(J, n), -1)),
             var=sigma2,
             lhs=r"\hat\sigma^2_{\mathrm{R}} = \operatorname*{arg\,max}_{\sigma^2}",
-            why=r"The REML estimate of $\sigma^2$: the total sum of squares less $(J-1)n\hat\sigma^2_{b,\mathrm{R}}$, over $Jn - 1$; that is $\mathrm{MSW}$ when $F > 1$ ($\hat\tau = \mathrm{MSB}$), else the sample variance of all observations.",
+            why=r"The REML estimate of $\sigma^2$: the total sum of squares less $(J-1)n\hat\sigma^2_{b,\mathrm{R}}$, over $Jn - 1$.",
+        ),
+        Equals(
+            sp.Piecewise((msw, F > 1), (frac(total_ss, terms(times(J, n), -1)), True)),
+            lhs=r"\hat\sigma^2_{\mathrm{R}}",
+            why=r"That is $\mathrm{MSW}$ when $F > 1$ ($\hat\tau = \mathrm{MSB}$), else the sample variance of all observations: the form the code evaluates, without the subtraction.",
             label="reml_s2",
         ),
     )
