@@ -14,7 +14,10 @@ import numpy as np
 import pytest
 import sympy as sp
 
+from conftest import DERIVATIONS
 from shrinkage import numeric
+from shrinkage.build import load_derivations
+from shrinkage.errors import DerivationError
 from shrinkage.testing import assert_implements, reference
 
 
@@ -344,13 +347,24 @@ def test_a_checked_result_by_derivation_and_label():
 
 PUBLIC = sorted(n for n, f in vars(numeric).items()
                 if callable(f) and not n.startswith("_") and getattr(f, "__module__", "") == numeric.__name__)
+# the matrix results (random slopes) take matrix arguments; they are judged against dense
+# matrices in test_lmm_derivations, and assert_implements says it judges scalar results
+MATRIX = sorted({e.function for d in load_derivations(DERIVATIONS) for e in d.exports
+                 if any(isinstance(a, sp.MatrixSymbol) for a in e.args)})
+SCALAR = [name for name in PUBLIC if name not in MATRIX]
 
 
 @pytest.mark.slow  # 24 functions, the criteria's references take seconds to make
-@pytest.mark.parametrize("name", PUBLIC)
+@pytest.mark.parametrize("name", SCALAR)
 def test_every_generated_function_is_accurate_in_the_corners(name):
     """The generated float64 code itself, judged like a user's code (fewer random draws)."""
     assert_implements(getattr(numeric, name), name, draws=48)
+
+
+def test_a_matrix_function_is_refused_with_the_reason():
+    assert MATRIX and set(MATRIX) <= set(PUBLIC)
+    with pytest.raises(DerivationError, match="is a matrix result"):
+        assert_implements(getattr(numeric, MATRIX[0]), MATRIX[0])
 
 
 def test_a_generated_module_of_ones_own_by_path_and_a_stale_one(tmp_path):

@@ -37,13 +37,14 @@ _SOURCE = re.compile(r"From derivation `([A-Za-z_][A-Za-z0-9_]*)`")
 class ReferencePrinter(MpmathPrinter):
     """mpmath code for an expression with sums over groups: ``Sum(f(x[j]), (j, 1, J))``
     prints as ``mpmath.fsum(f(x[j - 1]) for j in range(1, J + 1))``, each array over
-    groups being a Python list of mpf and ``J`` its length."""
+    groups being a Python list of mpf and ``_groups`` its length (not ``J``, which may be
+    an argument of its own)."""
 
     def _print_Sum(self, expr):
         if not is_group_sum(expr):
             raise DerivationError(f"the reference contains a sum that is not over groups: {expr}")
         index = self._print(expr.limits[0][0])
-        return f"mpmath.fsum(({self._print(expr.function)}) for {index} in range(1, J + 1))"
+        return f"mpmath.fsum(({self._print(expr.function)}) for {index} in range(1, _groups + 1))"
 
     def _print_Indexed(self, expr):
         if len(expr.indices) != 1:
@@ -86,7 +87,7 @@ def _compile(expr: sp.Expr, args: tuple[str, ...]):
     locals_, expr = _hoist(expr)
     printer = ReferencePrinter()
     body = "".join(f"    {local} = {printer.doprint(e)}\n" for local, e in locals_)
-    source = f"def reference({', '.join(args)}, J):\n{body}    return {printer.doprint(expr)}\n"
+    source = f"def reference({', '.join(args)}, _groups):\n{body}    return {printer.doprint(expr)}\n"
     namespace = {"mpmath": mpmath}
     exec(compile(source, "<shrinkage.testing reference>", "exec"), namespace)  # noqa: S102 (our printer's output)
     return namespace["reference"]
@@ -137,13 +138,13 @@ class Reference:
                 if len(size) > 1:
                     raise ValueError(f"arrays over groups of different lengths: {sorted(size)}")
                 J = size.pop() if size else 0
-                value = self._value(**args, J=J)
+                value = self._value(**args, _groups=J)
                 if isinstance(value, (int, float)):
                     value = mpmath.mpf(value)  # a constant branch of a piecewise result
                 if not isinstance(value, mpmath.mpf):
                     raise ValueError(f"the reference {self.name} is not real at {dict(values)}: {value}")
                 if previous is None:  # the scale needs no more than the first precision
-                    scale = abs(self._scale(**args, J=J)) if self._scale is not None else abs(value)
+                    scale = abs(self._scale(**args, _groups=J)) if self._scale is not None else abs(value)
             if previous is not None and abs(value - previous) <= AGREEMENT * max(scale, mpmath.mpf(10) ** -300):
                 return value, scale
             previous = value
@@ -159,6 +160,11 @@ def _to_mpf(x, nudge):
 
 def make_reference(expr: sp.Expr, args, name: str, source: str, checked: bool, notation) -> Reference:
     """A Reference of ``expr`` as a function of the symbols ``args``."""
+    from ..matrix.codegen import is_matrix_expr
+
+    if is_matrix_expr(expr):
+        raise DerivationError(f"{source} is a matrix result; assert_implements judges scalar results "
+                              "(the matrix functions are tested against dense matrices in the suite)")
     names = tuple(a.name for a in args)
     extra = sorted(code_names(expr) - set(names))
     if extra:
