@@ -8,10 +8,10 @@ from __future__ import annotations
 import re
 import subprocess
 
-from shrinkage.derive import Define, Derivation, Equals, Premise, Statement, check
+from shrinkage.derive import Derivation, Equals, Premise, Statement, check
 from shrinkage.render.md import render_latex_display, render_markdown
 from shrinkage.render.preamble import PREAMBLE
-from shrinkage.symbols import lam, n, sigma2, sigma_b2
+from shrinkage.symbols import n, sigma2, sigma_b2
 
 # Commands of MathJax 3's default TeX input (base, ams, newcommand, noundefined, autoload-ed
 # packages) that the renderer may emit; anything else could print as red text on a web page.
@@ -41,7 +41,7 @@ def toy() -> Derivation:
     model = Statement("toy", sigma_b2 / (sigma_b2 + sigma2 / n), r"\lambda_j", r"the toy model's statement")
     return Derivation("toy", "Toy", r"A toy; see \eqref{@ratio}.").then(
         Premise.of(model),
-        Define(sigma_b2 / (sigma_b2 + sigma2 / n), symbol=lam, why="name it"),
+        Equals(1 / (1 + sigma2 / (n * sigma_b2)), why=r"divide by $\sigma_b^2$"),
         Equals(n * sigma_b2 / (n * sigma_b2 + sigma2), why=r"multiply by $n_j$",
                label="ratio"),
     )

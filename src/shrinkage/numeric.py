@@ -45,7 +45,7 @@ def balanced_ml_sigma_b2(msb, msw, group_size, J):
 
 
 def _balanced_ml_sigma2(msb, msw, group_size, J):
-    return -numpy.select([numpy.greater(msb/msw, J/(J - 1)),True], [(-msw + msb*(J - 1)/J)/group_size,0], default=numpy.nan) + (J*msw*(group_size - 1) + msb*(J - 1))/(J*group_size)
+    return numpy.select([numpy.greater(msb/msw, J/(J - 1)),True], [msw,(J*msw*(group_size - 1) + msb*(J - 1))/(J*group_size)], default=numpy.nan)
 
 
 def balanced_ml_sigma2(msb, msw, group_size, J):
@@ -56,7 +56,7 @@ def balanced_ml_sigma2(msb, msw, group_size, J):
     msb, msw: between- and within-group mean squares of a balanced one-way layout;
     group_size n >= 2 observations in each of n_groups J >= 2 groups.  Elementwise.
 
-    From derivation `balanced`, step 31: eq. (31) of its document (`shrinkage docs balanced` opens it).
+    From derivation `balanced`, step 32: eq. (32) of its document (`shrinkage docs balanced` opens it).
     """
     msb, msw, group_size, J, = require(("msb", msb, "positive"), ("msw", msw, "positive"), ("group_size", group_size, "several"), ("J", J, "several"))
     return _balanced_ml_sigma2(msb, msw, group_size, J)
@@ -74,14 +74,14 @@ def balanced_reml_sigma_b2(msb, msw, group_size, J):
     msb, msw: between- and within-group mean squares of a balanced one-way layout;
     group_size n >= 2 observations in each of n_groups J >= 2 groups.  Elementwise.
 
-    From derivation `balanced`, step 50: eq. (50) of its document (`shrinkage docs balanced` opens it).
+    From derivation `balanced`, step 51: eq. (51) of its document (`shrinkage docs balanced` opens it).
     """
     msb, msw, group_size, J, = require(("msb", msb, "positive"), ("msw", msw, "positive"), ("group_size", group_size, "several"), ("J", J, "several"))
     return _balanced_reml_sigma_b2(msb, msw, group_size, J)
 
 
 def _balanced_reml_sigma2(msb, msw, group_size, J):
-    return (J*msw*(group_size - 1) - group_size*(J - 1)*numpy.select([numpy.greater(msb/msw, 1),True], [(msb - msw)/group_size,0], default=numpy.nan) + msb*(J - 1))/(J*group_size - 1)
+    return numpy.select([numpy.greater(msb/msw, 1),True], [msw,(J*msw*(group_size - 1) + msb*(J - 1))/(J*group_size - 1)], default=numpy.nan)
 
 
 def balanced_reml_sigma2(msb, msw, group_size, J):
@@ -92,7 +92,7 @@ def balanced_reml_sigma2(msb, msw, group_size, J):
     msb, msw: between- and within-group mean squares of a balanced one-way layout;
     group_size n >= 2 observations in each of n_groups J >= 2 groups.  Elementwise.
 
-    From derivation `balanced`, step 54: eq. (54) of its document (`shrinkage docs balanced` opens it).
+    From derivation `balanced`, step 56: eq. (56) of its document (`shrinkage docs balanced` opens it).
     """
     msb, msw, group_size, J, = require(("msb", msb, "positive"), ("msw", msw, "positive"), ("group_size", group_size, "several"), ("J", J, "several"))
     return _balanced_reml_sigma2(msb, msw, group_size, J)
@@ -560,7 +560,7 @@ def prediction_error_variance(n, sigma2, sigma_b2, var_beta0):
     PEV_j = Var(b_hat_j - b_j) = (1 - lambda_j) sigma_b^2 + lambda_j^2 Var(beta0_hat);
     pass var_beta0 = gls_beta0_variance(n_all_groups, sigma2, sigma_b2).  Henderson's C-matrix diagonal.
 
-    From derivation `uncertainty`, step 23: eq. (23) of its document (`shrinkage docs uncertainty` opens it).
+    From derivation `uncertainty`, step 22: eq. (22) of its document (`shrinkage docs uncertainty` opens it).
     """
     n, sigma2, sigma_b2, var_beta0, = require(("n", n, "count"), ("sigma2", sigma2, "positive"), ("sigma_b2", sigma_b2, "nonnegative"), ("var_beta0", var_beta0, "positive"))
     return _prediction_error_variance(n, sigma2, sigma_b2, var_beta0)
