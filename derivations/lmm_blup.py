@@ -30,6 +30,7 @@ deviation = mplus(Zty, mneg(mtimes(ZtX, beta)))  # Z_j^T (y_j - X_j beta)
 precision_stats = mplus(mtimes(frac(1, sigma2), ZtZ), sp.Inverse(D))
 one_way = ((Z_j, sp.OneMatrix(n, 1)), (X_j, sp.OneMatrix(n, 1)), (D, sp.ImmutableMatrix([[sigma_b2]])),
            (beta, sp.ImmutableMatrix([[beta0]])))
+one_way_factor = (one_way[0], one_way[2])  # Lambda_j involves only Z_j and D
 lam_one_way = frac(sigma_b2, terms(sigma_b2, frac(sigma2, n)))
 
 
@@ -115,7 +116,7 @@ are the ones the fit evaluates: they stay finite when $\mathbf D$ is singular.
     d = d.recall("shrinkage_matrix", lhs=r"\boldsymbol\Lambda_j", why=r"The matrix shrinkage factor again.")
     d = d.then(
         MatrixSubstitute(
-            lam_one_way, values=one_way, at=(("q", 1), ("p", 1)), lhs=r"\lambda_j",
+            lam_one_way, values=one_way_factor, at=(("q", 1), ("p", 1)), lhs=r"\lambda_j",
             why=r"For $q = 1$, $\mathbf Z_j = \mathbf 1$ ($\mathbf Z_j^{\mathsf T}\mathbf Z_j = n_j$) and $\mathbf D = \sigma_b^2$ it is the one-way shrinkage factor.",
             label="shrinkage_one_way",
         ),

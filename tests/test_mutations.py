@@ -5,7 +5,9 @@ so new derivations are covered without editing this file), shrinkage.mutate make
 corrupted copies of the step (a number changed, a term dropped, doubled or negated, the
 whole expression negated, sigma^2 and sigma_b^2 swapped, ybar_j and beta0 swapped, the
 claimed sign reversed, the limit point moved, a substituted value or a joint maximiser
-corrupted, the other moment read off) and the checker must raise StepError for each one
+corrupted, the other moment read off; in the matrix derivations also an inverse or a transpose
+dropped, two square factors exchanged, X_j and Z_j confused, a claimed precision corrupted)
+and the checker must raise StepError for each one
 that is not mathematically equal to the original (50 digits): a corrupted Premise by its
 restatement check, a corrupted definition by the later checked steps that use it.  The totals (mutants, share
 rejected, equivalents skipped and why) are printed at the end of the run by
@@ -31,12 +33,12 @@ DERIVATIONS_BY_NAME = {d.name: d for d in load_derivations(DERIVATIONS)}
 # derivation); the default takes a few per step, the operators in turn from step to step.
 _LIMIT = os.environ.get("SHRINKAGE_MUTANTS", "2")
 LIMIT = None if _LIMIT == "all" else int(_LIMIT)
-# Derivations with matrix steps (shrinkage.matrix, lmm_*) are not mutated yet: shrinkage.mutate
-# builds scalar mutants and its equivalence test samples scalar symbols only.  Their wrong
-# claims are tested in tests/test_lmm_derivations.py; extending mutate is open work.
+# Derivations with matrix steps (lmm_*) are mutated too: their notation adds the matrix
+# operators (shrinkage.matrix.mutate: an inverse or transpose dropped, square factors
+# exchanged, X_j and Z_j confused, fields of the matrix step kinds corrupted) and tests
+# equivalence with the matrix checks.
 MATRIX_DERIVATIONS = {name for name, d in DERIVATIONS_BY_NAME.items() if any(hasattr(s, "verify") for s in d.steps)}
-CASES = [(name, k) for name, d in DERIVATIONS_BY_NAME.items() if name not in MATRIX_DERIVATIONS
-         for k in range(1, len(d.steps) + 1)]
+CASES = [(name, k) for name, d in DERIVATIONS_BY_NAME.items() for k in range(1, len(d.steps) + 1)]
 
 
 CASE_PARAMS = [pytest.param(n, k, id=f"{n}-step{k}") for n, k in CASES]
@@ -44,7 +46,7 @@ CASE_PARAMS = [pytest.param(n, k, id=f"{n}-step{k}") for n, k in CASES]
 
 @pytest.fixture(scope="module")
 def contexts():
-    return {name: mutate.contexts(d) for name, d in DERIVATIONS_BY_NAME.items() if name not in MATRIX_DERIVATIONS}
+    return {name: mutate.contexts(d) for name, d in DERIVATIONS_BY_NAME.items()}
 
 
 @pytest.mark.slow
@@ -77,6 +79,10 @@ def test_every_operator_makes_mutants():
                  for k in range(1, len(d.steps) + 1)
                  for m in mutate.step_mutants(d, k)}
     assert {"coefficient", "drop-term", "flip-sign", "scale-term", "swap"} <= operators
+    matrix = {m.operator for name in MATRIX_DERIVATIONS for k in range(1, len(DERIVATIONS_BY_NAME[name].steps) + 1)
+              for m in mutate.step_mutants(DERIVATIONS_BY_NAME[name], k)}
+    assert {"coefficient", "drop-term", "flip-sign", "scale-term", "swap", "drop-inverse", "drop-transpose",
+            "swap-factors", "moment"} <= matrix
 
 
 def test_an_equivalent_mutant_is_recognised_and_a_wrong_one_is_not():
@@ -220,3 +226,61 @@ def test_corruptions_of_the_new_step_kinds_are_rejected():
         assert report.outcomes, f"no mutant of step {number}"
         bad = [o for o in report.outcomes if o.status != "rejected"]
         assert not bad, "\n".join(f"step {number}: {o.mutant.description}: {o.status} {o.detail}" for o in bad)
+
+
+# ----------------------------------------------------------------------------------
+# Matrix derivations: the operators of shrinkage.matrix.mutate
+# ----------------------------------------------------------------------------------
+def test_matrix_mutants_never_change_a_shape_or_an_inverse_exponent():
+    """Numbers in a matrix's shape (y_j is n x 1) and Inverse's fixed -1 are not
+    coefficients: a mutant that changed them would be nonsense, or seem equivalent."""
+    import sympy as sp
+    from shrinkage.matrix.notation import BY_CODE
+
+    for name in sorted(MATRIX_DERIVATIONS):
+        d = DERIVATIONS_BY_NAME[name]
+        for k in range(1, len(d.steps) + 1):
+            for m in mutate.step_mutants(d, k):
+                for e in mutate_expressions(m.step):
+                    for s in e.atoms(sp.MatrixSymbol):
+                        assert s == BY_CODE[s.name].symbol, (name, k, m.description)
+                    assert all(i.args[1] == -1 for i in e.atoms(sp.Inverse)), (name, k, m.description)
+
+
+def mutate_expressions(step):
+    from shrinkage.derive.steps import expressions_of
+
+    return [e for e in expressions_of(step) if e is not None]
+
+
+def test_a_matrix_mutant_equal_to_the_original_is_recognised_and_a_wrong_one_is_not():
+    """D is symmetric, so dropping the transpose of D^T is no corruption; dropping that
+    of Lambda^T, or exchanging D and Lambda, is."""
+    from shrinkage.derive import Derivation
+    from shrinkage.matrix.nodes import mplus, mtimes, tr
+    from shrinkage.matrix.notation import MATRIX_NOTATION, D, Lambda_theta
+    from shrinkage.matrix.steps import MatrixEquals
+
+    current = mplus(mtimes(D, Lambda_theta), mtimes(Lambda_theta, tr(Lambda_theta)))
+    d = Derivation("mx", "mx", "mx", notation=MATRIX_NOTATION).then(
+        _start(current),
+        MatrixEquals(mplus(mtimes(tr(D), Lambda_theta), mtimes(Lambda_theta, tr(Lambda_theta))), why="D = D^T"))
+    report = mutate.mutate_step(d, 2, mutate.contexts(d)[1])
+    assert [m.description for m in report.equivalent] == ["drop the transpose of D at (0, 0)"]
+    described = {o.mutant.description: o.status for o in report.outcomes}
+    assert described["drop the transpose of Lambda_theta at (1, 1)"] == "rejected"
+    assert described["exchange the factors D.T and Lambda_theta at (0,)"] == "rejected"
+    assert all(status == "rejected" for status in described.values())
+
+
+def test_a_corrupted_field_of_a_matrix_step_is_rejected():
+    """The precision of a maximiser and the moment read off are claims too."""
+    d = DERIVATIONS_BY_NAME["lmm_blup"]
+    ctxs = mutate.contexts(d)
+    for label, needle in (("blup", "precision: "), (None, "read off the mean")):
+        number = d.step_index(label) + 1 if label else next(
+            k for k, s in enumerate(d.steps, start=1) if s.kind == "read-off")
+        mutants = [m for m in mutate.step_mutants(d, number) if needle in m.description]
+        assert mutants, (label, needle)
+        for m in mutants:
+            assert mutate.judge(d, m, ctxs[number - 1]).status == "rejected", m.description

@@ -68,6 +68,8 @@ class Outcome:
 # Expression surgery
 # ----------------------------------------------------------------------------------
 def _rebuild(node: sp.Basic, args: list) -> sp.Basic:
+    if isinstance(node, sp.MatAdd):  # (a MatAdd is an Add: keep it a matrix sum)
+        return args[0] if len(args) == 1 else sp.MatAdd(*args, evaluate=False)
     if isinstance(node, sp.Add):
         return args[0] if len(args) == 1 else sp.Add(*args, evaluate=False)
     if isinstance(node, (sp.Mul, sp.Pow)):
@@ -75,13 +77,19 @@ def _rebuild(node: sp.Basic, args: list) -> sp.Basic:
     return node.func(*args)
 
 
+_LEAVES = (sp.Indexed, sp.IndexedBase, sp.Symbol, sp.Tuple, sp.MatrixSymbol, sp.Identity, sp.ZeroMatrix,
+           sp.OneMatrix, sp.MatrixBase)
+
+
 def _positions(expr: sp.Basic, path: tuple = ()) -> Iterator[tuple[tuple, sp.Basic]]:
-    """Every (path, subexpression), outside indices and summation limits."""
+    """Every (path, subexpression), outside indices, summation limits and the shapes of
+    matrices (a node may name the arguments that are expressions: ``mutable_args``)."""
     yield path, expr
-    if isinstance(expr, (sp.Indexed, sp.IndexedBase, sp.Symbol, sp.Tuple)) or expr.is_Atom:
+    if isinstance(expr, _LEAVES) or expr.is_Atom:
         return
-    for k, arg in enumerate(expr.args):
-        yield from _positions(arg, path + (k,))
+    default = (0,) if isinstance(expr, sp.Inverse) else range(len(expr.args))  # not Inverse's fixed -1
+    for k in getattr(expr, "mutable_args", default):
+        yield from _positions(expr.args[k], path + (k,))
 
 
 def _replace_at(expr: sp.Basic, path: tuple, new: sp.Basic) -> sp.Basic:
@@ -159,7 +167,10 @@ def step_mutants(d: Derivation, number: int) -> list[Mutant]:
     step = d.steps[number - 1]
     found: list[Mutant] = []
     seen = {sp.srepr(step.rhs)}
-    candidates = expression_mutants(step.rhs)
+    extension = extension_of(d)
+    candidates = expression_mutants(step.rhs, None if extension is None else extension.swaps())
+    if extension is not None:
+        candidates += extension.expression_mutants(step.rhs)
     if isinstance(step, Sign) and step.rhs.is_Number:
         # Moving the bound of "x > 0" to -1 gives a weaker claim that is still true: move
         # it the other way, which claims more than was shown.
@@ -176,8 +187,17 @@ def step_mutants(d: Derivation, number: int) -> list[Mutant]:
     if isinstance(step, Limit):
         other = sp.S.Zero if step.point == sp.oo else sp.oo
         found.append(Mutant(d.name, number, "limit-point", f"limit at {other} instead of {step.point}", replace(step, point=other)))
-    found.extend(Mutant(d.name, number, op, desc, new) for op, desc, new in _field_mutants(step))
+    fields = _field_mutants(step) + (extension.field_mutants(step) if extension is not None else [])
+    found.extend(Mutant(d.name, number, op, desc, new) for op, desc, new in fields)
     return found
+
+
+def extension_of(d: Derivation):
+    """The mutation operators a derivation's notation adds for its own expressions (the
+    matrix notation: shrinkage.matrix.mutate), or None.  An extension has ``swaps()``,
+    ``expression_mutants(expr)``, ``field_mutants(step)`` and ``equivalent(context,
+    original, mutated)``."""
+    return getattr(d.resolved_notation(), "mutation", None)
 
 
 # ----------------------------------------------------------------------------------
@@ -193,6 +213,9 @@ def equivalent(d: Derivation, mutant: Mutant, context: Context) -> bool:
     """True if the mutant's fields are those of the original step and its rhs equals the
     original rhs at every random point (50 digits) of the numeric check."""
     original = d.steps[mutant.number - 1]
+    extension = extension_of(d)
+    if extension is not None:
+        return extension.equivalent(context, original, mutant.step)
     if replace(mutant.step, rhs=original.rhs) != original:
         return False  # a field other than rhs was changed (sign claimed, limit point)
     probe = replace(context, derivation=f"{d.name}/equivalence")

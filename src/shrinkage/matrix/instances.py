@@ -55,6 +55,8 @@ def symbols_of(exprs) -> tuple[set, set]:
         bound = {lim[0] for s in e.atoms(sp.Sum) for lim in s.limits}
         labels = {x.base.label for x in e.atoms(sp.Indexed)}
         scalars |= {s for s in e.atoms(sp.Symbol) if s not in bound and s not in labels and s not in SIZES}
+    if any(e.atoms(sp.Indexed) for e in exprs):  # y[i] of the one-way model is an entry of y_j
+        matrices.add(BY_CODE["y_j"].symbol)
     for m in list(matrices):
         if m.name in STACKED_FROM:
             matrices.add(BY_CODE[STACKED_FROM[m.name][0]].symbol)

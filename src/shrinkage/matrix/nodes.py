@@ -85,6 +85,8 @@ class GroupStack(MatrixExpr):
     """The column vectors term_1, ..., term_J stacked; ``rows`` is the stacked height
     (J q for q-vectors, N for n_j-vectors), which only the evaluator can compute."""
 
+    mutable_args = (0,)  # the height is a shape: mutation testing leaves it alone
+
     def __new__(cls, term: MatrixExpr, rows: sp.Expr):
         return MatrixExpr.__new__(cls, term, sp.sympify(rows))
 

@@ -130,6 +130,13 @@ class MatrixNotation(Notation):
         self.matrices = MATRICES
         self.matrix_names = {m.symbol: m.latex for m in MATRICES}
 
+    @property
+    def mutation(self):
+        """The mutation operators and equivalence test for matrix expressions."""
+        from .mutate import MUTATION
+
+        return MUTATION
+
     def matrix_rows(self, used: set[str]) -> list[tuple[str, str, str]]:
         """(LaTeX, meaning, code) of the matrices named in ``used``, in table order."""
         return [(m.latex, m.meaning, m.code) for m in self.matrices if m.code in used]

@@ -50,6 +50,8 @@ class MatrixStep(Step):
                 extra = self.numeric(name, number, exprs)
             except (ArithmeticError, ValueError, TypeError) as e:
                 raise Failure(f"the claim cannot be evaluated numerically on the symbols' domains: {e}") from None
+            except DerivationError as e:  # e.g. a matrix no Define step gives a meaning: name the step
+                raise Failure(str(e)) from None
             verdict, sizes = (self.symbolic(exprs, definitions) if symbolic else (None, ()))
         except Failure as failure:
             raise StepError(name, number, self.why, str(failure)) from None
@@ -171,6 +173,9 @@ class MatrixSubstitute(MatrixStep):
         return child.value(exprs["current"])
 
     def numeric(self, name, number, exprs):
+        absent = sorted(str(s) for s, _ in self.values if s not in exprs["current"].free_symbols)
+        if absent:
+            raise Failure(f"the expression does not contain {', '.join(absent)}: substituting it claims nothing")
         for sizes, w in numeric_walkers(self, name, number, _all(exprs)):
             a, b = self._substituted(w, exprs), w.value(exprs["rhs"])
             if not close(a, b):
