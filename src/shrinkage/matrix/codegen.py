@@ -18,7 +18,7 @@ from sympy.printing.numpy import NumPyPrinter
 from ..derive import substitute
 from ..errors import DerivationError
 from .nodes import GroupMatSum, GroupSum, Scalar
-from .notation import SIZES
+from .notation import SIZES, N, n
 
 HELPERS = '''
 def _batch(name, value, rows, cols):
@@ -111,6 +111,9 @@ def export_source(name: str, expr: sp.Expr, args: tuple, doc: str) -> str:
         raise DerivationError(f"export {name} uses {sorted(free - names)}, which are not among its arguments")
     sizes = []
     for s in sorted((expr.free_symbols & set(SIZES)) - set(args), key=str):
+        if s == N and n in args:  # the total number of observations: the sum of the group sizes
+            sizes.append(f"    {s} = numpy.sum({n.name}, axis=-3)\n")
+            continue
         where = next(((a.name, axis) for a in args if isinstance(a, sp.MatrixSymbol)
                       for axis, dim in ((-2, a.rows), (-1, a.cols)) if dim == s), None)
         if where is None:

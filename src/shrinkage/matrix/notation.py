@@ -65,6 +65,7 @@ MATRICES: tuple[MatrixQuantity, ...] = (
     _m("b_ls_j", r"\tilde{\mathbf b}_j", r"group $j$'s own estimate of $\mathbf b_j$", q, 1, "defined", "defined"),
     _m("Shrink_j", r"\boldsymbol\Lambda_j", r"matrix shrinkage factor of group $j$", q, q, "defined", "defined"),
     _m("V_j", r"\mathbf V_j", r"marginal covariance of $\mathbf y_j$", n, n, "defined", "defined"),
+    _m("u_j", r"\tilde{\mathbf u}_j", r"conditional mode of lme4's spherical effects $\boldsymbol\Lambda_\theta^{-1}\mathbf b_j$", q, 1, "defined", "defined"),
     _m("M_j", r"\mathbf M_j", r"lme4's $\mathbf L_\theta\mathbf L_\theta^{\mathsf T}$ for group $j$", q, q, "defined", "defined"),
     # all groups together (derivation lmm_henderson)
     _m("y_all", r"\mathbf y", r"all responses, $[\mathbf y_1; \dots; \mathbf y_J]$ ($N \times 1$)", N, 1, "real", "stacked"),
@@ -76,15 +77,17 @@ MATRICES: tuple[MatrixQuantity, ...] = (
     _m("c_D", r"\mathbf c", r"$\sigma^2 \sum_j \mathbf X_j^{\mathsf T}\mathbf V_j^{-1}\mathbf y_j$, in $\mathbf D$ and $\sigma^2$", p, 1, "defined", "defined"),
     _m("A_theta", r"\mathbf A_\theta", r"$\sigma^2 \sum_j \mathbf X_j^{\mathsf T}\mathbf V_j^{-1}\mathbf X_j$", p, p, "defined", "defined"),
     _m("c_theta", r"\mathbf c_\theta", r"$\sigma^2 \sum_j \mathbf X_j^{\mathsf T}\mathbf V_j^{-1}\mathbf y_j$", p, 1, "defined", "defined"),
-    _m("beta_hat", r"\hat{\boldsymbol\beta}", r"GLS estimate of $\boldsymbol\beta$ given the variance parameters", p, 1, "defined", "defined"),
+    _m("beta_hat", r"\hat{\boldsymbol\beta}_\theta", r"GLS estimate of $\boldsymbol\beta$ given $\theta$", p, 1, "defined", "defined"),
 )
 
 SCALARS: tuple[Quantity, ...] = (
     Quantity("p", "p", "number of fixed effects", "count"),
     Quantity("q", "q", "number of random terms per group", "count"),
     Quantity("yty", r"\mathbf y_j^{\mathsf T}\mathbf y_j", r"sum of squares of group $j$'s responses", "positive"),
-    Quantity("r2_theta", r"r^2_\theta", r"penalised residual sum of squares", "positive"),
-    Quantity("logdet_M", r"\ell_M", r"$\sum_j \log\det\mathbf M_j$", "real"),
+    Quantity("r2_beta", r"r^2_\theta(\boldsymbol\beta)", r"penalised residual sum of squares at $\boldsymbol\beta$", "positive"),
+    Quantity("r2_theta", r"r^2_\theta", r"penalised residual sum of squares at $\hat{\boldsymbol\beta}_\theta$", "positive"),
+    Quantity("logdet_RX", r"\log\lvert\mathbf R_X\rvert^2", r"$\log\det\mathbf A_\theta$ (lme4's)", "real"),
+    Quantity("logdet_M", r"\log\lvert\mathbf L_\theta\rvert^2", r"$\sum_j \log\det\mathbf M_j$ (lme4's)", "real"),
 )
 
 BY_CODE = {m.code: m for m in MATRICES}

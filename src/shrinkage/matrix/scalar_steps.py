@@ -24,9 +24,12 @@ from .steps import MatrixStep, _all, expand
 
 @dataclass(frozen=True)
 class ScalarMaximiser(MatrixStep):
-    """rhs = argmax over the positive scalar ``var`` of the current expression."""
+    """rhs = argmax over the positive scalar ``var`` of the current expression.
+    ``positive``: expressions the premises make positive (N - p: X has full column rank
+    p < N), which the symbolic check assumes; the random instances satisfy them."""
 
     var: sp.Symbol = None
+    positive: tuple = ()
     kind = "maximiser"
 
     def expressions(self, current, definitions):
@@ -60,6 +63,7 @@ class ScalarMaximiser(MatrixStep):
         f, xhat, var = exprs["written"], exprs["written_rhs"], self.var
         if any(e.has(sp.MatrixSymbol, Scalar, GroupSum, GroupMatSum, GroupStack) for e in (f, xhat)):
             return None, ()
+        f, xhat = _assume_positive(f, xhat, self.positive)
         d1 = sp.diff(f, var)
         try:
             roots = [r for r in sp.solve(d1, var) if r.is_positive is not False]
@@ -71,5 +75,18 @@ class ScalarMaximiser(MatrixStep):
         return (True if curvature.is_negative else None), ()
 
     def method(self, exprs, extra, sizes):
+        assumed = "".join(f", ${sp.latex(e)} > 0$" for e in self.positive)
         return super().method(exprs, extra, sizes) + (
-            "; SymPy with the defined quantities held as symbols" if not sizes else "")
+            f"; SymPy with the defined quantities held as symbols{assumed}" if not sizes else "")
+
+
+def _assume_positive(f, xhat, positive):
+    """f and xhat with each expression e of ``positive`` written as a fresh positive
+    symbol t: the first symbol of e is solved for (N - p > 0 becomes N = p + t)."""
+    for e in positive:
+        e = sp.sympify(e)
+        target = sorted(e.free_symbols, key=str)[0]
+        t = sp.Dummy("t", positive=True)
+        (solution,) = sp.solve(sp.Eq(e, t), target)
+        f, xhat = (x.xreplace({target: solution}) for x in (f, xhat))
+    return f, xhat

@@ -59,8 +59,10 @@ class MatrixStep(Step):
 
     # -- to be provided by each kind ---------------------------------------------------
     def expressions(self, current, definitions) -> dict:
-        """The expressions of the claim with every definition substituted."""
-        return {"current": expand(current, definitions), "rhs": expand(self.rhs, definitions)}
+        """The expressions of the claim with every definition substituted (and, not an
+        expression, the claim as written: for :func:`_held_identity`)."""
+        return {"current": expand(current, definitions), "rhs": expand(self.rhs, definitions),
+                "as_written": (current, self.rhs, definitions)}
 
     def numeric(self, name, number, exprs) -> str:
         raise NotImplementedError
@@ -74,7 +76,9 @@ class MatrixStep(Step):
         where = f"$q = {q}$" if q else "$q = 1, 2, 3, 4$"
         sizes_p = f"$p = {p}$" if p else "$p$"
         text = f"{POINTS} random points at {where}, random $n_j$ and {sizes_p}{groups}, {DPS} digits{extra}"
-        if sizes:
+        if sizes == HELD:
+            text += "; SymPy with the defined quantities held as symbols"
+        elif sizes:
             text += "; SymPy exact with explicit matrices at " + ", ".join(s.describe_tex() for s in sizes)
         return text
 
@@ -103,6 +107,27 @@ def _difference_is_zero(k, a, b) -> bool:
     if isinstance(a, Mat):
         return all(x == y for x, y in zip(a.entries(), b.entries())) if a.shape == b.shape else False
     return (a - b).is_zero()
+
+
+HELD = "held"  # sizes of a symbolic check done on the claim as written (see _held_identity)
+
+
+def _held_identity(exprs, left, changed=()):
+    """(True, HELD) if SymPy shows left(current) = rhs as written, with the defined
+    quantities held as symbols on their declared domains, else None.  Sound when the
+    claim is scalar and no held definition involves a symbol the step replaces
+    (``changed``): an identity for every value of the held symbols holds for theirs."""
+    from .nodes import GroupMatSum, GroupStack, GroupSum, Scalar
+
+    current, rhs, definitions = exprs["as_written"]
+    a, b = left(current), rhs
+    if any(e.has(sp.MatrixSymbol, Scalar, GroupSum, GroupMatSum, GroupStack) for e in (a, b)):
+        return None
+    for sym in (a.free_symbols | b.free_symbols) & set(definitions):
+        if expand(sym, definitions).free_symbols & set(changed):
+            return None
+    difference = sp.simplify(sp.expand_log(a - b, force=False))
+    return (True, HELD) if difference == 0 else None
 
 
 def _symbolic_identity(step, exprs, pairs, probes=None):
@@ -138,8 +163,12 @@ class MatrixEquals(MatrixStep):
         return ""
 
     def symbolic(self, exprs, definitions):
-        return _symbolic_identity(self, exprs, [("the two sides", lambda w, _: w.value(exprs["current"]),
-                                                 lambda w, _: w.value(exprs["rhs"]))])
+        return _held_identity(exprs, self.as_written) or _symbolic_identity(
+            self, exprs, [("the two sides", lambda w, _: w.value(exprs["current"]), lambda w, _: w.value(exprs["rhs"]))])
+
+    def as_written(self, current):
+        """The written current expression as this kind compares it with rhs."""
+        return current
 
 
 @dataclass(frozen=True)
@@ -184,7 +213,8 @@ class MatrixSubstitute(MatrixStep):
         return ""
 
     def symbolic(self, exprs, definitions):
-        return _symbolic_identity(self, exprs, [("the substituted expression and this step",
+        held = _held_identity(exprs, lambda c: c.xreplace(dict(self.values)), changed=[v for v, _ in self.values])
+        return held or _symbolic_identity(self, exprs, [("the substituted expression and this step",
                                                  lambda w, _: self._substituted(w, exprs),
                                                  lambda w, _: w.value(exprs["rhs"]))])
 
@@ -202,3 +232,25 @@ class MatrixSumOverGroups(MatrixEquals):
         out = super().expressions(current, definitions)
         out["current"] = GroupSum(out["current"])
         return out
+
+    def as_written(self, current):
+        from .nodes import GroupSum
+
+        return GroupSum(current)
+
+
+@dataclass(frozen=True)
+class MatrixRescale(MatrixEquals):
+    """rhs = ``factor`` times the current expression: e.g. lme4's deviance, -2 times a
+    log-likelihood.  Checked as the identity factor * current = rhs."""
+
+    factor: sp.Expr = sp.Integer(-2)
+    kind = "rescaling"
+
+    def expressions(self, current, definitions):
+        out = super().expressions(current, definitions)
+        out["current"] = sp.Mul(sp.sympify(self.factor), out["current"], evaluate=False)
+        return out
+
+    def as_written(self, current):
+        return sp.Mul(sp.sympify(self.factor), current, evaluate=False)
