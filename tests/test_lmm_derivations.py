@@ -21,13 +21,12 @@ import sympy as sp
 from scipy import stats
 
 from shrinkage.codegen import generate
-from shrinkage.derive import check
 from shrinkage.errors import StepError
 from shrinkage.matrix.nodes import mtimes, tr
 from shrinkage.matrix.notation import D, Lambda_theta, Z_j, sigma2
 
 DERIVATIONS = Path(__file__).resolve().parent.parent / "derivations"
-NAMES = ("lmm_blup", "lmm_marginal")
+NAMES = ("lmm_blup", "lmm_marginal", "lmm_profile")
 
 
 def load(name):
@@ -38,8 +37,9 @@ def load(name):
 
 
 @pytest.fixture(scope="module")
-def lmm_checked():
-    return {name: check(load(name).derivation()) for name in NAMES}
+def lmm_checked(checked):
+    """The lmm_* derivations as the session checked them (tests/conftest.py: once, cached)."""
+    return {name: checked[name] for name in NAMES}
 
 
 @pytest.fixture(scope="module")
@@ -59,6 +59,7 @@ def test_every_step_is_proved_for_q_1_and_2_and_checked_at_random_sizes(lmm_chec
         for s in checked:
             assert s.verdict.symbolic is True, (cd.derivation.name, s.number, s.step.why)
             assert s.verdict.points == 12 and "random points" in s.verdict.method
+            assert "SymPy" in s.verdict.method, (cd.derivation.name, s.number, s.verdict.method)
 
 
 def _with_step(d, label, **changes):
@@ -68,10 +69,22 @@ def _with_step(d, label, **changes):
     return replace(d, steps=tuple(steps)), k + 1
 
 
-@pytest.mark.parametrize("case", ["precision", "theta", "one_way", "woodbury"])
+@pytest.mark.parametrize("case", ["precision", "theta", "one_way", "woodbury", "sigma2_ml", "reml_no_rx",
+                                  "reml_precision", "deviance_scale", "pls"])
 def test_a_wrong_step_is_rejected_and_named(case):
-    blup, marginal = load("lmm_blup"), load("lmm_marginal")
-    if case == "precision":  # the maximiser's precision taken as D instead of C_j
+    blup, marginal, profile = load("lmm_blup"), load("lmm_marginal"), load("lmm_profile")
+    if case == "sigma2_ml":  # REML's sigma^2 estimate claimed for ML
+        d, number = _with_step(profile.derivation(), "sigma2_ml", rhs=profile.sigma2_reml)
+    elif case == "reml_no_rx":  # the REML criterion without log|R_X|^2
+        d, number = _with_step(profile.derivation(), "reml_criterion", rhs=profile.profiled(profile.nu))
+    elif case == "reml_precision":  # the precision of the REML integral without its 1/sigma^2
+        d, number = _with_step(profile.derivation(), "reml_integral", precision=profile.gls_precision)
+    elif case == "deviance_scale":  # -2 l_p claimed for -l_p
+        d, number = _with_step(profile.derivation(), "ml_deviance", factor=sp.Integer(-1))
+    elif case == "pls":  # the penalised RSS without the penalty |u|^2
+        pls = profile.derivation().step("r2_pls").rhs
+        d, number = _with_step(profile.derivation(), "r2_pls", rhs=type(pls)(pls.term.args[0]))
+    elif case == "precision":  # the maximiser's precision taken as D instead of C_j
         d, number = _with_step(blup.derivation(), "blup", precision=D)
     elif case == "theta":  # lme4's condVar without its sigma^2
         d, number = _with_step(blup.derivation(), "condvar_theta",
@@ -85,10 +98,25 @@ def test_a_wrong_step_is_rejected_and_named(case):
         steps = list(d.steps)
         steps[k] = replace(steps[k], rhs=mtimes(Z_j, D, tr(Z_j)))
         d, number = replace(d, steps=tuple(steps)), k + 2
-    with pytest.raises(StepError) as err:
-        check(d)
-    assert f"step {number} " in str(err.value)
-    assert d.name in str(err.value)
+    err = first_rejection(d, number)
+    assert err is not None, f"{case}: the corrupted step {number} of {d.name} was accepted"
+    assert f"step {number} " in str(err) and d.name in str(err)
+
+
+def first_rejection(d, number):
+    """The StepError of the corrupted step ``number`` or (a corrupted definition) of the
+    first later step that rejects it, replaying the build's checks from there; None if
+    every step passes.  Only the corrupted part is replayed: the rest is checked once."""
+    from shrinkage.derive.checks import verify
+    from shrinkage.derive.walk import walk
+
+    start = list(walk(d))[number - 1]
+    try:
+        for ctx in walk(d, start=number, resume=start):
+            verify(ctx, symbolic=ctx.number == number)
+    except StepError as e:
+        return e
+    return None
 
 
 # --- generated functions against the dense model ------------------------------------
@@ -178,10 +206,6 @@ def test_one_group_and_boundary_inputs(generated):
         generated["lmm_blup"](ZtZ, ZtX, Zty * np.nan, beta_, D_, sigma2_)
 
 
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(pytest.main([__file__, "-q"]))
-
-
 # --- the fit (shrinkage.lmm) against the derivation's generated functions -------------
 @pytest.mark.parametrize("draw", range(8))
 def test_the_lmm_fit_computes_what_the_derivations_derive(generated, draw):
@@ -214,3 +238,76 @@ def test_the_lmm_fit_computes_what_the_derivations_derive(generated, draw):
     # the same comparison rejects a criterion missing its log-determinant term
     logdet = np.linalg.slogdet(np.swapaxes(Lam, 0, 1) @ ZtZ @ Lam + np.eye(q))[1].sum()
     assert not np.isclose(objective.profiled_ml(theta, cp), -2 * loglik - logdet, rtol=1e-8)
+
+
+# --- the profiled criteria: generated, the fit's, and a dense maximisation --------------
+def dense_profiled(lam, data):
+    """-2 x the maximised log-likelihood (ML) and REML log-likelihood over beta and sigma^2
+    at Lambda, from the dense N x N model: beta by whitened least squares, sigma^2 by a
+    numerical 1-D maximisation of scipy's normal log-density (no derived formula)."""
+    from scipy import linalg, optimize
+
+    X = np.vstack([X for X, Z, y in data])
+    y = np.concatenate([y for X, Z, y in data])
+    Z = linalg.block_diag(*[Z @ lam for X, Z, y in data])
+    V = np.eye(len(y)) + Z @ Z.T  # V_j / sigma^2, all groups
+    W = np.linalg.cholesky(V)
+    beta_ = np.linalg.lstsq(np.linalg.solve(W, X), np.linalg.solve(W, y), rcond=None)[0]
+    p_ = X.shape[1]
+
+    def ml(log_s2):
+        return -2 * stats.multivariate_normal(X @ beta_, np.exp(log_s2) * V).logpdf(y)
+
+    def reml(log_s2):
+        s2 = np.exp(log_s2)
+        info = X.T @ np.linalg.solve(s2 * V, X)
+        return ml(log_s2) + np.linalg.slogdet(info)[1] - p_ * np.log(2 * np.pi)
+
+    out = []
+    for f in (ml, reml):
+        best = optimize.minimize_scalar(f, bounds=(-30, 30), method="bounded", options={"xatol": 1e-11})
+        out.append(best.fun)
+    return out
+
+
+@pytest.mark.parametrize("draw", range(8))
+def test_profiled_criteria_equal_the_fit_and_a_dense_maximisation(generated, draw):
+    """lmm_ml_profiled_deviance and lmm_reml_criterion (generated from lmm_profile) equal
+    shrinkage.lmm.objective's profiled criteria and a dense maximisation over beta and
+    sigma^2 at random theta, to 1e-10; the sigma^2 estimates equal the fit's."""
+    objective = pytest.importorskip("shrinkage.lmm.objective")
+    rng = np.random.default_rng(9000 + draw)
+    q, p = 1 + draw % 4, 1 + draw % 3
+    D_, sigma2_, beta_, data = random_model(rng, q, p, groups=int(rng.integers(3, 8)))
+    ZtZ, ZtX, XtX, Zty, Xty, yty, n = cross_products(data)
+    cp = fit_statistics(ZtZ, ZtX, XtX, Zty, Xty, yty, n)
+    lam = np.tril(rng.normal(size=(q, q)))
+    np.fill_diagonal(lam, np.abs(np.diag(lam)) + 0.1)
+    theta = objective.Layout.of((q,)).from_lambda(lam)
+    args = (n, yty, Xty, Zty, XtX, ZtX, ZtZ, lam)
+    ml, reml = generated["lmm_ml_profiled_deviance"](*args), generated["lmm_reml_criterion"](*args)
+    np.testing.assert_allclose(ml, objective.profiled_ml(theta, cp), rtol=1e-10)
+    np.testing.assert_allclose(reml, objective.profiled_reml(theta, cp), rtol=1e-10)
+    dense_ml, dense_reml = dense_profiled(lam, data)
+    np.testing.assert_allclose(ml, dense_ml, rtol=1e-10)
+    np.testing.assert_allclose(reml, dense_reml, rtol=1e-10)
+    np.testing.assert_allclose(generated["lmm_sigma2_ml"](*args), objective.sigma2_hat(theta, cp, "ML"), rtol=1e-10)
+    np.testing.assert_allclose(generated["lmm_sigma2_reml"](*args), objective.sigma2_hat(theta, cp, "REML"), rtol=1e-10)
+    # the same comparison rejects a REML criterion without log|R_X|^2 (|log det A| > 1e-3 here)
+    logdet_A = np.linalg.slogdet(objective.evaluate(theta, cp).A)[1]
+    assert not np.isclose(reml - logdet_A, dense_reml, rtol=1e-8, atol=0)
+
+
+def fit_statistics(ZtZ, ZtX, XtX, Zty, Xty, yty, n):
+    """The fit's CrossProducts (uncentred) from per-group cross-products."""
+    from shrinkage.lmm.crossprod import CrossProducts
+
+    p, q = XtX.shape[1], ZtZ.shape[1]
+    return CrossProducts(labels=np.arange(len(n)), n=n.astype(int), XtX=XtX.sum(0), XtZ=ZtX.transpose(0, 2, 1).copy(),
+                         ZtZ=ZtZ, Xty=Xty.sum(0), Zty=Zty, yty=np.array(yty.sum()),
+                         x_names=tuple(f"x{i}" for i in range(p)), z_names=tuple(f"z{i}" for i in range(q)),
+                         x_centre=np.zeros(p))
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(pytest.main([__file__, "-q"]))
