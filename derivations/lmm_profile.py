@@ -31,7 +31,8 @@ r2_beta, r2, logdet_L, logdet_RX = (scalar(c) for c in ("r2_beta", "r2_theta", "
 log_2pi_sigma2 = sp.log(times(2, sp.pi, sigma2))
 deviation = mplus(Zty, mneg(mtimes(ZtX, beta)))  # Z_j^T (y_j - X_j beta)
 rss = terms(yty, neg(times(2, quad(beta, None, Xty))), quad(beta, XtX))  # |y_j - X_j beta|^2
-penalised = GroupSum(terms(rss, neg(quad(deviation, mtimes(Lambda_theta, sp.Inverse(M_j), tr(Lambda_theta))))))
+# two sums, so that the printed definition can break between them
+penalised = terms(GroupSum(rss), neg(GroupSum(quad(deviation, mtimes(Lambda_theta, sp.Inverse(M_j), tr(Lambda_theta))))))
 nu = terms(N, neg(p))  # N - p
 sigma2_ml, sigma2_reml = frac(r2, N), frac(r2, nu)
 # exact checks of the steps through beta_hat: two groups, q = 1 (at q = 2 the exact rational
@@ -86,11 +87,8 @@ per-group cross-products, so that each evaluation costs $O(Jq^3)$ whatever $N$.
                why=r"The log-likelihood of group $j$ in $\theta$ (document \emph{lmm\_marginal}).")
     d = d.then(
         MatrixSumOverGroups(
-            GroupSum(d.steps[-1].rhs), lhs=r"\ell(\boldsymbol\beta, \sigma^2, \theta)",
-            why=r"The groups are independent: their log-likelihoods add."),
-        MatrixEquals(
-            loglik(r2_beta), label="loglik_theta",
-            why=r"Collect: $\sum_j n_j = N$, and the quadratic forms make up $r^2_\theta(\boldsymbol\beta)$."),
+            loglik(r2_beta), label="loglik_theta", lhs=r"\ell(\boldsymbol\beta, \sigma^2, \theta) = \sum_j \log p(\mathbf y_j)",
+            why=r"The groups are independent: their log-likelihoods add. Collect: $\sum_j n_j = N$, and the quadratic forms make up $r^2_\theta(\boldsymbol\beta)$."),
         MatrixSubstitute(
             loglik(r2), values=((beta, beta_hat),), label="profile_beta", exact_sizes=TWO_GROUPS,
             lhs=r"\max_{\boldsymbol\beta} \ell",

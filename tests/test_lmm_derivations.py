@@ -26,7 +26,7 @@ from shrinkage.matrix.nodes import mtimes, tr
 from shrinkage.matrix.notation import D, Lambda_theta, Z_j, sigma2
 
 DERIVATIONS = Path(__file__).resolve().parent.parent / "derivations"
-NAMES = ("lmm_blup", "lmm_marginal", "lmm_profile")
+NAMES = ("lmm_blup", "lmm_marginal", "lmm_profile", "lmm_henderson")
 
 
 def load(name):
@@ -70,10 +70,20 @@ def _with_step(d, label, **changes):
 
 
 @pytest.mark.parametrize("case", ["precision", "theta", "one_way", "woodbury", "sigma2_ml", "reml_no_rx",
-                                  "reml_precision", "deviance_scale", "pls"])
+                                  "reml_precision", "deviance_scale", "pls", "henderson", "henderson_at_beta"])
 def test_a_wrong_step_is_rejected_and_named(case):
     blup, marginal, profile = load("lmm_blup"), load("lmm_marginal"), load("lmm_profile")
-    if case == "sigma2_ml":  # REML's sigma^2 estimate claimed for ML
+    henderson = load("lmm_henderson")
+    if case == "henderson":  # Henderson's matrix without sigma^2 in front of the prior precision
+        wrong = henderson.henderson.xreplace({henderson.mtimes(sigma2, henderson.prior): henderson.prior})
+        d, number = _with_step(henderson.derivation(), "henderson", rhs=henderson.mtimes(sp.Inverse(wrong), henderson.right_side))
+    elif case == "henderson_at_beta":  # the BLUPs at the true beta instead of at the GLS estimate
+        d = henderson.derivation()
+        rhs = d.step("henderson_solution").rhs
+        d, number = _with_step(d, "henderson_solution", rhs=rhs.xreplace({henderson.GroupStack(
+            rhs.blocks[1, 0].term, rhs.blocks[1, 0].shape[0]): henderson.GroupStack(
+            rhs.blocks[1, 0].term.xreplace({henderson.beta_hat: henderson.beta}), rhs.blocks[1, 0].shape[0])}))
+    elif case == "sigma2_ml":  # REML's sigma^2 estimate claimed for ML
         d, number = _with_step(profile.derivation(), "sigma2_ml", rhs=profile.sigma2_reml)
     elif case == "reml_no_rx":  # the REML criterion without log|R_X|^2
         d, number = _with_step(profile.derivation(), "reml_criterion", rhs=profile.profiled(profile.nu))
