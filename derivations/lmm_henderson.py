@@ -19,14 +19,14 @@ from shrinkage.display import frac, half, neg, terms, times
 from shrinkage.matrix import model
 from shrinkage.matrix.gaussian import MatrixMaximiser
 from shrinkage.matrix.instances import Sizes
-from shrinkage.matrix.nodes import GroupStack, GroupSum, logdet, mneg, mplus, mtimes, quad, tr
+from shrinkage.matrix.nodes import Eye, GroupStack, logdet, mneg, mplus, mtimes, quad, tr
 from shrinkage.matrix.notation import MATRIX_NOTATION
 from shrinkage.matrix.notation import D, J, N, beta, matrix, p, q, sigma2
 from shrinkage.matrix.steps import MatrixEquals, MatrixSumOverGroups
 
 y, X, Z, b = (matrix(c) for c in ("y_all", "X_all", "Z_all", "b_all"))
-beta_hat = matrix("beta_hat")
-prior = KroneckerProduct(sp.Identity(J), sp.Inverse(D))  # (I_J (x) D)^{-1}: the precision of b
+beta_hat = matrix("beta_gls")
+prior = KroneckerProduct(Eye(J), sp.Inverse(D))  # (I_J (x) D)^{-1}: the precision of b
 design = sp.BlockMatrix([[X, Z]])
 penalty = sp.BlockDiagMatrix(sp.ZeroMatrix(p, p), mtimes(sigma2, prior))
 normal_matrix = mplus(mtimes(tr(design), design), penalty)  # Henderson's coefficient matrix
@@ -74,11 +74,9 @@ $\mathbf u = \boldsymbol\Lambda_\theta^{-1}\mathbf b$.
     blup_rhs = d.steps[-1].rhs
     d = d.then(
         Premise.of(model.GROUP_JOINT, why=r"The model, group by group."),
-        MatrixSumOverGroups(GroupSum(model.group_joint_logdensity()), lhs=r"\log p(\mathbf y, \mathbf b)",
-                            why=r"The groups are independent: their joint log-densities add."),
-        MatrixEquals(
-            stacked_joint(), label="stacked",
-            why=r"Stack the groups: the residuals form $\mathbf y - \mathbf X\boldsymbol\beta - \mathbf Z\mathbf b$, and $\sum_j \mathbf b_j^{\mathsf T}\mathbf D^{-1}\mathbf b_j = \mathbf b^{\mathsf T}(\mathbf I_J \otimes \mathbf D^{-1})\mathbf b$."),
+        MatrixSumOverGroups(
+            stacked_joint(), label="stacked", lhs=r"\log p(\mathbf y, \mathbf b) = \sum_j \log p(\mathbf y_j, \mathbf b_j)",
+            why=r"The groups are independent: their joint log-densities add. Stacked, the residuals form $\mathbf y - \mathbf X\boldsymbol\beta - \mathbf Z\mathbf b$, and $\sum_j \mathbf b_j^{\mathsf T}\mathbf D^{-1}\mathbf b_j = \mathbf b^{\mathsf T}(\mathbf I_J \otimes \mathbf D^{-1})\mathbf b$."),
         MatrixMaximiser(
             mtimes(sp.Inverse(henderson), right_side), var=(beta, b), precision=mtimes(frac(1, sigma2), normal_matrix),
             exact_sizes=TWO_GROUPS, label="henderson",

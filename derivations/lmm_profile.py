@@ -31,8 +31,18 @@ r2_beta, r2, logdet_L, logdet_RX = (scalar(c) for c in ("r2_beta", "r2_theta", "
 log_2pi_sigma2 = sp.log(times(2, sp.pi, sigma2))
 deviation = mplus(Zty, mneg(mtimes(ZtX, beta)))  # Z_j^T (y_j - X_j beta)
 rss = terms(yty, neg(times(2, quad(beta, None, Xty))), quad(beta, XtX))  # |y_j - X_j beta|^2
-# two sums, so that the printed definition can break between them
-penalised = terms(GroupSum(rss), neg(GroupSum(quad(deviation, mtimes(Lambda_theta, sp.Inverse(M_j), tr(Lambda_theta))))))
+
+
+def penalised(at):
+    """r^2_theta at ``at``, as two sums (so that the printed definition can break between them)."""
+    def put(x):
+        return x.xreplace({beta: at})
+
+    shrink = mtimes(Lambda_theta, sp.Inverse(M_j), tr(Lambda_theta))
+    return terms(GroupSum(put(rss)), neg(GroupSum(quad(put(deviation), shrink))))
+
+
+
 nu = terms(N, neg(p))  # N - p
 sigma2_ml, sigma2_reml = frac(r2, N), frac(r2, nu)
 # exact checks of the steps through beta_hat: two groups, q = 1 (at q = 2 the exact rational
@@ -79,9 +89,9 @@ per-group cross-products, so that each evaluation costs $O(Jq^3)$ whatever $N$.
         Define(mplus(mtimes(tr(Lambda_theta), ZtZ, Lambda_theta), Eye(q)), symbol=M_j,
                why=r"lme4's $\mathbf L_\theta\mathbf L_\theta^{\mathsf T}$ is block diagonal, with block $\mathbf M_j$ for group $j$."),
         Define(GroupSum(logdet(M_j)), symbol=logdet_L, why=r"So $\log\lvert\mathbf L_\theta\rvert^2 = \sum_j \log\det\mathbf M_j$."),
-        Define(penalised, symbol=r2_beta, label="r2_beta",
+        Define(penalised(beta), symbol=r2_beta, label="r2_beta",
                why=r"The penalised residual sum of squares at $\boldsymbol\beta$ (shown below to be lme4's)."),
-        Define(penalised.xreplace({beta: beta_hat}), symbol=r2, why=r"And at the GLS estimate: lme4's $r^2_\theta$."),
+        Define(penalised(beta_hat), symbol=r2, why=r"And at the GLS estimate: lme4's $r^2_\theta$."),
     )
     d = d.cite(marginal, "marginal_theta", lhs=r"\log p(\mathbf y_j)",
                why=r"The log-likelihood of group $j$ in $\theta$ (document \emph{lmm\_marginal}).")

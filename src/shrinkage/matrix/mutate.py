@@ -9,7 +9,7 @@ an Add to it; shapes are never touched).  A matrix derivation's notation adds, t
   (A B -> B A), the quantities of the two designs confused (X_j <-> Z_j and their
   cross-products);
 * corruptions of the fields of the matrix step kinds: a substituted value, the claimed
-  precision or centre of a quadratic, the covariance or the moment read off;
+  precision or centre of a quadratic, the covariance or the moment read off, a rescaling's factor;
 * equivalence tested like every matrix claim: the mutant's expression equals the
   original's at the random instances (q = 1..4, 50 digits) of a MatrixEquals check.
 """
@@ -89,11 +89,13 @@ def _expr_field_mutants(step, field: str, limit: int = 6):
 def field_mutants(step) -> list[tuple[str, str, object]]:
     """Corruptions of a matrix step's fields other than rhs."""
     from .gaussian import NormalReadOff, _Quadratic
-    from .steps import MatrixSubstitute
+    from .steps import MatrixRescale, MatrixSubstitute
 
     out = []
     if isinstance(step, MatrixSubstitute):
         out += _value_mutants(step.values, "value of", "values", step)
+    if isinstance(step, MatrixRescale):
+        out += _expr_field_mutants(step, "factor")
     if isinstance(step, _Quadratic):
         out += _expr_field_mutants(step, "precision")
         out += _expr_field_mutants(step, "centre")

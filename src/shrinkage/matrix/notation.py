@@ -77,6 +77,7 @@ MATRICES: tuple[MatrixQuantity, ...] = (
     _m("c_D", r"\mathbf c", r"$\sigma^2 \sum_j \mathbf X_j^{\mathsf T}\mathbf V_j^{-1}\mathbf y_j$, in $\mathbf D$ and $\sigma^2$", p, 1, "defined", "defined"),
     _m("A_theta", r"\mathbf A_\theta", r"$\sigma^2 \sum_j \mathbf X_j^{\mathsf T}\mathbf V_j^{-1}\mathbf X_j$", p, p, "defined", "defined"),
     _m("c_theta", r"\mathbf c_\theta", r"$\sigma^2 \sum_j \mathbf X_j^{\mathsf T}\mathbf V_j^{-1}\mathbf y_j$", p, 1, "defined", "defined"),
+    _m("beta_gls", r"\hat{\boldsymbol\beta}", r"GLS estimate of $\boldsymbol\beta$ given $\mathbf D$ and $\sigma^2$", p, 1, "defined", "defined"),
     _m("beta_hat", r"\hat{\boldsymbol\beta}_\theta", r"GLS estimate of $\boldsymbol\beta$ given $\theta$", p, 1, "defined", "defined"),
 )
 

@@ -247,6 +247,9 @@ class MatrixRescale(MatrixEquals):
     factor: sp.Expr = sp.Integer(-2)
     kind = "rescaling"
 
+    def __post_init__(self):
+        object.__setattr__(self, "factor", sp.sympify(self.factor))
+
     def expressions(self, current, definitions):
         out = super().expressions(current, definitions)
         out["current"] = sp.Mul(sp.sympify(self.factor), out["current"], evaluate=False)
