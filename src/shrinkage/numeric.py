@@ -352,6 +352,99 @@ def lmm_gls_beta_theta(XtX_j, ZtX_j, ZtZ_j, Xty_j, Zty_j, Lambda_theta):
     return _lmm_gls_beta_theta(XtX_j, ZtX_j, ZtZ_j, Xty_j, Zty_j, Lambda_theta)[..., 0]
 
 
+def _lmm_ml_profiled_deviance(n, yty, Xty_j, Zty_j, XtX_j, ZtX_j, ZtZ_j, Lambda_theta):
+    N = numpy.sum(n, axis=-3)
+    q = Zty_j.shape[-2]
+    return N*(numpy.log(2*numpy.pi*(numpy.sum(yty - 2*numpy.matmul(numpy.swapaxes(numpy.linalg.solve(numpy.sum((XtX_j + (-1) * numpy.matmul(numpy.swapaxes(ZtX_j, -1, -2), numpy.matmul(numpy.matmul(Lambda_theta, numpy.linalg.solve((numpy.matmul(numpy.swapaxes(Lambda_theta, -1, -2), numpy.matmul(ZtZ_j, Lambda_theta)) + numpy.eye(q)), numpy.swapaxes(Lambda_theta, -1, -2))), ZtX_j))), axis=-3), numpy.sum((Xty_j + (-1) * numpy.matmul(numpy.swapaxes(ZtX_j, -1, -2), numpy.matmul(numpy.matmul(Lambda_theta, numpy.linalg.solve((numpy.matmul(numpy.swapaxes(Lambda_theta, -1, -2), numpy.matmul(ZtZ_j, Lambda_theta)) + numpy.eye(q)), numpy.swapaxes(Lambda_theta, -1, -2))), Zty_j))), axis=-3)), -1, -2), Xty_j) + numpy.matmul(numpy.swapaxes(numpy.linalg.solve(numpy.sum((XtX_j + (-1) * numpy.matmul(numpy.swapaxes(ZtX_j, -1, -2), numpy.matmul(numpy.matmul(Lambda_theta, numpy.linalg.solve((numpy.matmul(numpy.swapaxes(Lambda_theta, -1, -2), numpy.matmul(ZtZ_j, Lambda_theta)) + numpy.eye(q)), numpy.swapaxes(Lambda_theta, -1, -2))), ZtX_j))), axis=-3), numpy.sum((Xty_j + (-1) * numpy.matmul(numpy.swapaxes(ZtX_j, -1, -2), numpy.matmul(numpy.matmul(Lambda_theta, numpy.linalg.solve((numpy.matmul(numpy.swapaxes(Lambda_theta, -1, -2), numpy.matmul(ZtZ_j, Lambda_theta)) + numpy.eye(q)), numpy.swapaxes(Lambda_theta, -1, -2))), Zty_j))), axis=-3)), -1, -2), numpy.matmul(XtX_j, numpy.linalg.solve(numpy.sum((XtX_j + (-1) * numpy.matmul(numpy.swapaxes(ZtX_j, -1, -2), numpy.matmul(numpy.matmul(Lambda_theta, numpy.linalg.solve((numpy.matmul(numpy.swapaxes(Lambda_theta, -1, -2), numpy.matmul(ZtZ_j, Lambda_theta)) + numpy.eye(q)), numpy.swapaxes(Lambda_theta, -1, -2))), ZtX_j))), axis=-3), numpy.sum((Xty_j + (-1) * numpy.matmul(numpy.swapaxes(ZtX_j, -1, -2), numpy.matmul(numpy.matmul(Lambda_theta, numpy.linalg.solve((numpy.matmul(numpy.swapaxes(Lambda_theta, -1, -2), numpy.matmul(ZtZ_j, Lambda_theta)) + numpy.eye(q)), numpy.swapaxes(Lambda_theta, -1, -2))), Zty_j))), axis=-3)))), axis=-3) - numpy.sum(numpy.matmul(numpy.swapaxes((Zty_j + (-1) * numpy.matmul(ZtX_j, numpy.linalg.solve(numpy.sum((XtX_j + (-1) * numpy.matmul(numpy.swapaxes(ZtX_j, -1, -2), numpy.matmul(numpy.matmul(Lambda_theta, numpy.linalg.solve((numpy.matmul(numpy.swapaxes(Lambda_theta, -1, -2), numpy.matmul(ZtZ_j, Lambda_theta)) + numpy.eye(q)), numpy.swapaxes(Lambda_theta, -1, -2))), ZtX_j))), axis=-3), numpy.sum((Xty_j + (-1) * numpy.matmul(numpy.swapaxes(ZtX_j, -1, -2), numpy.matmul(numpy.matmul(Lambda_theta, numpy.linalg.solve((numpy.matmul(numpy.swapaxes(Lambda_theta, -1, -2), numpy.matmul(ZtZ_j, Lambda_theta)) + numpy.eye(q)), numpy.swapaxes(Lambda_theta, -1, -2))), Zty_j))), axis=-3)))), -1, -2), numpy.matmul(numpy.matmul(Lambda_theta, numpy.linalg.solve((numpy.matmul(numpy.swapaxes(Lambda_theta, -1, -2), numpy.matmul(ZtZ_j, Lambda_theta)) + numpy.eye(q)), numpy.swapaxes(Lambda_theta, -1, -2))), (Zty_j + (-1) * numpy.matmul(ZtX_j, numpy.linalg.solve(numpy.sum((XtX_j + (-1) * numpy.matmul(numpy.swapaxes(ZtX_j, -1, -2), numpy.matmul(numpy.matmul(Lambda_theta, numpy.linalg.solve((numpy.matmul(numpy.swapaxes(Lambda_theta, -1, -2), numpy.matmul(ZtZ_j, Lambda_theta)) + numpy.eye(q)), numpy.swapaxes(Lambda_theta, -1, -2))), ZtX_j))), axis=-3), numpy.sum((Xty_j + (-1) * numpy.matmul(numpy.swapaxes(ZtX_j, -1, -2), numpy.matmul(numpy.matmul(Lambda_theta, numpy.linalg.solve((numpy.matmul(numpy.swapaxes(Lambda_theta, -1, -2), numpy.matmul(ZtZ_j, Lambda_theta)) + numpy.eye(q)), numpy.swapaxes(Lambda_theta, -1, -2))), Zty_j))), axis=-3)))))), axis=-3))/N) + 1) + numpy.sum(numpy.linalg.slogdet((numpy.matmul(numpy.swapaxes(Lambda_theta, -1, -2), numpy.matmul(ZtZ_j, Lambda_theta)) + numpy.eye(q)))[1][..., None, None], axis=-3)
+
+def lmm_ml_profiled_deviance(n, yty, Xty_j, Zty_j, XtX_j, ZtX_j, ZtZ_j, Lambda_theta):
+    """lme4's profiled deviance -2 l_p(theta), from the per-group cross-products, a scalar.
+
+    log|L_theta|^2 + N (1 + log(2 pi r^2_theta / N)), with log|L_theta|^2 = sum_j log det M_j,
+    M_j = Lambda^T ZtZ_j Lambda + I, r^2_theta the penalised RSS at the GLS beta_hat(theta).
+    n, yty (J,); Xty (J, p); Zty (J, q); XtX (J, p, p); ZtX (J, q, p); ZtZ (J, q, q).
+
+    From derivation `lmm_profile`, step 13: eq. (13) of its document (`shrinkage docs lmm_profile` opens it).
+    """
+    n = _batch('n', n, 1, 1)
+    yty = _batch('yty', yty, 1, 1)
+    Xty_j = _batch('Xty_j', Xty_j, None, 1)
+    Zty_j = _batch('Zty_j', Zty_j, None, 1)
+    XtX_j = _batch('XtX_j', XtX_j, None, None)
+    ZtX_j = _batch('ZtX_j', ZtX_j, None, None)
+    ZtZ_j = _batch('ZtZ_j', ZtZ_j, None, None)
+    Lambda_theta = _batch('Lambda_theta', Lambda_theta, None, None)
+    return _lmm_ml_profiled_deviance(n, yty, Xty_j, Zty_j, XtX_j, ZtX_j, ZtZ_j, Lambda_theta)[..., 0, 0]
+
+
+def _lmm_reml_criterion(n, yty, Xty_j, Zty_j, XtX_j, ZtX_j, ZtZ_j, Lambda_theta):
+    N = numpy.sum(n, axis=-3)
+    p = Xty_j.shape[-2]
+    q = Zty_j.shape[-2]
+    return (N - p)*(numpy.log(2*numpy.pi*(numpy.sum(yty - 2*numpy.matmul(numpy.swapaxes(numpy.linalg.solve(numpy.sum((XtX_j + (-1) * numpy.matmul(numpy.swapaxes(ZtX_j, -1, -2), numpy.matmul(numpy.matmul(Lambda_theta, numpy.linalg.solve((numpy.matmul(numpy.swapaxes(Lambda_theta, -1, -2), numpy.matmul(ZtZ_j, Lambda_theta)) + numpy.eye(q)), numpy.swapaxes(Lambda_theta, -1, -2))), ZtX_j))), axis=-3), numpy.sum((Xty_j + (-1) * numpy.matmul(numpy.swapaxes(ZtX_j, -1, -2), numpy.matmul(numpy.matmul(Lambda_theta, numpy.linalg.solve((numpy.matmul(numpy.swapaxes(Lambda_theta, -1, -2), numpy.matmul(ZtZ_j, Lambda_theta)) + numpy.eye(q)), numpy.swapaxes(Lambda_theta, -1, -2))), Zty_j))), axis=-3)), -1, -2), Xty_j) + numpy.matmul(numpy.swapaxes(numpy.linalg.solve(numpy.sum((XtX_j + (-1) * numpy.matmul(numpy.swapaxes(ZtX_j, -1, -2), numpy.matmul(numpy.matmul(Lambda_theta, numpy.linalg.solve((numpy.matmul(numpy.swapaxes(Lambda_theta, -1, -2), numpy.matmul(ZtZ_j, Lambda_theta)) + numpy.eye(q)), numpy.swapaxes(Lambda_theta, -1, -2))), ZtX_j))), axis=-3), numpy.sum((Xty_j + (-1) * numpy.matmul(numpy.swapaxes(ZtX_j, -1, -2), numpy.matmul(numpy.matmul(Lambda_theta, numpy.linalg.solve((numpy.matmul(numpy.swapaxes(Lambda_theta, -1, -2), numpy.matmul(ZtZ_j, Lambda_theta)) + numpy.eye(q)), numpy.swapaxes(Lambda_theta, -1, -2))), Zty_j))), axis=-3)), -1, -2), numpy.matmul(XtX_j, numpy.linalg.solve(numpy.sum((XtX_j + (-1) * numpy.matmul(numpy.swapaxes(ZtX_j, -1, -2), numpy.matmul(numpy.matmul(Lambda_theta, numpy.linalg.solve((numpy.matmul(numpy.swapaxes(Lambda_theta, -1, -2), numpy.matmul(ZtZ_j, Lambda_theta)) + numpy.eye(q)), numpy.swapaxes(Lambda_theta, -1, -2))), ZtX_j))), axis=-3), numpy.sum((Xty_j + (-1) * numpy.matmul(numpy.swapaxes(ZtX_j, -1, -2), numpy.matmul(numpy.matmul(Lambda_theta, numpy.linalg.solve((numpy.matmul(numpy.swapaxes(Lambda_theta, -1, -2), numpy.matmul(ZtZ_j, Lambda_theta)) + numpy.eye(q)), numpy.swapaxes(Lambda_theta, -1, -2))), Zty_j))), axis=-3)))), axis=-3) - numpy.sum(numpy.matmul(numpy.swapaxes((Zty_j + (-1) * numpy.matmul(ZtX_j, numpy.linalg.solve(numpy.sum((XtX_j + (-1) * numpy.matmul(numpy.swapaxes(ZtX_j, -1, -2), numpy.matmul(numpy.matmul(Lambda_theta, numpy.linalg.solve((numpy.matmul(numpy.swapaxes(Lambda_theta, -1, -2), numpy.matmul(ZtZ_j, Lambda_theta)) + numpy.eye(q)), numpy.swapaxes(Lambda_theta, -1, -2))), ZtX_j))), axis=-3), numpy.sum((Xty_j + (-1) * numpy.matmul(numpy.swapaxes(ZtX_j, -1, -2), numpy.matmul(numpy.matmul(Lambda_theta, numpy.linalg.solve((numpy.matmul(numpy.swapaxes(Lambda_theta, -1, -2), numpy.matmul(ZtZ_j, Lambda_theta)) + numpy.eye(q)), numpy.swapaxes(Lambda_theta, -1, -2))), Zty_j))), axis=-3)))), -1, -2), numpy.matmul(numpy.matmul(Lambda_theta, numpy.linalg.solve((numpy.matmul(numpy.swapaxes(Lambda_theta, -1, -2), numpy.matmul(ZtZ_j, Lambda_theta)) + numpy.eye(q)), numpy.swapaxes(Lambda_theta, -1, -2))), (Zty_j + (-1) * numpy.matmul(ZtX_j, numpy.linalg.solve(numpy.sum((XtX_j + (-1) * numpy.matmul(numpy.swapaxes(ZtX_j, -1, -2), numpy.matmul(numpy.matmul(Lambda_theta, numpy.linalg.solve((numpy.matmul(numpy.swapaxes(Lambda_theta, -1, -2), numpy.matmul(ZtZ_j, Lambda_theta)) + numpy.eye(q)), numpy.swapaxes(Lambda_theta, -1, -2))), ZtX_j))), axis=-3), numpy.sum((Xty_j + (-1) * numpy.matmul(numpy.swapaxes(ZtX_j, -1, -2), numpy.matmul(numpy.matmul(Lambda_theta, numpy.linalg.solve((numpy.matmul(numpy.swapaxes(Lambda_theta, -1, -2), numpy.matmul(ZtZ_j, Lambda_theta)) + numpy.eye(q)), numpy.swapaxes(Lambda_theta, -1, -2))), Zty_j))), axis=-3)))))), axis=-3))/(N - p)) + 1) + numpy.linalg.slogdet(numpy.sum((XtX_j + (-1) * numpy.matmul(numpy.swapaxes(ZtX_j, -1, -2), numpy.matmul(numpy.matmul(Lambda_theta, numpy.linalg.solve((numpy.matmul(numpy.swapaxes(Lambda_theta, -1, -2), numpy.matmul(ZtZ_j, Lambda_theta)) + numpy.eye(q)), numpy.swapaxes(Lambda_theta, -1, -2))), ZtX_j))), axis=-3))[1][..., None, None] + numpy.sum(numpy.linalg.slogdet((numpy.matmul(numpy.swapaxes(Lambda_theta, -1, -2), numpy.matmul(ZtZ_j, Lambda_theta)) + numpy.eye(q)))[1][..., None, None], axis=-3)
+
+def lmm_reml_criterion(n, yty, Xty_j, Zty_j, XtX_j, ZtX_j, ZtZ_j, Lambda_theta):
+    """lme4's REML criterion -2 l_R(theta), from the per-group cross-products, a scalar.
+
+    log|L_theta|^2 + log|R_X|^2 + (N - p)(1 + log(2 pi r^2_theta / (N - p))), with
+    log|R_X|^2 = log det(sum_j XtX_j - ZtX_j^T Lambda M_j^{-1} Lambda^T ZtX_j).
+
+    From derivation `lmm_profile`, step 20: eq. (20) of its document (`shrinkage docs lmm_profile` opens it).
+    """
+    n = _batch('n', n, 1, 1)
+    yty = _batch('yty', yty, 1, 1)
+    Xty_j = _batch('Xty_j', Xty_j, None, 1)
+    Zty_j = _batch('Zty_j', Zty_j, None, 1)
+    XtX_j = _batch('XtX_j', XtX_j, None, None)
+    ZtX_j = _batch('ZtX_j', ZtX_j, None, None)
+    ZtZ_j = _batch('ZtZ_j', ZtZ_j, None, None)
+    Lambda_theta = _batch('Lambda_theta', Lambda_theta, None, None)
+    return _lmm_reml_criterion(n, yty, Xty_j, Zty_j, XtX_j, ZtX_j, ZtZ_j, Lambda_theta)[..., 0, 0]
+
+
+def _lmm_sigma2_ml(n, yty, Xty_j, Zty_j, XtX_j, ZtX_j, ZtZ_j, Lambda_theta):
+    N = numpy.sum(n, axis=-3)
+    q = Zty_j.shape[-2]
+    return (numpy.sum(yty - 2*numpy.matmul(numpy.swapaxes(numpy.linalg.solve(numpy.sum((XtX_j + (-1) * numpy.matmul(numpy.swapaxes(ZtX_j, -1, -2), numpy.matmul(numpy.matmul(Lambda_theta, numpy.linalg.solve((numpy.matmul(numpy.swapaxes(Lambda_theta, -1, -2), numpy.matmul(ZtZ_j, Lambda_theta)) + numpy.eye(q)), numpy.swapaxes(Lambda_theta, -1, -2))), ZtX_j))), axis=-3), numpy.sum((Xty_j + (-1) * numpy.matmul(numpy.swapaxes(ZtX_j, -1, -2), numpy.matmul(numpy.matmul(Lambda_theta, numpy.linalg.solve((numpy.matmul(numpy.swapaxes(Lambda_theta, -1, -2), numpy.matmul(ZtZ_j, Lambda_theta)) + numpy.eye(q)), numpy.swapaxes(Lambda_theta, -1, -2))), Zty_j))), axis=-3)), -1, -2), Xty_j) + numpy.matmul(numpy.swapaxes(numpy.linalg.solve(numpy.sum((XtX_j + (-1) * numpy.matmul(numpy.swapaxes(ZtX_j, -1, -2), numpy.matmul(numpy.matmul(Lambda_theta, numpy.linalg.solve((numpy.matmul(numpy.swapaxes(Lambda_theta, -1, -2), numpy.matmul(ZtZ_j, Lambda_theta)) + numpy.eye(q)), numpy.swapaxes(Lambda_theta, -1, -2))), ZtX_j))), axis=-3), numpy.sum((Xty_j + (-1) * numpy.matmul(numpy.swapaxes(ZtX_j, -1, -2), numpy.matmul(numpy.matmul(Lambda_theta, numpy.linalg.solve((numpy.matmul(numpy.swapaxes(Lambda_theta, -1, -2), numpy.matmul(ZtZ_j, Lambda_theta)) + numpy.eye(q)), numpy.swapaxes(Lambda_theta, -1, -2))), Zty_j))), axis=-3)), -1, -2), numpy.matmul(XtX_j, numpy.linalg.solve(numpy.sum((XtX_j + (-1) * numpy.matmul(numpy.swapaxes(ZtX_j, -1, -2), numpy.matmul(numpy.matmul(Lambda_theta, numpy.linalg.solve((numpy.matmul(numpy.swapaxes(Lambda_theta, -1, -2), numpy.matmul(ZtZ_j, Lambda_theta)) + numpy.eye(q)), numpy.swapaxes(Lambda_theta, -1, -2))), ZtX_j))), axis=-3), numpy.sum((Xty_j + (-1) * numpy.matmul(numpy.swapaxes(ZtX_j, -1, -2), numpy.matmul(numpy.matmul(Lambda_theta, numpy.linalg.solve((numpy.matmul(numpy.swapaxes(Lambda_theta, -1, -2), numpy.matmul(ZtZ_j, Lambda_theta)) + numpy.eye(q)), numpy.swapaxes(Lambda_theta, -1, -2))), Zty_j))), axis=-3)))), axis=-3) - numpy.sum(numpy.matmul(numpy.swapaxes((Zty_j + (-1) * numpy.matmul(ZtX_j, numpy.linalg.solve(numpy.sum((XtX_j + (-1) * numpy.matmul(numpy.swapaxes(ZtX_j, -1, -2), numpy.matmul(numpy.matmul(Lambda_theta, numpy.linalg.solve((numpy.matmul(numpy.swapaxes(Lambda_theta, -1, -2), numpy.matmul(ZtZ_j, Lambda_theta)) + numpy.eye(q)), numpy.swapaxes(Lambda_theta, -1, -2))), ZtX_j))), axis=-3), numpy.sum((Xty_j + (-1) * numpy.matmul(numpy.swapaxes(ZtX_j, -1, -2), numpy.matmul(numpy.matmul(Lambda_theta, numpy.linalg.solve((numpy.matmul(numpy.swapaxes(Lambda_theta, -1, -2), numpy.matmul(ZtZ_j, Lambda_theta)) + numpy.eye(q)), numpy.swapaxes(Lambda_theta, -1, -2))), Zty_j))), axis=-3)))), -1, -2), numpy.matmul(numpy.matmul(Lambda_theta, numpy.linalg.solve((numpy.matmul(numpy.swapaxes(Lambda_theta, -1, -2), numpy.matmul(ZtZ_j, Lambda_theta)) + numpy.eye(q)), numpy.swapaxes(Lambda_theta, -1, -2))), (Zty_j + (-1) * numpy.matmul(ZtX_j, numpy.linalg.solve(numpy.sum((XtX_j + (-1) * numpy.matmul(numpy.swapaxes(ZtX_j, -1, -2), numpy.matmul(numpy.matmul(Lambda_theta, numpy.linalg.solve((numpy.matmul(numpy.swapaxes(Lambda_theta, -1, -2), numpy.matmul(ZtZ_j, Lambda_theta)) + numpy.eye(q)), numpy.swapaxes(Lambda_theta, -1, -2))), ZtX_j))), axis=-3), numpy.sum((Xty_j + (-1) * numpy.matmul(numpy.swapaxes(ZtX_j, -1, -2), numpy.matmul(numpy.matmul(Lambda_theta, numpy.linalg.solve((numpy.matmul(numpy.swapaxes(Lambda_theta, -1, -2), numpy.matmul(ZtZ_j, Lambda_theta)) + numpy.eye(q)), numpy.swapaxes(Lambda_theta, -1, -2))), Zty_j))), axis=-3)))))), axis=-3))/N
+
+def lmm_sigma2_ml(n, yty, Xty_j, Zty_j, XtX_j, ZtX_j, ZtZ_j, Lambda_theta):
+    """ML estimate of sigma^2 given theta: r^2_theta / N, a scalar.
+
+    From derivation `lmm_profile`, step 10: eq. (10) of its document (`shrinkage docs lmm_profile` opens it).
+    """
+    n = _batch('n', n, 1, 1)
+    yty = _batch('yty', yty, 1, 1)
+    Xty_j = _batch('Xty_j', Xty_j, None, 1)
+    Zty_j = _batch('Zty_j', Zty_j, None, 1)
+    XtX_j = _batch('XtX_j', XtX_j, None, None)
+    ZtX_j = _batch('ZtX_j', ZtX_j, None, None)
+    ZtZ_j = _batch('ZtZ_j', ZtZ_j, None, None)
+    Lambda_theta = _batch('Lambda_theta', Lambda_theta, None, None)
+    return _lmm_sigma2_ml(n, yty, Xty_j, Zty_j, XtX_j, ZtX_j, ZtZ_j, Lambda_theta)[..., 0, 0]
+
+
+def _lmm_sigma2_reml(n, yty, Xty_j, Zty_j, XtX_j, ZtX_j, ZtZ_j, Lambda_theta):
+    N = numpy.sum(n, axis=-3)
+    p = Xty_j.shape[-2]
+    q = Zty_j.shape[-2]
+    return (numpy.sum(yty - 2*numpy.matmul(numpy.swapaxes(numpy.linalg.solve(numpy.sum((XtX_j + (-1) * numpy.matmul(numpy.swapaxes(ZtX_j, -1, -2), numpy.matmul(numpy.matmul(Lambda_theta, numpy.linalg.solve((numpy.matmul(numpy.swapaxes(Lambda_theta, -1, -2), numpy.matmul(ZtZ_j, Lambda_theta)) + numpy.eye(q)), numpy.swapaxes(Lambda_theta, -1, -2))), ZtX_j))), axis=-3), numpy.sum((Xty_j + (-1) * numpy.matmul(numpy.swapaxes(ZtX_j, -1, -2), numpy.matmul(numpy.matmul(Lambda_theta, numpy.linalg.solve((numpy.matmul(numpy.swapaxes(Lambda_theta, -1, -2), numpy.matmul(ZtZ_j, Lambda_theta)) + numpy.eye(q)), numpy.swapaxes(Lambda_theta, -1, -2))), Zty_j))), axis=-3)), -1, -2), Xty_j) + numpy.matmul(numpy.swapaxes(numpy.linalg.solve(numpy.sum((XtX_j + (-1) * numpy.matmul(numpy.swapaxes(ZtX_j, -1, -2), numpy.matmul(numpy.matmul(Lambda_theta, numpy.linalg.solve((numpy.matmul(numpy.swapaxes(Lambda_theta, -1, -2), numpy.matmul(ZtZ_j, Lambda_theta)) + numpy.eye(q)), numpy.swapaxes(Lambda_theta, -1, -2))), ZtX_j))), axis=-3), numpy.sum((Xty_j + (-1) * numpy.matmul(numpy.swapaxes(ZtX_j, -1, -2), numpy.matmul(numpy.matmul(Lambda_theta, numpy.linalg.solve((numpy.matmul(numpy.swapaxes(Lambda_theta, -1, -2), numpy.matmul(ZtZ_j, Lambda_theta)) + numpy.eye(q)), numpy.swapaxes(Lambda_theta, -1, -2))), Zty_j))), axis=-3)), -1, -2), numpy.matmul(XtX_j, numpy.linalg.solve(numpy.sum((XtX_j + (-1) * numpy.matmul(numpy.swapaxes(ZtX_j, -1, -2), numpy.matmul(numpy.matmul(Lambda_theta, numpy.linalg.solve((numpy.matmul(numpy.swapaxes(Lambda_theta, -1, -2), numpy.matmul(ZtZ_j, Lambda_theta)) + numpy.eye(q)), numpy.swapaxes(Lambda_theta, -1, -2))), ZtX_j))), axis=-3), numpy.sum((Xty_j + (-1) * numpy.matmul(numpy.swapaxes(ZtX_j, -1, -2), numpy.matmul(numpy.matmul(Lambda_theta, numpy.linalg.solve((numpy.matmul(numpy.swapaxes(Lambda_theta, -1, -2), numpy.matmul(ZtZ_j, Lambda_theta)) + numpy.eye(q)), numpy.swapaxes(Lambda_theta, -1, -2))), Zty_j))), axis=-3)))), axis=-3) - numpy.sum(numpy.matmul(numpy.swapaxes((Zty_j + (-1) * numpy.matmul(ZtX_j, numpy.linalg.solve(numpy.sum((XtX_j + (-1) * numpy.matmul(numpy.swapaxes(ZtX_j, -1, -2), numpy.matmul(numpy.matmul(Lambda_theta, numpy.linalg.solve((numpy.matmul(numpy.swapaxes(Lambda_theta, -1, -2), numpy.matmul(ZtZ_j, Lambda_theta)) + numpy.eye(q)), numpy.swapaxes(Lambda_theta, -1, -2))), ZtX_j))), axis=-3), numpy.sum((Xty_j + (-1) * numpy.matmul(numpy.swapaxes(ZtX_j, -1, -2), numpy.matmul(numpy.matmul(Lambda_theta, numpy.linalg.solve((numpy.matmul(numpy.swapaxes(Lambda_theta, -1, -2), numpy.matmul(ZtZ_j, Lambda_theta)) + numpy.eye(q)), numpy.swapaxes(Lambda_theta, -1, -2))), Zty_j))), axis=-3)))), -1, -2), numpy.matmul(numpy.matmul(Lambda_theta, numpy.linalg.solve((numpy.matmul(numpy.swapaxes(Lambda_theta, -1, -2), numpy.matmul(ZtZ_j, Lambda_theta)) + numpy.eye(q)), numpy.swapaxes(Lambda_theta, -1, -2))), (Zty_j + (-1) * numpy.matmul(ZtX_j, numpy.linalg.solve(numpy.sum((XtX_j + (-1) * numpy.matmul(numpy.swapaxes(ZtX_j, -1, -2), numpy.matmul(numpy.matmul(Lambda_theta, numpy.linalg.solve((numpy.matmul(numpy.swapaxes(Lambda_theta, -1, -2), numpy.matmul(ZtZ_j, Lambda_theta)) + numpy.eye(q)), numpy.swapaxes(Lambda_theta, -1, -2))), ZtX_j))), axis=-3), numpy.sum((Xty_j + (-1) * numpy.matmul(numpy.swapaxes(ZtX_j, -1, -2), numpy.matmul(numpy.matmul(Lambda_theta, numpy.linalg.solve((numpy.matmul(numpy.swapaxes(Lambda_theta, -1, -2), numpy.matmul(ZtZ_j, Lambda_theta)) + numpy.eye(q)), numpy.swapaxes(Lambda_theta, -1, -2))), Zty_j))), axis=-3)))))), axis=-3))/(N - p)
+
+def lmm_sigma2_reml(n, yty, Xty_j, Zty_j, XtX_j, ZtX_j, ZtZ_j, Lambda_theta):
+    """REML estimate of sigma^2 given theta: r^2_theta / (N - p), a scalar.
+
+    From derivation `lmm_profile`, step 17: eq. (17) of its document (`shrinkage docs lmm_profile` opens it).
+    """
+    n = _batch('n', n, 1, 1)
+    yty = _batch('yty', yty, 1, 1)
+    Xty_j = _batch('Xty_j', Xty_j, None, 1)
+    Zty_j = _batch('Zty_j', Zty_j, None, 1)
+    XtX_j = _batch('XtX_j', XtX_j, None, None)
+    ZtX_j = _batch('ZtX_j', ZtX_j, None, None)
+    ZtZ_j = _batch('ZtZ_j', ZtZ_j, None, None)
+    Lambda_theta = _batch('Lambda_theta', Lambda_theta, None, None)
+    return _lmm_sigma2_reml(n, yty, Xty_j, Zty_j, XtX_j, ZtX_j, ZtZ_j, Lambda_theta)[..., 0, 0]
+
+
 def _marginal_loglik(n, ybar, ss_within, beta0, sigma2, sigma_b2):
     return -n*(-beta0 + ybar)**2/(2*n*sigma_b2 + 2*sigma2) - 1/2*n*numpy.log(2*numpy.pi*sigma2) - 1/2*numpy.log1p(n*sigma_b2/sigma2) - 1/2*ss_within/sigma2
 
