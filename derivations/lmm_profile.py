@@ -146,8 +146,8 @@ per-group cross-products, so that each evaluation costs $O(Jq^3)$ whatever $N$.
         Define(mtimes(sp.Inverse(M_j), tr(Lambda_theta), deviation), symbol=u_tilde,
                why=r"The conditional mode of $\mathbf u_j = \boldsymbol\Lambda_\theta^{-1}\mathbf b_j$: $\hat{\mathbf b}_j = \boldsymbol\Lambda_\theta\tilde{\mathbf u}_j$ (document \emph{lmm\_blup})."),
         MatrixEquals(
-            GroupSum(terms(quad(mplus(y_j, mneg(mtimes(X_j, beta)), mneg(mtimes(Z_j, Lambda_theta, u_tilde))), None),
-                           quad(u_tilde, None))),
+            terms(GroupSum(quad(mplus(y_j, mneg(mtimes(X_j, beta)), mneg(mtimes(Z_j, Lambda_theta, u_tilde))), None)),
+                  GroupSum(quad(u_tilde, None))),
             label="r2_pls", exact_sizes=PLS_SIZES,
             why=r"lme4's definition: the residual sum of squares at the conditional modes plus their squared length, $\lvert\mathbf r - \mathbf Z\boldsymbol\Lambda\tilde{\mathbf u}\rvert^2 + \lvert\tilde{\mathbf u}\rvert^2 = \mathbf r^{\mathsf T}\mathbf r - \mathbf u^{\mathsf T}\boldsymbol\Lambda\mathbf M^{-1}\boldsymbol\Lambda^{\mathsf T}\mathbf u$ with $\mathbf r = \mathbf y_j - \mathbf X_j\boldsymbol\beta$, $\mathbf u = \mathbf Z_j^{\mathsf T}\mathbf r$."),
     )

@@ -93,7 +93,7 @@ def test_a_wrong_step_is_rejected_and_named(case):
         d, number = _with_step(profile.derivation(), "ml_deviance", factor=sp.Integer(-1))
     elif case == "pls":  # the penalised RSS without the penalty |u|^2
         pls = profile.derivation().step("r2_pls").rhs
-        d, number = _with_step(profile.derivation(), "r2_pls", rhs=type(pls)(pls.term.args[0]))
+        d, number = _with_step(profile.derivation(), "r2_pls", rhs=pls.args[0])
     elif case == "precision":  # the maximiser's precision taken as D instead of C_j
         d, number = _with_step(blup.derivation(), "blup", precision=D)
     elif case == "theta":  # lme4's condVar without its sigma^2
