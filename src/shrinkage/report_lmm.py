@@ -236,10 +236,12 @@ def _worked(r, g: GroupNumbers, j: int) -> list[str]:
         k = int(np.argmax(np.abs(g.shrink[j][0, 1:]))) + 1
         moved = g.shrink[j][0, k] * g.own[j][k]
         lines.append(
+            r"\begin{sloppypar}"
             rf"The intercept's BLUP is ${num(g.blup[j][0])}$, of which $\Lambda_{{j,1{k + 1}}}\tilde b_{{j,{k + 1}}} = "
             rf"{num(g.shrink[j][0, k], 5)} \times {_paren(g.own[j][k])} = {num(moved)}$ comes from the group's own "
-            rf"\texttt{{{tex_text(r.z_names[k])}}} estimate, while its own intercept deviation "
-            rf"$\tilde b_{{j,1}} = {num(g.own[j][0])}$ is kept in the proportion $\Lambda_{{j,11}} = {num(g.shrink[j][0, 0], 5)}$.")
+            rf"estimate for \texttt{{{tex_text(r.z_names[k])}}}, while its own intercept deviation "
+            rf"$\tilde b_{{j,1}} = {num(g.own[j][0])}$ is kept in the proportion $\Lambda_{{j,11}} = {num(g.shrink[j][0, 0], 5)}$."
+            r"\end{sloppypar}")
     return lines
 
 
@@ -250,12 +252,14 @@ def _paren(x: float) -> str:
 
 def _groups(r, g: GroupNumbers) -> list[str]:
     names = [tex_text(s) for s in r.z_names]
+    key = "; ".join(rf"term {k + 1} is \texttt{{{s}}}" for k, s in enumerate(names))
     head = (r"\begin{center}\small\begin{tabular}{@{}lr" + "rr" * len(names) + "@{}}",
-            r"\toprule group & $n_j$ & " + " & ".join(rf"own \texttt{{{s}}} & BLUP \texttt{{{s}}}" for s in names)
-            + r" \\ \midrule")
+            r"\toprule group & $n_j$ & " + " & ".join(rf"$\tilde b_{{j,{k + 1}}}$ & $\hat b_{{j,{k + 1}}}$"
+                                                      for k in range(len(names))) + r" \\ \midrule")
     lines = [r"\section{Groups}",
              r"Each group's own least-squares deviation $\tilde{\mathbf b}_j$ and its BLUP "
-             r"$\hat{\mathbf b}_j = \boldsymbol\Lambda_j\tilde{\mathbf b}_j$, term by term (lme4's \texttt{ranef})"]
+             r"$\hat{\mathbf b}_j = \boldsymbol\Lambda_j\tilde{\mathbf b}_j$ (lme4's \texttt{ranef}), term by term ("
+             + key + ")"]
     if r.ngroups <= MAX_TABLE_ROWS:
         rows = [rf"\texttt{{{tex_text(str(r.labels[j]))}}} & {int(g.n[j])} & "
                 + " & ".join(f"${num(g.own[j][k], 5)}$ & ${num(g.blup[j][k], 5)}$" for k in range(len(names)))
@@ -263,8 +267,8 @@ def _groups(r, g: GroupNumbers) -> list[str]:
         return lines + [", every group in label order.", *head, *rows, r"\bottomrule\end{tabular}\end{center}"]
     qs = (0.0, 0.25, 0.5, 0.75, 1.0)
     cols = [("$n_j$", g.n.astype(float))]
-    for k, s in enumerate(names):
-        cols += [(rf"own \texttt{{{s}}}", g.own[:, k]), (rf"BLUP \texttt{{{s}}}", g.blup[:, k])]
+    for k in range(len(names)):
+        cols += [(rf"$\tilde b_{{j,{k + 1}}}$", g.own[:, k]), (rf"$\hat b_{{j,{k + 1}}}$", g.blup[:, k])]
     return lines + [
         rf": with $J = {r.ngroups}$ groups, quantiles over the groups.",
         r"\begin{center}\small\begin{tabular}{@{}lrrrrr@{}}",

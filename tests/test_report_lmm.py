@@ -1,0 +1,203 @@
+"""``shrinkage report DATA --formula ...``: the random-slope report.  Its numbers against
+an independent dense computation per group (numpy solve of the BLUP formula from the
+fit's D and sigma^2, the group's own lstsq), its equations the checked steps of
+lmm_blup (a fresh rendering equals the generated excerpts), deterministic output, no
+overfull box, and one-line errors that leave nothing behind."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from shrinkage import datasets
+from shrinkage.lmm import lmer
+from shrinkage.report_lmm import example_groups, group_numbers, render_lmm
+
+ROOT = Path(__file__).resolve().parent.parent
+SLEEP = datasets.load("sleepstudy").path
+FORMULA = "Reaction ~ Days + (Days | Subject)"
+
+
+@pytest.fixture(scope="module")
+def sleep():
+    return lmer(FORMULA, pd.read_csv(SLEEP))
+
+
+def unbalanced(seed: int = 3, J: int = 40) -> pd.DataFrame:
+    """Random unbalanced groups (2..12 rows), correlated intercepts and slopes, labels with spaces."""
+    rng = np.random.default_rng(seed)
+    sizes = rng.integers(2, 13, size=J)
+    g = np.repeat(np.arange(J), sizes)
+    x = rng.uniform(-1, 3, size=g.size)
+    b = rng.multivariate_normal([0, 0], [[4.0, 1.5], [1.5, 1.0]], size=J)
+    y = 10 + 2 * x + b[g, 0] + b[g, 1] * x + rng.normal(size=g.size)
+    return pd.DataFrame({"grp": [f"site {k:02d}" for k in g], "x": x, "y": y})
+
+
+def dense(r, j):
+    """Group j from its own rows: the BLUP and Var(b_j | y) by solving the formula with numpy,
+    the own deviation by lstsq of y_j - X_j beta on Z_j, Lambda_j from its definition."""
+    d = r.design
+    rows = d.codes == j
+    X, Z, y = d.X[rows], d.Z[rows], np.asarray(d.y, float)[rows]
+    D, s2 = r.D, r.sigma2
+    C = Z.T @ Z / s2 + np.linalg.inv(D)
+    blup = np.linalg.solve(C, Z.T @ (y - X @ r.beta) / s2)
+    own = np.linalg.lstsq(Z, y - X @ r.beta, rcond=None)[0]
+    shrink = D @ np.linalg.inv(D + s2 * np.linalg.inv(Z.T @ Z))
+    return blup, np.linalg.inv(C), own, shrink
+
+
+@pytest.mark.parametrize("case", ["sleepstudy", "unbalanced"])
+def test_numbers_against_a_dense_computation(sleep, case):
+    r = sleep if case == "sleepstudy" else lmer("y ~ x + (x | grp)", unbalanced())
+    g = group_numbers(r)
+    for j in range(r.ngroups):
+        blup, cov, own, shrink = dense(r, j)
+        np.testing.assert_allclose(g.blup[j], blup, rtol=1e-9, atol=1e-9 * np.abs(blup).max())
+        np.testing.assert_allclose(g.condvar[j], cov, rtol=1e-9, atol=1e-12)
+        np.testing.assert_allclose(g.own[j], own, rtol=1e-9, atol=1e-9 * np.abs(own).max())
+        np.testing.assert_allclose(g.shrink[j], shrink, rtol=1e-9, atol=1e-12)
+        np.testing.assert_allclose(shrink @ own, blup, rtol=1e-8, atol=1e-9 * np.abs(blup).max())
+    # the fit's own ranef (lme4's, tested against lme4 in test_lmm_lme4.py) is the same BLUP
+    np.testing.assert_allclose(g.blup, r.b, rtol=1e-7, atol=1e-8 * np.abs(r.b).max())
+
+
+def test_the_dense_check_rejects_a_wrong_shrinkage_matrix(sleep):
+    """A test of the test: Lambda_j with Z'Z where (Z'Z)^-1 belongs does not pass."""
+    g = group_numbers(sleep)
+    j = 0
+    wrong = sleep.D @ np.linalg.inv(sleep.D + sleep.sigma2 * g.ZtZ[j])
+    assert not np.allclose(wrong @ g.own[j], g.blup[j], rtol=1e-3)
+    assert not np.allclose(wrong, dense(sleep, j)[3], rtol=1e-3)
+
+
+def matrices_after(tex: str, lhs: str, count: int = 2) -> list[np.ndarray]:
+    """The numbers of the pmatrix printed after ``lhs &=`` (first ``count`` occurrences)."""
+    found = []
+    for m in re.finditer(r"(?m)^" + re.escape(lhs) + r" &= \\begin\{pmatrix\}(.*?)\\end\{pmatrix\}", tex):
+        cells = [c.strip() for row in m.group(1).split(r"\\") for c in row.split("&")]
+        found.append(np.array([float(c.replace(r"\times 10^{", "e").replace("}", "")) for c in cells]))
+    return found[:count]
+
+
+def test_the_report_prints_those_numbers_for_the_smallest_and_the_largest_group():
+    r = lmer("y ~ x + (x | grp)", unbalanced())
+    tex = render_lmm(r, "u.csv")
+    g = group_numbers(r)
+    js = example_groups(g)
+    assert g.n[js[0]] == g.n.min() and g.n[js[1]] == g.n.max() and len(js) == 2
+    for k, j in enumerate(js):
+        assert f"Group \\texttt{{{r.labels[j]}}}: $n_j = {g.n[j]}$" in tex
+        blup, cov, own, shrink = dense(r, j)
+        for lhs, want in ((r"\hat{\mathbf b}_j", blup), (r"\tilde{\mathbf b}_j", own),
+                          (r"\boldsymbol\Lambda_j", shrink.ravel()),
+                          (r"\operatorname{Var}(\mathbf b_j \mid \mathbf y_j)", cov.ravel())):
+            printed = matrices_after(tex, lhs)[k]
+            np.testing.assert_allclose(printed, want, rtol=1e-4)  # printed to 5-6 significant digits
+
+
+def test_sleepstudy_report_content(sleep):
+    tex = render_lmm(sleep, "sleepstudy.csv")
+    from shrinkage._report_excerpts import EXCERPTS
+
+    for name, block in EXCERPTS.items():
+        assert block in tex, name  # the checked steps, verbatim
+    assert tex.count(r"\nextgroupplot") == 18
+    assert "all groups have the same" in tex  # balanced Days 0..9: one Z_j'Z_j
+    refs = set(re.findall(r"\\eqref\{([^}]+)\}", tex))
+    assert refs and refs <= set(re.findall(r"\\label\{([^}]+)\}", tex))
+
+
+def test_q1_model_has_the_one_way_factor_and_no_line_figure():
+    r = lmer("Reaction ~ Days + (1 | Subject)", pd.read_csv(SLEEP))
+    g = group_numbers(r)
+    sb2 = float(r.D[0, 0])
+    np.testing.assert_allclose(g.shrink[:, 0, 0], sb2 / (sb2 + r.sigma2 / g.n), rtol=1e-12)
+    tex = render_lmm(r, "s.csv")
+    assert r"\nextgroupplot" not in tex and "is drawn for a model of the form" in tex
+
+
+def test_deterministic(sleep):
+    assert render_lmm(sleep, "s.csv") == render_lmm(lmer(FORMULA, pd.read_csv(SLEEP)), "s.csv")
+
+
+def test_excerpts_are_fresh(checked):
+    """The generated module is what the checked lmm_blup renders today."""
+    from shrinkage import report_excerpts
+
+    assert report_excerpts.generate(list(checked.values())) == report_excerpts.MODULE.read_text(), \
+        "stale: run `PYTHONPATH=src python -m shrinkage.report_excerpts` (or `shrinkage build`)"
+
+
+def test_the_report_loads_no_sympy():
+    code = ("import sys, shrinkage.report_lmm, shrinkage.report_lmm_figure; "
+            "assert 'sympy' not in sys.modules")
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT, env={"PYTHONPATH": str(ROOT / "src")})
+
+
+def run_cli(*args):
+    return subprocess.run([sys.executable, "-m", "shrinkage", "report", *map(str, args)], capture_output=True,
+                          text=True, env={"PYTHONPATH": str(ROOT / "src"), "PATH": "/usr/bin:/bin"})
+
+
+def write(path: Path, text: str) -> Path:
+    path.write_text(text)
+    return path
+
+
+@pytest.mark.parametrize("make, args, message", [
+    (lambda d: SLEEP, ("--formula", "Reaction ~ Dayz + (Dayz | Subject)"), "'Dayz' not in the data"),
+    (lambda d: write(d / "one.csv", "g,x,y\na,1,2\na,2,3\na,3,5\nb,1,2\nc,1,1\nc,2,4\nc,3,4\n"),
+     ("--formula", "y ~ x + (x | g)"), "group 'b' of 'g' has 1 observation"),
+    (lambda d: write(d / "flat.csv", "g,x,y\na,1,2\na,2,3\na,3,5\nb,2,2\nb,2,3\nc,1,1\nc,2,4\nc,3,4\n"),
+     ("--formula", "y ~ x + (x | g)"), "group 'b' of 'g' has 2 observation.*singular"),
+    (lambda d: d / "missing.csv", ("--formula", "y ~ x + (x | g)"), "no such file"),
+    (lambda d: write(d / "e.csv", ""), ("--formula", "y ~ x + (x | g)"), "empty"),
+    (lambda d: write(d / "h.csv", "g,x,y\n"), ("--formula", "y ~ x + (x | g)"), "no data rows"),
+    (lambda d: SLEEP, ("--formula", FORMULA, "--response", "Reaction"), "not both"),
+    (lambda d: SLEEP, (), "say which model"),
+])
+def test_errors_are_one_line_and_leave_nothing(tmp_path, make, args, message):
+    out = tmp_path / "out"
+    out.mkdir()
+    run = run_cli(make(tmp_path), *args, "--out", out, "--no-pdf")
+    assert run.returncode == 1 and run.stdout == ""
+    lines = run.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("shrinkage: error: "), run.stderr
+    assert re.search(message, lines[0]), lines[0]
+    assert list(out.iterdir()) == []
+
+
+@pytest.mark.tex
+def test_pdf_is_byte_identical_and_has_no_overfull_box(tmp_path, requires_tex):
+    from shrinkage.render.texlog import overfull_boxes
+
+    for k in range(2):
+        run = run_cli(SLEEP, "--formula", FORMULA, "--out", tmp_path / str(k))
+        assert run.returncode == 0, run.stderr
+    first, second = ((tmp_path / str(k) / "sleepstudy-report.pdf").read_bytes() for k in range(2))
+    assert first.startswith(b"%PDF") and first == second
+    # the sleepstudy report and one of many unbalanced groups with long labels: nothing off the page
+    texts = {"sleep": (tmp_path / "0" / "sleepstudy-report.tex").read_text()}
+    for J in (30, 120):  # a table of every group; quantiles and a subsample of panels
+        frame = unbalanced(5, J=J)
+        frame["grp"] = "a-rather-long-label-" + frame["grp"].str.replace(" ", "-")
+        frame = frame.rename(columns={"y": "response_column", "x": "covariate_with_a_long_name"})
+        frame["response_column"] = 1e7 * frame["response_column"] - 3e8
+        texts[f"many{J}"] = render_lmm(lmer("response_column ~ covariate_with_a_long_name + "
+                                            "(covariate_with_a_long_name | grp)", frame),
+                                       "a_rather_long_file_name_of_data.csv")
+    for name, text in texts.items():
+        (tmp_path / f"{name}.tex").write_text(text)
+        done = subprocess.run(["latexmk", "-pdf", "-interaction=nonstopmode", "-halt-on-error", f"{name}.tex"],
+                              cwd=tmp_path, capture_output=True, text=True)
+        log = (tmp_path / f"{name}.log").read_text(errors="replace")
+        assert done.returncode == 0, log[-1500:]
+        assert overfull_boxes(log) == [], name
