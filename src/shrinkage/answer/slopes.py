@@ -26,6 +26,7 @@ class SlopeExample:
     by its own slope (largest |Lambda_j,12 tilde b_j,2|)."""
 
     labels: tuple
+    beta: np.ndarray
     D: np.ndarray
     sigma2: float
     ZtZ: np.ndarray
@@ -61,7 +62,7 @@ def sleepstudy_example(fns: Mapping) -> SlopeExample:
     own = np.linalg.solve(ZtZ, (Zty - ZtX @ r.beta)[:, :, None])[:, :, 0]
     shrink = r.D @ np.linalg.inv(r.D + r.sigma2 * np.linalg.inv(ZtZ))
     k = int(np.argmax(np.abs(shrink[:, 0, 1] * own[:, 1])))
-    return SlopeExample(tuple(str(v) for v in r.labels), r.D, r.sigma2, ZtZ, own, shrink, blup, k)
+    return SlopeExample(tuple(str(v) for v in r.labels), r.beta, r.D, r.sigma2, ZtZ, own, shrink, blup, k)
 
 
 def _f(x: float, digits: int = 3) -> str:
@@ -81,7 +82,7 @@ The question's model has one random intercept.  Real analyses add covariates and
 $y_{ij} = \mathbf x_{ij}^{\mathsf T}\boldsymbol\beta + \mathbf z_{ij}^{\mathsf T}\mathbf b_j + \varepsilon_{ij}$; for a
 group, $\mathbf y_j = \mathbf X_j\boldsymbol\beta + \mathbf Z_j\mathbf b_j + \boldsymbol\varepsilon_j$ with
 $\mathbf b_j \sim N(\mathbf 0, \mathbf D)$, $q$ random terms per group ($q = 2$ for an intercept and a slope,
-lme4's \texttt{y \textasciitilde{} x + (x | g)}).  The steps below are those of the derivations \texttt{lmm\_blup} and
+lme4's \texttt{y \char126{} x + (x | g)}).  The steps below are those of the derivations \texttt{lmm\_blup} and
 \texttt{lmm\_marginal}; each note says how the step was checked (the matrix steps symbolically with explicit
 matrices for small $q$, and numerically at random positive definite $\mathbf D$ for $q$ up to $4$).
 
@@ -136,7 +137,7 @@ def illustration(ex: SlopeExample) -> str:
     return (
         r"\paragraph{An example.}  On lme4's \texttt{sleepstudy} data (reaction times of "
         rf"{len(ex.labels)} subjects over days $0$ to $9$ of sleep deprivation), the REML fit of "
-        rf"\texttt{{Reaction \textasciitilde{{}} Days + (Days | Subject)}} gives "
+        rf"\texttt{{Reaction \char126{{}} Days + (Days | Subject)}} gives "
         rf"$\hat{{\mathbf D}} = {_matrix(ex.D, 2)}$ (a correlation of ${_f(ex.corr)}$) and "
         rf"$\hat\sigma^2 = {_f(ex.sigma2, 2)}$."
         + (r"  Every subject has the same days, hence the same $\mathbf Z_j^{\mathsf T}\mathbf Z_j$ and the same "
