@@ -185,7 +185,9 @@ def test_pdf_is_byte_identical_and_has_no_overfull_box(tmp_path, requires_tex):
     first, second = ((tmp_path / str(k) / "sleepstudy-report.pdf").read_bytes() for k in range(2))
     assert first.startswith(b"%PDF") and first == second
     # the sleepstudy report and one of many unbalanced groups with long labels: nothing off the page
-    texts = {"sleep": (tmp_path / "0" / "sleepstudy-report.tex").read_text()}
+    texts = {"sleep": (tmp_path / "0" / "sleepstudy-report.tex").read_text(),
+             "singular": render_lmm(lmer("y ~ x + (x | g)", singular_frame()), "s.csv"),
+             "q1": render_lmm(lmer("Reaction ~ Days + (1 | Subject)", pd.read_csv(SLEEP)), "s.csv")}
     for J in (30, 120):  # a table of every group; quantiles and a subsample of panels
         frame = unbalanced(5, J=J)
         frame["grp"] = "a-rather-long-label-" + frame["grp"].str.replace(" ", "-")
@@ -201,3 +203,49 @@ def test_pdf_is_byte_identical_and_has_no_overfull_box(tmp_path, requires_tex):
         log = (tmp_path / f"{name}.log").read_text(errors="replace")
         assert done.returncode == 0, log[-1500:]
         assert overfull_boxes(log) == [], name
+
+
+def singular_frame() -> pd.DataFrame:
+    """Intercepts only in truth: (x | g) is fitted on the boundary (a correlation of -1)."""
+    rng = np.random.default_rng(1)
+    sizes = rng.integers(3, 8, size=12)
+    g = np.repeat(np.arange(12), sizes)
+    x = rng.uniform(0, 4, size=g.size)
+    y = 1 + 0.5 * x + rng.normal(size=12)[g] + rng.normal(size=g.size)
+    return pd.DataFrame({"g": g, "x": x, "y": y})
+
+
+def test_a_singular_fit_uses_the_theta_forms_and_says_so():
+    r = lmer("y ~ x + (x | g)", singular_frame())
+    assert r.singular
+    g = group_numbers(r)
+    d = r.design
+    for j in range(r.ngroups):  # the BLUP without D^-1: D Z' V^-1 (y - X beta)
+        rows = d.codes == j
+        X, Z, y = d.X[rows], d.Z[rows], np.asarray(d.y, float)[rows]
+        V = Z @ r.D @ Z.T + r.sigma2 * np.eye(rows.sum())
+        blup = r.D @ Z.T @ np.linalg.solve(V, y - X @ r.beta)
+        np.testing.assert_allclose(g.blup[j], blup, rtol=1e-7, atol=1e-9)
+        np.testing.assert_allclose(g.shrink[j] @ g.own[j], blup, rtol=1e-7, atol=1e-9)
+    tex = render_lmm(r, "s.csv")
+    assert "Singular fit" in tex and "lmm\\_blup}~" in tex.split("Singular fit")[1][:900]
+
+
+from test_lmm_lme4 import lme4  # noqa: E402,F401  (the fixture: lme4 through Rscript, tight optimiser)
+
+
+@pytest.mark.parametrize("case", ["sleepstudy", "unbalanced"])
+def test_the_reports_numbers_are_lme4s(lme4, case):
+    """ranef and condVar of every group, and the printed BLUPs of the worked groups."""
+    frame, formula, group = ((pd.read_csv(SLEEP), FORMULA, "Subject") if case == "sleepstudy" else
+                             (unbalanced(), "y ~ x + (x | grp)", "grp"))
+    r = lmer(formula, frame)
+    ref = lme4(frame, formula, "REML", group)
+    assert [str(v) for v in r.labels] == ref["labels"]
+    g = group_numbers(r)
+    sd = np.sqrt(np.diag(r.D))
+    assert np.max(np.abs(g.blup - ref["ranef"]) / sd) < 1e-6
+    assert np.max(np.abs(g.condvar - ref["condvar"]) / np.outer(sd, sd)) < 1e-6
+    tex = render_lmm(r, "d.csv")
+    for k, j in enumerate(example_groups(g)):
+        np.testing.assert_allclose(matrices_after(tex, r"\hat{\mathbf b}_j")[k], ref["ranef"][j], rtol=1e-5)

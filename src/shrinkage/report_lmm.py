@@ -229,20 +229,18 @@ def _worked(r, g: GroupNumbers, j: int) -> list[str]:
     lines = [
         rf"\subsection*{{Group \texttt{{{tex_text(str(r.labels[j]))}}}: $n_j = {int(g.n[j])}$}}",
         r"\begin{align*}", " \\\\\n".join(body), r"\end{align*}",
-        r"The last line equals $\hat{\mathbf b}_j$, as the quoted step says.",
     ]
+    last = r"The last line equals $\hat{\mathbf b}_j$, as the quoted step says."
     q = len(r.z_names)
     if q >= 2:
         k = int(np.argmax(np.abs(g.shrink[j][0, 1:]))) + 1
         moved = g.shrink[j][0, k] * g.own[j][k]
-        lines.append(
-            r"\begin{sloppypar}"
-            rf"The intercept's BLUP is ${num(g.blup[j][0])}$, of which $\Lambda_{{j,1{k + 1}}}\tilde b_{{j,{k + 1}}} = "
+        last += (
+            rf"  The intercept's BLUP is ${num(g.blup[j][0])}$, of which $\Lambda_{{j,1{k + 1}}}\tilde b_{{j,{k + 1}}} = "
             rf"{num(g.shrink[j][0, k], 5)} \times {_paren(g.own[j][k])} = {num(moved)}$ comes from the group's own "
             rf"estimate for \texttt{{{tex_text(r.z_names[k])}}}, while its own intercept deviation "
-            rf"$\tilde b_{{j,1}} = {num(g.own[j][0])}$ is kept in the proportion $\Lambda_{{j,11}} = {num(g.shrink[j][0, 0], 5)}$."
-            r"\end{sloppypar}")
-    return lines
+            rf"$\tilde b_{{j,1}} = {num(g.own[j][0])}$ is kept in the proportion $\Lambda_{{j,11}} = {num(g.shrink[j][0, 0], 5)}$.")
+    return lines + [r"\begin{sloppypar}\noindent " + last + r"\end{sloppypar}"]
 
 
 def _paren(x: float) -> str:
@@ -264,13 +262,14 @@ def _groups(r, g: GroupNumbers) -> list[str]:
         rows = [rf"\texttt{{{tex_text(str(r.labels[j]))}}} & {int(g.n[j])} & "
                 + " & ".join(f"${num(g.own[j][k], 5)}$ & ${num(g.blup[j][k], 5)}$" for k in range(len(names)))
                 + r" \\" for j in range(r.ngroups)]
-        return lines + [", every group in label order.", *head, *rows, r"\bottomrule\end{tabular}\end{center}"]
+        lines[-1] += ", every group in label order."
+        return lines + [*head, *rows, r"\bottomrule\end{tabular}\end{center}"]
     qs = (0.0, 0.25, 0.5, 0.75, 1.0)
     cols = [("$n_j$", g.n.astype(float))]
     for k in range(len(names)):
         cols += [(rf"$\tilde b_{{j,{k + 1}}}$", g.own[:, k]), (rf"$\hat b_{{j,{k + 1}}}$", g.blup[:, k])]
+    lines[-1] += rf"; with $J = {r.ngroups}$ groups, their quantiles over the groups."
     return lines + [
-        rf": with $J = {r.ngroups}$ groups, quantiles over the groups.",
         r"\begin{center}\small\begin{tabular}{@{}lrrrrr@{}}",
         r"\toprule & min & 25\% & median & 75\% & max \\ \midrule",
         *[rf"{name} & " + " & ".join(f"${num(v, 4)}$" for v in np.quantile(col, qs)) + r" \\" for name, col in cols],

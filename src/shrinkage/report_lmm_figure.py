@@ -59,8 +59,9 @@ def figure_lines(r, g, most: int) -> list[str]:
     pad_x, pad_y = 0.06 * (xhi - xlo or 1.0), 0.06 * (yhi - ylo or 1.0)
     rows = -(-idx.size // COLUMNS)
     out = [
+        r"\clearpage",
         r"\section{Each group's line, shrunk towards the population line}",
-        r"\begin{figure}[htbp]\centering",
+        r"\begin{figure}[!h]\centering",
         r"\begin{tikzpicture}",
         rf"\begin{{groupplot}}[group style={{group size={COLUMNS} by {rows}, horizontal sep=3pt, vertical sep=14pt, "
         r"xticklabels at=edge bottom, yticklabels at=edge left}, scale only axis, width=2.2cm, height=2.5cm, "
@@ -76,8 +77,8 @@ def figure_lines(r, g, most: int) -> list[str]:
             rf"\nextgroupplot[title={{\texttt{{{tex_text(str(r.labels[j]))}}}}}]",
             rf"\addplot[only marks, mark=*, mark size=0.7pt, gray] coordinates {{{pts}}};",
             _segment("black!45, thin", xlo, xhi, r.beta[0], r.beta[1]),
-            _segment("blue!70!black, densely dashed", x0, x1, own[j, 0], own[j, 1]),
             _segment("red!75!black, thick", x0, x1, shrunk[j, 0], shrunk[j, 1]),
+            _segment("blue!80!black, thick, densely dashed", x0, x1, own[j, 0], own[j, 1]),
         ]
     sample = "" if idx.size == r.ngroups else f" ({idx.size} of the {r.ngroups} groups, evenly spaced in label order)"
     xname, yname = tex_text(r.z_names[1]), tex_text(r.formula.split("~")[0].strip())
