@@ -136,8 +136,25 @@ def test_excerpts_are_fresh(checked):
         "stale: run `PYTHONPATH=src python -m shrinkage.report_excerpts` (or `shrinkage build`)"
 
 
-def test_the_report_loads_no_sympy():
-    code = ("import sys, shrinkage.report_lmm, shrinkage.report_lmm_figure; "
+def test_many_groups_are_summarised_and_subsampled():
+    r = lmer("y ~ x + (x | grp)", unbalanced(7, J=120))
+    tex = render_lmm(r, "u.csv")
+    assert tex.count(r"\nextgroupplot") == 30 and "30 of the 120 groups" in tex
+    assert "quantiles over the groups" in tex and tex.count(r"\\") < 150
+
+
+def test_rows_with_a_missing_value_are_dropped_and_said():
+    frame = pd.read_csv(SLEEP)
+    frame.loc[[3, 50], "Reaction"] = np.nan
+    r = lmer(FORMULA, frame)
+    assert r.nobs == 178
+    assert "2 row(s) with a missing value" in render_lmm(r, "s.csv")
+
+
+def test_the_report_loads_no_sympy(tmp_path):
+    """Writing a report (fit, numbers, LaTeX) never loads SymPy or checks a derivation."""
+    code = ("import sys; from shrinkage.report_lmm import write_lmm_report; "
+            f"write_lmm_report({str(SLEEP)!r}, {FORMULA!r}, out={str(tmp_path)!r}, pdf=False, say=print); "
             "assert 'sympy' not in sys.modules")
     subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT, env={"PYTHONPATH": str(ROOT / "src")})
 
