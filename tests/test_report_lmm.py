@@ -264,5 +264,11 @@ def test_the_reports_numbers_are_lme4s(lme4, case):
     assert np.max(np.abs(g.blup - ref["ranef"]) / sd) < 1e-6
     assert np.max(np.abs(g.condvar - ref["condvar"]) / np.outer(sd, sd)) < 1e-6
     tex = render_lmm(r, "d.csv")
+    printed_D = re.search(r"\\hat\{\\mathbf D\} = \\begin\{pmatrix\}(.*?)\\end\{pmatrix\}", tex).group(1)
+    cells = [float(c) for row in printed_D.split(r"\\") for c in row.split("&")]
+    np.testing.assert_allclose(cells, ref["varcorr"].ravel(), rtol=1e-5)
+    for name, value in ref["fixef"].items():
+        printed = re.search(rf"\\texttt\{{{re.escape(name)}\}} & \$([-0-9.]+)\$", tex).group(1)
+        assert float(printed) == pytest.approx(value, rel=1e-5), name
     for k, j in enumerate(example_groups(g)):
         np.testing.assert_allclose(matrices_after(tex, r"\hat{\mathbf b}_j")[k], ref["ranef"][j], rtol=1e-5)
