@@ -196,14 +196,16 @@ def _derivation(r, g: GroupNumbers) -> list[str]:
         r"deviation shrunk by a matrix:",
         EXCERPTS["shrinkage"], EXCERPTS["form"],
         (r"With one random term ($q = 1$) the matrix is the one-way shrinkage factor:" if q == 1 else
-         r"The intercept and the slope shrink \emph{together}: an off-diagonal entry of $\boldsymbol\Lambda_j$ moves "
-         r"one coefficient by the group's own estimate of the other, through the correlation in $\mathbf D$.  "
+         r"The random terms shrink \emph{together}: an off-diagonal entry of $\boldsymbol\Lambda_j$ moves one "
+         r"coefficient by the group's own estimate of another, through the correlations in $\mathbf D$ and in the "
+         r"sampling covariance $\sigma^2(\mathbf Z_j^{\mathsf T}\mathbf Z_j)^{-1}$ of the group's own estimate.  "
          r"For one random intercept the matrix is the one-way shrinkage factor:"),
         EXCERPTS["one_way"],
         r"Below, each quantity with $\hat{\boldsymbol\beta}$, $\hat{\mathbf D}$ and $\hat\sigma^2$ plugged in, for the "
-        r"smallest and the largest group" + (r" (all groups have the same $\mathbf Z_j^{\mathsf T}\mathbf Z_j$, hence "
-                                              r"the same $\boldsymbol\Lambda_j$ and conditional covariance; their "
-                                              r"BLUPs differ with their data)." if same else "."),
+        + (r"smallest and the largest group" if g.n.min() < g.n.max() else
+           rf"first and the last group in label order (every group has $n_j = {int(g.n[0])}$)")
+        + (r".  All groups have the same $\mathbf Z_j^{\mathsf T}\mathbf Z_j$, hence the same $\boldsymbol\Lambda_j$ "
+           r"and conditional covariance; their BLUPs differ with their data." if same else "."),
     ]
     for j in example_groups(g):
         lines += _worked(r, g, j)
