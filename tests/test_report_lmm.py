@@ -110,7 +110,7 @@ def test_sleepstudy_report_content(sleep):
     for name, block in EXCERPTS.items():
         assert block in tex, name  # the checked steps, verbatim
     assert tex.count(r"\nextgroupplot") == 18
-    assert "all groups have the same" in tex  # balanced Days 0..9: one Z_j'Z_j
+    assert "All groups have the same" in tex  # balanced Days 0..9: one Z_j'Z_j
     refs = set(re.findall(r"\\eqref\{([^}]+)\}", tex))
     assert refs and refs <= set(re.findall(r"\\label\{([^}]+)\}", tex))
 
