@@ -63,16 +63,22 @@ def _require_own_fit(r, n: np.ndarray, ZtZ: np.ndarray) -> None:
             f"different values ({bad.size} such group(s) in all)")
 
 
+def _group_sums(codes: np.ndarray, J: int, rows: np.ndarray) -> np.ndarray:
+    """Per-group sums of ``rows`` (N, ...) -> (J, ...), one bincount per entry (fast for small q, p)."""
+    flat = rows.reshape(rows.shape[0], -1)
+    sums = np.stack([np.bincount(codes, weights=flat[:, k], minlength=J) for k in range(flat.shape[1])], axis=1)
+    return sums.reshape((J,) + rows.shape[1:])
+
+
 def group_numbers(r) -> GroupNumbers:
     """The per-group numbers of the report, from a fit with its design (a formula fit)."""
     d = r.design
     X, Z, y, codes = d.X, d.Z, np.asarray(d.y, dtype=float), d.codes
     J, q, p = r.ngroups, Z.shape[1], X.shape[1]
     n = np.bincount(codes, minlength=J)
-    ZtZ, ZtX, Zty = np.zeros((J, q, q)), np.zeros((J, q, p)), np.zeros((J, q))
-    np.add.at(ZtZ, codes, Z[:, :, None] * Z[:, None, :])
-    np.add.at(ZtX, codes, Z[:, :, None] * X[:, None, :])
-    np.add.at(Zty, codes, Z * y[:, None])
+    ZtZ = _group_sums(codes, J, Z[:, :, None] * Z[:, None, :])
+    ZtX = _group_sums(codes, J, Z[:, :, None] * X[:, None, :])
+    Zty = _group_sums(codes, J, Z * y[:, None])
     _require_own_fit(r, n, ZtZ)
     D, s2, beta = r.D, r.sigma2, r.beta
     if r.singular:  # D has no inverse: the steps in lme4's factor (lmm_blup 11, 16), equal where both exist
