@@ -272,3 +272,14 @@ def test_the_reports_numbers_are_lme4s(lme4, case):
         assert float(printed) == pytest.approx(value, rel=1e-5), name
     for k, j in enumerate(example_groups(g)):
         np.testing.assert_allclose(matrices_after(tex, r"\hat{\mathbf b}_j")[k], ref["ranef"][j], rtol=1e-5)
+
+
+def test_large_groups_are_thinned_in_the_figure():
+    rng = np.random.default_rng(4)
+    g = np.repeat(np.arange(6), 5000)
+    x = rng.uniform(0, 10, size=g.size)
+    y = 3 + x + rng.normal(size=6)[g] + 0.3 * rng.normal(size=6)[g] * x + rng.normal(size=g.size)
+    tex = render_lmm(lmer("y ~ x + (x | g)", pd.DataFrame({"g": g, "x": x, "y": y})), "big.csv")
+    marks = re.findall(r"\\addplot\[only marks[^\]]*\] coordinates \{([^}]*)\}", tex)
+    assert len(marks) == 6 and all(m.count("(") == 200 for m in marks)
+    assert "at most 200 observations per panel" in tex and len(tex) < 80_000

@@ -15,6 +15,7 @@ import numpy as np
 from .report import plain, tex_text
 
 COLUMNS = 6
+MAX_POINTS = 200  # observations drawn per panel (evenly spaced in row order when a group has more)
 
 
 def is_line(r) -> bool:
@@ -69,10 +70,13 @@ def figure_lines(r, g, most: int) -> list[str]:
         r"title style={font=\scriptsize, yshift=-6pt}, tick label style={font=\tiny}, scaled ticks=false, "
         r"max space between ticks=18pt]",
     ]
+    thinned = False
     for j in idx:
-        rows_j = codes == j
-        pts = " ".join(f"({plain(a)},{plain(b)})" for a, b in zip(x[rows_j], y[rows_j]))
+        rows_j = np.flatnonzero(codes == j)
         x0, x1 = float(x[rows_j].min()), float(x[rows_j].max())
+        drawn = rows_j[panels(rows_j.size, MAX_POINTS)]
+        thinned |= drawn.size < rows_j.size
+        pts = " ".join(f"({plain(a)},{plain(b)})" for a, b in zip(x[drawn], y[drawn]))
         out += [
             rf"\nextgroupplot[title={{\texttt{{{tex_text(str(r.labels[j]))}}}}}]",
             rf"\addplot[only marks, mark=*, mark size=0.7pt, gray] coordinates {{{pts}}};",
@@ -81,11 +85,12 @@ def figure_lines(r, g, most: int) -> list[str]:
             _segment("blue!80!black, thick, densely dashed", x0, x1, own[j, 0], own[j, 1]),
         ]
     sample = "" if idx.size == r.ngroups else f" ({idx.size} of the {r.ngroups} groups, evenly spaced in label order)"
+    dots = f"at most {MAX_POINTS} observations per panel, evenly spaced" if thinned else "the observations"
     xname, yname = tex_text(r.z_names[1]), tex_text(r.formula.split("~")[0].strip())
     out += [
         r"\end{groupplot}",
         r"\end{tikzpicture}",
-        rf"\caption{{\texttt{{{yname}}} against \texttt{{{xname}}}, one panel per group{sample}: the observations "
+        rf"\caption{{\texttt{{{yname}}} against \texttt{{{xname}}}, one panel per group{sample}: {dots} "
         r"(grey dots), the group's own least-squares line $\hat{\boldsymbol\beta} + \tilde{\mathbf b}_j$ (blue, dashed), "
         r"its shrunk line $\hat{\boldsymbol\beta} + \hat{\mathbf b}_j$ (red; lme4's \texttt{coef}) and the population "
         r"line $\hat{\boldsymbol\beta}$ (grey). The red line is the blue one shrunk by the matrix $\boldsymbol\Lambda_j$, "
