@@ -110,7 +110,7 @@ $\tilde{\mathbf b}_j$ multiplied by a matrix $\boldsymbol\Lambda_j$, which weigh
 against the sampling covariance $\sigma^2(\mathbf Z_j^{\mathsf T}\mathbf Z_j)^{-1}$ of the group's own estimate:
 {excerpt:lmm_blup:shrinkage_matrix-1:shrinkage_matrix}
 {excerpt:lmm_blup:shrinkage_form:shrinkage_form}
-More data in a group make $\sigma^2(\mathbf Z_j^{\mathsf T}\mathbf Z_j)^{-1}$ small and $\boldsymbol\Lambda_j$ close to
+More data in a group, spread over the covariate, make $\sigma^2(\mathbf Z_j^{\mathsf T}\mathbf Z_j)^{-1}$ small and $\boldsymbol\Lambda_j$ close to
 the identity, no pooling, as a large $n_j$ makes $\lambda_j$ close to $1$.  The question's scalar
 $\lambda_j$ is the case $q = 1$, $\mathbf Z_j = \mathbf 1$, $\mathbf D = \sigma_b^2$, with the BLUP of
 eq.~\eqref{@blup:blup}:
@@ -120,10 +120,10 @@ eq.~\eqref{@blup:blup}:
 \paragraph{Intercept and slope shrink together.}  $\boldsymbol\Lambda_j$ is in general not diagonal, so each
 component of $\hat{\mathbf b}_j$ mixes the group's own estimates of \emph{both} terms: the shrunken intercept is
 $\Lambda_{j,11}\tilde b_{j,1} + \Lambda_{j,12}\tilde b_{j,2}$.  The coupling comes from the correlation in
-$\mathbf D$ and from the correlation of the group's own estimates in $(\mathbf Z_j^{\mathsf T}\mathbf Z_j)^{-1}$ (an
-uncentred covariate); $\boldsymbol\Lambda_j$ is diagonal when both matrices are.  A group whose own slope
+$\mathbf D$ and from the correlation of the group's own estimates in $(\mathbf Z_j^{\mathsf T}\mathbf Z_j)^{-1}$ (a
+covariate not centred within the group); $\boldsymbol\Lambda_j$ is diagonal when both matrices are.  A group whose own slope
 estimate is far from the population's, for instance because its few observations make the slope noisy, therefore
-has its intercept moved as well, and a shrunken coefficient need not lie between the group's own value and
+has its intercept moved as well (whenever $\Lambda_{j,12} \ne 0$), and a shrunken coefficient need not lie between the group's own value and
 the population's.
 """
 
@@ -136,7 +136,7 @@ def illustration(ex: SlopeExample) -> str:
     moved = L[0, 1] * ex.own[k, 1]
     return (
         r"\paragraph{An example.}  On lme4's \texttt{sleepstudy} data (reaction times of "
-        rf"{len(ex.labels)} subjects over days $0$ to $9$ of sleep deprivation), the REML fit of "
+        rf"{len(ex.labels)} subjects on days $0$ to $9$ of a sleep-deprivation study), the REML fit of "
         rf"\texttt{{Reaction \char126{{}} Days + (Days | Subject)}} gives "
         rf"$\hat{{\mathbf D}} = {_matrix(ex.D, 2)}$ (a correlation of ${_f(ex.corr)}$) and "
         rf"$\hat\sigma^2 = {_f(ex.sigma2, 2)}$."
