@@ -205,6 +205,12 @@ def test_the_slopes_section_displays_only_checked_steps(tex, checked):
     for name, number in shown:
         cs = checked[name].steps[number - 1]
         assert isinstance(cs.step, Define) or cs.verdict.symbolic is True, (name, number)
+    # the steps named relative to a label are the ones the prose means (guards against inserted steps)
+    blup = checked["lmm_blup"]
+    own = blup.steps[step_number(blup, "shrinkage_matrix-1") - 1].step
+    assert isinstance(own, Define) and own.symbol.name == "b_ls_j"
+    one_way = blup.steps[step_number(blup, "shrinkage_form+1") - 1].step
+    assert one_way.lhs == r"\hat b_j" and "sigma_b2" in {x.name for x in one_way.rhs.free_symbols}
     # the penalty the section names is in the quoted joint density
     assert r"\mathbf b_j^{T} \mathbf D^{-1} \mathbf b_j" in part
     for symbol in (r"$\boldsymbol\Lambda_j$ & ", r"$\mathbf D$ & ", r"$\tilde{\mathbf b}_j$ & ", r"$\mathbf Z_j$ & "):

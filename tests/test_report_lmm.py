@@ -109,6 +109,12 @@ def test_sleepstudy_report_content(sleep):
 
     for name, block in EXCERPTS.items():
         assert block in tex, name  # the checked steps, verbatim
+    # each run is the step the report means (a step inserted into lmm_blup cannot shift it unseen)
+    for name, start in (("blup", r"\hat{\mathbf b}_j = \operatorname*{arg"), ("condvar", r"\operatorname{Var}"),
+                        ("shrinkage", r"\tilde{\mathbf b}_j &\coloneqq"), ("form", r"\hat{\mathbf b}_j &= \boldsymbol\Lambda_j"),
+                        ("one_way", r"\lambda_j &=")):
+        assert start in EXCERPTS[name], name
+    assert r"\boldsymbol\Lambda_j &\coloneqq" in EXCERPTS["shrinkage"]
     assert tex.count(r"\nextgroupplot") == 18
     assert "All groups have the same" in tex  # balanced Days 0..9: one Z_j'Z_j
     refs = set(re.findall(r"\\eqref\{([^}]+)\}", tex))
