@@ -58,7 +58,7 @@ def _require_own_fit(r, n: np.ndarray, ZtZ: np.ndarray) -> None:
         j = int(bad[0])
         terms = ", ".join(r.z_names)
         raise InputError(
-            f"group {r.labels[j]!r} of {r.group!r} has {int(n[j])} observation(s) and Z_j'Z_j is singular there: "
+            f"group {str(r.labels[j])!r} of {r.group!r} has {int(n[j])} observation(s) and Z_j'Z_j is singular there: "
             f"its own least-squares fit of the random terms ({terms}) needs at least {q} observations with "
             f"different values ({bad.size} such group(s) in all)")
 
