@@ -269,3 +269,23 @@ def test_the_slopes_example_prints_what_it_computed(tex, slope_example):
         assert np.sign(blup[0]) != np.sign(own[0])
     corr = ex.D[0, 1] / np.sqrt(ex.D[0, 0] * ex.D[1, 1])
     assert f"a correlation of ${corr:.3f}$" in part
+
+
+def test_the_slopes_figure_draws_the_subjects_own_and_shrunk_lines(tex, slope_example):
+    """The own line is the subject's straight-line fit to its raw data (np.polyfit), the
+    shrunk one beta_hat + the dense BLUP."""
+    import pandas as pd
+
+    ex = slope_example
+    fig = tex[tex.index(r"\begin{figure}", tex.index(r"\label{slopes}")):tex.index(r"\label{fig:slopes}")]
+    lines = re.findall(r"\\addplot\[[^\]]*\] coordinates \{\(([-0-9.]+),([-0-9.]+)\) \(([-0-9.]+),([-0-9.]+)\)\};", fig)
+    assert len(lines) == 3  # own, shrunk, population
+    d = pd.read_csv(datasets.load("sleepstudy").path)
+    rows = d[d["Subject"].astype(str) == ex.labels[ex.k]]
+    slope, intercept = np.polyfit(rows["Days"], rows["Reaction"], 1)
+    blup = dense_subject(ex, ex.labels[ex.k])[0]
+    for (x0, y0, x1, y1), (a, b) in zip(lines, [(intercept, slope), ex.beta + blup, ex.beta]):
+        assert float(y0) == pytest.approx(a + b * float(x0), abs=0.006)
+        assert float(y1) == pytest.approx(a + b * float(x1), abs=0.006)
+    points = re.search(r"only marks[^\]]*\] coordinates \{([^}]*)\}", fig).group(1)
+    assert points.count("(") == len(rows)

@@ -34,6 +34,8 @@ class SlopeExample:
     shrink: np.ndarray
     blup: np.ndarray
     k: int
+    days: np.ndarray  # subject k's observations, for the figure
+    reaction: np.ndarray
 
     @property
     def corr(self) -> float:
@@ -62,7 +64,9 @@ def sleepstudy_example(fns: Mapping) -> SlopeExample:
     own = np.linalg.solve(ZtZ, (Zty - ZtX @ r.beta)[:, :, None])[:, :, 0]
     shrink = r.D @ np.linalg.inv(r.D + r.sigma2 * np.linalg.inv(ZtZ))
     k = int(np.argmax(np.abs(shrink[:, 0, 1] * own[:, 1])))
-    return SlopeExample(tuple(str(v) for v in r.labels), r.beta, r.D, r.sigma2, ZtZ, own, shrink, blup, k)
+    rows = codes == k
+    return SlopeExample(tuple(str(v) for v in r.labels), r.beta, r.D, r.sigma2, ZtZ, own, shrink, blup, k,
+                        Z[rows, 1].copy(), y[rows].copy())
 
 
 def _f(x: float, digits: int = 3) -> str:
@@ -164,10 +168,49 @@ def _source_of_coupling(L: np.ndarray, Lu: np.ndarray) -> str:
     return r", so here the coupling comes mostly from the correlation in $\hat{\mathbf D}$"
 
 
+def figure(ex: SlopeExample) -> list[str]:
+    """Subject k: its observations, its own line, its shrunk line and the population line."""
+    k = ex.k
+    lo, hi = float(ex.days.min()), float(ex.days.max())
+
+    def line(style: str, coef) -> str:
+        a, b = float(coef[0]), float(coef[1])
+        return rf"\addplot[{style}] coordinates {{({_f(lo, 1)},{_f(a + b * lo, 2)}) ({_f(hi, 1)},{_f(a + b * hi, 2)})}};"
+
+    points = " ".join(f"({_f(t, 1)},{_f(v, 2)})" for t, v in zip(ex.days, ex.reaction))
+    pulled = 0 <= ex.blup[k, 1] / ex.own[k, 1] < 1 if ex.own[k, 1] != 0 else False
+    toward = "is pulled towards the population's" if pulled else "moves"
+    return [
+        r"\begin{figure}[tbp]\centering",
+        r"\begin{tikzpicture}",
+        r"\begin{axis}[width=0.7\linewidth, height=5.5cm, xlabel={days of the study}, ylabel={reaction time (ms)},"
+        r" legend style={font=\footnotesize, at={(0.5,-0.3)}, anchor=north}, legend columns=2, legend cell align=left]",
+        rf"\addplot[only marks, mark=*, mark size=1.5pt, gray] coordinates {{{points}}};",
+        rf"\addlegendentry{{subject {ex.labels[k]}}}",
+        line("blue!80!black, thick, densely dashed", ex.beta + ex.own[k]),
+        r"\addlegendentry{its own least-squares line}",
+        line("red!75!black, very thick", ex.beta + ex.blup[k]),
+        r"\addlegendentry{its shrunk line (BLUP)}",
+        line("black!50", ex.beta),
+        r"\addlegendentry{population line}",
+        r"\end{axis}",
+        r"\end{tikzpicture}",
+        rf"\caption{{sleepstudy, subject {ex.labels[k]}: its own least-squares line $\hat{{\boldsymbol\beta}} + "
+        r"\tilde{\mathbf b}_j$ and its shrunk line $\hat{\boldsymbol\beta} + \boldsymbol\Lambda_j\tilde{\mathbf b}_j$ "
+        rf"(REML fit, \S\ref{{slopes}}). The slope {toward}, from "
+        rf"${_f(ex.beta[1] + ex.own[k, 1], 2)}$ to ${_f(ex.beta[1] + ex.blup[k, 1], 2)}$ ms per day, and the "
+        rf"intercept moves with it, from ${_f(ex.beta[0] + ex.own[k, 0], 1)}$ to ${_f(ex.beta[0] + ex.blup[k, 0], 1)}$ ms "
+        rf"(the population's: ${_f(ex.beta[0], 1)}$).}}",
+        r"\label{fig:slopes}",
+        r"\end{figure}",
+    ]
+
+
 def slopes_section(ex_expand, example: SlopeExample) -> list[str]:
     """The section, with ``ex_expand`` the answer's Excerpts.expand."""
     return [
         r"\section{Beyond the random intercept: covariates and random slopes}\label{slopes}",
         ex_expand(BODY.strip()),
-        illustration(example),
+        illustration(example) + r"  Figure~\ref{fig:slopes} draws the two lines.",
+        *figure(example),
     ]
