@@ -176,8 +176,9 @@ def _estimates(r) -> list[str]:
         rf"(lme4's \texttt{{logLik}}), AIC ${num(r.aic, 8)}$, BIC ${num(r.bic, 8)}$.",
     ]
     if r.singular:
-        lines.append(r"\paragraph{Singular fit.} $\hat{\mathbf D}$ is singular (a variance estimated as $0$ or a "
-                     r"correlation of $\pm1$, lme4's \texttt{isSingular}): $\hat{\mathbf D}^{-1}$ does not exist, and the "
+        lines.append(r"\paragraph{Singular fit.} $\hat{\mathbf D}$ is singular, or numerically so (a variance estimated "
+                     r"as $0$ or a correlation of $\pm1$, lme4's \texttt{isSingular}): $\hat{\mathbf D}^{-1}$ does not exist "
+                     r"or cannot be trusted, and the "
                      r"numbers below come from the forms in lme4's relative covariance factor $\boldsymbol\Lambda_\theta$ "
                      rf"(steps {_eq_text('blup_theta')} and {_eq_text('condvar_theta')} of \texttt{{{DOC}}}), "
                      r"which the derivation shows equal to the ones quoted where both exist.")
