@@ -289,3 +289,12 @@ def test_large_groups_are_thinned_in_the_figure():
     marks = re.findall(r"\\addplot\[only marks[^\]]*\] coordinates \{([^}]*)\}", tex)
     assert len(marks) == 6 and all(m.count("(") == 200 for m in marks)
     assert "at most 200 observations per panel" in tex and len(tex) < 80_000
+
+
+def test_a_covariate_far_from_zero_is_not_taken_for_a_constant():
+    frame = unbalanced(8, J=20)
+    frame["x"] = 1e5 + frame["x"]
+    g = group_numbers(lmer("y ~ x + (x | grp)", frame))  # no "singular" error
+    assert np.all(np.isfinite(g.shrink))
+    eig = np.linalg.eigvalsh(g.ZtZ)
+    assert np.any(eig[:, 0] <= 1e-10 * eig[:, -1])  # what a check on the raw Z_j'Z_j would have refused

@@ -49,11 +49,21 @@ class GroupNumbers:
     shrink: np.ndarray  # Lambda_j, (J, q, q)
 
 
-def _require_own_fit(r, n: np.ndarray, ZtZ: np.ndarray) -> None:
-    """Lambda_j and tilde b_j need Z_j'Z_j invertible: name the first group where it is not."""
-    q = ZtZ.shape[-1]
-    eig = np.linalg.eigvalsh(ZtZ)
-    bad = np.flatnonzero(eig[:, 0] <= 1e-10 * np.maximum(eig[:, -1], 1e-300))
+def _require_own_fit(r, Z: np.ndarray, codes: np.ndarray, n: np.ndarray) -> None:
+    """Lambda_j and tilde b_j need Z_j'Z_j invertible: name the first group where it is not.
+
+    Judged on each group's columns scaled to unit length and, with an intercept, centred
+    within the group, so a covariate far from zero (x = 1e6 + a little) is not mistaken
+    for a constant one."""
+    J, q = n.size, Z.shape[1]
+    W = Z.copy()
+    if r.z_names[0] == "(Intercept)" and q > 1:
+        means = _group_sums(codes, J, W[:, 1:]) / n[:, None]
+        W[:, 1:] -= means[codes]
+    norms = np.sqrt(_group_sums(codes, J, W * W))
+    W /= np.where(norms > 0, norms, 1.0)[codes]
+    eig = np.linalg.eigvalsh(_group_sums(codes, J, W[:, :, None] * W[:, None, :]))
+    bad = np.flatnonzero((eig[:, 0] <= 1e-10) | (n < q))
     if bad.size:
         j = int(bad[0])
         terms = ", ".join(r.z_names)
@@ -79,7 +89,7 @@ def group_numbers(r) -> GroupNumbers:
     ZtZ = _group_sums(codes, J, Z[:, :, None] * Z[:, None, :])
     ZtX = _group_sums(codes, J, Z[:, :, None] * X[:, None, :])
     Zty = _group_sums(codes, J, Z * y[:, None])
-    _require_own_fit(r, n, ZtZ)
+    _require_own_fit(r, Z, codes, n)
     D, s2, beta = r.D, r.sigma2, r.beta
     if r.singular:  # D has no inverse: the steps in lme4's factor (lmm_blup 11, 16), equal where both exist
         blup = numeric.lmm_blup_theta(ZtZ, ZtX, Zty, beta, r.lam)
