@@ -26,7 +26,7 @@ from shrinkage.matrix.notation import (Lambda_theta, N, X_j, XtX, Xty, Z_j, ZtX,
 from shrinkage.matrix.scalar_steps import ScalarMaximiser
 from shrinkage.matrix.steps import MatrixEquals, MatrixRescale, MatrixSubstitute, MatrixSumOverGroups
 
-M_j, u_tilde, beta_hat, A_th = (matrix(c) for c in ("M_j", "u_j", "beta_hat", "A_theta"))
+M_j, u_tilde, e_tilde, beta_hat, A_th = (matrix(c) for c in ("M_j", "u_j", "e_j", "beta_hat", "A_theta"))
 r2_beta, r2, logdet_L, logdet_RX = (scalar(c) for c in ("r2_beta", "r2_theta", "logdet_M", "logdet_RX"))
 log_2pi_sigma2 = sp.log(times(2, sp.pi, sigma2))
 deviation = mplus(Zty, mneg(mtimes(ZtX, beta)))  # Z_j^T (y_j - X_j beta)
@@ -97,16 +97,16 @@ per-group cross-products, so that each evaluation costs $O(Jq^3)$ whatever $N$.
                why=r"The log-likelihood of group $j$ in $\theta$ (document \emph{lmm\_marginal}).")
     d = d.then(
         MatrixSumOverGroups(
-            loglik(r2_beta), label="loglik_theta", lhs=r"\ell(\boldsymbol\beta, \sigma^2, \theta) = \sum_j \log p(\mathbf y_j)",
-            why=r"The groups are independent: their log-likelihoods add. Collect: $\sum_j n_j = N$, and the quadratic forms make up $r^2_\theta(\boldsymbol\beta)$."),
+            loglik(r2_beta), label="loglik_theta", lhs=r"\ell(\boldsymbol\beta, \sigma^2, \theta)",
+            why=r"The log-likelihood $\ell = \sum_j \log p(\mathbf y_j)$: the groups are independent, so their log-likelihoods add. Collect: $\sum_j n_j = N$, and the quadratic forms make up $r^2_\theta(\boldsymbol\beta)$."),
         MatrixSubstitute(
             loglik(r2), values=((beta, beta_hat),), label="profile_beta", exact_sizes=TWO_GROUPS,
             lhs=r"\max_{\boldsymbol\beta} \ell",
             why=r"$\boldsymbol\beta$ enters only through $r^2_\theta(\boldsymbol\beta)$, which $\hat{\boldsymbol\beta}_\theta$ minimises whatever $\sigma^2$: put it in."),
         ScalarMaximiser(
             sigma2_ml, var=sigma2, label="sigma2_ml",
-            lhs=r"\hat\sigma^2_\theta = \operatorname*{arg\,max}_{\sigma^2} \max_{\boldsymbol\beta} \ell",
-            why=r"The derivative $-\tfrac12(N/\sigma^2 - r^2_\theta/\sigma^4)$ vanishes only there, and the curvature there is negative."),
+            lhs=r"\hat\sigma^2_\theta",
+            why=r"The maximiser over $\sigma^2$: the derivative $-\tfrac12(N/\sigma^2 - r^2_\theta/\sigma^4)$ vanishes only there, and the curvature there is negative."),
     )
     d = d.recall("profile_beta", lhs=r"\max_{\boldsymbol\beta} \ell", why=r"Back to the log-likelihood, to put $\hat\sigma^2_\theta$ in.")
     d = d.then(
@@ -124,12 +124,12 @@ per-group cross-products, so that each evaluation costs $O(Jq^3)$ whatever $N$.
         MatrixLogIntegral(
             loglik(r2, nu, (logdet_RX,)), var=beta, precision=mtimes(frac(1, sigma2), gls_precision), centre=beta_hat,
             exact_sizes=TWO_GROUPS, label="reml_integral",
-            lhs=r"\ell_R(\sigma^2, \theta) = \log\int_{\mathbb R^p} e^{\ell}\,d\boldsymbol\beta",
-            why=r"REML: integrate $\boldsymbol\beta$ out. $\ell$ is a concave quadratic in $\boldsymbol\beta$ with centre $\hat{\boldsymbol\beta}_\theta$ and precision $\sum_j\mathbf X_j^{\mathsf T}(\mathbf I + \mathbf Z_j\boldsymbol\Lambda_\theta\boldsymbol\Lambda_\theta^{\mathsf T}\mathbf Z_j^{\mathsf T})^{-1}\mathbf X_j/\sigma^2 = \mathbf A_\theta/\sigma^2$ (Woodbury; positive definite, $\mathbf X$ having full column rank); the integral adds $\tfrac p2\log(2\pi\sigma^2) - \tfrac12\log\det\mathbf A_\theta$."),
+            lhs=r"\ell_R(\sigma^2, \theta)",
+            why=r"REML: integrate $\boldsymbol\beta$ out, $\ell_R = \log\int_{\mathbb R^p} e^{\ell}\,d\boldsymbol\beta$. $\ell$ is a concave quadratic in $\boldsymbol\beta$ with centre $\hat{\boldsymbol\beta}_\theta$ and precision $\sum_j\mathbf X_j^{\mathsf T}(\mathbf I + \mathbf Z_j\boldsymbol\Lambda_\theta\boldsymbol\Lambda_\theta^{\mathsf T}\mathbf Z_j^{\mathsf T})^{-1}\mathbf X_j/\sigma^2 = \mathbf A_\theta/\sigma^2$ (Woodbury; positive definite, $\mathbf X$ having full column rank); the integral adds $\tfrac p2\log(2\pi\sigma^2) - \tfrac12\log\det\mathbf A_\theta$."),
         ScalarMaximiser(
             sigma2_reml, var=sigma2, positive=(nu,), label="sigma2_reml",
-            lhs=r"\hat\sigma^2_{R,\theta} = \operatorname*{arg\,max}_{\sigma^2} \ell_R",
-            why=r"As for ML, with $N - p$ in place of $N$ ($N > p$: $\mathbf X$ has full column rank $p$ and there are residual degrees of freedom)."),
+            lhs=r"\hat\sigma^2_{R,\theta}",
+            why=r"The maximiser of $\ell_R$ over $\sigma^2$: as for ML, with $N - p$ in place of $N$ ($N > p$: $\mathbf X$ has full column rank $p$ and there are residual degrees of freedom)."),
     )
     d = d.recall("reml_integral", lhs=r"\ell_R(\sigma^2, \theta)", why=r"Back to the REML log-likelihood, to put $\hat\sigma^2_{R,\theta}$ in.")
     d = d.then(
@@ -145,11 +145,12 @@ per-group cross-products, so that each evaluation costs $O(Jq^3)$ whatever $N$.
     d = d.then(
         Define(mtimes(sp.Inverse(M_j), tr(Lambda_theta), deviation), symbol=u_tilde,
                why=r"The conditional mode of $\mathbf u_j = \boldsymbol\Lambda_\theta^{-1}\mathbf b_j$: $\hat{\mathbf b}_j = \boldsymbol\Lambda_\theta\tilde{\mathbf u}_j$ (document \emph{lmm\_blup})."),
+        Define(mplus(y_j, mneg(mtimes(X_j, beta)), mneg(mtimes(Z_j, Lambda_theta, u_tilde))), symbol=e_tilde,
+               why=r"The residual of group $j$ at the conditional modes."),
         MatrixEquals(
-            terms(GroupSum(quad(mplus(y_j, mneg(mtimes(X_j, beta)), mneg(mtimes(Z_j, Lambda_theta, u_tilde))), None)),
-                  GroupSum(quad(u_tilde, None))),
+            terms(GroupSum(quad(e_tilde, None)), GroupSum(quad(u_tilde, None))),
             label="r2_pls", exact_sizes=PLS_SIZES,
-            why=r"lme4's definition: the residual sum of squares at the conditional modes plus their squared length, $\lvert\mathbf r - \mathbf Z\boldsymbol\Lambda\tilde{\mathbf u}\rvert^2 + \lvert\tilde{\mathbf u}\rvert^2 = \mathbf r^{\mathsf T}\mathbf r - \mathbf u^{\mathsf T}\boldsymbol\Lambda\mathbf M^{-1}\boldsymbol\Lambda^{\mathsf T}\mathbf u$ with $\mathbf r = \mathbf y_j - \mathbf X_j\boldsymbol\beta$, $\mathbf u = \mathbf Z_j^{\mathsf T}\mathbf r$."),
+            why=r"lme4's definition: the residual sum of squares at the conditional modes plus their squared length: $\lvert\mathbf r - \mathbf Z\boldsymbol\Lambda\tilde{\mathbf u}\rvert^2 + \lvert\tilde{\mathbf u}\rvert^2 = \mathbf r^{\mathsf T}\mathbf r - \mathbf u^{\mathsf T}\boldsymbol\Lambda\mathbf M^{-1}\boldsymbol\Lambda^{\mathsf T}\mathbf u$ with $\mathbf r = \mathbf y_j - \mathbf X_j\boldsymbol\beta$, $\mathbf u = \mathbf Z_j^{\mathsf T}\mathbf r$."),
     )
     stats = (n, yty, Xty, Zty, XtX, ZtX, ZtZ, Lambda_theta)
     d = d.export("lmm_ml_profiled_deviance", "ml_deviance", stats,
