@@ -220,6 +220,9 @@ def cross_products(y, X, Z, codes, labels, x_names, z_names, centre: bool = True
     (and the constant), and M = A'A in total; every block is then G1' M G2 for small
     matrices G expressing X (centred), Z (raw) and y in terms of A."""
     y = np.asarray(y, dtype=float)
+    codes = np.asarray(codes)
+    if not codes.flags.writeable:  # np.bincount copies a read-only input (each chunk, each pair) otherwise
+        codes = codes.copy()
     xs, zs = _as_columns(X), _as_columns(Z)
     p, q, J = len(xs), len(zs), len(labels)
     cols: list = []  # distinct non-constant columns
