@@ -96,12 +96,12 @@ def test_hashing_rounds_code_every_row(rng, kind):
     _check_codes(g)
 
 
-def test_hashing_leftovers_go_to_pandas(rng, monkeypatch):
-    """After the last round, keys still unplaced are factorised by pandas: with one
-    multiplier that sends every key to the same few slots, most keys are left over."""
+def test_hashing_leftovers_are_sorted(rng, monkeypatch):
+    """After the last round, keys still unplaced are coded by a sort: with a multiplier
+    that sends every key to the same slot, one key is placed per round, the rest left over."""
     import shrinkage.labels as labels_module
 
-    monkeypatch.setattr(labels_module, "_MULTIPLIERS", (1,))  # h = top bits of the key: all equal here
+    monkeypatch.setattr(labels_module, "_multiplier", lambda r: 1)  # h = top bits of the key: all equal here
     g = rng.integers(0, 3000, 20000) * 7 + 10**15
     lab, codes = _check_codes(g)
     assert codes.max() > 16  # codes beyond the first table: the leftovers were coded after it

@@ -134,8 +134,18 @@ def _size_hint(g: np.ndarray, pd) -> int:
     return int(min(g.size, 2 * hi + 16))
 
 
-# odd 64-bit multipliers (the golden ratio's, then two of splitmix64's): one per round
-_MULTIPLIERS = (0x9E3779B97F4A7C15, 0xBF58476D1CE4E5B9, 0x94D049BB133111EB)
+_ROUNDS = 24  # hashing rounds before the sort takes what is left (about 0.2^24 of the keys)
+
+
+def _multiplier(r: int) -> int:
+    """Round r's odd 64-bit multiplier: splitmix64's output r (the golden ratio's first),
+    so that keys which collide in one round are independent in the next."""
+    z = (0x9E3779B97F4A7C15 * (r + 1)) % 2**64
+    if r == 0:
+        return z
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) % 2**64
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) % 2**64
+    return (z ^ (z >> 31)) | 1
 
 
 def _distinct(keys: np.ndarray) -> int:
@@ -164,12 +174,13 @@ def _hashed(g: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     slots back: a row whose slot holds its own key is placed (code = round offset + slot,
     and all rows of a key share its verdict), the others (keys that lost a collision,
     about 20% of keys) go to the next round, with another multiplier.  Codes are sparse
-    (unused slots are codes that never occur: GroupStats drops them); after three rounds
-    whatever is left is factorised by pandas (or np.unique)."""
+    (unused slots are codes that never occur: GroupStats drops them); what is left after
+    the last round (nothing, unless the keys defeat every multiplier) is sorted."""
     keys = g.astype(np.int64, copy=False) if g.dtype.kind == "i" else g.astype(np.uint64, copy=False)
     codes = np.empty(keys.size, dtype=np.intp)
     labels, base, rows = [], 0, None  # rows: positions still unplaced (None: all)
-    for mult in _MULTIPLIERS:
+    for r in range(_ROUNDS):
+        mult = _multiplier(r)
         sub = keys if rows is None else keys[rows]
         bits = max(4, (2 * _distinct(sub) - 1).bit_length())
         h = sub.view(np.uint64) * np.uint64(mult)  # wraps mod 2^64, as intended
@@ -188,8 +199,8 @@ def _hashed(g: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         if not lost.any():
             return np.concatenate(labels).astype(g.dtype, copy=False), codes
         rows = np.flatnonzero(lost) if rows is None else rows[lost]
-    rest, rest_codes = _factorize_any(keys[rows])
-    codes[rows] = rest_codes + base
+    rest, rest_codes = np.unique(keys[rows], return_inverse=True)
+    codes[rows] = rest_codes.reshape(-1) + base
     labels.append(rest.astype(keys.dtype, copy=False))
     return np.concatenate(labels).astype(g.dtype, copy=False), codes
 
