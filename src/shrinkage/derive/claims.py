@@ -220,17 +220,20 @@ def numeric_limit(ctx):
     if var in target.free_symbols:
         raise Failure(f"the claimed limit {step.rhs} depends on {var}, the variable that tends to {step.point}")
     xs = approach(step.point)
+    along = None  # f at each x_k: the same expressions at every point, made once
     for pnt, (f_expr, rhs), inst in _points(ctx, ctx.current, step.rhs):
+        if along is None:
+            along = [f_expr.xreplace({var: a}) for a in xs]
         if target in (sp.oo, -sp.oo):
             sgn = 1 if target == sp.oo else -1
-            values = [value_at(inst, f_expr.xreplace({var: a})) for a in xs]
+            values = [value_at(inst, f) for f in along]
             steps = [sgn * (v2 - v1) for v1, v2 in zip(values, values[1:])]
             if not (all(s > 0 for s in steps) and all(s2 >= s1 / 2 for s1, s2 in zip(steps, steps[1:]))):
                 raise Failure(f"at {fmt_point(pnt)}: values {[mpmath.nstr(v, 8) for v in values]} do not grow "
                               f"without bound towards {target}")
             continue
         goal = value_at(inst, rhs)
-        gaps = [abs(value_at(inst, f_expr.xreplace({var: a}) - rhs)) for a in xs]
+        gaps = [abs(value_at(inst, f - rhs)) for f in along]
         tiny = CONVERGED * max(1, abs(goal))
         for k, (g1, g2) in enumerate(zip(gaps, gaps[1:])):
             if g1 <= tiny:

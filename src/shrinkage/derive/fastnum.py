@@ -14,13 +14,13 @@ check sees the same number either way, to the last digit it keeps.
 
 from __future__ import annotations
 
-from contextlib import contextmanager
 from fractions import Fraction
 from typing import Callable
 
 import mpmath
 import sympy as sp
-from mpmath import iv
+import mpmath.libmp as M
+import mpmath.libmp.libmpi as L
 from sympy.codegen.cfunctions import log1p
 
 IV_DPS = 110  # working precision of the intervals
@@ -31,16 +31,6 @@ MAX_TERMS = 20_000  # longest sum written out (points refuses a longer one, with
 
 class Unsupported(Exception):
     """This value cannot be certified here: the exact reference decides."""
-
-
-@contextmanager
-def _precision():
-    saved = iv.prec
-    iv.dps = IV_DPS
-    try:
-        yield
-    finally:
-        iv.prec = saved
 
 
 class Env:
@@ -55,7 +45,7 @@ class Env:
         self.bound: dict = {}
         self._values: dict = {}
 
-    def exact(self, value: sp.Expr):
+    def exact(self, value: sp.Expr) -> tuple:
         """An exact number as an interval (cached per point: 10**(37/100) is used often)."""
         if value not in self._values:
             self._values[value] = compiled(value)(self)
@@ -108,16 +98,23 @@ def _integer(e: sp.Expr) -> Callable[[Env], int]:
 
 
 # ----------------------------------------------------------------------------------
-# Real values: intervals
+# Real values: intervals, as mpmath's raw (lower, upper) pairs (no objects per operation)
 # ----------------------------------------------------------------------------------
-def _ends(x) -> tuple:
-    """The end points of an interval, exactly (as mpf, no rounding)."""
-    a, b = x._mpi_
-    return mpmath.mp.make_mpf(a), mpmath.mp.make_mpf(b)
+PREC = int(IV_DPS * 3.33) + 8  # bits
 
 
-def _positive(x):
-    if not _ends(x)[0] > 0:
+def _exact(p: int, q: int = 1) -> tuple:
+    if q == 1:
+        v = M.from_int(p)
+        return v, v
+    return M.from_rational(p, q, PREC, M.round_floor), M.from_rational(p, q, PREC, M.round_ceiling)
+
+
+_ZERO, _ONE = _exact(0), _exact(1)
+
+
+def _positive(x: tuple) -> tuple:
+    if not M.mpf_sign(x[0]) > 0 or x[0] in (M.fnan,):
         raise Unsupported("not certainly positive")
     return x
 
@@ -132,11 +129,11 @@ def _sum(e: sp.Sum):
         if b - a + 1 > MAX_TERMS:
             raise Unsupported("too long")
         saved = env.bound.get(var)
-        total = iv.mpf(0)
+        total = _ZERO
         try:
             for k in range(a, b + 1):
                 env.bound[var] = k
-                total += body(env) if level == 0 else run(env, level - 1)
+                total = add(total, body(env) if level == 0 else run(env, level - 1), PREC)
         finally:
             if saved is None:
                 env.bound.pop(var, None)
@@ -151,19 +148,19 @@ def _pow(e: sp.Pow):
     base, ex = compiled(e.base), e.exp
     if ex.is_Integer:
         n = int(ex)
-        return lambda env: base(env) ** n
+        return lambda env: L.mpi_pow_int(base(env), n, PREC)
     if ex == sp.S.Half:
-        return lambda env: iv.sqrt(_positive(base(env)))
+        return lambda env: L.mpi_sqrt(_positive(base(env)), PREC)
     exponent = compiled(ex)
     integral = _integer(ex) if ex.is_integer else None
 
     def power(env):
         if integral is not None:
             try:
-                return base(env) ** integral(env)
+                return L.mpi_pow_int(base(env), integral(env), PREC)
             except Unsupported:
                 pass
-        return iv.exp(exponent(env) * iv.log(_positive(base(env))))
+        return L.mpi_exp(L.mpi_mul(exponent(env), L.mpi_log(_positive(base(env)), PREC), PREC), PREC)
     return power
 
 
@@ -177,10 +174,10 @@ def _condition(c) -> Callable[[Env], bool]:
         strict = c.rel_op in (">", "<")
 
         def holds(env):
-            lo, hi = _ends(diff(env))
-            if lo > 0:
+            lo, hi = diff(env)
+            if M.mpf_sign(lo) > 0:
                 return True
-            if hi < 0 or (strict and hi <= 0):
+            if M.mpf_sign(hi) < 0 or (strict and M.mpf_sign(hi) <= 0):
                 return False
             raise Unsupported("undecided condition")
         return holds
@@ -205,21 +202,27 @@ def _piecewise(e: sp.Piecewise):
     return choose
 
 
-def _compile(e: sp.Basic) -> Callable[[Env], object]:
+add, mul = L.mpi_add, L.mpi_mul
+
+
+def _compile(e: sp.Basic) -> Callable[[Env], tuple]:
     if e.is_Rational:
-        p, q = int(e.p), int(e.q)
-        return (lambda env: iv.mpf(p)) if q == 1 else (lambda env: iv.mpf(p) / q)
+        v = _exact(int(e.p), int(e.q))
+        return lambda env: v
     if e.is_Float:
-        m = mpmath.mp.make_mpf(e._mpf_)
-        return lambda env: iv.mpf(m)
+        m = e._mpf_
+        v = (m, m)
+        return lambda env: v
     if e is sp.pi:
-        return lambda env: iv.pi
+        v = L.mpi_pi(PREC)
+        return lambda env: v
     if e is sp.E:
-        return lambda env: iv.e
+        v = L.mpi_exp(_ONE, PREC)
+        return lambda env: v
     if isinstance(e, sp.Symbol):
         def symbol(env, s=e):
             if s in env.bound:
-                return iv.mpf(env.bound[s])
+                return _exact(env.bound[s])
             if s not in env.point:
                 raise Unsupported(s)
             return env.exact(env.point[s])
@@ -227,24 +230,16 @@ def _compile(e: sp.Basic) -> Callable[[Env], object]:
     if isinstance(e, sp.Indexed):
         base, idx = e.base, [_integer(i) for i in e.indices]
         return lambda env: env.exact(env.datum(base, tuple(f(env) for f in idx)))
-    if isinstance(e, sp.Add):
+    if isinstance(e, (sp.Add, sp.Mul)):
         parts = [compiled(a) for a in e.args]
+        op = add if isinstance(e, sp.Add) else mul
 
-        def add(env):
-            total = parts[0](env)
-            for f in parts[1:]:
-                total += f(env)
-            return total
-        return add
-    if isinstance(e, sp.Mul):
-        parts = [compiled(a) for a in e.args]
-
-        def mul(env):
+        def fold(env):
             out = parts[0](env)
             for f in parts[1:]:
-                out *= f(env)
+                out = op(out, f(env), PREC)
             return out
-        return mul
+        return fold
     if isinstance(e, sp.Pow):
         return _pow(e)
     if isinstance(e, sp.Sum):
@@ -254,19 +249,19 @@ def _compile(e: sp.Basic) -> Callable[[Env], object]:
     if isinstance(e, (sp.exp, sp.log, log1p, sp.Abs)) and len(e.args) == 1:
         arg = compiled(e.args[0])
         if isinstance(e, sp.exp):
-            return lambda env: iv.exp(arg(env))
+            return lambda env: L.mpi_exp(arg(env), PREC)
         if isinstance(e, sp.log):
-            return lambda env: iv.log(_positive(arg(env)))
+            return lambda env: L.mpi_log(_positive(arg(env)), PREC)
         if isinstance(e, log1p):
-            return lambda env: iv.log(_positive(1 + arg(env)))
-        return lambda env: abs(arg(env))
+            return lambda env: L.mpi_log(_positive(add(_ONE, arg(env), PREC)), PREC)
+        return lambda env: L.mpi_abs(arg(env), PREC)
     raise Unsupported(e)
 
 
 _COMPILED: dict = {}
 
 
-def compiled(e: sp.Basic) -> Callable[[Env], object]:
+def compiled(e: sp.Basic) -> Callable[[Env], tuple]:
     """``e`` compiled (once per process); an unsupported node raises when evaluated."""
     try:
         return _COMPILED[e]
@@ -286,17 +281,14 @@ def compiled(e: sp.Basic) -> Callable[[Env], object]:
 def certified(e: sp.Expr, env: Env, digits: int) -> mpmath.mpf:
     """The value of ``e`` at ``env``'s point, certified to DPS + 12 digits and rounded
     to ``digits`` (as points.num rounds it), or Unsupported."""
-    with _precision():
-        try:
-            x = compiled(e)(env)
-        except (ZeroDivisionError, ValueError, ArithmeticError, TypeError, OverflowError) as err:
-            raise Unsupported(err) from None
-        if not isinstance(x, iv.mpf):
-            raise Unsupported("not a real interval")
-        lo, hi = _ends(x)
+    try:
+        a, b = compiled(e)(env)
+    except (ZeroDivisionError, ValueError, ArithmeticError, TypeError, OverflowError) as err:
+        raise Unsupported(err) from None
+    lo, hi = mpmath.mp.make_mpf(a), mpmath.mp.make_mpf(b)
     if not (mpmath.isfinite(lo) and mpmath.isfinite(hi)):
         raise Unsupported("unbounded")
-    with mpmath.workdps(IV_DPS):
+    with mpmath.workprec(PREC):
         mid = (lo + hi) / 2
         if not hi - lo <= max(WIDTH * abs(mid), FLOOR):
             raise Unsupported("too wide")

@@ -221,17 +221,31 @@ def _instantiated(expr, dummies: list, inst) -> sp.Expr:
     return _compact(e, [d for d in dummies if e.has(d)])
 
 
+_FREED: dict = {}  # (expr, variables, names) -> (dummies, expr in them): the same at every point of a step
+
+
+def _freed(expr, variables: tuple, names: tuple) -> tuple:
+    """``expr`` with ``variables`` replaced by Dummies named ``names`` (made once per
+    step, not at each of its points: the replacement rebuilds the whole expression)."""
+    key = (expr, variables, names)
+    if key not in _FREED:
+        if len(_FREED) > 2000:
+            _FREED.clear()
+        dummies = tuple(sp.Dummy(n) for n in names)
+        _FREED[key] = dummies, xreplace_shielded(expr, dict(zip(variables, dummies)))
+    return _FREED[key]
+
+
 def univariate(expr, var, inst, point):
     """An mpmath function of ``var`` with everything else instantiated at ``point``."""
-    x = sp.Dummy("x")
-    return sp.lambdify([x], _instantiated(xreplace_shielded(expr, {var: x}), [x], inst), modules="mpmath")
+    (x,), e = _freed(expr, (var,), ("x",))
+    return sp.lambdify([x], _instantiated(e, [x], inst), modules="mpmath")
 
 
 def multivariate(expr, variables, inst, point):
     """An mpmath function of several variables, everything else instantiated at ``point``."""
-    dummies = [sp.Dummy(str(v)) for v in variables]
-    e = xreplace_shielded(expr, dict(zip(variables, dummies)))
-    return sp.lambdify(dummies, _instantiated(e, dummies, inst), modules="mpmath")
+    dummies, e = _freed(expr, tuple(variables), tuple(str(v) for v in variables))
+    return sp.lambdify(list(dummies), _instantiated(e, list(dummies), inst), modules="mpmath")
 
 
 def value_at(inst, expr) -> mpmath.mpf:
@@ -241,4 +255,4 @@ def value_at(inst, expr) -> mpmath.mpf:
 
 def at(expr, point, var, inst):
     """Value of an expression that does not involve ``var`` at ``point``."""
-    return value_at(inst, xreplace_shielded(expr, {var: sp.Dummy(str(var))}))  # one with var left is no number
+    return value_at(inst, _freed(expr, (var,), (str(var),))[1])  # one with var left is no number
