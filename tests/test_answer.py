@@ -174,3 +174,118 @@ def test_a_note_cites_the_previous_line_only_when_it_is_shown(tex):
         for k, (name, number, text) in enumerate(notes):
             if re.search(r"previous (line|step|equation)", text):
                 assert k > 0 and notes[k - 1][:2] == (name, str(int(number) - 1)), (name, number)
+
+
+# --- the section on covariates and random slopes ---------------------------------------
+SLOPE_STEPS = {("lmm_blup", ref) for ref in ("first+1", "blup_stats", "condvar_stats", "shrinkage_matrix-1",
+                                             "shrinkage_matrix", "shrinkage_form", "shrinkage_form+1",
+                                             "shrinkage_one_way")} | {("lmm_marginal", "gls")}
+
+
+def slopes_part(tex: str) -> str:
+    return tex[tex.index(r"\label{slopes}"):tex.index(r"\section*{The standalone documents}")]
+
+
+def test_the_slopes_section_displays_only_checked_steps(tex, checked):
+    """Every display of the section is a quoted step of lmm_blup or lmm_marginal, named by
+    label in the source; each passed its checks (proved by SymPy, or a definition)."""
+    from shrinkage.derive import Define
+    from shrinkage.render.excerpts import step_number
+
+    part = slopes_part(tex)
+    assert r"\[" not in part and r"\begin{equation" not in part and r"$$" not in part
+    rows = [r for block in re.findall(r"\\begin\{align\}(.*?)\\end\{align\}", part, re.S)
+            for r in re.split(r"\\\\\n", block) if "&" in re.sub(r"\\intertext\{.*", "", r)]
+    rows = [r for r in rows if r"\notag" not in r]  # a step broken over lines is tagged on its last line
+    tags = [re.search(r"\\tag\{\\textsf\{([a-z\\_]+)\}~(\d+)\}", r) for r in rows]
+    assert all(tags), "an untagged display row"
+    shown = {(m.group(1).replace("\\_", "_"), int(m.group(2))) for m in tags}
+    expected = {(name, step_number(checked[name], ref)) for name, ref in SLOPE_STEPS}
+    assert shown == expected
+    for name, number in shown:
+        cs = checked[name].steps[number - 1]
+        assert isinstance(cs.step, Define) or cs.verdict.symbolic is True, (name, number)
+    # the steps named relative to a label are the ones the prose means (guards against inserted steps)
+    blup = checked["lmm_blup"]
+    own = blup.steps[step_number(blup, "shrinkage_matrix-1") - 1].step
+    assert isinstance(own, Define) and own.symbol.name == "b_ls_j"
+    one_way = blup.steps[step_number(blup, "shrinkage_form+1") - 1].step
+    assert one_way.lhs == r"\hat b_j" and "sigma_b2" in {x.name for x in one_way.rhs.free_symbols}
+    # the penalty the section names is in the quoted joint density
+    assert r"\mathbf b_j^{T} \mathbf D^{-1} \mathbf b_j" in part
+    for symbol in (r"$\boldsymbol\Lambda_j$ & ", r"$\mathbf D$ & ", r"$\tilde{\mathbf b}_j$ & ", r"$\mathbf Z_j$ & "):
+        assert symbol in tex.split(r"\paragraph{Notation.}")[1].split(r"\end{tabularx}")[0], symbol
+
+
+@pytest.fixture(scope="module")
+def slope_example(quoted):
+    from shrinkage.answer.slopes import sleepstudy_example
+
+    return sleepstudy_example(answer.generated_functions(quoted))
+
+
+def dense_subject(ex, label: str):
+    """One subject from its own rows and the model alone: the BLUP D Z' V^-1 (y - X beta)
+    (V = Z D Z' + sigma^2 I), its own least squares, and Lambda_j as the regression of
+    b_j on the own estimate, Cov(b_j, tilde b_j) Var(tilde b_j)^-1."""
+    import pandas as pd
+
+    d = pd.read_csv(datasets.load("sleepstudy").path)
+    rows = d[d["Subject"].astype(str) == label]
+    Z = np.column_stack([np.ones(len(rows)), rows["Days"].to_numpy(float)])
+    r = rows["Reaction"].to_numpy(float) - Z @ ex.beta  # X = Z here
+    V = Z @ ex.D @ Z.T + ex.sigma2 * np.eye(len(rows))
+    blup = ex.D @ Z.T @ np.linalg.solve(V, r)
+    A = np.linalg.pinv(Z)  # tilde b = A (y - X beta)
+    own = A @ r
+    shrink = (ex.D @ Z.T @ A.T) @ np.linalg.inv(A @ V @ A.T)
+    return blup, own, shrink
+
+
+def test_the_slopes_example_against_dense_matrices(slope_example):
+    ex = slope_example
+    for j, label in enumerate(ex.labels):
+        blup, own, shrink = dense_subject(ex, label)
+        np.testing.assert_allclose(ex.blup[j], blup, rtol=1e-9, atol=1e-9)
+        np.testing.assert_allclose(ex.own[j], own, rtol=1e-9, atol=1e-9)
+        np.testing.assert_allclose(ex.shrink[j], shrink, rtol=1e-9, atol=1e-12)
+        np.testing.assert_allclose(ex.shrink[j] @ ex.own[j], blup, rtol=1e-8, atol=1e-9)
+    # a test of the test: the shrinkage matrix with Z'Z in place of its inverse is rejected
+    wrong = ex.D @ np.linalg.inv(ex.D + ex.sigma2 * ex.ZtZ[0])
+    assert not np.allclose(wrong @ ex.own[0], ex.blup[0], rtol=1e-3)
+
+
+def test_the_slopes_example_prints_what_it_computed(tex, slope_example):
+    ex, part = slope_example, slopes_part(tex)
+    k = ex.k
+    blup, own, shrink = dense_subject(ex, ex.labels[k])
+    coupling = np.abs(ex.shrink[:, 0, 1] * ex.own[:, 1])
+    assert coupling[k] == coupling.max()  # the subject whose slope moves its intercept most
+    for value, digits in ((shrink[0, 1], 3), (shrink[1, 1], 3), (own[0], 2), (own[1], 2), (blup[0], 2),
+                          (shrink[0, 1] * own[1], 2), (ex.sigma2, 2)):
+        assert f"{value:.{digits}f}" in part, value
+    assert f"Subject {ex.labels[k]}'s own estimates" in part
+    if "other side of the population" in part:  # the sentence is printed only when it is true
+        assert np.sign(blup[0]) != np.sign(own[0])
+    corr = ex.D[0, 1] / np.sqrt(ex.D[0, 0] * ex.D[1, 1])
+    assert f"a correlation of ${corr:.3f}$" in part
+
+
+def test_the_slopes_figure_draws_the_subjects_own_and_shrunk_lines(tex, slope_example):
+    """The own line is the subject's straight-line fit to its raw data (np.polyfit), the
+    shrunk one beta_hat + the dense BLUP."""
+    import pandas as pd
+
+    ex = slope_example
+    fig = tex[tex.index(r"\begin{figure}", tex.index(r"\label{slopes}")):tex.index(r"\label{fig:slopes}")]
+    lines = re.findall(r"\\addplot\[[^\]]*\] coordinates \{\(([-0-9.]+),([-0-9.]+)\) \(([-0-9.]+),([-0-9.]+)\)\};", fig)
+    assert len(lines) == 3  # own, shrunk, population
+    d = pd.read_csv(datasets.load("sleepstudy").path)
+    rows = d[d["Subject"].astype(str) == ex.labels[ex.k]]
+    slope, intercept = np.polyfit(rows["Days"], rows["Reaction"], 1)
+    blup = dense_subject(ex, ex.labels[ex.k])[0]
+    for (x0, y0, x1, y1), (a, b) in zip(lines, [(intercept, slope), ex.beta + blup, ex.beta]):
+        assert float(y0) == pytest.approx(a + b * float(x0), abs=0.006)
+        assert float(y1) == pytest.approx(a + b * float(x1), abs=0.006)
+    points = re.search(r"only marks[^\]]*\] coordinates \{([^}]*)\}", fig).group(1)
+    assert points.count("(") == len(rows)

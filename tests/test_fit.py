@@ -42,9 +42,10 @@ def split(y, g):
     return [np.asarray(y, float)[np.asarray(g) == k] for k in np.unique(g)]
 
 
-def dense_loglik(groups, s2, sb2, reml, beta0=None):
-    """ML (at beta0, or at the dense GLS beta0) or REML log-likelihood, lme4's scale.
-    One Cholesky factor of V per distinct group size (groups of a size share V)."""
+def dense_parts(groups, s2, sb2, beta0=None):
+    """(N, log|V|, (y - beta0)^T V^-1 (y - beta0), 1^T V^-1 1, beta0) from Cholesky
+    factors of V, at beta0 or at the dense GLS beta0.  One factor per distinct group size
+    (groups of a size share V)."""
     by_size: dict[int, list] = {}
     for yj in groups:
         by_size.setdefault(yj.size, []).append(yj)
@@ -60,10 +61,20 @@ def dense_loglik(groups, s2, sb2, reml, beta0=None):
     N = sum(Y.size for _, Y, _, _ in blocks)
     quad = sum(np.sum((Y - beta0) * cho_solve(c, Y - beta0)) for c, Y, _, _ in blocks)
     logdet = sum(Y.shape[1] * ld for _, Y, _, ld in blocks)
+    return N, logdet, quad, xvx, beta0
+
+
+def loglik_from_parts(N, logdet, quad, xvx, reml):
     value = -0.5 * (N * np.log(2 * np.pi) + logdet + quad)
     if reml:
         value += 0.5 * np.log(2 * np.pi) - 0.5 * np.log(xvx)
-    return value, beta0
+    return value
+
+
+def dense_loglik(groups, s2, sb2, reml, beta0=None):
+    """ML (at beta0, or at the dense GLS beta0) or REML log-likelihood, lme4's scale."""
+    N, logdet, quad, xvx, beta0 = dense_parts(groups, s2, sb2, beta0)
+    return loglik_from_parts(N, logdet, quad, xvx, reml), beta0
 
 
 def dense_fit(y, g, reml):
@@ -245,7 +256,13 @@ def local_maxima_on_grid(y, g, method):
     var = float(np.var(y))
 
     def profile(gamma):
-        r = minimize_scalar(lambda t: -dense_loglik(groups, np.exp(t), gamma * np.exp(t), method == "REML")[0],
+        # V = s2 (I + gamma 1 1^T): factor I + gamma 1 1^T once, scale by s2 in the search
+        N, logdet, quad, xvx, _ = dense_parts(groups, 1.0, gamma)
+
+        def at(s2):
+            return loglik_from_parts(N, logdet + N * np.log(s2), quad / s2, xvx / s2, method == "REML")
+
+        r = minimize_scalar(lambda t: -at(np.exp(t)),
                             bounds=(np.log(var) - 10, np.log(var) + 3), method="bounded", options=dict(xatol=1e-10))
         return -r.fun
 

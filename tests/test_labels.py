@@ -1,4 +1,4 @@
-"""Data grouped as written: labels to codes (three routes), missing labels, CSV text labels.
+"""Data grouped as written: labels to codes (four routes), missing labels, CSV text labels.
 
 The oracle groups rows with a Python dict keyed by the label itself (no numpy, no
 pandas), so it shares no code with shrinkage.labels."""
@@ -14,6 +14,7 @@ import pytest
 
 from shrinkage import GroupStats, InputError, fit
 from shrinkage.labels import factorize
+import shrinkage.labels as labels_module
 from shrinkage.table import read_columns, stream_stats
 
 
@@ -65,8 +66,48 @@ def test_compact_route_is_taken_and_scattered_is_hashed(rng):
     g = rng.integers(5, 50, size=1000)
     lab, codes = factorize(g)
     assert lab[0] == 5 and codes.max() <= 44  # offset, no hashing: labels are the range
-    lab2, _ = factorize(g * 10**12)
-    assert sorted(lab2.tolist()) == sorted(set((g * 10**12).tolist()))  # hashed: only labels that occur
+    lab2, codes2 = factorize(g * 10**12)
+    assert np.array_equal(lab2[codes2], g * 10**12)  # hashed: codes name the labels ...
+    used = np.unique(codes2)
+    assert sorted(lab2[used].tolist()) == sorted(set((g * 10**12).tolist()))  # ... one code per label
+
+
+def _check_codes(g):
+    """labels[codes] is every row's label, and the codes that occur are one per label."""
+    lab, codes = factorize(g)
+    assert lab.dtype == g.dtype
+    assert [lab[c] for c in codes.tolist()] == g.tolist()  # element by element, in Python
+    used = np.unique(codes)
+    assert len({lab[c].item() for c in used.tolist()}) == used.size == len(set(g.tolist()))
+    return lab, codes
+
+
+@pytest.mark.parametrize("kind", ["spread", "powers_of_two", "uint64_top", "int32", "extremes", "all_distinct"])
+def test_hashing_rounds_code_every_row(rng, kind, monkeypatch):
+    """Integer labels outside a compact range go through the hashing rounds: keys that
+    collide (multiples of 2^40 share low bits; uint64 beyond 2^63; int32 spread over its
+    range; int64's extremes; every label distinct) still get one code per label."""
+    monkeypatch.setattr(labels_module, "_FEW", 0)  # the hashing rounds at any J
+    J = 5000
+    g = {"spread": lambda: rng.choice(10**14, size=J, replace=False)[rng.integers(0, J, 40000)],
+         "powers_of_two": lambda: (rng.integers(0, J, 40000) << 40) - (1 << 62),
+         "uint64_top": lambda: rng.integers(0, J, 40000).astype(np.uint64) * np.uint64(2**50) + np.uint64(2**63),
+         "int32": lambda: rng.integers(-2**31, 2**31 - 1, 40000).astype(np.int32),
+         "extremes": lambda: np.array([2**63 - 1, -2**63, 0, 5, 2**63 - 1, -2**63] * 7, dtype=np.int64),
+         "all_distinct": lambda: rng.permutation(40000).astype(np.int64) * 3**30}[kind]()
+    _check_codes(g)
+
+
+def test_hashing_leftovers_are_sorted(rng, monkeypatch):
+    """After the last round, keys still unplaced are coded by a sort: with a multiplier
+    that sends every key to the same slot, one key is placed per round, the rest left over."""
+
+
+    monkeypatch.setattr(labels_module, "_FEW", 0)
+    monkeypatch.setattr(labels_module, "_multiplier", lambda r: 1)  # h = top bits of the key: all equal here
+    g = rng.integers(0, 3000, 20000) * 7 + 10**15
+    lab, codes = _check_codes(g)
+    assert codes.max() > 16  # codes beyond the first table: the leftovers were coded after it
 
 
 def test_text_labels_are_not_coerced(tmp_path):

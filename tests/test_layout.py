@@ -145,7 +145,8 @@ def test_no_document_runs_past_the_margin(checked, tmp_path, requires_tex):
 
 @pytest.mark.tex
 def test_no_report_runs_past_the_margin(tmp_path, requires_tex):
-    """Reports of the bundled data sets and of many groups with long labels and huge numbers."""
+    """Reports of the bundled data sets (one-way, and sleepstudy with a random slope) and of many
+    groups with long labels and huge numbers."""
     rng = np.random.default_rng(7)
     sizes = rng.integers(1, 9, size=3000)
     g = np.array([f"group-label-{k:05d}" for k in range(3000)])[np.repeat(np.arange(3000), sizes)]
@@ -154,6 +155,12 @@ def test_no_report_runs_past_the_margin(tmp_path, requires_tex):
     for name, method in (("dyestuff", "REML"), ("dyestuff2", "REML"), ("sleepstudy", "ML")):
         d = datasets.load(name)
         texts[name] = render_report(fit(d.y, d.groups, method=method), f"{name}.csv", "Yield", "Batch")
+    import pandas as pd  # the random-slope report (more cases in test_report_lmm.py)
+    from shrinkage.lmm import lmer
+    from shrinkage.report_lmm import render_lmm
+
+    frame = pd.read_csv(datasets.load("sleepstudy").path)
+    texts["sleepstudy_slopes"] = render_lmm(lmer("Reaction ~ Days + (Days | Subject)", frame), "sleepstudy.csv")
     logs = compile_logs(texts, tmp_path)
     assert {name: overfull_boxes(log) for name, log in logs.items() if overfull_boxes(log)} == {}
 

@@ -60,6 +60,36 @@ def test_large_offset_keeps_its_digits(data, offset):
     assert bad > 1e3 * ours  # the test of the test: the naive formula is measurably worse
 
 
+@pytest.mark.parametrize("between", [1.0, 1e3, 1e6])
+def test_shifted_pass_is_kept_only_where_accurate(between):
+    """Groups whose means lie far apart (between-group scale 1e3, 1e6 against unit noise,
+    about 1e8): the one shifted pass would cancel up to 2 x 6 decimal digits there, so its
+    guard sends them to the exact second pass; with groups close together (1.0) it is kept.
+    Either way S_j matches exact rational arithmetic to 1e-12."""
+    from shrinkage import stats as stats_module
+
+    rng = np.random.default_rng(7)
+    g = rng.integers(0, 15, size=900)
+    y = 1e8 + between * rng.normal(size=15)[g] + rng.normal(size=900)
+    n = np.bincount(g)
+    _, ss = stats_module._shifted(y, g, n)
+    assert (ss is not None) == (between == 1.0)
+    assert_matches_exact(GroupStats.from_data(y, g), y, g, rtol=1e-12)
+
+
+def test_shifted_pass_without_its_guard_is_wrong(monkeypatch):
+    """The test of the test: with the guard off, the shifted formula's cancellation shows
+    (groups 1e6 apart, unit noise): S_j is off by far more than the 1e-12 above."""
+    from shrinkage import stats as stats_module
+
+    monkeypatch.setattr(stats_module, "_CANCEL", 0.0)
+    rng = np.random.default_rng(7)
+    g = rng.integers(0, 15, size=900)
+    y = 1e8 + 1e6 * rng.normal(size=15)[g] + rng.normal(size=900)
+    with pytest.raises(AssertionError):
+        assert_matches_exact(GroupStats.from_data(y, g), y, g, rtol=1e-8)
+
+
 def test_merge_of_chunks_equals_whole(data):
     y, g = data
     whole = GroupStats.from_data(y, g)

@@ -204,6 +204,10 @@ def _write(checked, out: Path, numeric_module, package_module: bool, pdf, extra_
             staging.write(out / f"{name}.{fmt}", text.encode())
         if code is not None:
             staging.write(Path(numeric_module), code.encode())
+        if package_module:  # the steps `shrinkage report --formula` quotes (see shrinkage.report_excerpts)
+            from . import report_excerpts
+            if any(cd.derivation.name == report_excerpts.SOURCE for cd in checked):
+                staging.write(report_excerpts.MODULE, report_excerpts.generate(checked).encode())
         if compile_now:
             for name, text in sorted(documents.items()):
                 key = cache_module.pdf_key(name, text.encode(), version) if cache is not None else None

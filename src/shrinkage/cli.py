@@ -150,9 +150,17 @@ def _docs(args: argparse.Namespace) -> None:
 
 
 def _report(args: argparse.Namespace) -> None:
+    pdf = False if args.no_pdf else None
+    if args.formula is not None:
+        if args.response is not None or args.group is not None:
+            raise ShrinkageError("give --formula, or --response and --group, not both")
+        from .report_lmm import write_lmm_report
+
+        return write_lmm_report(args.data, args.formula, method=args.method, out=args.out, pdf=pdf)
+    if args.response is None or args.group is None:
+        raise ShrinkageError("say which model: --response and --group (y ~ 1 + (1 | g)), or --formula")
     from .report import write_report
 
-    pdf = False if args.no_pdf else None
     write_report(args.data, args.response, args.group, method=args.method, out=args.out, pdf=pdf)
 
 
@@ -193,8 +201,9 @@ def parser() -> argparse.ArgumentParser:
     d.set_defaults(run=_docs)
     r = sub.add_parser("report", help="fit a CSV's data and write a LaTeX/PDF shrinkage report")
     r.add_argument("data", type=Path, help="CSV file with a header line")
-    r.add_argument("--response", required=True, help="name of the numeric response column")
-    r.add_argument("--group", required=True, help="name of the grouping column")
+    r.add_argument("--response", help="name of the numeric response column (the model y ~ 1 + (1 | g))")
+    r.add_argument("--group", help="name of the grouping column")
+    r.add_argument("--formula", help='an lme4 formula instead, e.g. "Reaction ~ Days + (Days | Subject)"')
     r.add_argument("--method", type=str.upper, choices=["REML", "ML"], default="REML", help="REML (default) or ML")
     r.add_argument("--out", type=Path, default=None, help="folder for the report (default: the current folder)")
     r.add_argument("--no-pdf", action="store_true", help="write .tex only, do not run LaTeX")

@@ -101,7 +101,7 @@ class SizeClasses:
 def size_classes(stats: GroupStats) -> SizeClasses:
     """Pool groups by size, centring the group means at their overall mean (so data far
     from zero keep their digits).  Raises InputError when the model cannot be fitted."""
-    n = stats.n
+    n = stats.n.copy()  # writeable: np.bincount copies a read-only input on every call
     J, N = n.size, int(n.sum())
     if J < 2:
         raise InputError(f"a single group ({stats.labels[0]!r}): sigma_b^2 cannot be estimated from one group; "

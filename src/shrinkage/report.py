@@ -22,7 +22,7 @@ from .render.chain import Chain, chain_block
 from .render.preamble import PGFPLOTS, escape_verbatim
 from .render.preamble import PREAMBLE as BASE_PREAMBLE
 
-__all__ = ["render", "write_report"]
+__all__ = ["render", "write_report", "write_outputs"]
 
 MAX_TABLE_ROWS = 40  # groups listed one by one up to this many
 MAX_PLOTTED = 150  # groups drawn in the shrinkage figure
@@ -296,15 +296,26 @@ def write_report(data: Path, response: str, group: str, method: str = "REML", ou
                  pdf: bool | None = None, say=print) -> list[Path]:
     """Read ``data`` (CSV), fit, and write ``<stem>-report.tex`` (and .pdf when TeX is
     present, or pdf=True) into ``out``.  Both files appear only when both are complete."""
-    from .build import compile_pdf, tex_available, write_atomic
     from .table import stream_stats
 
     data = Path(data)
-    out = Path(out) if out is not None else Path.cwd()
-    if out.exists() and not out.is_dir():
-        raise InputError(f"output folder {out} is a file")
+    _check_out(out)
     result = fit(stats=stream_stats(data, response, group), method=method)  # chunked: any size of CSV
-    text = render(result, data.name, response, group)
+    return write_outputs(render(result, data.name, response, group), data, out, pdf, say)
+
+
+def _check_out(out: Path | None) -> None:
+    if out is not None and Path(out).exists() and not Path(out).is_dir():
+        raise InputError(f"output folder {out} is a file")
+
+
+def write_outputs(text: str, data: Path, out: Path | None, pdf: bool | None, say) -> list[Path]:
+    """Write the report ``text`` of ``data`` as ``<stem>-report.tex`` (and its PDF) into
+    ``out``: compiled in a scratch folder first, so both files appear or neither does."""
+    from .texio import compile_pdf, tex_available, write_atomic
+
+    _check_out(out)
+    out = Path(out) if out is not None else Path.cwd()
     stem = f"{data.stem}-report"
     compile_now = tex_available() if pdf is None else pdf
     pdf_bytes = None

@@ -12,8 +12,9 @@ from ..render.preamble import PGFPLOTS, PREAMBLE, escape
 from .claims import CLAIMS, INTRO, Claim
 from .example import Example, dyestuff_example, generated_functions
 from .figures import figure_dyestuff, figure_lambda, table_dyestuff
+from .slopes import sleepstudy_example, slopes_section
 
-REQUIRED = ("blup", "shrinkage_facts", "joint_unbounded", "pls", "uncertainty", "laplace")
+REQUIRED = ("blup", "shrinkage_facts", "joint_unbounded", "pls", "uncertainty", "laplace", "lmm_blup", "lmm_marginal")
 LIKELIHOOD_DERIVATIONS = ("marginal", "gls", "profile", "ml_reml", "balanced")  # written alongside; quoted when present
 _NOTATION = "%%notation%%"  # where the table of the quoted steps' symbols goes, once they are known
 
@@ -31,6 +32,8 @@ def _summary_table() -> list[str]:
         r"\toprule point of the question & verdict & where \\ \midrule",
         *rows,
         r"The follow-up: partial pooling & holds & \S\ref{pooling} \\",
+        r"Covariates and random slopes: the penalty $\mathbf b_j^{\mathsf T}\mathbf D^{-1}\mathbf b_j$, a shrinkage "
+        r"matrix $\boldsymbol\Lambda_j$ & the reading carries over & \S\ref{slopes} \\",
         r"\bottomrule",
         r"\end{tabular}",
         r"\end{center}",
@@ -40,6 +43,7 @@ def _summary_table() -> list[str]:
 def _notation(ex: Excerpts) -> list[str]:
     """Every symbol of the quoted steps, defined once (S_j, c_j, ... are not the question's)."""
     rows = [rf"${qs[0].latex}$ & {qs[0].meaning} \\" for qs in ex.quantities()]
+    rows += [rf"${t}$ & {m} \\" for t, m in _matrices(ex)]
     return [
         r"\paragraph{Notation.}  The quoted steps use these symbols (the question's, and the sufficient "
         r"statistics and shorthands the derivations introduce):",
@@ -49,6 +53,20 @@ def _notation(ex: Excerpts) -> list[str]:
         r"\bottomrule",
         r"\end{tabularx}}",
     ]
+
+
+def _matrices(ex: Excerpts) -> list[tuple[str, str]]:
+    """(LaTeX, meaning) of the matrices the quoted steps of matrix derivations use."""
+    import sympy as sp
+
+    seen: dict[str, str] = {}
+    for cs, notation in ex.steps:
+        table = getattr(notation, "matrix_rows", None)
+        if table is not None:
+            used = {m.name for m in cs.step.rhs.atoms(sp.MatrixSymbol)}
+            for latex, meaning, _ in table(used):
+                seen.setdefault(latex, meaning)
+    return list(seen.items())
 
 
 def _likelihood_documents(names) -> str:
@@ -160,6 +178,7 @@ def render_answer(checked: Sequence[CheckedDerivation]) -> str:
         body += _claim_section(c, ex)
     body += _pooling_section(ex, example)
     body += _uncertainty_section(ex)
+    body += slopes_section(ex.expand, sleepstudy_example(fns))
     body += _documents_section(by_name)
     body.append(r"\end{document}")
     text = "\n".join(body).replace(_NOTATION, "\n".join(_notation(ex)))

@@ -189,6 +189,8 @@ def group_codes(g) -> tuple[np.ndarray, np.ndarray]:
         lo, hi = int(a.min()), int(a.max())
         if hi - lo <= 4 * a.size + 1024:
             shifted = (a - lo if lo else a).astype(np.intp, copy=False)
+            if not shifted.flags.writeable:  # a read-only frame column: np.bincount would copy it on every call
+                shifted = shifted.copy()
             present = np.flatnonzero(np.bincount(shifted))
             if present.size == hi - lo + 1:  # every label in the range occurs: codes are the shift
                 return shifted, (present + lo).astype(a.dtype)

@@ -211,7 +211,8 @@ def _same(a: np.ndarray, b: np.ndarray) -> bool:
 
 def cross_products(y, X, Z, codes, labels, x_names, z_names, centre: bool = True) -> CrossProducts:
     """One pass over the rows: the per-group cross-products by np.bincount, vectorised
-    over groups (no loop over groups), the summed ones by one matrix product.
+    over groups (no loop over groups); the summed ones are their sums over groups, and
+    for the pairs no group needs, one dot product each.
 
     ``codes`` are integer group codes 0..J-1 (every code present), ``labels[c]`` names
     code c; X and Z are matrices or lists of columns (None for the intercept).  Columns shared by X and Z (equal values) and constant columns are computed
@@ -220,6 +221,9 @@ def cross_products(y, X, Z, codes, labels, x_names, z_names, centre: bool = True
     (and the constant), and M = A'A in total; every block is then G1' M G2 for small
     matrices G expressing X (centred), Z (raw) and y in terms of A."""
     y = np.asarray(y, dtype=float)
+    codes = np.asarray(codes)
+    if not codes.flags.writeable:  # np.bincount copies a read-only input (each chunk, each pair) otherwise
+        codes = codes.copy()
     xs, zs = _as_columns(X), _as_columns(Z)
     p, q, J = len(xs), len(zs), len(labels)
     cols: list = []  # distinct non-constant columns
@@ -249,6 +253,7 @@ def cross_products(y, X, Z, codes, labels, x_names, z_names, centre: bool = True
         for b in range(k):
             pairs.setdefault((min(a, b), max(a, b)), None)
     sums = {key: np.zeros(J) for key in pairs}
+    rest = [(a, b) for a in range(1, k) for b in range(a, k) if (a, b) not in pairs]  # totals only
     total = np.zeros((k, k))
     sources = [None] + cols + [y]
     chunk = max(_CHUNK, 8 * J)  # rows per chunk; per-chunk sums of length J stay a small cost
@@ -265,7 +270,11 @@ def cross_products(y, X, Z, codes, labels, x_names, z_names, centre: bool = True
             else:
                 w = part[:, a] * part[:, b]
             sums[(a, b)] += np.bincount(c, weights=w, minlength=J)
-        total += part.T @ part
+        for (a, b) in rest:  # a dot product each (part.T @ part cost 4x these and the bincounts' sums)
+            total[a, b] += part[:, a] @ part[:, b]
+    for (a, b), v in sums.items():
+        total[a, b] = v.sum()
+    total = np.triu(total) + np.triu(total, 1).T
     M = np.empty((J, k, len(S)))
     for si, a in enumerate(S):
         for b in range(k):

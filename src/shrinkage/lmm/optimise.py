@@ -7,9 +7,11 @@ the boundary (a zero variance, or a correlation of +-1: a singular fit).  So:
    scaled copies of it from 1e-2 to 1e2, theta = 0, and for q > 1 two seeded random
    points);
 2. L-BFGS-B with the analytic gradient and bounds (diagonal >= 0) runs from the best of
-   them, with tolerances at the level of rounding; when that run ends on the boundary, or
-   ``thorough`` is set, also from the next best start and, if the two disagree, from every
-   start; the lowest end is kept;
+   them, with tolerances at the level of rounding; when that run ends on the boundary,
+   also from every other start (two boundary runs that agree can both miss a lower
+   interior minimum: seen on 3000 rows with q = 3, where rounding-level changes of the
+   cross-products decided which of them L-BFGS-B reached), and with ``thorough`` from the
+   next best start and, if the two disagree, from every start; the lowest end is kept;
 3. that minimum is polished by Newton steps on the free entries (those not held at a
    bound), with a Hessian from forward differences of the analytic gradient;
 4. a diagonal entry below ``SINGULAR_TOL`` is reported as a boundary fit (lme4's
@@ -28,13 +30,14 @@ from scipy.optimize import minimize
 from ..errors import InputError
 
 from ._blas import one_thread as _one_thread
-from .objective import Problem, deviance, deviance_and_gradient, gradient
+from .objective import Problem, _bmm, _chol, _lsolve, deviance, deviance_and_gradient, gradient
 
 __all__ = ["Optimum", "minimise", "SINGULAR_TOL"]
 
 SINGULAR_TOL = 1e-4
 _SCALES = (1.0, 1e-2, 0.1, 10.0, 100.0)
 _RANDOM_STARTS = 2
+_STEP = 1e-10  # Newton stops when its next step is below this (relative to max |theta|, at least 1)
 _AGREE = 1e-9  # two runs agree when their criteria differ by less than this (relative)
 
 
@@ -60,14 +63,18 @@ def moment_start(pr: Problem) -> np.ndarray | None:
     try:
         beta = np.linalg.solve(pr.XtX, pr.Xty)
         Zr = pr.ZtXy[:, -1, :] - np.einsum("qpj,p->qj", pr.ZtXy[:, :-1, :], beta)  # Z_j'(y_j - X_j beta)
-        ZtZ = pr.ZtZ.transpose(2, 0, 1)
-        det = np.linalg.det(ZtZ)
-        ok = det > 1e-10 * np.abs(ZtZ).reshape(J, -1).max(axis=1) ** q
+        # (Z_j'Z_j)^-1 by Cholesky factors vectorised over groups (batched LAPACK calls
+        # on J tiny matrices cost 30-45 ms at J = 1e4, most of this function)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            L = _chol(pr.ZtZ)
+            det = np.prod(np.diagonal(L, axis1=0, axis2=1), axis=1) ** 2
+        ok = np.isfinite(det) & (det > 1e-10 * np.abs(pr.ZtZ).reshape(q * q, J).max(axis=0) ** q)
         n = pr.cp.n
         ok &= n > q
         if ok.sum() < max(q + 1, 3):
             return None
-        inv = np.linalg.inv(ZtZ[ok])
+        Linv = _lsolve(L[:, :, ok], np.broadcast_to(np.eye(q)[:, :, None], (q, q, int(ok.sum()))).copy())
+        inv = _bmm(Linv.transpose(1, 0, 2), Linv).transpose(2, 0, 1)  # (J_ok, q, q)
         b = np.einsum("jab,bj->ja", inv, Zr[:, ok])
         rss = pr.yty - 2 * beta @ pr.Xty + beta @ pr.XtX @ beta  # total residual SS after OLS
         fitted = np.einsum("ja,aj->", b, Zr[:, ok])  # sum_j Zr_j' b_j: SS explained within groups
@@ -87,7 +94,8 @@ def moment_start(pr: Problem) -> np.ndarray | None:
     return theta if np.all(np.isfinite(theta)) else None
 
 
-def _starts(pr: Problem) -> list[np.ndarray]:
+def _starts(pr: Problem) -> tuple[list[np.ndarray], int | None]:
+    """The starting points, and the index of the moment start among them (or None)."""
     lay = pr.layout
     base = lay.start()
     starts = [base * s for s in _SCALES] + [np.zeros(lay.size)]
@@ -99,7 +107,7 @@ def _starts(pr: Problem) -> list[np.ndarray]:
         t = rng.normal(size=lay.size) * 10 ** rng.uniform(-1, 1)
         t[lay.diagonal] = np.abs(t[lay.diagonal])
         starts.append(t)
-    return starts
+    return starts, (0 if moment is not None else None)
 
 
 def _projected(theta, g, lower) -> np.ndarray:
@@ -110,58 +118,83 @@ def _projected(theta, g, lower) -> np.ndarray:
 
 
 def _lbfgsb(pr: Problem, method: str, start: np.ndarray):
+    """(theta, value, gradient at theta) at the end of one L-BFGS-B run."""
     lower = pr.layout.lower
     bounds = [(lo if np.isfinite(lo) else None, None) for lo in lower]
     res = minimize(deviance_and_gradient, start, args=(pr, method), jac=True, method="L-BFGS-B", bounds=bounds,
                    options={"ftol": 1e-15, "gtol": 1e-11, "maxiter": 20000, "maxfun": 40000, "maxls": 60})
-    return np.maximum(res.x, lower), float(res.fun)
+    theta = np.maximum(res.x, lower)
+    return theta, float(res.fun), (np.asarray(res.jac, dtype=float) if np.array_equal(theta, res.x) else None)
 
 
-def _newton(pr: Problem, method: str, theta: np.ndarray, value: float) -> tuple[np.ndarray, float]:
-    """Newton steps on the entries not held at a bound.  A step is kept only if it shrinks
-    the projected gradient and does not raise the criterion beyond its rounding level
-    (near the minimum the criterion is flat to rounding, the gradient is not)."""
+def _hessian(pr: Problem, method: str, theta: np.ndarray, g: np.ndarray, idx: np.ndarray):
+    """Forward differences of the analytic gradient on the entries idx, symmetrised;
+    None unless positive definite."""
+    H = np.empty((idx.size, idx.size))
+    for a, i in enumerate(idx):
+        h = 1e-6 * max(abs(theta[i]), 1e-2)
+        tp = theta.copy()
+        tp[i] += h
+        H[:, a] = (gradient(tp, pr, method) - g)[idx] / h
+    H = 0.5 * (H + H.T)
+    try:
+        return H if np.linalg.eigvalsh(H).min() > 0 else None
+    except np.linalg.LinAlgError:
+        return None
+
+
+def _newton(pr: Problem, method: str, theta: np.ndarray, value: float, g: np.ndarray | None = None):
+    """Newton steps on the entries not held at a bound: (theta, value, gradient, converged).
+    A step is kept only if it shrinks the projected gradient and does not raise the
+    criterion beyond its rounding level (near the minimum the criterion is flat to
+    rounding, the gradient is not).  The Hessian is reused while its steps are kept (the
+    chord method: each further step costs one evaluation) and rebuilt when one is not.
+    ``converged``: stopped because the next step is below 1e-10 relative in theta."""
     lower = pr.layout.lower
-    g = gradient(theta, pr, method)
-    for _ in range(4):
+    if g is None:
+        g = gradient(theta, pr, method)
+    H, held = None, None
+    for _ in range(12):
         free = ~((theta <= lower) & (g >= 0))
         if not free.any():
-            break
+            return theta, value, g, True
         idx = np.flatnonzero(free)
-        H = np.empty((idx.size, idx.size))
-        for a, i in enumerate(idx):
-            h = 1e-6 * max(abs(theta[i]), 1e-2)
-            tp = theta.copy()
-            tp[i] += h
-            H[:, a] = (gradient(tp, pr, method) - g)[idx] / h
-        H = 0.5 * (H + H.T)
-        try:
-            if np.linalg.eigvalsh(H).min() <= 0:
+        fresh = H is None or not np.array_equal(idx, held)
+        if fresh:
+            H, held = _hessian(pr, method, theta, g, idx), idx
+            if H is None:
                 break
+        try:
             step = np.linalg.solve(H, g[idx])
         except np.linalg.LinAlgError:
             break
+        if np.max(np.abs(step)) <= _STEP * max(1.0, float(np.max(np.abs(theta)))):
+            return theta, value, g, True  # the next step is below the accuracy theta is reported to
         trial = theta.copy()
         trial[idx] -= step
         trial = np.maximum(trial, lower)
         try:
-            v = deviance(trial, pr, method)
-            gt = gradient(trial, pr, method)
+            v, gt = deviance_and_gradient(trial, pr, method)
         except InputError:
             break
         size = np.max(np.abs(_projected(theta, g, lower)))
         if not (v <= value + 64 * np.finfo(float).eps * abs(value)
                 and np.max(np.abs(_projected(trial, gt, lower))) < size):
-            break
+            if fresh:
+                break
+            H = None  # the reused Hessian is stale: rebuild it here
+            continue
         theta, value, g = trial, min(v, value), gt
-        if abs(float(step @ g[idx])) < 1e-15 * max(1.0, abs(value)):  # predicted gain below rounding
-            break
-    return theta, value
+    return theta, value, g, False
 
 
 def minimise(pr: Problem, method: str = "REML", thorough: bool = False) -> Optimum:
-    """The global minimum of :func:`~shrinkage.lmm.objective.deviance` over theta."""
-    starts = _starts(pr)
+    """The global minimum of :func:`~shrinkage.lmm.objective.deviance` over theta.
+
+    When the best start is the moment start and lies inside the bounds, Newton steps from
+    it usually converge at once (it lands near the optimum); L-BFGS-B runs only when they
+    do not, or end near the boundary (then a second start is compared, as below)."""
+    starts, moment = _starts(pr)
     values = []
     for s in starts:
         try:
@@ -170,16 +203,25 @@ def minimise(pr: Problem, method: str = "REML", thorough: bool = False) -> Optim
             values.append(np.inf)
     order = [i for i in np.argsort(values, kind="stable") if np.isfinite(values[i])]
     with _one_thread():
-        found = [_lbfgsb(pr, method, starts[order[0]])]
-        boundary = bool(np.any(found[0][0][pr.layout.diagonal] < SINGULAR_TOL))
-        if (thorough or boundary) and len(order) > 1:
-            found.append(_lbfgsb(pr, method, starts[order[1]]))
-            if abs(found[0][1] - found[1][1]) > _AGREE * max(1.0, abs(found[0][1])):
-                found += [_lbfgsb(pr, method, starts[i]) for i in order[2:]]
-        theta, value = min(found, key=lambda tv: tv[1])
-        theta, value = _newton(pr, method, theta, value)
-        g = _projected(theta, gradient(theta, pr, method), pr.layout.lower)
-    distinct = len({round(v, 6) for _, v in found})
+        found = []
+        first = starts[order[0]]
+        if (not thorough and order[0] == moment and np.all(first[pr.layout.diagonal] > SINGULAR_TOL)):
+            theta, value, g, done = _newton(pr, method, first, values[order[0]])
+            if done and np.all(theta[pr.layout.diagonal] > SINGULAR_TOL):
+                found = [(theta, value, g)]
+        if not found:
+            found = [_lbfgsb(pr, method, first)]
+            boundary = bool(np.any(found[0][0][pr.layout.diagonal] < SINGULAR_TOL))
+            if boundary:  # where local minima on the boundary hide a lower one inside: every start
+                found += [_lbfgsb(pr, method, starts[i]) for i in order[1:]]
+            elif thorough and len(order) > 1:
+                found.append(_lbfgsb(pr, method, starts[order[1]]))
+                if abs(found[0][1] - found[1][1]) > _AGREE * max(1.0, abs(found[0][1])):
+                    found += [_lbfgsb(pr, method, starts[i]) for i in order[2:]]
+            theta, value, g = min(found, key=lambda tv: tv[1])
+            theta, value, g, _ = _newton(pr, method, theta, value, g)
+        g = _projected(theta, g, pr.layout.lower)
+    distinct = len({round(v, 6) for _, v, _ in found})
     return Optimum(theta, value, len(found), distinct, float(np.max(np.abs(g))) if g.size else 0.0)
 
 
