@@ -207,7 +207,8 @@ def _write(checked, out: Path, numeric_module, package_module: bool, pdf, extra_
         if package_module:  # the steps `shrinkage report --formula` quotes (see shrinkage.report_excerpts)
             from . import report_excerpts
             if any(cd.derivation.name == report_excerpts.SOURCE for cd in checked):
-                staging.write(report_excerpts.MODULE, report_excerpts.generate(checked).encode())
+                text = outputs.text("report_excerpts", names, partial(report_excerpts.generate, checked))
+                staging.write(report_excerpts.MODULE, text.encode())
         if compile_now:
             for name, text in sorted(documents.items()):
                 key = cache_module.pdf_key(name, text.encode(), version) if cache is not None else None
