@@ -125,7 +125,9 @@ def cli_build(checked, tmp_path_factory):
     """One `python -m shrinkage build` per session, as a user runs it, in a separate
     process with its own hash seed, into a temporary folder (PDFs when TeX is there).
     It reads the checked derivations from the session's cache (``checked`` fills it)
-    and renders, generates and compiles them itself.
+    and renders, generates and compiles them itself (or reads the text an earlier CLI
+    build of the session rendered in its own process, under the same keys: see
+    shrinkage.build.Outputs).
     Returns (completed process, out folder, generated numeric module path)."""
     import subprocess
     import sys

@@ -12,6 +12,7 @@ DIR instead, which imports with numpy alone.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
@@ -60,11 +61,12 @@ def summary_report(say: Callable[[str], None]) -> Callable[[Event], None]:
 
 def check_all(derivations: Iterable[Derivation | Source], say: Callable[[str], None] = print, *,
               cache: cache_module.Cache | None = None, jobs: int = 1, report=None,
-              timeout: float | None = None) -> list[CheckedDerivation]:
+              timeout: float | None = None, keys: dict[str, str] | None = None) -> list[CheckedDerivation]:
     """Check every derivation (a Source also says which file it came from, which lets
-    it be cached and checked in a worker process)."""
+    it be cached and checked in a worker process).  ``keys`` receives their cache keys."""
     sources = [d if isinstance(d, Source) else Source(d) for d in derivations]
-    return check_sources(sources, cache=cache, jobs=jobs, report=report or summary_report(say), timeout=timeout)
+    return check_sources(sources, cache=cache, jobs=jobs, report=report or summary_report(say), timeout=timeout,
+                         keys=keys)
 
 
 def default_documents(checked: list[CheckedDerivation]) -> dict[str, Callable[[list[CheckedDerivation]], str]]:
@@ -133,25 +135,66 @@ def build(
     unknown = set(formats) - set(FORMATS)
     if unknown:
         raise BuildError(f"unknown format {sorted(unknown)[0]!r}: choose from {', '.join(FORMATS)}")
+    keys: dict[str, str] = {}  # check keys: rendered and generated text is cached under them
     with signals_raise():
         if checked is None:
             sources = load_sources(paths if paths is not None else [package_derivations_dir()])
             checked = check_all(sources, say, cache=cache, jobs=default_jobs() if jobs is None else jobs,
-                                report=report, timeout=timeout)
+                                report=report, timeout=timeout, keys=keys)
+        outputs = Outputs(cache, keys)
         if extra_documents is None:
             extra_documents = default_documents(checked) if own else {}
-        return _write(checked, out, numeric_module, package_module, pdf, extra_documents, formats, cache, say)
+        else:
+            outputs.custom = set(extra_documents)  # the caller's own functions: not cached
+        return _write(checked, out, numeric_module, package_module, pdf, extra_documents, formats, cache, say,
+                      outputs)
+
+
+class Outputs:
+    """Text made from checked derivations (documents, the generated module), stored in
+    the cache under a key of all it depends on: the check keys of the derivations it
+    is made from and :func:`shrinkage.cache.package_fingerprint` (the renderer, the
+    code generator, their data).  A rebuild with nothing changed reads them back
+    instead of printing SymPy again.  Without a cache, or for derivations without a
+    key (made in code, or passed in checked), everything is made afresh."""
+
+    def __init__(self, cache: cache_module.Cache | None, keys: dict[str, str]):
+        self.cache, self.keys = cache, keys
+        self.custom: set[str] = set()
+        self._fingerprint: str | None = None
+
+    def text(self, kind: str, names: Iterable[str], make: Callable[[], str]) -> str:
+        names = list(names)
+        if self.cache is None or not names or any(n not in self.keys for n in names):
+            return make()
+        if self._fingerprint is None:
+            self._fingerprint = cache_module.package_fingerprint()
+        key = cache_module.output_key(kind, self._fingerprint, {n: self.keys[n] for n in names})
+        text = self.cache.get_text(key)
+        if text is None:
+            text = make()
+            self.cache.put_text(key, text)
+        return text
 
 
 def _write(checked, out: Path, numeric_module, package_module: bool, pdf, extra_documents, formats, cache,
-           say) -> BuildResult:
+           say, outputs: Outputs | None = None) -> BuildResult:
     """Render, generate, compile, all staged; then move everything into place at once."""
-    documents = {cd.derivation.name: render(cd) for cd in checked}
+    outputs = outputs or Outputs(None, {})
+    names = [cd.derivation.name for cd in checked]
+    documents = {cd.derivation.name: outputs.text(f"tex:{cd.derivation.name}", [cd.derivation.name],
+                                                  partial(render, cd)) for cd in checked}
     for name, make in extra_documents.items():
-        documents[name] = make(checked)
+        documents[name] = outputs.text(f"document:{name}", [] if name in outputs.custom else names,
+                                       partial(make, checked))
     exports = any(cd.derivation.exports for cd in checked)
-    code = generate(checked, standalone=not package_module) if numeric_module is not None and exports else None
-    web = {(cd.derivation.name, fmt): _web(fmt, cd) for fmt in ("md", "html") if fmt in formats for cd in checked}
+    standalone = not package_module
+    code = outputs.text(f"code:{'standalone' if standalone else 'package'}", names,
+                        partial(generate, checked, standalone=standalone)) \
+        if numeric_module is not None and exports else None
+    web = {(cd.derivation.name, fmt): outputs.text(f"{fmt}:{cd.derivation.name}", [cd.derivation.name],
+                                                   partial(_web, fmt, cd))
+           for fmt in ("md", "html") if fmt in formats for cd in checked}
     compile_now = tex_available() if pdf is None else pdf
     version = tex_version() if compile_now and cache is not None else ""
     with Staging() as staging:
@@ -164,7 +207,8 @@ def _write(checked, out: Path, numeric_module, package_module: bool, pdf, extra_
         if package_module:  # the steps `shrinkage report --formula` quotes (see shrinkage.report_excerpts)
             from . import report_excerpts
             if any(cd.derivation.name == report_excerpts.SOURCE for cd in checked):
-                staging.write(report_excerpts.MODULE, report_excerpts.generate(checked).encode())
+                text = outputs.text("report_excerpts", names, partial(report_excerpts.generate, checked))
+                staging.write(report_excerpts.MODULE, text.encode())
         if compile_now:
             for name, text in sorted(documents.items()):
                 key = cache_module.pdf_key(name, text.encode(), version) if cache is not None else None

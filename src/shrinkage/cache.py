@@ -55,8 +55,18 @@ def cache_dir() -> Path:
 # ----------------------------------------------------------------------------------
 # The key: the sources a verdict depends on
 # ----------------------------------------------------------------------------------
+_SPECS: dict[str, Path | None] = {}  # module name -> its file, looked up once per process
+
+
 def _spec_file(name: str) -> Path | None:
-    """The source file of module ``name`` of the shrinkage package, or None."""
+    """The source file of module ``name`` of the shrinkage package, or None (the
+    package's modules do not come and go while a build runs)."""
+    if name not in _SPECS:
+        _SPECS[name] = _find_spec_file(name)
+    return _SPECS[name]
+
+
+def _find_spec_file(name: str) -> Path | None:
     try:
         spec = importlib.util.find_spec(name)
     except (ImportError, AttributeError, ValueError):  # a parent that is a module, not a package
@@ -66,10 +76,24 @@ def _spec_file(name: str) -> Path | None:
     return Path(spec.origin)
 
 
+_BLOCKS = (ast.stmt, ast.excepthandler, ast.match_case)  # what holds statements
+
+
+def _statements(tree: ast.AST) -> Iterator[ast.AST]:
+    """Every statement in ``tree``, at any depth (an import is always a statement, so
+    expressions need not be visited: a few times faster than ast.walk)."""
+    stack = [tree]
+    while stack:
+        node = stack.pop()
+        yield node
+        for field in ("body", "orelse", "finalbody", "handlers", "cases"):
+            stack.extend(x for x in getattr(node, field, ()) if isinstance(x, _BLOCKS))
+
+
 def _imported(tree: ast.AST, package: str | None) -> Iterator[tuple[str, tuple[str, ...]]]:
     """(module, names imported from it) for each import statement; relative imports are
     resolved against ``package`` (the package of the file, None for a script)."""
-    for node in ast.walk(tree):
+    for node in _statements(tree):
         if isinstance(node, ast.Import):
             for alias in node.names:
                 yield alias.name, ()
@@ -85,6 +109,25 @@ def _imported(tree: ast.AST, package: str | None) -> Iterator[tuple[str, tuple[s
             yield module, tuple(a.name for a in node.names)
 
 
+_IMPORTS: dict[tuple[bytes, str | None], tuple] = {}  # (sha256 of a file, its package) -> its imports
+
+
+def _imports_of(file: Path, package: str | None) -> tuple:
+    """The imports of ``file`` (see :func:`_imported`), parsed once per process for each
+    content: a build computes many keys that share the engine's files."""
+    try:
+        data = file.read_bytes()
+    except OSError:
+        return ()
+    memo = (hashlib.sha256(data).digest(), package)
+    if memo not in _IMPORTS:
+        try:
+            _IMPORTS[memo] = tuple(_imported(ast.parse(data, filename=str(file)), package))
+        except (SyntaxError, ValueError):
+            _IMPORTS[memo] = ()  # loading reports it; the bytes are still hashed
+    return _IMPORTS[memo]
+
+
 def dependencies(path: Path) -> dict[str, Path]:
     """Every source file whose content can change the verdict on the derivation file
     ``path``: the file, what it imports from the shrinkage package or its own folder
@@ -98,6 +141,7 @@ def dependencies(path: Path) -> dict[str, Path]:
         file = _spec_file(root)
         if file is not None:
             todo.append((root, file, root))
+    beside: dict[str, tuple | None] = {}  # top-level module name -> the file of that name in the folder
 
     def resolve(module: str) -> tuple[str, Path, str | None] | None:
         if module == "shrinkage" or module.startswith("shrinkage."):
@@ -107,21 +151,17 @@ def dependencies(path: Path) -> dict[str, Path]:
             package = module if file.name == "__init__.py" else module.rpartition(".")[0]
             return module, file, package
         top = module.split(".")[0]
-        for candidate in (folder / f"{top}.py", folder / top / "__init__.py"):
-            if candidate.is_file():
-                return f"./{candidate.relative_to(folder)}", candidate, None
-        return None  # outside: covered by the versions in the key
+        if top not in beside:
+            beside[top] = next(((f"./{c.relative_to(folder)}", c, None)
+                                for c in (folder / f"{top}.py", folder / top / "__init__.py") if c.is_file()), None)
+        return beside[top]  # None: outside, covered by the versions in the key
 
     while todo:
         name, file, package = todo.pop()
         if name in found:
             continue
         found[name] = file
-        try:
-            tree = ast.parse(file.read_bytes(), filename=str(file))
-        except (OSError, SyntaxError, ValueError):
-            continue  # loading reports it; the bytes are still hashed
-        for module, names in _imported(tree, package):
+        for module, names in _imports_of(file, package):
             submodules = [r for r in (resolve(f"{module}.{n}") for n in names if n != "*") if r]
             todo.extend(submodules)
             if len(submodules) < len(names) or not names:  # attributes of the module itself
@@ -285,6 +325,16 @@ class Cache:
     def put_pdf(self, key: str, data: bytes) -> None:
         self._put(self._file("pdf", key, ".pdf"), data)
 
+    def get_text(self, key: str) -> str | None:
+        """A rendered document or generated module stored under ``key`` (see :func:`output_key`)."""
+        try:
+            return self._file("out", key, ".txt").read_bytes().decode()
+        except (OSError, UnicodeDecodeError):
+            return None
+
+    def put_text(self, key: str, text: str) -> None:
+        self._put(self._file("out", key, ".txt"), text.encode())
+
     def times(self) -> dict[str, float]:
         try:
             return {k: float(v) for k, v in json.loads((self.folder / "times.json").read_text()).items()}
@@ -307,3 +357,34 @@ class Cache:
 
 def pdf_key(name: str, tex: bytes, tex_version: str) -> str:
     return hashlib.sha256(b"\0".join([FORMAT.encode(), name.encode(), tex_version.encode(), tex])).hexdigest()
+
+
+def package_fingerprint() -> str:
+    """A hash of every file of the shrinkage package (its code and its data: the renderer,
+    the code generator, the data sets the answer fits) and of the versions of Python,
+    SymPy, mpmath and NumPy: with the check keys of the derivations, everything a
+    rendered document or a generated module depends on.  Coarse on purpose: any edit
+    of the package renders everything again, but nothing it reads is ever missed."""
+    import numpy
+
+    from .paths import PACKAGE_DIR
+
+    h = hashlib.sha256()
+    for part in (FORMAT, sys.version.split()[0], sp.__version__, mpmath.__version__, numpy.__version__):
+        h.update(part.encode() + b"\0")
+    for file in sorted(PACKAGE_DIR.rglob("*")):
+        relative = file.relative_to(PACKAGE_DIR)
+        if "__pycache__" in relative.parts or relative.parts[0] == "_docs" or not file.is_file():
+            continue  # compiled bytecode, and the installed documents (outputs, not inputs)
+        h.update(relative.as_posix().encode() + b"\0" + hashlib.sha256(file.read_bytes()).digest())
+    return h.hexdigest()
+
+
+def output_key(kind: str, fingerprint: str, check_keys: dict[str, str]) -> str:
+    """The key of an output of kind ``kind`` ("tex:blup", "code:package", ...) made from
+    the derivations whose check keys are ``check_keys`` (name -> key) by the package
+    whose :func:`package_fingerprint` is ``fingerprint``."""
+    h = hashlib.sha256(b"\0".join([FORMAT.encode(), b"output", kind.encode(), fingerprint.encode()]))
+    for name, key in sorted(check_keys.items()):
+        h.update(b"\0" + name.encode() + b"=" + key.encode())
+    return h.hexdigest()

@@ -364,14 +364,16 @@ def _in_citation_order(todo: list[Source]) -> list[Source]:
 
 
 def check_sources(sources: list[Source], *, cache: cache_module.Cache | None = None, jobs: int = 1,
-                  report: Report = _quiet, timeout: float | None = None) -> list[CheckedDerivation]:
+                  report: Report = _quiet, timeout: float | None = None,
+                  keys: dict[str, str] | None = None) -> list[CheckedDerivation]:
     """Check every source (cached results reused, the rest checked ``jobs`` at a time,
     slowest first, after the derivations they cite; each stored in the cache as soon as
     it passes); raise the first failure (StepError, DerivationError).  Results in the
-    order of ``sources``."""
+    order of ``sources``.  ``keys`` receives the cache key of each source from a file
+    (with a cache), which the build reuses for its outputs."""
     done: dict[str, CheckedDerivation] = {}
     todo: list[Source] = []
-    keys: dict[str, str] = {}
+    keys = {} if keys is None else keys
     seconds: dict[str, float] = {}
     for s in sources:
         if s.path is not None and cache is not None:

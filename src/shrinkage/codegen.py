@@ -174,12 +174,28 @@ def _check_name(derivation: str, function: str) -> None:
                               "(a Python identifier, not a keyword, not starting with _)")
 
 
+_GENERATED: dict = {}  # (ids of the checked derivations, standalone) -> (them, the text): a build generates twice
+
+
 def generate(checked: Iterable[CheckedDerivation], standalone: bool = False) -> str:
     """The full text of a numeric module for these derivations (deterministic).
 
     ``standalone=False``: the package's own numeric.py (validation from the package).
-    ``standalone=True``: a module that imports with numpy alone, for any other place."""
+    ``standalone=True``: a module that imports with numpy alone, for any other place.
+    A build asks twice for the same derivations (numeric.py, and the answer's numbers):
+    checked derivations are immutable, so the second time reuses the first text."""
     checked = sorted(checked, key=lambda c: c.derivation.name)
+    key = (tuple(map(id, checked)), standalone)
+    if key in _GENERATED and all(a is b for a, b in zip(_GENERATED[key][0], checked)):
+        return _GENERATED[key][1]
+    text = _generate(checked, standalone)
+    if len(_GENERATED) > 8:
+        _GENERATED.clear()
+    _GENERATED[key] = (checked, text)
+    return text
+
+
+def _generate(checked: list[CheckedDerivation], standalone: bool) -> str:
     origin = "the derivations in derivations/" if not standalone else \
         "the derivations " + ", ".join(f"`{c.derivation.name}`" for c in checked)
     parts = [HEADER.format(origin=origin) + (standalone_validation() if standalone else PACKAGE_IMPORT)]

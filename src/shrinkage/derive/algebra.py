@@ -87,6 +87,27 @@ def _branchwise(expr: sp.Expr):
     return [e for e, cond in folded.args if cond != sp.false]
 
 
+def _once(f):
+    """``f`` computed once per argument (the attempts of is_zero often meet the same
+    expression: simplify(expand_log(e)) is simplify(e) when e has no logarithm to
+    expand); f(0) is 0 for the functions used here, so it is not computed at all."""
+    memo: dict = {}
+
+    def g(e):
+        if e == 0:
+            return sp.S.Zero
+        if e not in memo:
+            try:
+                memo[e] = (True, f(e))
+            except Exception as err:  # the same failure for the same expression
+                memo[e] = (False, err)
+        ok, out = memo[e]
+        if not ok:
+            raise out
+        return out
+    return g
+
+
 def is_zero(expr: sp.Expr) -> bool | None:
     """True if SymPy proves expr == 0 under the symbols' assumptions; None if it cannot."""
     if expr == 0:
@@ -96,17 +117,18 @@ def is_zero(expr: sp.Expr) -> bool | None:
         return True if all(is_zero(e) for e in branches) else None
     if expr.has(log1p):  # the numerically stable spelling; SymPy simplifies log(1 + x)
         expr = expr.replace(lambda x: isinstance(x, log1p), lambda x: sp.log(1 + x.args[0]))
+    simplify, split = _once(sp.simplify), _once(_split_sums)
     attempts = (
         sp.expand,
         lambda e: sp.cancel(sp.together(e)),
-        lambda e: sp.simplify(sp.expand_log(e)),
-        sp.simplify,
-        lambda e: sp.simplify(sp.expand_log(sp.expand(e), force=False)),
+        lambda e: simplify(sp.expand_log(e)),
+        simplify,
+        lambda e: simplify(sp.expand_log(sp.expand(e), force=False)),
     )
     if expr.has(sp.Sum):
-        attempts = (lambda e: sp.simplify(_split_sums(e)), lambda e: sp.simplify(_split_sums(_split_sums(e)))) + attempts
+        attempts = (lambda e: simplify(split(e)), lambda e: simplify(split(split(e)))) + attempts
         if _starts_above_one(expr):
-            attempts = (lambda e: sp.simplify(_split_sums(_sums_from_one(e))),) + attempts
+            attempts = (lambda e: simplify(split(_sums_from_one(e))),) + attempts
     for attempt in attempts:
         try:
             if attempt(expr) == 0:

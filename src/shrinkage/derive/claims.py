@@ -15,7 +15,7 @@ import mpmath
 import sympy as sp
 
 from .algebra import has_data_sums, is_positive, is_zero, substitute, xreplace_shielded
-from .points import DPS, REL_TOL, Failure, at, close, fmt_point, num, points, seed, univariate
+from .points import DPS, REL_TOL, Failure, at, close, fmt_point, num, points, seed, univariate, value_at
 from .steps import Conditional
 from .walk import Context
 
@@ -35,7 +35,7 @@ def _sub(ctx: Context, expr, *like):
 # --- Equals -------------------------------------------------------------------------
 def equal_at_points(ctx: Context, a, b, what=("previous expression", "this step")):
     for point, (va, vb), inst in _points(ctx, a, b):
-        x, y = num(inst(va)), num(inst(vb))
+        x, y = value_at(inst, va), value_at(inst, vb)
         if not close(x, y):
             raise Failure(f"at {fmt_point(point)}: {what[0]} = {mpmath.nstr(x, 15)}, {what[1]} = {mpmath.nstr(y, 15)}")
 
@@ -79,7 +79,7 @@ def numeric_derivative(ctx):
             # a claim whose expressions lost ``var`` is still checked, at a point of its domain
             x = point[var] if var in point else ctx.notation.sample(var, random.Random(seed(ctx.derivation, ctx.number, var)))
             numeric = mpmath.diff(f, num(x))
-            target = num(inst(rhs))
+            target = value_at(inst, rhs)
             if not abs(numeric - target) <= DERIVATIVE_TOL * max(1, abs(target)):
                 raise Failure(f"at {fmt_point(point)}: numerical derivative {mpmath.nstr(numeric, 15)}, "
                               f"this step claims {mpmath.nstr(target, 15)}")
@@ -93,7 +93,7 @@ def symbolic_derivative(ctx):
 def numeric_sign(ctx):
     # The claim is ``current > rhs`` (or ``<``): the bound shown is checked too.
     for point, (e, bound), inst in _points(ctx, ctx.current, ctx.step.rhs):
-        v, w = num(inst(e)), num(inst(bound))
+        v, w = value_at(inst, e), value_at(inst, bound)
         if not ctx.step.sign * (v - w) > 0:
             raise Failure(f"at {fmt_point(point)}: the expression is {mpmath.nstr(v, 15)}, the bound {mpmath.nstr(w, 15)}")
 
@@ -176,7 +176,7 @@ def numeric_log_integral(ctx):
             value = mpmath.log(mpmath.quad(lambda x: mpmath.exp(f(x) - peak), breaks)) + peak
             if isinstance(step, Conditional):
                 value = f(point[var]) - value
-            target = num(inst(rhs))
+            target = value_at(inst, rhs)
             if not abs(value - target) <= mpmath.mpf(10) ** -25 * max(1, abs(target)):
                 raise Failure(f"at {fmt_point(point)}: quadrature gives {mpmath.nstr(value, 15)}, "
                               f"this step claims {mpmath.nstr(target, 15)}")
@@ -220,17 +220,20 @@ def numeric_limit(ctx):
     if var in target.free_symbols:
         raise Failure(f"the claimed limit {step.rhs} depends on {var}, the variable that tends to {step.point}")
     xs = approach(step.point)
+    along = None  # f at each x_k: the same expressions at every point, made once
     for pnt, (f_expr, rhs), inst in _points(ctx, ctx.current, step.rhs):
+        if along is None:
+            along = [f_expr.xreplace({var: a}) for a in xs]
         if target in (sp.oo, -sp.oo):
             sgn = 1 if target == sp.oo else -1
-            values = [num(inst(f_expr.xreplace({var: a}))) for a in xs]
+            values = [value_at(inst, f) for f in along]
             steps = [sgn * (v2 - v1) for v1, v2 in zip(values, values[1:])]
             if not (all(s > 0 for s in steps) and all(s2 >= s1 / 2 for s1, s2 in zip(steps, steps[1:]))):
                 raise Failure(f"at {fmt_point(pnt)}: values {[mpmath.nstr(v, 8) for v in values]} do not grow "
                               f"without bound towards {target}")
             continue
-        goal = num(inst(rhs))
-        gaps = [abs(num(inst(f_expr.xreplace({var: a}) - rhs))) for a in xs]
+        goal = value_at(inst, rhs)
+        gaps = [abs(value_at(inst, f - rhs)) for f in along]
         tiny = CONVERGED * max(1, abs(goal))
         for k, (g1, g2) in enumerate(zip(gaps, gaps[1:])):
             if g1 <= tiny:

@@ -24,7 +24,7 @@ import sympy as sp
 
 from .algebra import is_positive, is_zero, substitute
 from .claims import DERIVATIVE_TOL, _points
-from .points import DPS, POINTS, Failure, fmt_point, multivariate, num
+from .points import DPS, POINTS, Failure, fmt_point, multivariate, num, value_at
 from .walk import Context
 
 MIN_HITS = 4  # random points each branch must be checked at
@@ -39,7 +39,7 @@ def _holds(cond, inst) -> bool:
     if cond in (True, sp.true):
         return True
     if isinstance(cond, sp.core.relational.Relational):
-        d = num(inst(cond.lhs - cond.rhs))
+        d = value_at(inst, cond.lhs - cond.rhs)
         return {">": d > 0, ">=": d >= 0, "<": d < 0, "<=": d <= 0, "==": d == 0, "!=": d != 0}[cond.rel_op]
     value = inst(cond)
     if value not in (True, False, sp.true, sp.false):
@@ -109,8 +109,8 @@ def numeric_constrained(ctx: Context):
                 hits[kb] = hits.get(kb, 0) + 1
             if any(v.has(u) for v in values for u in variables):
                 raise Failure(f"the claimed maximiser involves the variables it maximises over ({', '.join(map(str, variables))})")
-            x = [num(inst(v)) for v in values]
-            bound = num(inst(lower))
+            x = [value_at(inst, v) for v in values]
+            bound = value_at(inst, lower)
             f = multivariate(f_expr, variables, inst, point)
             where = f"at {fmt_point({s: v for s, v in point.items() if s not in variables})}"
             on_boundary = abs(x[0] - bound) <= DERIVATIVE_TOL * max(1, abs(bound))

@@ -15,12 +15,12 @@ import mpmath
 import sympy as sp
 
 from .algebra import has_data_sums, substitute, xreplace_shielded
+from .fastnum import MAX_TERMS, Env, Unsupported, certified, exact_rational  # noqa: F401 (MAX_TERMS: here too)
 from .notation import Notation
 
 DPS = 50  # working precision of the numeric check (digits)
 POINTS = 24  # random points per step
 REL_TOL = mpmath.mpf(10) ** -35  # agreement demanded at DPS digits
-MAX_TERMS = 20_000  # longest sum the numeric check writes out (a longer one is refused)
 
 
 class Failure(Exception):
@@ -98,17 +98,87 @@ def fmt_point(point: dict) -> str:
 
 def points(name: str, number: int, exprs: tuple, definitions: Mapping, notation: Notation,
            count: int = POINTS, salt: object = "") -> Iterator:
-    """Yield ``count`` triples (point, expanded exprs, instantiate): the definitions
-    substituted into ``exprs``, a random point of their free symbols, and a function
-    giving the exact value of an expanded expression at that point (same data on
-    both sides)."""
+    """Yield ``count`` triples (point, expanded exprs, :class:`Instance`): the
+    definitions substituted into ``exprs``, a random point of their free symbols, and
+    what evaluates an expanded expression at that point (same data on both sides)."""
     expanded = [substitute(e, definitions, keep_sums=has_data_sums(*exprs)) for e in exprs]
     scalars = set().union(*[scalar_symbols(e) for e in expanded])
     rng = random.Random(seed(name, number, salt) if salt != "" else seed(name, number))
     for _ in range(count):
         point = sample_point(scalars, rng, notation)
-        shared: dict = {}
-        yield point, expanded, (lambda e, p=point, s=shared: instantiate(e, p, s, rng, notation))
+        yield point, expanded, Instance(point, {}, rng, notation)
+
+
+class Instance:
+    """One random point of a check, with the data drawn for it (shared by every
+    expression evaluated there, so both sides of a claim see the same data).
+
+    ``inst(e)``: the point put into ``e`` exactly (the reference).  ``inst.value(e)``:
+    ``num(inst(e))``, computed by interval arithmetic when that certifies every digit
+    num keeps (shrinkage.derive.fastnum), by the reference otherwise.
+    ``inst.partial(e, free)``: like ``inst(e)`` with the symbols ``free`` left in and
+    every other constant a Float of DPS + 10 digits (what univariate lambdifies)."""
+
+    def __init__(self, point: dict, shared: dict, rng: random.Random, notation: Notation):
+        self.point, self.shared, self.rng, self.notation = point, shared, rng, notation
+        self.env = Env(point, shared, lambda label: notation.sample(label, rng))
+
+    def __call__(self, e: sp.Expr) -> sp.Expr:
+        return instantiate(e, self.point, self.shared, self.rng, self.notation)
+
+    def value(self, e: sp.Expr) -> mpmath.mpf:
+        try:
+            return certified(e, self.env, DPS + 10)
+        except Unsupported:
+            return num(self(e))
+
+    def partial(self, e: sp.Expr, free: set) -> sp.Expr:
+        try:
+            return self._partial(e, frozenset(free))
+        except Unsupported:  # e.g. a sum whose length the point does not give: the reference decides
+            return _constants_to_floats(self(e))
+
+    def _partial(self, e: sp.Expr, free: frozenset) -> sp.Expr:
+        if e in free:
+            return e
+        if not (e.free_symbols & free):
+            return self._constant(e)
+        if isinstance(e, sp.Sum):
+            var, lo, hi = e.limits[-1]
+            a, b = int(self._constant_integer(lo)), int(self._constant_integer(hi))
+            if b - a + 1 > MAX_TERMS:
+                raise Unsupported("too long")
+            inner = e.function if len(e.limits) == 1 else sp.Sum(e.function, *e.limits[:-1])
+            bound, saved = self.env.bound, self.env.bound.get(var)
+            try:
+                terms = []
+                for k in range(a, b + 1):
+                    bound[var] = k
+                    terms.append(self._partial(inner, free))
+            finally:
+                bound.pop(var, None) if saved is None else bound.__setitem__(var, saved)
+            return sp.Add(*terms)
+        return e.func(*[self._partial(a, free) for a in e.args])
+
+    def _constant_integer(self, e: sp.Expr) -> int:
+        v = exact_rational(e, self.env)
+        if v.denominator != 1:
+            raise Unsupported(e)
+        return v.numerator
+
+    def _constant(self, e: sp.Basic) -> sp.Basic:
+        """A subexpression without free symbols at this point: exact if rational there,
+        else a Float of DPS + 10 digits, as _constants_to_floats makes it."""
+        if not isinstance(e, sp.Expr):
+            return self(e.xreplace({s: sp.Integer(k) for s, k in self.env.bound.items()}))
+        try:
+            return sp.Rational(exact_rational(e, self.env))
+        except (Unsupported, ZeroDivisionError):
+            pass
+        try:
+            return sp.Float(certified(e, self.env, DPS + 10), DPS + 10)
+        except Unsupported:
+            return _constants_to_floats(self(e.xreplace({s: sp.Integer(k) for s, k in self.env.bound.items()})))
 
 
 def _constants_to_floats(e: sp.Expr) -> sp.Expr:
@@ -128,7 +198,11 @@ def _compact(e: sp.Expr, xs: list) -> sp.Expr:
     thousands of times): every constant evaluated once at DPS + 10 digits instead of at
     every call, then a polynomial in xs collected into its coefficients (a sum over 60
     observations becomes a quadratic)."""
-    e = _constants_to_floats(e)  # first: exact irrational coefficients make Poly's zero tests explode
+    return _collect(_constants_to_floats(e), xs)  # first floats: exact irrationals make Poly's zero tests explode
+
+
+def _collect(e: sp.Expr, xs: list) -> sp.Expr:
+    """A polynomial in ``xs`` (with Float coefficients) collected into its coefficients."""
     try:
         if xs and e.is_polynomial(*xs):
             e = sp.Poly(e, *xs, domain=sp.RealField(dps=DPS + 10)).as_expr()
@@ -137,20 +211,48 @@ def _compact(e: sp.Expr, xs: list) -> sp.Expr:
     return e
 
 
+def _instantiated(expr, dummies: list, inst) -> sp.Expr:
+    """``expr`` (in ``dummies``) at the point of ``inst``, compact: constants as Floats,
+    polynomials in the dummies collected."""
+    if isinstance(inst, Instance):
+        e = inst.partial(expr, set(dummies))
+        return _collect(e, [d for d in dummies if e.has(d)])
+    e = inst(expr)  # a plain function putting in the point (exactly)
+    return _compact(e, [d for d in dummies if e.has(d)])
+
+
+_FREED: dict = {}  # (expr, variables, names) -> (dummies, expr in them): the same at every point of a step
+
+
+def _freed(expr, variables: tuple, names: tuple) -> tuple:
+    """``expr`` with ``variables`` replaced by Dummies named ``names`` (made once per
+    step, not at each of its points: the replacement rebuilds the whole expression)."""
+    key = (expr, variables, names)
+    if key not in _FREED:
+        if len(_FREED) > 2000:
+            _FREED.clear()
+        dummies = tuple(sp.Dummy(n) for n in names)
+        _FREED[key] = dummies, xreplace_shielded(expr, dict(zip(variables, dummies)))
+    return _FREED[key]
+
+
 def univariate(expr, var, inst, point):
     """An mpmath function of ``var`` with everything else instantiated at ``point``."""
-    x = sp.Dummy("x")
-    e = inst(xreplace_shielded(expr, {var: x}))  # inst puts in the rest of the point
-    return sp.lambdify([x], _compact(e, [x] if e.has(x) else []), modules="mpmath")
+    (x,), e = _freed(expr, (var,), ("x",))
+    return sp.lambdify([x], _instantiated(e, [x], inst), modules="mpmath")
 
 
 def multivariate(expr, variables, inst, point):
     """An mpmath function of several variables, everything else instantiated at ``point``."""
-    dummies = [sp.Dummy(str(v)) for v in variables]
-    e = inst(xreplace_shielded(expr, dict(zip(variables, dummies))))
-    return sp.lambdify(dummies, _compact(e, [d for d in dummies if e.has(d)]), modules="mpmath")
+    dummies, e = _freed(expr, tuple(variables), tuple(str(v) for v in variables))
+    return sp.lambdify(list(dummies), _instantiated(e, list(dummies), inst), modules="mpmath")
+
+
+def value_at(inst, expr) -> mpmath.mpf:
+    """``num(inst(expr))``, fast where ``inst`` can (an :class:`Instance`)."""
+    return inst.value(expr) if isinstance(inst, Instance) else num(inst(expr))
 
 
 def at(expr, point, var, inst):
     """Value of an expression that does not involve ``var`` at ``point``."""
-    return num(inst(xreplace_shielded(expr, {var: sp.Dummy(str(var))})))  # one with var left is no number
+    return value_at(inst, _freed(expr, (var,), (str(var),))[1])  # one with var left is no number
