@@ -286,9 +286,11 @@ def _shifted(y: np.ndarray, codes: np.ndarray, n: np.ndarray):
     None: the caller takes the exact second pass (squared deviations from the means).
     It saves that pass's gather of the means (a random read per row) in the common case."""
     K = n.size
-    c = float(np.mean(y[::max(1, y.size // 4096)]))
+    with np.errstate(over="ignore", invalid="ignore"):  # near 1e308 the sample's sum overflows
+        c = float(np.mean(y[::max(1, y.size // 4096)]))
     if not math.isfinite(c):
-        c = 0.0  # a NaN in the sample: the sums below are NaN too, and the caller looks
+        c = 0.0  # a NaN in the sample (the sums below are NaN too, and the caller looks) or
+        # an overflow (then the sums overflow, and the caller rescales)
     block = max(_BLOCK, K)
     s1, s2 = np.zeros(K), np.zeros(K)
     buf = np.empty(min(block, y.size))

@@ -131,6 +131,9 @@ def _chol(S: np.ndarray) -> np.ndarray:
     for i in range(q):
         for k in range(i + 1):
             s = S[i, k] - (L[i, :k] * L[k, :k]).sum(axis=0) if k else S[i, k].copy()
+            if i == k and not np.all(s > 0):  # S_j >= I in exact arithmetic: lost to rounding
+                raise InputError("Lambda'Z_j'Z_j Lambda + I lost its positive definiteness to rounding: the random "
+                                 "terms' columns are far from zero relative to their spread (centre them)")
             L[i, k] = np.sqrt(s) if i == k else s / L[k, k]
     return L
 

@@ -127,6 +127,19 @@ def _lbfgsb(pr: Problem, method: str, start: np.ndarray):
     return theta, float(res.fun), (np.asarray(res.jac, dtype=float) if np.array_equal(theta, res.x) else None)
 
 
+def _runs(pr: Problem, method: str, starts) -> list:
+    """The further L-BFGS-B runs of a search for a lower minimum; a run that wanders
+    where the criterion cannot be evaluated in floating point is dropped (the runs
+    already found stand)."""
+    found = []
+    for start in starts:
+        try:
+            found.append(_lbfgsb(pr, method, start))
+        except InputError:
+            continue
+    return found
+
+
 def _hessian(pr: Problem, method: str, theta: np.ndarray, g: np.ndarray, idx: np.ndarray):
     """Forward differences of the analytic gradient on the entries idx, symmetrised;
     None unless positive definite."""
@@ -213,11 +226,11 @@ def minimise(pr: Problem, method: str = "REML", thorough: bool = False) -> Optim
             found = [_lbfgsb(pr, method, first)]
             boundary = bool(np.any(found[0][0][pr.layout.diagonal] < SINGULAR_TOL))
             if boundary:  # where local minima on the boundary hide a lower one inside: every start
-                found += [_lbfgsb(pr, method, starts[i]) for i in order[1:]]
+                found += _runs(pr, method, [starts[i] for i in order[1:]])
             elif thorough and len(order) > 1:
                 found.append(_lbfgsb(pr, method, starts[order[1]]))
                 if abs(found[0][1] - found[1][1]) > _AGREE * max(1.0, abs(found[0][1])):
-                    found += [_lbfgsb(pr, method, starts[i]) for i in order[2:]]
+                    found += _runs(pr, method, [starts[i] for i in order[2:]])
             theta, value, g = min(found, key=lambda tv: tv[1])
             theta, value, g, _ = _newton(pr, method, theta, value, g)
         g = _projected(theta, g, pr.layout.lower)
