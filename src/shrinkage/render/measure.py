@@ -320,6 +320,8 @@ def width(text: str, style: str = "D") -> float:
                 atom(0.5, "open" if name == "{" else "ord")
             elif name in ("mathstrut", "strut", "allowbreak", "nobreak", "displaybreak", "relax"):
                 continue
+            elif name in _DELIMS:  # \lvert, \rangle, ... outside \left/\right
+                atom(_DELIMS[name], "open" if name.startswith("l") else "ord")
             else:
                 atom(0.9)  # an unknown command: assume a wide glyph
         elif tok in "+-*":
