@@ -181,3 +181,26 @@ def test_the_cache_is_optional_and_never_an_error(tmp_path):
     assert check_all(load_sources([folder]), cache=Cache(blocker), say=lambda _: None)
     assert cache_module.Cache(blocker).get_checked("anything", None) is None
 
+
+
+def test_a_cached_output_is_not_reused_once_its_derivation_changes(tmp_path):
+    """The output cache (rendered .tex, generated module) is keyed by what they are made
+    from: an edit of the prose or of an export's docstring alone, which changes no
+    verdict, shows in the next build from the same cache."""
+    from shrinkage import build as build_module
+
+    folder, out, store = tmp_path / "d", tmp_path / "out", Cache(tmp_path / "cache")
+    path = write_tiny(folder)
+
+    def run():
+        build_module.build(paths=[folder], out=out, pdf=False, cache=store, say=lambda _: None)
+        return (out / "tiny.tex").read_text(), (out / "numeric.py").read_text()
+
+    tex, module = run()
+    assert "cleared of fractions" in tex and "The shrinkage factor." in module
+    assert run() == (tex, module)  # from the cache, the same bytes
+    path.write_text(path.read_text().replace("cleared of fractions.", "cleared of its fractions.")
+                    .replace('"The shrinkage factor.")', '"The shrinkage factor of group j.")'))
+    tex2, module2 = run()
+    assert "cleared of its fractions" in tex2 and "cleared of fractions" not in tex2
+    assert "The shrinkage factor of group j." in module2
