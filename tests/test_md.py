@@ -25,7 +25,7 @@ cdot times pm mp le leq ge geq ne neq to approx sim equiv mid in infty partial n
 mathrel xrightarrow quad qquad begin end aligned cases tag limits nolimits top substack
 mapsto rightarrow leftarrow Rightarrow vert lvert rvert lVert rVert langle rangle propto ll gg forall exists
 emptyset mathbb boldsymbol overbrace underbrace displaystyle textstyle scriptstyle middle neg cap cup subset
-setminus circ colon det arg dim ker Pr ln sin cos hspace mathstrut
+setminus circ colon det arg dim ker Pr ln sin cos hspace mathstrut otimes oplus
 """.split())
 
 
