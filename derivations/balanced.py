@@ -343,7 +343,7 @@ tests check the estimates against a numerical maximisation of the dense criteria
     )
     args = (msb, msw, n, J)
     common = ("\n\nmsb, msw: between- and within-group mean squares of a balanced one-way layout;\n"
-              "group_size n >= 2 observations in each of n_groups J >= 2 groups.  Elementwise.")
+              "group_size n >= 2 observations in each of J >= 2 groups.  Elementwise.")
     d = d.export("balanced_ml_sigma_b2", "ml_sb2", args,
                  "ML estimate of sigma_b^2 in a balanced design (0 when F = MSB/MSW <= J/(J-1))."
                  "\n\nmax(0, ((J-1) MSB / J - MSW) / n)." + common)

@@ -6,24 +6,28 @@ model.  Every kind gets a deliberately wrong claim that must raise StepError.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import sympy as sp
 import pytest
 
 from shrinkage import model
-from shrinkage.derive import (Cite, ConstrainedMaximiser, Define, Derivation, Equals, Limit, Premise, ReadOffNormal,
-                              Statement, Substitute, check)
+from shrinkage.derive import (Cite, ConstrainedMaximiser, Define, Derivation, Equals, Limit, Notation, Premise,
+                              ReadOffNormal, Statement, Substitute, check)
 from shrinkage.errors import DerivationError, StepError
-from shrinkage.symbols import b, beta0, const, n, quantity, sigma2, sigma_b2, ss_within, ybar
+from shrinkage.symbols import NOTATION, J, b, beta0, const, n, quantity, sigma2, sigma_b2, ss_within, ybar
 
 
 def chain(expr, *steps, name="t"):
     start = Premise.of(Statement("test_start", expr, "f", "a test statement"))
-    return Derivation(name, name, name).then(start, *steps)
+    return Derivation(name, name, name, notation=SEVERAL).then(start, *steps)
 
 
 # --- Substitute -----------------------------------------------------------------------
 group_n = quantity("group_size").symbol
-J = quantity("n_groups").symbol
+# the package's notation with J >= 2 (a balanced design's between-group mean square needs it)
+SEVERAL = Notation([replace(q, domain="several") if q.code == "J" else q for q in NOTATION], NOTATION.definitions,
+                   name="shrinkage.symbols, J >= 2")
 msw, msb, tau = quantity("msw").symbol, quantity("msb").symbol, quantity("tau").symbol
 
 

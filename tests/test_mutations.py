@@ -201,7 +201,10 @@ def test_corruptions_of_the_new_step_kinds_are_rejected():
                                   check)
     from shrinkage.symbols import b, n, quantity, sigma2, sigma_b2
 
-    group_n, J = quantity("group_size").symbol, quantity("n_groups").symbol
+    from test_derive_steps import SEVERAL  # the package's notation with J >= 2
+    from shrinkage.symbols import J
+
+    group_n = quantity("group_size").symbol
     msw, msb, tau = quantity("msw").symbol, quantity("msb").symbol, quantity("tau").symbol
 
     def reml(t):
@@ -210,8 +213,9 @@ def test_corruptions_of_the_new_step_kinds_are_rejected():
 
     total = J * (group_n - 1) * msw + (J - 1) * msb
     precision = n / sigma2 + 1 / sigma_b2
-    src = Derivation("src", "s", "s").then(_start(reml(tau)), Equals(reml(tau) * 1, why="same", label="crit"))
-    d = Derivation("kinds", "k", "k").then(
+    src = Derivation("src", "s", "s", notation=SEVERAL).then(_start(reml(tau)), Equals(reml(tau) * 1, why="same",
+                                                                                      label="crit"))
+    d = Derivation("kinds", "k", "k", notation=SEVERAL).then(
         Premise.of(model.GROUP_JOINT),
         ReadOffNormal(1 / precision, var=b, why="variance"),
     ).cite(src, "crit", lhs="", why="cite").then(

@@ -36,7 +36,7 @@ def balanced_ml_sigma_b2(msb, msw, group_size, J):
     max(0, ((J-1) MSB / J - MSW) / n).
 
     msb, msw: between- and within-group mean squares of a balanced one-way layout;
-    group_size n >= 2 observations in each of n_groups J >= 2 groups.  Elementwise.
+    group_size n >= 2 observations in each of J >= 2 groups.  Elementwise.
 
     From derivation `balanced`, step 27: eq. (27) of its document (`shrinkage docs balanced` opens it).
     """
@@ -54,7 +54,7 @@ def balanced_ml_sigma2(msb, msw, group_size, J):
     MSW if F > J/(J-1), else (J(n-1) MSW + (J-1) MSB) / (J n).
 
     msb, msw: between- and within-group mean squares of a balanced one-way layout;
-    group_size n >= 2 observations in each of n_groups J >= 2 groups.  Elementwise.
+    group_size n >= 2 observations in each of J >= 2 groups.  Elementwise.
 
     From derivation `balanced`, step 32: eq. (32) of its document (`shrinkage docs balanced` opens it).
     """
@@ -72,7 +72,7 @@ def balanced_reml_sigma_b2(msb, msw, group_size, J):
     max(0, (MSB - MSW) / n).
 
     msb, msw: between- and within-group mean squares of a balanced one-way layout;
-    group_size n >= 2 observations in each of n_groups J >= 2 groups.  Elementwise.
+    group_size n >= 2 observations in each of J >= 2 groups.  Elementwise.
 
     From derivation `balanced`, step 51: eq. (51) of its document (`shrinkage docs balanced` opens it).
     """
@@ -90,7 +90,7 @@ def balanced_reml_sigma2(msb, msw, group_size, J):
     MSW if F > 1, else (J(n-1) MSW + (J-1) MSB) / (J n - 1).
 
     msb, msw: between- and within-group mean squares of a balanced one-way layout;
-    group_size n >= 2 observations in each of n_groups J >= 2 groups.  Elementwise.
+    group_size n >= 2 observations in each of J >= 2 groups.  Elementwise.
 
     From derivation `balanced`, step 56: eq. (56) of its document (`shrinkage docs balanced` opens it).
     """

@@ -66,7 +66,6 @@ QUANTITIES: tuple[Quantity, ...] = (
     Quantity("beta0_gls", r"\hat\beta_0", r"GLS estimate of $\beta_0$ given $\sigma^2, \sigma_b^2$", "real"),
     # the balanced design (derivations/balanced.py): all n_j = n, at least 2 groups of at least 2
     Quantity("group_size", r"n", r"common group size of a balanced design ($n_j = n$ for every $j$; $n \ge 2$)", "several"),
-    Quantity("n_groups", r"J", r"number of groups of a balanced design ($J \ge 2$)", "several"),
     Quantity("ybar_grand", r"\bar y", r"grand mean $\sum_j \bar y_j / J$ of a balanced design", "real"),
     Quantity("msw", r"\mathrm{MSW}", r"within-group mean square $\sum_j S_j / (J(n-1))$", "positive"),
     Quantity("msb", r"\mathrm{MSB}", r"between-group mean square $n \sum_j (\bar y_j - \bar y)^2 / (J-1)$", "positive"),
