@@ -124,16 +124,7 @@ def _size_hint(g: np.ndarray, pd) -> int:
     step = max(1, g.size // _SAMPLE)
     sample = g[::step]
     s, k = sample.size, len(pd.unique(sample))
-    if k >= s:
-        return g.size
-    lo, hi = float(k), float(g.size)
-    for _ in range(60):  # bisection in log J: f(J) = J (1 - exp(-s/J)) increases with J
-        mid = math.sqrt(lo * hi)
-        if mid * -math.expm1(-s / mid) < k:
-            lo = mid
-        else:
-            hi = mid
-    return int(min(g.size, 2 * hi + 16))
+    return int(min(g.size, 2 * _distinct_from_sample(s, k, g.size) + 16))
 
 
 _HASH_SAMPLE = 1 << 13  # rows sampled to size a round's table (a sort of these: ~0.5 ms)
@@ -158,16 +149,22 @@ def _distinct(keys: np.ndarray) -> int:
     step = max(1, keys.size // _HASH_SAMPLE)
     sample = keys[::step]
     s, k = sample.size, np.unique(sample).size
+    return int(min(keys.size, _distinct_from_sample(s, k, keys.size)))
+
+
+def _distinct_from_sample(s: int, k: int, total: int) -> float:
+    """J solving k = J (1 - exp(-s/J)): s sampled rows showed k distinct labels (``total``
+    when every sampled label was new)."""
     if k >= s:
-        return keys.size
-    lo, hi = float(k), float(keys.size)
+        return float(total)
+    lo, hi = float(k), float(total)
     for _ in range(60):  # bisection in log J: f(J) = J (1 - exp(-s/J)) increases with J
         mid = math.sqrt(lo * hi)
         if mid * -math.expm1(-s / mid) < k:
             lo = mid
         else:
             hi = mid
-    return int(min(keys.size, hi))
+    return hi
 
 
 def _hashed(g: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
