@@ -275,18 +275,21 @@ def _figure(r: FitResult) -> list[str]:
 
 def render(r: FitResult, source: str, response: str, group: str) -> str:
     """The report as LaTeX text (deterministic)."""
+    return document(rf"\texttt{{{tex_text(response)}}} by \texttt{{{tex_text(group)}}}", source,
+                    [*_model(r, response, group), *_estimates(r), *_derivation(r), *_groups(r), *_figure(r)])
+
+
+def document(title: str, source: str, sections: list[str], preamble: str = PREAMBLE) -> str:
+    """A report's LaTeX: the preamble, a title naming the model (``title``, LaTeX) and the
+    data file, then the sections' lines (empty ones dropped)."""
     body = [
-        PREAMBLE,
-        rf"\title{{Shrinkage report: \texttt{{{tex_text(response)}}} by \texttt{{{tex_text(group)}}}}}",
+        preamble,
+        rf"\title{{Shrinkage report: {title}}}",
         rf"\author{{\texttt{{shrinkage report}} on \texttt{{{tex_text(source)}}}}}",
         r"\date{}",
         r"\begin{document}",
         r"\maketitle",
-        *_model(r, response, group),
-        *_estimates(r),
-        *_derivation(r),
-        *_groups(r),
-        *_figure(r),
+        *sections,
         r"\end{document}",
     ]
     return "\n".join(line for line in body if line != "") + "\n"

@@ -23,7 +23,7 @@ from ._report_excerpts import EXCERPTS, NUMBERS, SOURCE
 from .errors import InputError
 from .render.preamble import PGFPLOTS
 from .render.preamble import PREAMBLE as BASE_PREAMBLE
-from .report import MAX_TABLE_ROWS, num, plain, tex_text, write_outputs
+from .report import MAX_TABLE_ROWS, document, num, plain, tex_text, write_outputs
 
 __all__ = ["GroupNumbers", "group_numbers", "render_lmm", "write_lmm_report"]
 
@@ -307,17 +307,8 @@ def render_lmm(r, source: str) -> str:
     if r.design is None:
         raise InputError("the report of a formula model needs a fit from a formula and data")
     g = group_numbers(r)
-    body = [
-        PREAMBLE,
-        rf"\title{{Shrinkage report: \texttt{{{tex_text(r.formula)}}}}}",
-        rf"\author{{\texttt{{shrinkage report}} on \texttt{{{tex_text(source)}}}}}",
-        r"\date{}",
-        r"\begin{document}",
-        r"\maketitle",
-        *_model(r), *_estimates(r), *_derivation(r, g), *_groups(r, g), *_figure(r, g),
-        r"\end{document}",
-    ]
-    return "\n".join(line for line in body if line != "") + "\n"
+    return document(rf"\texttt{{{tex_text(r.formula)}}}", source,
+                    [*_model(r), *_estimates(r), *_derivation(r, g), *_groups(r, g), *_figure(r, g)], PREAMBLE)
 
 
 def read_frame(data: Path):
