@@ -144,15 +144,16 @@ class GroupStats:
         if not c.flags.writeable:  # np.bincount copies a read-only input on every call (pandas 3 hands those out)
             c = c.copy()
         n, mean, ss, scale = _two_pass(y, c)
-        present = np.flatnonzero(n)
+        every = bool(n.all())  # every code occurs (the usual case): no gathers
+        present = None if every else np.flatnonzero(n)
         if labels is None:
-            labels = present
+            labels = np.arange(n.size) if every else present
         else:
             labels = np.asarray(labels)
             if labels.size < n.size:
                 raise InputError(f"labels has {labels.size} entries, but codes go up to {n.size - 1}")
-            labels = labels[present]
-        if present.size != n.size:
+            labels = labels[:n.size] if every else labels[present]
+        if not every:
             n, mean, ss = n[present], mean[present], ss[present]
         if labels.size > 1:
             try:
@@ -259,7 +260,7 @@ def _two_pass(y: np.ndarray, codes: np.ndarray, rescale: bool = True):
         ss = _squared_deviations(y, codes, mean)
     elif redo is not None:
         _redo_groups(y, codes, n, mean, ss, redo)
-    top = float(np.max(np.abs(mean)))
+    top = max(float(mean.max()), -float(mean.min()))
     if rescale and (not np.isfinite(ss).all() or top > _SAFE or top < 1 / _SAFE):
         return _rescaled(y, codes)
     return n.astype(np.int64, copy=False), mean, ss, 1.0
