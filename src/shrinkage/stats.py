@@ -4,10 +4,12 @@ The one-way random-intercept model depends on the data only through each group's
 n_j, mean ybar_j and within-group sum of squares S_j = sum_i (y_ij - ybar_j)^2.  They are
 never computed as sum y^2 - n ybar^2, which loses every digit when the data sit far from
 zero (y around 1e8 with unit noise): either from sums of (y - c) and (y - c)^2 about a
-shift c near the data, kept only where a per-group bound shows the cancellation costs at
-most 10 bits (one pass), or in two passes (means first, then squared deviations).  Statistics of separate chunks of data combine exactly with the
-pairwise update of Chan, Golub & LeVeque (1979), so a data set that does not fit in
-memory is summarised chunk by chunk (or by a database's GROUP BY) and then fitted.
+shift c near the data, kept for each group where a per-group bound shows the cancellation
+costs at most 10 bits (one pass), and for the other groups in two passes (means first,
+then squared deviations, over those groups' rows).  Statistics of separate chunks of
+data combine exactly with the pairwise update of Chan, Golub & LeVeque (1979), so a data
+set that does not fit in memory is summarised chunk by chunk (or by a database's GROUP
+BY) and then fitted.
 
 numpy only; no SymPy.
 """
@@ -295,7 +297,7 @@ def _shifted(y: np.ndarray, codes: np.ndarray, n: np.ndarray):
     if not math.isfinite(c):
         c = 0.0  # a NaN in the sample (the sums below are NaN too, and the caller looks) or
         # an overflow (then the sums overflow, and the caller rescales)
-    block = max(_BLOCK, 4 * K)
+    block = max(_BLOCK, 4 * K)  # each block adds K sums: at K = 1e6, 1e6-row blocks cost 10% more
     buf = np.empty(min(block, y.size))
     s1 = s2 = None
     with np.errstate(over="ignore", invalid="ignore"):  # overflow is detected by the caller
@@ -331,7 +333,7 @@ def _shifted(y: np.ndarray, codes: np.ndarray, n: np.ndarray):
     return mean, ss, redo
 
 
-_BLOCK = 1 << 19  # rows per block of a pass over y: its temporaries stay in cache
+_BLOCK = 1 << 18  # rows per block of a pass over y: its temporaries stay in cache
 
 
 def _redo_groups(y, codes, n, mean, ss, redo) -> None:
