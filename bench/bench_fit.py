@@ -10,7 +10,8 @@ cache-unfriendly case), for each N and J in (N/100, N/10), all in one run:
 * in this process, best of ``--repeat`` runs, measured in turn so that a busy machine
   slows every one alike: ``bincount`` = one np.bincount(codes, weights=y) pass (the
   floor), ``codes`` = GroupStats.from_codes + fit_stats (the integer-code path) and its
-  ratio to bincount, ``fit compact`` = shrinkage.fit(y, g) with int64 ids 0..J-1 (the
+  ratio to bincount (the JSON also holds ``counts`` = np.bincount(codes), ``stats`` =
+  from_codes alone and ``fit_stats`` = the O(J) fit alone), ``fit compact`` = shrinkage.fit(y, g) with int64 ids 0..J-1 (the
   direct offset route), ``fit hashed`` = shrinkage.fit(y, g) with int64 ids spread over
   1e14 (the hashing rounds of shrinkage.labels);
 * each peer in its own process (bench/peers.py, compact ids; time of the fitting call
@@ -85,6 +86,7 @@ def measure(N: int, J: int, args) -> dict:
     stats = GroupStats.from_codes(y, codes)
     rep = args.repeat if N < 10**7 else max(2, args.repeat - 2)
     fs = {"bincount": lambda: np.bincount(codes, weights=y),
+          "counts": lambda: np.bincount(codes),  # where the codes path's time goes: JSON only
           "stats": lambda: GroupStats.from_codes(y, codes),
           "fit_stats": lambda: fit_stats(stats),
           "codes": lambda: fit_stats(GroupStats.from_codes(y, codes)),
