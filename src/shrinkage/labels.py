@@ -167,10 +167,10 @@ def _distinct_from_sample(s: int, k: int, total: int) -> float:
     return hi
 
 
-def _slots(keys: np.ndarray, mult: int, bits: int) -> np.ndarray:
+def _slots(keys: np.ndarray, mult: int, bits: int, out: np.ndarray | None = None) -> np.ndarray:
     """Each key's slot in a table of 2^bits: the top bits of key x mult (mod 2^64)."""
-    h = keys.view(np.uint64) * np.uint64(mult)  # wraps mod 2^64, as intended
-    h >>= np.uint64(64 - bits)
+    h = np.multiply(keys.view(np.uint64), np.uint64(mult), out=None if out is None else out.view(np.uint64))
+    h >>= np.uint64(64 - bits)  # the product wraps mod 2^64, as intended
     return h.view(np.intp)  # < 2^bits
 
 
@@ -193,13 +193,11 @@ def _hashed(g: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         mult = _multiplier(r)
         sub = keys if rows is None else keys[rows]
         bits = max(4, (2 * _distinct(sub) - 1).bit_length())
-        h = _slots(sub, mult, bits)
+        h = _slots(sub, mult, bits, out=codes if rows is None else None)  # round 0: the slots are the codes
         table = np.full(1 << bits, sub[0], dtype=sub.dtype)
         table[h] = sub
         lost = table[h] != sub
-        if rows is None:
-            codes[:] = h
-        else:
+        if rows is not None:
             h += base
             codes[rows] = h
         tables.append((mult, bits, table, base))
