@@ -99,9 +99,12 @@ def _compact(g: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
     """Integer labels in a compact range: (labels by code, codes) without hashing."""
     if g.dtype.kind == "b":
         return np.array([False, True]), g.view(np.uint8).astype(np.intp)
+    limit = 2 * g.size + _COMPACT_SLACK
+    sample = g[::max(1, g.size // _SAMPLE)]  # its span is at most the whole's: a wide one settles it
+    if int(sample.max()) - int(sample.min()) > limit:
+        return None
     lo, hi = g.min(), g.max()
-    span = int(hi) - int(lo)
-    if span > 2 * g.size + _COMPACT_SLACK:
+    if int(hi) - int(lo) > limit:
         return None
     if lo == 0 and g.dtype == np.intp:
         codes = g
