@@ -3,6 +3,7 @@
     python3 bench/bench_fit.py                  # N = 1e4 .. 1e7 (about 10 minutes)
     python3 bench/bench_fit.py --max-n 1e6      # quicker
     python3 bench/bench_fit.py --json out.json  # also the rows as JSON
+    python3 bench/bench_fit.py --medians 1e7 1e6 --repeat 3   # medians against mixedlm-rs, hashed ids
 
 REML y ~ 1 + (1|g) on simulated data (y = 10 + b_j + e, rows in random group order: the
 cache-unfriendly case), for each N and J in (N/100, N/10), all in one run:
@@ -122,6 +123,30 @@ def measure(N: int, J: int, args) -> dict:
     return row
 
 
+def medians(N: int, J: int, args) -> None:
+    """Medians, not bests, for one size and hashed ids: ``--rounds`` calls of mixedlm-rs,
+    each followed by ``--repeat`` calls of ours (and of one bincount and the codes path)."""
+    y, codes, _ = simulate(N, J, args.seed, "compact")
+    _, scattered, _ = simulate(N, J, args.seed, "scattered")
+    t = {"mixedlm-rs hashed": [], "fit hashed": [], "bincount": [], "codes path": []}
+    fs = {"fit hashed": lambda: fit(y, scattered), "bincount": lambda: np.bincount(codes, weights=y),
+          "codes path": lambda: fit_stats(GroupStats.from_codes(y, codes))}
+    for _ in range(args.rounds):
+        r = peer("mixedlm-rs", N, J, args.seed, "scattered", args.timeout)
+        t["mixedlm-rs hashed"].append(r["time"])
+        for _ in range(args.repeat):
+            for k, f in fs.items():
+                start = time.perf_counter()
+                f()
+                t[k].append(time.perf_counter() - start)
+    m = {k: float(np.median(v)) for k, v in t.items()}
+    print(f"N = {N:.0e}, J = {J:.0e}, medians of {args.rounds} and {args.rounds * args.repeat} calls: "
+          + ", ".join(f"{k} {fmt_time(v)}" for k, v in m.items())
+          + f"; mixedlm-rs ÷ ours (hashed) {m['mixedlm-rs hashed'] / m['fit hashed']:.2f}×"
+          + f"; codes path ÷ bincount {float(np.median(np.divide(t['codes path'], t['bincount']))):.2f}×"
+          + f" (median of the {len(t['bincount'])} pairs); Δℓ {fit(y, scattered).loglik - r['llf']:.0e}")
+
+
 def cell(r: dict | None) -> str:
     if r is None:
         return "not run"
@@ -140,7 +165,12 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=2026)
     p.add_argument("--timeout", type=float, default=600.0, help="seconds before a peer is abandoned")
     p.add_argument("--json", type=str, default=None)
+    p.add_argument("--medians", type=float, nargs=2, metavar=("N", "J"), default=None,
+                   help="only medians at one size, hashed ids (e.g. --medians 1e7 1e6 --repeat 3)")
     args = p.parse_args()
+    if args.medians:
+        medians(int(args.medians[0]), int(args.medians[1]), args)
+        return
     args.lme4 = shutil.which("Rscript") is not None and subprocess.run(
         ["Rscript", "-e", "library(lme4)"], capture_output=True).returncode == 0
     load = os.getloadavg()[0]
