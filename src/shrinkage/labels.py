@@ -8,12 +8,12 @@ Four routes, the cheapest that applies:
   hashing in rounds (:func:`_hashed`), O(N), 2.5-2.8x faster than ``pandas.factorize``
   at N = 1e7, J = 1e6 (its table misses the cache on every row; here each round is a few
   whole-array numpy passes); with fewer, pandas' table fits in cache and wins (1.7x at
-  J = 1e4);
+  J = 1e4).  Its labels come out sorted and its codes dense (0..J-1 in label order);
 * anything else, when pandas is importable: ``pandas.factorize`` (hashing, O(N));
 * otherwise ``np.unique`` (a sort, O(N log N)).
 
-Only the J distinct labels are ever sorted (by :class:`~shrinkage.stats.GroupStats`), so
-results still list groups in sorted label order.  Labels are taken as given: "007" and
+Only the J distinct labels are ever sorted (by the hashing route itself, else by
+:class:`~shrinkage.stats.GroupStats`), so results still list groups in sorted label order.  Labels are taken as given: "007" and
 "7" are two groups; missing labels (NaN of any float type, None, NaT, pandas NA) are
 refused with the position of the first, never made a group.  numpy only, pandas optional.
 """
@@ -265,8 +265,9 @@ def _factorize_any(g: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def factorize(groups, size: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """(labels, codes): ``labels[codes[i]]`` is row i's label.  Labels are not sorted,
-    and for integer labels some codes may never occur (GroupStats drops them)."""
+    """(labels, codes): ``labels[codes[i]]`` is row i's label.  Labels are not sorted
+    (except from the hashing route), and for integer labels in a compact range some
+    codes may never occur (GroupStats drops them)."""
     g = as_labels(groups, size)
     _refuse_missing(g)
     if g.dtype.kind in "biu":
