@@ -338,7 +338,7 @@ _BLOCK = 1 << 18  # rows per block of a pass over y: its temporaries stay in cac
 
 def _redo_groups(y, codes, n, mean, ss, redo) -> None:
     """S_j of the groups marked in ``redo`` by the exact second pass, over their rows
-    alone (the whole pass when they hold most rows): written into ``ss``."""
+    alone (the whole pass when they hold more than a quarter of them): written into ``ss``."""
     if n[redo].sum() > y.size // 4:
         ss[redo] = _squared_deviations(y, codes, mean)[redo]
         return
