@@ -23,7 +23,7 @@ import sys
 
 import pytest
 
-from conftest import DERIVATIONS, MUTATION_REPORTS, ROOT
+from conftest import DERIVATIONS, ROOT, mutation_report
 from shrinkage.derive import mutate
 from shrinkage.build import build, load_derivations
 from shrinkage.errors import StepError
@@ -54,7 +54,7 @@ def contexts():
 def test_every_corruption_of_the_step_is_rejected(name, number, contexts):
     d = DERIVATIONS_BY_NAME[name]
     report = mutate.mutate_step(d, number, contexts[name][number - 1], limit=LIMIT)
-    MUTATION_REPORTS.append(report)
+    mutation_report(report)
     assert report.outcomes or report.equivalent, f"no mutant could be made of {name} step {number}"
     bad = [o for o in report.outcomes if o.status != "rejected"]  # no known gaps: a Given is no premise
     assert not bad, "\n".join(f"{o.mutant.description}: {o.status} {o.detail}" for o in bad)
