@@ -38,11 +38,16 @@ def requires_tex() -> None:
     require_tex()
 
 
+R_FIXTURES = {"lme4", "lme4_summary"}  # tests/test_lme4.py, tests/test_lmm_lme4.py: lme4 through Rscript
+
+
 def pytest_collection_modifyitems(items):
-    """A test that compiles TeX (the tex marker or the requires_tex fixture) belongs to
-    the slow tier: a PDF takes seconds, the fast tier's budget is for the mathematics."""
+    """A test that compiles TeX (the tex marker or the requires_tex fixture) or starts R
+    (an lme4 fixture) belongs to the slow tier: a PDF or an R session takes seconds, the
+    fast tier's budget is for the mathematics."""
     for item in items:
-        if item.get_closest_marker("tex") or "requires_tex" in getattr(item, "fixturenames", ()):
+        fixtures = set(getattr(item, "fixturenames", ()))
+        if item.get_closest_marker("tex") or "requires_tex" in fixtures or fixtures & R_FIXTURES:
             item.add_marker(pytest.mark.slow)
 
 
