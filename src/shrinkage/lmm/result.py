@@ -24,7 +24,9 @@ class LmmResult:
     for REML, the ordinary one for ML; ``deviance`` is -2 loglik (lme4's REMLcrit for
     REML).  ``condvar`` is Var(b_j | y) with beta known (lme4's condVar).  ``singular``
     is lme4's isSingular (a diagonal entry of theta below 1e-4: a zero variance or a
-    correlation of +-1).  ``dropped``: rows left out for a missing value.
+    correlation of +-1).  ``dropped``: rows left out for a missing value.  ``theta``,
+    ``lam``, ``b``, ``cond`` are for the user's columns; ``problem`` and ``optimum.theta``
+    for the centred columns the fit ran in (``centring`` maps between them).
     """
 
     method: str
@@ -49,6 +51,7 @@ class LmmResult:
     problem: object
     design: object = None
     dropped: int = 0
+    centring: object = None  # Z = Z_c T (.centring): problem and optimum.theta are in Z_c
 
     # --- lme4's accessors ---------------------------------------------------------------
     @property
