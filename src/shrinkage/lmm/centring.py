@@ -87,10 +87,6 @@ class Centring:
             Tinv[zi, :] -= c
         return cls(c, T, Tinv, tuple(layout.blocks), not np.any(c))
 
-    def centre(self, cp: CrossProducts) -> CrossProducts:
-        """The statistics about these centres (exact: CrossProducts.recentre)."""
-        return cp.recentre(z_centre=self.c)
-
     def lam(self, lam_c: np.ndarray) -> np.ndarray:
         """lme4's Lambda for the user's columns from the centred fit's Lambda_c."""
         return lam_c if self.identity else lower_factor(self.Tinv @ lam_c, self.blocks)

@@ -55,7 +55,7 @@ def fit_cross_products(cp: CrossProducts, method: str = "REML", blocks=None, *, 
     _check(cp, method)
     layout = Layout.of(tuple(blocks) if blocks is not None else (cp.q,))
     centring = Centring.of(cp, layout)
-    pr = prepare(centring.centre(cp), layout)
+    pr = prepare(cp, layout, centring.c)
     opt = minimise(pr, method)
     pc = evaluate(opt.theta, pr)
     lam = centring.lam(pc.lam)

@@ -14,6 +14,8 @@ criterion of the same model: the intervals are those of the likelihood.
 A standard deviation whose profile stays below the cut at 0 gets 0 as its lower end, a
 correlation that stays below it up to +-1 gets +-1.  The inner minimisation runs over
 log sd, atanh(correlation) and log sigma with the analytic gradient in theta (chain rule).
+The parameters are those of the user's columns (lme4's); the criterion is evaluated in the
+centred columns the fit ran in, theta_c from the lower factor of T Lambda (.centring).
 """
 
 from __future__ import annotations
@@ -79,6 +81,18 @@ def to_theta(nat, layout):
     return lam[layout.rows, layout.cols], sigma
 
 
+def _fit_theta(nat, result):
+    """(theta_c in the fit's centred columns, sigma) from the user's natural parameters,
+    or None (a correlation block not positive definite)."""
+    lay = result.problem.layout
+    ts = to_theta(nat, lay)
+    if ts is None or result.centring is None or result.centring.identity:
+        return ts
+    lam = np.zeros((lay.q, lay.q))
+    lam[lay.rows, lay.cols] = ts[0]
+    return lay.from_lambda(result.centring.lam_centred(lam)), ts[1]
+
+
 def _full(theta, sigma, pr, method):
     """dev(theta, sigma) and its gradient in theta and in sigma."""
     pc = evaluate(theta, pr)
@@ -122,7 +136,7 @@ def profile_deviance(result, k: int, value: float, start=None):
 
     def f(u):
         nat = full_nat(u)
-        ts = to_theta(nat, lay)
+        ts = _fit_theta(nat, result)
         if ts is None:
             return 1e300, np.zeros_like(u)
         theta, sigma = ts
@@ -134,7 +148,7 @@ def profile_deviance(result, k: int, value: float, start=None):
             up, um = u.copy(), u.copy()
             up[a] += h
             um[a] -= h
-            tp, tm = to_theta(full_nat(up), lay), to_theta(full_nat(um), lay)
+            tp, tm = _fit_theta(full_nat(up), result), _fit_theta(full_nat(um), result)
             if tp is None or tm is None:
                 continue
             grad[a] = gt @ ((tp[0] - tm[0]) / (2 * h)) + gs * (tp[1] - tm[1]) / (2 * h)
