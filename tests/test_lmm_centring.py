@@ -185,3 +185,50 @@ def test_profile_intervals_of_invariant_parameters_do_not_move():
     a, b = shifted.confint(), base.confint()
     for name in (".sig03", ".sigma"):
         close(a.loc[name].to_numpy(), b.loc[name].to_numpy(), b.loc[name].abs().to_numpy(), 1e-5)
+
+
+@pytest.mark.slow
+def test_profile_intervals_of_the_intercept_parameters_at_a_shift():
+    """sd(Intercept) and its correlation with x change with the shift: at each end of
+    their profile intervals (ML, shift 1e3), the dense ML deviance (beta by GLS) minimised
+    over the centred D and sigma^2 subject to that parameter (of the user's D) at the end,
+    by SLSQP, exceeds the minimum by the chi^2_1 quantile."""
+    from scipy.optimize import minimize
+    from scipy.stats import chi2
+
+    shift = 1e3
+    frame = sleep(shift)
+    ours = shrinkage.fit("y ~ x + (x | g)", data=frame, method="ML")
+    ci = ours.confint()
+    codes = pd.factorize(frame["g"], sort=True)[0]
+    m = frame["x"].mean()
+    y, X, Zf = dense_design(frame.assign(x=frame["x"] - m), codes)  # centred columns: well posed
+    Tinv = np.array([[1.0, -m], [0.0, 1.0]])  # user's D = Tinv D_c Tinv'
+
+    def unpack(par):
+        C = np.array([[par[0], 0.0], [par[1], par[2]]])
+        return np.exp(par[3]), C @ C.T
+
+    def dev(par):
+        s2, Dc = unpack(par)
+        V = Zf @ np.kron(np.eye(Zf.shape[1] // 2), Dc) @ Zf.T + s2 * np.eye(y.size)
+        Vi = np.linalg.inv(V)
+        beta = np.linalg.solve(X.T @ Vi @ X, X.T @ Vi @ y)
+        return -2 * dense_loglik(y, X, Zf, s2, Dc, "ML", beta)
+
+    def user(par, name):
+        D = Tinv @ unpack(par)[1] @ Tinv.T
+        return np.sqrt(D[0, 0]) if name == ".sig01" else D[0, 1] / np.sqrt(D[0, 0] * D[1, 1])
+
+    Dc = np.linalg.inv(Tinv) @ ours.D @ np.linalg.inv(Tinv).T
+    C = np.linalg.cholesky(Dc)
+    hat = np.array([C[0, 0], C[1, 0], C[1, 1], np.log(ours.sigma2)])
+    best = dev(hat)
+    assert best == pytest.approx(ours.deviance, rel=1e-10)
+    cut = chi2.ppf(0.95, 1)
+    for name in (".sig01", ".sig02"):
+        for v in ci.loc[name].to_numpy():
+            res = minimize(dev, hat, method="SLSQP", constraints=[{"type": "eq", "fun": lambda p: user(p, name) - v}],
+                           options={"ftol": 1e-12, "maxiter": 500})
+            assert abs(user(res.x, name) - v) <= 1e-9 * max(1.0, abs(v))
+            assert res.fun - best == pytest.approx(cut, abs=1e-4), name
