@@ -198,7 +198,7 @@ def profile_deviance(result, k: int, value: float, start=None):
         theta, sigma = ts
         try:
             dev, gt, gs = _full(theta, sigma, pr, method)
-        except InputError:  # so far out (a correlation of +-1 to rounding) that the criterion is lost
+        except (InputError, ValueError, OverflowError):  # so far out that the criterion is lost
             return 1e300, np.zeros_like(u)
         # chain rule: d theta / d u by central differences of the closed-form map
         grad = np.zeros_like(u)
@@ -218,7 +218,8 @@ def profile_deviance(result, k: int, value: float, start=None):
     if user is None:
         res = minimize(f, u0, jac=True, method="L-BFGS-B", options={"ftol": 1e-15, "gtol": 1e-9, "maxiter": 2000})
         return float(res.fun), full_nat(res.x)
-    scale = max(abs(value), 1e-300) if kinds[k] == "sd" else 1.0
+    # the constraint relative to the parameter's scale: a correlation's is its distance to +-1
+    scale = max(abs(value), 1e-300) if kinds[k] == "sd" else max(1.0 - abs(value), 1e-300)
 
     def gap(u):
         with np.errstate(all="ignore"):
@@ -250,7 +251,7 @@ def _endpoint(result, k, kind, hat, dev_min, cut, side):
         edge = side * (1 - (min(1e-8, 1e-3 * gap) if gap > 0 else 1e-8))
         if excess(edge) <= 0:
             return float(side)
-        return brentq(excess, hat, edge, xtol=1e-10, rtol=1e-10)
+        return brentq(excess, hat, edge, xtol=min(1e-10, 1e-6 * max(gap, 1e-300)), rtol=1e-10)
     if side < 0 and kind == "sd":
         lo, e = 0.0, excess(0.0)
         for t in 10.0 ** np.arange(-8, 0):  # +inf: held by a constraint that cannot reach 0 exactly
