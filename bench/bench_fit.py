@@ -3,6 +3,7 @@
     python3 bench/bench_fit.py                  # N = 1e4 .. 1e7 (about 10 minutes)
     python3 bench/bench_fit.py --max-n 1e6      # quicker
     python3 bench/bench_fit.py --json out.json  # also the rows as JSON
+    python3 bench/bench_fit.py --medians 1e7 1e6 --repeat 3   # medians against mixedlm-rs, hashed ids
 
 REML y ~ 1 + (1|g) on simulated data (y = 10 + b_j + e, rows in random group order: the
 cache-unfriendly case), for each N and J in (N/100, N/10), all in one run:
@@ -10,7 +11,8 @@ cache-unfriendly case), for each N and J in (N/100, N/10), all in one run:
 * in this process, best of ``--repeat`` runs, measured in turn so that a busy machine
   slows every one alike: ``bincount`` = one np.bincount(codes, weights=y) pass (the
   floor), ``codes`` = GroupStats.from_codes + fit_stats (the integer-code path) and its
-  ratio to bincount, ``fit compact`` = shrinkage.fit(y, g) with int64 ids 0..J-1 (the
+  ratio to bincount (the JSON also holds ``counts`` = np.bincount(codes), ``stats`` =
+  from_codes alone and ``fit_stats`` = the O(J) fit alone), ``fit compact`` = shrinkage.fit(y, g) with int64 ids 0..J-1 (the
   direct offset route), ``fit hashed`` = shrinkage.fit(y, g) with int64 ids spread over
   1e14 (the hashing rounds of shrinkage.labels);
 * each peer in its own process (bench/peers.py, compact ids; time of the fitting call
@@ -85,6 +87,7 @@ def measure(N: int, J: int, args) -> dict:
     stats = GroupStats.from_codes(y, codes)
     rep = args.repeat if N < 10**7 else max(2, args.repeat - 2)
     fs = {"bincount": lambda: np.bincount(codes, weights=y),
+          "counts": lambda: np.bincount(codes),  # where the codes path's time goes: JSON only
           "stats": lambda: GroupStats.from_codes(y, codes),
           "fit_stats": lambda: fit_stats(stats),
           "codes": lambda: fit_stats(GroupStats.from_codes(y, codes)),
@@ -120,6 +123,30 @@ def measure(N: int, J: int, args) -> dict:
     return row
 
 
+def medians(N: int, J: int, args) -> None:
+    """Medians, not bests, for one size and hashed ids: ``--rounds`` calls of mixedlm-rs,
+    each followed by ``--repeat`` calls of ours (and of one bincount and the codes path)."""
+    y, codes, _ = simulate(N, J, args.seed, "compact")
+    _, scattered, _ = simulate(N, J, args.seed, "scattered")
+    t = {"mixedlm-rs hashed": [], "fit hashed": [], "bincount": [], "codes path": []}
+    fs = {"fit hashed": lambda: fit(y, scattered), "bincount": lambda: np.bincount(codes, weights=y),
+          "codes path": lambda: fit_stats(GroupStats.from_codes(y, codes))}
+    for _ in range(args.rounds):
+        r = peer("mixedlm-rs", N, J, args.seed, "scattered", args.timeout)
+        t["mixedlm-rs hashed"].append(r["time"])
+        for _ in range(args.repeat):
+            for k, f in fs.items():
+                start = time.perf_counter()
+                f()
+                t[k].append(time.perf_counter() - start)
+    m = {k: float(np.median(v)) for k, v in t.items()}
+    print(f"N = {N:.0e}, J = {J:.0e}, medians of {args.rounds} and {args.rounds * args.repeat} calls: "
+          + ", ".join(f"{k} {fmt_time(v)}" for k, v in m.items())
+          + f"; mixedlm-rs ÷ ours (hashed) {m['mixedlm-rs hashed'] / m['fit hashed']:.2f}×"
+          + f"; codes path ÷ bincount {float(np.median(np.divide(t['codes path'], t['bincount']))):.2f}×"
+          + f" (median of the {len(t['bincount'])} pairs); Δℓ {fit(y, scattered).loglik - r['llf']:.0e}")
+
+
 def cell(r: dict | None) -> str:
     if r is None:
         return "not run"
@@ -138,7 +165,12 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=2026)
     p.add_argument("--timeout", type=float, default=600.0, help="seconds before a peer is abandoned")
     p.add_argument("--json", type=str, default=None)
+    p.add_argument("--medians", type=float, nargs=2, metavar=("N", "J"), default=None,
+                   help="only medians at one size, hashed ids (e.g. --medians 1e7 1e6 --repeat 3)")
     args = p.parse_args()
+    if args.medians:
+        medians(int(args.medians[0]), int(args.medians[1]), args)
+        return
     args.lme4 = shutil.which("Rscript") is not None and subprocess.run(
         ["Rscript", "-e", "library(lme4)"], capture_output=True).returncode == 0
     load = os.getloadavg()[0]

@@ -38,22 +38,58 @@ def requires_tex() -> None:
     require_tex()
 
 
+R_FIXTURES = {"lme4", "lme4_summary"}  # tests/test_lme4.py, tests/test_lmm_lme4.py: lme4 through Rscript
+
+
+def pytest_collection_modifyitems(items):
+    """A test that compiles TeX (the tex marker or the requires_tex fixture) or starts R
+    (an lme4 fixture) belongs to the slow tier: a PDF or an R session takes seconds, the
+    fast tier's budget is for the mathematics."""
+    for item in items:
+        fixtures = set(getattr(item, "fixturenames", ()))
+        if item.get_closest_marker("tex") or "requires_tex" in fixtures or fixtures & R_FIXTURES:
+            item.add_marker(pytest.mark.slow)
+
+
 @pytest.fixture
 def rng() -> np.random.Generator:
     return np.random.default_rng(20261125)
 
 
+def _user_cache() -> Path:
+    """The folder `shrinkage build` caches into (shrinkage.cache.cache_dir, not imported
+    here: it loads SymPy)."""
+    if os.environ.get("SHRINKAGE_CACHE_DIR"):
+        return Path(os.environ["SHRINKAGE_CACHE_DIR"]).expanduser()
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "shrinkage"
+
+
 def pytest_configure(config):
     """Every check of the session goes through one cache in a fresh folder (tests never
-    touch the user's cache): the derivations are checked once, by the first fixture
+    write to the user's cache): the derivations are checked once, by the first fixture
     that needs them, and every later build (in-process or a CLI subprocess, which
-    inherits the variable) reads them back.  SHRINKAGE_TEST_CACHE_DIR keeps one folder
-    across sessions instead (for quick local reruns)."""
+    inherits the variable) reads them back.
+
+    Outside CI the folder starts as a copy of the user's cache, so a session after a
+    `shrinkage build` reuses its verdicts: an entry is found only under the hash of
+    everything its verdict depends on (shrinkage.cache.check_key), and
+    tests/test_cache.py shows a cached verdict is the one a fresh check gives.  In CI,
+    or with SHRINKAGE_TEST_FRESH=1, every derivation is checked from scratch.
+    SHRINKAGE_TEST_CACHE_DIR keeps one folder across sessions instead."""
     import tempfile
 
-    folder = os.environ.get("SHRINKAGE_TEST_CACHE_DIR") or tempfile.mkdtemp(prefix="shrinkage-test-cache-")
-    config._shrinkage_cache = None if os.environ.get("SHRINKAGE_TEST_CACHE_DIR") else folder
-    os.environ["SHRINKAGE_CACHE_DIR"] = folder  # shrinkage.cache.CACHE_ENV (not imported: it loads SymPy)
+    if os.environ.get("PYTEST_XDIST_WORKER"):  # a worker of pytest -n: the controller's folder, inherited
+        config._shrinkage_cache = None
+        return
+    kept = os.environ.get("SHRINKAGE_TEST_CACHE_DIR")
+    folder = kept or tempfile.mkdtemp(prefix="shrinkage-test-cache-")
+    if not kept and not (os.environ.get("CI") or os.environ.get("SHRINKAGE_TEST_FRESH")):
+        for kind in ("checks", "out"):  # verdicts and rendered text; PDFs are compiled afresh
+            seed = _user_cache() / kind
+            if seed.is_dir():
+                shutil.copytree(seed, Path(folder) / kind, dirs_exist_ok=True)
+    config._shrinkage_cache = None if kept else folder
+    os.environ["SHRINKAGE_CACHE_DIR"] = folder  # shrinkage.cache.CACHE_ENV
 
 
 def pytest_unconfigure(config):
@@ -74,18 +110,49 @@ def session_cache():
 def checked(session_cache):
     """All derivations, checked once per session, in parallel (a failing step fails
     every test that uses this)."""
+    import fcntl
+
     from shrinkage.build import check_all, default_jobs, load_sources
 
-    found = check_all(load_sources([DERIVATIONS]), say=lambda _: None, cache=session_cache, jobs=default_jobs())
+    # with pytest -n, the first worker here checks; the others wait, then read its cache
+    with open(session_cache.folder / ".checking.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        found = check_all(load_sources([DERIVATIONS]), say=lambda _: None, cache=session_cache, jobs=default_jobs())
     return {cd.derivation.name: cd for cd in found}
 
 
 # --- mutation testing: the reports of tests/test_mutations.py, summed up at the end ---
-MUTATION_REPORTS: list = []  # shrinkage.mutate.StepReport, appended by the tests
+def mutation_report(report) -> None:
+    """Keep a shrinkage.mutate.StepReport for the summary (in the session's folder: with
+    pytest -n the tests run in worker processes, the summary in the controller)."""
+    import pickle
+    import uuid
+    from types import SimpleNamespace as NS
+
+    def mutant(m):
+        return NS(derivation=m.derivation, number=m.number, operator=m.operator, description=m.description)
+
+    report = NS(derivation=report.derivation, number=report.number, kind=report.kind,
+                outcomes=[NS(status=o.status, detail=str(o.detail), mutant=mutant(o.mutant)) for o in report.outcomes],
+                equivalent=[mutant(m) for m in report.equivalent])
+    folder = Path(os.environ["SHRINKAGE_CACHE_DIR"]) / "mutation-reports"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / f"{uuid.uuid4().hex}.pickle").write_bytes(pickle.dumps(report))
+
+
+def _mutation_reports() -> list:
+    import pickle
+
+    folder = Path(os.environ.get("SHRINKAGE_CACHE_DIR", "")) / "mutation-reports"
+    found = [pickle.loads(f.read_bytes()) for f in sorted(folder.glob("*.pickle"))] if folder.is_dir() else []
+    return sorted(found, key=lambda r: (r.derivation, r.number, r.kind))
 
 
 def pytest_terminal_summary(terminalreporter):
     """Print how many mutants were made, rejected, and set aside as equivalent."""
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        return
+    MUTATION_REPORTS = _mutation_reports()
     if not MUTATION_REPORTS:
         return
     from collections import Counter

@@ -80,6 +80,7 @@ ESTIMATORS = {
 }
 
 
+@pytest.mark.slow  # 24 numerical maximisations each; the closed form is also proved in derivations/balanced.py
 @pytest.mark.parametrize("reml", [False, True], ids=["ML", "REML"])
 def test_closed_form_is_the_numerical_maximum(rng, reml):
     est_s2, est_sb2 = ESTIMATORS[reml]

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, require_tex
+from conftest import ROOT
 from shrinkage.build import build
 
 COMMITTED_NUMERIC = ROOT / "src" / "shrinkage" / "numeric.py"
@@ -72,8 +72,7 @@ def test_generated_functions_name_their_source_step():
         assert "From derivation `blup`, step" in doc and "`shrinkage docs blup`" in doc
 
 
-def test_every_document_compiles(fresh_build, tmp_path):
-    require_tex()
+def test_every_document_compiles(fresh_build, tmp_path, requires_tex):
     from shrinkage.build import compile_pdf
 
     out, _ = fresh_build

@@ -128,10 +128,11 @@ CASES = {
     "unbalanced-2": lambda: unbalanced(2, J=20, sb2=0.05),
     "unbalanced-3": lambda: unbalanced(3, J=8, sb2=5.0),
 }
+FAST_CASES = {"dyestuff", "dyestuff2", "unbalanced-1"}  # the rest (larger J, dense optimiser) run in the slow tier
 
 
 @pytest.mark.parametrize("method", ["REML", "ML"])
-@pytest.mark.parametrize("case", sorted(CASES))
+@pytest.mark.parametrize("case", [c if c in FAST_CASES else pytest.param(c, marks=pytest.mark.slow) for c in sorted(CASES)])
 def test_matches_dense_maximisation(case, method):
     y, g = CASES[case]()
     r = fit(y, g, method=method)
@@ -326,6 +327,7 @@ def test_all_groups_same_size_has_closed_form():
         assert r.singular
 
 
+@pytest.mark.slow
 def test_one_huge_group_and_many_singletons():
     rng = np.random.default_rng(3)
     y = np.concatenate([rng.normal(size=1500), 0.4 + rng.normal(scale=1.5, size=300)])

@@ -246,6 +246,7 @@ write.csv(out, args[2], row.names = FALSE)
 """
 
 
+@pytest.mark.slow  # starts R
 def test_criteria_are_lme4s_loglik(rng, tmp_path):
     """lme4's logLik (REML fit: with the (N - 1) log 2 pi constant; ML fit: the ordinary
     log-likelihood) equals reml_criterion / ml_criterion at lme4's own estimates."""

@@ -8,6 +8,8 @@ from __future__ import annotations
 import re
 import subprocess
 
+import pytest
+
 from shrinkage.derive import Derivation, Equals, Premise, Statement, check
 from shrinkage.render.md import render_latex_display, render_markdown
 from shrinkage.render.preamble import PREAMBLE
@@ -47,9 +49,15 @@ def toy() -> Derivation:
     )
 
 
-def test_every_step_has_its_reason_verdict_tag_and_anchor(checked):
+@pytest.fixture(scope="module")
+def markdown(checked):
+    """Every derivation's Markdown, rendered once for the tests that read it."""
+    return {name: render_markdown(cd) for name, cd in checked.items()}
+
+
+def test_every_step_has_its_reason_verdict_tag_and_anchor(checked, markdown):
     for name, cd in checked.items():
-        md = render_markdown(cd)
+        md = markdown[name]
         blocks = display_blocks(md)
         assert len(blocks) == len(cd.steps), name
         for cs, block in zip(cd.steps, blocks):
@@ -64,25 +72,23 @@ def test_every_step_has_its_reason_verdict_tag_and_anchor(checked):
                 assert "numeric check only" in verdict
 
 
-def test_references_are_resolved_to_links_to_anchors_that_exist(checked):
-    for name, cd in checked.items():
-        md = render_markdown(cd)
+def test_references_are_resolved_to_links_to_anchors_that_exist(markdown):
+    for name, md in markdown.items():
         assert not re.search(r"\\(eq)?ref\{|\\label\{", md), name
         anchors = set(re.findall(r'<a id="([^"]+)"></a>', md))
         for target in re.findall(r"\]\(#([^)]+)\)", md):
             assert target in anchors, (name, target)
 
 
-def test_maths_uses_only_what_mathjax_knows(checked):
-    for name, cd in checked.items():
-        md = render_markdown(cd)
+def test_maths_uses_only_what_mathjax_knows(markdown):
+    for name, md in markdown.items():
         maths = "\n".join(display_blocks(md)) + "\n".join(re.findall(r"\$([^$\n]+)\$", md))
         assert commands(maths) <= MATHJAX, (name, sorted(commands(maths) - MATHJAX))
 
 
-def test_the_display_maths_compiles(checked, tmp_path, requires_tex):
+def test_the_display_maths_compiles(markdown, tmp_path, requires_tex):
     """MathJax's subset is LaTeX: each display block, as an equation*, compiles."""
-    blocks = [b for cd in checked.values() for b in display_blocks(render_markdown(cd))]
+    blocks = [b for md in markdown.values() for b in display_blocks(md)]
     body = "\n".join(rf"\begin{{equation*}}{b}\end{{equation*}}" for b in blocks)
     (tmp_path / "md.tex").write_text(PREAMBLE + "\\begin{document}\n" + body + "\n\\end{document}\n")
     run = subprocess.run(["pdflatex", "-interaction=nonstopmode", "-halt-on-error", "md.tex"], cwd=tmp_path,
@@ -135,7 +141,9 @@ def test_a_web_page_with_mathjax(checked):
 
     for name, cd in checked.items():
         page = render_html(cd)
-        assert page == render_html(cd) and "MathJax" in page and "<table>" in page
+        assert "MathJax" in page and "<table>" in page
+        if name in ("blup", "lmm_blup"):  # deterministic (a scalar and a matrix one; building twice compares all)
+            assert page == render_html(cd)
         parser = Links()
         parser.feed(page)
         assert parser.open == [], name  # every element closed, in order

@@ -23,7 +23,7 @@ import sys
 
 import pytest
 
-from conftest import DERIVATIONS, MUTATION_REPORTS, ROOT
+from conftest import DERIVATIONS, ROOT, mutation_report
 from shrinkage.derive import mutate
 from shrinkage.build import build, load_derivations
 from shrinkage.errors import StepError
@@ -54,7 +54,7 @@ def contexts():
 def test_every_corruption_of_the_step_is_rejected(name, number, contexts):
     d = DERIVATIONS_BY_NAME[name]
     report = mutate.mutate_step(d, number, contexts[name][number - 1], limit=LIMIT)
-    MUTATION_REPORTS.append(report)
+    mutation_report(report)
     assert report.outcomes or report.equivalent, f"no mutant could be made of {name} step {number}"
     bad = [o for o in report.outcomes if o.status != "rejected"]  # no known gaps: a Given is no premise
     assert not bad, "\n".join(f"{o.mutant.description}: {o.status} {o.detail}" for o in bad)
@@ -74,6 +74,7 @@ def _start(expr):
     return Premise.of(Statement("test", expr, "", "start"))
 
 
+@pytest.mark.slow
 def test_every_operator_makes_mutants():
     operators = {m.operator for d in DERIVATIONS_BY_NAME.values() if d.name not in MATRIX_DERIVATIONS
                  for k in range(1, len(d.steps) + 1)
@@ -192,6 +193,7 @@ def test_a_derivative_claim_without_its_variable_is_checked():
         check(_lam_chain(Derivative(sp.S.One, var=gamma, why="wrong")))
 
 
+@pytest.mark.slow
 def test_corruptions_of_the_new_step_kinds_are_rejected():
     """Every judged mutant of a Premise, Substitute, ReadOffNormal, ConstrainedMaximiser and
     Cite step is rejected by the check (or set aside as equivalent)."""
@@ -235,6 +237,7 @@ def test_corruptions_of_the_new_step_kinds_are_rejected():
 # ----------------------------------------------------------------------------------
 # Matrix derivations: the operators of shrinkage.matrix.mutate
 # ----------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_matrix_mutants_never_change_a_shape_or_an_inverse_exponent():
     """Numbers in a matrix's shape (y_j is n x 1) and Inverse's fixed -1 are not
     coefficients: a mutant that changed them would be nonsense, or seem equivalent."""

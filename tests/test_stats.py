@@ -72,8 +72,9 @@ def test_shifted_pass_is_kept_only_where_accurate(between):
     g = rng.integers(0, 15, size=900)
     y = 1e8 + between * rng.normal(size=15)[g] + rng.normal(size=900)
     n = np.bincount(g)
-    _, ss = stats_module._shifted(y, g, n)
-    assert (ss is not None) == (between == 1.0)
+    _, ss, redo = stats_module._shifted(y, g, n)
+    assert ss is not None
+    assert (redo is None) == (between == 1.0)
     assert_matches_exact(GroupStats.from_data(y, g), y, g, rtol=1e-12)
 
 
@@ -88,6 +89,48 @@ def test_shifted_pass_without_its_guard_is_wrong(monkeypatch):
     y = 1e8 + 1e6 * rng.normal(size=15)[g] + rng.normal(size=900)
     with pytest.raises(AssertionError):
         assert_matches_exact(GroupStats.from_data(y, g), y, g, rtol=1e-8)
+
+
+def _mixed_guard_draw(seed: int, failing: int, K: int = 12, N: int = 600):
+    """y around 1e8 whose group means lie within 1e3 of each other: groups with noise
+    1e3 pass the shifted pass's guard, the ``failing`` groups with unit noise do not
+    (their means sit ~1e2-1e3 of their spread from the shift: up to 6 digits cancel)."""
+    rng = np.random.default_rng(seed)
+    g = rng.integers(0, K, size=N)
+    sd = np.where(np.arange(K) < failing, 1.0, 1e3)
+    y = 1e8 + rng.uniform(-1e3, 1e3, size=K)[g] + sd[g] * rng.normal(size=N)
+    return y, g
+
+
+@pytest.mark.parametrize("failing, route", [(2, "their rows"), (9, "all rows")])
+def test_groups_failing_the_guard_are_redone_alone(monkeypatch, failing, route):
+    """Only the groups that fail the guard take the exact second pass: over their own rows
+    when they hold at most a quarter of the data, else over all; the kept and the redone
+    S_j both match exact rational arithmetic to 1e-12, over 20 random draws."""
+    from shrinkage import stats as stats_module
+
+    seen = []
+    real = stats_module._squared_deviations
+    monkeypatch.setattr(stats_module, "_squared_deviations", lambda y, c, m: seen.append(y.size) or real(y, c, m))
+    for seed in range(20):
+        y, g = _mixed_guard_draw(seed, failing)
+        _, _, redo = stats_module._shifted(y, g, np.bincount(g))
+        assert redo is not None and 0 < redo.sum() < redo.size  # a mixture: some kept, some redone
+        seen.clear()
+        assert_matches_exact(GroupStats.from_data(y, g), y, g, rtol=1e-12)
+        rows = int(np.isin(g, np.flatnonzero(redo)).sum())
+        assert seen == [rows if route == "their rows" else y.size]
+
+
+def test_groups_failing_the_guard_are_wrong_unless_redone(monkeypatch):
+    """The test of the test: without the second pass for the failing groups their S_j
+    (the shifted formula's) misses the exact value by far more than 1e-12."""
+    from shrinkage import stats as stats_module
+
+    monkeypatch.setattr(stats_module, "_redo_groups", lambda *a: None)
+    y, g = _mixed_guard_draw(0, 2)
+    with pytest.raises(AssertionError):
+        assert_matches_exact(GroupStats.from_data(y, g), y, g, rtol=1e-12)
 
 
 def test_merge_of_chunks_equals_whole(data):

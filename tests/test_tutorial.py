@@ -33,7 +33,9 @@ def load(path: Path):
 
 
 def run_pytest(folder: Path) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), os.environ.get("PYTHONPATH", "")])}
+    """A user's own pytest run (not a worker of this session's pytest -n: no PYTEST_ variables)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT / "src"), os.environ.get("PYTHONPATH", "")])
     return subprocess.run([sys.executable, "-m", "pytest", str(folder), "-q", "-p", "no:cacheprovider",
                            "--rootdir", str(folder), "-c", os.devnull, "-W", "error"],
                           capture_output=True, text=True, env=env, timeout=900)

@@ -152,7 +152,7 @@ def _check_one(d: Derivation, report: Report, timeout: float | None, sources: di
     def on_step(name, number, tag, verdict):
         report(Event("step", name, total if name == d.name else 0, number, tag, verdict))
 
-    return check(d, timeout=timeout, on_step=on_step, sources=sources)
+    return check(d, timeout=timeout, on_step=on_step, sources=sources).with_results()
 
 
 def replay(cd: CheckedDerivation, report: Report) -> None:

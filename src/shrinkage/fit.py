@@ -109,10 +109,11 @@ def size_classes(stats: GroupStats) -> SizeClasses:
     if N == J:
         raise InputError("no group has two or more observations: sigma^2 is not identifiable "
                          "(separately from sigma_b^2); need within-group replicates")
-    offset = float(np.dot(n, stats.mean) / N)
-    centred = stats.mean - offset
+    centred = np.multiply(n, stats.mean)  # not np.dot: a BLAS call that spins threads on a busy machine
+    offset = float(centred.sum() / N)
+    np.subtract(stats.mean, offset, out=centred)
     ssw = float(np.sum(stats.ss))
-    scale = max(float(np.max(np.abs(stats.mean))), 1e-300)
+    scale = max(float(stats.mean.max()), -float(stats.mean.min()), 1e-300)
     if ssw <= (N - J) * (64 * np.finfo(float).eps * scale) ** 2:
         raise InputError("no within-group variation (every group's observations are equal): the estimate of "
                          "sigma^2 is 0 and the likelihood is unbounded")
@@ -126,8 +127,8 @@ def size_classes(stats: GroupStats) -> SizeClasses:
         centre = total / count
         lookup = np.zeros(top + 1)
         lookup[size] = centre
-        dev = centred - lookup[index]
-        spread = np.bincount(n, weights=dev * dev)[size]
+        dev = np.subtract(centred, lookup[index])
+        spread = np.bincount(n, weights=np.multiply(dev, dev, out=dev))[size]
     else:
         size, index, count = np.unique(n, return_inverse=True, return_counts=True)
         centre = np.bincount(index, weights=centred) / count
@@ -281,7 +282,7 @@ def package(stats: GroupStats, sc: SizeClasses, method: str, gamma: float, sigma
         _representable(s, sigma2=sigma2, sigma_b2=sigma_b2)
         loglik -= (sc.N - (1 if method == "REML" else 0)) * math.log(s)
         sigma2, sigma_b2, blup, cond = sigma2 * s * s, sigma_b2 * s * s, blup * s, cond * s * s
-    ybar, ss = stats.mean * s, stats.ss * s * s
+    ybar, ss = (stats.mean, stats.ss) if s == 1.0 else (stats.mean * s, stats.ss * s * s)
     if not (np.isfinite(ss).all() and np.isfinite(cond).all()):
         raise InputError("the within-group sums of squares S_j overflow double precision at this scale of y; "
                          "rescale y (e.g. divide it by 1e100) and fit again")

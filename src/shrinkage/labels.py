@@ -8,12 +8,12 @@ Four routes, the cheapest that applies:
   hashing in rounds (:func:`_hashed`), O(N), 2.5-2.8x faster than ``pandas.factorize``
   at N = 1e7, J = 1e6 (its table misses the cache on every row; here each round is a few
   whole-array numpy passes); with fewer, pandas' table fits in cache and wins (1.7x at
-  J = 1e4);
+  J = 1e4).  Its labels come out sorted and its codes dense (0..J-1 in label order);
 * anything else, when pandas is importable: ``pandas.factorize`` (hashing, O(N));
 * otherwise ``np.unique`` (a sort, O(N log N)).
 
-Only the J distinct labels are ever sorted (by :class:`~shrinkage.stats.GroupStats`), so
-results still list groups in sorted label order.  Labels are taken as given: "007" and
+Only the J distinct labels are ever sorted (by the hashing route itself, else by
+:class:`~shrinkage.stats.GroupStats`), so results still list groups in sorted label order.  Labels are taken as given: "007" and
 "7" are two groups; missing labels (NaN of any float type, None, NaT, pandas NA) are
 refused with the position of the first, never made a group.  numpy only, pandas optional.
 """
@@ -99,9 +99,12 @@ def _compact(g: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
     """Integer labels in a compact range: (labels by code, codes) without hashing."""
     if g.dtype.kind == "b":
         return np.array([False, True]), g.view(np.uint8).astype(np.intp)
+    limit = 2 * g.size + _COMPACT_SLACK
+    sample = g[::max(1, g.size // _SAMPLE)]  # its span is at most the whole's: a wide one settles it
+    if int(sample.max()) - int(sample.min()) > limit:
+        return None
     lo, hi = g.min(), g.max()
-    span = int(hi) - int(lo)
-    if span > 2 * g.size + _COMPACT_SLACK:
+    if int(hi) - int(lo) > limit:
         return None
     if lo == 0 and g.dtype == np.intp:
         codes = g
@@ -167,43 +170,78 @@ def _distinct_from_sample(s: int, k: int, total: int) -> float:
     return hi
 
 
+def _slots(keys: np.ndarray, mult: int, bits: int, out: np.ndarray | None = None) -> np.ndarray:
+    """Each key's slot in a table of 2^bits: the top bits of key x mult (mod 2^64)."""
+    h = np.multiply(keys.view(np.uint64), np.uint64(mult), out=None if out is None else out.view(np.uint64))
+    h >>= np.uint64(64 - bits)  # the product wraps mod 2^64, as intended
+    return h.view(np.intp)  # < 2^bits
+
+
 def _hashed(g: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(labels by code, codes) for integer labels, by hashing in rounds, each a few
-    whole-array passes.  A round hashes the keys still unplaced into a table of 2^k
-    slots (about 2 per distinct key: h = top k bits of key x odd constant, mod 2^64),
-    writes every key into its slot (one of the keys sharing a slot wins) and reads the
-    slots back: a row whose slot holds its own key is placed (code = round offset + slot,
-    and all rows of a key share its verdict), the others (keys that lost a collision,
-    about 20% of keys) go to the next round, with another multiplier.  Codes are sparse
-    (unused slots are codes that never occur: GroupStats drops them); what is left after
-    the last round (nothing, unless the keys defeat every multiplier) is sorted."""
+    """(sorted labels, codes 0..J-1 in that order) for integer labels, by hashing in
+    rounds, each a few whole-array passes.  A round hashes the keys still unplaced into a
+    table of 2^k slots (about 2 per distinct key: :func:`_slots`), writes every key into
+    its slot (one of the keys sharing a slot wins) and reads the slots back: a row whose
+    slot holds its own key is placed (slot = round offset + h, and all rows of a key
+    share its verdict), the others (keys that lost a collision, about 20% of keys) go to
+    the next round, with another multiplier; what is left after the last round (nothing,
+    unless the keys defeat every multiplier) is sorted.  Then the J distinct keys are
+    sorted (np.sort, no argsort) and looked up in the tables to number the slots in
+    sorted order: codes are dense and GroupStats has nothing to drop or permute."""
     keys = g.astype(np.int64, copy=False) if g.dtype.kind == "i" else g.astype(np.uint64, copy=False)
     codes = np.empty(keys.size, dtype=np.intp)
-    labels, base, rows = [], 0, None  # rows: positions still unplaced (None: all)
+    tables, base, rows = [], 0, None  # rows: positions still unplaced (None: all)
+    rest = keys[:0]
     for r in range(_ROUNDS):
         mult = _multiplier(r)
         sub = keys if rows is None else keys[rows]
         bits = max(4, (2 * _distinct(sub) - 1).bit_length())
-        h = sub.view(np.uint64) * np.uint64(mult)  # wraps mod 2^64, as intended
-        h >>= np.uint64(64 - bits)
-        h = h.view(np.intp)  # < 2^bits
+        h = _slots(sub, mult, bits, out=codes if rows is None else None)  # round 0: the slots are the codes
         table = np.full(1 << bits, sub[0], dtype=sub.dtype)
         table[h] = sub
         lost = table[h] != sub
-        h += base
-        if rows is None:
-            codes[:] = h
-        else:
+        if rows is not None:
+            h += base
             codes[rows] = h
-        labels.append(table)
+        tables.append((mult, bits, table, base))
         base += table.size
         if not lost.any():
-            return np.concatenate(labels).astype(g.dtype, copy=False), codes
+            break
         rows = np.flatnonzero(lost) if rows is None else rows[lost]
-    rest, rest_codes = np.unique(keys[rows], return_inverse=True)
-    codes[rows] = rest_codes.reshape(-1) + base
-    labels.append(rest.astype(keys.dtype, copy=False))
-    return np.concatenate(labels).astype(g.dtype, copy=False), codes
+    else:
+        rest, rest_codes = np.unique(keys[rows], return_inverse=True)
+        codes[rows] = rest_codes.reshape(-1) + base
+    return _in_sorted_order(tables, rest, codes, g.dtype)
+
+
+def _in_sorted_order(tables, rest, codes, dtype) -> tuple[np.ndarray, np.ndarray]:
+    """Sorted labels and the codes renumbered to match, from the rounds' tables (mult,
+    bits, table, offset) and the sorted leftovers ``rest`` (coded after the tables).
+    A slot holds a key of its round exactly when that key hashes to it (an unwritten
+    slot holds the round's first key, whose own slot was written), and a key is found
+    again in the first round whose table holds it in its slot."""
+    held = [t[_slots(t, m, b) == np.arange(t.size)] for m, b, t, _ in tables]
+    labels = np.sort(np.concatenate(held + [rest]))
+    slot = np.empty(labels.size, dtype=np.intp)
+    todo, idx = labels, None  # keys not yet found, and their positions (None: all)
+    for mult, bits, table, offset in tables:
+        h = _slots(todo, mult, bits)
+        hit = table[h] == todo
+        h += offset
+        if idx is None:
+            slot[hit] = h[hit]
+            idx = np.flatnonzero(~hit)
+        else:
+            slot[idx[hit]] = h[hit]
+            idx = idx[~hit]
+        todo = labels[idx]
+        if not idx.size:
+            break
+    if idx.size:  # the leftovers, coded after the last table
+        slot[idx] = tables[-1][3] + tables[-1][2].size + np.searchsorted(rest, todo)
+    rank = np.empty(tables[-1][3] + tables[-1][2].size + rest.size, dtype=np.intp)
+    rank[slot] = np.arange(labels.size)
+    return labels.astype(dtype, copy=False), np.take(rank, codes)
 
 
 def _factorize_any(g: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -227,8 +265,9 @@ def _factorize_any(g: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def factorize(groups, size: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """(labels, codes): ``labels[codes[i]]`` is row i's label.  Labels are not sorted,
-    and for integer labels some codes may never occur (GroupStats drops them)."""
+    """(labels, codes): ``labels[codes[i]]`` is row i's label.  Labels are not sorted
+    (except from the hashing route), and for integer labels in a compact range some
+    codes may never occur (GroupStats drops them)."""
     g = as_labels(groups, size)
     _refuse_missing(g)
     if g.dtype.kind in "biu":

@@ -4,10 +4,12 @@ The one-way random-intercept model depends on the data only through each group's
 n_j, mean ybar_j and within-group sum of squares S_j = sum_i (y_ij - ybar_j)^2.  They are
 never computed as sum y^2 - n ybar^2, which loses every digit when the data sit far from
 zero (y around 1e8 with unit noise): either from sums of (y - c) and (y - c)^2 about a
-shift c near the data, kept only where a per-group bound shows the cancellation costs at
-most 10 bits (one pass), or in two passes (means first, then squared deviations).  Statistics of separate chunks of data combine exactly with the
-pairwise update of Chan, Golub & LeVeque (1979), so a data set that does not fit in
-memory is summarised chunk by chunk (or by a database's GROUP BY) and then fitted.
+shift c near the data, kept for each group where a per-group bound shows the cancellation
+costs at most 10 bits (one pass), and for the other groups in two passes (means first,
+then squared deviations, over those groups' rows).  Statistics of separate chunks of
+data combine exactly with the pairwise update of Chan, Golub & LeVeque (1979), so a data
+set that does not fit in memory is summarised chunk by chunk (or by a database's GROUP
+BY) and then fitted.
 
 numpy only; no SymPy.
 """
@@ -144,15 +146,16 @@ class GroupStats:
         if not c.flags.writeable:  # np.bincount copies a read-only input on every call (pandas 3 hands those out)
             c = c.copy()
         n, mean, ss, scale = _two_pass(y, c)
-        present = np.flatnonzero(n)
+        every = bool(n.all())  # every code occurs (the usual case): no gathers
+        present = None if every else np.flatnonzero(n)
         if labels is None:
-            labels = present
+            labels = np.arange(n.size) if every else present
         else:
             labels = np.asarray(labels)
             if labels.size < n.size:
                 raise InputError(f"labels has {labels.size} entries, but codes go up to {n.size - 1}")
-            labels = labels[present]
-        if present.size != n.size:
+            labels = labels[:n.size] if every else labels[present]
+        if not every:
             n, mean, ss = n[present], mean[present], ss[present]
         if labels.size > 1:
             try:
@@ -237,27 +240,29 @@ _SAFE = 2.0 ** 400  # |mean| up to this, with finite squares: no rescaling neede
 def _two_pass(y: np.ndarray, codes: np.ndarray, rescale: bool = True):
     """Counts, means and within-group sums of squares, and the scale they are of.
 
-    The sums of squares come from one shifted pass (:func:`_shifted`) where that is
-    provably accurate, else from the exact second pass (squared deviations from the
-    means).  y is not checked for NaN beforehand: a non-finite value makes its group's
-    sums non-finite, and only then is y searched for it.  A non-finite sum of finite
-    values (overflow) or means below 2^-400 (squares that underflow) send y through an
-    exact power-of-two rescaling."""
+    The sums of squares come from one shifted pass (:func:`_shifted`) for every group
+    where that is provably accurate, and from the exact second pass (squared deviations
+    from the means) for the others, over their rows only.  y is not checked for NaN
+    beforehand: a non-finite value makes its group's sums non-finite, and only then is y
+    searched for it.  A non-finite sum of finite values (overflow) or means below 2^-400
+    (squares that underflow) send y through an exact power-of-two rescaling."""
     try:
         n = np.bincount(codes)
     except ValueError:
         bad = int(np.flatnonzero(codes < 0)[0])
         raise InputError(f"codes must be >= 0, got {int(codes[bad])} at position {bad}") from None
     if rescale:
-        mean, ss = _shifted(y, codes, n)
+        mean, ss, redo = _shifted(y, codes, n)
         if not np.isfinite(mean).all():
             refuse_nonfinite(y)
             return _rescaled(y, codes)
     else:
-        mean, ss = _means(y, codes, n), None
+        mean, ss, redo = _means(y, codes, n), None, None
     if ss is None:
         ss = _squared_deviations(y, codes, mean)
-    top = float(np.max(np.abs(mean)))
+    elif redo is not None:
+        _redo_groups(y, codes, n, mean, ss, redo)
+    top = max(float(mean.max()), -float(mean.min()))
     if rescale and (not np.isfinite(ss).all() or top > _SAFE or top < 1 / _SAFE):
         return _rescaled(y, codes)
     return n.astype(np.int64, copy=False), mean, ss, 1.0
@@ -275,47 +280,70 @@ _CANCEL = 2.0 ** -10  # the shifted sums of squares are kept when S_j >= this x 
 
 
 def _shifted(y: np.ndarray, codes: np.ndarray, n: np.ndarray):
-    """(means, S_j or None) from one pass of sums of d and d^2, d = y - c, with c a
-    shift near the data (the mean of a strided sample): S_j = sum d^2 - (sum d)^2 / n_j.
+    """(means, S_j, redo) from one pass of sums of d and d^2, d = y - c, with c a shift
+    near the data (the mean of a strided sample): S_j = sum d^2 - (sum d)^2 / n_j.
 
     This is the textbook formula's cancellation, made harmless by a per-group guard:
-    the rounding error of S_j is at most ~3 n_j eps sum_j d^2, so where every group has
+    the rounding error of S_j is at most ~3 n_j eps sum_j d^2, so where a group has
     S_j >= 2^-10 sum_j d^2 (its mean within 32 of its own spread from c, as in any data
     whose groups are not separated by far more than their within-group scatter) the
-    error is below 3 n_j 2^10 eps relative (3e-11 at n_j = 100) and S_j is kept.  Else
-    None: the caller takes the exact second pass (squared deviations from the means).
-    It saves that pass's gather of the means (a random read per row) in the common case."""
+    error is below 3 n_j 2^10 eps relative (3e-11 at n_j = 100) and S_j is kept.  The
+    groups that fail it are marked in ``redo`` (None when there are none) for the exact
+    second pass; S_j is None when that pass is needed for all (non-finite sums).  It
+    saves that pass's gather of the means (a random read per row) in the common case."""
     K = n.size
     with np.errstate(over="ignore", invalid="ignore"):  # near 1e308 the sample's sum overflows
         c = float(np.mean(y[::max(1, y.size // 4096)]))
     if not math.isfinite(c):
         c = 0.0  # a NaN in the sample (the sums below are NaN too, and the caller looks) or
         # an overflow (then the sums overflow, and the caller rescales)
-    block = max(_BLOCK, K)
-    s1, s2 = np.zeros(K), np.zeros(K)
+    block = max(_BLOCK, 4 * K)  # each block adds K sums: at K = 1e6, 1e6-row blocks cost 10% more
     buf = np.empty(min(block, y.size))
+    s1 = s2 = None
     with np.errstate(over="ignore", invalid="ignore"):  # overflow is detected by the caller
         for a in range(0, y.size, block):
             cb = codes[a:a + block]
             d = buf[:cb.size]
             np.subtract(y[a:a + block], c, out=d)
-            s1 += np.bincount(cb, weights=d, minlength=K)
+            t1 = np.bincount(cb, weights=d, minlength=K)
             np.multiply(d, d, out=d)
-            s2 += np.bincount(cb, weights=d, minlength=K)
+            t2 = np.bincount(cb, weights=d, minlength=K)
+            if s1 is None:
+                s1, s2 = t1, t2
+            else:
+                s1 += t1
+                s2 += t2
+        del buf, d, t1, t2
         with np.errstate(divide="ignore"):
             dm = s1 / n
-        dm[n == 0] = 0.0
-        ss = s2 - s1 * dm
-        mean = dm + c
-    if not (np.isfinite(s2).all() and np.isfinite(ss).all()):
-        return mean, None
-    ss[n <= 1] = 0.0
-    if not np.all((ss >= _CANCEL * s2) | (n <= 1)):
-        return mean, None
-    return mean, ss
+        ss = np.multiply(s1, dm, out=s1)  # in place: s1 is not needed after this
+        np.subtract(s2, ss, out=ss)
+        mean = np.add(dm, c, out=dm)
+    small = n <= 1
+    if small.any():  # n == 0 gave 0/0 above
+        mean[n == 0] = 0.0
+        ss[small] = 0.0
+        s2[small] = 0.0
+    if not (np.isfinite(s2.sum()) and np.isfinite(ss.sum())):
+        return mean, None, None
+    s2 *= _CANCEL
+    redo = ss < s2
+    if not redo.any():
+        return mean, ss, None
+    return mean, ss, redo
 
 
-_BLOCK = 1 << 18  # rows per block of the second pass: its temporaries stay in cache
+_BLOCK = 1 << 18  # rows per block of a pass over y: its temporaries stay in cache
+
+
+def _redo_groups(y, codes, n, mean, ss, redo) -> None:
+    """S_j of the groups marked in ``redo`` by the exact second pass, over their rows
+    alone (the whole pass when they hold more than a quarter of them): written into ``ss``."""
+    if n[redo].sum() > y.size // 4:
+        ss[redo] = _squared_deviations(y, codes, mean)[redo]
+        return
+    rows = np.flatnonzero(redo[codes])
+    ss[redo] = _squared_deviations(y[rows], codes[rows], mean)[redo]
 
 
 def _squared_deviations(y: np.ndarray, codes: np.ndarray, mean: np.ndarray) -> np.ndarray:

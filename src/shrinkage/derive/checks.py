@@ -84,11 +84,26 @@ class CheckedDerivation:
     steps: tuple[CheckedStep, ...]
     definitions: Mapping[sp.Symbol, sp.Expr] = field(default_factory=dict)
     sources: tuple["CheckedDerivation", ...] = ()  # the checked derivations it cites
+    # results already computed (doit on sums of data takes SymPy seconds): filled by
+    # result(), and by the checking worker for every export, so the cache carries them
+    _results: dict = field(default_factory=dict, compare=False, repr=False)
 
     def result(self, label: str) -> sp.Expr:
         """The rhs of step ``label`` with every definition substituted."""
-        rhs = self.derivation.steps[self.derivation.step_index(label)].rhs
-        return substitute(rhs, self.definitions, keep_sums=False).doit()
+        if label not in self._results:
+            rhs = self.derivation.steps[self.derivation.step_index(label)].rhs
+            self._results[label] = substitute(rhs, self.definitions, keep_sums=False).doit()
+        return self._results[label]
+
+    def with_results(self) -> "CheckedDerivation":
+        """This derivation with the result of every export computed (where it can be:
+        an export that cannot is reported by whoever needs it)."""
+        for e in self.derivation.exports:
+            try:
+                self.result(e.label)
+            except Exception:  # noqa: BLE001 - reported by codegen, with its context
+                pass
+        return self
 
     @property
     def notation(self):

@@ -38,12 +38,13 @@ class Env:
     (``shared``: Indexed with integer indices -> exact value, filled by ``draw``), and
     the summation indices bound while a sum is written out."""
 
-    __slots__ = ("point", "shared", "draw", "bound", "_values")
+    __slots__ = ("point", "shared", "draw", "bound", "_values", "_data")
 
     def __init__(self, point: dict, shared: dict, draw: Callable[[sp.Basic], sp.Expr]):
         self.point, self.shared, self.draw = point, shared, draw
         self.bound: dict = {}
         self._values: dict = {}
+        self._data: dict = {}  # (base, indices) -> value: building an Indexed key is slow
 
     def exact(self, value: sp.Expr) -> tuple:
         """An exact number as an interval (cached per point: 10**(37/100) is used often)."""
@@ -52,10 +53,14 @@ class Env:
         return self._values[value]
 
     def datum(self, base: sp.IndexedBase, indices: tuple) -> sp.Expr:
+        known = self._data.get((base, indices))
+        if known is not None:
+            return known
         key = sp.Indexed(base, *[sp.Integer(k) for k in indices])
         if key not in self.shared:
             self.shared[key] = self.draw(base.label)
-        return self.shared[key]
+        self._data[(base, indices)] = value = self.shared[key]
+        return value
 
 
 # ----------------------------------------------------------------------------------

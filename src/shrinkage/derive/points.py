@@ -239,7 +239,23 @@ def _freed(expr, variables: tuple, names: tuple) -> tuple:
 def univariate(expr, var, inst, point):
     """An mpmath function of ``var`` with everything else instantiated at ``point``."""
     (x,), e = _freed(expr, (var,), ("x",))
-    return sp.lambdify([x], _instantiated(e, [x], inst), modules="mpmath")
+    e = _instantiated(e, [x], inst)
+    coefficients = _coefficients(e, x)
+    if coefficients is not None:  # a polynomial (a log-density in b_j): Horner, no generated code
+        return lambda v: mpmath.polyval(coefficients, v)
+    return sp.lambdify([x], e, modules="mpmath")
+
+
+def _coefficients(e: sp.Expr, x: sp.Symbol) -> list | None:
+    """The coefficients of ``e`` (highest power first) as mpmath numbers when ``e`` is
+    a polynomial in ``x`` with numeric coefficients; None otherwise."""
+    try:
+        if not (e.free_symbols <= {x} and e.is_polynomial(x)):
+            return None
+        coefficients = sp.Poly(e, x, domain=sp.RealField(dps=DPS + 10)).all_coeffs()
+    except (sp.PolynomialError, sp.polys.polyerrors.CoercionFailed, TypeError, ValueError):
+        return None
+    return [mpmath.mpf(c) for c in coefficients]
 
 
 def multivariate(expr, variables, inst, point):
