@@ -246,3 +246,22 @@ def test_profile_intervals_of_the_intercept_parameters_at_a_shift(shift):
                     for start in (hat, np.array([L[0, 0], L[1, 0], L[1, 1], 2 * np.log(sigma)]))]
             res = min((r for r in ends if abs(gap(r.x)) <= 1e-8), key=lambda r: r.fun)
             assert res.fun - best == pytest.approx(cut, abs=1e-3), name  # the old end at 1e3: 1.55
+
+
+def test_out_of_core_statistics_at_a_shift_fit_as_in_memory(tmp_path):
+    """A Parquet file of the shifted data, summarised by DuckDB (Z centred by the engine),
+    fits as the data frame does, and as the unshifted data transformed."""
+    pytest.importorskip("duckdb")
+    shift = 1e6
+    frame = sleep(shift)
+    frame.to_parquet(tmp_path / "d.parquet")
+    f = "y ~ x + (x | g)"
+    disk, memory = shrinkage.fit(f, data=str(tmp_path / "d.parquet")), shrinkage.fit(f, data=frame)
+    base = shrinkage.fit(f, data=sleep(0.0))
+    Pinv = np.array([[1.0, -shift], [0.0, 1.0]])
+    for r in (disk, memory):
+        assert r.loglik == pytest.approx(base.loglik, rel=1e-11)
+        D = Pinv @ base.D @ Pinv.T
+        close(r.D, D, cov_scale(D), 1e-7)
+        close(r.beta, Pinv @ base.beta, np.sqrt(np.diag(Pinv @ base.vcov_matrix @ Pinv.T)), 1e-6)
+    close(disk.b, memory.b, np.sqrt(np.diag(memory.D)), 1e-7)

@@ -37,6 +37,12 @@ entry of X'y or Z'y):
     X'y += eps s + t delta + n eps delta              Z'Z += z gamma' + gamma z' + n gamma gamma'
     y'y += 2 eps t + n eps^2                          Z'y += eps z + t gamma + n eps gamma
 
+Why centre in the pass, not on merged raw sums: raw Z_j'Z_j of x ~ 1e6 holds x^2 ~ 1e12,
+whose rounding (~1e-4 per row) swamps a spread of order 1; the same exact formulas applied
+to them cannot restore lost digits.  Chunks centred about their own means move to each
+other's by gamma = the difference of chunk means (of the order of the spread), which
+costs no digits, so the merge stays exact to rounding (tests/test_lmm_centring.py).
+
 numpy only.
 """
 
