@@ -32,8 +32,8 @@ def unbalanced(seed: int):
     return pd.DataFrame({"y": y, "x": x, "g": g}), codes
 
 
-def dense_fit(frame, codes, method: str, starts: int = 6, seed: int = 0):
-    """Maximise the dense (REML) log-likelihood over (log sigma^2, chol(D) [, beta])."""
+def dense_design(frame, codes):
+    """y, X = [1, x] and the dense Z (N x 2J: each group's [1, x] in its own columns)."""
     y = frame["y"].to_numpy()
     N, J = y.size, codes.max() + 1
     X = np.column_stack([np.ones(N), frame["x"].to_numpy()])
@@ -42,6 +42,30 @@ def dense_fit(frame, codes, method: str, starts: int = 6, seed: int = 0):
         m = codes == j
         Zf[m, 2 * j] = 1.0
         Zf[m, 2 * j + 1] = X[m, 1]
+    return y, X, Zf
+
+
+def dense_loglik(y, X, Zf, s2, D, method: str, beta=None) -> float:
+    """The log-likelihood of y ~ N(X beta, Z (I_J kron D) Z' + s2 I) from its definition
+    (ML, at beta), or the REML log-likelihood with beta profiled by GLS."""
+    N, J = y.size, Zf.shape[1] // 2
+    V = Zf @ np.kron(np.eye(J), D) @ Zf.T + s2 * np.eye(N)
+    Lv = np.linalg.cholesky(V)
+    Vi = np.linalg.inv(V)
+    logdet = 2 * np.log(np.diag(Lv)).sum()
+    if method == "ML":
+        r = y - X @ beta
+        return -0.5 * (logdet + r @ Vi @ r + N * np.log(2 * np.pi))
+    A = X.T @ Vi @ X
+    b = np.linalg.solve(A, X.T @ Vi @ y)
+    r = y - X @ b
+    p = X.shape[1]
+    return -0.5 * (logdet + np.linalg.slogdet(A)[1] + r @ Vi @ r + (N - p) * np.log(2 * np.pi))
+
+
+def dense_fit(frame, codes, method: str, starts: int = 6, seed: int = 0):
+    """Maximise the dense (REML) log-likelihood over (log sigma^2, chol(D) [, beta])."""
+    y, X, Zf = dense_design(frame, codes)
 
     def unpack(par):
         s2 = np.exp(par[0])
@@ -50,18 +74,7 @@ def dense_fit(frame, codes, method: str, starts: int = 6, seed: int = 0):
 
     def negll(par):
         s2, D = unpack(par)
-        V = Zf @ np.kron(np.eye(J), D) @ Zf.T + s2 * np.eye(N)
-        Lv = np.linalg.cholesky(V)
-        Vi = np.linalg.inv(V)
-        logdet = 2 * np.log(np.diag(Lv)).sum()
-        if method == "ML":
-            r = y - X @ par[4:]
-            return 0.5 * (logdet + r @ Vi @ r + N * np.log(2 * np.pi))
-        A = X.T @ Vi @ X
-        beta = np.linalg.solve(A, X.T @ Vi @ y)
-        r = y - X @ beta
-        p = X.shape[1]
-        return 0.5 * (logdet + np.linalg.slogdet(A)[1] + r @ Vi @ r + (N - p) * np.log(2 * np.pi))
+        return -dense_loglik(y, X, Zf, s2, D, method, par[4:])
 
     rng = np.random.default_rng(seed)
     ols = np.linalg.lstsq(X, y, rcond=None)[0]

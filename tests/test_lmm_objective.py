@@ -134,13 +134,13 @@ def test_cross_products_are_the_sums_they_name(rng):
 
 
 def test_centring_is_undone_exactly_and_chunks_merge(rng):
-    """Centred statistics equal raw ones after recentre(0, 0); chunks about their own
-    centres merge into the statistics of all rows."""
+    """Centred statistics (X, y and Z) equal raw ones after recentre(0, 0, 0); chunks
+    about their own centres merge into the statistics of all rows."""
     y, X, Z, codes, names = random_data(rng, J=6, q=2)
     raw = cross_products(y, X, Z, codes, np.arange(6), names, names[:2], centre=False)
     cen = cross_products(y, X, Z, codes, np.arange(6), names, names[:2])
-    assert np.any(cen.x_centre != 0) and cen.y_centre != 0
-    back = cen.recentre(np.zeros(raw.p), 0.0)
+    assert np.any(cen.x_centre != 0) and cen.y_centre != 0 and np.any(cen.z_centre != 0)
+    back = cen.recentre(np.zeros(raw.p), 0.0, np.zeros(raw.q))
     for name in ("XtX", "XtZ", "ZtZ", "Xty", "Zty", "yty"):
         want = np.asarray(getattr(raw, name))
         np.testing.assert_allclose(getattr(back, name), want, rtol=1e-12, atol=1e-14 * np.abs(want).max())
@@ -151,7 +151,7 @@ def test_centring_is_undone_exactly_and_chunks_merge(rng):
         present = np.unique(c)
         parts.append(cross_products(y[rows], X[rows], Z[rows], np.searchsorted(present, c), present, names,
                                     names[:2]))
-    merged = parts[0].merge(parts[1]).recentre(cen.x_centre, cen.y_centre)
+    merged = parts[0].merge(parts[1]).recentre(cen.x_centre, cen.y_centre, cen.z_centre)
     for name in ("n", "XtX", "XtZ", "ZtZ", "Xty", "Zty", "yty"):
         want = np.asarray(getattr(cen, name))
         np.testing.assert_allclose(getattr(merged, name), want, rtol=1e-10, atol=1e-12 * np.abs(want).max())

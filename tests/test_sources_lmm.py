@@ -92,14 +92,15 @@ def test_attached_database_through_a_connection(tmp_path, frame):
 
 def test_cross_products_equal_their_definition(tmp_path, frame):
     """Every field against X_j'Z_j etc. built densely per group from the raw rows (the
-    centring that CrossProducts records is applied to X and y, Z stays raw)."""
+    centring that CrossProducts records is applied to X, y and Z)."""
     frame.to_parquet(tmp_path / "d.parquet")
     cp, blocks, dropped = formula_cross_products(str(tmp_path / "d.parquet"), "y ~ x1 * x2 + (x1 | g)")
     assert (blocks, dropped, cp.x_names, cp.z_names) == ((2,), 0, ("(Intercept)", "x1", "x2", "x1:x2"),
                                                          ("(Intercept)", "x1"))
     X = np.column_stack([np.ones(len(frame)), frame.x1, frame.x2, frame.x1 * frame.x2]) - cp.x_centre
-    Z = np.column_stack([np.ones(len(frame)), frame.x1])
+    Z = np.column_stack([np.ones(len(frame)), frame.x1]) - cp.z_centre
     y = frame.y.to_numpy() - cp.y_centre
+    np.testing.assert_allclose(cp.z_centre, [0.0, frame.x1.mean()], rtol=1e-14)
     np.testing.assert_allclose(cp.x_centre[1:], [frame.x1.mean(), frame.x2.mean(), (frame.x1 * frame.x2).mean()],
                                rtol=1e-14)
     np.testing.assert_allclose(cp.XtX, X.T @ X, rtol=1e-12, atol=1e-12 * len(frame))
@@ -120,7 +121,7 @@ def test_pieces_merge_to_the_whole(tmp_path, frame):
     formula = "y ~ x1 + (x1 | g)"
     a, b, whole = (formula_cross_products(str(tmp_path / p), formula)[0] for p in ("a.parquet", "b.parquet",
                                                                                    "*.parquet"))
-    merged = a.merge(b).recentre(whole.x_centre, whole.y_centre)
+    merged = a.merge(b).recentre(whole.x_centre, whole.y_centre, whole.z_centre)
     assert merged.labels.tolist() == whole.labels.tolist()
     for name in ("n", "XtX", "XtZ", "ZtZ", "Xty", "Zty"):
         np.testing.assert_allclose(getattr(merged, name), getattr(whole, name), rtol=1e-11, atol=1e-9)
@@ -128,13 +129,14 @@ def test_pieces_merge_to_the_whole(tmp_path, frame):
 
 
 def test_a_wrong_assembly_is_caught(tmp_path, frame, monkeypatch):
-    """The comparison can fail: Z centred like X (a different model) is rejected."""
+    """The comparison can fail: columns left raw while their centres are recorded (a
+    different model) are rejected."""
     from shrinkage.sources import _lmm
 
     frame.to_parquet(tmp_path / "d.parquet")
     formula = FORMULAS[0]
     real = _lmm._express
-    monkeypatch.setattr(_lmm, "_express", lambda where, means, centred, k: real(where, means, True, k))
+    monkeypatch.setattr(_lmm, "_express", lambda where, means, centred, k: real(where, means, False, k))
     with pytest.raises(AssertionError):
         assert_same_fit(shrinkage.fit(formula, data=str(tmp_path / "d.parquet")), lmer(formula, frame))
 

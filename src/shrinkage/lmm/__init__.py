@@ -6,7 +6,8 @@ cross-products in one pass (:class:`CrossProducts`, mergeable across chunks);
 :mod:`.objective` (the profiled criterion in theta, its gradient, BLUPs, conditional
 covariances, as small pure functions) and :mod:`.optimise` find theta_hat from those
 alone; :mod:`.result` packages the estimates in lme4's terms (:class:`LmmResult`), with
-:mod:`.summary` and :mod:`.inference` (profile intervals).
+:mod:`.summary` and :mod:`.inference` (profile intervals).  The fit runs in centred
+random-effect columns and reports the user's (:mod:`.centring`: the same likelihood).
 
 ``shrinkage.fit("y ~ x + (x | g)", data=df)`` calls :func:`lmer`; statistics built
 elsewhere (out of core) go to :func:`fit_cross_products`.  Imported lazily: loading

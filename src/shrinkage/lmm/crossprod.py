@@ -16,20 +16,32 @@ everything the fit needs; the optimisation over theta never touches the rows aga
   ``intercept``); without one both centres are 0.  The intercept's centre is always 0.
   Centring keeps digits when the data sit far from zero; :meth:`CrossProducts.uncentre`
   maps beta and its covariance back exactly (beta_raw = C beta_c, C unit-triangular).
-* ``Z`` is stored *raw* (never centred), so theta is lme4's theta (the covariance factor
-  of the user's own random-effect columns) and its boundary means what lme4's means.
+* ``Z`` is stored centred too when it has an intercept column (index ``z_intercept``):
+  column k is z_k - z_centre[k] (the intercept's centre 0), so Z = Z_s T with
+  T = I + e_i z_centre' (i = z_intercept): a covariate far from zero no longer makes
+  Z_j'Z_j nearly singular.  Without an intercept column Z is raw.  The fit
+  (:mod:`.centring`) moves every column whose bar term has no intercept back to 0 and
+  reports theta, VarCorr, ranef and condVar for the user's own columns (lme4's).
 
 Merge rule (chunks, out-of-core producers): statistics of two disjoint sets of rows, about
 the same centres, add: the per-group fields group by group (a group present in one part
 only is copied), the summed fields as they are.  About different centres, one part is
-first moved to the other's with :meth:`recentre`, exact because the intercept row of X'X,
-X'Z, X'y holds the column sums it needs: with delta = x_centre - x_centre',
-eps = y_centre - y_centre', s = X'1, t = y'1, z = Z'1 (per group for X'Z and Z'y, summed
-for the summed fields, where n is N):
+first moved to the other's with :meth:`recentre`, exact because the intercept columns
+hold the sums it needs: with delta = x_centre - x_centre', gamma = z_centre - z_centre',
+eps = y_centre - y_centre', and the current sums s = X'1, z = Z'1, t = y'1 (per group
+for X'Z, Z'Z and Z'y, where n is n_j; summed for the summed fields, where n is N; z is
+the intercept row of X'Z or Z'Z, s the intercept column of X'X or X'Z, t the intercept
+entry of X'y or Z'y):
 
-    X'X += s delta' + delta s' + n delta delta'      X'Z += delta z'
-    X'y += eps s + t delta + n eps delta              Z'y += eps z
-    y'y += 2 eps t + n eps^2
+    X'X += s delta' + delta s' + n delta delta'      X'Z += delta z' + s gamma' + n delta gamma'
+    X'y += eps s + t delta + n eps delta              Z'Z += z gamma' + gamma z' + n gamma gamma'
+    y'y += 2 eps t + n eps^2                          Z'y += eps z + t gamma + n eps gamma
+
+Why centre in the pass, not on merged raw sums: raw Z_j'Z_j of x ~ 1e6 holds x^2 ~ 1e12,
+whose rounding (~1e-4 per row) swamps a spread of order 1; the same exact formulas applied
+to them cannot restore lost digits.  Chunks centred about their own means move to each
+other's by gamma = the difference of chunk means (of the order of the spread), which
+costs no digits, so the merge stays exact to rounding (tests/test_lmm_centring.py).
 
 numpy only.
 """
@@ -62,8 +74,9 @@ class CrossProducts:
     Per group: labels (J,) sorted group labels; n (J,) sizes; XtZ (J,p,q); ZtZ (J,q,q);
     Zty (J,q).  Summed over groups: XtX (p,p), Xty (p,), yty (float).
     x_names (p), z_names (q) column names (lme4's);
-    x_centre (p,), y_centre: what was subtracted from X's columns and y; intercept: the
-    index of X's intercept column or None.
+    x_centre (p,), y_centre, z_centre (q,): what was subtracted from X's columns, y and
+    Z's columns; intercept, z_intercept: the index of X's / Z's intercept column or None
+    (z_centre None means 0: Z raw).
     """
 
     labels: np.ndarray
@@ -79,6 +92,8 @@ class CrossProducts:
     x_centre: np.ndarray
     y_centre: float = 0.0
     intercept: int | None = None
+    z_centre: np.ndarray | None = None
+    z_intercept: int | None = None
 
     def __post_init__(self):
         J, p, q = self.n.size, len(self.x_names), len(self.z_names)
@@ -92,6 +107,14 @@ class CrossProducts:
             raise InputError("CrossProducts: centring needs an intercept column in X")
         if self.intercept is not None and self.x_centre[self.intercept] != 0:
             raise InputError("CrossProducts: the intercept column is never centred")
+        zc = np.zeros(q) if self.z_centre is None else np.asarray(self.z_centre, dtype=float)
+        if zc.shape != (q,):
+            raise InputError(f"CrossProducts.z_centre has shape {zc.shape}, expected ({q},)")
+        object.__setattr__(self, "z_centre", _ro(zc))
+        if self.z_intercept is None and np.any(zc != 0):
+            raise InputError("CrossProducts: centring Z needs an intercept column in Z")
+        if self.z_intercept is not None and zc[self.z_intercept] != 0:
+            raise InputError("CrossProducts: Z's intercept column is never centred")
 
     @property
     def n_groups(self) -> int:
@@ -114,38 +137,58 @@ class CrossProducts:
                 f"X: {', '.join(self.x_names)}; Z: {', '.join(self.z_names)})")
 
     # --- moving between centres, merging ----------------------------------------------
-    def recentre(self, x_centre, y_centre: float) -> "CrossProducts":
-        """The same statistics about other centres (exact formulas of the module docstring)."""
-        x_centre = np.asarray(x_centre, dtype=float)
+    def recentre(self, x_centre=None, y_centre: float | None = None, z_centre=None) -> "CrossProducts":
+        """The same statistics about other centres (exact formulas of the module docstring);
+        a centre not given stays as it is."""
+        x_centre = self.x_centre if x_centre is None else np.asarray(x_centre, dtype=float)
+        z_centre = self.z_centre if z_centre is None else np.asarray(z_centre, dtype=float)
+        y_centre = self.y_centre if y_centre is None else float(y_centre)
         if x_centre.shape != (self.p,):
             raise InputError(f"x_centre must have {self.p} entries")
-        d = self.x_centre - x_centre
+        if z_centre.shape != (self.q,):
+            raise InputError(f"z_centre must have {self.q} entries")
+        d, g = self.x_centre - x_centre, self.z_centre - z_centre
         e = float(self.y_centre - y_centre)
-        if not np.any(d) and e == 0:
+        if not np.any(d) and not np.any(g) and e == 0:
             return self
-        if self.intercept is None:
-            raise InputError("cannot recentre: X has no intercept column")
-        if d[self.intercept] != 0:
+        i, zi = self.intercept, self.z_intercept
+        if (np.any(d) or e != 0) and i is None:
+            raise InputError("cannot recentre X or y: X has no intercept column")
+        if np.any(g) and zi is None:
+            raise InputError("cannot recentre Z: Z has no intercept column")
+        if (i is not None and d[i] != 0) or (zi is not None and g[zi] != 0):
             raise InputError("the intercept column is never centred")
-        i, N = self.intercept, float(self.n_obs)
-        s, t, z = self.XtX[:, i], float(self.Xty[i]), self.XtZ[:, i, :]
-        XtX = self.XtX + np.outer(s, d) + np.outer(d, s) + N * np.outer(d, d)
-        XtZ = self.XtZ + d[None, :, None] * z[:, None, :]
-        Xty = self.Xty + e * s + t * d + N * e * d
-        Zty = self.Zty + e * z
-        yty = self.yty + 2 * e * t + N * e * e
-        return replace(self, XtX=_ro(XtX), XtZ=_ro(XtZ), Xty=_ro(Xty), Zty=_ro(Zty), yty=float(yty),
-                       x_centre=_ro(x_centre), y_centre=float(y_centre))
+        N, n = float(self.n_obs), self.n.astype(float)
+        z = self.ZtZ[:, zi, :] if zi is not None else self.XtZ[:, i, :]  # (J, q): Z_j'1
+        XtZ, ZtZ, Zty = np.array(self.XtZ), np.array(self.ZtZ), np.array(self.Zty)
+        XtX, Xty, yty = np.array(self.XtX), np.array(self.Xty), float(self.yty)
+        if i is not None:  # X and y (the summed fields, and X'Z's X side)
+            s, t = self.XtX[:, i], float(self.Xty[i])
+            XtX += np.outer(s, d) + np.outer(d, s) + N * np.outer(d, d)
+            Xty += e * s + t * d + N * e * d
+            yty += 2 * e * t + N * e * e
+            XtZ += d[None, :, None] * z[:, None, :]
+            Zty += e * z
+        if zi is not None and np.any(g):  # Z's side, with the sums about the new X, y centres
+            sj = XtZ[:, :, zi]  # (J, p): X_j'1
+            tj = Zty[:, zi]  # (J,): y_j'1
+            XtZ += sj[:, :, None] * g[None, None, :]
+            ZtZ += z[:, :, None] * g[None, None, :] + g[None, :, None] * z[:, None, :] \
+                + n[:, None, None] * np.outer(g, g)[None]
+            Zty += tj[:, None] * g[None, :]
+        return replace(self, XtX=_ro(XtX), XtZ=_ro(XtZ), ZtZ=_ro(ZtZ), Xty=_ro(Xty), Zty=_ro(Zty), yty=yty,
+                       x_centre=_ro(x_centre), y_centre=y_centre, z_centre=_ro(z_centre))
 
     def merge(self, other: "CrossProducts") -> "CrossProducts":
         """Statistics of the union of two disjoint sets of rows (the merge rule above);
         the result is about ``self``'s centres."""
         if not isinstance(other, CrossProducts):
             raise InputError("can only merge CrossProducts with CrossProducts")
-        if (other.x_names, other.z_names, other.intercept) != (self.x_names, self.z_names, self.intercept):
+        if ((other.x_names, other.z_names, other.intercept, other.z_intercept)
+                != (self.x_names, self.z_names, self.intercept, self.z_intercept)):
             raise InputError(f"cannot merge: different models (X: {self.x_names} vs {other.x_names}, "
                              f"Z: {self.z_names} vs {other.z_names})")
-        other = other.recentre(self.x_centre, self.y_centre)
+        other = other.recentre(self.x_centre, self.y_centre, self.z_centre)
         try:
             labels = np.union1d(self.labels, other.labels)
         except TypeError:
@@ -219,7 +262,7 @@ def cross_products(y, X, Z, codes, labels, x_names, z_names, centre: bool = True
     once: the distinct columns A = [1, a_1 .. a_m, y], centred by their overall means,
     give the per-group products M_j[:, S] = A_j' A_j[:, S] for the columns S that Z uses
     (and the constant), and M = A'A in total; every block is then G1' M G2 for small
-    matrices G expressing X (centred), Z (raw) and y in terms of A."""
+    matrices G expressing X, Z (centred when they have an intercept) and y in terms of A."""
     y = np.asarray(y, dtype=float)
     codes = np.asarray(codes)
     if not codes.flags.writeable:  # np.bincount copies a read-only input (each chunk, each pair) otherwise
@@ -290,7 +333,10 @@ def cross_products(y, X, Z, codes, labels, x_names, z_names, centre: bool = True
                 G[0, j] = means[w]
         return G
 
-    Gx, Gz = express(where_x, do_centre), express(where_z, False)
+    z_ones = [k for k in range(q) if where_z[k] == 0]
+    z_intercept = z_ones[0] if z_ones else None
+    z_centred = centre and z_intercept is not None
+    Gx, Gz = express(where_x, do_centre), express(where_z, z_centred)
     gy = np.zeros(k)
     gy[k - 1] = 1.0
     if not do_centre:
@@ -303,4 +349,5 @@ def cross_products(y, X, Z, codes, labels, x_names, z_names, centre: bool = True
         XtX=_ro(Gx.T @ total @ Gx), XtZ=_ro(Gx.T @ MGz), ZtZ=_ro(Gz.T @ MGz), Xty=_ro(Gx.T @ total @ gy),
         Zty=_ro(MGz.transpose(0, 2, 1) @ gy), yty=float(gy @ total @ gy),
         x_names=tuple(x_names), z_names=tuple(z_names), x_centre=_ro(x_centre),
-        y_centre=float(means[-1]) if do_centre else 0.0, intercept=intercept)
+        y_centre=float(means[-1]) if do_centre else 0.0, intercept=intercept,
+        z_centre=_ro(np.array([means[w] if z_centred else 0.0 for w in where_z])), z_intercept=z_intercept)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import InputError
+from .centring import Centring
 from .crossprod import CrossProducts, cross_products
 from .formula import design, parse
 from .objective import Layout, blup_at, conditional_cov_at, evaluate, prepare
@@ -45,26 +46,30 @@ def _check(cp: CrossProducts, method: str) -> None:
 def fit_cross_products(cp: CrossProducts, method: str = "REML", blocks=None, *, formula: str | None = None,
                        group: str = "group", design_=None, dropped: int = 0) -> LmmResult:
     """Fit from per-group cross-products: theta_hat by :func:`~.optimise.minimise`, then
-    beta_hat, sigma^2, the BLUPs and their conditional covariances at theta_hat."""
+    beta_hat, sigma^2, the BLUPs and their conditional covariances at theta_hat.  The fit
+    runs in centred random-effect columns (:mod:`.centring`: the same likelihood, better
+    conditioned) and theta, Lambda, ranef and condVar are mapped back to the user's."""
     if not isinstance(cp, CrossProducts):
         raise InputError("stats must be a shrinkage.lmm.CrossProducts")
     method = _method(method)
     _check(cp, method)
     layout = Layout.of(tuple(blocks) if blocks is not None else (cp.q,))
-    pr = prepare(cp, layout)
+    centring = Centring.of(cp, layout)
+    pr = prepare(cp, layout, centring.c)
     opt = minimise(pr, method)
-    theta = opt.theta.copy()
-    pc = evaluate(theta, pr)
+    pc = evaluate(opt.theta, pr)
+    lam = centring.lam(pc.lam)
+    theta = layout.from_lambda(lam)
     nu = pr.N - pr.p if method == "REML" else pr.N
     sigma2 = pc.r2 / nu
     beta, vcov = cp.uncentre(pc.beta, sigma2 * np.linalg.inv(pc.A))
-    b = blup_at(pc)  # the evaluation at theta_hat above, reused
-    cv = conditional_cov_at(pc, sigma2)
+    b = centring.ranef(blup_at(pc))  # the evaluation at theta_hat above, reused
+    cv = centring.cov(conditional_cov_at(pc, sigma2))
     return LmmResult(method=method, formula=formula, group=group, labels=cp.labels, x_names=cp.x_names,
                      z_names=cp.z_names, blocks=layout.blocks, theta=theta, beta=beta, vcov_matrix=vcov,
                      sigma2=float(sigma2), deviance=float(opt.value), nobs=pr.N,
-                     singular=is_singular(theta, pr), lam=pc.lam, b=b, cond=cv, optimum=opt,
-                     stats=cp, problem=pr, design=design_, dropped=dropped)
+                     singular=is_singular(theta, pr), lam=lam, b=b, cond=cv, optimum=opt,
+                     stats=cp, problem=pr, design=design_, dropped=dropped, centring=centring)
 
 
 def lmer(formula: str, data, method: str = "REML", *, na_action: str = "omit", centre: bool = True) -> LmmResult:

@@ -14,6 +14,9 @@ criterion of the same model: the intervals are those of the likelihood.
 A standard deviation whose profile stays below the cut at 0 gets 0 as its lower end, a
 correlation that stays below it up to +-1 gets +-1.  The inner minimisation runs over
 log sd, atanh(correlation) and log sigma with the analytic gradient in theta (chain rule).
+The parameters are those of the user's columns (lme4's); the profiles run in the centred
+columns the fit ran in (:func:`_space`: a parameter that means the same there is held
+directly, the intercept's sd and correlations by a constraint).
 """
 
 from __future__ import annotations
@@ -79,6 +82,67 @@ def to_theta(nat, layout):
     return lam[layout.rows, layout.cols], sigma
 
 
+def _user_parameter(result, k: int):
+    """nat_c (natural parameters of the centred columns) -> the user's parameter k."""
+    lay, cen = result.problem.layout, result.centring
+
+    def value(nat_c):
+        ts = to_theta(nat_c, lay)
+        if ts is None:
+            return np.nan
+        lam = cen.lam(_lambda(ts[0], lay))
+        return natural(lay.from_lambda(lam), ts[1], lay)[k]
+
+    return value
+
+
+def _lambda(theta, layout) -> np.ndarray:
+    lam = np.zeros((layout.q, layout.q))
+    lam[layout.rows, layout.cols] = theta
+    return lam
+
+
+OFFSET = 10.0  # kappa above which the intercept's parameters are profiled under a constraint
+
+
+def _space(result, k: int):
+    """How parameter k is profiled: (natural parameters at the estimate, the map from
+    natural parameters to (theta in the fit's centred columns, sigma) or None, and None
+    or the map from centred natural parameters to the user's parameter k).
+
+    sigma, and an sd or a correlation not involving Z's intercept, mean the same in the
+    centred columns (T^-1 = I - e_i c' changes only D's row and column i): held fixed
+    there, well conditioned.  The intercept's sd and correlations of the user's D: held
+    fixed in the user's parameters when the offset is modest (kappa = sd of c'b_c / sd of
+    the centred intercept below OFFSET); beyond, the others would meet in a valley of
+    width ~ 1/kappa there, so the profile runs over all the centred parameters with the
+    user's parameter k held by an equality constraint (SLSQP)."""
+    lay = result.problem.layout
+    entries = _entries(lay)
+    zi = result.problem.cp.z_intercept
+    centred = natural(result.optimum.theta, result.sigma, lay)
+    direct = lambda nat: to_theta(nat, lay)  # noqa: E731
+    if (result.centring is None or result.centring.identity or k == len(entries)
+            or zi not in entries[k][1:]):
+        return centred, direct, None
+    lam_c = _lambda(result.optimum.theta, lay)
+    Dc = lam_c @ lam_c.T
+    c = result.centring.c
+    kappa = math.sqrt(max(c @ Dc @ c, 0.0) / Dc[zi, zi]) if Dc[zi, zi] > 0 else math.inf
+    if kappa < OFFSET:
+        return natural(result.theta, result.sigma, lay), (lambda nat: _user_theta(nat, result)), None
+    return centred, direct, _user_parameter(result, k)
+
+
+def _user_theta(nat, result):
+    """(theta_c, sigma) from the user's natural parameters, or None."""
+    lay = result.problem.layout
+    ts = to_theta(nat, lay)
+    if ts is None:
+        return None
+    return lay.from_lambda(result.centring.lam_centred(_lambda(ts[0], lay))), ts[1]
+
+
 def _full(theta, sigma, pr, method):
     """dev(theta, sigma) and its gradient in theta and in sigma."""
     pc = evaluate(theta, pr)
@@ -100,33 +164,42 @@ def _to_u(nat, kinds):
 
 
 def _from_u(u, kinds):
-    return np.array([math.tanh(v) if k == "corr" else math.exp(v) for v, k in zip(u, kinds)])
+    return np.array([math.tanh(v) if k == "corr" else math.exp(min(v, 700.0)) for v, k in zip(u, kinds)])
 
 
 def profile_deviance(result, k: int, value: float, start=None):
-    """min over the other natural parameters of dev with parameter k held at ``value``;
-    returns (value of the criterion, the minimising natural parameters)."""
+    """min over the other natural parameters of dev with the user's parameter k held at
+    ``value``; returns (value of the criterion, the minimising natural parameters of the
+    centred columns, see :func:`_space`; +inf where the constraint cannot be met)."""
     from scipy.optimize import minimize
 
     pr, lay, method = result.problem, result.problem.layout, result.method
     kinds = _kinds(lay)
-    nat0 = natural(result.theta, result.sigma, lay) if start is None else np.asarray(start, float)
-    free = [i for i in range(len(kinds)) if i != k]
+    hat, theta_of, user = _space(result, k)
+    nat0 = hat if start is None else np.asarray(start, float)
+    free = [i for i in range(len(kinds)) if i != k] if user is None else list(range(len(kinds)))
     u0 = _to_u(nat0, kinds)[free]
 
     def full_nat(u):
         nat = np.empty(len(kinds))
+        if user is None:
+            nat[k] = value
         nat[free] = _from_u(u, [kinds[i] for i in free])
-        nat[k] = value
         return nat
 
     def f(u):
-        nat = full_nat(u)
-        ts = to_theta(nat, lay)
-        if ts is None:
+        with np.errstate(all="ignore"):  # a trial step far out: overflow is caught below
+            return _f(u)
+
+    def _f(u):
+        ts = theta_of(full_nat(u))
+        if ts is None or not np.all(np.isfinite(ts[0])) or not 0 < ts[1] < np.inf:
             return 1e300, np.zeros_like(u)
         theta, sigma = ts
-        dev, gt, gs = _full(theta, sigma, pr, method)
+        try:
+            dev, gt, gs = _full(theta, sigma, pr, method)
+        except (InputError, ValueError, OverflowError):  # so far out that the criterion is lost
+            return 1e300, np.zeros_like(u)
         # chain rule: d theta / d u by central differences of the closed-form map
         grad = np.zeros_like(u)
         for a, i in enumerate(free):
@@ -134,13 +207,29 @@ def profile_deviance(result, k: int, value: float, start=None):
             up, um = u.copy(), u.copy()
             up[a] += h
             um[a] -= h
-            tp, tm = to_theta(full_nat(up), lay), to_theta(full_nat(um), lay)
+            tp, tm = theta_of(full_nat(up)), theta_of(full_nat(um))
             if tp is None or tm is None:
                 continue
             grad[a] = gt @ ((tp[0] - tm[0]) / (2 * h)) + gs * (tp[1] - tm[1]) / (2 * h)
+        if not (np.isfinite(dev) and np.all(np.isfinite(grad))):
+            return 1e300, np.zeros_like(u)
         return dev, grad
 
-    res = minimize(f, u0, jac=True, method="L-BFGS-B", options={"ftol": 1e-15, "gtol": 1e-9, "maxiter": 2000})
+    if user is None:
+        res = minimize(f, u0, jac=True, method="L-BFGS-B", options={"ftol": 1e-15, "gtol": 1e-9, "maxiter": 2000})
+        return float(res.fun), full_nat(res.x)
+    # the constraint relative to the parameter's scale: a correlation's is its distance to +-1
+    scale = max(abs(value), 1e-300) if kinds[k] == "sd" else max(1.0 - abs(value), 1e-300)
+
+    def gap(u):
+        with np.errstate(all="ignore"):
+            g = (user(full_nat(u)) - value) / scale
+        return g if np.isfinite(g) else 1e300
+
+    res = minimize(f, u0, jac=True, method="SLSQP", constraints=[{"type": "eq", "fun": gap}],
+                   options={"ftol": 1e-11, "maxiter": 500})
+    if not abs(gap(res.x)) <= 1e-9:
+        return math.inf, nat0
     return float(res.fun), full_nat(res.x)
 
 
@@ -148,7 +237,7 @@ def _endpoint(result, k, kind, hat, dev_min, cut, side):
     """The end of the interval on one side (-1 lower, +1 upper) of natural parameter k."""
     from scipy.optimize import brentq
 
-    done = [(hat, natural(result.theta, result.sigma, result.problem.layout))]
+    done = [(hat, _space(result, k)[0])]  # warm starts, in the space k is profiled in
 
     def excess(v):  # warm start from the nearest value tried between the estimate and v
         inside = [t for t in done if (t[0] - hat) * (v - hat) >= 0 and abs(t[0] - hat) <= abs(v - hat)]
@@ -158,14 +247,21 @@ def _endpoint(result, k, kind, hat, dev_min, cut, side):
         return val - dev_min - cut
 
     if kind == "corr":
-        edge = side * (1 - 1e-8)
+        gap = 1 - side * hat  # a correlation within 1e-8 of +-1 (a covariate far from 0): an edge beyond it
+        edge = side * (1 - (min(1e-8, 1e-3 * gap) if gap > 0 else 1e-8))
         if excess(edge) <= 0:
             return float(side)
-        return brentq(excess, hat, edge, xtol=1e-10, rtol=1e-10)
+        return brentq(excess, hat, edge, xtol=min(1e-10, 1e-6 * max(gap, 1e-300)), rtol=1e-10)
     if side < 0 and kind == "sd":
-        if excess(0.0) <= 0:
-            return 0.0
-        return brentq(excess, 0.0, hat, xtol=1e-12 * max(hat, 1.0), rtol=1e-10)
+        lo, e = 0.0, excess(0.0)
+        for t in 10.0 ** np.arange(-8, 0):  # +inf: held by a constraint that cannot reach 0 exactly
+            if math.isfinite(e):
+                break
+            lo = hat * t
+            e = excess(lo)
+        if e <= 0:
+            return lo
+        return brentq(excess, lo, hat, xtol=1e-12 * max(hat, 1.0), rtol=1e-10)
     inside = hat if hat > 0 else result.sigma * 1e-6
     step = 1.5 if side > 0 else 1 / 1.5
     outside = inside * step

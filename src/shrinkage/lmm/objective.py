@@ -108,11 +108,14 @@ class Problem:
     p: int
 
 
-def prepare(cp: CrossProducts, layout: Layout | None = None) -> Problem:
-    """Rearrange the cross-products for the criterion (once per fit)."""
+def prepare(cp: CrossProducts, layout: Layout | None = None, z_centre=None) -> Problem:
+    """Rearrange the cross-products for the criterion (once per fit), with Z's columns
+    about ``z_centre`` (default 0: the user's own columns, so theta is lme4's theta; the
+    fit passes its centres, see .centring), moved there exactly by CrossProducts.recentre."""
     layout = layout or Layout.of((cp.q,))
     if layout.q != cp.q:
         raise InputError(f"theta layout is for {layout.q} random-effect columns, the data have {cp.q}")
+    cp = cp.recentre(z_centre=np.zeros(cp.q) if z_centre is None else z_centre)
     ZtXy = np.concatenate([cp.XtZ.transpose(0, 2, 1), cp.Zty[:, :, None]], axis=2)
     return Problem(cp, layout, np.ascontiguousarray(cp.ZtZ.transpose(1, 2, 0)),
                    np.ascontiguousarray(ZtXy.transpose(1, 2, 0)), np.asarray(cp.XtX), np.asarray(cp.Xty),

@@ -24,7 +24,9 @@ class LmmResult:
     for REML, the ordinary one for ML; ``deviance`` is -2 loglik (lme4's REMLcrit for
     REML).  ``condvar`` is Var(b_j | y) with beta known (lme4's condVar).  ``singular``
     is lme4's isSingular (a diagonal entry of theta below 1e-4: a zero variance or a
-    correlation of +-1).  ``dropped``: rows left out for a missing value.
+    correlation of +-1).  ``dropped``: rows left out for a missing value.  ``theta``,
+    ``lam``, ``b``, ``cond`` are for the user's columns; ``problem`` and ``optimum.theta``
+    for the centred columns the fit ran in (``centring`` maps between them).
     """
 
     method: str
@@ -49,6 +51,7 @@ class LmmResult:
     problem: object
     design: object = None
     dropped: int = 0
+    centring: object = None  # Z = Z_c T (.centring): problem and optimum.theta are in Z_c
 
     # --- lme4's accessors ---------------------------------------------------------------
     @property
@@ -163,11 +166,13 @@ class LmmResult:
         """Predictions for new rows: fixef + ranef for a known group, fixef alone for a
         new one (lme4's allow.new.levels=TRUE).  With ``variance=True`` a DataFrame with
         the prediction and the variance of a new observation's prediction error, given
-        theta (the documented formulas, in centred X, a = Lambda' z):
+        theta (the documented formulas, in the centred X and Z the fit ran in, z_c = T^-T z,
+        a = Lambda_c' z_c, D_c = sigma^2 Lambda_c Lambda_c'):
 
         * known group j: sigma^2 [(x - h_j'a)' A^-1 (x - h_j'a) + a' S_j^-1 a + 1],
           h_j = S_j^-1 Lambda' Z_j'X_j (from the inverse of Henderson's matrix);
-        * new group: x' vcov x + z' D z + sigma^2.
+        * new group: x' vcov x + z_c' D_c z_c + sigma^2 (= z' D z, without its cancellation
+          when a column sits far from zero).
         """
         import pandas as pd
 
@@ -196,19 +201,22 @@ class LmmResult:
     def _prediction_variance(self, X, Z, at, known) -> np.ndarray:
         from .objective import _lsolve, evaluate
 
-        cp = self.stats
-        Xc = X - cp.x_centre[None, :]
-        pc = evaluate(self.theta, self.problem)
+        pr = self.problem
+        Xc = X - pr.cp.x_centre[None, :]
+        pc = evaluate(self.optimum.theta, pr)
+        Zc = Z if self.centring is None else self.centring.rows(Z)
         Ainv = np.linalg.inv(pc.A)
-        var = np.einsum("np,pk,nk->n", X, self.vcov_matrix, X) + np.einsum("nk,kl,nl->n", Z, self.D, Z) + self.sigma2
+        vcov_c = self.sigma2 * Ainv
+        Dc = self.sigma2 * pc.lam @ pc.lam.T
+        var = np.einsum("np,pk,nk->n", Xc, vcov_c, Xc) + np.einsum("nk,kl,nl->n", Zc, Dc, Zc) + self.sigma2
         if known.any():
             rows = np.flatnonzero(known)
             j = at[rows]
-            a = Z[rows] @ self.lam  # (Lambda' z)' per row
+            a = Zc[rows] @ pc.lam  # (Lambda_c' z_c)' per row
             L = pc.L[:, :, j]
             w = _lsolve(L, a.T[:, None, :])[:, 0, :]  # L^-1 a  (q, n)
-            ZtX = self.problem.ZtXy[:, :-1, j]  # (q, p, n)
-            lamZtX = np.tensordot(self.lam.T, ZtX, axes=(1, 0))
+            ZtX = pr.ZtXy[:, :-1, j]  # (q, p, n)
+            lamZtX = np.tensordot(pc.lam.T, ZtX, axes=(1, 0))
             Yx = _lsolve(L, lamZtX)  # L^-1 Lambda' Z'X
             hta = np.einsum("qn,qpn->np", w, Yx)  # h_j' a = Yx' L^-1 a
             e = Xc[rows] - hta

@@ -11,8 +11,8 @@ come back:
 
 These are the per-group moment matrices M_j = A_j'A_j of A = [1, e_1 .. e_m, e_y], the
 same matrices :func:`shrinkage.lmm.crossprod.cross_products` builds in memory, so the
-:class:`~shrinkage.lmm.CrossProducts` are assembled exactly as there (X centred when it
-has an intercept, Z raw).  Centring first keeps digits: at y ~ 1e8 with unit noise the
+:class:`~shrinkage.lmm.CrossProducts` are assembled exactly as there (X and Z centred
+when they have an intercept).  Centring first keeps digits: at y ~ 1e8 with unit noise the
 raw sums of squares would need 16 digits just to hold the noise (tests show it).  Sums
 about the same centres merge by addition, so the engine's own partial aggregation is
 exact.
@@ -260,7 +260,9 @@ def assemble(plan: Plan, labels, n, sums, prods, centres):
     ones = [j for j, w in enumerate(plan.where_x) if w == 0]
     intercept = ones[0] if ones else None
     centre = intercept is not None
-    Gx, Gz = _express(plan.where_x, means, centre, k), _express(plan.where_z, means, False, k)
+    z_intercept = next((j for j, w in enumerate(plan.where_z) if w == 0), None)
+    z_centred = z_intercept is not None
+    Gx, Gz = _express(plan.where_x, means, centre, k), _express(plan.where_z, means, z_centred, k)
     gy = _express((m,), means, centre, k)[:, 0]
     MGz = M @ Gz
     x_centre = np.array([means[w] if (centre and w) else 0.0 for w in plan.where_x])
@@ -269,7 +271,8 @@ def assemble(plan: Plan, labels, n, sums, prods, centres):
         XtX=_ro(Gx.T @ total @ Gx), XtZ=_ro(Gx.T @ MGz), ZtZ=_ro(Gz.T @ MGz), Xty=_ro(Gx.T @ total @ gy),
         Zty=_ro(MGz.transpose(0, 2, 1) @ gy), yty=float(gy @ total @ gy),
         x_names=plan.x_names, z_names=plan.z_names, x_centre=_ro(x_centre),
-        y_centre=float(means[m]) if centre else 0.0, intercept=intercept)
+        y_centre=float(means[m]) if centre else 0.0, intercept=intercept,
+        z_centre=_ro(np.array([means[w] if z_centred else 0.0 for w in plan.where_z])), z_intercept=z_intercept)
 
 
 def formula_cross_products(data, f, *, na_action: str = "omit", connection=None, progress=None):
