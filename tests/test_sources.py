@@ -177,3 +177,19 @@ def test_text_response_in_a_relation_is_named():
     rel = con.sql("SELECT * FROM (VALUES ('1', 'a'), ('x', 'a'), ('2', 'b')) t(y, g)")
     with pytest.raises(InputError, match="1 value\\(s\\) that are not numbers"):
         group_stats(rel, "y", "g")
+
+
+def test_an_own_connection_has_a_bounded_pool_and_leaves_no_spill_folder(tmp_path, monkeypatch):
+    """DuckDB's pool would otherwise grow to 80% of RAM (the peak growing with N), and
+    spill into ./.tmp of the user's folder."""
+    from pathlib import Path
+
+    from shrinkage.sources._duckdb import MEMORY_LIMIT, OwnConnection
+
+    monkeypatch.chdir(tmp_path)
+    own = OwnConnection()
+    ((limit, spill),) = own.con.sql("SELECT current_setting('memory_limit'), current_setting('temp_directory')").fetchall()
+    assert limit.endswith("MiB") and float(limit.split()[0]) * 2**20 <= int(MEMORY_LIMIT[:-2]) * 10**6, limit
+    assert Path(spill).is_dir() and Path(spill) != tmp_path / ".tmp"
+    own.close()
+    assert not Path(spill).exists() and not (tmp_path / ".tmp").exists()

@@ -25,6 +25,30 @@ _SQL = re.compile(r"^\s*(select|with|from|values|table|pivot|\()", re.IGNORECASE
 _CSV = (".csv", ".tsv", ".txt", ".csv.gz", ".tsv.gz", ".csv.zst")
 
 
+MEMORY_LIMIT = "160MB"  # the buffer pool of a connection the toolkit opens itself
+
+
+class OwnConnection:
+    """A DuckDB connection opened for one fit of a file or a query.  DuckDB keeps decoded
+    data in its buffer pool up to its memory limit (by default 80% of RAM), so the peak
+    would grow with N: here the pool is bounded and spills into a private temporary
+    folder, removed on close (DuckDB's default spill folder is ./.tmp, the user's)."""
+
+    def __init__(self):
+        import tempfile
+
+        import duckdb
+
+        self.spill = tempfile.mkdtemp(prefix="shrinkage-duckdb-")
+        self.con = duckdb.connect(config={"memory_limit": MEMORY_LIMIT, "temp_directory": self.spill})
+
+    def close(self) -> None:
+        import shutil
+
+        self.con.close()
+        shutil.rmtree(self.spill, ignore_errors=True)
+
+
 def quote(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
@@ -119,8 +143,8 @@ def _second_pass(src, labels, m, con, progress):
 def duckdb_stats(data, response: str, group: str, *, connection=None, progress=None) -> GroupStats:
     import duckdb
 
-    own = connection is None and not isinstance(data, duckdb.DuckDBPyRelation)
-    con = duckdb.connect() if own else connection
+    own = OwnConnection() if connection is None and not isinstance(data, duckdb.DuckDBPyRelation) else None
+    con = own.con if own else connection
     try:
         rel = relation(data, con, group)
         columns = list(rel.columns)
@@ -139,7 +163,7 @@ def duckdb_stats(data, response: str, group: str, *, connection=None, progress=N
             raise InputError(f"{what}: {' / '.join(lines)}") from None
     finally:
         if own:
-            con.close()
+            own.close()
     mean = m + dsum / n
     ss = np.where(n == 1, 0.0, np.maximum(dss - dsum * dsum / n, 0.0))
     return GroupStats.from_arrays(labels, n, mean, ss)

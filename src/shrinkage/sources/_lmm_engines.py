@@ -35,13 +35,15 @@ class DuckDBEngine:
     def __init__(self, data, *, connection=None, progress=None):
         import duckdb
 
-        self.own = connection is None and not isinstance(data, duckdb.DuckDBPyRelation)
-        self.con = duckdb.connect() if self.own else connection
+        from ._duckdb import OwnConnection
+
+        self.own = OwnConnection() if connection is None and not isinstance(data, duckdb.DuckDBPyRelation) else None
+        self.con = self.own.con if self.own else connection
         self.data, self.progress = data, progress
 
     def close(self):
         if self.own:
-            self.con.close()
+            self.own.close()
 
     def schema(self, group: str):
         from ._duckdb import relation
