@@ -154,11 +154,9 @@ def is_zero(expr: sp.Expr) -> bool | None:
         lambda e: simplify(sp.expand_log(sp.expand(e), force=False)),
     )
     if expr.has(sp.Sum):
-        # split has evaluated every sum that has a closed form: simplify need not try again
-        tidy = simplify
-        attempts = (lambda e: tidy(split(e)), lambda e: tidy(split(split(e)))) + attempts
+        attempts = (lambda e: simplify(split(e)), lambda e: simplify(split(split(e)))) + attempts
         if _starts_above_one(expr):
-            attempts = (lambda e: tidy(split(_sums_from_one(e))),) + attempts
+            attempts = (lambda e: simplify(split(_sums_from_one(e))),) + attempts
     for attempt in attempts:
         try:
             if attempt(expr) == 0:

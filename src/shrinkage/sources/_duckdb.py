@@ -49,6 +49,17 @@ class OwnConnection:
         shutil.rmtree(self.spill, ignore_errors=True)
 
 
+def open_connection(data, connection):
+    """(connection to use, OwnConnection or None): the caller's connection, or the one a
+    relation lives on (None: use theirs), else one opened here, to close after the fit."""
+    import duckdb
+
+    if connection is not None or isinstance(data, duckdb.DuckDBPyRelation):
+        return connection, None
+    own = OwnConnection()
+    return own.con, own
+
+
 def quote(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
@@ -143,8 +154,7 @@ def _second_pass(src, labels, m, con, progress):
 def duckdb_stats(data, response: str, group: str, *, connection=None, progress=None) -> GroupStats:
     import duckdb
 
-    own = OwnConnection() if connection is None and not isinstance(data, duckdb.DuckDBPyRelation) else None
-    con = own.con if own else connection
+    con, own = open_connection(data, connection)
     try:
         rel = relation(data, con, group)
         columns = list(rel.columns)

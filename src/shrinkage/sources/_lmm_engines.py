@@ -33,12 +33,9 @@ class DuckDBEngine:
     """Files, relations, SQL, Arrow tables: two SQL aggregates, out of core."""
 
     def __init__(self, data, *, connection=None, progress=None):
-        import duckdb
+        from ._duckdb import open_connection
 
-        from ._duckdb import OwnConnection
-
-        self.own = OwnConnection() if connection is None and not isinstance(data, duckdb.DuckDBPyRelation) else None
-        self.con = self.own.con if self.own else connection
+        self.con, self.own = open_connection(data, connection)
         self.data, self.progress = data, progress
 
     def close(self):
