@@ -90,3 +90,50 @@ def test_the_blup_derivation_states_the_sum_over_every_observation(checked):
     outer = first.atoms(sp.Sum)
     limits = {str(lim[0]) for s in outer for lim in s.limits}
     assert {"i", "j"} <= limits
+
+
+def test_sums_split_by_linearity_prove_the_envelope_identity_and_nothing_near_it():
+    """sum_j w_j (ybar_j - beta0_hat) = 0 with beta0_hat = sum_k w_k ybar_k / sum_k w_k:
+    proved with the sums as indeterminates (index renamed, free factors pulled out);
+    a wrong weight, a shorter range or a stray term is never proved."""
+    from shrinkage.derive.algebra import is_zero
+    from shrinkage.symbols import J, gamma, j, k
+
+    nn = sp.IndexedBase("n", integer=True, positive=True)
+    yb = sp.IndexedBase("ybar", real=True)
+    w = lambda i: nn[i] / (gamma * nn[i] + 1)  # noqa: E731
+    beta_hat = sp.Sum(w(k) * yb[k], (k, 1, J)) / sp.Sum(w(k), (k, 1, J))
+    assert is_zero(sp.Sum(w(j) * (yb[j] - beta_hat), (j, 1, J))) is True
+    for wrong in (sp.Sum(w(j) ** 2 * (yb[j] - beta_hat), (j, 1, J)),
+                  sp.Sum(w(j) * (yb[j] - beta_hat), (j, 1, J - 1)),
+                  sp.Sum(w(j) * (yb[j] - beta_hat) + nn[j] * 0 + gamma, (j, 1, J))):
+        assert is_zero(wrong) is None
+
+
+def test_a_derivative_through_a_defined_symbol_is_not_proved_by_treating_it_as_constant(monkeypatch):
+    """The profiled ML criterion is written in Q, which stands for Q(gamma): claiming its
+    derivative is 0 (what differentiating the symbol Q would give) is no theorem, and
+    the true derivative is proved."""
+    import importlib.util
+    from dataclasses import replace
+    from pathlib import Path
+
+    from shrinkage.derive.algebra import linear_sums
+    from shrinkage.derive.walk import walk
+
+    path = Path(__file__).resolve().parent.parent / "derivations" / "profile.py"
+    spec = importlib.util.spec_from_file_location("engine_test_profile", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    d = module.derivation()
+    ctx = list(walk(d))[d.step_index("ml_slope") - 1]  # the Derivative step before ml_slope
+    assert type(ctx.step).__name__ == "Derivative"
+    assert claims.symbolic_derivative(ctx) is True
+    zero = replace(ctx, step=replace(ctx.step, rhs=sp.S.Zero))
+    asked = []
+    monkeypatch.setattr(claims, "is_zero", lambda e: asked.append(e))  # what would be proved zero
+    assert claims.symbolic_derivative(zero) is not True
+    (difference,) = asked
+    assert sp.cancel(sp.together(linear_sums(difference))) != 0  # the derivative itself, not 0 - 0
+    with pytest.raises(claims.Failure):
+        claims.numeric_derivative(zero)

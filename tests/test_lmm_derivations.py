@@ -321,3 +321,26 @@ def fit_statistics(ZtZ, ZtX, XtX, Zty, Xty, yty, n):
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(pytest.main([__file__, "-q"]))
+
+
+@pytest.mark.parametrize("dim", [1, 2])
+def test_the_quadrature_alone_rejects_a_wrong_gaussian_integral(monkeypatch, dim):
+    """Shift both the closed-form Gaussian integral and the claim by 1e-8 at dimension
+    ``dim`` only: they still agree, so only the quadrature can notice, and it must."""
+    import mpmath
+
+    from shrinkage.derive.walk import walk
+    from shrinkage.matrix.gaussian import MatrixLogIntegral
+
+    gaussian, claimed = MatrixLogIntegral.gaussian, MatrixLogIntegral.claimed
+
+    def shift(w, exprs):
+        return mpmath.mpf("1e-8") if w.value(exprs["precision"]).nrows == dim else 0
+
+    d = load("lmm_marginal").derivation()
+    ctx = next(c for c in walk(d) if isinstance(c.step, MatrixLogIntegral))
+    ctx.step.verify(ctx.derivation, ctx.number, ctx.current, ctx.definitions, symbolic=False)  # as derived: passes
+    monkeypatch.setattr(MatrixLogIntegral, "gaussian", lambda self, w, e: gaussian(self, w, e) + shift(w, e))
+    monkeypatch.setattr(MatrixLogIntegral, "claimed", lambda self, w, e, L: claimed(self, w, e, L) + shift(w, e))
+    with pytest.raises(StepError, match="quadrature gives"):
+        ctx.step.verify(ctx.derivation, ctx.number, ctx.current, ctx.definitions, symbolic=False)

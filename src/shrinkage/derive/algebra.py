@@ -53,6 +53,36 @@ def _split_sums(expr: sp.Expr) -> sp.Expr:
     return sp.expand(expr.replace(lambda x: isinstance(x, sp.Sum), split))
 
 
+def linear_sums(expr: sp.Expr) -> sp.Expr:
+    """``expr`` with every single sum split by linearity alone: the summand expanded,
+    factors free of the index pulled out, each remaining sum over a summand without
+    nested sums written in one canonical form (its index renamed to one Dummy, the
+    summand cancelled).  An identity between such sums that holds with the sums taken
+    as independent indeterminates holds for every value they take (the envelope
+    theorem's sum_j w_j (ybar_j - beta0_hat) = 0 is one: doit cannot see it)."""
+    index = sp.Dummy("i", integer=True)
+
+    def split(s: sp.Sum) -> sp.Expr:
+        if len(s.limits) != 1:
+            return s
+        var, lo, hi = s.limits[0]
+        out = []
+        for term in sp.Add.make_args(sp.expand(s.function)):
+            free, bound = term.as_independent(var, as_Add=False)
+            if bound.has(var) and sp.denom(bound).has(var):  # expand multiplied the free factors into the denominator
+                more, bound = sp.factor(bound).as_independent(var, as_Add=False)
+                free *= more
+            if not bound.has(var):
+                out.append(free * bound * (hi - lo + 1))
+            elif bound.has(sp.Sum):  # renaming the index could capture it inside the nested sum
+                out.append(free * sp.Sum(bound, (var, lo, hi)))
+            else:
+                out.append(free * sp.Sum(sp.cancel(bound.xreplace({var: index})), (index, lo, hi)))
+        return sp.Add(*out)
+
+    return expr.replace(lambda x: isinstance(x, sp.Sum), split)
+
+
 def _sum_term(term: sp.Expr, limits: tuple) -> sp.Expr:
     """Sum(term, limits) by linearity alone when the index appears only inside data
     (y[i]: no closed form exists, and SymPy's doit spends seconds proving so): the
@@ -154,7 +184,7 @@ def is_zero(expr: sp.Expr) -> bool | None:
         lambda e: simplify(sp.expand_log(sp.expand(e), force=False)),
     )
     if expr.has(sp.Sum):
-        attempts = (lambda e: simplify(split(e)), lambda e: simplify(split(split(e)))) + attempts
+        attempts = (lambda e: sp.cancel(sp.together(linear_sums(e))), lambda e: simplify(split(e)), lambda e: simplify(split(split(e)))) + attempts
         if _starts_above_one(expr):
             attempts = (lambda e: simplify(split(_sums_from_one(e))),) + attempts
     for attempt in attempts:

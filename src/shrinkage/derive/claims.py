@@ -32,6 +32,19 @@ def _sub(ctx: Context, expr, *like):
     return substitute(expr, ctx.definitions, keep_sums=has_data_sums(*like))
 
 
+def _in_terms_of(ctx: Context, variables, expr=None):
+    """``expr`` (default: the current expression) with every definition that depends on
+    ``variables`` (a symbol or a set) put in: differentiating, integrating or
+    substituting in gamma, the symbol Q standing for Q(gamma) is no constant.  The other
+    definitions stay symbols (put in afterwards, as :func:`_sub` or the points do)."""
+    variables = set(variables) if isinstance(variables, (set, frozenset, list, tuple)) else {variables}
+    expr = ctx.current if expr is None else expr
+    defs = ctx.definitions
+    dependent = {s: e for s, e in defs.items()
+                 if s not in variables and variables & substitute(s, defs).free_symbols}
+    return substitute(expr, dependent) if dependent else expr
+
+
 # --- Equals -------------------------------------------------------------------------
 def equal_at_points(ctx: Context, a, b, what=("previous expression", "this step")):
     for point, (va, vb), inst in _points(ctx, a, b):
@@ -55,7 +68,8 @@ def substituted(ctx: Context) -> sp.Expr:
     abbreviation that contains beta0 puts it into the abbreviation too)."""
     mapping = ctx.step.mapping
     defs = {s: e for s, e in ctx.definitions.items() if s not in mapping}
-    expanded = substitute(ctx.current, defs, keep_sums=has_data_sums(ctx.current, ctx.step.rhs))
+    current = _in_terms_of(ctx, set(mapping))
+    expanded = substitute(current, defs, keep_sums=has_data_sums(current, ctx.step.rhs))
     absent = [k for k in mapping if not expanded.has(k)]
     if absent:
         raise Failure(f"substitutes {', '.join(map(str, absent))}, which the current expression does not contain")
@@ -67,14 +81,15 @@ def numeric_substitute(ctx):
 
 
 def symbolic_substitute(ctx):
-    return is_zero(_sub(ctx, substituted(ctx) - ctx.step.rhs, ctx.current, ctx.step.rhs))
+    done = substituted(ctx)
+    return is_zero(_sub(ctx, done - ctx.step.rhs, done, ctx.step.rhs))
 
 
 # --- Derivative -----------------------------------------------------------------------
 def numeric_derivative(ctx):
     var = ctx.step.var
     with mpmath.workdps(DPS):
-        for point, (f_expr, rhs), inst in _points(ctx, ctx.current, ctx.step.rhs):
+        for point, (f_expr, rhs), inst in _points(ctx, _in_terms_of(ctx, var), ctx.step.rhs):
             f = univariate(f_expr, var, inst, point)
             # a claim whose expressions lost ``var`` is still checked, at a point of its domain
             x = point[var] if var in point else ctx.notation.sample(var, random.Random(seed(ctx.derivation, ctx.number, var)))
@@ -86,7 +101,8 @@ def numeric_derivative(ctx):
 
 
 def symbolic_derivative(ctx):
-    return is_zero(_sub(ctx, sp.diff(ctx.current, ctx.step.var) - ctx.step.rhs, ctx.current))
+    f = _in_terms_of(ctx, ctx.step.var)
+    return is_zero(_sub(ctx, sp.diff(f, ctx.step.var) - ctx.step.rhs, f))
 
 
 # --- Sign -------------------------------------------------------------------------------
@@ -107,7 +123,7 @@ def symbolic_sign(ctx):
 def numeric_maximiser(ctx):
     var = ctx.step.var
     with mpmath.workdps(DPS):
-        for point, (f_expr, xhat_expr), inst in _points(ctx, ctx.current, ctx.step.rhs):
+        for point, (f_expr, xhat_expr), inst in _points(ctx, _in_terms_of(ctx, var), ctx.step.rhs):
             f = univariate(f_expr, var, inst, point)
             xhat = at(xhat_expr, point, var, inst)
             d1, d2 = mpmath.diff(f, xhat), mpmath.diff(f, xhat, 2)
@@ -117,9 +133,10 @@ def numeric_maximiser(ctx):
 
 
 def symbolic_maximiser(ctx):
-    var, current = ctx.step.var, ctx.current
-    stationary = is_zero(_sub(ctx, sp.diff(current, var).xreplace({var: ctx.step.rhs}), current))
-    concave = is_positive(-_sub(ctx, sp.diff(current, var, 2).xreplace({var: ctx.step.rhs}), current), ctx.notation)
+    var = ctx.step.var
+    f = _in_terms_of(ctx, var)
+    stationary = is_zero(_sub(ctx, sp.diff(f, var).xreplace({var: ctx.step.rhs}), f))
+    concave = is_positive(-_sub(ctx, sp.diff(f, var, 2).xreplace({var: ctx.step.rhs}), f), ctx.notation)
     return True if (stationary and concave) else None
 
 
@@ -131,7 +148,7 @@ def numeric_read_off(ctx):
     step = ctx.step
     var = step.var
     with mpmath.workdps(DPS):
-        for point, (f_expr, rhs), inst in _points(ctx, ctx.current, step.rhs):
+        for point, (f_expr, rhs), inst in _points(ctx, _in_terms_of(ctx, var), step.rhs):
             f = univariate(f_expr, var, inst, point)
             x0 = num(point[var]) if var in point else mpmath.mpf(0)
             lo, mid, hi = f(x0 - 1), f(x0), f(x0 + 1)
@@ -150,7 +167,8 @@ def numeric_read_off(ctx):
 
 
 def symbolic_read_off(ctx):
-    step, current = ctx.step, ctx.current
+    step = ctx.step
+    current = _in_terms_of(ctx, step.var)
     f = _sub(ctx, current, current)
     d2 = sp.diff(f, step.var, 2)
     if not is_zero(sp.diff(f, step.var, 3)):
@@ -168,7 +186,7 @@ def numeric_log_integral(ctx):
     step = ctx.step
     var = step.var
     with mpmath.workdps(DPS - 10):
-        for point, (f_expr, rhs, centre, scale), inst in _points(ctx, ctx.current, step.rhs, step.centre, step.scale):
+        for point, (f_expr, rhs, centre, scale), inst in _points(ctx, _in_terms_of(ctx, var), step.rhs, step.centre, step.scale):
             f = univariate(f_expr, var, inst, point)
             c, s = at(centre, point, var, inst), abs(at(scale, point, var, inst))
             peak = f(c)
@@ -202,7 +220,7 @@ def gaussian_log_integral(log_density, var, notation=None):
 def symbolic_log_integral(ctx):
     step = ctx.step
     try:
-        log_density = substitute(ctx.current, ctx.definitions, keep_sums=False)
+        log_density = substitute(_in_terms_of(ctx, step.var), ctx.definitions, keep_sums=False)
         claimed = gaussian_log_integral(log_density, step.var, ctx.notation)
         if claimed is None:
             integral = sp.integrate(sp.exp(log_density), (step.var, -sp.oo, sp.oo), conds="none")
@@ -240,7 +258,7 @@ def numeric_limit(ctx):
         raise Failure(f"the claimed limit {step.rhs} depends on {var}, the variable that tends to {step.point}")
     xs = approach(step.point)
     along = None  # f at each x_k: the same expressions at every point, made once
-    for pnt, (f_expr, rhs), inst in _points(ctx, ctx.current, step.rhs):
+    for pnt, (f_expr, rhs), inst in _points(ctx, _in_terms_of(ctx, var), step.rhs):
         if along is None:
             along = [f_expr.xreplace({var: a}) for a in xs]
         if target in (sp.oo, -sp.oo):
@@ -268,7 +286,7 @@ def numeric_limit(ctx):
 
 def symbolic_limit(ctx):
     step = ctx.step
-    expr = substitute(ctx.current, ctx.definitions, keep_sums=False)
+    expr = substitute(_in_terms_of(ctx, step.var), ctx.definitions, keep_sums=False)
     target = substitute(step.rhs, ctx.definitions, keep_sums=False)
     try:
         found = sp.limit(expr, step.var, step.point, "+" if step.point != sp.oo else "-")

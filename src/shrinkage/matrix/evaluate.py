@@ -15,6 +15,7 @@ inside a sum over groups, per-group symbols take the value of the group being su
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 import sympy as sp
@@ -24,6 +25,13 @@ from sympy.matrices.expressions.kronecker import KroneckerProduct
 from .linalg import Mat, block, blockdiag, eye, kron, ones, vstack, zeros
 from .nodes import GroupMatSum, GroupStack, GroupSum, Scalar
 from .notation import BY_CODE, STACKED_FROM, J, N, n, p, q
+
+
+@lru_cache(maxsize=None)
+def free_symbols(expr: sp.Basic) -> frozenset:
+    """``expr.free_symbols``, computed once per expression: SymPy walks the whole tree on
+    every call, and a quadrature asks for the same subexpressions thousands of times."""
+    return frozenset(expr.free_symbols)
 
 
 class NotSettled(Exception):
@@ -104,7 +112,7 @@ class Walker:
         if key in self._memo:
             return self._memo[key]
         parent = self._parent
-        if parent is not None and not (expr.free_symbols & self._changed):
+        if parent is not None and self._changed.isdisjoint(free_symbols(expr)):
             v = parent.value(expr, group)
         else:
             v = self._value(expr, group)

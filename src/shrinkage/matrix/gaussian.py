@@ -155,9 +155,10 @@ class MatrixLogIntegral(_Quadratic):
     def quadrature(self, sizes, w, exprs, dim):
         """log of the integral by quadrature, after the exact change of variables
         x = centre + R^{-1} u (R^T R = precision), which only moves and spreads the
-        integrand so that the rule resolves it: mpmath.quad (tanh-sinh, 20 digits) in
-        one dimension; in two, a 40 x 40 Gauss-Hermite product rule applied to
-        exp(f(x) - f(centre) + |u|^2/2), which is smooth whatever the claim."""
+        integrand so that the rule resolves it: a Gauss-Hermite product rule (60 nodes
+        in one dimension, 30 x 30 in two) applied to exp(f(x) - f(centre) + |u|^2/2),
+        which is smooth whatever the claim.  (tanh-sinh in one dimension took 15 times
+        the evaluations for the same verdicts.)"""
         with mpmath.workdps(25):
             xhat, P = w.value(exprs["centre"]), w.value(exprs["precision"])
             R = cholesky_upper(P, mpmath.sqrt)
@@ -168,10 +169,10 @@ class MatrixLogIntegral(_Quadratic):
                 x = xhat + Rinv @ Mat(tuple((ui,) for ui in u))
                 return assign(w, self.parts, x).value(exprs["current"]) - fhat
 
+            nodes, weights = _hermite(60 if dim == 1 else 30)
             if dim == 1:
-                total = mpmath.quad(lambda u: mpmath.exp(log_integrand([u])), [-mpmath.inf, -3, 0, 3, mpmath.inf])
+                total = mpmath.fsum(wa * mpmath.exp(log_integrand([a]) + a * a / 2) for a, wa in zip(nodes, weights))
             else:
-                nodes, weights = _hermite(40)
                 total = mpmath.fsum(
                     wa * wb * mpmath.exp(log_integrand([a, b]) + (a * a + b * b) / 2)
                     for a, wa in zip(nodes, weights) for b, wb in zip(nodes, weights)

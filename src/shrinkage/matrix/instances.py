@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
+from functools import lru_cache
 
 import sympy as sp
 
@@ -49,6 +50,13 @@ def uses_groups(*exprs: sp.Basic) -> bool:
 
 def symbols_of(exprs) -> tuple[set, set]:
     """(matrix symbols, scalar symbols) an instance must give values to."""
+    matrices, scalars = _symbols_of(tuple(exprs))
+    return set(matrices), set(scalars)
+
+
+@lru_cache(maxsize=None)
+def _symbols_of(exprs: tuple) -> tuple[frozenset, frozenset]:
+    """symbols_of, once per tuple of expressions (every random instance of a step asks)."""
     matrices, scalars = set(), set()
     for e in exprs:
         matrices |= e.atoms(sp.MatrixSymbol)
@@ -60,7 +68,7 @@ def symbols_of(exprs) -> tuple[set, set]:
     for m in list(matrices):
         if m.name in STACKED_FROM:
             matrices.add(BY_CODE[STACKED_FROM[m.name][0]].symbol)
-    return matrices, scalars
+    return frozenset(matrices), frozenset(scalars)
 
 
 def _quantity(m: sp.MatrixSymbol) -> MatrixQuantity:
