@@ -363,6 +363,30 @@ def _in_citation_order(todo: list[Source]) -> list[Source]:
     return ordered
 
 
+def _critical_paths(todo: list[Source], cost: Callable[[Source], float]) -> dict[str, float]:
+    """For each derivation, its expected cost plus that of the costliest chain of
+    derivations waiting for it (they cite it, directly or not): checking the longest
+    chains first keeps a cited derivation from holding back the end of the build.
+    ``cost``: the seconds it took last time, or its number of steps."""
+    by_name = {s.name: s for s in todo}
+    citers: dict[str, list[str]] = {s.name: [] for s in todo}
+    for s in todo:
+        for c in cache_module.cited(s.derivation):
+            if c.name in citers:
+                citers[c.name].append(s.name)
+    rank: dict[str, float] = {}
+
+    def of(name: str, seen: frozenset = frozenset()) -> float:
+        if name not in rank:
+            later = [of(c, seen | {name}) for c in citers[name] if c not in seen]  # a circle is reported later
+            rank[name] = cost(by_name[name]) + max(later, default=0.0)
+        return rank[name]
+
+    for s in todo:
+        of(s.name)
+    return rank
+
+
 def check_sources(sources: list[Source], *, cache: cache_module.Cache | None = None, jobs: int = 1,
                   report: Report = _quiet, timeout: float | None = None,
                   keys: dict[str, str] | None = None) -> list[CheckedDerivation]:
@@ -399,7 +423,8 @@ def check_sources(sources: list[Source], *, cache: cache_module.Cache | None = N
                 pass  # not storable (a class defined in the file): checked again next time
 
     expected = cache.times() if cache is not None else {}
-    todo.sort(key=lambda s: (-expected.get(s.name, len(s.derivation.steps)), s.name))
+    rank = _critical_paths(todo, lambda s: expected.get(s.name, len(s.derivation.steps)))
+    todo.sort(key=lambda s: (-rank[s.name], s.name))
     try:
         parallel = [s for s in todo if s.path is not None]
         if jobs > 1 and len(parallel) > 1:

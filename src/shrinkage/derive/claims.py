@@ -14,8 +14,8 @@ import random
 import mpmath
 import sympy as sp
 
-from .algebra import has_data_sums, is_positive, is_zero, substitute, xreplace_shielded
-from .points import DPS, REL_TOL, Failure, at, close, fmt_point, num, points, seed, univariate, value_at
+from .algebra import has_data_sums, is_positive, is_zero, linear_sums, substitute, xreplace_shielded
+from .points import DPS, REL_TOL, Failure, at, close, derivatives, fmt_point, num, points, seed, univariate, value_at
 from .steps import Conditional
 from .walk import Context
 
@@ -90,10 +90,10 @@ def numeric_derivative(ctx):
     var = ctx.step.var
     with mpmath.workdps(DPS):
         for point, (f_expr, rhs), inst in _points(ctx, _in_terms_of(ctx, var), ctx.step.rhs):
-            f = univariate(f_expr, var, inst, point)
             # a claim whose expressions lost ``var`` is still checked, at a point of its domain
             x = point[var] if var in point else ctx.notation.sample(var, random.Random(seed(ctx.derivation, ctx.number, var)))
-            numeric = mpmath.diff(f, num(x))
+            found = derivatives(f_expr, var, inst, x)
+            numeric = found[0] if found else mpmath.diff(univariate(f_expr, var, inst, point), num(x))
             target = value_at(inst, rhs)
             if not abs(numeric - target) <= DERIVATIVE_TOL * max(1, abs(target)):
                 raise Failure(f"at {fmt_point(point)}: numerical derivative {mpmath.nstr(numeric, 15)}, "
@@ -124,9 +124,12 @@ def numeric_maximiser(ctx):
     var = ctx.step.var
     with mpmath.workdps(DPS):
         for point, (f_expr, xhat_expr), inst in _points(ctx, _in_terms_of(ctx, var), ctx.step.rhs):
-            f = univariate(f_expr, var, inst, point)
             xhat = at(xhat_expr, point, var, inst)
-            d1, d2 = mpmath.diff(f, xhat), mpmath.diff(f, xhat, 2)
+            found = derivatives(f_expr, var, inst, xhat)
+            if found is None:
+                f = univariate(f_expr, var, inst, point)
+                found = mpmath.diff(f, xhat), mpmath.diff(f, xhat, 2)
+            d1, d2 = found
             if not (d2 < 0 and abs(d1) <= DERIVATIVE_TOL * abs(d2) * max(1, abs(xhat))):
                 raise Failure(f"at {fmt_point(point)}: claimed maximiser {mpmath.nstr(xhat, 15)} has "
                               f"derivative {mpmath.nstr(d1, 5)} and curvature {mpmath.nstr(d2, 5)}")
@@ -221,6 +224,9 @@ def symbolic_log_integral(ctx):
     step = ctx.step
     try:
         log_density = substitute(_in_terms_of(ctx, step.var), ctx.definitions, keep_sums=False)
+        in_sums = log_density.has(sp.Sum)
+        if in_sums:  # sum_j w_j (ybar_j - beta0)^2 is a quadratic in beta0 once split by linearity
+            log_density = linear_sums(log_density)
         claimed = gaussian_log_integral(log_density, step.var, ctx.notation)
         if claimed is None:
             integral = sp.integrate(sp.exp(log_density), (step.var, -sp.oo, sp.oo), conds="none")
@@ -229,7 +235,7 @@ def symbolic_log_integral(ctx):
             claimed = sp.expand_log(sp.log(integral))
         if isinstance(step, Conditional):
             claimed = log_density - claimed
-        return is_zero(claimed - substitute(step.rhs, ctx.definitions, keep_sums=False))
+        return is_zero(claimed - substitute(step.rhs, ctx.definitions, keep_sums=in_sums))
     except (NotImplementedError, ValueError, TypeError):
         return None
 

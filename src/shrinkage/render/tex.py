@@ -29,6 +29,20 @@ class ShrinkagePrinter(LatexPrinter):
         names = {q.symbol: q.latex for q in self.notation}
         names.update(getattr(self.notation, "matrix_names", {}))  # MatrixSymbols (shrinkage.matrix)
         super().__init__({"symbol_names": names, "order": "none", **(settings or {})})
+        self._printed: dict = {}
+
+    def _print(self, expr, **kwargs):
+        """SymPy's _print, once per expression: the line breaker prints every subtree
+        again at each level (quadratic), and a matrix product's sign test is slow."""
+        if kwargs:
+            return super()._print(expr, **kwargs)
+        try:
+            return self._printed[expr]
+        except KeyError:
+            out = self._printed[expr] = super()._print(expr)
+            return out
+        except TypeError:  # unhashable (a mutable matrix)
+            return super()._print(expr)
 
     def _print_Indexed(self, expr):
         q = self.notation.quantity_of(expr.base.label)
