@@ -114,18 +114,14 @@ def test_a_derivative_through_a_defined_symbol_is_not_proved_by_treating_it_as_c
     """The profiled ML criterion is written in Q, which stands for Q(gamma): claiming its
     derivative is 0 (what differentiating the symbol Q would give) is no theorem, and
     the true derivative is proved."""
-    import importlib.util
     from dataclasses import replace
-    from pathlib import Path
 
+    from conftest import DERIVATIONS
+    from shrinkage.build import load_file
     from shrinkage.derive.algebra import linear_sums
     from shrinkage.derive.walk import walk
 
-    path = Path(__file__).resolve().parent.parent / "derivations" / "profile.py"
-    spec = importlib.util.spec_from_file_location("engine_test_profile", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    d = module.derivation()
+    d = load_file(DERIVATIONS / "profile.py")
     ctx = list(walk(d))[d.step_index("ml_slope") - 1]  # the Derivative step before ml_slope
     assert type(ctx.step).__name__ == "Derivative"
     assert claims.symbolic_derivative(ctx) is True

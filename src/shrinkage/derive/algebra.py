@@ -184,7 +184,8 @@ def is_zero(expr: sp.Expr) -> bool | None:
         lambda e: simplify(sp.expand_log(sp.expand(e), force=False)),
     )
     if expr.has(sp.Sum):
-        attempts = (lambda e: sp.cancel(sp.together(sp.expand_log(linear_sums(e), force=False))), lambda e: simplify(split(e)), lambda e: simplify(split(split(e)))) + attempts
+        as_indeterminates = lambda e: sp.cancel(sp.together(sp.expand_log(linear_sums(e), force=False)))  # noqa: E731
+        attempts = (as_indeterminates, lambda e: simplify(split(e)), lambda e: simplify(split(split(e)))) + attempts
         if _starts_above_one(expr):
             attempts = (lambda e: simplify(split(_sums_from_one(e))),) + attempts
     for attempt in attempts:

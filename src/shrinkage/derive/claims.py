@@ -32,14 +32,12 @@ def _sub(ctx: Context, expr, *like):
     return substitute(expr, ctx.definitions, keep_sums=has_data_sums(*like))
 
 
-def _in_terms_of(ctx: Context, variables, expr=None):
-    """``expr`` (default: the current expression) with every definition that depends on
-    ``variables`` (a symbol or a set) put in: differentiating, integrating or
-    substituting in gamma, the symbol Q standing for Q(gamma) is no constant.  The other
-    definitions stay symbols (put in afterwards, as :func:`_sub` or the points do)."""
-    variables = set(variables) if isinstance(variables, (set, frozenset, list, tuple)) else {variables}
-    expr = ctx.current if expr is None else expr
-    defs = ctx.definitions
+def _in_terms_of(ctx: Context, *variables):
+    """The current expression with every definition that depends on ``variables`` put in:
+    differentiating, integrating or substituting in gamma, the symbol Q standing for
+    Q(gamma) is no constant.  The other definitions stay symbols (put in afterwards, as
+    :func:`_sub` or the points do)."""
+    variables, expr, defs = set(variables), ctx.current, ctx.definitions
     dependent = {s: e for s, e in defs.items()
                  if s not in variables and variables & substitute(s, defs).free_symbols}
     return substitute(expr, dependent) if dependent else expr
@@ -68,7 +66,7 @@ def substituted(ctx: Context) -> sp.Expr:
     abbreviation that contains beta0 puts it into the abbreviation too)."""
     mapping = ctx.step.mapping
     defs = {s: e for s, e in ctx.definitions.items() if s not in mapping}
-    current = _in_terms_of(ctx, set(mapping))
+    current = _in_terms_of(ctx, *mapping)
     expanded = substitute(current, defs, keep_sums=has_data_sums(current, ctx.step.rhs))
     absent = [k for k in mapping if not expanded.has(k)]
     if absent:
@@ -92,12 +90,21 @@ def numeric_derivative(ctx):
         for point, (f_expr, rhs), inst in _points(ctx, _in_terms_of(ctx, var), ctx.step.rhs):
             # a claim whose expressions lost ``var`` is still checked, at a point of its domain
             x = point[var] if var in point else ctx.notation.sample(var, random.Random(seed(ctx.derivation, ctx.number, var)))
-            found = derivatives(f_expr, var, inst, x)
-            numeric = found[0] if found else mpmath.diff(univariate(f_expr, var, inst, point), num(x))
+            numeric = _derivatives(f_expr, var, inst, point, x)[0]
             target = value_at(inst, rhs)
             if not abs(numeric - target) <= DERIVATIVE_TOL * max(1, abs(target)):
                 raise Failure(f"at {fmt_point(point)}: numerical derivative {mpmath.nstr(numeric, 15)}, "
                               f"this step claims {mpmath.nstr(target, 15)}")
+
+
+def _derivatives(f_expr, var, inst, point, x, second: bool = False) -> tuple:
+    """(f'(x), f''(x) or None) from certified values (points.derivatives), else by
+    mpmath.diff of the lambdified f where a value cannot be certified."""
+    found = derivatives(f_expr, var, inst, x)
+    if found is not None:
+        return found
+    f, x = univariate(f_expr, var, inst, point), x if isinstance(x, mpmath.mpf) else num(x)
+    return mpmath.diff(f, x), mpmath.diff(f, x, 2) if second else None
 
 
 def symbolic_derivative(ctx):
@@ -125,11 +132,7 @@ def numeric_maximiser(ctx):
     with mpmath.workdps(DPS):
         for point, (f_expr, xhat_expr), inst in _points(ctx, _in_terms_of(ctx, var), ctx.step.rhs):
             xhat = at(xhat_expr, point, var, inst)
-            found = derivatives(f_expr, var, inst, xhat)
-            if found is None:
-                f = univariate(f_expr, var, inst, point)
-                found = mpmath.diff(f, xhat), mpmath.diff(f, xhat, 2)
-            d1, d2 = found
+            d1, d2 = _derivatives(f_expr, var, inst, point, xhat, second=True)
             if not (d2 < 0 and abs(d1) <= DERIVATIVE_TOL * abs(d2) * max(1, abs(xhat))):
                 raise Failure(f"at {fmt_point(point)}: claimed maximiser {mpmath.nstr(xhat, 15)} has "
                               f"derivative {mpmath.nstr(d1, 5)} and curvature {mpmath.nstr(d2, 5)}")

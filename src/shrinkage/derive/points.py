@@ -282,7 +282,7 @@ def derivatives(expr, var, inst, x) -> tuple | None:
     except Unsupported:
         return None
     with mpmath.workdps(DPS + 15):
-        h = mpmath.mpf(10) ** -12
+        h = mpmath.mpf(STEP.p) / STEP.q
         d1 = mpmath.fsum(c * v for (_, c, _), v in zip(STENCIL, values)) / (12 * h)
         d2 = mpmath.fsum(c * v for (_, _, c), v in zip(STENCIL, values)) / (12 * h * h)
     return +d1, +d2

@@ -11,6 +11,7 @@ checked by quadrature.
 
 from __future__ import annotations
 
+import itertools
 import random
 from dataclasses import dataclass
 
@@ -169,14 +170,11 @@ class MatrixLogIntegral(_Quadratic):
                 x = xhat + Rinv @ Mat(tuple((ui,) for ui in u))
                 return assign(w, self.parts, x).value(exprs["current"]) - fhat
 
-            nodes, weights = _hermite(60 if dim == 1 else 30)
-            if dim == 1:
-                total = mpmath.fsum(wa * mpmath.exp(log_integrand([a]) + a * a / 2) for a, wa in zip(nodes, weights))
-            else:
-                total = mpmath.fsum(
-                    wa * wb * mpmath.exp(log_integrand([a, b]) + (a * a + b * b) / 2)
-                    for a, wa in zip(nodes, weights) for b, wb in zip(nodes, weights)
-                )
+            rule = list(zip(*_hermite(60 if dim == 1 else 30)))
+            total = mpmath.fsum(
+                mpmath.fprod(w for _, w in nodes) * mpmath.exp(log_integrand([u for u, _ in nodes])
+                                                               + mpmath.fsum(u * u for u, _ in nodes) / 2)
+                for nodes in itertools.product(rule, repeat=dim))
             value = mpmath.log(total) + fhat - mpmath.log(R.det(NUMERIC))
             a = self.claimed(w, exprs, value)
             b = self.target(w, exprs, value)
