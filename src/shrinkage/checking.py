@@ -30,6 +30,7 @@ from typing import Callable, Iterable
 from . import cache as cache_module
 from .derive import CheckedDerivation, Derivation, check
 from .errors import DerivationError, ShrinkageError
+from .passes import cores
 
 
 # ----------------------------------------------------------------------------------
@@ -234,10 +235,7 @@ def worker_main() -> None:
 
 
 def default_jobs() -> int:
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:
-        return max(1, os.cpu_count() or 1)
+    return cores()
 
 
 class _Worker:

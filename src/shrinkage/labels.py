@@ -25,6 +25,7 @@ import math
 import numpy as np
 
 from .errors import InputError
+from .passes import take
 
 __all__ = ["as_labels", "missing_mask", "factorize"]
 
@@ -199,7 +200,7 @@ def _hashed(g: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         h = _slots(sub, mult, bits, out=codes if rows is None else None)  # round 0: the slots are the codes
         table = np.full(1 << bits, sub[0], dtype=sub.dtype)
         table[h] = sub
-        lost = table[h] != sub
+        lost = take(table, h) != sub
         if rows is not None:
             h += base
             codes[rows] = h
@@ -241,7 +242,7 @@ def _in_sorted_order(tables, rest, codes, dtype) -> tuple[np.ndarray, np.ndarray
         slot[idx] = tables[-1][3] + tables[-1][2].size + np.searchsorted(rest, todo)
     rank = np.empty(tables[-1][3] + tables[-1][2].size + rest.size, dtype=np.intp)
     rank[slot] = np.arange(labels.size)
-    return labels.astype(dtype, copy=False), np.take(rank, codes)
+    return labels.astype(dtype, copy=False), take(rank, codes)
 
 
 def _factorize_any(g: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

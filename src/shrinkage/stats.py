@@ -23,6 +23,7 @@ from typing import Iterable
 import numpy as np
 
 from .errors import InputError
+from .passes import chunk_results
 from .labels import factorize
 
 __all__ = ["GroupStats", "as_response", "factorize", "refuse_nonfinite"]
@@ -247,7 +248,7 @@ def _two_pass(y: np.ndarray, codes: np.ndarray, rescale: bool = True):
     searched for it.  A non-finite sum of finite values (overflow) or means below 2^-400
     (squares that underflow) send y through an exact power-of-two rescaling."""
     try:
-        n = np.bincount(codes)
+        n = _counts(codes)
     except ValueError:
         bad = int(np.flatnonzero(codes < 0)[0])
         raise InputError(f"codes must be >= 0, got {int(codes[bad])} at position {bad}") from None
@@ -266,6 +267,23 @@ def _two_pass(y: np.ndarray, codes: np.ndarray, rescale: bool = True):
     if rescale and (not np.isfinite(ss).all() or top > _SAFE or top < 1 / _SAFE):
         return _rescaled(y, codes)
     return n.astype(np.int64, copy=False), mean, ss, 1.0
+
+
+def _counts(codes: np.ndarray) -> np.ndarray:
+    """np.bincount(codes), block by block on the worker threads (integer sums: exact in
+    any order); a negative code raises ValueError as np.bincount does.  Blocks hold at
+    least 4x as many rows as the first block's counts have entries (adding K counts per
+    block stays a small cost)."""
+    first = min(codes.size, 1 << 20)
+    n = np.bincount(codes[:first]).astype(np.int64, copy=False)
+    rest = codes[first:]
+    for part in chunk_results(lambda a, b, _: np.bincount(rest[a:b]), rest.size, max(1 << 20, 4 * n.size)):
+        if part.size > n.size:
+            part[:n.size] += n
+            n = part
+        else:
+            n[:part.size] += part
+    return n
 
 
 def _means(y: np.ndarray, codes: np.ndarray, n: np.ndarray) -> np.ndarray:
@@ -298,22 +316,23 @@ def _shifted(y: np.ndarray, codes: np.ndarray, n: np.ndarray):
         c = 0.0  # a NaN in the sample (the sums below are NaN too, and the caller looks) or
         # an overflow (then the sums overflow, and the caller rescales)
     block = max(_BLOCK, 4 * K)  # each block adds K sums: at K = 1e6, 1e6-row blocks cost 10% more
-    buf = np.empty(min(block, y.size))
+
+    def sums(a: int, b: int, buffer):
+        d = buffer(b - a)
+        with np.errstate(over="ignore", invalid="ignore"):  # per thread; overflow is detected by the caller
+            np.subtract(y[a:b], c, out=d)
+            t1 = np.bincount(codes[a:b], weights=d, minlength=K)
+            np.multiply(d, d, out=d)
+        return t1, np.bincount(codes[a:b], weights=d, minlength=K)
+
     s1 = s2 = None
     with np.errstate(over="ignore", invalid="ignore"):  # overflow is detected by the caller
-        for a in range(0, y.size, block):
-            cb = codes[a:a + block]
-            d = buf[:cb.size]
-            np.subtract(y[a:a + block], c, out=d)
-            t1 = np.bincount(cb, weights=d, minlength=K)
-            np.multiply(d, d, out=d)
-            t2 = np.bincount(cb, weights=d, minlength=K)
+        for t1, t2 in chunk_results(sums, y.size, block):  # folded in block order: as one thread adds
             if s1 is None:
                 s1, s2 = t1, t2
             else:
                 s1 += t1
                 s2 += t2
-        del buf, d, t1, t2
         with np.errstate(divide="ignore"):
             dm = s1 / n
         ss = np.multiply(s1, dm, out=s1)  # in place: s1 is not needed after this
@@ -353,16 +372,19 @@ def _squared_deviations(y: np.ndarray, codes: np.ndarray, mean: np.ndarray) -> n
     block (2^18-row blocks at K = 1e6 made this pass 40% slower).  Codes are known to lie in range (bincount passed)."""
     K = mean.size
     block = max(_BLOCK, K)  # at least K rows: adding a block's K sums stays a small cost
+
+    def squares(a: int, b: int, buffer):
+        c, d = codes[a:b], buffer(b - a)
+        with np.errstate(over="ignore", invalid="ignore"):  # per thread; overflow is detected by the caller
+            np.take(mean, c, out=d, mode="wrap")
+            np.subtract(y[a:b], d, out=d)
+            np.multiply(d, d, out=d)
+        return np.bincount(c, weights=d, minlength=K)
+
     ss = np.zeros(K)
-    buf = np.empty(min(block, y.size))
     with np.errstate(over="ignore", invalid="ignore"):  # overflow is detected by the caller
-        for a in range(0, y.size, block):
-            c = codes[a:a + block]
-            b = buf[:c.size]
-            np.take(mean, c, out=b, mode="wrap")
-            np.subtract(y[a:a + block], b, out=b)
-            np.multiply(b, b, out=b)
-            ss += np.bincount(c, weights=b, minlength=K)
+        for part in chunk_results(squares, y.size, block):  # folded in block order
+            ss += part
     return ss
 
 

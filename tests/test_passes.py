@@ -1,0 +1,86 @@
+"""Passes on worker threads give the numbers one thread gives, bit for bit (shrinkage.passes).
+
+The chunks of a pass may finish in any order; their results are folded in chunk order,
+so sums do not depend on the number of threads (and output not on the machine).
+"""
+
+from __future__ import annotations
+
+import random
+import time
+
+import numpy as np
+import pytest
+
+from shrinkage import passes
+from shrinkage.errors import InputError
+from shrinkage.labels import factorize
+from shrinkage.lmm.crossprod import cross_products
+from shrinkage.stats import GroupStats
+
+
+def test_chunks_come_back_in_order_whatever_order_they_finish_in(monkeypatch):
+    monkeypatch.setenv("SHRINKAGE_THREADS", "4")
+    delays = random.Random(1).sample(range(20), 20)
+
+    def work(lo, hi, buffer):
+        time.sleep(delays[lo // 10] / 2000)  # later chunks often finish first
+        b = buffer(hi - lo)
+        b[:] = np.arange(lo, hi)
+        return b.copy()
+
+    got = list(passes.chunk_results(work, 195, 10))
+    assert [int(g[0]) for g in got] == list(range(0, 195, 10))
+    assert np.array_equal(np.concatenate(got), np.arange(195))
+
+
+def test_a_chunks_error_reaches_the_caller(monkeypatch):
+    monkeypatch.setenv("SHRINKAGE_THREADS", "2")
+
+    def work(lo, hi, _):
+        if lo == 30:
+            raise ArithmeticError(f"chunk at {lo}")
+        return lo
+
+    with pytest.raises(ArithmeticError, match="chunk at 30"):
+        list(passes.chunk_results(work, 100, 10))
+
+
+def test_a_bad_thread_count_is_named(monkeypatch):
+    monkeypatch.setenv("SHRINKAGE_THREADS", "two")
+    with pytest.raises(InputError, match="SHRINKAGE_THREADS.*'two'"):
+        list(passes.chunk_results(lambda lo, hi, _: lo, 100, 10))
+
+
+def test_take_equals_numpy(monkeypatch):
+    monkeypatch.setenv("SHRINKAGE_THREADS", "3")
+    rng = np.random.default_rng(5)
+    table = rng.normal(size=1000)
+    index = rng.integers(0, 1000, size=(1 << 18) * 3 + 17)
+    assert np.array_equal(passes.take(table, index), np.take(table, index))
+    with pytest.raises(IndexError):
+        passes.take(table, np.array([0, 1000]))
+
+
+def _fingerprints():
+    """Every pass that may run on threads, on data large enough for many chunks."""
+    rng = np.random.default_rng(11)
+    N, J = 1_500_000, 20_000
+    codes = rng.integers(0, J, N)
+    y = 1e3 + rng.normal(size=J)[codes] + rng.normal(size=N)
+    x1, x2 = rng.normal(size=N) + 5, rng.uniform(size=N)
+    s = GroupStats.from_codes(y, codes)
+    ids = rng.integers(0, 10**14, size=60_000)  # labels spread over 1e14: the hashing route
+    labels, hashed = factorize(ids[rng.integers(0, ids.size, N)])
+    cp = cross_products(y, [None, x1, x2], [None, x1], codes, np.arange(J), ("(Intercept)", "x1", "x2"),
+                        ("(Intercept)", "x1"))
+    return [s.n, s.mean, s.ss, labels, hashed, cp.XtX, cp.XtZ, cp.ZtZ, cp.Xty, cp.Zty, np.array(cp.yty)]
+
+
+def test_one_thread_and_several_give_the_same_bits(monkeypatch):
+    monkeypatch.setenv("SHRINKAGE_THREADS", "1")
+    one = _fingerprints()
+    monkeypatch.setenv("SHRINKAGE_THREADS", "3")
+    several = _fingerprints()
+    for a, b in zip(one, several):
+        assert a.dtype == b.dtype and a.tobytes() == b.tobytes()
