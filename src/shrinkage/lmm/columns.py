@@ -8,6 +8,8 @@ factor's codes, and the data types accepted (pandas, polars, a mapping).
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 
 from ..errors import InputError
@@ -65,13 +67,20 @@ def to_pandas(data, columns):
     return data.select(columns).to_pandas() if module == "polars" else data
 
 
-def variables(text: str) -> list:
+@lru_cache(maxsize=256)
+def _formula(text: str):
+    """formulaic's parse of a formula or a part, once per text (a parse costs about 1 ms,
+    and a fit asks for each part several times)."""
     import formulaic
 
     try:
-        return sorted(str(v) for v in formulaic.Formula(text).required_variables)
+        return formulaic.Formula(text)
     except Exception as exc:  # noqa: BLE001 - formulaic's syntax errors
         raise InputError(f"cannot parse {text!r}: {exc}") from None
+
+
+def variables(text: str) -> list:
+    return sorted(str(v) for v in _formula(text).required_variables)
 
 
 class PlainColumns:
@@ -86,11 +95,10 @@ class PlainColumns:
 
     @classmethod
     def of(cls, text: str, frame):
-        import formulaic
         from formulaic.parser.types import Factor
 
         terms = []
-        for term in formulaic.Formula(text):
+        for term in _formula(text):
             factors = list(term.factors)
             if len(factors) == 1 and factors[0].eval_method == Factor.EvalMethod.LITERAL and factors[0].expr == "1":
                 terms.append(())
