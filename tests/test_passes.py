@@ -84,3 +84,24 @@ def test_one_thread_and_several_give_the_same_bits(monkeypatch):
     several = _fingerprints()
     for a, b in zip(one, several):
         assert a.dtype == b.dtype and a.tobytes() == b.tobytes()
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="needs os.fork")
+def test_a_forked_child_runs_its_own_passes(monkeypatch):
+    """The parent's pool threads are not copied into a child: without a fresh pool there,
+    the child's pass would wait forever for them."""
+    import os
+    import signal
+
+    monkeypatch.setenv("SHRINKAGE_THREADS", "2")
+    assert list(passes.chunk_results(lambda lo, hi, _: lo, 100, 10)) == list(range(0, 100, 10))  # pool made
+    pid = os.fork()
+    if pid == 0:  # the child: exit 0 only if the pass completes
+        signal.alarm(20)  # a hang ends the child by SIGALRM
+        ok = False
+        try:
+            ok = list(passes.chunk_results(lambda lo, hi, _: lo, 100, 10)) == list(range(0, 100, 10))
+        finally:
+            os._exit(0 if ok else 1)
+    _, status = os.waitpid(pid, 0)
+    assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0, status

@@ -44,6 +44,18 @@ def _threads() -> int:
     return min(cores(), 8)
 
 
+def _forget_pool() -> None:
+    """In a forked child: the parent's worker threads do not exist there, so a task handed
+    to the inherited pool would never run (the fit would hang); the child makes its own."""
+    global _LOCK
+    _POOL.clear()
+    _LOCK = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_pool)
+
+
 def _pool(threads: int) -> ThreadPoolExecutor:
     with _LOCK:
         if not _POOL or _POOL[0]._max_workers != threads:
