@@ -105,3 +105,17 @@ def test_a_forked_child_runs_its_own_passes(monkeypatch):
             os._exit(0 if ok else 1)
     _, status = os.waitpid(pid, 0)
     assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0, status
+
+
+def test_a_slow_consumer_holds_only_a_window_of_results(monkeypatch):
+    monkeypatch.setenv("SHRINKAGE_THREADS", "2")
+    started, ahead = [], []
+
+    def work(lo, hi, _):
+        started.append(lo)
+        return lo
+
+    for consumed, _ in enumerate(passes.chunk_results(work, 400, 10), start=1):
+        time.sleep(0.002)  # the workers could run far ahead if nothing held them back
+        ahead.append(len(started) - consumed)
+    assert len(started) == 40 and max(ahead) <= 4, max(ahead)

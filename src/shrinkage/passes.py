@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import os
 import threading
+from collections import deque
 from concurrent.futures import ThreadPoolExecutor
+from itertools import islice
 
 import numpy as np
 
@@ -87,7 +89,15 @@ def chunk_results(work, size: int, chunk: int):
         for lo, hi in bounds:
             yield work(lo, hi, buffer)
         return
-    yield from _pool(threads).map(lambda b: work(*b, buffer), bounds)
+    pool, todo, running = _pool(threads), iter(bounds), deque()
+    for lo, hi in islice(todo, 2 * threads):  # a window of chunks in flight: results held stay few
+        running.append(pool.submit(work, lo, hi, buffer))
+    while running:
+        done = running.popleft()
+        following = next(todo, None)
+        if following is not None:
+            running.append(pool.submit(work, *following, buffer))
+        yield done.result()
 
 
 def take(table: np.ndarray, index: np.ndarray) -> np.ndarray:
