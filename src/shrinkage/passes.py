@@ -24,7 +24,7 @@ from .errors import InputError
 
 __all__ = ["cores", "chunk_results", "take"]
 
-_POOL: list = []
+_POOL: list = []  # [(threads, pool)] once a pass has needed one
 _LOCK = threading.Lock()
 
 
@@ -59,12 +59,13 @@ if hasattr(os, "register_at_fork"):
 
 
 def _pool(threads: int) -> ThreadPoolExecutor:
+    """The process's pool of ``threads`` workers (remade when the count asked for changes)."""
     with _LOCK:
-        if not _POOL or _POOL[0]._max_workers != threads:
+        if not _POOL or _POOL[0][0] != threads:
             if _POOL:
-                _POOL.pop().shutdown(wait=False)
-            _POOL.append(ThreadPoolExecutor(threads, thread_name_prefix="shrinkage-pass"))
-        return _POOL[0]
+                _POOL.pop()[1].shutdown(wait=False)
+            _POOL.append((threads, ThreadPoolExecutor(threads, thread_name_prefix="shrinkage-pass")))
+        return _POOL[0][1]
 
 
 def chunk_results(work, size: int, chunk: int):

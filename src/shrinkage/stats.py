@@ -23,8 +23,8 @@ from typing import Iterable
 import numpy as np
 
 from .errors import InputError
-from .passes import chunk_results
 from .labels import factorize
+from .passes import chunk_results
 
 __all__ = ["GroupStats", "as_response", "factorize", "refuse_nonfinite"]
 
