@@ -119,3 +119,23 @@ def test_a_slow_consumer_holds_only_a_window_of_results(monkeypatch):
         time.sleep(0.002)  # the workers could run far ahead if nothing held them back
         ahead.append(len(started) - consumed)
     assert len(started) == 40 and max(ahead) <= 4, max(ahead)
+
+
+def test_fits_from_several_user_threads_at_once_share_the_pool_correctly(monkeypatch):
+    """A server fitting requests in its own threads: every fit equals the same fit alone."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    import shrinkage
+
+    monkeypatch.setenv("SHRINKAGE_THREADS", "2")
+    rng = np.random.default_rng(2)
+    data = []
+    for k in range(6):
+        g = rng.integers(0, 300 + 50 * k, 400_000)
+        data.append((rng.normal(size=g.max() + 1)[g] + rng.normal(size=g.size), g))
+    alone = [shrinkage.fit(y, g) for y, g in data]
+    with ThreadPoolExecutor(6) as users:
+        together = list(users.map(lambda d: shrinkage.fit(*d), data))
+    for a, b in zip(alone, together):
+        assert (a.beta0, a.sigma2, a.sigma_b2, a.loglik) == (b.beta0, b.sigma2, b.sigma_b2, b.loglik)
+        assert a.blup.tobytes() == b.blup.tobytes()
