@@ -139,3 +139,11 @@ def test_fits_from_several_user_threads_at_once_share_the_pool_correctly(monkeyp
     for a, b in zip(alone, together):
         assert (a.beta0, a.sigma2, a.sigma_b2, a.loglik) == (b.beta0, b.sigma2, b.sigma_b2, b.loglik)
         assert a.blup.tobytes() == b.blup.tobytes()
+
+
+def test_a_bad_code_in_a_late_block_is_named_with_its_position(monkeypatch):
+    monkeypatch.setenv("SHRINKAGE_THREADS", "2")
+    codes = np.zeros(3 << 20, dtype=np.intp)
+    codes[3_000_001] = -4
+    with pytest.raises(InputError, match="got -4 at position 3000001"):
+        GroupStats.from_codes(np.ones(codes.size), codes)
