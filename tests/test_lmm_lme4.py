@@ -248,3 +248,45 @@ def test_summary_and_profile_intervals_match_lme4(lme4_summary, formula, method)
     assert list(got.index[:len(variance)]) == list(variance["name"])
     np.testing.assert_allclose(got.iloc[:len(variance)].to_numpy(), variance[["lo", "hi"]].to_numpy(),
                                rtol=1e-4, atol=1e-4)
+
+
+SINGULAR_CI_R = r"""
+suppressMessages(library(lme4))
+a <- commandArgs(trailingOnly = TRUE)
+d <- read.csv(a[1])
+m <- lmer(Yield ~ 1 + (1 | Batch), data = d, REML = FALSE,
+          control = lmerControl(optimizer = "bobyqa", optCtrl = list(rhoend = 1e-12, maxfun = 1e6)))
+ci <- suppressMessages(suppressWarnings(confint(m, oldNames = TRUE)))
+write.csv(data.frame(name = rownames(ci), lo = ci[, 1], hi = ci[, 2]), a[2], row.names = FALSE)
+"""
+
+
+def _small_variance(path) -> None:
+    """Six groups of five whose sd(Batch) estimate is positive (0.44) but whose interval reaches 0."""
+    rng = np.random.default_rng(0)
+    g = np.repeat(np.arange(6), 5)
+    y = 0.4 * rng.normal(size=6)[g] + rng.normal(size=30)
+    pd.DataFrame({"Batch": [chr(65 + k) for k in g], "Yield": y}).to_csv(path, index=False)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("data", ["dyestuff2", "small variance"])
+def test_a_profile_interval_that_reaches_zero_matches_lme4(tmp_path, data):
+    """The interval of sd(Batch) starts at exactly 0, as lme4's, and ends where lme4's does
+    (to its spline interpolation): Dyestuff2 (a singular fit, the estimate itself 0) and
+    data whose estimate is positive but whose profile stays below the cut down to 0."""
+    require_r()
+    (tmp_path / "ci.R").write_text(SINGULAR_CI_R)
+    path = datasets.load("dyestuff2").path if data == "dyestuff2" else tmp_path / "small.csv"
+    if data != "dyestuff2":
+        _small_variance(path)
+    subprocess.run(["Rscript", str(tmp_path / "ci.R"), str(path), str(tmp_path / "ci.csv")], check=True,
+                   capture_output=True, timeout=600)
+    theirs = pd.read_csv(tmp_path / "ci.csv").set_index("name")
+    fit = shrinkage.fit("Yield ~ 1 + (1 | Batch)", data=pd.read_csv(path), method="ML")
+    assert (fit.varcorr["Batch"].iloc[0, 0] > 0.1) == (data != "dyestuff2")
+    ours = fit.confint()
+    assert theirs.loc[".sig01", "lo"] == 0.0 and ours.loc[".sig01"].iloc[0] == 0.0
+    for name in (".sig01", ".sigma"):
+        np.testing.assert_allclose(ours.loc[name].to_numpy(), theirs.loc[name, ["lo", "hi"]].to_numpy(),
+                                   rtol=1e-5, atol=1e-12)

@@ -253,15 +253,30 @@ def _endpoint(result, k, kind, hat, dev_min, cut, side):
             return float(side)
         return brentq(excess, hat, edge, xtol=min(1e-10, 1e-6 * max(gap, 1e-300)), rtol=1e-10)
     if side < 0 and kind == "sd":
+        # outward from the estimate by factors of 10 (a constrained profile far below the
+        # interval, where it cannot be held, costs SLSQP's whole iteration limit: 9 s a
+        # value on sleepstudy with Days + 1000), then 0 itself
+        if hat <= 0:  # a singular fit: the estimate itself is 0
+            return 0.0
+        inside = hat
+        for v in hat * 10.0 ** -np.arange(1, 9):
+            e = excess(v)
+            if not math.isfinite(e):
+                break
+            if e > 0:
+                return brentq(excess, v, inside, xtol=1e-12 * max(hat, 1.0), rtol=1e-10)
+            inside = v
         lo, e = 0.0, excess(0.0)
         for t in 10.0 ** np.arange(-8, 0):  # +inf: held by a constraint that cannot reach 0 exactly
-            if math.isfinite(e):
+            if math.isfinite(e) or hat * t >= inside:
                 break
             lo = hat * t
             e = excess(lo)
+        if not math.isfinite(e):  # the constraint cannot be held below ``inside``: the interval reaches it
+            return inside
         if e <= 0:
             return lo
-        return brentq(excess, lo, hat, xtol=1e-12 * max(hat, 1.0), rtol=1e-10)
+        return brentq(excess, lo, inside, xtol=1e-12 * max(hat, 1.0), rtol=1e-10)
     inside = hat if hat > 0 else result.sigma * 1e-6
     step = 1.5 if side > 0 else 1 / 1.5
     outside = inside * step
