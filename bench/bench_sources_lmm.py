@@ -3,8 +3,13 @@ Parquet) against the in-memory fit (shrinkage.lmm.lmer) of the same rows.
 
     python3 bench/bench_sources_lmm.py --rows 1e7 --groups 1e4 --folder /tmp/shrinkage-bench-lmm
 
-Each run in its own process: time of the fitting call (wall clock) and the process's peak
-resident memory (ru_maxrss, so it includes Python and the libraries), beside the size of
+Each run in its own process: time of the fitting call (wall clock), the process's peak
+resident memory (sampled every millisecond from /proc, so it includes Python and the
+libraries; not ru_maxrss, which a child process inherits from its parent's size at the
+fork) and the part of it the call added (above the level before the call, with pandas and
+shrinkage imported; the libraries the call itself loads, DuckDB, formulae, formulaic,
+scipy, count as added; bench_sources.py measures the one-way fit so, with DuckDB imported
+first), beside the size of
 the data as float64 arrays (32 bytes a row); and the largest relative difference of beta,
 theta, sigma^2 and the deviance between the two fits (relative to the largest entry).
 DuckDB's resident memory includes its buffer pool, which keeps decoded data up to its
@@ -16,13 +21,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from peers import PeakRSS  # noqa: E402
 
 PER_FILE = 1_000_000
 FORMULA = "y ~ x1 + x2 + (x1 | g)"
@@ -47,13 +54,11 @@ def child(kind: str, folder: str) -> None:
 
     if kind == "memory":
         frame = pd.concat([pd.read_parquet(p) for p in sorted(Path(folder).glob("*.parquet"))], ignore_index=True)
+    with PeakRSS() as mem:
         t = time.perf_counter()
-        r = lmer(FORMULA, frame)
-    else:
-        t = time.perf_counter()
-        r = shrinkage.fit(FORMULA, data=f"{folder}/*.parquet")
-    seconds = time.perf_counter() - t
-    print(json.dumps({"seconds": seconds, "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        r = lmer(FORMULA, frame) if kind == "memory" else shrinkage.fit(FORMULA, data=f"{folder}/*.parquet")
+        seconds = time.perf_counter() - t
+    print(json.dumps({"seconds": seconds, "peak_mb": mem.peak / 2**20, "added_mb": mem.added / 2**20,
                       "beta": r.beta.tolist(), "theta": r.theta.tolist(), "sigma2": r.sigma2,
                       "deviance": r.deviance}))
 
