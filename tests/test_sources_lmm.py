@@ -131,14 +131,15 @@ def test_pieces_merge_to_the_whole(tmp_path, frame):
 def test_a_wrong_assembly_is_caught(tmp_path, frame, monkeypatch):
     """The comparison can fail: columns left raw while their centres are recorded (a
     different model) are rejected."""
-    from shrinkage.sources import _lmm
+    from shrinkage.lmm import crossprod
 
     frame.to_parquet(tmp_path / "d.parquet")
     formula = FORMULAS[0]
-    real = _lmm._express
-    monkeypatch.setattr(_lmm, "_express", lambda where, means, centred, k: real(where, means, False, k))
+    reference = lmer(formula, frame)  # in memory, before the shared assembly is broken
+    real = crossprod._express
+    monkeypatch.setattr(crossprod, "_express", lambda where, means, centred, k: real(where, means, False, k))
     with pytest.raises(AssertionError):
-        assert_same_fit(shrinkage.fit(formula, data=str(tmp_path / "d.parquet")), lmer(formula, frame))
+        assert_same_fit(shrinkage.fit(formula, data=str(tmp_path / "d.parquet")), reference)
 
 
 def raw_cross_products(path, formula):

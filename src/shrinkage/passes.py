@@ -15,7 +15,6 @@ from __future__ import annotations
 import os
 import threading
 from collections import deque
-from concurrent.futures import ThreadPoolExecutor
 from itertools import islice
 
 import numpy as np
@@ -58,8 +57,11 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_forget_pool)
 
 
-def _pool(threads: int) -> ThreadPoolExecutor:
-    """The process's pool of ``threads`` workers (remade when the count asked for changes)."""
+def _pool(threads: int):
+    """The process's pool of ``threads`` workers (remade when the count asked for changes;
+    concurrent.futures is imported here, not with shrinkage: 12 ms)."""
+    from concurrent.futures import ThreadPoolExecutor
+
     with _LOCK:
         if not _POOL or _POOL[0][0] != threads:
             if _POOL:

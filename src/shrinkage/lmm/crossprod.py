@@ -55,7 +55,7 @@ import numpy as np
 from ..errors import InputError
 from ..passes import chunk_results
 
-__all__ = ["CrossProducts", "cross_products"]
+__all__ = ["CrossProducts", "cross_products", "from_products"]
 
 _CHUNK = 1 << 16  # at least this many rows per chunk in cross_products
 GROUP_FIELDS = ("n", "XtZ", "ZtZ", "Zty")  # per group (first axis J)
@@ -269,7 +269,7 @@ def cross_products(y, X, Z, codes, labels, x_names, z_names, centre: bool = True
     if not codes.flags.writeable:  # np.bincount copies a read-only input (each chunk, each pair) otherwise
         codes = codes.copy()
     xs, zs = _as_columns(X), _as_columns(Z)
-    p, q, J = len(xs), len(zs), len(labels)
+    p, J = len(xs), len(labels)
     cols: list = []  # distinct non-constant columns
 
     def locate(col) -> int:
@@ -287,8 +287,6 @@ def cross_products(y, X, Z, codes, labels, x_names, z_names, centre: bool = True
     ones = [k for k in range(p) if where_x[k] == 0]
     if len(ones) > 1:
         raise InputError(f"X has {len(ones)} intercept columns: {', '.join(x_names[k] for k in ones)}")
-    intercept = ones[0] if ones else None
-    do_centre = centre and intercept is not None
     k = len(cols) + 2
     means = np.array([0.0] + [c.mean() for c in cols] + [y.mean()])
     S = sorted({0, *where_z})
@@ -332,22 +330,34 @@ def cross_products(y, X, Z, codes, labels, x_names, z_names, centre: bool = True
     if not np.isfinite(total).all():
         raise InputError("the cross-products overflow (values too large to square in floating point)")
 
-    def express(where, centred: bool) -> np.ndarray:
-        G = np.zeros((k, len(where)))
-        for j, w in enumerate(where):
-            G[w, j] = 1.0
-            if w and not centred:
-                G[0, j] = means[w]
-        return G
+    return from_products(labels, M[:, 0, S.index(0)], M, S, total, means, where_x, where_z, x_names, z_names,
+                         centre=centre)
 
-    z_ones = [k for k in range(q) if where_z[k] == 0]
-    z_intercept = z_ones[0] if z_ones else None
-    z_centred = centre and z_intercept is not None
-    Gx, Gz = express(where_x, do_centre), express(where_z, z_centred)
-    gy = np.zeros(k)
-    gy[k - 1] = 1.0
-    if not do_centre:
-        gy[0] = means[-1]
+
+def _express(where, means, centred: bool, k: int) -> np.ndarray:
+    """G with A @ G = the columns of A at ``where`` (centred, or raw: e_a + mu_a * 1)."""
+    G = np.zeros((k, len(where)))
+    for j, w in enumerate(where):
+        G[w, j] = 1.0
+        if w and not centred:
+            G[0, j] = means[w]
+    return G
+
+
+def from_products(labels, n, M, S, total, means, where_x, where_z, x_names, z_names,
+                  centre: bool = True) -> CrossProducts:
+    """CrossProducts from the products of the distinct columns A = [1, a_1 .. a_m, y],
+    each about means[a] (means[0] = 0: the constant): per group M_j = A_j'A_j[:, S]
+    (J, k, len(S)) for the columns S Z uses (and the constant), in total A'A (k, k);
+    where_x, where_z: each X and Z column's index in A (0: the constant).  X and y are
+    centred when ``centre`` and X has an intercept, Z when ``centre`` and Z has one.
+    The one assembly of the in-memory pass and the out-of-core engines."""
+    k, J, q = total.shape[0], M.shape[0], len(where_z)
+    intercept = next((j for j, w in enumerate(where_x) if w == 0), None)
+    z_intercept = next((j for j, w in enumerate(where_z) if w == 0), None)
+    x_centred, z_centred = centre and intercept is not None, centre and z_intercept is not None
+    Gx, Gz = _express(where_x, means, x_centred, k), _express(where_z, means, z_centred, k)
+    gy = _express((k - 1,), means, x_centred, k)[:, 0]
     # one matrix product each, not J tiny ones (numpy's batched matmul costs ~1.4 ms each at J = 1e4)
     MGz = (M.reshape(J * k, len(S)) @ Gz[S, :]).reshape(J, k, q)
 
@@ -355,12 +365,11 @@ def cross_products(y, X, Z, codes, labels, x_names, z_names, centre: bool = True
         """G' M_j Gz for every group, (J, columns of G, q)."""
         return np.tensordot(G, MGz, axes=([0], [1])).transpose(1, 0, 2)
 
-    x_centre = np.array([means[w] if (do_centre and w) else 0.0 for w in where_x])
-    n = M[:, 0, S.index(0)].astype(np.int64)
     return CrossProducts(
-        labels=_ro(labels), n=_ro(n),
+        labels=_ro(labels), n=_ro(np.asarray(n).astype(np.int64)),
         XtX=_ro(Gx.T @ total @ Gx), XtZ=_ro(left(Gx)), ZtZ=_ro(left(Gz)), Xty=_ro(Gx.T @ total @ gy),
         Zty=_ro(np.tensordot(MGz, gy, axes=([1], [0]))), yty=float(gy @ total @ gy),
-        x_names=tuple(x_names), z_names=tuple(z_names), x_centre=_ro(x_centre),
-        y_centre=float(means[-1]) if do_centre else 0.0, intercept=intercept,
+        x_names=tuple(x_names), z_names=tuple(z_names),
+        x_centre=_ro(np.array([means[w] if (x_centred and w) else 0.0 for w in where_x])),
+        y_centre=float(means[k - 1]) if x_centred else 0.0, intercept=intercept,
         z_centre=_ro(np.array([means[w] if z_centred else 0.0 for w in where_z])), z_intercept=z_intercept)

@@ -223,20 +223,10 @@ def check_counts(missing: dict, infinite: dict, na_action: str) -> None:
                          + ", ".join(f"column {c!r} ({k} row(s))" for c, k in bad.items()))
 
 
-def _express(where, means, centred: bool, k: int) -> np.ndarray:
-    """G with A @ G = the columns at ``where`` (centred, or raw: e_a + mu_a * 1)."""
-    G = np.zeros((k, len(where)))
-    for j, w in enumerate(where):
-        G[w, j] = 1.0
-        if w and not centred:
-            G[0, j] = means[w]
-    return G
-
-
 def assemble(plan: Plan, labels, n, sums, prods, centres):
     """CrossProducts from the engine's per-group n (J,), sums (J, m) of e_a and prods
     {(a, b): (J,)} of e_a e_b, about ``centres`` (m,) = the mu_a used."""
-    from ..lmm.crossprod import CrossProducts, _ro
+    from ..lmm.crossprod import from_products
 
     labels = np.asarray(labels)
     if labels.size == 0:
@@ -255,24 +245,9 @@ def assemble(plan: Plan, labels, n, sums, prods, centres):
     M = M[order]
     if not np.isfinite(M).all():
         raise InputError("the cross-products overflow (values too large to square in floating point)")
-    total = M.sum(axis=0)
     means = np.concatenate([[0.0], np.asarray(centres, dtype=float)])
-    ones = [j for j, w in enumerate(plan.where_x) if w == 0]
-    intercept = ones[0] if ones else None
-    centre = intercept is not None
-    z_intercept = next((j for j, w in enumerate(plan.where_z) if w == 0), None)
-    z_centred = z_intercept is not None
-    Gx, Gz = _express(plan.where_x, means, centre, k), _express(plan.where_z, means, z_centred, k)
-    gy = _express((m,), means, centre, k)[:, 0]
-    MGz = M @ Gz
-    x_centre = np.array([means[w] if (centre and w) else 0.0 for w in plan.where_x])
-    return CrossProducts(
-        labels=_ro(labels[order]), n=_ro(np.asarray(n, dtype=np.int64)[order]),
-        XtX=_ro(Gx.T @ total @ Gx), XtZ=_ro(Gx.T @ MGz), ZtZ=_ro(Gz.T @ MGz), Xty=_ro(Gx.T @ total @ gy),
-        Zty=_ro(MGz.transpose(0, 2, 1) @ gy), yty=float(gy @ total @ gy),
-        x_names=plan.x_names, z_names=plan.z_names, x_centre=_ro(x_centre),
-        y_centre=float(means[m]) if centre else 0.0, intercept=intercept,
-        z_centre=_ro(np.array([means[w] if z_centred else 0.0 for w in plan.where_z])), z_intercept=z_intercept)
+    return from_products(labels[order], np.asarray(n)[order], M, list(range(k)), M.sum(axis=0), means,
+                         plan.where_x, plan.where_z, plan.x_names, plan.z_names)
 
 
 def formula_cross_products(data, f, *, na_action: str = "omit", connection=None, progress=None):
