@@ -24,7 +24,7 @@ def random_data(rng, J=7, q=2, factor=True, offset=1000.0):
         cols += [(f == 1).astype(float), (f == 2).astype(float)]
     X = np.column_stack(cols)
     Z = X[:, :q]
-    b = rng.normal(size=(J, q)) * [2.0, 0.3][:q]
+    b = rng.normal(size=(J, q)) * [2.0, 0.3, 0.5, 0.4][:q]
     y = X @ rng.normal(size=X.shape[1]) + (Z * b[codes]).sum(axis=1) + rng.normal(size=N) + offset
     names = [f"c{k}" for k in range(X.shape[1])]
     return y, X, Z, codes, names
@@ -54,10 +54,11 @@ def dense(theta, y, X, Z, codes, layout, method):
 
 
 @pytest.mark.parametrize("method", ["REML", "ML"])
-@pytest.mark.parametrize("q", [1, 2])
+@pytest.mark.parametrize("q", [1, 2, 3, 4])
 def test_criterion_matches_dense(rng, method, q):
+    """Every (q, p) gets its own generated kernel (.pls_kernels): q = 1..4, p = 4."""
     for _ in range(4):
-        y, X, Z, codes, names = random_data(rng, q=q)
+        y, X, Z, codes, names = random_data(rng, J=12 if q > 2 else 7, q=q)
         cp = cross_products(y, X, Z, codes, np.arange(codes.max() + 1), names, names[:q])
         lay = Layout.of((q,))
         theta = np.abs(rng.normal(size=lay.size)) + 0.05

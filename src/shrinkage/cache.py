@@ -37,19 +37,11 @@ from typing import Iterator
 import mpmath
 import sympy as sp
 
+from .paths import CACHE_ENV, cache_dir  # noqa: F401 - cache_dir is this module's public name too
 from .texio import write_atomic
 
-CACHE_ENV = "SHRINKAGE_CACHE_DIR"
 FORMAT = "shrinkage-check-cache-1"  # bump when what is stored changes shape
 ENGINE_MODULES = ("shrinkage.engine", "shrinkage.derive")  # always part of a key, when present
-
-
-def cache_dir() -> Path:
-    """The user's cache folder for shrinkage (not created here)."""
-    if os.environ.get(CACHE_ENV):
-        return Path(os.environ[CACHE_ENV]).expanduser()
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "shrinkage"
 
 
 # ----------------------------------------------------------------------------------

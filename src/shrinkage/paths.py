@@ -8,12 +8,24 @@ and ``shrinkage/_docs`` (see setup.py); in a checkout they are read where they a
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from .errors import ShrinkageError
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 NUMERIC_MODULE = PACKAGE_DIR / "numeric.py"
+CACHE_ENV = "SHRINKAGE_CACHE_DIR"
+
+
+def cache_dir() -> Path:
+    """The user's cache folder for shrinkage (checked derivations, compiled kernels; not
+    created here): ``$SHRINKAGE_CACHE_DIR``, else ``$XDG_CACHE_HOME/shrinkage``, else
+    ``~/.cache/shrinkage``."""
+    if os.environ.get(CACHE_ENV):
+        return Path(os.environ[CACHE_ENV]).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "shrinkage"
 
 
 def source_tree() -> Path | None:

@@ -247,6 +247,13 @@ def _as_columns(M) -> list:
     return [M[:, k] for k in range(M.shape[1])]
 
 
+def _frozen(a: np.ndarray) -> np.ndarray:
+    """A read-only view: numba compiles one kernel for read-only and writable inputs alike."""
+    a = a.view()
+    a.flags.writeable = False
+    return a
+
+
 def _same(a: np.ndarray, b: np.ndarray) -> bool:
     """The same memory (a data frame's column handed over twice): equal without a pass."""
     return (a.__array_interface__["data"][0] == b.__array_interface__["data"][0]
@@ -254,9 +261,9 @@ def _same(a: np.ndarray, b: np.ndarray) -> bool:
 
 
 def cross_products(y, X, Z, codes, labels, x_names, z_names, centre: bool = True) -> CrossProducts:
-    """One pass over the rows: the per-group cross-products by np.bincount, vectorised
-    over groups (no loop over groups); the summed ones are their sums over groups, and
-    for the pairs no group needs, one dot product each.
+    """One pass over the rows (:func:`.kernels.group_products`, chunk by chunk on the
+    worker threads): the per-group cross-products; the summed ones are their sums over
+    groups, and the pairs no group needs are summed over the rows in the same sweep.
 
     ``codes`` are integer group codes 0..J-1 (every code present), ``labels[c]`` names
     code c; X and Z are matrices or lists of columns (None for the intercept).  Columns shared by X and Z (equal values) and constant columns are computed
@@ -264,10 +271,10 @@ def cross_products(y, X, Z, codes, labels, x_names, z_names, centre: bool = True
     give the per-group products M_j[:, S] = A_j' A_j[:, S] for the columns S that Z uses
     (and the constant), and M = A'A in total; every block is then G1' M G2 for small
     matrices G expressing X, Z (centred when they have an intercept) and y in terms of A."""
+    from .kernels import row_kernel  # numba: loaded with the first fit, not with shrinkage
+
     y = np.asarray(y, dtype=float)
-    codes = np.asarray(codes)
-    if not codes.flags.writeable:  # np.bincount copies a read-only input (each chunk, each pair) otherwise
-        codes = codes.copy()
+    codes = _frozen(np.asarray(codes, dtype=np.intp))
     xs, zs = _as_columns(X), _as_columns(Z)
     p, J = len(xs), len(labels)
     cols: list = []  # distinct non-constant columns
@@ -290,43 +297,31 @@ def cross_products(y, X, Z, codes, labels, x_names, z_names, centre: bool = True
     k = len(cols) + 2
     means = np.array([0.0] + [c.mean() for c in cols] + [y.mean()])
     S = sorted({0, *where_z})
-    pairs = {}  # (a, b) with a in S: the per-group sum of A[:, a] * A[:, b], computed once
-    for a in S:
-        for b in range(k):
-            pairs.setdefault((min(a, b), max(a, b)), None)
-    sums = {key: np.zeros(J) for key in pairs}
-    rest = [(a, b) for a in range(1, k) for b in range(a, k) if (a, b) not in pairs]  # totals only
+    rest = [(a, b) for a in range(1, k) for b in range(a, k) if a not in S and b not in S]  # totals only
+    sources = tuple(_frozen(np.ascontiguousarray(c, dtype=float)) for c in cols + [y])  # one numba type
+    group_products = row_kernel(k, tuple(S), tuple(rest))
+    chunk = max(_CHUNK, 8 * J)  # rows per chunk; per-chunk tables of J rows stay a small cost
+
+    def sums_of(lo: int, hi: int, _):
+        """One chunk: per group v[S]v' for the centred row v = A_i - means, and the
+        products of the pairs no group needs."""
+        out, dots = np.zeros((J, len(S) * k)), np.zeros(len(rest))
+        bad = group_products(codes, sources, means, lo, hi, out, dots)
+        if bad >= 0:
+            raise InputError(f"group code {int(codes[bad])} at row {bad} is outside 0..{J - 1}")
+        return out, dots
+
+    per_group, dots = np.zeros((J, len(S) * k)), np.zeros(len(rest))
+    for part, part_dots in chunk_results(sums_of, y.size, chunk):  # folded in chunk order: as one thread adds
+        per_group += part
+        dots += part_dots
+    M = per_group.reshape(J, k, len(S))  # M_j[b, s] = sum of A_b A_S[s]
     total = np.zeros((k, k))
-    sources = [None] + cols + [y]
-    chunk = max(_CHUNK, 8 * J)  # rows per chunk; per-chunk sums of length J stay a small cost
-
-    def sums_of(lo: int, hi: int, buffer):
-        """One chunk's bincounts and dot products (no N-sized temporaries: no page faults,
-        fewer cache misses)."""
-        space, c = buffer((hi - lo, k + 1)), codes[lo:hi]
-        part, w = space[:, :k], space[:, k]  # the centred columns, and room for one product
-        part[:, 0] = 1.0
-        for a in range(1, k):
-            np.subtract(sources[a][lo:hi], means[a], out=part[:, a])
-        out = []
-        for (a, b) in pairs:
-            weights = (None if b == 0 else part[:, b]) if a == 0 else np.multiply(part[:, a], part[:, b], out=w)
-            out.append(np.bincount(c, weights=weights, minlength=J))
-        # the pairs no group needs: a dot product each (part.T @ part cost 4x these and the bincounts' sums)
-        return out, [part[:, a] @ part[:, b] for (a, b) in rest]
-
-    for per_group, dots in chunk_results(sums_of, y.size, chunk):  # folded in chunk order: as one thread adds
-        for key, v in zip(pairs, per_group):
-            sums[key] += v
-        for (a, b), v in zip(rest, dots):
-            total[a, b] += v
-    for (a, b), v in sums.items():
-        total[a, b] = v.sum()
-    total = np.triu(total) + np.triu(total, 1).T
-    M = np.empty((J, k, len(S)))
     for si, a in enumerate(S):
-        for b in range(k):
-            M[:, b, si] = sums[(min(a, b), max(a, b))]
+        for b in range(k):  # pairwise sums over groups, one contiguous vector each
+            total[a, b] = total[b, a] = np.ascontiguousarray(M[:, b, si]).sum()
+    for (a, b), v in zip(rest, dots):
+        total[a, b] = total[b, a] = v
     if not np.isfinite(total).all():
         raise InputError("the cross-products overflow (values too large to square in floating point)")
 

@@ -101,6 +101,8 @@ class Problem:
     layout: Layout
     ZtZ: np.ndarray  # (q, q, J)
     ZtXy: np.ndarray  # (q, p+1, J): [Z'X | Z'y]
+    ZtZ_g: np.ndarray  # the same group first, (J, q, q), for the compiled steps (.pls_kernels)
+    ZtXy_g: np.ndarray  # (J, q, p+1)
     XtX: np.ndarray  # (p, p), sum over groups
     Xty: np.ndarray  # (p,)
     yty: float
@@ -118,8 +120,8 @@ def prepare(cp: CrossProducts, layout: Layout | None = None, z_centre=None) -> P
     cp = cp.recentre(z_centre=np.zeros(cp.q) if z_centre is None else z_centre)
     ZtXy = np.concatenate([cp.XtZ.transpose(0, 2, 1), cp.Zty[:, :, None]], axis=2)
     return Problem(cp, layout, np.ascontiguousarray(cp.ZtZ.transpose(1, 2, 0)),
-                   np.ascontiguousarray(ZtXy.transpose(1, 2, 0)), np.asarray(cp.XtX), np.asarray(cp.Xty),
-                   float(cp.yty), cp.n_obs, cp.p)
+                   np.ascontiguousarray(ZtXy.transpose(1, 2, 0)), np.ascontiguousarray(cp.ZtZ, dtype=float),
+                   np.ascontiguousarray(ZtXy), np.asarray(cp.XtX), np.asarray(cp.Xty), float(cp.yty), cp.n_obs, cp.p)
 
 
 def _as_problem(stats) -> Problem:
@@ -207,8 +209,10 @@ class Pieces:
     (centred X), r^2, log|L|^2, log|A|."""
 
     lam: np.ndarray
-    L: np.ndarray
-    Y: np.ndarray
+    L: np.ndarray  # (q, q, J): a view of L_g
+    Y: np.ndarray  # (q, p+1, J): a view of Y_g
+    L_g: np.ndarray  # (J, q, q)
+    Y_g: np.ndarray  # (J, q, p+1)
     A: np.ndarray
     RA: np.ndarray
     beta: np.ndarray
@@ -223,13 +227,16 @@ def evaluate(theta, stats) -> Pieces:
     theta = np.asarray(theta, dtype=float)
     if theta.shape != (pr.layout.size,):
         raise InputError(f"theta must have {pr.layout.size} entries, got shape {theta.shape}")
+    from .pls_kernels import pls_kernels  # numba: loaded with the first fit
+
     lam = make_lambda(theta, pr.layout)
-    S = _right(_left(lam.T, pr.ZtZ), lam)  # (1): Lambda' Z'Z Lambda  (q, q, J)
-    for i in range(pr.layout.q):
-        S[i, i] += 1.0
-    L = _chol(S)
-    Y = _lsolve(L, _left(lam.T, pr.ZtXy))  # (2)
-    G = sum(Y[i] @ Y[i].T for i in range(Y.shape[0]))  # sum_j Y_j'Y_j
+    J, q, m = pr.ZtXy_g.shape
+    criterion_terms = pls_kernels(q, m - 1)[0]
+    L, Y, G = np.empty((J, q, q)), np.empty((J, q, m)), np.empty((m, m))
+    logdet_L = criterion_terms(lam, pr.ZtZ_g, pr.ZtXy_g, L, Y, G)  # (1), (2) and sum_j Y_j'Y_j
+    if math.isnan(logdet_L):  # S_j >= I in exact arithmetic: lost to rounding
+        raise InputError("Lambda'Z_j'Z_j Lambda + I lost its positive definiteness to rounding: the random "
+                         "terms' columns are far from zero relative to their spread (centre them)")
     p = pr.p
     A = pr.XtX - G[:p, :p]  # (3)
     c = pr.Xty - G[:p, p]
@@ -240,9 +247,9 @@ def evaluate(theta, stats) -> Pieces:
     w = np.linalg.solve(RA, c)
     beta = np.linalg.solve(RA.T, w)  # (4)
     r2 = pr.yty - G[p, p] - float(w @ w)  # (5)
-    logdet_L = 2.0 * float(np.log(np.diagonal(L, axis1=0, axis2=1)).sum())
     logdet_A = 2.0 * float(np.log(np.diag(RA)).sum())
-    return Pieces(lam, L, Y, A, RA, beta, float(r2), logdet_L, logdet_A)
+    return Pieces(lam, L.transpose(1, 2, 0), Y.transpose(1, 2, 0), L, Y, A, RA, beta, float(r2), float(logdet_L),
+                  logdet_A)
 
 
 def _dof(pr: Problem, method: str) -> int:
@@ -337,21 +344,11 @@ def gradient_parts(pc: Pieces, pr: Problem, method: str) -> tuple[np.ndarray, np
     """d(log|L|^2 [+ log|A|, REML]) / d theta (steps (7), (9)) and d r^2 / d theta (step (8)),
     so that the profiled gradient is the first + (nu / r^2) x the second, and the gradient
     of the deviance at a given sigma (for profiles) the first + the second / sigma^2."""
-    lay, q, J = pr.layout, pr.layout.q, pr.ZtZ.shape[2]
-    u = _u(pc, pc.beta)
-    Linv = _lsolve(pc.L, np.broadcast_to(np.eye(q)[:, :, None], (q, q, J)).copy())
-    Sinv = _bmm(Linv.transpose(1, 0, 2), Linv)  # S^-1 = L^-T L^-1
-    ZtZlam = _right(pr.ZtZ, pc.lam)  # Z'Z Lambda (q, q, J)
-    dlog = 2.0 * _sum_bmm(ZtZlam, Sinv)  # (7)
-    ZtX, Zty = pr.ZtXy[:, :-1, :], pr.ZtXy[:, -1, :]
-    resid = Zty - _combine(ZtX, pc.beta)  # Z'(y - X beta)  (q, J)
-    Zte = resid - _bmm(ZtZlam, u[:, None, :])[:, 0, :]
-    dr2 = -2.0 * (Zte @ u.T)  # (8)
-    if method == "REML":
-        # (9): W_j = Z'X - Z'Z Lambda S^-1 Lambda' Z'X = Z'X - Z'Z Lambda L^-T Y_x
-        H = _ltsolve(pc.L, pc.Y[:, :-1, :])  # L^-T Y_x  (q, p, J)
-        W = ZtX - _bmm(ZtZlam, H)
-        WR = _right(W, np.linalg.inv(pc.RA).T)  # W R^-T  (q, p, J); A^-1 = R^-T R^-1
-        P = sum(WR[:, k, :] @ WR[:, k, :].T for k in range(WR.shape[1]))
-        dlog = dlog - 2.0 * (P @ pc.lam)
-    return dlog[lay.rows, lay.cols], dr2[lay.rows, lay.cols]
+    from .pls_kernels import pls_kernels
+
+    q = pr.layout.q
+    gradient_terms = pls_kernels(q, pr.p)[1]
+    dlog, dr2 = np.empty((q, q)), np.empty((q, q))
+    gradient_terms(pc.lam, pr.ZtZ_g, pr.ZtXy_g, pc.L_g, pc.Y_g, pc.beta, np.ascontiguousarray(np.linalg.inv(pc.RA).T),
+                   method == "REML", dlog, dr2)  # (7)-(9)
+    return dlog[pr.layout.rows, pr.layout.cols], dr2[pr.layout.rows, pr.layout.cols]

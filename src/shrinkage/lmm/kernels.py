@@ -1,0 +1,95 @@
+"""Compiled loops (numba) where numpy's cost per call, not the arithmetic, was the cost.
+
+The pass over the rows (:func:`row_kernel`).  numpy needed one np.bincount per product
+(seven at ``y ~ x1 + x2 + (x1 | g)``), each a sweep over the rows.  Here one sweep forms
+a row's products in registers and adds them to its group's row of a table that stays in
+cache.  A loop over a run-time list of products keeps them in memory and runs 2.5x
+slower, so the kernel is written out for the formula's shape (how many columns, which
+ones the random terms use), once per shape, as Python source that numba compiles; the
+source goes to the user's cache folder (content-addressed, written atomically) so numba
+caches the machine code beside it and a shape is compiled once per machine.
+
+Every product is the same floating-point number, added in the same row order, as the
+bincounts gave it, so the per-group sums are bit for bit those of the numpy pass.  No
+fastmath: every sum is in the order written.  ``nogil``: chunks run on the worker
+threads of :mod:`shrinkage.passes`.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import importlib.util
+import sys
+import threading
+import types
+
+__all__ = ["compiled", "row_kernel", "row_source"]
+
+_KERNELS: dict = {}
+_LOCK = threading.Lock()
+
+
+def row_source(k: int, S: tuple, rest: tuple) -> str:
+    """The kernel for rows v = [1, c_1 - m_1, ..., c_(k-1) - m_(k-1)]: out[j, b*len(S) + s] +=
+    v[S[s]] v[b] for the row's group j, and rest[r] += v[a] v[b] for (a, b) = rest[r].
+    Returns -1, or the first row whose code is outside 0..J-1."""
+    v = ["1.0"] + [f"v{a}" for a in range(1, k)]
+
+    def product(a: int, b: int) -> str:
+        return v[b] if a == 0 else v[a] if b == 0 else f"{v[a]} * {v[b]}"
+
+    cols = ", ".join(f"c{a}" for a in range(1, k))
+    lines = [
+        "from numba import njit", "", "",
+        "@njit(nogil=True, cache=True)",
+        "def group_products(codes, cols, means, lo, hi, out, rest):",
+        f"    ({cols},) = cols",
+        *(f"    m{a} = means[{a}]" for a in range(1, k)),
+        *(f"    r{r} = 0.0" for r in range(len(rest))),
+        "    J = out.shape[0]",
+        "    for i in range(lo, hi):",
+        "        j = codes[i]",
+        "        if j < 0 or j >= J:",
+        "            return i",
+        *(f"        v{a} = c{a}[i] - m{a}" for a in range(1, k)),
+        *(f"        out[j, {b * len(S) + s}] += {product(a, b)}" for b in range(k) for s, a in enumerate(S)),
+        *(f"        r{r} += {product(a, b)}" for r, (a, b) in enumerate(rest)),
+        *(f"    rest[{r}] += r{r}" for r in range(len(rest))),
+        "    return -1", "",
+    ]
+    return "\n".join(lines)
+
+
+def compiled(source: str, kind: str):
+    """The module of generated ``source``, imported from the cache folder (numba caches
+    only functions with a file; content-addressed, so a file is never rewritten), once a
+    process.  Where that folder cannot be written it is compiled in memory (no cache)."""
+    from ..paths import cache_dir
+    from ..texio import write_atomic
+
+    digest = hashlib.sha256(source.encode()).hexdigest()[:16]
+    with _LOCK:
+        if digest in _KERNELS:
+            return _KERNELS[digest]
+        path = cache_dir() / "kernels" / f"{kind}_{digest}.py"
+        name = f"shrinkage_kernel_{path.stem}"  # the same name for the same file: numba records it
+        try:
+            if not path.is_file() or path.read_text() != source:
+                write_atomic(path, source.encode())
+            spec = importlib.util.spec_from_file_location(name, path)
+            module = importlib.util.module_from_spec(spec)
+            sys.modules[name] = module  # numba's cache finds the functions' module by its name
+            spec.loader.exec_module(module)
+        except Exception:  # noqa: BLE001 - a read-only home, a full disk: the same kernels, uncached
+            module = types.ModuleType(name)
+            exec(compile(source.replace("cache=True", "cache=False"), f"<shrinkage kernel {digest}>", "exec"),
+                 module.__dict__)
+        _KERNELS[digest] = module
+        return module
+
+
+@functools.lru_cache(maxsize=None)
+def row_kernel(k: int, S: tuple, rest: tuple):
+    """The compiled kernel of :func:`row_source` for this shape."""
+    return compiled(row_source(k, S, rest), "rows").group_products

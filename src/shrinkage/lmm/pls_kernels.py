@@ -1,0 +1,142 @@
+"""Steps (1)-(5) and (7)-(9) of :mod:`.objective`, group by group, compiled by numba.
+
+numpy vectorised these over groups: one call (about a microsecond, and a temporary of J
+values) per scalar operation of the q x q algebra, and the optimiser evaluates the
+criterion some twenty times a fit.  Loops over q x q arrays compiled as written are no
+better (23 ns a group for one 2 x 2 product: the loops' overhead), so the algebra is
+written out for the model's (q, p), every entry a local variable: the Python loops below
+run when the source is generated, not when it runs.  Sums over groups are added in group
+order (deterministic).  Formulas, names and numbering are those of the module docstring
+of :mod:`.objective`; the tests check them against dense matrices and the derivations.
+"""
+
+from __future__ import annotations
+
+import functools
+
+from .kernels import compiled
+
+__all__ = ["pls_kernels", "pls_source"]
+
+
+def _sum(terms, start: str = "") -> str:
+    """``start + t0 + t1 ...`` (``start - ...`` for terms beginning with '-'), or 0.0."""
+    out = start
+    for t in terms:
+        if t.startswith("-"):
+            out = f"{out} - {t[1:]}" if out else f"-{t[1:]}"
+        else:
+            out = f"{out} + {t}" if out else t
+    return out or "0.0"
+
+
+def _per_group(q: int, m: int) -> list:
+    """Lines of steps (1)-(2) for group j: z, r read; T = Z'Z Lambda, S = Lambda'T + I,
+    L = chol(S), Y = L^-1 Lambda' [Z'X | Z'y]; lower-triangular Lambda (entries l)."""
+    lines = [f"z{a}_{c} = ZtZ[j, {a}, {c}]" for a in range(q) for c in range(q)]
+    lines += [f"r{a}_{b} = ZtXy[j, {a}, {b}]" for a in range(q) for b in range(m)]
+    lines += [f"T{a}_{b} = {_sum(f'z{a}_{c} * l{c}_{b}' for c in range(b, q))}" for a in range(q) for b in range(q)]
+    lines += [f"S{a}_{b} = {_sum([f'l{c}_{a} * T{c}_{b}' for c in range(a, q)] + (['1.0'] if a == b else []))}"
+              for a in range(q) for b in range(a + 1)]
+    for i in range(q):
+        for k in range(i + 1):
+            s = _sum([f"-L{i}_{n} * L{k}_{n}" for n in range(k)], f"S{i}_{k}")
+            if i == k:
+                lines += [f"s = {s}", "if not s > 0.0:", "    return np.nan", f"D{i} = s", f"L{i}_{i} = math.sqrt(s)",
+                          f"I{i} = 1.0 / L{i}_{i}"]
+            else:
+                lines.append(f"L{i}_{k} = ({s}) * I{k}")
+    for b in range(m):
+        for a in range(q):
+            rhs = _sum([f"l{c}_{a} * r{c}_{b}" for c in range(a, q)])
+            lines.append(f"Y{a}_{b} = ({_sum([f'-L{a}_{c} * Y{c}_{b}' for c in range(a)], f'({rhs})')}) * I{a}")
+    return lines
+
+
+def pls_source(q: int, p: int) -> str:
+    """Source of ``criterion_terms`` and ``gradient_terms`` for q random-effect columns
+    and p fixed effects (see their docstrings in the source)."""
+    m = p + 1
+    lam = [f"l{c}_{b} = lam[{c}, {b}]" for b in range(q) for c in range(b, q)]
+    body = _per_group(q, m)
+    crit = [
+        "@njit(nogil=True, cache=True, error_model='numpy')",
+        "def criterion_terms(lam, ZtZ, ZtXy, L, Y, G):",
+        '    """(1) L_j = chol(Lambda\' Z_j\'Z_j Lambda + I), (2) Y_j = L_j^-1 Lambda\' [Z_j\'X_j | Z_j\'y_j]',
+        "    into L (J, q, q), Y (J, q, p+1); G = sum_j Y_j'Y_j; returns log|L|^2, or nan when",
+        '    some S_j lost its positive definiteness to rounding."""',
+        *("    " + x for x in lam),
+        *(f"    g{a}_{b} = 0.0" for a in range(m) for b in range(a, m)),
+        "    logdet = 0.0",
+        "    for j in range(ZtZ.shape[0]):",
+        *("        " + x for x in body),
+        *(f"        L[j, {i}, {k}] = {f'L{i}_{k}' if k <= i else '0.0'}" for i in range(q) for k in range(q)),
+        *(f"        Y[j, {a}, {b}] = Y{a}_{b}" for a in range(q) for b in range(m)),
+        *(f"        g{a}_{b} += {_sum(f'Y{c}_{a} * Y{c}_{b}' for c in range(q))}" for a in range(m) for b in range(a, m)),
+        f"        det = {' * '.join(f'D{a}' for a in range(q))}  # |S_j|, the product of the pivots",
+        "        if det < 1e300:  # one log a group, unless the product could overflow",
+        "            logdet += math.log(det)",
+        "        else:",
+        f"            logdet += {' + '.join(f'math.log(D{a})' for a in range(q))}",
+        *(f"    G[{a}, {b}] = G[{b}, {a}] = g{a}_{b}" for a in range(m) for b in range(a, m)),
+        "    return logdet",
+    ]
+    grad = [
+        "@njit(nogil=True, cache=True, error_model='numpy')",
+        "def gradient_terms(lam, ZtZ, ZtXy, L, Y, beta, RinvT, reml, dlog, dr2):",
+        '    """(7)-(9) summed over groups into dlog, dr2 (q x q): dlog = 2 sum_j Z_j\'Z_j Lambda S_j^-1',
+        "    [- 2 sum_j W_j A^-1 W_j' Lambda, REML], dr2 = -2 sum_j (Z_j'e_j) u_j', from L, Y of",
+        '    criterion_terms, beta_hat and RinvT = R_A^-T (A = R_A R_A\')."""',
+        *("    " + x for x in lam),
+        *(f"    b{c} = beta[{c}]" for c in range(p)),
+        *(f"    w{c}_{b} = RinvT[{c}, {b}]" for c in range(p) for b in range(p)),
+        *(f"    d{a}_{b} = 0.0" for a in range(q) for b in range(q)),
+        *(f"    e{a}_{b} = 0.0" for a in range(q) for b in range(q)),
+        *(f"    P{a}_{b} = 0.0" for a in range(q) for b in range(a, q)),
+        "    for j in range(ZtZ.shape[0]):",
+        *(f"        z{a}_{c} = ZtZ[j, {a}, {c}]" for a in range(q) for c in range(q)),
+        *(f"        r{a}_{b} = ZtXy[j, {a}, {b}]" for a in range(q) for b in range(m)),
+        *(f"        L{i}_{k} = L[j, {i}, {k}]" for i in range(q) for k in range(i + 1)),
+        *(f"        Y{a}_{b} = Y[j, {a}, {b}]" for a in range(q) for b in range(m)),
+    ]
+    g = []
+    g += [f"v{a} = {_sum([f'-Y{a}_{c} * b{c}' for c in range(p)], f'Y{a}_{p}')}" for a in range(q)]
+    for a in reversed(range(q)):  # u = L'^-1 v
+        g.append(f"u{a} = ({_sum([f'-L{c}_{a} * u{c}' for c in range(a + 1, q)], f'v{a}')}) / L{a}_{a}")
+    for b in range(q):  # Linv = L^-1
+        for a in range(b, q):
+            s = _sum([f"-L{a}_{c} * N{c}_{b}" for c in range(b, a)], "1.0" if a == b else "")
+            g.append(f"N{a}_{b} = ({s}) / L{a}_{a}")
+    g += [f"C{a}_{b} = {_sum(f'N{e}_{a} * N{e}_{b}' for e in range(max(a, b), q))}"  # S^-1 = Linv' Linv
+          for a in range(q) for b in range(q)]
+    g += [f"T{a}_{b} = {_sum(f'z{a}_{c} * l{c}_{b}' for c in range(b, q))}" for a in range(q) for b in range(q)]
+    g += [f"d{a}_{b} += 2.0 * ({_sum(f'T{a}_{c} * C{c}_{b}' for c in range(q))})" for a in range(q) for b in range(q)]
+    for a in range(q):  # Z'e = Z'(y - X beta) - Z'Z Lambda u
+        g.append(f"f{a} = {_sum([f'-r{a}_{c} * b{c}' for c in range(p)] + [f'-T{a}_{c} * u{c}' for c in range(q)], f'r{a}_{p}')}")
+    g += [f"e{a}_{b} -= 2.0 * f{a} * u{b}" for a in range(q) for b in range(q)]
+    g.append("if reml:")
+    reml = []
+    for b in range(p):  # H = L^-T Y_x
+        for a in reversed(range(q)):
+            reml.append(f"H{a}_{b} = ({_sum([f'-L{c}_{a} * H{c}_{b}' for c in range(a + 1, q)], f'Y{a}_{b}')}) / L{a}_{a}")
+    reml += [f"W{a}_{b} = {_sum([f'-T{a}_{c} * H{c}_{b}' for c in range(q)], f'r{a}_{b}')}" for a in range(q) for b in range(p)]
+    reml += [f"V{a}_{b} = {_sum(f'W{a}_{c} * w{c}_{b}' for c in range(p))}" for a in range(q) for b in range(p)]
+    reml += [f"P{a}_{b} += {_sum(f'V{a}_{c} * V{b}_{c}' for c in range(p))}" for a in range(q) for b in range(a, q)]
+    g += ["    " + x for x in reml]
+    grad += ["        " + x for x in g]
+    grad += [
+        *(f"    P{b}_{a} = P{a}_{b}" for a in range(q) for b in range(a + 1, q)),
+        "    if reml:",
+        *(f"        d{a}_{b} -= 2.0 * ({_sum(f'P{a}_{c} * l{c}_{b}' for c in range(b, q))})" for a in range(q) for b in range(q)),
+        *(f"    dlog[{a}, {b}] = d{a}_{b}" for a in range(q) for b in range(q)),
+        *(f"    dr2[{a}, {b}] = e{a}_{b}" for a in range(q) for b in range(q)),
+    ]
+    return "\n".join(["import math", "", "import numpy as np", "from numba import njit", "", "",
+                      *crit, "", "", *grad, ""])
+
+
+@functools.lru_cache(maxsize=None)
+def pls_kernels(q: int, p: int):
+    """(criterion_terms, gradient_terms) compiled for (q, p), once a process."""
+    module = compiled(pls_source(q, p), "pls")
+    return module.criterion_terms, module.gradient_terms

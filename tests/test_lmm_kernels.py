@@ -1,0 +1,106 @@
+"""The compiled kernels of shrinkage.lmm (kernels.py, pls_kernels.py): the row pass
+gives bit for bit the per-group sums np.bincount gives; a wrong generated kernel is
+caught by the dense comparison; a bad group code is named with its row; and where the
+cache folder cannot be written the kernels still compile (in memory) and write nothing.
+The criterion kernels are checked against dense matrices for q = 1..4 in
+test_lmm_objective.py."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from shrinkage.errors import InputError
+from shrinkage.lmm import kernels, pls_kernels
+from shrinkage.lmm.crossprod import cross_products
+from shrinkage.lmm.objective import Layout, deviance
+
+from test_lmm_objective import dense, random_data
+
+
+def _frozen(a):
+    a = a.view()
+    a.flags.writeable = False
+    return a
+
+
+@pytest.mark.parametrize("S", [(0,), (0, 1), (0, 2), (0, 1, 3), (1, 2)])
+def test_row_pass_is_the_bincounts_bit_for_bit(rng, S):
+    """out[j, b*|S| + s] = sum over the group's rows of v[S[s]] v[b], as np.bincount adds
+    the same products; the rest pairs against math.fsum."""
+    N, J, k = 5000, 37, 5
+    codes = rng.integers(0, J, size=N)
+    cols = [rng.normal(size=N) * 4 + 100 for _ in range(k - 1)]
+    means = np.array([0.0] + [c.mean() for c in cols])
+    rest = tuple((a, b) for a in range(1, k) for b in range(a, k) if a not in S and b not in S)
+    out, dots = np.zeros((J, k * len(S))), np.zeros(len(rest))
+    kernel = kernels.row_kernel(k, S, rest)
+    assert kernel(_frozen(codes), tuple(_frozen(c) for c in cols), means, 0, N, out, dots) == -1
+    v = [np.ones(N)] + [c - m for c, m in zip(cols, means[1:])]
+    for b in range(k):
+        for s, a in enumerate(S):
+            weights = None if a == b == 0 else v[b] if a == 0 else v[a] if b == 0 else v[a] * v[b]
+            want = np.bincount(codes, weights=weights, minlength=J).astype(float)
+            assert np.array_equal(out[:, b * len(S) + s], want), (a, b)
+    for (a, b), got in zip(rest, dots):
+        assert got == pytest.approx(math.fsum(v[a] * v[b]), rel=1e-12, abs=1e-9)
+
+
+def test_a_wrong_row_kernel_is_caught():
+    """The comparison above fails for a kernel that forgets the centring of one column."""
+    source = kernels.row_source(3, (0, 1), ((2, 2),)).replace("v2 = c2[i] - m2", "v2 = c2[i]")
+    kernel = kernels.compiled(source, "rows").group_products
+    N = 200
+    codes = np.arange(N) % 4
+    cols = (np.linspace(1, 2, N), np.linspace(5, 9, N))
+    out, dots = np.zeros((4, 6)), np.zeros(1)
+    kernel(_frozen(codes), tuple(_frozen(c) for c in cols), np.array([0.0, 1.5, 7.0]), 0, N, out, dots)
+    want = np.bincount(codes, weights=cols[1] - 7.0, minlength=4)
+    assert not np.allclose(out[:, 4], want)
+
+
+def test_a_wrong_criterion_kernel_is_rejected_by_the_dense_comparison(rng, monkeypatch):
+    """Generate the (q, p) kernels with S_j = Lambda'Z'Z Lambda + 1.5 I: the dense
+    marginal likelihood disagrees."""
+    y, X, Z, codes, names = random_data(rng, q=2)
+    cp = cross_products(y, X, Z, codes, np.arange(codes.max() + 1), names, names[:2])
+    theta = np.array([0.8, 0.1, 0.3])
+    want = dense(theta, y, X, Z, codes, Layout.of((2,)), "REML")[0]
+    assert deviance(theta, cp, "REML") == pytest.approx(want, rel=1e-11)
+    right = pls_kernels.pls_source
+    monkeypatch.setattr(pls_kernels, "pls_source", lambda q, p: right(q, p).replace(" + 1.0\n", " + 1.5\n"))
+    pls_kernels.pls_kernels.cache_clear()
+    try:
+        assert deviance(theta, cp, "REML") != pytest.approx(want, rel=1e-6)
+    finally:
+        monkeypatch.undo()
+        pls_kernels.pls_kernels.cache_clear()
+    assert deviance(theta, cp, "REML") == pytest.approx(want, rel=1e-11)
+
+
+@pytest.mark.parametrize("bad", [-1, 9])
+def test_a_group_code_outside_the_groups_is_named_with_its_row(bad):
+    N = 300_000  # several chunks: the error comes from a worker thread
+    codes = np.arange(N) % 9
+    codes[200_001] = bad
+    x, y = np.linspace(0, 1, N), np.linspace(2, 3, N) ** 2
+    with pytest.raises(InputError, match=rf"group code {bad} at row 200001 is outside 0\.\.8"):
+        cross_products(y, [None, x], [None, x], codes, np.arange(9), ["(Intercept)", "x"], ["(Intercept)", "x"])
+
+
+def test_kernels_compile_where_the_cache_folder_cannot_be_written(tmp_path, monkeypatch):
+    """A cache 'folder' that is a file: the kernel is compiled in memory, nothing is
+    written, and it computes what the cached one does."""
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("")
+    monkeypatch.setenv("SHRINKAGE_CACHE_DIR", str(blocker))
+    source = kernels.row_source(2, (0,), ((1, 1),)) + "# compiled in memory\n"
+    kernel = kernels.compiled(source, "rows").group_products
+    codes, x = np.array([0, 1, 1, 0]), np.array([1.0, 2.0, 4.0, 8.0])
+    out, dots = np.zeros((2, 2)), np.zeros(1)
+    assert kernel(_frozen(codes), (_frozen(x),), np.array([0.0, 3.0]), 0, 4, out, dots) == -1
+    np.testing.assert_array_equal(out, [[2.0, 3.0], [2.0, 0.0]])
+    assert dots[0] == 4 + 1 + 1 + 25
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["not-a-folder"]
