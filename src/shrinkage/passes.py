@@ -21,7 +21,7 @@ import numpy as np
 
 from .errors import InputError
 
-__all__ = ["cores", "chunk_results", "take"]
+__all__ = ["cores", "chunk_results", "take", "map_ordered"]
 
 _POOL: list = []  # [(threads, pool)] once a pass has needed one
 _LOCK = threading.Lock()
@@ -115,3 +115,15 @@ def take(table: np.ndarray, index: np.ndarray) -> np.ndarray:
     for _ in chunk_results(chunk, index.size, 1 << 18):
         pass
     return out
+
+
+def map_ordered(work, items) -> list:
+    """[work(item) for item in items], the calls on the worker threads (compiled kernels
+    that release the GIL overlap there: the optimiser's starting points, the Hessian's
+    gradients); results in the order of ``items``, an exception raised as the loop would."""
+    items = list(items)
+    threads = _threads()
+    if len(items) < 2 or threads < 2 or threading.current_thread().name.startswith("shrinkage-pass"):
+        return [work(item) for item in items]
+    futures = [_pool(threads).submit(work, item) for item in items]
+    return [f.result() for f in futures]

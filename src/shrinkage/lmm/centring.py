@@ -100,8 +100,16 @@ class Centring:
         return b_c if self.identity else b_c @ self.Tinv.T
 
     def cov(self, V_c: np.ndarray) -> np.ndarray:
-        """T^-1 V_c T^-T for one (q, q) or J (J, q, q) covariance matrices."""
-        return V_c if self.identity else self.Tinv @ V_c @ self.Tinv.T
+        """T^-1 V_c T^-T for one (q, q) or J (J, q, q) covariance matrices (for J, two
+        matrix products on (J q, q) rows: a broadcast product makes J tiny ones)."""
+        if self.identity:
+            return V_c
+        if V_c.ndim == 2:
+            return self.Tinv @ V_c @ self.Tinv.T
+        J, q, _ = V_c.shape
+        right = (V_c.reshape(J * q, q) @ self.Tinv.T).reshape(J, q, q)  # V_j T^-T
+        both = np.ascontiguousarray(right.transpose(0, 2, 1)).reshape(J * q, q) @ self.Tinv.T  # (T^-1 V_j T^-T)'
+        return np.ascontiguousarray(both.reshape(J, q, q).transpose(0, 2, 1))
 
     def rows(self, Z: np.ndarray) -> np.ndarray:
         """Rows z' of the user's Z as rows of Z_c: z_c' = z' T^-1."""

@@ -186,7 +186,7 @@ def missing_mask(frame, columns) -> np.ndarray | None:
 def group_codes(g) -> tuple[np.ndarray, np.ndarray]:
     """(codes, labels) of a grouping column: labels sorted (a categorical keeps its
     level order, unused levels dropped); integer labels in a compact range are coded by
-    one bincount pass, others by pandas.factorize (hashing)."""
+    two sweeps (:mod:`.kernels`), others by pandas.factorize (hashing)."""
     import pandas as pd
 
     if isinstance(g.dtype, pd.CategoricalDtype):
@@ -194,17 +194,17 @@ def group_codes(g) -> tuple[np.ndarray, np.ndarray]:
         return g.cat.codes.to_numpy().astype(np.intp), np.asarray(g.cat.categories)
     a = g.to_numpy()
     if a.dtype.kind in "iu" and a.size:
-        lo, hi = int(a.min()), int(a.max())
+        from .kernels import integer_range, present  # numba: loaded with the first formula fit
+
+        lo, hi = (int(v) for v in integer_range(a))
         if hi - lo <= 4 * a.size + 1024:
-            shifted = (a - lo if lo else a).astype(np.intp, copy=False)
-            if not shifted.flags.writeable:  # a read-only frame column: np.bincount would copy it on every call
-                shifted = shifted.copy()
-            present = np.flatnonzero(np.bincount(shifted))
-            if present.size == hi - lo + 1:  # every label in the range occurs: codes are the shift
-                return shifted, (present + lo).astype(a.dtype)
+            seen = np.flatnonzero(present(a, lo, hi - lo + 1))
+            labels = (seen + lo).astype(a.dtype)
+            if seen.size == hi - lo + 1:  # every label in the range occurs: codes are the shift
+                return (a if lo == 0 and a.dtype == np.intp else (a - lo).astype(np.intp)), labels
             lookup = np.zeros(hi - lo + 1, dtype=np.intp)
-            lookup[present] = np.arange(present.size)
-            return lookup[shifted], (present + lo).astype(a.dtype)
+            lookup[seen] = np.arange(seen.size)
+            return lookup[a - lo if lo else a], labels
     try:
         codes, labels = pd.factorize(g, sort=True)
     except TypeError:

@@ -295,7 +295,8 @@ def cross_products(y, X, Z, codes, labels, x_names, z_names, centre: bool = True
     if len(ones) > 1:
         raise InputError(f"X has {len(ones)} intercept columns: {', '.join(x_names[k] for k in ones)}")
     k = len(cols) + 2
-    means = np.array([0.0] + [c.mean() for c in cols] + [y.mean()])
+    head = slice(0, _CHUNK)  # provisional centres from the first rows: no pass of its own (exact means below)
+    shifts = np.array([0.0] + [c[head].mean() for c in cols] + [y[head].mean()])
     S = sorted({0, *where_z})
     rest = [(a, b) for a in range(1, k) for b in range(a, k) if a not in S and b not in S]  # totals only
     sources = tuple(_frozen(np.ascontiguousarray(c, dtype=float)) for c in cols + [y])  # one numba type
@@ -306,7 +307,7 @@ def cross_products(y, X, Z, codes, labels, x_names, z_names, centre: bool = True
         """One chunk: per group v[S]v' for the centred row v = A_i - means, and the
         products of the pairs no group needs."""
         out, dots = np.zeros((J, len(S) * k)), np.zeros(len(rest))
-        bad = group_products(codes, sources, means, lo, hi, out, dots)
+        bad = group_products(codes, sources, shifts, lo, hi, out, dots)
         if bad >= 0:
             raise InputError(f"group code {int(codes[bad])} at row {bad} is outside 0..{J - 1}")
         return out, dots
@@ -325,8 +326,10 @@ def cross_products(y, X, Z, codes, labels, x_names, z_names, centre: bool = True
     if not np.isfinite(total).all():
         raise InputError("the cross-products overflow (values too large to square in floating point)")
 
-    return from_products(labels, M[:, 0, S.index(0)], M, S, total, means, where_x, where_z, x_names, z_names,
-                         centre=centre)
+    means = shifts + total[0] / total[0, 0]  # a column's sum about its shift is total[0, a]
+    means[0] = 0.0
+    return from_products(labels, M[:, 0, S.index(0)], M, S, total, shifts, where_x, where_z, x_names, z_names,
+                         centre=centre, means=means)
 
 
 def _express(where, means, centred: bool, k: int) -> np.ndarray:
@@ -339,32 +342,53 @@ def _express(where, means, centred: bool, k: int) -> np.ndarray:
     return G
 
 
-def from_products(labels, n, M, S, total, means, where_x, where_z, x_names, z_names,
-                  centre: bool = True) -> CrossProducts:
+def _pick(B: np.ndarray, index, shift, constant: int, axis: int) -> np.ndarray:
+    """B's slices ``index`` along ``axis``, slice i plus shift[i] x the constant's slice:
+    B @ G (axis 2) or G' B (axis 1) for a G of :func:`_express`, without the product."""
+    out = np.take(B, index, axis=axis)
+    for i, mu in enumerate(shift):
+        if mu:
+            target = out[:, :, i] if axis == 2 else out[:, i, :]
+            target += mu * (B[:, :, constant] if axis == 2 else B[:, constant, :])
+    return out
+
+
+def from_products(labels, n, M, S, total, shifts, where_x, where_z, x_names, z_names,
+                  centre: bool = True, means=None) -> CrossProducts:
     """CrossProducts from the products of the distinct columns A = [1, a_1 .. a_m, y],
-    each about means[a] (means[0] = 0: the constant): per group M_j = A_j'A_j[:, S]
+    each about shifts[a] (shifts[0] = 0: the constant): per group M_j = A_j'A_j[:, S]
     (J, k, len(S)) for the columns S Z uses (and the constant), in total A'A (k, k);
     where_x, where_z: each X and Z column's index in A (0: the constant).  X and y are
-    centred when ``centre`` and X has an intercept, Z when ``centre`` and Z has one.
+    centred when ``centre`` and X has an intercept, Z when ``centre`` and Z has one:
+    about ``means`` (the columns' overall means), moved there exactly from the shifts
+    by :meth:`CrossProducts.recentre` (default: the shifts are the means).
     The one assembly of the in-memory pass and the out-of-core engines."""
     k, J, q = total.shape[0], M.shape[0], len(where_z)
     intercept = next((j for j, w in enumerate(where_x) if w == 0), None)
     z_intercept = next((j for j, w in enumerate(where_z) if w == 0), None)
     x_centred, z_centred = centre and intercept is not None, centre and z_intercept is not None
-    Gx, Gz = _express(where_x, means, x_centred, k), _express(where_z, means, z_centred, k)
-    gy = _express((k - 1,), means, x_centred, k)[:, 0]
-    # one matrix product each, not J tiny ones (numpy's batched matmul costs ~1.4 ms each at J = 1e4)
-    MGz = (M.reshape(J * k, len(S)) @ Gz[S, :]).reshape(J, k, q)
+    Gx, Gz = _express(where_x, shifts, x_centred, k), _express(where_z, shifts, z_centred, k)
+    gy = _express((k - 1,), shifts, x_centred, k)[:, 0]
+    # per group, G has one 1 a column (and the mean in row 0 for a raw column): G' M_j G'
+    # is picking rows and columns, plus a multiple of the constant's (no matrix products)
+    MGz = _pick(M, [S.index(w) for w in where_z], [shifts[w] if w and not z_centred else 0.0 for w in where_z],
+                S.index(0), axis=2)
 
-    def left(G: np.ndarray) -> np.ndarray:
-        """G' M_j Gz for every group, (J, columns of G, q)."""
-        return np.tensordot(G, MGz, axes=([0], [1])).transpose(1, 0, 2)
+    def left(where, centred: bool) -> np.ndarray:
+        """G' M_j Gz for every group, (J, len(where), q)."""
+        return _pick(MGz, where, [shifts[w] if w and not centred else 0.0 for w in where], 0, axis=1)
 
-    return CrossProducts(
+    cp = CrossProducts(
         labels=_ro(labels), n=_ro(np.asarray(n).astype(np.int64)),
-        XtX=_ro(Gx.T @ total @ Gx), XtZ=_ro(left(Gx)), ZtZ=_ro(left(Gz)), Xty=_ro(Gx.T @ total @ gy),
-        Zty=_ro(np.tensordot(MGz, gy, axes=([1], [0]))), yty=float(gy @ total @ gy),
+        XtX=_ro(Gx.T @ total @ Gx), XtZ=_ro(left(where_x, x_centred)), ZtZ=_ro(left(where_z, z_centred)),
+        Xty=_ro(Gx.T @ total @ gy),
+        Zty=_ro(left((k - 1,), x_centred)[:, 0, :]), yty=float(gy @ total @ gy),
         x_names=tuple(x_names), z_names=tuple(z_names),
-        x_centre=_ro(np.array([means[w] if (x_centred and w) else 0.0 for w in where_x])),
-        y_centre=float(means[k - 1]) if x_centred else 0.0, intercept=intercept,
-        z_centre=_ro(np.array([means[w] if z_centred else 0.0 for w in where_z])), z_intercept=z_intercept)
+        x_centre=_ro(np.array([shifts[w] if (x_centred and w) else 0.0 for w in where_x])),
+        y_centre=float(shifts[k - 1]) if x_centred else 0.0, intercept=intercept,
+        z_centre=_ro(np.array([shifts[w] if z_centred else 0.0 for w in where_z])), z_intercept=z_intercept)
+    if means is None or not (x_centred or z_centred):
+        return cp
+    return cp.recentre(np.array([means[w] if w else 0.0 for w in where_x]) if x_centred else None,
+                       float(means[k - 1]) if x_centred else None,
+                       np.array([means[w] if w else 0.0 for w in where_z]) if z_centred else None)

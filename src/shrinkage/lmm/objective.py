@@ -23,9 +23,10 @@ Gradient (dLambda/dtheta_k = E_rc, the unit matrix at theta_k's entry):
   (9) d log|A|   = -2 [sum_j W_j A^-1 W_j' Lambda]_rc,   W_j = Z_j'V_j^-1 X_j
                  = Z_j'X_j - Z_j'Z_j Lambda S_j^-1 Lambda' Z_j'X_j.
 
-All per-group work is vectorised over groups with arrays shaped (q, q, J) (components
-first, so every operation is a length-J vector operation): O(J q^3 + p^3) per
-evaluation, independent of N.  numpy only.
+Steps (1)-(2) and (7)-(9) run group by group in kernels compiled for the model's (q, p)
+(:mod:`.pls_kernels`); what is left here is numpy, vectorised over groups with arrays
+shaped (q, q, J) (components first: every operation a length-J vector operation).
+O(J q^3 + p^3) per evaluation, independent of N.
 """
 
 from __future__ import annotations
@@ -172,27 +173,12 @@ def _left(M: np.ndarray, B: np.ndarray) -> np.ndarray:
     return out
 
 
-def _right(B: np.ndarray, M: np.ndarray) -> np.ndarray:
-    """B M for B (m, c, J) and a fixed matrix M (c x b)."""
-    out = np.zeros((B.shape[0], M.shape[1], B.shape[2]))
-    for c in range(M.shape[0]):
-        for b in range(M.shape[1]):
-            if M[c, b] != 0.0:
-                out[:, b] += M[c, b] * B[:, c]
-    return out
-
-
 def _bmm(A: np.ndarray, B: np.ndarray) -> np.ndarray:
     """A_j B_j for every group: A (a, c, J), B (c, b, J) -> (a, b, J)."""
     out = np.zeros((A.shape[0], B.shape[1], A.shape[2]))
     for k in range(A.shape[1]):
         out += A[:, k, None, :] * B[None, k]
     return out
-
-
-def _sum_bmm(A: np.ndarray, B: np.ndarray) -> np.ndarray:
-    """sum_j A_j B_j: A (a, c, J), B (c, b, J) -> (a, b), one matrix product per c."""
-    return sum(A[:, k, :] @ B[k].T for k in range(A.shape[1]))
 
 
 def _combine(B: np.ndarray, w: np.ndarray) -> np.ndarray:

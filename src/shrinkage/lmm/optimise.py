@@ -27,9 +27,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import InputError
+from ..passes import map_ordered
 
 from ._blas import one_thread as _one_thread
-from .objective import Problem, _bmm, _chol, _lsolve, deviance, deviance_and_gradient, gradient
+from .objective import (Problem, _bmm, _chol, _deviance, _gradient, _lsolve, deviance_and_gradient, evaluate,
+                        gradient)
 
 __all__ = ["Optimum", "minimise", "SINGULAR_TOL"]
 
@@ -147,11 +149,14 @@ def _hessian(pr: Problem, method: str, theta: np.ndarray, g: np.ndarray, idx: np
     """Forward differences of the analytic gradient on the entries idx, symmetrised;
     None unless positive definite."""
     H = np.empty((idx.size, idx.size))
-    for a, i in enumerate(idx):
-        h = 1e-6 * max(abs(theta[i]), 1e-2)
+    steps = [1e-6 * max(abs(theta[i]), 1e-2) for i in idx]
+    points = []
+    for i, h in zip(idx, steps):
         tp = theta.copy()
         tp[i] += h
-        H[:, a] = (gradient(tp, pr, method) - g)[idx] / h
+        points.append(tp)
+    for a, (gp, h) in enumerate(zip(map_ordered(lambda t: gradient(t, pr, method), points), steps)):
+        H[:, a] = (gp - g)[idx] / h
     H = 0.5 * (H + H.T)
     try:
         return H if np.linalg.eigvalsh(H).min() > 0 else None
@@ -211,18 +216,25 @@ def minimise(pr: Problem, method: str = "REML", thorough: bool = False) -> Optim
     it usually converge at once (it lands near the optimum); L-BFGS-B runs only when they
     do not, or end near the boundary (then a second start is compared, as below)."""
     starts, moment = _starts(pr)
-    values = []
-    for s in starts:
+
+    def at(i: int):
+        """The criterion at start i and, for the moment start (Newton steps go from it),
+        its pieces (O(J) memory: kept for that one only)."""
         try:
-            values.append(deviance(s, pr, method))
+            pc = evaluate(starts[i], pr)
+            return _deviance(pc, pr, method), (pc if i == moment else None)
         except InputError:
-            values.append(np.inf)
+            return np.inf, None
+
+    evaluated = map_ordered(at, range(len(starts)))  # independent: on the worker threads
+    values = [v for v, _ in evaluated]
     order = [i for i in np.argsort(values, kind="stable") if np.isfinite(values[i])]
     with _one_thread():
         found = []
         first = starts[order[0]]
         if (not thorough and order[0] == moment and np.all(first[pr.layout.diagonal] > SINGULAR_TOL)):
-            theta, value, g, done = _newton(pr, method, first, values[order[0]])
+            theta, value, g, done = _newton(pr, method, first, values[order[0]],
+                                            _gradient(evaluated[order[0]][1], pr, method))
             if done and np.all(theta[pr.layout.diagonal] > SINGULAR_TOL):
                 found = [(theta, value, g)]
         if not found:
