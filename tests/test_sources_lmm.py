@@ -21,7 +21,6 @@ import pandas as pd
 import pytest
 
 import shrinkage
-from shrinkage.errors import InputError
 from shrinkage import InputError
 from shrinkage.lmm import fit_cross_products, lmer
 from shrinkage.sources import formula_cross_products
