@@ -168,15 +168,20 @@ class CrossProducts:
             XtX += np.outer(s, d) + np.outer(d, s) + N * np.outer(d, d)
             Xty += e * s + t * d + N * e * d
             yty += 2 * e * t + N * e * e
-            XtZ += d[None, :, None] * z[:, None, :]
+            for a in np.flatnonzero(d):  # loops over the small axes: numpy's inner loops of length q are slow
+                for b in range(self.q):
+                    XtZ[:, a, b] += d[a] * z[:, b]
             Zty += e * z
         if zi is not None and np.any(g):  # Z's side, with the sums about the new X, y centres
-            sj = XtZ[:, :, zi]  # (J, p): X_j'1
-            tj = Zty[:, zi]  # (J,): y_j'1
-            XtZ += sj[:, :, None] * g[None, None, :]
-            ZtZ += z[:, :, None] * g[None, None, :] + g[None, :, None] * z[:, None, :] \
-                + n[:, None, None] * np.outer(g, g)[None]
-            Zty += tj[:, None] * g[None, :]
+            sj = XtZ[:, :, zi].copy()  # (J, p): X_j'1
+            tj = Zty[:, zi].copy()  # (J,): y_j'1
+            for b in np.flatnonzero(g):
+                XtZ[:, :, b] += sj * g[b]
+                Zty[:, b] += tj * g[b]
+            for a in range(self.q):
+                for b in range(self.q):
+                    if g[a] or g[b]:
+                        ZtZ[:, a, b] += z[:, a] * g[b] + g[a] * z[:, b] + n * (g[a] * g[b])
         return replace(self, XtX=_ro(XtX), XtZ=_ro(XtZ), ZtZ=_ro(ZtZ), Xty=_ro(Xty), Zty=_ro(Zty), yty=yty,
                        x_centre=_ro(x_centre), y_centre=y_centre, z_centre=_ro(z_centre))
 
