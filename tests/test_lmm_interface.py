@@ -220,3 +220,27 @@ def test_fit_from_merged_chunks_equals_fit_from_rows(sleep, fitted):
     assert merged.loglik == pytest.approx(fitted.loglik, rel=1e-12)
     np.testing.assert_allclose(merged.beta, fitted.beta, rtol=1e-10)
     np.testing.assert_allclose(merged.b, fitted.b, rtol=1e-7, atol=1e-8)
+
+
+def test_integer_labels_with_gaps_are_the_groups_that_occur(sleep):
+    """Subjects 308..372 hold 18 labels: coded by their shift, the 47 labels of the range
+    with no rows are dropped by the pass; the fit is the one of the same labels as text."""
+    r = shrinkage.fit(SLOPE, data=sleep)
+    as_text = shrinkage.fit(SLOPE, data=sleep.assign(Subject="s" + sleep["Subject"].astype(str)))
+    assert r.ngroups == 18 and list(r.ranef["Subject"].index) == sorted(sleep["Subject"].unique())
+    assert r.loglik == pytest.approx(as_text.loglik, rel=1e-13)
+    np.testing.assert_allclose(r.ranef["Subject"].to_numpy(), as_text.ranef["Subject"].to_numpy(), rtol=1e-9)
+    np.testing.assert_allclose(r.predict(), as_text.predict(), rtol=1e-12)  # the rows' codes renumbered too
+    new = pd.DataFrame({"Days": [1.0, 2.0], "Subject": [372, 311]})  # 311: in the range, not in the data
+    np.testing.assert_allclose(r.predict(new), [r.coef()["Subject"].loc[372] @ [1.0, 1.0], r.fixef @ [1.0, 2.0]],
+                               rtol=1e-12)
+
+
+@pytest.mark.parametrize("column", ["Days", "Reaction"])
+def test_an_infinite_value_is_an_error_naming_its_column(sleep, column):
+    """The pass's sums see a NaN or an infinity (the float columns are not searched first);
+    the fit then searches them and names what it finds."""
+    damaged = sleep.astype({column: float})
+    damaged.loc[11, column] = np.inf
+    with pytest.raises(InputError, match=rf"column '{column}' has an infinite value at row 11"):
+        shrinkage.fit(SLOPE, data=damaged)

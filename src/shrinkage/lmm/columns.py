@@ -152,15 +152,16 @@ def columns_of(spec_or_text, frame, what: str):
     return [M[:, k] for k in range(M.shape[1])], list(mm.columns), mm.model_spec
 
 
-def missing_mask(frame, columns) -> np.ndarray | None:
+def missing_mask(frame, columns, floats: bool = True) -> np.ndarray | None:
     """(rows, columns) mask of missing values (NaN, None, null), or None when there are
-    none (one fast pass per float column, none for integer columns).  An infinite value
+    none (one fast pass per float column, none for integer columns; float columns not
+    at all without ``floats``, for a caller that checks them itself).  An infinite value
     is an error, not a missing value (as lme4)."""
     masks, any_missing = [], False
     for c in columns:
         col = frame[c]
         kind = col.dtype.kind
-        if kind in "iub":
+        if kind in "iub" or (kind == "f" and not floats):
             masks.append(None)
             continue
         if kind == "f":
@@ -186,7 +187,8 @@ def missing_mask(frame, columns) -> np.ndarray | None:
 def group_codes(g) -> tuple[np.ndarray, np.ndarray]:
     """(codes, labels) of a grouping column: labels sorted (a categorical keeps its
     level order, unused levels dropped); integer labels in a compact range are coded by
-    two sweeps (:mod:`.kernels`), others by pandas.factorize (hashing)."""
+    their shift (every label of the range, those with no rows too), others by
+    pandas.factorize (hashing)."""
     import pandas as pd
 
     if isinstance(g.dtype, pd.CategoricalDtype):
@@ -194,17 +196,11 @@ def group_codes(g) -> tuple[np.ndarray, np.ndarray]:
         return g.cat.codes.to_numpy().astype(np.intp), np.asarray(g.cat.categories)
     a = g.to_numpy()
     if a.dtype.kind in "iu" and a.size:
-        from .kernels import integer_range, present  # numba: loaded with the first formula fit
-
-        lo, hi = (int(v) for v in integer_range(a))
-        if hi - lo <= 4 * a.size + 1024:
-            seen = np.flatnonzero(present(a, lo, hi - lo + 1))
-            labels = (seen + lo).astype(a.dtype)
-            if seen.size == hi - lo + 1:  # every label in the range occurs: codes are the shift
-                return (a if lo == 0 and a.dtype == np.intp else (a - lo).astype(np.intp)), labels
-            lookup = np.zeros(hi - lo + 1, dtype=np.intp)
-            lookup[seen] = np.arange(seen.size)
-            return lookup[a - lo if lo else a], labels
+        lo, hi = int(a.min()), int(a.max())
+        if hi - lo <= 4 * a.size + 1024:  # codes are the shift; a label of the range with no rows is
+            # dropped by the pass that counts the rows (cross_products), not searched for here
+            return (a if lo == 0 and a.dtype == np.intp else (a - lo).astype(np.intp)), \
+                np.arange(lo, hi + 1).astype(a.dtype)
     try:
         codes, labels = pd.factorize(g, sort=True)
     except TypeError:

@@ -270,8 +270,8 @@ def cross_products(y, X, Z, codes, labels, x_names, z_names, centre: bool = True
     worker threads): the per-group cross-products; the summed ones are their sums over
     groups, and the pairs no group needs are summed over the rows in the same sweep.
 
-    ``codes`` are integer group codes 0..J-1 (every code present), ``labels[c]`` names
-    code c; X and Z are matrices or lists of columns (None for the intercept).  Columns shared by X and Z (equal values) and constant columns are computed
+    ``codes`` are integer group codes 0..J-1, ``labels[c]`` names code c (a code with
+    no rows is dropped with its label); X and Z are matrices or lists of columns (None for the intercept).  Columns shared by X and Z (equal values) and constant columns are computed
     once: the distinct columns A = [1, a_1 .. a_m, y], centred by their overall means,
     give the per-group products M_j[:, S] = A_j' A_j[:, S] for the columns S that Z uses
     (and the constant), and M = A'A in total; every block is then G1' M G2 for small
@@ -333,7 +333,10 @@ def cross_products(y, X, Z, codes, labels, x_names, z_names, centre: bool = True
 
     means = shifts + total[0] / total[0, 0]  # a column's sum about its shift is total[0, a]
     means[0] = 0.0
-    return from_products(labels, M[:, 0, S.index(0)], M, S, total, shifts, where_x, where_z, x_names, z_names,
+    n = M[:, 0, S.index(0)]
+    if not n.all():  # codes with no rows: not groups of these data
+        M, n, labels = M[n > 0], n[n > 0], np.asarray(labels)[n > 0]
+    return from_products(labels, n, M, S, total, shifts, where_x, where_z, x_names, z_names,
                          centre=centre, means=means)
 
 

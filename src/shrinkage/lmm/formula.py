@@ -162,8 +162,10 @@ class Design:
         return dense(self.z_cols, self.y.size)
 
 
-def design(f: LmmFormula, data, na_action: str = "omit") -> Design:
-    """Code the data for the model (see the module docstring)."""
+def design(f: LmmFormula, data, na_action: str = "omit", floats: bool = True) -> Design:
+    """Code the data for the model (see the module docstring).  Without ``floats`` the
+    float columns are not searched for missing values: for a caller that sees them in
+    its own sums (a NaN makes them NaN) and then codes again with them searched."""
     if na_action not in ("omit", "raise"):
         raise InputError(f"na_action must be 'omit' or 'raise', got {na_action!r}")
     used = dict.fromkeys(variables(f"{f.response} ~ {f.fixed}"))
@@ -173,7 +175,7 @@ def design(f: LmmFormula, data, na_action: str = "omit") -> Design:
     frame = to_pandas(data, list(used))
     if len(frame) == 0:
         raise InputError("the data have no rows")
-    missing = missing_mask(frame, list(used))
+    missing = missing_mask(frame, list(used), floats)
     dropped, kept = 0, None
     if missing is not None:
         bad_rows = missing.any(axis=1)

@@ -1,9 +1,5 @@
 """Compiled loops (numba) where numpy's cost per call, not the arithmetic, was the cost.
 
-The group codes of integer labels (:func:`integer_range`, :func:`present`): one sweep
-for the range and one for the labels present, where numpy took two, a copy and a
-bincount.
-
 The pass over the rows (:func:`row_kernel`).  numpy needed one np.bincount per product
 (seven at ``y ~ x1 + x2 + (x1 | g)``), each a sweep over the rows.  Here one sweep forms
 a row's products in registers and adds them to its group's row of a table that stays in
@@ -28,11 +24,7 @@ import sys
 import threading
 import types
 
-import numpy as np
-
-from numba import njit
-
-__all__ = ["compiled", "row_kernel", "row_source", "integer_range", "present"]
+__all__ = ["compiled", "row_kernel", "row_source"]
 
 _KERNELS: dict = {}
 _LOCK = threading.Lock()
@@ -102,23 +94,3 @@ def row_kernel(k: int, S: tuple, rest: tuple):
     """The compiled kernel of :func:`row_source` for this shape."""
     return compiled(row_source(k, S, rest), "rows").group_products
 
-
-@njit(nogil=True, cache=True)
-def integer_range(a):
-    """(min, max) of a non-empty integer array in one sweep (numpy takes two)."""
-    lo = hi = a[0]
-    for v in a:
-        if v < lo:
-            lo = v
-        elif v > hi:
-            hi = v
-    return lo, hi
-
-
-@njit(nogil=True, cache=True)
-def present(a, lo, size):
-    """Which of the integers lo .. lo + size - 1 occur in a (all of a in that range)."""
-    seen = np.zeros(size, np.bool_)
-    for v in a:
-        seen[v - lo] = True
-    return seen

@@ -207,8 +207,9 @@ class Pieces:
     logdet_A: float
 
 
-def evaluate(theta, stats) -> Pieces:
-    """Steps (1)-(5) of the module docstring at theta."""
+def evaluate(theta, stats, keep: bool = True) -> Pieces:
+    """Steps (1)-(5) of the module docstring at theta; without ``keep`` the pieces L_j,
+    Y_j (what the gradient, the BLUPs and condVar need) are not stored: L and Y are None."""
     pr = _as_problem(stats)
     theta = np.asarray(theta, dtype=float)
     if theta.shape != (pr.layout.size,):
@@ -218,8 +219,9 @@ def evaluate(theta, stats) -> Pieces:
     lam = make_lambda(theta, pr.layout)
     J, q, m = pr.ZtXy_g.shape
     criterion_terms = pls_kernels(q, m - 1)[0]
-    L, Y, G = np.empty((J, q, q)), np.empty((J, q, m)), np.empty((m, m))
-    logdet_L = criterion_terms(lam, pr.ZtZ_g, pr.ZtXy_g, L, Y, G)  # (1), (2) and sum_j Y_j'Y_j
+    rows = J if keep else 1
+    L, Y, G = np.empty((rows, q, q)), np.empty((rows, q, m)), np.empty((m, m))
+    logdet_L = criterion_terms(lam, pr.ZtZ_g, pr.ZtXy_g, L, Y, G, keep)  # (1), (2) and sum_j Y_j'Y_j
     if math.isnan(logdet_L):  # S_j >= I in exact arithmetic: lost to rounding
         raise InputError("Lambda'Z_j'Z_j Lambda + I lost its positive definiteness to rounding: the random "
                          "terms' columns are far from zero relative to their spread (centre them)")
@@ -234,8 +236,10 @@ def evaluate(theta, stats) -> Pieces:
     beta = np.linalg.solve(RA.T, w)  # (4)
     r2 = pr.yty - G[p, p] - float(w @ w)  # (5)
     logdet_A = 2.0 * float(np.log(np.diag(RA)).sum())
-    return Pieces(lam, L.transpose(1, 2, 0), Y.transpose(1, 2, 0), L, Y, A, RA, beta, float(r2), float(logdet_L),
-                  logdet_A)
+    if not keep:
+        L = Y = None
+    return Pieces(lam, None if L is None else L.transpose(1, 2, 0), None if Y is None else Y.transpose(1, 2, 0),
+                  L, Y, A, RA, beta, float(r2), float(logdet_L), logdet_A)
 
 
 def _dof(pr: Problem, method: str) -> int:

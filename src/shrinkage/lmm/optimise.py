@@ -221,7 +221,7 @@ def minimise(pr: Problem, method: str = "REML", thorough: bool = False) -> Optim
         """The criterion at start i and, for the moment start (Newton steps go from it),
         its pieces (O(J) memory: kept for that one only)."""
         try:
-            pc = evaluate(starts[i], pr)
+            pc = evaluate(starts[i], pr, keep=i == moment)
             return _deviance(pc, pr, method), (pc if i == moment else None)
         except InputError:
             return np.inf, None
