@@ -30,8 +30,7 @@ from ..errors import InputError
 from ..passes import map_ordered
 
 from ._blas import one_thread as _one_thread
-from .objective import (Problem, _bmm, _chol, _deviance, _gradient, _lsolve, deviance_and_gradient, evaluate,
-                        gradient)
+from .objective import Problem, _deviance, _gradient, deviance_and_gradient, evaluate, gradient
 
 __all__ = ["Optimum", "minimise", "SINGULAR_TOL"]
 
@@ -60,28 +59,21 @@ def moment_start(pr: Problem) -> np.ndarray | None:
     invertible, D ~ cov(b_j) - sigma^2 mean((Z_j'Z_j)^-1), sigma^2 from the within-group
     residuals; made positive definite and restricted to the block pattern.  A starting
     point only (it lands near the optimum, so fewer iterations), never an estimate."""
+    from .pls_kernels import pls_kernels
+
     q, J = pr.layout.q, pr.ZtZ.shape[2]
     try:
         beta = np.linalg.solve(pr.XtX, pr.Xty)
-        Zr = pr.ZtXy[:, -1, :] - np.einsum("qpj,p->qj", pr.ZtXy[:, :-1, :], beta)  # Z_j'(y_j - X_j beta)
-        # (Z_j'Z_j)^-1 by Cholesky factors vectorised over groups (batched LAPACK calls
-        # on J tiny matrices cost 30-45 ms at J = 1e4, most of this function)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            L = _chol(pr.ZtZ)
-            det = np.prod(np.diagonal(L, axis1=0, axis2=1), axis=1) ** 2
-        ok = np.isfinite(det) & (det > 1e-10 * np.abs(pr.ZtZ).reshape(q * q, J).max(axis=0) ** q)
         n = pr.cp.n
-        ok &= n > q
+        ok, b, inv_sum = np.empty(J, dtype=np.bool_), np.empty((J, q)), np.empty((q, q))
+        fitted = pls_kernels(q, pr.p)[2](pr.ZtZ_g, pr.ZtXy_g, beta, n, ok, b, inv_sum)  # sum_j Zr_j' b_j
         if ok.sum() < max(q + 1, 3):
             return None
-        Linv = _lsolve(L[:, :, ok], np.broadcast_to(np.eye(q)[:, :, None], (q, q, int(ok.sum()))).copy())
-        inv = _bmm(Linv.transpose(1, 0, 2), Linv).transpose(2, 0, 1)  # (J_ok, q, q)
-        b = np.einsum("jab,bj->ja", inv, Zr[:, ok])
+        b = b[ok]
         rss = pr.yty - 2 * beta @ pr.Xty + beta @ pr.XtX @ beta  # total residual SS after OLS
-        fitted = np.einsum("ja,aj->", b, Zr[:, ok])  # sum_j Zr_j' b_j: SS explained within groups
         dof = n.sum() - pr.p - q * ok.sum()
         sigma2 = max((rss - fitted) / dof, 1e-12 * rss / n.sum()) if dof > 0 else rss / n.sum()
-        D = np.cov(b.T).reshape(q, q) - sigma2 * inv.mean(axis=0)
+        D = np.cov(b.T).reshape(q, q) - sigma2 * inv_sum / ok.sum()
         mask = pr.layout.rows, pr.layout.cols
         keep = np.zeros((q, q), dtype=bool)
         keep[mask] = True

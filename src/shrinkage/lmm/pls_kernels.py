@@ -16,7 +16,7 @@ import functools
 
 from .kernels import compiled
 
-__all__ = ["pls_kernels", "pls_source"]
+__all__ = ["pls_kernels", "pls_source", "moment_source"]
 
 
 def _sum(terms, start: str = "") -> str:
@@ -51,6 +51,50 @@ def _per_group(q: int, m: int) -> list:
             rhs = _sum([f"l{c}_{a} * r{c}_{b}" for c in range(a, q)])
             lines.append(f"Y{a}_{b} = ({_sum([f'-L{a}_{c} * Y{c}_{b}' for c in range(a)], f'({rhs})')}) * I{a}")
     return lines
+
+
+def moment_source(q: int, p: int) -> str:
+    """Source of ``group_least_squares`` for :func:`.optimise.moment_start`: per group,
+    b_j = (Z_j'Z_j)^-1 Z_j'(y_j - X_j beta) where Z_j'Z_j is well conditioned (its
+    determinant above 1e-10 max|Z_j'Z_j|^q) and n_j > q, by its Cholesky factor."""
+    lines = [
+        "@njit(nogil=True, cache=True, error_model='numpy')",
+        "def group_least_squares(ZtZ, ZtXy, beta, n, ok, b, inv_sum):",
+        '    """Fills ok (J,), b (J, q) (where ok) and inv_sum = the sum of (Z_j\'Z_j)^-1 over the ok',
+        '    groups; returns sum_j (Z_j\'r_j)\' b_j over them (r_j = y_j - X_j beta)."""',
+        *(f"    c{c} = beta[{c}]" for c in range(p)),
+        *(f"    s{a}_{b} = 0.0" for a in range(q) for b in range(q)),
+        "    fitted = 0.0",
+        f"    for j in range(ZtZ.shape[0]):",
+        "        ok[j] = False",
+        f"        if n[j] <= {q}:",
+        "            continue",
+        *(f"        z{a}_{c} = ZtZ[j, {a}, {c}]" for a in range(q) for c in range(q)),
+        f"        big = max({', '.join(f'abs(z{a}_{c})' for a in range(q) for c in range(q))}"
+        f"{', 0.0' if q * q == 1 else ''})",
+    ]
+    body = []
+    for i in range(q):
+        for k in range(i + 1):
+            t = _sum([f"-L{i}_{m} * L{k}_{m}" for m in range(k)], f"z{i}_{k}")
+            if i == k:
+                body += [f"D{i} = {t}", f"if not D{i} > 0.0:", "    continue", f"L{i}_{i} = math.sqrt(D{i})",
+                         f"I{i} = 1.0 / L{i}_{i}"]
+            else:
+                body.append(f"L{i}_{k} = ({t}) * I{k}")
+    body += [f"if not {' * '.join(f'D{a}' for a in range(q))} > 1e-10 * big ** {q}:", "    continue"]
+    for b in range(q):  # N = L^-1
+        for a in range(b, q):
+            body.append(f"N{a}_{b} = ({_sum([f'-L{a}_{c} * N{c}_{b}' for c in range(b, a)], '1.0' if a == b else '')}) * I{a}")
+    body += [f"V{a}_{b} = {_sum(f'N{e}_{a} * N{e}_{b}' for e in range(max(a, b), q))}" for a in range(q) for b in range(q)]
+    body += [f"r{a} = {_sum([f'-ZtXy[j, {a}, {c}] * c{c}' for c in range(p)], f'ZtXy[j, {a}, {p}]')}" for a in range(q)]
+    body += [f"u{a} = {_sum(f'V{a}_{b} * r{b}' for b in range(q))}" for a in range(q)]
+    body += ["ok[j] = True", *(f"b[j, {a}] = u{a}" for a in range(q)),
+             f"fitted += {_sum(f'r{a} * u{a}' for a in range(q))}",
+             *(f"s{a}_{b} += V{a}_{b}" for a in range(q) for b in range(q))]
+    lines += ["        " + x for x in body]
+    lines += [*(f"    inv_sum[{a}, {b}] = s{a}_{b}" for a in range(q) for b in range(q)), "    return fitted"]
+    return "\n".join(lines)
 
 
 def pls_source(q: int, p: int) -> str:
@@ -139,11 +183,12 @@ def pls_source(q: int, p: int) -> str:
         *(f"    dr2[{a}, {b}] = e{a}_{b}" for a in range(q) for b in range(q)),
     ]
     return "\n".join(["import math", "", "import numpy as np", "from numba import njit", "", "",
-                      *crit, "", "", *grad, ""])
+                      *crit, "", "", *grad, "", "", moment_source(q, p), ""])
 
 
 @functools.lru_cache(maxsize=None)
 def pls_kernels(q: int, p: int):
-    """(criterion_terms, gradient_terms) compiled for (q, p), once a process."""
+    """(criterion_terms, gradient_terms, group_least_squares) compiled for (q, p), once a
+    process."""
     module = compiled(pls_source(q, p), "pls")
-    return module.criterion_terms, module.gradient_terms
+    return module.criterion_terms, module.gradient_terms, module.group_least_squares
