@@ -104,3 +104,35 @@ def test_kernels_compile_where_the_cache_folder_cannot_be_written(tmp_path, monk
     np.testing.assert_array_equal(out, [[2.0, 3.0], [2.0, 0.0]])
     assert dots[0] == 4 + 1 + 1 + 25
     assert sorted(p.name for p in tmp_path.iterdir()) == ["not-a-folder"]
+
+
+def test_group_least_squares_is_each_groups_own_solve(rng):
+    """The moment start's kernel: b_j = (Z_j'Z_j)^-1 Z_j'(y_j - X_j beta) for the groups
+    with n_j > q and a well-conditioned Z_j'Z_j, against numpy's solve group by group."""
+    from shrinkage.lmm.objective import prepare
+
+    codes = np.repeat(np.arange(30), rng.integers(2, 15, size=30))
+    N = codes.size
+    X = np.column_stack([np.ones(N), rng.normal(size=(N, 3))])
+    X[codes == 4, 2] = 0.0  # a group whose Z_j'Z_j is singular: left out
+    Z, y, names = X[:, :3], rng.normal(size=N) + X @ [1.0, 2.0, -1.0, 0.5], ["c0", "c1", "c2", "c3"]
+    cp = cross_products(y, X, Z, codes, np.arange(30), names, names[:3], centre=False)
+    pr = prepare(cp)
+    beta = rng.normal(size=pr.p)
+    ok, b, inv_sum = np.empty(30, dtype=np.bool_), np.empty((30, 3)), np.empty((3, 3))
+    fitted = pls_kernels.pls_kernels(3, pr.p)[2](pr.ZtZ_g, pr.ZtXy_g, beta, cp.n, ok, b, inv_sum)
+    def conditioned(j):  # the kernel's rule: n_j > q and |Z_j'Z_j| > 1e-10 max|Z_j'Z_j|^q
+        Zj = Z[codes == j]
+        return Zj.shape[0] > 3 and np.linalg.det(Zj.T @ Zj) > 1e-10 * np.abs(Zj.T @ Zj).max() ** 3
+
+    want_ok = [conditioned(j) for j in range(30)]
+    assert not want_ok[4] and sum(want_ok) >= 20
+    np.testing.assert_array_equal(ok, want_ok)
+    total_inv, total_fit = np.zeros((3, 3)), 0.0
+    for j in np.flatnonzero(want_ok):
+        Zj, rj = Z[codes == j], (y - X @ beta)[codes == j]
+        np.testing.assert_allclose(b[j], np.linalg.solve(Zj.T @ Zj, Zj.T @ rj), rtol=1e-8, atol=1e-10)
+        total_inv += np.linalg.inv(Zj.T @ Zj)
+        total_fit += (Zj.T @ rj) @ np.linalg.solve(Zj.T @ Zj, Zj.T @ rj)
+    np.testing.assert_allclose(inv_sum, total_inv, rtol=1e-8)
+    assert fitted == pytest.approx(total_fit, rel=1e-9)
