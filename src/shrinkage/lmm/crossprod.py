@@ -42,8 +42,10 @@ whose rounding (~1e-4 per row) swamps a spread of order 1; the same exact formul
 to them cannot restore lost digits.  Chunks centred about their own means move to each
 other's by gamma = the difference of chunk means (of the order of the spread), which
 costs no digits, so the merge stays exact to rounding (tests/test_lmm_centring.py).
+The in-memory pass uses the same fact: it centres about the first rows' means (no pass
+of its own for the overall means) and moves the result to the overall means exactly.
 
-numpy only.
+The pass is compiled (:mod:`.kernels`); the rest is numpy.
 """
 
 from __future__ import annotations

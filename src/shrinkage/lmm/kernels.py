@@ -9,9 +9,10 @@ ones the random terms use), once per shape, as Python source that numba compiles
 source goes to the user's cache folder (content-addressed, written atomically) so numba
 caches the machine code beside it and a shape is compiled once per machine.
 
-Every product is the same floating-point number, added in the same row order, as the
-bincounts gave it, so the per-group sums are bit for bit those of the numpy pass.  No
-fastmath: every sum is in the order written.  ``nogil``: chunks run on the worker
+Every product is the same floating-point number, added in the same row order, as
+np.bincount adds it, so the per-group sums are bit for bit the bincounts' (the numpy
+pass this replaced; tests/test_lmm_kernels.py).  No fastmath: every sum is in the
+order written.  ``nogil``: chunks run on the worker
 threads of :mod:`shrinkage.passes`.
 """
 
