@@ -59,7 +59,7 @@ from ..passes import chunk_results
 
 __all__ = ["CrossProducts", "cross_products", "from_products"]
 
-_CHUNK = 1 << 16  # at least this many rows per chunk in cross_products
+_CHUNK = 1 << 18  # at least this many rows per chunk in cross_products (each makes, fills and adds a table)
 GROUP_FIELDS = ("n", "XtZ", "ZtZ", "Zty")  # per group (first axis J)
 TOTAL_FIELDS = ("XtX", "Xty", "yty")  # summed over groups
 
@@ -302,7 +302,7 @@ def cross_products(y, X, Z, codes, labels, x_names, z_names, centre: bool = True
     if len(ones) > 1:
         raise InputError(f"X has {len(ones)} intercept columns: {', '.join(x_names[k] for k in ones)}")
     k = len(cols) + 2
-    head = slice(0, _CHUNK)  # provisional centres from the first rows: no pass of its own (exact means below)
+    head = slice(0, 1 << 16)  # provisional centres from the first rows: no pass of its own (exact means below)
     shifts = np.array([0.0] + [c[head].mean() for c in cols] + [y[head].mean()])
     S = sorted({0, *where_z})
     rest = [(a, b) for a in range(1, k) for b in range(a, k) if a not in S and b not in S]  # totals only
