@@ -221,7 +221,7 @@ def evaluate(theta, stats, keep: bool = True) -> Pieces:
     criterion_terms = pls_kernels(q, m - 1)[0]
     rows = J if keep else 1
     L, Y, G = np.empty((rows, q, q)), np.empty((rows, q, m)), np.empty((m, m))
-    logdet_L = criterion_terms(lam, pr.ZtZ_g, pr.ZtXy_g, L, Y, G, keep)  # (1), (2) and sum_j Y_j'Y_j
+    logdet_L = criterion_terms(lam, pr.ZtZ_g, pr.ZtXy_g, 0, J, L, Y, G, keep)  # (1), (2) and sum_j Y_j'Y_j
     if math.isnan(logdet_L):  # S_j >= I in exact arithmetic: lost to rounding
         raise InputError("Lambda'Z_j'Z_j Lambda + I lost its positive definiteness to rounding: the random "
                          "terms' columns are far from zero relative to their spread (centre them)")
@@ -336,9 +336,12 @@ def gradient_parts(pc: Pieces, pr: Problem, method: str) -> tuple[np.ndarray, np
     of the deviance at a given sigma (for profiles) the first + the second / sigma^2."""
     from .pls_kernels import pls_kernels
 
-    q = pr.layout.q
+    q, J = pr.layout.q, pr.ZtZ_g.shape[0]
     gradient_terms = pls_kernels(q, pr.p)[1]
-    dlog, dr2 = np.empty((q, q)), np.empty((q, q))
-    gradient_terms(pc.lam, pr.ZtZ_g, pr.ZtXy_g, pc.L_g, pc.Y_g, pc.beta, np.ascontiguousarray(np.linalg.inv(pc.RA).T),
-                   method == "REML", dlog, dr2)  # (7)-(9)
+    RinvT, reml = np.ascontiguousarray(np.linalg.inv(pc.RA).T), method == "REML"
+
+    dlog, dr2, P = np.empty((3, q, q))
+    gradient_terms(pc.lam, pr.ZtZ_g, pr.ZtXy_g, 0, J, pc.L_g, pc.Y_g, pc.beta, RinvT, reml, dlog, dr2, P)  # (7)-(9)
+    if reml:
+        dlog = dlog - 2.0 * (P @ pc.lam)
     return dlog[pr.layout.rows, pr.layout.cols], dr2[pr.layout.rows, pr.layout.cols]

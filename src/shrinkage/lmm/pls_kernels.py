@@ -105,16 +105,16 @@ def pls_source(q: int, p: int) -> str:
     body = _per_group(q, m)
     crit = [
         "@njit(nogil=True, cache=True, error_model='numpy')",
-        "def criterion_terms(lam, ZtZ, ZtXy, L, Y, G, keep):",
-        '    """(1) L_j = chol(Lambda\' Z_j\'Z_j Lambda + I), (2) Y_j = L_j^-1 Lambda\' [Z_j\'X_j | Z_j\'y_j]',
-        "    into L (J, q, q), Y (J, q, p+1) when ``keep`` (the criterion's value alone needs neither);",
-        "    G = sum_j Y_j'Y_j; returns log|L|^2, or nan when some S_j lost its positive",
-        '    definiteness to rounding."""',
+        "def criterion_terms(lam, ZtZ, ZtXy, lo, hi, L, Y, G, keep):",
+        '    """For the groups lo..hi-1: (1) L_j = chol(Lambda\' Z_j\'Z_j Lambda + I), (2) Y_j = L_j^-1',
+        "    Lambda' [Z_j'X_j | Z_j'y_j] into L (J, q, q), Y (J, q, p+1) when ``keep`` (the value alone",
+        "    needs neither); G = their sum of Y_j'Y_j; returns their log|S_j| summed, or nan when some",
+        '    S_j lost its positive definiteness to rounding."""',
         *("    " + x for x in lam),
         *(f"    g{a}_{b} = 0.0" for a in range(m) for b in range(a, m)),
         "    logdet = 0.0",
         "    prod = 1.0",
-        "    for j in range(ZtZ.shape[0]):",
+        "    for j in range(lo, hi):",
         *("        " + x for x in body),
         "        if keep:",
         *(f"            L[j, {i}, {k}] = {f'L{i}_{k}' if k <= i else '0.0'}" for i in range(q) for k in range(q)),
@@ -134,17 +134,18 @@ def pls_source(q: int, p: int) -> str:
     ]
     grad = [
         "@njit(nogil=True, cache=True, error_model='numpy')",
-        "def gradient_terms(lam, ZtZ, ZtXy, L, Y, beta, RinvT, reml, dlog, dr2):",
-        '    """(7)-(9) summed over groups into dlog, dr2 (q x q): dlog = 2 sum_j Z_j\'Z_j Lambda S_j^-1',
-        "    [- 2 sum_j W_j A^-1 W_j' Lambda, REML], dr2 = -2 sum_j (Z_j'e_j) u_j', from L, Y of",
-        '    criterion_terms, beta_hat and RinvT = R_A^-T (A = R_A R_A\')."""',
+        "def gradient_terms(lam, ZtZ, ZtXy, lo, hi, L, Y, beta, RinvT, reml, dlog, dr2, P):",
+        '    """(7)-(9) summed over the groups lo..hi-1 into the q x q dlog = 2 sum_j Z_j\'Z_j Lambda S_j^-1,',
+        "    dr2 = -2 sum_j (Z_j'e_j) u_j' and (REML) P = sum_j W_j A^-1 W_j' (the caller subtracts",
+        "    2 P Lambda from the summed dlog), from L, Y of criterion_terms, beta_hat and",
+        '    RinvT = R_A^-T (A = R_A R_A\')."""',
         *("    " + x for x in lam),
         *(f"    b{c} = beta[{c}]" for c in range(p)),
         *(f"    w{c}_{b} = RinvT[{c}, {b}]" for c in range(p) for b in range(p)),
         *(f"    d{a}_{b} = 0.0" for a in range(q) for b in range(q)),
         *(f"    e{a}_{b} = 0.0" for a in range(q) for b in range(q)),
         *(f"    P{a}_{b} = 0.0" for a in range(q) for b in range(a, q)),
-        "    for j in range(ZtZ.shape[0]):",
+        "    for j in range(lo, hi):",
         *(f"        z{a}_{c} = ZtZ[j, {a}, {c}]" for a in range(q) for c in range(q)),
         *(f"        r{a}_{b} = ZtXy[j, {a}, {b}]" for a in range(q) for b in range(m)),
         *(f"        L{i}_{k} = L[j, {i}, {k}]" for i in range(q) for k in range(i + 1)),
@@ -176,9 +177,7 @@ def pls_source(q: int, p: int) -> str:
     g += ["    " + x for x in reml]
     grad += ["        " + x for x in g]
     grad += [
-        *(f"    P{b}_{a} = P{a}_{b}" for a in range(q) for b in range(a + 1, q)),
-        "    if reml:",
-        *(f"        d{a}_{b} -= 2.0 * ({_sum(f'P{a}_{c} * l{c}_{b}' for c in range(b, q))})" for a in range(q) for b in range(q)),
+        *(f"    P[{a}, {b}] = P[{b}, {a}] = P{a}_{b}" for a in range(q) for b in range(a, q)),
         *(f"    dlog[{a}, {b}] = d{a}_{b}" for a in range(q) for b in range(q)),
         *(f"    dr2[{a}, {b}] = e{a}_{b}" for a in range(q) for b in range(q)),
     ]
