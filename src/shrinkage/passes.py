@@ -21,7 +21,7 @@ import numpy as np
 
 from .errors import InputError
 
-__all__ = ["cores", "chunk_results", "take", "map_ordered"]
+__all__ = ["cores", "chunk_results", "take"]
 
 _POOL: list = []  # [(threads, pool)] once a pass has needed one
 _LOCK = threading.Lock()
@@ -116,14 +116,3 @@ def take(table: np.ndarray, index: np.ndarray) -> np.ndarray:
         pass
     return out
 
-
-def map_ordered(work, items) -> list:
-    """[work(item) for item in items], the calls on the worker threads (compiled kernels
-    that release the GIL overlap there: the optimiser's starting points, the Hessian's
-    gradients); results in the order of ``items``, an exception raised as the loop would."""
-    items = list(items)
-    threads = _threads()
-    if len(items) < 2 or threads < 2 or threading.current_thread().name.startswith("shrinkage-pass"):
-        return [work(item) for item in items]
-    futures = [_pool(threads).submit(work, item) for item in items]
-    return [f.result() for f in futures]

@@ -12,7 +12,6 @@ its shrunk line.  No SymPy; deterministic; nothing written unless all of it is c
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,7 +22,7 @@ from ._report_excerpts import EXCERPTS, NUMBERS, SOURCE
 from .errors import InputError
 from .render.preamble import PGFPLOTS
 from .render.preamble import PREAMBLE as BASE_PREAMBLE
-from .report import MAX_TABLE_ROWS, document, num, plain, tex_text, write_outputs
+from .report import MAX_TABLE_ROWS, document, num, tex_text, write_outputs
 
 __all__ = ["GroupNumbers", "group_numbers", "render_lmm", "write_lmm_report"]
 
@@ -84,7 +83,7 @@ def group_numbers(r) -> GroupNumbers:
     """The per-group numbers of the report, from a fit with its design (a formula fit)."""
     d = r.design
     X, Z, y, codes = d.X, d.Z, np.asarray(d.y, dtype=float), d.codes
-    J, q, p = r.ngroups, Z.shape[1], X.shape[1]
+    J = r.ngroups
     n = np.bincount(codes, minlength=J)
     ZtZ = _group_sums(codes, J, Z[:, :, None] * Z[:, None, :])
     ZtX = _group_sums(codes, J, Z[:, :, None] * X[:, None, :])

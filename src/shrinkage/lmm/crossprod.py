@@ -373,14 +373,14 @@ def from_products(labels, n, M, S, total, shifts, where_x, where_z, x_names, z_n
     about ``means`` (the columns' overall means), moved there exactly from the shifts
     by :meth:`CrossProducts.recentre` (default: the shifts are the means).
     The one assembly of the in-memory pass and the out-of-core engines."""
-    k, J, q = total.shape[0], M.shape[0], len(where_z)
+    k = total.shape[0]
     intercept = next((j for j, w in enumerate(where_x) if w == 0), None)
     z_intercept = next((j for j, w in enumerate(where_z) if w == 0), None)
     x_centred, z_centred = centre and intercept is not None, centre and z_intercept is not None
-    Gx, Gz = _express(where_x, shifts, x_centred, k), _express(where_z, shifts, z_centred, k)
-    gy = _express((k - 1,), shifts, x_centred, k)[:, 0]
-    # per group, G has one 1 a column (and the mean in row 0 for a raw column): G' M_j G'
-    # is picking rows and columns, plus a multiple of the constant's (no matrix products)
+    Gx, gy = _express(where_x, shifts, x_centred, k), _express((k - 1,), shifts, x_centred, k)[:, 0]
+    # the totals are Gx' A'A Gx ...; per group, G_x, G_z (see _express) have one 1 a column
+    # (and the shift in row 0 for a raw column), so G' M_j G is picking rows and columns
+    # plus a multiple of the constant's (no matrix products)
     MGz = _pick(M, [S.index(w) for w in where_z], [shifts[w] if w and not z_centred else 0.0 for w in where_z],
                 S.index(0), axis=2)
 

@@ -95,20 +95,28 @@ def make_lambda(theta, layout: Layout) -> np.ndarray:
 
 @dataclass(frozen=True, eq=False)
 class Problem:
-    """Cross-products rearranged once for the criterion: per-group blocks as (a, b, J)
-    arrays, totals over groups, N, p, and the layout of theta."""
+    """Cross-products rearranged once for the criterion: per-group blocks as (J, a, b)
+    arrays (and (a, b, J) views), totals over groups, N, p, and the layout of theta."""
 
     cp: CrossProducts
     layout: Layout
-    ZtZ: np.ndarray  # (q, q, J)
-    ZtXy: np.ndarray  # (q, p+1, J): [Z'X | Z'y]
-    ZtZ_g: np.ndarray  # the same group first, (J, q, q), for the compiled steps (.pls_kernels)
-    ZtXy_g: np.ndarray  # (J, q, p+1)
+    ZtZ_g: np.ndarray  # (J, q, q), group first: the compiled steps' layout (.pls_kernels)
+    ZtXy_g: np.ndarray  # (J, q, p+1): [Z'X | Z'y]
     XtX: np.ndarray  # (p, p), sum over groups
     Xty: np.ndarray  # (p,)
     yty: float
     N: int
     p: int
+
+    @property
+    def ZtZ(self) -> np.ndarray:
+        """(q, q, J): components first, for the numpy steps vectorised over groups (a view)."""
+        return self.ZtZ_g.transpose(1, 2, 0)
+
+    @property
+    def ZtXy(self) -> np.ndarray:
+        """(q, p+1, J), a view."""
+        return self.ZtXy_g.transpose(1, 2, 0)
 
 
 def prepare(cp: CrossProducts, layout: Layout | None = None, z_centre=None) -> Problem:
@@ -120,9 +128,8 @@ def prepare(cp: CrossProducts, layout: Layout | None = None, z_centre=None) -> P
         raise InputError(f"theta layout is for {layout.q} random-effect columns, the data have {cp.q}")
     cp = cp.recentre(z_centre=np.zeros(cp.q) if z_centre is None else z_centre)
     ZtXy = np.concatenate([cp.XtZ.transpose(0, 2, 1), cp.Zty[:, :, None]], axis=2)
-    return Problem(cp, layout, np.ascontiguousarray(cp.ZtZ.transpose(1, 2, 0)),
-                   np.ascontiguousarray(ZtXy.transpose(1, 2, 0)), np.ascontiguousarray(cp.ZtZ, dtype=float),
-                   np.ascontiguousarray(ZtXy), np.asarray(cp.XtX), np.asarray(cp.Xty), float(cp.yty), cp.n_obs, cp.p)
+    return Problem(cp, layout, np.ascontiguousarray(cp.ZtZ, dtype=float), np.ascontiguousarray(ZtXy),
+                   np.asarray(cp.XtX), np.asarray(cp.Xty), float(cp.yty), cp.n_obs, cp.p)
 
 
 def _as_problem(stats) -> Problem:
@@ -130,20 +137,6 @@ def _as_problem(stats) -> Problem:
 
 
 # --- small dense linear algebra, vectorised over the last axis (groups) ---------------
-def _chol(S: np.ndarray) -> np.ndarray:
-    """Cholesky factors of J symmetric positive-definite q x q matrices, S (q, q, J)."""
-    q = S.shape[0]
-    L = np.zeros_like(S)
-    for i in range(q):
-        for k in range(i + 1):
-            s = S[i, k] - (L[i, :k] * L[k, :k]).sum(axis=0) if k else S[i, k].copy()
-            if i == k and not np.all(s > 0):  # S_j >= I in exact arithmetic: lost to rounding
-                raise InputError("Lambda'Z_j'Z_j Lambda + I lost its positive definiteness to rounding: the random "
-                                 "terms' columns are far from zero relative to their spread (centre them)")
-            L[i, k] = np.sqrt(s) if i == k else s / L[k, k]
-    return L
-
-
 def _lsolve(L: np.ndarray, B: np.ndarray) -> np.ndarray:
     """L^-1 B for lower-triangular L (q, q, J) and B (q, m, J)."""
     Y = np.empty_like(B)
@@ -151,42 +144,6 @@ def _lsolve(L: np.ndarray, B: np.ndarray) -> np.ndarray:
         acc = B[i] - (L[i, :i, None] * Y[:i]).sum(axis=0) if i else B[i]
         Y[i] = acc / L[i, i]
     return Y
-
-
-def _ltsolve(L: np.ndarray, B: np.ndarray) -> np.ndarray:
-    """L'^-1 B (back substitution), shapes as :func:`_lsolve`."""
-    q = L.shape[0]
-    X = np.empty_like(B)
-    for i in reversed(range(q)):
-        acc = B[i] - (L[i + 1:, i, None] * X[i + 1:]).sum(axis=0) if i < q - 1 else B[i]
-        X[i] = acc / L[i, i]
-    return X
-
-
-def _left(M: np.ndarray, B: np.ndarray) -> np.ndarray:
-    """M B for a fixed matrix M (a x c) and B (c, m, J); zero entries of M skipped."""
-    out = np.zeros((M.shape[0],) + B.shape[1:])
-    for a in range(M.shape[0]):
-        for c in range(M.shape[1]):
-            if M[a, c] != 0.0:
-                out[a] += M[a, c] * B[c]
-    return out
-
-
-def _bmm(A: np.ndarray, B: np.ndarray) -> np.ndarray:
-    """A_j B_j for every group: A (a, c, J), B (c, b, J) -> (a, b, J)."""
-    out = np.zeros((A.shape[0], B.shape[1], A.shape[2]))
-    for k in range(A.shape[1]):
-        out += A[:, k, None, :] * B[None, k]
-    return out
-
-
-def _combine(B: np.ndarray, w: np.ndarray) -> np.ndarray:
-    """B w along the middle axis: B (q, m, J), w (m,) -> (q, J)."""
-    out = np.zeros((B.shape[0], B.shape[2]))
-    for k in range(B.shape[1]):
-        out += w[k] * B[:, k, :]
-    return out
 
 
 @dataclass(frozen=True, eq=False)
@@ -281,10 +238,15 @@ def sigma2_hat(theta, stats, method: str = "REML") -> float:
     return evaluate(theta, pr).r2 / _dof(pr, method)
 
 
-def _u(pc: Pieces, beta: np.ndarray) -> np.ndarray:
-    """u_j = S_j^-1 Lambda' Z_j'(y_j - X_j beta) = L_j'^-1 (Y_jy - Y_jx beta), as (q, J)."""
-    v = pc.Y[:, -1, :] - _combine(pc.Y[:, :-1, :], beta)
-    return _ltsolve(pc.L, v[:, None, :])[:, 0, :]
+def _blup_terms(pc: Pieces, beta: np.ndarray, sigma2: float) -> tuple[np.ndarray, np.ndarray]:
+    """b_j = Lambda u_j, u_j = S_j^-1 Lambda' Z_j'(y_j - X_j beta) = L_j'^-1 (Y_jy - Y_jx beta),
+    and sigma^2 Lambda S_j^-1 Lambda', (J, q) and (J, q, q), by the compiled kernel."""
+    from .pls_kernels import pls_kernels
+
+    J, q, m = pc.Y_g.shape
+    b, cond = np.empty((J, q)), np.empty((J, q, q))
+    pls_kernels(q, m - 1)[3](pc.lam, pc.L_g, pc.Y_g, np.asarray(beta, dtype=float), float(sigma2), b, cond)
+    return b, cond
 
 
 def blup(theta, stats, beta=None) -> np.ndarray:
@@ -295,8 +257,7 @@ def blup(theta, stats, beta=None) -> np.ndarray:
 
 def blup_at(pc: Pieces, beta=None) -> np.ndarray:
     """:func:`blup` from the pieces at theta (a fit reuses the evaluation at theta_hat)."""
-    u = _u(pc, pc.beta if beta is None else np.asarray(beta, dtype=float))
-    return (pc.lam @ u).T.copy()
+    return _blup_terms(pc, pc.beta if beta is None else beta, 1.0)[0]
 
 
 def conditional_cov(theta, stats, sigma2: float) -> np.ndarray:
@@ -306,10 +267,7 @@ def conditional_cov(theta, stats, sigma2: float) -> np.ndarray:
 
 def conditional_cov_at(pc: Pieces, sigma2: float) -> np.ndarray:
     """:func:`conditional_cov` from the pieces at theta."""
-    q, J = pc.L.shape[0], pc.L.shape[2]
-    Linv = _lsolve(pc.L, np.broadcast_to(np.eye(q)[:, :, None], (q, q, J)).copy())
-    F = _left(pc.lam, Linv.transpose(1, 0, 2))  # Lambda L^-T  (q, q, J)
-    return sigma2 * np.ascontiguousarray(_bmm(F, F.transpose(1, 0, 2)).transpose(2, 0, 1))
+    return _blup_terms(pc, pc.beta, sigma2)[1]
 
 
 def gradient(theta, stats, method: str = "REML") -> np.ndarray:

@@ -27,7 +27,6 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import InputError
-from ..passes import map_ordered
 
 from ._blas import one_thread as _one_thread
 from .objective import Problem, _deviance, _gradient, deviance_and_gradient, evaluate, gradient
@@ -141,14 +140,11 @@ def _hessian(pr: Problem, method: str, theta: np.ndarray, g: np.ndarray, idx: np
     """Forward differences of the analytic gradient on the entries idx, symmetrised;
     None unless positive definite."""
     H = np.empty((idx.size, idx.size))
-    steps = [1e-6 * max(abs(theta[i]), 1e-2) for i in idx]
-    points = []
-    for i, h in zip(idx, steps):
+    for a, i in enumerate(idx):
+        h = 1e-6 * max(abs(theta[i]), 1e-2)
         tp = theta.copy()
         tp[i] += h
-        points.append(tp)
-    for a, (gp, h) in enumerate(zip(map_ordered(lambda t: gradient(t, pr, method), points), steps)):
-        H[:, a] = (gp - g)[idx] / h
+        H[:, a] = (gradient(tp, pr, method) - g)[idx] / h
     H = 0.5 * (H + H.T)
     try:
         return H if np.linalg.eigvalsh(H).min() > 0 else None
@@ -218,7 +214,7 @@ def minimise(pr: Problem, method: str = "REML", thorough: bool = False) -> Optim
         except InputError:
             return np.inf, None
 
-    evaluated = map_ordered(at, range(len(starts)))  # independent: on the worker threads
+    evaluated = [at(i) for i in range(len(starts))]  # (the starts on worker threads gained nothing)
     values = [v for v, _ in evaluated]
     order = [i for i in np.argsort(values, kind="stable") if np.isfinite(values[i])]
     with _one_thread():

@@ -16,7 +16,7 @@ import functools
 
 from .kernels import compiled
 
-__all__ = ["pls_kernels", "pls_source", "moment_source"]
+__all__ = ["pls_kernels", "pls_source", "moment_source", "blup_source"]
 
 
 def _sum(terms, start: str = "") -> str:
@@ -65,7 +65,7 @@ def moment_source(q: int, p: int) -> str:
         *(f"    c{c} = beta[{c}]" for c in range(p)),
         *(f"    s{a}_{b} = 0.0" for a in range(q) for b in range(q)),
         "    fitted = 0.0",
-        f"    for j in range(ZtZ.shape[0]):",
+        "    for j in range(ZtZ.shape[0]):",
         "        ok[j] = False",
         f"        if n[j] <= {q}:",
         "            continue",
@@ -95,6 +95,31 @@ def moment_source(q: int, p: int) -> str:
     lines += ["        " + x for x in body]
     lines += [*(f"    inv_sum[{a}, {b}] = s{a}_{b}" for a in range(q) for b in range(q)), "    return fitted"]
     return "\n".join(lines)
+
+
+def blup_source(q: int, p: int) -> str:
+    """Source of ``blup_terms``: per group, lme4's conditional mode b_j = Lambda u_j with
+    u_j = L_j'^-1 (Y_jy - Y_jx beta), and condVar sigma^2 Lambda S_j^-1 Lambda' =
+    sigma^2 F F' with F = Lambda L_j^-T, from the L_j, Y_j of ``criterion_terms``."""
+    body = [*(f"L{i}_{k} = L[j, {i}, {k}]" for i in range(q) for k in range(i + 1)),
+            *(f"Y{a}_{b} = Y[j, {a}, {b}]" for a in range(q) for b in range(p + 1)),
+            *(f"v{a} = {_sum([f'-Y{a}_{c} * c{c}' for c in range(p)], f'Y{a}_{p}')}" for a in range(q))]
+    for a in reversed(range(q)):
+        body.append(f"u{a} = ({_sum([f'-L{c}_{a} * u{c}' for c in range(a + 1, q)], f'v{a}')}) / L{a}_{a}")
+    body += [f"b[j, {a}] = {_sum(f'l{a}_{c} * u{c}' for c in range(a + 1))}" for a in range(q)]
+    for c in range(q):  # N = L^-1
+        for a in range(c, q):
+            body.append(f"N{a}_{c} = ({_sum([f'-L{a}_{e} * N{e}_{c}' for e in range(c, a)], '1.0' if a == c else '')}) / L{a}_{a}")
+    body += [f"F{a}_{b} = {_sum(f'l{a}_{c} * N{b}_{c}' for c in range(min(a, b) + 1))}" for a in range(q) for b in range(q)]
+    body += [f"cond[j, {a}, {b}] = sigma2 * ({_sum(f'F{a}_{e} * F{b}_{e}' for e in range(q))})" for a in range(q) for b in range(q)]
+    return "\n".join([
+        "@njit(nogil=True, cache=True, error_model='numpy')",
+        "def blup_terms(lam, L, Y, beta, sigma2, b, cond):",
+        '    """Fills b (J, q): b_j = Lambda u_j, and cond (J, q, q): sigma2 Lambda S_j^-1 Lambda\'."""',
+        *(f"    l{a}_{c} = lam[{a}, {c}]" for a in range(q) for c in range(a + 1)),
+        *(f"    c{c} = beta[{c}]" for c in range(p)),
+        "    for j in range(L.shape[0]):",
+        *("        " + x for x in body)])
 
 
 def pls_source(q: int, p: int) -> str:
@@ -182,12 +207,12 @@ def pls_source(q: int, p: int) -> str:
         *(f"    dr2[{a}, {b}] = e{a}_{b}" for a in range(q) for b in range(q)),
     ]
     return "\n".join(["import math", "", "import numpy as np", "from numba import njit", "", "",
-                      *crit, "", "", *grad, "", "", moment_source(q, p), ""])
+                      *crit, "", "", *grad, "", "", moment_source(q, p), "", "", blup_source(q, p), ""])
 
 
 @functools.lru_cache(maxsize=None)
 def pls_kernels(q: int, p: int):
-    """(criterion_terms, gradient_terms, group_least_squares) compiled for (q, p), once a
-    process."""
+    """(criterion_terms, gradient_terms, group_least_squares, blup_terms) compiled for
+    (q, p), once a process."""
     module = compiled(pls_source(q, p), "pls")
-    return module.criterion_terms, module.gradient_terms, module.group_least_squares
+    return module.criterion_terms, module.gradient_terms, module.group_least_squares, module.blup_terms
