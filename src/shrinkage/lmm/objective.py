@@ -32,7 +32,7 @@ O(J q^3 + p^3) per evaluation, independent of N.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -107,6 +107,7 @@ class Problem:
     yty: float
     N: int
     p: int
+    scratch: dict = field(default_factory=dict, repr=False)  # reused L_j, Y_j of pieces nobody keeps
 
     @property
     def ZtZ(self) -> np.ndarray:
@@ -164,9 +165,12 @@ class Pieces:
     logdet_A: float
 
 
-def evaluate(theta, stats, keep: bool = True) -> Pieces:
+def evaluate(theta, stats, keep: bool = True, scratch: bool = False) -> Pieces:
     """Steps (1)-(5) of the module docstring at theta; without ``keep`` the pieces L_j,
-    Y_j (what the gradient, the BLUPs and condVar need) are not stored: L and Y are None."""
+    Y_j (what the gradient, the BLUPs and condVar need) are not stored: L and Y are None.
+    With ``scratch`` they are stored in the problem's one reused pair of arrays (for a
+    caller done with them before the next such evaluation: fresh arrays of this size cost
+    their page faults again, on every evaluation)."""
     pr = _as_problem(stats)
     theta = np.asarray(theta, dtype=float)
     if theta.shape != (pr.layout.size,):
@@ -177,7 +181,13 @@ def evaluate(theta, stats, keep: bool = True) -> Pieces:
     J, q, m = pr.ZtXy_g.shape
     criterion_terms = pls_kernels(q, m - 1)[0]
     rows = J if keep else 1
-    L, Y, G = np.empty((rows, q, q)), np.empty((rows, q, m)), np.empty((m, m))
+    if keep and scratch:
+        if "L" not in pr.scratch:
+            pr.scratch.update(L=np.empty((J, q, q)), Y=np.empty((J, q, m)))
+        L, Y = pr.scratch["L"], pr.scratch["Y"]
+    else:
+        L, Y = np.empty((rows, q, q)), np.empty((rows, q, m))
+    G = np.empty((m, m))
     logdet_L = criterion_terms(lam, pr.ZtZ_g, pr.ZtXy_g, 0, J, L, Y, G, keep)  # (1), (2) and sum_j Y_j'Y_j
     if math.isnan(logdet_L):  # S_j >= I in exact arithmetic: lost to rounding
         raise InputError("Lambda'Z_j'Z_j Lambda + I lost its positive definiteness to rounding: the random "
@@ -206,7 +216,7 @@ def _dof(pr: Problem, method: str) -> int:
 def deviance(theta, stats, method: str = "REML") -> float:
     """-2 x the profiled log-likelihood (ML) or REML criterion at theta: step (6)."""
     pr = _as_problem(stats)
-    return _deviance(evaluate(theta, pr), pr, method)
+    return _deviance(evaluate(theta, pr, keep=False), pr, method)
 
 
 def _deviance(pc: Pieces, pr: Problem, method: str) -> float:
@@ -273,13 +283,13 @@ def conditional_cov_at(pc: Pieces, sigma2: float) -> np.ndarray:
 def gradient(theta, stats, method: str = "REML") -> np.ndarray:
     """d deviance / d theta: steps (7)-(9), at the entries of theta."""
     pr = _as_problem(stats)
-    return _gradient(evaluate(theta, pr), pr, method)
+    return _gradient(evaluate(theta, pr, scratch=True), pr, method)
 
 
 def deviance_and_gradient(theta, stats, method: str = "REML") -> tuple[float, np.ndarray]:
     """Both at once (one pass of steps (1)-(5)), for the optimiser."""
     pr = _as_problem(stats)
-    pc = evaluate(theta, pr)
+    pc = evaluate(theta, pr, scratch=True)
     return _deviance(pc, pr, method), _gradient(pc, pr, method)
 
 
