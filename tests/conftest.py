@@ -84,7 +84,7 @@ def pytest_configure(config):
     kept = os.environ.get("SHRINKAGE_TEST_CACHE_DIR")
     folder = kept or tempfile.mkdtemp(prefix="shrinkage-test-cache-")
     if not kept and not (os.environ.get("CI") or os.environ.get("SHRINKAGE_TEST_FRESH")):
-        for kind in ("checks", "out"):  # verdicts and rendered text; PDFs are compiled afresh
+        for kind in ("checks", "out", "kernels"):  # verdicts, rendered text, compiled kernels; PDFs afresh
             seed = _user_cache() / kind
             if seed.is_dir():
                 shutil.copytree(seed, Path(folder) / kind, dirs_exist_ok=True)
