@@ -311,7 +311,7 @@ def cross_products(y, X, Z, codes, labels, x_names, z_names, centre: bool = True
     chunk = max(_CHUNK, 8 * J)  # rows per chunk; per-chunk tables of J rows stay a small cost
 
     def sums_of(lo: int, hi: int, _):
-        """One chunk: per group v[S]v' for the centred row v = A_i - means, and the
+        """One chunk: per group v[S]v' for the shifted row v = A_i - shifts, and the
         products of the pairs no group needs."""
         out, dots = np.zeros((J, len(S) * k)), np.zeros(len(rest))
         bad = group_products(codes, sources, shifts, lo, hi, out, dots)

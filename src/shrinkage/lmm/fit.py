@@ -78,13 +78,15 @@ def lmer(formula: str, data, method: str = "REML", *, na_action: str = "omit", c
     """Fit an lme4 formula with one grouping factor to a pandas/polars DataFrame."""
     method = _method(method)
     f = parse(formula)
+    def coded_and_summed(floats: bool):
+        d = design(f, data, na_action, floats=floats)
+        return d, cross_products(d.y, d.x_cols, d.z_cols, d.codes, d.labels, d.x_names, d.z_names, centre=centre)
+
     with one_thread():
         try:  # float columns not searched for NaN first: a NaN or an infinity makes the pass's sums non-finite
-            d = design(f, data, na_action, floats=False)
-            cp = cross_products(d.y, d.x_cols, d.z_cols, d.codes, d.labels, d.x_names, d.z_names, centre=centre)
+            d, cp = coded_and_summed(floats=False)
         except InputError:  # then again with every column searched: rows dropped, or the error that names them
-            d = design(f, data, na_action)
-            cp = cross_products(d.y, d.x_cols, d.z_cols, d.codes, d.labels, d.x_names, d.z_names, centre=centre)
+            d, cp = coded_and_summed(floats=True)
     if cp.n_groups < len(d.labels):  # labels of the codes' range that have no rows: the codes renumbered
         seen = np.isin(d.labels, cp.labels)
         d = replace(d, codes=(np.cumsum(seen) - 1)[d.codes], labels=cp.labels)

@@ -153,16 +153,24 @@ class Pieces:
     (centred X), r^2, log|L|^2, log|A|."""
 
     lam: np.ndarray
-    L: np.ndarray  # (q, q, J): a view of L_g
-    Y: np.ndarray  # (q, p+1, J): a view of Y_g
-    L_g: np.ndarray  # (J, q, q)
-    Y_g: np.ndarray  # (J, q, p+1)
+    L_g: np.ndarray | None  # (J, q, q); None for an evaluation that keeps no pieces
+    Y_g: np.ndarray | None  # (J, q, p+1)
     A: np.ndarray
     RA: np.ndarray
     beta: np.ndarray
     r2: float
     logdet_L: float
     logdet_A: float
+
+    @property
+    def L(self) -> np.ndarray | None:
+        """(q, q, J), components first (a view)."""
+        return None if self.L_g is None else self.L_g.transpose(1, 2, 0)
+
+    @property
+    def Y(self) -> np.ndarray | None:
+        """(q, p+1, J), a view."""
+        return None if self.Y_g is None else self.Y_g.transpose(1, 2, 0)
 
 
 def evaluate(theta, stats, keep: bool = True, scratch: bool = False) -> Pieces:
@@ -205,8 +213,7 @@ def evaluate(theta, stats, keep: bool = True, scratch: bool = False) -> Pieces:
     logdet_A = 2.0 * float(np.log(np.diag(RA)).sum())
     if not keep:
         L = Y = None
-    return Pieces(lam, None if L is None else L.transpose(1, 2, 0), None if Y is None else Y.transpose(1, 2, 0),
-                  L, Y, A, RA, beta, float(r2), float(logdet_L), logdet_A)
+    return Pieces(lam, L, Y, A, RA, beta, float(r2), float(logdet_L), logdet_A)
 
 
 def _dof(pr: Problem, method: str) -> int:

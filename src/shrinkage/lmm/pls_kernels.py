@@ -30,6 +30,35 @@ def _sum(terms, start: str = "") -> str:
     return out or "0.0"
 
 
+def _cholesky(q: int, entry: str, fail: str) -> list:
+    """Lines of L L' = the symmetric matrix whose lower entries are named ``entry``a_b:
+    pivots D_i, L_ij, and I_i = 1 / L_ii; ``fail`` is the statement when a pivot is not
+    positive."""
+    lines = []
+    for i in range(q):
+        for k in range(i + 1):
+            t = _sum([f"-L{i}_{n} * L{k}_{n}" for n in range(k)], f"{entry}{i}_{k}")
+            if i == k:
+                lines += [f"D{i} = {t}", f"if not D{i} > 0.0:", f"    {fail}", f"L{i}_{i} = math.sqrt(D{i})",
+                          f"I{i} = 1.0 / L{i}_{i}"]
+            else:
+                lines.append(f"L{i}_{k} = ({t}) * I{k}")
+    return lines
+
+
+def _inverse(q: int, scale) -> list:
+    """Lines of N = L^-1 (lower-triangular), column by column; ``scale(a)`` divides by
+    L_aa (' / L{a}_{a}' or ' * I{a}')."""
+    return [f"N{a}_{b} = ({_sum([f'-L{a}_{c} * N{c}_{b}' for c in range(b, a)], '1.0' if a == b else '')}){scale(a)}"
+            for b in range(q) for a in range(b, q)]
+
+
+def _back_substitution(q: int) -> list:
+    """Lines of u = L'^-1 v."""
+    return [f"u{a} = ({_sum([f'-L{c}_{a} * u{c}' for c in range(a + 1, q)], f'v{a}')}) / L{a}_{a}"
+            for a in reversed(range(q))]
+
+
 def _per_group(q: int, m: int) -> list:
     """Lines of steps (1)-(2) for group j: z, r read; T = Z'Z Lambda, S = Lambda'T + I,
     L = chol(S), Y = L^-1 Lambda' [Z'X | Z'y]; lower-triangular Lambda (entries l)."""
@@ -38,14 +67,7 @@ def _per_group(q: int, m: int) -> list:
     lines += [f"T{a}_{b} = {_sum(f'z{a}_{c} * l{c}_{b}' for c in range(b, q))}" for a in range(q) for b in range(q)]
     lines += [f"S{a}_{b} = {_sum([f'l{c}_{a} * T{c}_{b}' for c in range(a, q)] + (['1.0'] if a == b else []))}"
               for a in range(q) for b in range(a + 1)]
-    for i in range(q):
-        for k in range(i + 1):
-            s = _sum([f"-L{i}_{n} * L{k}_{n}" for n in range(k)], f"S{i}_{k}")
-            if i == k:
-                lines += [f"s = {s}", "if not s > 0.0:", "    return np.nan", f"D{i} = s", f"L{i}_{i} = math.sqrt(s)",
-                          f"I{i} = 1.0 / L{i}_{i}"]
-            else:
-                lines.append(f"L{i}_{k} = ({s}) * I{k}")
+    lines += _cholesky(q, "S", "return np.nan")
     for b in range(m):
         for a in range(q):
             rhs = _sum([f"l{c}_{a} * r{c}_{b}" for c in range(a, q)])
@@ -73,19 +95,9 @@ def moment_source(q: int, p: int) -> str:
         f"        big = max({', '.join(f'abs(z{a}_{c})' for a in range(q) for c in range(q))}"
         f"{', 0.0' if q * q == 1 else ''})",
     ]
-    body = []
-    for i in range(q):
-        for k in range(i + 1):
-            t = _sum([f"-L{i}_{m} * L{k}_{m}" for m in range(k)], f"z{i}_{k}")
-            if i == k:
-                body += [f"D{i} = {t}", f"if not D{i} > 0.0:", "    continue", f"L{i}_{i} = math.sqrt(D{i})",
-                         f"I{i} = 1.0 / L{i}_{i}"]
-            else:
-                body.append(f"L{i}_{k} = ({t}) * I{k}")
+    body = _cholesky(q, "z", "continue")
     body += [f"if not {' * '.join(f'D{a}' for a in range(q))} > 1e-10 * big ** {q}:", "    continue"]
-    for b in range(q):  # N = L^-1
-        for a in range(b, q):
-            body.append(f"N{a}_{b} = ({_sum([f'-L{a}_{c} * N{c}_{b}' for c in range(b, a)], '1.0' if a == b else '')}) * I{a}")
+    body += _inverse(q, lambda a: f" * I{a}")
     body += [f"V{a}_{b} = {_sum(f'N{e}_{a} * N{e}_{b}' for e in range(max(a, b), q))}" for a in range(q) for b in range(q)]
     body += [f"r{a} = {_sum([f'-ZtXy[j, {a}, {c}] * c{c}' for c in range(p)], f'ZtXy[j, {a}, {p}]')}" for a in range(q)]
     body += [f"u{a} = {_sum(f'V{a}_{b} * r{b}' for b in range(q))}" for a in range(q)]
@@ -104,12 +116,9 @@ def blup_source(q: int, p: int) -> str:
     body = [*(f"L{i}_{k} = L[j, {i}, {k}]" for i in range(q) for k in range(i + 1)),
             *(f"Y{a}_{b} = Y[j, {a}, {b}]" for a in range(q) for b in range(p + 1)),
             *(f"v{a} = {_sum([f'-Y{a}_{c} * c{c}' for c in range(p)], f'Y{a}_{p}')}" for a in range(q))]
-    for a in reversed(range(q)):
-        body.append(f"u{a} = ({_sum([f'-L{c}_{a} * u{c}' for c in range(a + 1, q)], f'v{a}')}) / L{a}_{a}")
+    body += _back_substitution(q)
     body += [f"b[j, {a}] = {_sum(f'l{a}_{c} * u{c}' for c in range(a + 1))}" for a in range(q)]
-    for c in range(q):  # N = L^-1
-        for a in range(c, q):
-            body.append(f"N{a}_{c} = ({_sum([f'-L{a}_{e} * N{e}_{c}' for e in range(c, a)], '1.0' if a == c else '')}) / L{a}_{a}")
+    body += _inverse(q, lambda a: f" / L{a}_{a}")
     body += [f"F{a}_{b} = {_sum(f'l{a}_{c} * N{b}_{c}' for c in range(min(a, b) + 1))}" for a in range(q) for b in range(q)]
     body += [f"cond[j, {a}, {b}] = sigma2 * ({_sum(f'F{a}_{e} * F{b}_{e}' for e in range(q))})" for a in range(q) for b in range(q)]
     return "\n".join([
@@ -178,12 +187,8 @@ def pls_source(q: int, p: int) -> str:
     ]
     g = []
     g += [f"v{a} = {_sum([f'-Y{a}_{c} * b{c}' for c in range(p)], f'Y{a}_{p}')}" for a in range(q)]
-    for a in reversed(range(q)):  # u = L'^-1 v
-        g.append(f"u{a} = ({_sum([f'-L{c}_{a} * u{c}' for c in range(a + 1, q)], f'v{a}')}) / L{a}_{a}")
-    for b in range(q):  # Linv = L^-1
-        for a in range(b, q):
-            s = _sum([f"-L{a}_{c} * N{c}_{b}" for c in range(b, a)], "1.0" if a == b else "")
-            g.append(f"N{a}_{b} = ({s}) / L{a}_{a}")
+    g += _back_substitution(q)
+    g += _inverse(q, lambda a: f" / L{a}_{a}")  # Linv = L^-1
     g += [f"C{a}_{b} = {_sum(f'N{e}_{a} * N{e}_{b}' for e in range(max(a, b), q))}"  # S^-1 = Linv' Linv
           for a in range(q) for b in range(q)]
     g += [f"T{a}_{b} = {_sum(f'z{a}_{c} * l{c}_{b}' for c in range(b, q))}" for a in range(q) for b in range(q)]
