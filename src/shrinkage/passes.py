@@ -21,7 +21,7 @@ import numpy as np
 
 from .errors import InputError
 
-__all__ = ["cores", "chunk_results", "take"]
+__all__ = ["cores", "chunk_results", "take", "in_background"]
 
 _POOL: list = []  # [(threads, pool)] once a pass has needed one
 _LOCK = threading.Lock()
@@ -101,6 +101,23 @@ def chunk_results(work, size: int, chunk: int):
         if following is not None:
             running.append(pool.submit(work, *following, buffer))
         yield done.result()
+
+
+def in_background(work):
+    """``work()`` started on a worker thread (run here and now with one thread, or from a
+    worker); returns a function that waits for its result (raising its exception)."""
+    threads = _threads()
+    if threads < 2 or threading.current_thread().name.startswith("shrinkage-pass"):
+        try:
+            value = work()
+        except BaseException as exc:  # noqa: BLE001 - raised where the result is asked for, as a future does
+            error = exc
+
+            def fail():
+                raise error
+            return fail
+        return lambda: value
+    return _pool(threads).submit(work).result
 
 
 def take(table: np.ndarray, index: np.ndarray) -> np.ndarray:

@@ -14,7 +14,7 @@ from ..errors import InputError
 from .centring import Centring
 from .crossprod import CrossProducts, cross_products
 from .formula import design, parse
-from .objective import Layout, blup_at, conditional_cov_at, evaluate, prepare
+from .objective import Layout, blups_at, evaluate, prepare
 from .optimise import is_singular, minimise
 from ._blas import one_thread
 from .result import LmmResult
@@ -65,8 +65,8 @@ def fit_cross_products(cp: CrossProducts, method: str = "REML", blocks=None, *, 
     nu = pr.N - pr.p if method == "REML" else pr.N
     sigma2 = pc.r2 / nu
     beta, vcov = cp.uncentre(pc.beta, sigma2 * np.linalg.inv(pc.A))
-    b = centring.ranef(blup_at(pc))  # the evaluation at theta_hat above, reused
-    cv = centring.cov(conditional_cov_at(pc, sigma2))
+    b, cv = blups_at(pc, sigma2)  # the evaluation at theta_hat above, reused
+    b, cv = centring.ranef(b), centring.cov(cv)
     return LmmResult(method=method, formula=formula, group=group, labels=cp.labels, x_names=cp.x_names,
                      z_names=cp.z_names, blocks=layout.blocks, theta=theta, beta=beta, vcov_matrix=vcov,
                      sigma2=float(sigma2), deviance=float(opt.value), nobs=pr.N,

@@ -255,14 +255,16 @@ def sigma2_hat(theta, stats, method: str = "REML") -> float:
     return evaluate(theta, pr).r2 / _dof(pr, method)
 
 
-def _blup_terms(pc: Pieces, beta: np.ndarray, sigma2: float) -> tuple[np.ndarray, np.ndarray]:
+def blups_at(pc: Pieces, sigma2: float, beta=None) -> tuple[np.ndarray, np.ndarray]:
     """b_j = Lambda u_j, u_j = S_j^-1 Lambda' Z_j'(y_j - X_j beta) = L_j'^-1 (Y_jy - Y_jx beta),
-    and sigma^2 Lambda S_j^-1 Lambda', (J, q) and (J, q, q), by the compiled kernel."""
+    and sigma^2 Lambda S_j^-1 Lambda', (J, q) and (J, q, q), in one call of the compiled
+    kernel (a fit needs both); beta for the centred X (default beta_hat(theta))."""
     from .pls_kernels import pls_kernels
 
     J, q, m = pc.Y_g.shape
     b, cond = np.empty((J, q)), np.empty((J, q, q))
-    pls_kernels(q, m - 1)[3](pc.lam, pc.L_g, pc.Y_g, np.asarray(beta, dtype=float), float(sigma2), b, cond)
+    beta = pc.beta if beta is None else np.asarray(beta, dtype=float)
+    pls_kernels(q, m - 1)[3](pc.lam, pc.L_g, pc.Y_g, beta, float(sigma2), b, cond)
     return b, cond
 
 
@@ -274,7 +276,7 @@ def blup(theta, stats, beta=None) -> np.ndarray:
 
 def blup_at(pc: Pieces, beta=None) -> np.ndarray:
     """:func:`blup` from the pieces at theta (a fit reuses the evaluation at theta_hat)."""
-    return _blup_terms(pc, pc.beta if beta is None else beta, 1.0)[0]
+    return blups_at(pc, 1.0, beta)[0]
 
 
 def conditional_cov(theta, stats, sigma2: float) -> np.ndarray:
@@ -284,7 +286,7 @@ def conditional_cov(theta, stats, sigma2: float) -> np.ndarray:
 
 def conditional_cov_at(pc: Pieces, sigma2: float) -> np.ndarray:
     """:func:`conditional_cov` from the pieces at theta."""
-    return _blup_terms(pc, pc.beta, sigma2)[1]
+    return blups_at(pc, sigma2)[1]
 
 
 def gradient(theta, stats, method: str = "REML") -> np.ndarray:

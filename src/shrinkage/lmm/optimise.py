@@ -202,7 +202,12 @@ def minimise(pr: Problem, method: str = "REML", thorough: bool = False) -> Optim
 
     When the best start is the moment start and lies inside the bounds, Newton steps from
     it usually converge at once (it lands near the optimum); L-BFGS-B runs only when they
-    do not, or end near the boundary (then a second start is compared, as below)."""
+    do not, or end near the boundary (then a second start is compared, as below).  The
+    other starts are evaluated on a worker thread while those Newton steps run: the steps
+    are kept only once the values show the moment start the best, so the result is the
+    one of evaluating every start first."""
+    from ..passes import in_background
+
     starts, moment = _starts(pr)
 
     def at(i: int):
@@ -214,15 +219,28 @@ def minimise(pr: Problem, method: str = "REML", thorough: bool = False) -> Optim
         except InputError:
             return np.inf, None
 
-    evaluated = [at(i) for i in range(len(starts))]  # (the starts on worker threads gained nothing)
-    values = [v for v, _ in evaluated]
-    order = [i for i in np.argsort(values, kind="stable") if np.isfinite(values[i])]
     with _one_thread():
+        others = in_background(lambda: [at(i) for i in range(len(starts)) if i != moment])
+        newton, failed = None, None
+        if moment is not None:
+            value, pc = at(moment)
+            if not thorough and np.isfinite(value) and np.all(starts[moment][pr.layout.diagonal] > SINGULAR_TOL):
+                try:  # ahead of knowing the moment start is the best: a failure counts only if it is
+                    newton = _newton(pr, method, starts[moment], value, _gradient(pc, pr, method))
+                except InputError as exc:
+                    failed = exc
+            values = others()
+            values.insert(moment, (value, pc))
+        else:
+            values = others()
+        values = [v for v, _ in values]
+        order = [i for i in np.argsort(values, kind="stable") if np.isfinite(values[i])]
         found = []
         first = starts[order[0]]
-        if (not thorough and order[0] == moment and np.all(first[pr.layout.diagonal] > SINGULAR_TOL)):
-            theta, value, g, done = _newton(pr, method, first, values[order[0]],
-                                            _gradient(evaluated[order[0]][1], pr, method))
+        if order[0] == moment and failed is not None:
+            raise failed
+        if order[0] == moment and newton is not None:
+            theta, value, g, done = newton
             if done and np.all(theta[pr.layout.diagonal] > SINGULAR_TOL):
                 found = [(theta, value, g)]
         if not found:

@@ -46,16 +46,21 @@ def _cholesky(q: int, entry: str, fail: str) -> list:
     return lines
 
 
-def _inverse(q: int, scale) -> list:
-    """Lines of N = L^-1 (lower-triangular), column by column; ``scale(a)`` divides by
-    L_aa (' / L{a}_{a}' or ' * I{a}')."""
-    return [f"N{a}_{b} = ({_sum([f'-L{a}_{c} * N{c}_{b}' for c in range(b, a)], '1.0' if a == b else '')}){scale(a)}"
+def _inverse(q: int) -> list:
+    """Lines of N = L^-1 (lower-triangular), column by column, with I_a = 1 / L_aa."""
+    return [f"N{a}_{b} = ({_sum([f'-L{a}_{c} * N{c}_{b}' for c in range(b, a)], '1.0' if a == b else '')}) * I{a}"
             for b in range(q) for a in range(b, q)]
 
 
+def _reciprocals(q: int) -> list:
+    """Lines of I_a = 1 / L_aa: q divisions a group, then products (a division costs
+    several multiplications)."""
+    return [f"I{a} = 1.0 / L{a}_{a}" for a in range(q)]
+
+
 def _back_substitution(q: int) -> list:
-    """Lines of u = L'^-1 v."""
-    return [f"u{a} = ({_sum([f'-L{c}_{a} * u{c}' for c in range(a + 1, q)], f'v{a}')}) / L{a}_{a}"
+    """Lines of u = L'^-1 v (with the I_a of :func:`_reciprocals`)."""
+    return [f"u{a} = ({_sum([f'-L{c}_{a} * u{c}' for c in range(a + 1, q)], f'v{a}')}) * I{a}"
             for a in reversed(range(q))]
 
 
@@ -97,7 +102,7 @@ def moment_source(q: int, p: int) -> str:
     ]
     body = _cholesky(q, "z", "continue")
     body += [f"if not {' * '.join(f'D{a}' for a in range(q))} > 1e-10 * big ** {q}:", "    continue"]
-    body += _inverse(q, lambda a: f" * I{a}")
+    body += _inverse(q)
     body += [f"V{a}_{b} = {_sum(f'N{e}_{a} * N{e}_{b}' for e in range(max(a, b), q))}" for a in range(q) for b in range(q)]
     body += [f"r{a} = {_sum([f'-ZtXy[j, {a}, {c}] * c{c}' for c in range(p)], f'ZtXy[j, {a}, {p}]')}" for a in range(q)]
     body += [f"u{a} = {_sum(f'V{a}_{b} * r{b}' for b in range(q))}" for a in range(q)]
@@ -116,9 +121,9 @@ def blup_source(q: int, p: int) -> str:
     body = [*(f"L{i}_{k} = L[j, {i}, {k}]" for i in range(q) for k in range(i + 1)),
             *(f"Y{a}_{b} = Y[j, {a}, {b}]" for a in range(q) for b in range(p + 1)),
             *(f"v{a} = {_sum([f'-Y{a}_{c} * c{c}' for c in range(p)], f'Y{a}_{p}')}" for a in range(q))]
-    body += _back_substitution(q)
+    body += _reciprocals(q) + _back_substitution(q)
     body += [f"b[j, {a}] = {_sum(f'l{a}_{c} * u{c}' for c in range(a + 1))}" for a in range(q)]
-    body += _inverse(q, lambda a: f" / L{a}_{a}")
+    body += _inverse(q)
     body += [f"F{a}_{b} = {_sum(f'l{a}_{c} * N{b}_{c}' for c in range(min(a, b) + 1))}" for a in range(q) for b in range(q)]
     body += [f"cond[j, {a}, {b}] = sigma2 * ({_sum(f'F{a}_{e} * F{b}_{e}' for e in range(q))})" for a in range(q) for b in range(q)]
     return "\n".join([
@@ -187,20 +192,21 @@ def pls_source(q: int, p: int) -> str:
     ]
     g = []
     g += [f"v{a} = {_sum([f'-Y{a}_{c} * b{c}' for c in range(p)], f'Y{a}_{p}')}" for a in range(q)]
-    g += _back_substitution(q)
-    g += _inverse(q, lambda a: f" / L{a}_{a}")  # Linv = L^-1
+    g += _reciprocals(q) + _back_substitution(q)
+    g += _inverse(q)  # Linv = L^-1
     g += [f"C{a}_{b} = {_sum(f'N{e}_{a} * N{e}_{b}' for e in range(max(a, b), q))}"  # S^-1 = Linv' Linv
           for a in range(q) for b in range(q)]
     g += [f"T{a}_{b} = {_sum(f'z{a}_{c} * l{c}_{b}' for c in range(b, q))}" for a in range(q) for b in range(q)]
-    g += [f"d{a}_{b} += 2.0 * ({_sum(f'T{a}_{c} * C{c}_{b}' for c in range(q))})" for a in range(q) for b in range(q)]
+    # (the factors 2 and -2 applied to the sums: scaling by 2 is exact, the same numbers)
+    g += [f"d{a}_{b} += {_sum(f'T{a}_{c} * C{c}_{b}' for c in range(q))}" for a in range(q) for b in range(q)]
     for a in range(q):  # Z'e = Z'(y - X beta) - Z'Z Lambda u
         g.append(f"f{a} = {_sum([f'-r{a}_{c} * b{c}' for c in range(p)] + [f'-T{a}_{c} * u{c}' for c in range(q)], f'r{a}_{p}')}")
-    g += [f"e{a}_{b} -= 2.0 * f{a} * u{b}" for a in range(q) for b in range(q)]
+    g += [f"e{a}_{b} += f{a} * u{b}" for a in range(q) for b in range(q)]
     g.append("if reml:")
     reml = []
     for b in range(p):  # H = L^-T Y_x
         for a in reversed(range(q)):
-            reml.append(f"H{a}_{b} = ({_sum([f'-L{c}_{a} * H{c}_{b}' for c in range(a + 1, q)], f'Y{a}_{b}')}) / L{a}_{a}")
+            reml.append(f"H{a}_{b} = ({_sum([f'-L{c}_{a} * H{c}_{b}' for c in range(a + 1, q)], f'Y{a}_{b}')}) * I{a}")
     reml += [f"W{a}_{b} = {_sum([f'-T{a}_{c} * H{c}_{b}' for c in range(q)], f'r{a}_{b}')}" for a in range(q) for b in range(p)]
     reml += [f"V{a}_{b} = {_sum(f'W{a}_{c} * w{c}_{b}' for c in range(p))}" for a in range(q) for b in range(p)]
     reml += [f"P{a}_{b} += {_sum(f'V{a}_{c} * V{b}_{c}' for c in range(p))}" for a in range(q) for b in range(a, q)]
@@ -208,8 +214,8 @@ def pls_source(q: int, p: int) -> str:
     grad += ["        " + x for x in g]
     grad += [
         *(f"    P[{a}, {b}] = P[{b}, {a}] = P{a}_{b}" for a in range(q) for b in range(a, q)),
-        *(f"    dlog[{a}, {b}] = d{a}_{b}" for a in range(q) for b in range(q)),
-        *(f"    dr2[{a}, {b}] = e{a}_{b}" for a in range(q) for b in range(q)),
+        *(f"    dlog[{a}, {b}] = 2.0 * d{a}_{b}" for a in range(q) for b in range(q)),
+        *(f"    dr2[{a}, {b}] = -2.0 * e{a}_{b}" for a in range(q) for b in range(q)),
     ]
     return "\n".join(["import math", "", "import numpy as np", "from numba import njit", "", "",
                       *crit, "", "", *grad, "", "", moment_source(q, p), "", "", blup_source(q, p), ""])
