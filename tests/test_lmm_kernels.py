@@ -141,8 +141,9 @@ def test_group_least_squares_is_each_groups_own_solve(rng):
     cp = cross_products(y, X, Z, codes, np.arange(30), names, names[:3], centre=False)
     pr = prepare(cp)
     beta = rng.normal(size=pr.p)
-    ok, b, inv_sum = np.empty(30, dtype=np.bool_), np.empty((30, 3)), np.empty((3, 3))
-    fitted = pls_kernels.pls_kernels(3, pr.p)[2](pr.ZtZ_g, pr.ZtXy_g, beta, cp.n, ok, b, inv_sum)
+    ok, b, inv_sum, b_sum, bb_sum = (np.empty(30, dtype=np.bool_), np.empty((30, 3)), np.empty((3, 3)),
+                                     np.empty(3), np.empty((3, 3)))
+    fitted = pls_kernels.pls_kernels(3, pr.p)[2](pr.ZtZ_g, pr.ZtXy_g, beta, cp.n, ok, b, inv_sum, b_sum, bb_sum)
     def conditioned(j):  # the kernel's rule: n_j > q and |Z_j'Z_j| > 1e-10 max|Z_j'Z_j|^q
         Zj = Z[codes == j]
         return Zj.shape[0] > 3 and np.linalg.det(Zj.T @ Zj) > 1e-10 * np.abs(Zj.T @ Zj).max() ** 3
@@ -158,3 +159,5 @@ def test_group_least_squares_is_each_groups_own_solve(rng):
         total_fit += (Zj.T @ rj) @ np.linalg.solve(Zj.T @ Zj, Zj.T @ rj)
     np.testing.assert_allclose(inv_sum, total_inv, rtol=1e-8)
     assert fitted == pytest.approx(total_fit, rel=1e-9)
+    np.testing.assert_allclose(b_sum, b[ok].sum(axis=0), rtol=1e-12)  # the covariance's sums
+    np.testing.assert_allclose(bb_sum, b[ok].T @ b[ok], rtol=1e-12)

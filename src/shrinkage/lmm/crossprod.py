@@ -278,7 +278,7 @@ def cross_products(y, X, Z, codes, labels, x_names, z_names, centre: bool = True
     give the per-group products M_j[:, S] = A_j' A_j[:, S] for the columns S that Z uses
     (and the constant), and M = A'A in total; every block is then G1' M G2 for small
     matrices G expressing X, Z (centred when they have an intercept) and y in terms of A."""
-    from .kernels import row_kernel  # numba: loaded with the first fit, not with shrinkage
+    from .kernels import move_kernel, row_kernel  # numba: loaded with the first fit, not with shrinkage
 
     y = np.asarray(y, dtype=float)
     codes = _frozen(np.asarray(codes, dtype=np.intp))
@@ -319,10 +319,15 @@ def cross_products(y, X, Z, codes, labels, x_names, z_names, centre: bool = True
             raise InputError(f"group code {int(codes[bad])} at row {bad} is outside 0..{J - 1}")
         return out, dots
 
-    per_group, dots = np.zeros((J, len(S) * k)), np.zeros(len(rest))
+    per_group = dots = None
     for part, part_dots in chunk_results(sums_of, y.size, chunk):  # folded in chunk order: as one thread adds
-        per_group += part
-        dots += part_dots
+        if per_group is None:  # the first chunk's table is the sum so far (0 + x is x)
+            per_group, dots = part, part_dots
+        else:
+            per_group += part
+            dots += part_dots
+    if per_group is None:  # no rows
+        per_group, dots = np.zeros((J, len(S) * k)), np.zeros(len(rest))
     M = per_group.reshape(J, k, len(S))  # M_j[b, s] = sum of A_b A_S[s]
     total = np.zeros((k, k))
     for si, a in enumerate(S):
@@ -333,13 +338,17 @@ def cross_products(y, X, Z, codes, labels, x_names, z_names, centre: bool = True
     if not np.isfinite(total).all():
         raise InputError("the cross-products overflow (values too large to square in floating point)")
 
-    means = shifts + total[0] / total[0, 0]  # a column's sum about its shift is total[0, a]
-    means[0] = 0.0
+    # to the overall means, exactly: delta = the columns' means about the shifts (a
+    # column's sum is total[0, a]); (v_a - d_a)(v_b - d_b) expanded
+    delta = total[0] / total[0, 0]
+    delta[0] = 0.0
+    move_kernel(k, tuple(S))(per_group, delta)
+    t = total[0].copy()
+    total = total - np.outer(t, delta) - np.outer(delta, t) + total[0, 0] * np.outer(delta, delta)
     n = M[:, 0, S.index(0)]
     if not n.all():  # codes with no rows: not groups of these data
         M, n, labels = M[n > 0], n[n > 0], np.asarray(labels)[n > 0]
-    return from_products(labels, n, M, S, total, shifts, where_x, where_z, x_names, z_names,
-                         centre=centre, means=means)
+    return from_products(labels, n, M, S, total, shifts + delta, where_x, where_z, x_names, z_names, centre=centre)
 
 
 def _express(where, means, centred: bool, k: int) -> np.ndarray:
@@ -364,14 +373,13 @@ def _pick(B: np.ndarray, index, shift, constant: int, axis: int) -> np.ndarray:
 
 
 def from_products(labels, n, M, S, total, shifts, where_x, where_z, x_names, z_names,
-                  centre: bool = True, means=None) -> CrossProducts:
+                  centre: bool = True) -> CrossProducts:
     """CrossProducts from the products of the distinct columns A = [1, a_1 .. a_m, y],
     each about shifts[a] (shifts[0] = 0: the constant): per group M_j = A_j'A_j[:, S]
     (J, k, len(S)) for the columns S Z uses (and the constant), in total A'A (k, k);
     where_x, where_z: each X and Z column's index in A (0: the constant).  X and y are
-    centred when ``centre`` and X has an intercept, Z when ``centre`` and Z has one:
-    about ``means`` (the columns' overall means), moved there exactly from the shifts
-    by :meth:`CrossProducts.recentre` (default: the shifts are the means).
+    centred when ``centre`` and X has an intercept, Z when ``centre`` and Z has one, about
+    the shifts.
     The one assembly of the in-memory pass and the out-of-core engines."""
     k = total.shape[0]
     intercept = next((j for j, w in enumerate(where_x) if w == 0), None)
@@ -388,7 +396,7 @@ def from_products(labels, n, M, S, total, shifts, where_x, where_z, x_names, z_n
         """G' M_j Gz for every group, (J, len(where), q)."""
         return _pick(MGz, where, [shifts[w] if w and not centred else 0.0 for w in where], 0, axis=1)
 
-    cp = CrossProducts(
+    return CrossProducts(
         labels=_ro(labels), n=_ro(np.asarray(n).astype(np.int64)),
         XtX=_ro(Gx.T @ total @ Gx), XtZ=_ro(left(where_x, x_centred)), ZtZ=_ro(left(where_z, z_centred)),
         Xty=_ro(Gx.T @ total @ gy),
@@ -397,8 +405,3 @@ def from_products(labels, n, M, S, total, shifts, where_x, where_z, x_names, z_n
         x_centre=_ro(np.array([shifts[w] if (x_centred and w) else 0.0 for w in where_x])),
         y_centre=float(shifts[k - 1]) if x_centred else 0.0, intercept=intercept,
         z_centre=_ro(np.array([shifts[w] if z_centred else 0.0 for w in where_z])), z_intercept=z_intercept)
-    if means is None or not (x_centred or z_centred):
-        return cp
-    return cp.recentre(np.array([means[w] if w else 0.0 for w in where_x]) if x_centred else None,
-                       float(means[k - 1]) if x_centred else None,
-                       np.array([means[w] if w else 0.0 for w in where_z]) if z_centred else None)

@@ -64,15 +64,17 @@ def moment_start(pr: Problem) -> np.ndarray | None:
     try:
         beta = np.linalg.solve(pr.XtX, pr.Xty)
         n = pr.cp.n
-        ok, b, inv_sum = np.empty(J, dtype=np.bool_), np.empty((J, q)), np.empty((q, q))
-        fitted = pls_kernels(q, pr.p)[2](pr.ZtZ_g, pr.ZtXy_g, beta, n, ok, b, inv_sum)  # sum_j Zr_j' b_j
-        if ok.sum() < max(q + 1, 3):
+        ok, b, inv_sum, b_sum, bb_sum = (np.empty(J, dtype=np.bool_), np.empty((J, q)), np.empty((q, q)),
+                                         np.empty(q), np.empty((q, q)))
+        fitted = pls_kernels(q, pr.p)[2](pr.ZtZ_g, pr.ZtXy_g, beta, n, ok, b, inv_sum, b_sum, bb_sum)
+        m = int(np.count_nonzero(ok))
+        if m < max(q + 1, 3):
             return None
-        b = b[ok]
         rss = pr.yty - 2 * beta @ pr.Xty + beta @ pr.XtX @ beta  # total residual SS after OLS
-        dof = n.sum() - pr.p - q * ok.sum()
+        dof = n.sum() - pr.p - q * m
         sigma2 = max((rss - fitted) / dof, 1e-12 * rss / n.sum()) if dof > 0 else rss / n.sum()
-        D = np.cov(b.T).reshape(q, q) - sigma2 * inv_sum / ok.sum()
+        cov_b = (bb_sum - np.outer(b_sum, b_sum) / m) / (m - 1)  # cov(b_j) over the ok groups
+        D = cov_b - sigma2 * inv_sum / m
         mask = pr.layout.rows, pr.layout.cols
         keep = np.zeros((q, q), dtype=bool)
         keep[mask] = True

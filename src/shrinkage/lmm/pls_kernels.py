@@ -86,11 +86,14 @@ def moment_source(q: int, p: int) -> str:
     determinant above 1e-10 max|Z_j'Z_j|^q) and n_j > q, by its Cholesky factor."""
     lines = [
         "@njit(nogil=True, cache=True, error_model='numpy')",
-        "def group_least_squares(ZtZ, ZtXy, beta, n, ok, b, inv_sum):",
-        '    """Fills ok (J,), b (J, q) (where ok) and inv_sum = the sum of (Z_j\'Z_j)^-1 over the ok',
-        '    groups; returns sum_j (Z_j\'r_j)\' b_j over them (r_j = y_j - X_j beta)."""',
+        "def group_least_squares(ZtZ, ZtXy, beta, n, ok, b, inv_sum, b_sum, bb_sum):",
+        '    """Fills ok (J,), b (J, q) (where ok) and, over the ok groups, inv_sum = the sum of',
+        "    (Z_j'Z_j)^-1, b_sum = the sum of b_j, bb_sum = the sum of b_j b_j' (their covariance",
+        "    without a pass of its own); returns sum_j (Z_j'r_j)' b_j over them (r_j = y_j - X_j beta).\"\"\"",
         *(f"    c{c} = beta[{c}]" for c in range(p)),
         *(f"    s{a}_{b} = 0.0" for a in range(q) for b in range(q)),
+        *(f"    m{a} = 0.0" for a in range(q)),
+        *(f"    M{a}_{b} = 0.0" for a in range(q) for b in range(a, q)),
         "    fitted = 0.0",
         "    for j in range(ZtZ.shape[0]):",
         "        ok[j] = False",
@@ -108,9 +111,14 @@ def moment_source(q: int, p: int) -> str:
     body += [f"u{a} = {_sum(f'V{a}_{b} * r{b}' for b in range(q))}" for a in range(q)]
     body += ["ok[j] = True", *(f"b[j, {a}] = u{a}" for a in range(q)),
              f"fitted += {_sum(f'r{a} * u{a}' for a in range(q))}",
-             *(f"s{a}_{b} += V{a}_{b}" for a in range(q) for b in range(q))]
+             *(f"s{a}_{b} += V{a}_{b}" for a in range(q) for b in range(q)),
+             *(f"m{a} += u{a}" for a in range(q)),
+             *(f"M{a}_{b} += u{a} * u{b}" for a in range(q) for b in range(a, q))]
     lines += ["        " + x for x in body]
-    lines += [*(f"    inv_sum[{a}, {b}] = s{a}_{b}" for a in range(q) for b in range(q)), "    return fitted"]
+    lines += [*(f"    inv_sum[{a}, {b}] = s{a}_{b}" for a in range(q) for b in range(q)),
+              *(f"    b_sum[{a}] = m{a}" for a in range(q)),
+              *(f"    bb_sum[{a}, {b}] = bb_sum[{b}, {a}] = M{a}_{b}" for a in range(q) for b in range(a, q)),
+              "    return fitted"]
     return "\n".join(lines)
 
 
