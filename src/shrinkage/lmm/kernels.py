@@ -31,10 +31,19 @@ _KERNELS: dict = {}
 _LOCK = threading.Lock()
 
 
+def twin(S: tuple, b: int, s: int) -> int | None:
+    """The entry of the table holding the same product as (b, s) when that one is not
+    added by the row kernel (v[b] v[S[s]] with b also in S and b > S[s]: added once, at
+    (S[s], S.index(b))); None for an entry the kernel adds."""
+    return S[s] * len(S) + S.index(b) if b in S and b > S[s] else None
+
+
 def row_source(k: int, S: tuple, rest: tuple) -> str:
     """The kernel for rows v = [1, c_1 - m_1, ..., c_(k-1) - m_(k-1)]: out[j, b*len(S) + s] +=
-    v[S[s]] v[b] for the row's group j, and rest[r] += v[a] v[b] for (a, b) = rest[r].
-    Returns -1, or the first row whose code is outside 0..J-1."""
+    v[S[s]] v[b] for the row's group j (a product of two columns of S once: its
+    :func:`twin` entry is left alone, for :func:`move_source` to fill), and rest[r] +=
+    v[a] v[b] for (a, b) = rest[r].  Returns -1, or the first row whose code is outside
+    0..J-1."""
     v = ["1.0"] + [f"v{a}" for a in range(1, k)]
 
     def product(a: int, b: int) -> str:
@@ -54,7 +63,8 @@ def row_source(k: int, S: tuple, rest: tuple) -> str:
         "        if j < 0 or j >= J:",
         "            return i",
         *(f"        v{a} = c{a}[i] - m{a}" for a in range(1, k)),
-        *(f"        out[j, {b * len(S) + s}] += {product(a, b)}" for b in range(k) for s, a in enumerate(S)),
+        *(f"        out[j, {b * len(S) + s}] += {product(a, b)}" for b in range(k) for s, a in enumerate(S)
+          if twin(S, b, s) is None),
         # sums over every row of the chunk, in blocks of 256 rows: one running sum of 2^18
         # squares loses ~1e-13 of y'y (the log-likelihood ~1e-8); compensated sums cost 20%
         *(f"        s{r} += {product(a, b)}" for r, (a, b) in enumerate(rest)),
@@ -67,11 +77,11 @@ def row_source(k: int, S: tuple, rest: tuple) -> str:
 
 
 def move_source(k: int, S: tuple) -> str:
-    """The kernel that moves a table of :func:`row_source` (rows about ``means``) to rows
-    about means + delta: (v_b - d_b)(v_s - d_s) summed is the entry minus d_s (sum of
-    v_b) minus d_b (sum of v_s) plus n d_b d_s, the sums being the products with the
-    constant (entries s = 0 and b = 0).  In place, one pass over the groups (numpy's
-    broadcasting over axes of length len(S) ran 50x slower)."""
+    """The kernel that completes a table of :func:`row_source` (rows about ``means``), its
+    twin entries copied, and moves it to rows about means + delta: (v_b - d_b)(v_s - d_s)
+    summed is the entry minus d_s (sum of v_b) minus d_b (sum of v_s) plus n d_b d_s, the
+    sums being the products with the constant (entries s = 0 and b = 0).  In place, one
+    pass over the groups (numpy's broadcasting over axes of length len(S) ran 50x slower)."""
     c0, w = S.index(0), len(S)
     lines = [
         "from numba import njit", "", "",
@@ -79,6 +89,8 @@ def move_source(k: int, S: tuple) -> str:
         "def move_products(out, delta):",
         *(f"    d{a} = delta[{a}]" for a in range(1, k)),
         "    for j in range(out.shape[0]):",
+        *(f"        out[j, {b * w + s}] = out[j, {twin(S, b, s)}]"
+          for b in range(k) for s in range(w) if twin(S, b, s) is not None),
         f"        n = out[j, {c0}]",
         *(f"        t{b} = out[j, {b * w + c0}]" for b in range(1, k)),
         *(f"        h{s} = out[j, {s}]" for s in range(w) if S[s]),
