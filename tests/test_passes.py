@@ -147,3 +147,12 @@ def test_a_bad_code_in_a_late_block_is_named_with_its_position(monkeypatch):
     codes[3_000_001] = -4
     with pytest.raises(InputError, match="got -4 at position 3000001"):
         GroupStats.from_codes(np.ones(codes.size), codes)
+
+
+@pytest.mark.parametrize("threads", ["1", "2"])
+def test_work_in_the_background_gives_its_value_or_its_error_when_asked(monkeypatch, threads):
+    monkeypatch.setenv("SHRINKAGE_THREADS", threads)
+    assert passes.in_background(lambda: 41 + 1)() == 42
+    waiting = passes.in_background(lambda: 1 / 0)  # raised where the result is asked for
+    with pytest.raises(ZeroDivisionError):
+        waiting()
