@@ -54,6 +54,11 @@ def lower_factor(B: np.ndarray, blocks) -> np.ndarray:
     return L
 
 
+def _sum_of(cp: CrossProducts, zi: int, k: int) -> float:
+    """1'Z_k: the column's sum about its centre (a pass over the groups, for a raw column)."""
+    return float(cp.ZtZ[:, zi, k].sum())
+
+
 @dataclass(frozen=True, eq=False)
 class Centring:
     """Z = Z_c T for the centres ``c`` the fit uses (module docstring); identity when
@@ -76,10 +81,9 @@ class Centring:
             start = 0
             for size in layout.blocks:
                 if start <= zi < start + size:
-                    sums = cp.ZtZ[:, zi, :].sum(axis=0)  # 1'Z_s: the columns' sums about their centres
                     for k in range(start, start + size):
                         if k != zi:
-                            c[k] = cp.z_centre[k] if cp.z_centre[k] != 0 else sums[k] / cp.n_obs
+                            c[k] = cp.z_centre[k] if cp.z_centre[k] != 0 else _sum_of(cp, zi, k) / cp.n_obs
                 start += size
         T, Tinv = np.eye(q), np.eye(q)
         if zi is not None:
@@ -94,22 +98,6 @@ class Centring:
     def lam_centred(self, lam: np.ndarray) -> np.ndarray:
         """Lambda_c (lower-triangular) for the centred columns from the user's Lambda."""
         return lam if self.identity else lower_factor(self.T @ lam, self.blocks)
-
-    def ranef(self, b_c: np.ndarray) -> np.ndarray:
-        """b_j = T^-1 b_c,j for rows b_c (J, q)."""
-        return b_c if self.identity else b_c @ self.Tinv.T
-
-    def cov(self, V_c: np.ndarray) -> np.ndarray:
-        """T^-1 V_c T^-T for one (q, q) or J (J, q, q) covariance matrices (for J, two
-        matrix products on (J q, q) rows: a broadcast product makes J tiny ones)."""
-        if self.identity:
-            return V_c
-        if V_c.ndim == 2:
-            return self.Tinv @ V_c @ self.Tinv.T
-        J, q, _ = V_c.shape
-        right = (V_c.reshape(J * q, q) @ self.Tinv.T).reshape(J, q, q)  # V_j T^-T
-        both = np.ascontiguousarray(right.transpose(0, 2, 1)).reshape(J * q, q) @ self.Tinv.T  # (T^-1 V_j T^-T)'
-        return np.ascontiguousarray(both.reshape(J, q, q).transpose(0, 2, 1))
 
     def rows(self, Z: np.ndarray) -> np.ndarray:
         """Rows z' of the user's Z as rows of Z_c: z_c' = z' T^-1."""

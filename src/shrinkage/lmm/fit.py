@@ -65,8 +65,7 @@ def fit_cross_products(cp: CrossProducts, method: str = "REML", blocks=None, *, 
     nu = pr.N - pr.p if method == "REML" else pr.N
     sigma2 = pc.r2 / nu
     beta, vcov = cp.uncentre(pc.beta, sigma2 * np.linalg.inv(pc.A))
-    b, cv = blups_at(pc, sigma2)  # the evaluation at theta_hat above, reused
-    b, cv = centring.ranef(b), centring.cov(cv)
+    b, cv = blups_at(pc, sigma2, transform=centring.Tinv)  # at theta_hat (the evaluation above), in Z's columns
     return LmmResult(method=method, formula=formula, group=group, labels=cp.labels, x_names=cp.x_names,
                      z_names=cp.z_names, blocks=layout.blocks, theta=theta, beta=beta, vcov_matrix=vcov,
                      sigma2=float(sigma2), deviance=float(opt.value), nobs=pr.N,

@@ -255,16 +255,18 @@ def sigma2_hat(theta, stats, method: str = "REML") -> float:
     return evaluate(theta, pr).r2 / _dof(pr, method)
 
 
-def blups_at(pc: Pieces, sigma2: float, beta=None) -> tuple[np.ndarray, np.ndarray]:
+def blups_at(pc: Pieces, sigma2: float, beta=None, transform=None) -> tuple[np.ndarray, np.ndarray]:
     """b_j = Lambda u_j, u_j = S_j^-1 Lambda' Z_j'(y_j - X_j beta) = L_j'^-1 (Y_jy - Y_jx beta),
     and sigma^2 Lambda S_j^-1 Lambda', (J, q) and (J, q, q), in one call of the compiled
-    kernel (a fit needs both); beta for the centred X (default beta_hat(theta))."""
+    kernel (a fit needs both); beta for the centred X (default beta_hat(theta)).  With
+    ``transform`` (q x q) T: T b_j and T (sigma^2 Lambda S_j^-1 Lambda') T'."""
     from .pls_kernels import pls_kernels
 
     J, q, m = pc.Y_g.shape
     b, cond = np.empty((J, q)), np.empty((J, q, q))
     beta = pc.beta if beta is None else np.asarray(beta, dtype=float)
-    pls_kernels(q, m - 1)[3](pc.lam, pc.L_g, pc.Y_g, beta, float(sigma2), b, cond)
+    M = pc.lam if transform is None else np.ascontiguousarray(transform @ pc.lam)
+    pls_kernels(q, m - 1)[3](M, pc.L_g, pc.Y_g, beta, float(sigma2), b, cond)
     return b, cond
 
 

@@ -123,22 +123,24 @@ def moment_source(q: int, p: int) -> str:
 
 
 def blup_source(q: int, p: int) -> str:
-    """Source of ``blup_terms``: per group, lme4's conditional mode b_j = Lambda u_j with
-    u_j = L_j'^-1 (Y_jy - Y_jx beta), and condVar sigma^2 Lambda S_j^-1 Lambda' =
-    sigma^2 F F' with F = Lambda L_j^-T, from the L_j, Y_j of ``criterion_terms``."""
+    """Source of ``blup_terms``: per group, lme4's conditional mode b_j = M u_j with
+    u_j = L_j'^-1 (Y_jy - Y_jx beta), and condVar sigma^2 M S_j^-1 M' = sigma^2 F F' with
+    F = M L_j^-T, from the L_j, Y_j of ``criterion_terms``: M = Lambda, or any q x q
+    matrix times it (the fit's map from centred columns back to the user's, applied here
+    rather than to J results afterwards)."""
     body = [*(f"L{i}_{k} = L[j, {i}, {k}]" for i in range(q) for k in range(i + 1)),
             *(f"Y{a}_{b} = Y[j, {a}, {b}]" for a in range(q) for b in range(p + 1)),
             *(f"v{a} = {_sum([f'-Y{a}_{c} * c{c}' for c in range(p)], f'Y{a}_{p}')}" for a in range(q))]
     body += _reciprocals(q) + _back_substitution(q)
-    body += [f"b[j, {a}] = {_sum(f'l{a}_{c} * u{c}' for c in range(a + 1))}" for a in range(q)]
+    body += [f"b[j, {a}] = {_sum(f'l{a}_{c} * u{c}' for c in range(q))}" for a in range(q)]
     body += _inverse(q)
-    body += [f"F{a}_{b} = {_sum(f'l{a}_{c} * N{b}_{c}' for c in range(min(a, b) + 1))}" for a in range(q) for b in range(q)]
+    body += [f"F{a}_{b} = {_sum(f'l{a}_{c} * N{b}_{c}' for c in range(b + 1))}" for a in range(q) for b in range(q)]
     body += [f"cond[j, {a}, {b}] = sigma2 * ({_sum(f'F{a}_{e} * F{b}_{e}' for e in range(q))})" for a in range(q) for b in range(q)]
     return "\n".join([
         "@njit(nogil=True, cache=True, error_model='numpy')",
         "def blup_terms(lam, L, Y, beta, sigma2, b, cond):",
-        '    """Fills b (J, q): b_j = Lambda u_j, and cond (J, q, q): sigma2 Lambda S_j^-1 Lambda\'."""',
-        *(f"    l{a}_{c} = lam[{a}, {c}]" for a in range(q) for c in range(a + 1)),
+        '    """Fills b (J, q): b_j = M u_j, and cond (J, q, q): sigma2 M S_j^-1 M\' for M = lam."""',
+        *(f"    l{a}_{c} = lam[{a}, {c}]" for a in range(q) for c in range(q)),
         *(f"    c{c} = beta[{c}]" for c in range(p)),
         "    for j in range(L.shape[0]):",
         *("        " + x for x in body)])
