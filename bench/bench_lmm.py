@@ -12,6 +12,8 @@ its result, in its own process (so a timeout or a crash costs only that cell):
 * ``shrinkage``: shrinkage.fit("y ~ x1 + x2 + (x1 | g)", data=df, method="REML");
 * ``lme4``: lmer() through Rscript, timed inside R (reading the data is not counted), with
   lme4's default control (what users run);
+* ``lme4 (tight)``: the same with bobyqa and rhoend 1e-12 (lme4's default stops around
+  1e-6 in the estimates): the check that the estimates agree, up to ``--tight-max-n``;
 * ``statsmodels``: MixedLM(y, X, groups, exog_re=Z).fit(reml=True);
 * ``mixedlm``: mixedlm.lmer(formula, df) (a Python port of lme4);
 * ``mixedlm-rs``: mixedlm_rs.MixedLM(y, X, groups, exog_re=Z).fit(reml=True) (Rust core).
@@ -90,7 +92,8 @@ N <- as.integer(a[2])
 v <- readBin(a[1], what = "double", n = 4 * N)
 d <- data.frame(y = v[1:N], x1 = v[N + 1:N], x2 = v[2 * N + 1:N], g = factor(v[3 * N + 1:N]))
 t <- proc.time()[["elapsed"]]
-m <- lmer(y ~ x1 + x2 + (x1 | g), data = d, REML = TRUE)
+control <- if (a[3] == "tight") lmerControl(optimizer = "bobyqa", optCtrl = list(rhoend = 1e-12, maxfun = 1e6)) else lmerControl()
+m <- lmer(y ~ x1 + x2 + (x1 | g), data = d, REML = TRUE, control = control)
 t <- proc.time()[["elapsed"]] - t
 D <- as.matrix(VarCorr(m)$g)
 cat(sprintf('{"time": %.6f, "fixef": [%s], "D": [[%.17g, %.17g], [%.17g, %.17g]], "sigma2": %.17g, "llf": %.17g}',
@@ -117,13 +120,13 @@ def lme4_available() -> bool:
 def run(name: str, folder: str, data: dict, timeout: float, repeat: int):
     """One fitter in its own process: its JSON output, or {"error": ...} / {"timeout": s}."""
     N = data["y"].size
-    if name == "lme4":
+    if name.startswith("lme4"):
         path = os.path.join(folder, "d.bin")
         np.concatenate([data["y"], data["x1"], data["x2"], data["g"].astype(float)]).tofile(path)
         script = os.path.join(folder, "fit.R")
         with open(script, "w") as f:
             f.write(R_SCRIPT)
-        cmd = ["Rscript", script, path, str(N)]
+        cmd = ["Rscript", script, path, str(N), "tight" if name == "lme4 (tight)" else "default"]
     else:
         cmd = [sys.executable, "-c", SCRIPTS[name], os.path.join(folder, "d.npz"), str(repeat)]
     try:
@@ -154,18 +157,20 @@ def main() -> None:
     p.add_argument("--sizes", type=str, default="1e5,1e6,1e7")
     p.add_argument("--max-n", type=float, default=1e7)
     p.add_argument("--timeout", type=float, default=900.0, help="seconds before a fitter is abandoned")
-    p.add_argument("--skip", type=str, default="", help="comma-separated fitters to leave out")
+    p.add_argument("--skip", type=str, default="", help="comma-separated fitters to leave out (lme4: with and without the tight optimiser)")
     p.add_argument("--slow-max-n", type=float, default=1e6,
                    help="largest N for statsmodels and mixedlm (pure Python, minutes beyond)")
+    p.add_argument("--tight-max-n", type=float, default=1e6, help="largest N for lme4 with a tight optimiser")
     p.add_argument("--repeat", type=int, default=3)
     p.add_argument("--rounds", type=int, default=3, help="rounds of (ours, mixedlm-rs), best of each")
     p.add_argument("--seed", type=int, default=2026)
     p.add_argument("--out", type=str, default=None, help="write the markdown table here")
     args = p.parse_args()
-    names = ["shrinkage", "lme4", "statsmodels", "mixedlm", "mixedlm-rs"]
-    names = [n for n in names if n not in set(filter(None, args.skip.split(",")))]
-    if "lme4" in names and not lme4_available():
-        names.remove("lme4")
+    names = ["shrinkage", "lme4", "lme4 (tight)", "statsmodels", "mixedlm", "mixedlm-rs"]
+    skips = set(filter(None, args.skip.split(",")))
+    names = [n for n in names if n not in skips and n.split()[0] not in skips]  # lme4: both
+    if not lme4_available():
+        names = [n for n in names if not n.startswith("lme4")]
     sizes = [int(float(s)) for s in args.sizes.split(",") if float(s) <= args.max_n]
     lines = [f"# shrinkage.lmm benchmark: `{FORMULA}`, REML",
              "",
@@ -196,6 +201,8 @@ def main() -> None:
             for name in names:
                 if name in ("statsmodels", "mixedlm") and N > args.slow_max_n:
                     res = {"skipped": f"N > {args.slow_max_n:.0e}"}
+                elif name == "lme4 (tight)" and N > args.tight_max_n:
+                    res = {"skipped": f"N > {args.tight_max_n:.0e}"}
                 elif name in best:
                     res = best[name]
                 else:
