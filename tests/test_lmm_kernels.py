@@ -171,3 +171,45 @@ def test_group_least_squares_is_each_groups_own_solve(rng):
     assert fitted == pytest.approx(total_fit, rel=1e-9)
     np.testing.assert_allclose(b_sum, b[ok].sum(axis=0), rtol=1e-12)  # the covariance's sums
     np.testing.assert_allclose(bb_sum, b[ok].T @ b[ok], rtol=1e-12)
+
+
+def test_the_starts_swept_together_are_the_criterion_at_each(rng):
+    """objective.deviances (criterion_many: every theta in one sweep over the groups) gives
+    deviance's number at each theta, bit for bit, and inf where it cannot be evaluated;
+    a sweep that shares one theta's Cholesky factor between two thetas is caught."""
+    from shrinkage.lmm.objective import deviances, prepare
+
+    y, X, Z, codes, names = random_data(rng, J=9, q=2)
+    cp = cross_products(y, X, Z, codes, np.arange(9), names, names[:2])
+    pr = prepare(cp, Layout.of((2,)))
+    thetas = [rng.normal(size=3) * [1, 1, 1] + [1, 0, 1] for _ in range(5)] + [np.zeros(3)]
+    for method in ("REML", "ML"):
+        assert deviances(thetas, pr, method) == [deviance(t, pr, method) for t in thetas]
+    lost = np.array([1e200, 0.0, 1e200])  # S_j overflows: not evaluable
+    assert deviances([thetas[0], lost], pr) == [deviance(thetas[0], pr), np.inf]
+    q, p = 2, pr.p
+    lams = np.array([np.tril(np.ones((2, 2))) * s for s in (1.0, 2.0, 3.0)])
+
+    def swept(criterion_many):
+        G, logdet, bad = np.empty((3, p + 1, p + 1)), np.empty(3), np.empty(3, dtype=np.bool_)
+        criterion_many(lams, pr.ZtZ_g, pr.ZtXy_g, G, logdet, bad)
+        return G, logdet
+
+    def one_at_a_time():
+        criterion_terms = pls_kernels.pls_kernels(q, p)[0]
+        out = [(np.empty((p + 1, p + 1)), 0.0) for _ in lams]
+        for k, lam in enumerate(lams):
+            G = out[k][0]
+            out[k] = (G, criterion_terms(lam, pr.ZtZ_g, pr.ZtXy_g, 0, pr.ZtZ_g.shape[0], np.empty((1, 2, 2)),
+                                         np.empty((1, 2, p + 1)), G, False))
+        return np.array([G for G, _ in out]), np.array([v for _, v in out])
+
+    want = one_at_a_time()
+    got = swept(pls_kernels.pls_kernels(q, p)[4])
+    assert np.array_equal(got[0], want[0]) and np.array_equal(got[1], want[1])
+    source = pls_kernels.many_source(q, p)
+    skipping = source.replace("            if bad[t]:\n                continue\n",
+                              "            if bad[t] or t > 1:\n                continue\n")  # theta 3 never added
+    assert skipping != source
+    broken = swept(kernels.compiled(pls_kernels.pls_source(q, p).replace(source, skipping), "pls").criterion_many)
+    assert not np.array_equal(broken[1], want[1])

@@ -40,7 +40,8 @@ from ..errors import InputError
 from .crossprod import CrossProducts
 
 __all__ = ["Layout", "Problem", "prepare", "make_lambda", "deviance", "gradient", "profiled_ml",
-           "profiled_reml", "deviance_and_gradient", "gradient_parts", "beta_hat", "sigma2_hat", "blup", "conditional_cov", "evaluate"]
+           "profiled_reml", "deviance_and_gradient", "gradient_parts", "beta_hat", "sigma2_hat", "blup", "conditional_cov", "evaluate",
+           "deviances"]
 
 LOG2PI = math.log(2 * math.pi)
 
@@ -198,8 +199,16 @@ def evaluate(theta, stats, keep: bool = True, scratch: bool = False) -> Pieces:
     G = np.empty((m, m))
     logdet_L = criterion_terms(lam, pr.ZtZ_g, pr.ZtXy_g, 0, J, L, Y, G, keep)  # (1), (2) and sum_j Y_j'Y_j
     if math.isnan(logdet_L):  # S_j >= I in exact arithmetic: lost to rounding
-        raise InputError("Lambda'Z_j'Z_j Lambda + I lost its positive definiteness to rounding: the random "
-                         "terms' columns are far from zero relative to their spread (centre them)")
+        raise InputError(_LOST)
+    return _completed(pr, lam, L if keep else None, Y if keep else None, G, logdet_L)
+
+
+_LOST = ("Lambda'Z_j'Z_j Lambda + I lost its positive definiteness to rounding: the random "
+         "terms' columns are far from zero relative to their spread (centre them)")
+
+
+def _completed(pr: Problem, lam, L, Y, G, logdet_L) -> Pieces:
+    """Steps (3)-(5) from the sum G of Y_j'Y_j: the p x p algebra."""
     p = pr.p
     A = pr.XtX - G[:p, :p]  # (3)
     c = pr.Xty - G[:p, p]
@@ -211,9 +220,28 @@ def evaluate(theta, stats, keep: bool = True, scratch: bool = False) -> Pieces:
     beta = np.linalg.solve(RA.T, w)  # (4)
     r2 = pr.yty - G[p, p] - float(w @ w)  # (5)
     logdet_A = 2.0 * float(np.log(np.diag(RA)).sum())
-    if not keep:
-        L = Y = None
     return Pieces(lam, L, Y, A, RA, beta, float(r2), float(logdet_L), logdet_A)
+
+
+def deviances(thetas, stats, method: str = "REML") -> list:
+    """:func:`deviance` at each theta (inf where it cannot be evaluated in floating
+    point), from one sweep over the groups for them all (the optimiser's starts)."""
+    from .pls_kernels import pls_kernels
+
+    pr = _as_problem(stats)
+    J, q, m = pr.ZtXy_g.shape
+    lams = np.array([make_lambda(np.asarray(t, dtype=float), pr.layout) for t in thetas]).reshape(-1, q, q)
+    G, logdet, bad = np.empty((len(lams), m, m)), np.empty(len(lams)), np.empty(len(lams), dtype=np.bool_)
+    pls_kernels(q, m - 1)[4](lams, pr.ZtZ_g, pr.ZtXy_g, G, logdet, bad)
+    out = []
+    for k in range(len(lams)):
+        try:
+            if bad[k]:
+                raise InputError(_LOST)
+            out.append(_deviance(_completed(pr, lams[k], None, None, G[k], logdet[k]), pr, method))
+        except InputError:
+            out.append(np.inf)
+    return out
 
 
 def _dof(pr: Problem, method: str) -> int:

@@ -29,7 +29,7 @@ import numpy as np
 from ..errors import InputError
 
 from ._blas import one_thread as _one_thread
-from .objective import Problem, _deviance, _gradient, deviance_and_gradient, evaluate, gradient
+from .objective import Problem, _deviance, _gradient, deviance_and_gradient, deviances, evaluate, gradient
 
 __all__ = ["Optimum", "minimise", "SINGULAR_TOL"]
 
@@ -212,31 +212,28 @@ def minimise(pr: Problem, method: str = "REML", thorough: bool = False) -> Optim
 
     starts, moment = _starts(pr)
 
-    def at(i: int):
-        """The criterion at start i and, for the moment start (Newton steps go from it),
-        its pieces (O(J) memory: kept for that one only)."""
-        try:
-            pc = evaluate(starts[i], pr, keep=i == moment)
-            return _deviance(pc, pr, method), (pc if i == moment else None)
-        except InputError:
-            return np.inf, None
-
-    with _one_thread():
-        others = in_background(lambda: [at(i) for i in range(len(starts)) if i != moment])
+    with _one_thread():  # the other starts in one sweep over the groups, on a worker thread
+        others = in_background(lambda: deviances([t for i, t in enumerate(starts) if i != moment], pr, method))
         newton, failed = None, None
         if moment is not None:
-            value, pc = at(moment)
+            try:  # its pieces kept: Newton steps go from it
+                pc = evaluate(starts[moment], pr)
+                value = _deviance(pc, pr, method)
+            except InputError:
+                value, pc = np.inf, None
             if not thorough and np.isfinite(value) and np.all(starts[moment][pr.layout.diagonal] > SINGULAR_TOL):
                 try:  # ahead of knowing the moment start is the best: a failure counts only if it is
                     newton = _newton(pr, method, starts[moment], value, _gradient(pc, pr, method))
                 except InputError as exc:
                     failed = exc
             values = others()
-            values.insert(moment, (value, pc))
+            values.insert(moment, value)
         else:
             values = others()
-        values = [v for v, _ in values]
         order = [i for i in np.argsort(values, kind="stable") if np.isfinite(values[i])]
+        if not order:
+            raise InputError("the criterion cannot be evaluated in floating point at any starting point "
+                             "(the random terms' columns are far from zero relative to their spread?)")
         found = []
         first = starts[order[0]]
         if order[0] == moment and failed is not None:

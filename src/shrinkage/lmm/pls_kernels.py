@@ -16,7 +16,7 @@ import functools
 
 from .kernels import compiled
 
-__all__ = ["pls_kernels", "pls_source", "moment_source", "blup_source"]
+__all__ = ["pls_kernels", "pls_source", "moment_source", "blup_source", "many_source"]
 
 
 def _sum(terms, start: str = "") -> str:
@@ -64,15 +64,20 @@ def _back_substitution(q: int) -> list:
             for a in reversed(range(q))]
 
 
-def _per_group(q: int, m: int) -> list:
-    """Lines of steps (1)-(2) for group j: z, r read; T = Z'Z Lambda, S = Lambda'T + I,
-    L = chol(S), Y = L^-1 Lambda' [Z'X | Z'y]; lower-triangular Lambda (entries l)."""
-    lines = [f"z{a}_{c} = ZtZ[j, {a}, {c}]" for a in range(q) for c in range(q)]
-    lines += [f"r{a}_{b} = ZtXy[j, {a}, {b}]" for a in range(q) for b in range(m)]
-    lines += [f"T{a}_{b} = {_sum(f'z{a}_{c} * l{c}_{b}' for c in range(b, q))}" for a in range(q) for b in range(q)]
+def _loads(q: int, m: int) -> list:
+    """Lines reading group j's Z_j'Z_j (z) and [Z_j'X_j | Z_j'y_j] (r)."""
+    return ([f"z{a}_{c} = ZtZ[j, {a}, {c}]" for a in range(q) for c in range(q)]
+            + [f"r{a}_{b} = ZtXy[j, {a}, {b}]" for a in range(q) for b in range(m)])
+
+
+def _per_group(q: int, m: int, fail: str = "return np.nan") -> list:
+    """Lines of steps (1)-(2) for group j, z and r read (:func:`_loads`): T = Z'Z Lambda,
+    S = Lambda'T + I, L = chol(S), Y = L^-1 Lambda' [Z'X | Z'y]; lower-triangular Lambda
+    (entries l); ``fail`` where a pivot of S is not positive."""
+    lines = [f"T{a}_{b} = {_sum(f'z{a}_{c} * l{c}_{b}' for c in range(b, q))}" for a in range(q) for b in range(q)]
     lines += [f"S{a}_{b} = {_sum([f'l{c}_{a} * T{c}_{b}' for c in range(a, q)] + (['1.0'] if a == b else []))}"
               for a in range(q) for b in range(a + 1)]
-    lines += _cholesky(q, "S", "return np.nan")
+    lines += _cholesky(q, "S", fail)
     for b in range(m):
         for a in range(q):
             rhs = _sum([f"l{c}_{a} * r{c}_{b}" for c in range(a, q)])
@@ -151,7 +156,7 @@ def pls_source(q: int, p: int) -> str:
     and p fixed effects (see their docstrings in the source)."""
     m = p + 1
     lam = [f"l{c}_{b} = lam[{c}, {b}]" for b in range(q) for c in range(b, q)]
-    body = _per_group(q, m)
+    body = _loads(q, m) + _per_group(q, m)
     crit = [
         "@njit(nogil=True, cache=True, error_model='numpy')",
         "def criterion_terms(lam, ZtZ, ZtXy, lo, hi, L, Y, G, keep):",
@@ -228,12 +233,55 @@ def pls_source(q: int, p: int) -> str:
         *(f"    dr2[{a}, {b}] = -2.0 * e{a}_{b}" for a in range(q) for b in range(q)),
     ]
     return "\n".join(["import math", "", "import numpy as np", "from numba import njit", "", "",
-                      *crit, "", "", *grad, "", "", moment_source(q, p), "", "", blup_source(q, p), ""])
+                      *crit, "", "", *grad, "", "", moment_source(q, p), "", "", blup_source(q, p), "", "",
+                      many_source(q, p), ""])
+
+
+def many_source(q: int, p: int) -> str:
+    """Source of ``criterion_many``: criterion_terms' G and log|S_j| sum at K thetas in one
+    sweep over the groups (each group's statistics read once, not K times: the starting
+    points are evaluated together).  The same arithmetic in the same order: the same
+    numbers as K calls of criterion_terms."""
+    m = p + 1
+    lines = [
+        "@njit(nogil=True, cache=True, error_model='numpy')",
+        "def criterion_many(lams, ZtZ, ZtXy, G, logdet, bad):",
+        '    """For lams (K, q, q): G (K, p+1, p+1), logdet (K,) as criterion_terms gives them, and',
+        '    bad (K,): True where some S_j lost its positive definiteness to rounding."""',
+        "    K = lams.shape[0]",
+        "    prod = np.ones(K)",
+        "    for t in range(K):",
+        "        logdet[t] = 0.0",
+        "        bad[t] = False",
+        *(f"        G[t, {a}, {b}] = 0.0" for a in range(m) for b in range(a, m)),
+        "    for j in range(ZtZ.shape[0]):",
+        *("        " + x for x in _loads(q, m)),
+        "        for t in range(K):",
+        "            if bad[t]:",
+        "                continue",
+        *(f"            l{c}_{b} = lams[t, {c}, {b}]" for b in range(q) for c in range(b, q)),
+        *("            " + x for x in _per_group(q, m, "bad[t] = True; continue")),
+        *(f"            G[t, {a}, {b}] += {_sum(f'Y{c}_{a} * Y{c}_{b}' for c in range(q))}"
+          for a in range(m) for b in range(a, m)),
+        f"            det = {' * '.join(f'D{a}' for a in range(q))}",
+        "            if det < 1e150:",
+        "                prod[t] *= det",
+        "                if prod[t] > 1e150:",
+        "                    logdet[t] += math.log(prod[t])",
+        "                    prod[t] = 1.0",
+        "            else:",
+        f"                logdet[t] += {' + '.join(f'math.log(D{a})' for a in range(q))}",
+        "    for t in range(K):",
+        "        logdet[t] += math.log(prod[t])",
+        *(f"        G[t, {b}, {a}] = G[t, {a}, {b}]" for a in range(m) for b in range(a + 1, m)),
+    ]
+    return "\n".join(lines)
 
 
 @functools.lru_cache(maxsize=None)
 def pls_kernels(q: int, p: int):
-    """(criterion_terms, gradient_terms, group_least_squares, blup_terms) compiled for
-    (q, p), once a process."""
+    """(criterion_terms, gradient_terms, group_least_squares, blup_terms, criterion_many)
+    compiled for (q, p), once a process."""
     module = compiled(pls_source(q, p), "pls")
-    return module.criterion_terms, module.gradient_terms, module.group_least_squares, module.blup_terms
+    return (module.criterion_terms, module.gradient_terms, module.group_least_squares, module.blup_terms,
+            module.criterion_many)
