@@ -129,9 +129,14 @@ def prepare(cp: CrossProducts, layout: Layout | None = None, z_centre=None) -> P
     if layout.q != cp.q:
         raise InputError(f"theta layout is for {layout.q} random-effect columns, the data have {cp.q}")
     cp = cp.recentre(z_centre=np.zeros(cp.q) if z_centre is None else z_centre)
-    ZtXy = np.concatenate([cp.XtZ.transpose(0, 2, 1), cp.Zty[:, :, None]], axis=2)
-    return Problem(cp, layout, np.ascontiguousarray(cp.ZtZ, dtype=float), np.ascontiguousarray(ZtXy),
-                   np.asarray(cp.XtX), np.asarray(cp.Xty), float(cp.yty), cp.n_obs, cp.p)
+    J, q, p = cp.n_groups, cp.q, cp.p
+    ZtXy = np.empty((J, q, p + 1))
+    for a in range(q):  # one strided copy per entry: numpy's transposing copy of the whole was 5x slower
+        for b in range(p):
+            ZtXy[:, a, b] = cp.XtZ[:, b, a]
+        ZtXy[:, a, p] = cp.Zty[:, a]
+    return Problem(cp, layout, np.ascontiguousarray(cp.ZtZ, dtype=float), ZtXy,
+                   np.asarray(cp.XtX), np.asarray(cp.Xty), float(cp.yty), cp.n_obs, p)
 
 
 def _as_problem(stats) -> Problem:
