@@ -69,8 +69,14 @@ def _bar_spans(rhs: str):
     return spans
 
 
+_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]*")  # a name formulae parses as a variable (but True/False/None)
+
+
 def _factor_name(text: str, term: str) -> str:
-    """The grouping factor of a bar term: a single column name (formulae's parse)."""
+    """The grouping factor of a bar term: a single column name (formulae's parse; a plain
+    name is its own parse, without importing formulae: 0.4 s off a process's first fit)."""
+    if _NAME.fullmatch(text) and text not in ("True", "False", "None"):
+        return text
     from formulae.expr import Binary, Literal, QuotedName, Variable
     from formulae.parser import Parser
     from formulae.scanner import Scanner
