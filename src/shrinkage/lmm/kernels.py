@@ -13,7 +13,9 @@ Every product is the same floating-point number, added in the same row order, as
 np.bincount adds it, so the per-group sums are bit for bit the bincounts' (the numpy
 pass this replaced; tests/test_lmm_kernels.py).  No fastmath: every sum is in the
 order written.  ``nogil``: chunks run on the worker
-threads of :mod:`shrinkage.passes`.
+threads of :mod:`shrinkage.passes`.  After the pass, :func:`move_kernel` completes the
+table (a product of two random-term columns is added once a row, its twin copied) and
+moves it from the first rows' means to the overall means, in one sweep over the groups.
 """
 
 from __future__ import annotations
