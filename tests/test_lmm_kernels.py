@@ -200,7 +200,7 @@ def test_the_starts_swept_together_are_the_criterion_at_each(rng):
         out = [(np.empty((p + 1, p + 1)), 0.0) for _ in lams]
         for k, lam in enumerate(lams):
             G = out[k][0]
-            out[k] = (G, criterion_terms(lam, pr.ZtZ_g, pr.ZtXy_g, 0, pr.ZtZ_g.shape[0], np.empty((1, 2, 2)),
+            out[k] = (G, criterion_terms(lam, pr.ZtZ_g, pr.ZtXy_g, np.empty((1, 2, 2)),
                                          np.empty((1, 2, p + 1)), G, False))
         return np.array([G for G, _ in out]), np.array([v for _, v in out])
 

@@ -54,11 +54,6 @@ def lower_factor(B: np.ndarray, blocks) -> np.ndarray:
     return L
 
 
-def _sum_of(cp: CrossProducts, zi: int, k: int) -> float:
-    """1'Z_k: the column's sum about its centre (a pass over the groups, for a raw column)."""
-    return float(cp.ZtZ[:, zi, k].sum())
-
-
 @dataclass(frozen=True, eq=False)
 class Centring:
     """Z = Z_c T for the centres ``c`` the fit uses (module docstring); identity when
@@ -83,7 +78,7 @@ class Centring:
                 if start <= zi < start + size:
                     for k in range(start, start + size):
                         if k != zi:
-                            c[k] = cp.z_centre[k] if cp.z_centre[k] != 0 else _sum_of(cp, zi, k) / cp.n_obs
+                            c[k] = cp.z_centre[k] if cp.z_centre[k] != 0 else cp.ZtZ[:, zi, k].sum() / cp.n_obs  # 1'Z_k / N
                 start += size
         T, Tinv = np.eye(q), np.eye(q)
         if zi is not None:

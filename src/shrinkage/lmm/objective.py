@@ -202,7 +202,7 @@ def evaluate(theta, stats, keep: bool = True, scratch: bool = False) -> Pieces:
     else:
         L, Y = np.empty((rows, q, q)), np.empty((rows, q, m))
     G = np.empty((m, m))
-    logdet_L = criterion_terms(lam, pr.ZtZ_g, pr.ZtXy_g, 0, J, L, Y, G, keep)  # (1), (2) and sum_j Y_j'Y_j
+    logdet_L = criterion_terms(lam, pr.ZtZ_g, pr.ZtXy_g, L, Y, G, keep)  # (1), (2) and sum_j Y_j'Y_j
     if math.isnan(logdet_L):  # S_j >= I in exact arithmetic: lost to rounding
         raise InputError(_LOST)
     return _completed(pr, lam, L if keep else None, Y if keep else None, G, logdet_L)
@@ -240,10 +240,8 @@ def deviances(thetas, stats, method: str = "REML") -> list:
     pls_kernels(q, m - 1)[4](lams, pr.ZtZ_g, pr.ZtXy_g, G, logdet, bad)
     out = []
     for k in range(len(lams)):
-        try:
-            if bad[k]:
-                raise InputError(_LOST)
-            out.append(_deviance(_completed(pr, lams[k], None, None, G[k], logdet[k]), pr, method))
+        try:  # (bad: S_j lost to rounding, as evaluate's error)
+            out.append(np.inf if bad[k] else _deviance(_completed(pr, lams[k], None, None, G[k], logdet[k]), pr, method))
         except InputError:
             out.append(np.inf)
     return out
@@ -348,12 +346,12 @@ def gradient_parts(pc: Pieces, pr: Problem, method: str) -> tuple[np.ndarray, np
     of the deviance at a given sigma (for profiles) the first + the second / sigma^2."""
     from .pls_kernels import pls_kernels
 
-    q, J = pr.layout.q, pr.ZtZ_g.shape[0]
+    q = pr.layout.q
     gradient_terms = pls_kernels(q, pr.p)[1]
     RinvT, reml = np.ascontiguousarray(np.linalg.inv(pc.RA).T), method == "REML"
 
     dlog, dr2, P = np.empty((3, q, q))
-    gradient_terms(pc.lam, pr.ZtZ_g, pr.ZtXy_g, 0, J, pc.L_g, pc.Y_g, pc.beta, RinvT, reml, dlog, dr2, P)  # (7)-(9)
+    gradient_terms(pc.lam, pr.ZtZ_g, pr.ZtXy_g, pc.L_g, pc.Y_g, pc.beta, RinvT, reml, dlog, dr2, P)  # (7)-(9)
     if reml:
         dlog = dlog - 2.0 * (P @ pc.lam)
     return dlog[pr.layout.rows, pr.layout.cols], dr2[pr.layout.rows, pr.layout.cols]

@@ -85,6 +85,20 @@ def _per_group(q: int, m: int, fail: str = "return np.nan") -> list:
     return lines
 
 
+def _group_sums(q: int, m: int, g, prod: str, logdet: str) -> list:
+    """Lines adding group j's Y_j'Y_j to the sums ``g(a, b)`` and log|S_j| to ``logdet``
+    (the pivots multiplied into ``prod``: one log per ~1e150 of product, not a log a group)."""
+    return [*(f"{g(a, b)} += {_sum(f'Y{c}_{a} * Y{c}_{b}' for c in range(q))}" for a in range(m) for b in range(a, m)),
+            f"det = {' * '.join(f'D{a}' for a in range(q))}  # |S_j| >= 1, the product of the pivots",
+            "if det < 1e150:",
+            f"    {prod} *= det",
+            f"    if {prod} > 1e150:",
+            f"        {logdet} += math.log({prod})",
+            f"        {prod} = 1.0",
+            "else:",
+            f"    {logdet} += {' + '.join(f'math.log(D{a})' for a in range(q))}"]
+
+
 def moment_source(q: int, p: int) -> str:
     """Source of ``group_least_squares`` for :func:`.optimise.moment_start`: per group,
     b_j = (Z_j'Z_j)^-1 Z_j'(y_j - X_j beta) where Z_j'Z_j is well conditioned (its
@@ -159,37 +173,29 @@ def pls_source(q: int, p: int) -> str:
     body = _loads(q, m) + _per_group(q, m)
     crit = [
         "@njit(nogil=True, cache=True, error_model='numpy')",
-        "def criterion_terms(lam, ZtZ, ZtXy, lo, hi, L, Y, G, keep):",
-        '    """For the groups lo..hi-1: (1) L_j = chol(Lambda\' Z_j\'Z_j Lambda + I), (2) Y_j = L_j^-1',
-        "    Lambda' [Z_j'X_j | Z_j'y_j] into L (J, q, q), Y (J, q, p+1) when ``keep`` (the value alone",
-        "    needs neither); G = their sum of Y_j'Y_j; returns their log|S_j| summed, or nan when some",
-        '    S_j lost its positive definiteness to rounding."""',
+        "def criterion_terms(lam, ZtZ, ZtXy, L, Y, G, keep):",
+        '    """(1) L_j = chol(Lambda\' Z_j\'Z_j Lambda + I), (2) Y_j = L_j^-1 Lambda\' [Z_j\'X_j | Z_j\'y_j]',
+        "    into L (J, q, q), Y (J, q, p+1) when ``keep`` (the value alone needs neither); G = the",
+        "    sum of Y_j'Y_j; returns the sum of log|S_j|, or nan when some S_j lost its positive",
+        '    definiteness to rounding."""',
         *("    " + x for x in lam),
         *(f"    g{a}_{b} = 0.0" for a in range(m) for b in range(a, m)),
         "    logdet = 0.0",
         "    prod = 1.0",
-        "    for j in range(lo, hi):",
+        "    for j in range(ZtZ.shape[0]):",
         *("        " + x for x in body),
         "        if keep:",
         *(f"            L[j, {i}, {k}] = {f'L{i}_{k}' if k <= i else '0.0'}" for i in range(q) for k in range(q)),
         *(f"            Y[j, {a}, {b}] = Y{a}_{b}" for a in range(q) for b in range(m)),
-        *(f"        g{a}_{b} += {_sum(f'Y{c}_{a} * Y{c}_{b}' for c in range(q))}" for a in range(m) for b in range(a, m)),
-        f"        det = {' * '.join(f'D{a}' for a in range(q))}  # |S_j| >= 1, the product of the pivots",
-        "        if det < 1e150:  # one log per ~1e150 of product, not a log a group",
-        "            prod *= det",
-        "            if prod > 1e150:",
-        "                logdet += math.log(prod)",
-        "                prod = 1.0",
-        "        else:",
-        f"            logdet += {' + '.join(f'math.log(D{a})' for a in range(q))}",
+        *("        " + x for x in _group_sums(q, m, lambda a, b: f"g{a}_{b}", "prod", "logdet")),
         "    logdet += math.log(prod)",
         *(f"    G[{a}, {b}] = G[{b}, {a}] = g{a}_{b}" for a in range(m) for b in range(a, m)),
         "    return logdet",
     ]
     grad = [
         "@njit(nogil=True, cache=True, error_model='numpy')",
-        "def gradient_terms(lam, ZtZ, ZtXy, lo, hi, L, Y, beta, RinvT, reml, dlog, dr2, P):",
-        '    """(7)-(9) summed over the groups lo..hi-1 into the q x q dlog = 2 sum_j Z_j\'Z_j Lambda S_j^-1,',
+        "def gradient_terms(lam, ZtZ, ZtXy, L, Y, beta, RinvT, reml, dlog, dr2, P):",
+        '    """(7)-(9) summed over the groups into the q x q dlog = 2 sum_j Z_j\'Z_j Lambda S_j^-1,',
         "    dr2 = -2 sum_j (Z_j'e_j) u_j' and (REML) P = sum_j W_j A^-1 W_j' (the caller subtracts",
         "    2 P Lambda from the summed dlog), from L, Y of criterion_terms, beta_hat and",
         '    RinvT = R_A^-T (A = R_A R_A\')."""',
@@ -199,7 +205,7 @@ def pls_source(q: int, p: int) -> str:
         *(f"    d{a}_{b} = 0.0" for a in range(q) for b in range(q)),
         *(f"    e{a}_{b} = 0.0" for a in range(q) for b in range(q)),
         *(f"    P{a}_{b} = 0.0" for a in range(q) for b in range(a, q)),
-        "    for j in range(lo, hi):",
+        "    for j in range(ZtZ.shape[0]):",
         *(f"        z{a}_{c} = ZtZ[j, {a}, {c}]" for a in range(q) for c in range(q)),
         *(f"        r{a}_{b} = ZtXy[j, {a}, {b}]" for a in range(q) for b in range(m)),
         *(f"        L{i}_{k} = L[j, {i}, {k}]" for i in range(q) for k in range(i + 1)),
@@ -261,16 +267,7 @@ def many_source(q: int, p: int) -> str:
         "                continue",
         *(f"            l{c}_{b} = lams[t, {c}, {b}]" for b in range(q) for c in range(b, q)),
         *("            " + x for x in _per_group(q, m, "bad[t] = True; continue")),
-        *(f"            G[t, {a}, {b}] += {_sum(f'Y{c}_{a} * Y{c}_{b}' for c in range(q))}"
-          for a in range(m) for b in range(a, m)),
-        f"            det = {' * '.join(f'D{a}' for a in range(q))}",
-        "            if det < 1e150:",
-        "                prod[t] *= det",
-        "                if prod[t] > 1e150:",
-        "                    logdet[t] += math.log(prod[t])",
-        "                    prod[t] = 1.0",
-        "            else:",
-        f"                logdet[t] += {' + '.join(f'math.log(D{a})' for a in range(q))}",
+        *("            " + x for x in _group_sums(q, m, lambda a, b: f"G[t, {a}, {b}]", "prod[t]", "logdet[t]")),
         "    for t in range(K):",
         "        logdet[t] += math.log(prod[t])",
         *(f"        G[t, {b}, {a}] = G[t, {a}, {b}]" for a in range(m) for b in range(a + 1, m)),
