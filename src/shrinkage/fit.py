@@ -26,6 +26,7 @@ import numpy as np
 
 from . import numeric as gen
 from .errors import InputError
+from .oneway_names import OneWayLme4Names
 from .stats import GroupStats
 
 __all__ = ["FitResult", "SizeClasses", "fit", "fit_stats", "size_classes", "criterion", "slope", "maximise"]
@@ -35,7 +36,7 @@ _GRID_PER_DECADE = 12
 
 
 @dataclass(frozen=True, eq=False)
-class FitResult:
+class FitResult(OneWayLme4Names):
     """Estimates of the random-intercept model and the per-group shrinkage quantities.
 
     ``loglik`` is on lme4's scale: the REML log-likelihood (with its (N-1) log 2 pi
@@ -44,7 +45,9 @@ class FitResult:
     ``blup`` the conditional mode b_hat_j, ``conditional_variance`` Var(b_j | y) with
     beta0 and the variances known (lme4's condVar).  ``singular`` is True when
     sigma_b^2 is 0 (estimated on the boundary, or given).  ``fitted`` is False when the
-    variances were given rather than estimated.
+    variances were given rather than estimated.  lme4's names (fixef, vcov, varcorr,
+    ranef, condvar, theta, deviance, aic ...) are those of a formula fit of the same model
+    (:mod:`shrinkage.oneway_names`).
     """
 
     method: str
@@ -107,8 +110,9 @@ def size_classes(stats: GroupStats) -> SizeClasses:
         raise InputError(f"a single group ({stats.labels[0]!r}): sigma_b^2 cannot be estimated from one group; "
                          "need at least 2 groups")
     if N == J:
-        raise InputError("no group has two or more observations: sigma^2 is not identifiable "
-                         "(separately from sigma_b^2); need within-group replicates")
+        raise InputError(f"number of levels of each grouping factor must be < number of observations ({J} groups, "
+                         f"{N} observations): no group has two or more observations, so sigma^2 is not "
+                         "identifiable (separately from sigma_b^2); need within-group replicates")
     centred = np.multiply(n, stats.mean)  # not np.dot: a BLAS call that spins threads on a busy machine
     offset = float(centred.sum() / N)
     np.subtract(stats.mean, offset, out=centred)

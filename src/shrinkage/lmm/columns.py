@@ -15,22 +15,29 @@ import numpy as np
 from ..errors import InputError
 
 __all__ = ["PlainColumns", "lme4_name", "dense", "columns_of", "missing_mask", "group_codes", "to_pandas",
-           "variables"]
+           "variables", "as_factors"]
+
+
+def _level(level) -> str:
+    """A level as R prints it in a column name: a logical's levels are FALSE and TRUE
+    (lme4 names a bool covariate b as bTRUE)."""
+    return ("TRUE" if level else "FALSE") if isinstance(level, (bool, np.bool_)) else str(level)
 
 
 def lme4_name(column: str, spec) -> str:
     """formulaic's column name in lme4's spelling: Intercept -> (Intercept),
-    Machine[T.B] -> MachineB, Days:Machine[T.B] -> Days:MachineB."""
+    Machine[T.B] -> MachineB, Days:Machine[T.B] -> Days:MachineB, b[T.True] -> bTRUE;
+    a backtick escaped in a quoted name (`a\\`b`) is the name's own backtick."""
     if column == "Intercept":
         return "(Intercept)"
-    name = column
+    name = column.replace("\\`", "`")
     state = getattr(spec, "encoder_state", {}) or {}
     for factor in sorted(state, key=len, reverse=True):
         kind, info = state[factor]
         levels = info.get("categories") if isinstance(info, dict) else None
         for level in levels or ():
             for code in (f"{factor}[T.{level}]", f"{factor}[{level}]"):
-                name = name.replace(code, f"{factor}{level}")
+                name = name.replace(code.replace("\\`", "`"), f"{factor}{_level(level)}".replace("\\`", "`"))
     return name
 
 
@@ -79,8 +86,54 @@ def _formula(text: str):
         raise InputError(f"cannot parse {text!r}: {exc}") from None
 
 
+def _factors(formula):
+    """Every factor of a formula (or of each side of a structured one)."""
+    from formulaic.formula import SimpleFormula
+
+    if not isinstance(formula, SimpleFormula):
+        for part in formula:
+            yield from _factors(part)
+        return
+    for term in formula:
+        yield from term.factors
+
+
 def variables(text: str) -> list:
-    return sorted(str(v) for v in _formula(text).required_variables)
+    """The data columns a formula part reads: a looked-up name as it is (a dotted name
+    such as Sepal.Length, a backticked one with spaces, '|' or '~', an escaped backtick
+    unescaped: formulaic's own list would read Sepal.Length as attribute access), and the
+    variables of Python expressions such as np.log(x) as formulaic finds them."""
+    from formulaic.parser.types import Factor
+    from formulaic.utils.variables import get_expression_variables
+
+    formula = _formula(text)
+    found = {str(v) for v in formula.required_variables}
+    out = set()
+    for factor in _factors(formula):
+        if factor.eval_method == Factor.EvalMethod.LOOKUP:
+            out.add(factor.expr.replace("\\`", "`"))
+        elif factor.eval_method == Factor.EvalMethod.PYTHON:
+            out |= found & {str(v) for v in get_expression_variables(factor.expr, {})}
+    return sorted(out)
+
+
+def as_factors(frame, columns):
+    """The frame as lme4's model.frame codes it: a bool column is a factor (levels FALSE,
+    TRUE: lme4 names its column bTRUE), a categorical column loses its unused levels
+    (lme4 drops them silently: no column of zeros).  A column a formula reads under an
+    escaped name (`a\\`b`) gets that name too.  The frame itself when nothing changes."""
+    import pandas as pd
+
+    changes = {}
+    for c in columns:
+        col = frame[c]
+        if col.dtype.kind == "b":
+            changes[c] = pd.Categorical(col.to_numpy(), categories=sorted(set(col.to_numpy().tolist())))
+        elif isinstance(col.dtype, pd.CategoricalDtype) and col.cat.categories.size > col.nunique(dropna=True):
+            changes[c] = col.cat.remove_unused_categories()
+        if "`" in str(c):
+            changes[str(c).replace("`", "\\`")] = changes.get(c, col)
+    return frame.assign(**changes) if changes else frame
 
 
 class PlainColumns:

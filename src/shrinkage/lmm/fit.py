@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+import warnings
+
 import numpy as np
 
 from ..errors import InputError
@@ -19,9 +21,13 @@ from .optimise import is_singular, minimise
 from ._blas import one_thread
 from .result import LmmResult
 
-__all__ = ["lmer", "fit_cross_products", "fit_formula"]
+__all__ = ["lmer", "fit_cross_products", "fit_formula", "full_rank", "RankDeficiencyWarning"]
 
 METHODS = ("REML", "ML")
+
+
+class RankDeficiencyWarning(UserWarning):
+    """lme4's message "fixed-effect model matrix is rank deficient so dropping ..."."""
 
 
 def _method(method) -> str:
@@ -31,22 +37,78 @@ def _method(method) -> str:
     return m
 
 
-def _check(cp: CrossProducts, method: str) -> None:
+def _check(cp: CrossProducts, blocks: tuple) -> None:
+    """Refuse what lme4 refuses (lmerControl's check.nlev.gtr.1, check.nobs.vs.nlev and
+    check.nobs.vs.nRE, errors by default): one group; as many groups as rows (every row
+    its own group); a bar term with as many random effects J q_k as rows.  Either way the
+    random effects and the residual cannot be told apart: a fit would split the variance
+    arbitrarily.  Here, after the cross-products, where in-memory and out-of-core data meet."""
     J, N, p = cp.n_groups, cp.n_obs, cp.p
     if J < 2:
         raise InputError(f"a single group ({cp.labels[0]!r}): the random-effect covariance cannot be "
                          "estimated from one group; need at least 2 groups")
-    tot = cp.XtX
-    for k in range(1, p + 1):
-        if np.linalg.matrix_rank(tot[:k, :k], tol=1e-10 * max(1.0, float(np.max(np.abs(np.diag(tot)))))) < k:
-            raise InputError(f"the fixed-effect column {cp.x_names[k - 1]!r} is a linear combination of the "
-                             "columns before it (rank-deficient X); drop it from the formula")
+    if J >= N:
+        raise InputError(f"number of levels of each grouping factor must be < number of observations "
+                         f"({J} groups, {N} observations: every row its own group); the random effects "
+                         "cannot be told apart from the residual")
+    start = 0
+    for size in blocks:
+        if N <= J * size:
+            names = ", ".join(cp.z_names[start:start + size])
+            raise InputError(f"number of observations (={N}) <= number of random effects (={J * size}) for the "
+                             f"term ({names}); the random-effects parameters and the residual variance are "
+                             "probably unidentifiable")
+        start += size
     if N - p <= 0:
         raise InputError(f"{N} observations for {p} fixed effects: nothing left to estimate the variances")
 
 
+RANK_TOL = 1e-7  # lme4's chkRank.drop.cols: qr(X, tol = 1e-7)
+
+
+def full_rank(cp: CrossProducts) -> tuple[CrossProducts, tuple]:
+    """X's columns as lme4 keeps them (chkRank.drop.cols: a pivoted QR, the earlier
+    columns kept): column k is dropped when its residual on the earlier kept columns is
+    below RANK_TOL times its norm (LINPACK's dqrdc2 rule).  Computed from X'X: a Cholesky
+    that skips a column whose pivot is too small (the residual sum of squares of the
+    column on the kept ones).  The centred X'X gives the residuals (the intercept's span
+    holds the centres), the raw norms come back from the centres.  A warning names the
+    dropped columns.  Returns the statistics without them and the kept indices."""
+    A = np.array(cp.XtX, dtype=float)
+    p = cp.p
+    norm2 = np.diag(A).copy()
+    if cp.intercept is not None:  # raw X_k = X_c,k + c_k 1: |X_k|^2 = |X_c,k|^2 + 2 c_k 1'X_c,k + N c_k^2
+        c = cp.x_centre
+        norm2 += 2 * c * A[cp.intercept] + cp.n_obs * c * c
+    floor = RANK_TOL ** 2 * norm2
+    try:
+        L = np.linalg.cholesky(A)
+        if np.all(np.diag(L) ** 2 > floor):
+            return cp, tuple(range(p))
+    except np.linalg.LinAlgError:
+        pass
+    keep = []
+    for k in range(p):  # right-looking Cholesky, a dropped column leaving the others untouched
+        r = A[k, k]
+        if r > floor[k] and r > 0:
+            keep.append(k)
+            col = A[k + 1:, k] / np.sqrt(r)
+            A[k + 1:, k + 1:] -= np.outer(col, col)
+    if not keep:
+        raise InputError("every fixed-effect column is zero")
+    dropped = [cp.x_names[k] for k in range(p) if k not in keep]
+    n = len(dropped)
+    warnings.warn(f"fixed-effect model matrix is rank deficient so dropping {n} column{'s' if n > 1 else ''} / "
+                  f"coefficient{'s' if n > 1 else ''}: {', '.join(dropped)}", RankDeficiencyWarning, stacklevel=3)
+    ix = np.array(keep)
+    reduced = replace(cp, XtX=cp.XtX[np.ix_(ix, ix)], XtZ=cp.XtZ[:, ix, :], Xty=cp.Xty[ix],
+                      x_names=tuple(cp.x_names[k] for k in keep), x_centre=cp.x_centre[ix],
+                      intercept=None if cp.intercept is None else keep.index(cp.intercept))
+    return reduced, tuple(keep)
+
+
 def fit_cross_products(cp: CrossProducts, method: str = "REML", blocks=None, *, formula: str | None = None,
-                       group: str = "group", design_=None, dropped: int = 0) -> LmmResult:
+                       group: str = "group", design_=None, dropped: int = 0, data: str | None = None) -> LmmResult:
     """Fit from per-group cross-products: theta_hat by :func:`~.optimise.minimise`, then
     beta_hat, sigma^2, the BLUPs and their conditional covariances at theta_hat.  The fit
     runs in centred random-effect columns (:mod:`.centring`: the same likelihood, better
@@ -54,8 +116,10 @@ def fit_cross_products(cp: CrossProducts, method: str = "REML", blocks=None, *, 
     if not isinstance(cp, CrossProducts):
         raise InputError("stats must be a shrinkage.lmm.CrossProducts")
     method = _method(method)
-    _check(cp, method)
-    layout = Layout.of(tuple(blocks) if blocks is not None else (cp.q,))
+    blocks = tuple(blocks) if blocks is not None else (cp.q,)
+    cp, _ = full_rank(cp)
+    _check(cp, blocks)
+    layout = Layout.of(blocks)
     centring = Centring.of(cp, layout)
     pr = prepare(cp, layout, centring.c)
     opt = minimise(pr, method)
@@ -70,7 +134,8 @@ def fit_cross_products(cp: CrossProducts, method: str = "REML", blocks=None, *, 
                      z_names=cp.z_names, blocks=layout.blocks, theta=theta, beta=beta, vcov_matrix=vcov,
                      sigma2=float(sigma2), deviance=float(opt.value), nobs=pr.N,
                      singular=is_singular(theta, pr), lam=lam, b=b, cond=cv, optimum=opt,
-                     stats=cp, problem=pr, design=design_, dropped=dropped, centring=centring)
+                     stats=cp, problem=pr, design=design_, dropped=dropped, centring=centring,
+                     data=data)
 
 
 def lmer(formula: str, data, method: str = "REML", *, na_action: str = "omit", centre: bool = True) -> LmmResult:
@@ -86,10 +151,27 @@ def lmer(formula: str, data, method: str = "REML", *, na_action: str = "omit", c
             d, cp = coded_and_summed(floats=False)
         except InputError:  # then again with every column searched: rows dropped, or the error that names them
             d, cp = coded_and_summed(floats=True)
+    cp, keep = full_rank(cp)
+    d = d.full_rank(keep)
     if cp.n_groups < len(d.labels):  # labels of the codes' range that have no rows: the codes renumbered
         seen = np.isin(d.labels, cp.labels)
         d = replace(d, codes=(np.cumsum(seen) - 1)[d.codes], labels=cp.labels)
-    return fit_cross_products(cp, method, d.blocks, formula=formula, group=f.group, design_=d, dropped=d.dropped)
+    return fit_cross_products(cp, method, d.blocks, formula=formula, group=f.group, design_=d, dropped=d.dropped,
+                              data=describe(data))
+
+
+def describe(data) -> str:
+    """What summary() prints as lme4's ``Data:`` line.  lme4 prints the expression the
+    user passed (``Data: sleepstudy``); a Python function cannot see its caller's variable
+    names, so a path is printed as given and anything else by its type: <pandas DataFrame>."""
+    import os
+
+    if isinstance(data, (str, os.PathLike)):
+        return str(data)
+    if isinstance(data, (list, tuple)) and data and all(isinstance(v, (str, os.PathLike)) for v in data):
+        return ", ".join(map(str, data))
+    module = type(data).__module__.split(".")[0]
+    return f"<{module} {type(data).__name__}>" if module != "builtins" else f"<{type(data).__name__}>"
 
 
 def _is_frame(data) -> bool:
@@ -113,11 +195,12 @@ def fit_formula(formula: str, data, method: str = "REML", *, na_action: str = "o
     if f.fixed.replace(" ", "") not in ("1", "") or [(e.replace(" ", ""), c) for e, c in f.blocks] != [("1", True)]:
         from ..sources import formula_cross_products  # covariates and slopes, computed by the engine
         cp, blocks, dropped = formula_cross_products(data, f, na_action=na_action)
-        return fit_cross_products(cp, method, blocks, formula=formula, group=f.group, dropped=dropped)
+        return fit_cross_products(cp, method, blocks, formula=formula, group=f.group, dropped=dropped,
+                                  data=describe(data))
     try:
         from ..sources import group_stats
     except ImportError:
         raise InputError(f"data of type {type(data).__name__} needs shrinkage.sources (not available)") from None
     stats = group_stats(data, f.response, f.group)
     cp = CrossProducts.from_group_stats(stats)
-    return fit_cross_products(cp, method, formula=formula, group=f.group)
+    return fit_cross_products(cp, method, formula=formula, group=f.group, data=describe(data))

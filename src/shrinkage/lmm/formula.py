@@ -16,40 +16,60 @@ converted column by column (only the columns the formula uses).
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from ..errors import InputError
-from .columns import PlainColumns, columns_of, dense, group_codes, lme4_name, missing_mask, to_pandas, variables
+from .columns import (PlainColumns, as_factors, columns_of, dense, group_codes, lme4_name, missing_mask, to_pandas,
+                      variables)
 
 __all__ = ["LmmFormula", "Design", "parse", "design", "new_design"]
 
 
 @dataclass(frozen=True)
 class LmmFormula:
-    """A parsed formula: response and fixed-part text (for formulaic), the random blocks
-    as (expression text, correlated?) pairs, and the grouping factor's column name."""
+    """A parsed formula: the response (a column name, unquoted, or an expression such as
+    log(y)) and fixed-part text (for formulaic), the random blocks as (expression text,
+    correlated?) pairs, and the grouping factor's column name."""
 
     text: str
     response: str
     fixed: str
     blocks: tuple
     group: str
+    response_is_column: bool = True
+
+
+def _mask(text: str) -> str:
+    """``text`` with every quoted span ('...', "...", `...`; a backslash escapes the next
+    character inside) blanked to '_', position for position: the formula's operators
+    (~, |, parentheses) are found outside quoted names such as `a|b`."""
+    out, quote, escaped = [], None, False
+    for ch in text:
+        if quote:
+            out.append("_")
+            if escaped:
+                escaped = False
+            elif ch == "\\":
+                escaped = True
+            elif ch == quote:
+                quote = None
+        else:
+            if ch in "'\"`":
+                quote = ch
+            out.append("_" if quote else ch)
+    if quote:
+        raise InputError(f"unclosed quote {quote} in {text!r}")
+    return "".join(out)
 
 
 def _bar_spans(rhs: str):
     """Spans (start, end) of top-level parenthesised groups holding a '|' at their own
     depth, ignoring quoted text."""
-    spans, depth, quote, start, has_bar = [], 0, None, None, False
-    for i, ch in enumerate(rhs):
-        if quote:
-            if ch == quote:
-                quote = None
-            continue
-        if ch in "'\"`":
-            quote = ch
-        elif ch == "(":
+    spans, depth, start, has_bar = [], 0, None, False
+    for i, ch in enumerate(_mask(rhs)):
+        if ch == "(":
             depth += 1
             if depth == 1:
                 start, has_bar = i, False
@@ -69,7 +89,42 @@ def _bar_spans(rhs: str):
     return spans
 
 
-_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]*")  # a name formulae parses as a variable (but True/False/None)
+def _call(text: str, masked: str, name: str):
+    """The first call ``name(...)`` outside quotes in ``text``, as written, or None."""
+    m = re.search(rf"(?<![\w.]){name}\s*\(", masked)
+    if m is None:
+        return None
+    depth = 0
+    for i in range(m.end() - 1, len(masked)):
+        depth += {"(": 1, ")": -1}.get(masked[i], 0)
+        if depth == 0:
+            return text[m.start():i + 1]
+    return text[m.start():]
+
+
+def _unsupported(lhs: str, rhs: str) -> None:
+    """Refuse, by name, what lme4 formulas can say and this fit cannot do yet (a
+    binomial response, an offset), before their names are looked up as columns."""
+    term = _call(lhs, _mask(lhs), "cbind")
+    if term:
+        raise InputError(f"the response {term}: a binomial response (cbind(successes, failures)) is a GLMM; "
+                         "GLMMs are not supported yet (only Gaussian responses, as lmer)")
+    for side in (lhs, rhs):
+        term = _call(side, _mask(side), "offset")
+        if term:
+            raise InputError(f"{term}: offsets are not supported yet; for a Gaussian response subtract it "
+                             f"from the response instead (y - x ~ ...)")
+
+
+def _column_name(text: str) -> str | None:
+    """The column a response names (a plain or dotted name, or a backticked one,
+    unescaped), or None for an expression such as log(y)."""
+    if len(text) > 1 and text[0] == text[-1] == "`" and _mask(text) == "_" * len(text):
+        return text[1:-1].replace("\\`", "`")
+    return text if _NAME.fullmatch(text) and text not in ("True", "False", "None") else None
+
+
+_NAME = re.compile(r"(?:[A-Za-z]|\.(?![0-9]))[A-Za-z0-9_.]*")  # an R name (dots allowed), but True/False/None
 
 
 def _factor_name(text: str, term: str) -> str:
@@ -94,7 +149,7 @@ def _factor_name(text: str, term: str) -> str:
     if isinstance(node, Variable):
         return node.name.lexeme if hasattr(node.name, "lexeme") else str(node.name)
     if isinstance(node, QuotedName):
-        return node.expression.lexeme[1:-1]
+        return node.expression.lexeme[1:-1].replace("\\`", "`")
     raise InputError(f"{term}: the grouping factor must be a column name, got {text!r}")
 
 
@@ -102,11 +157,14 @@ def parse(formula: str) -> LmmFormula:
     """Split an lme4 formula into response, fixed part and bar terms (one factor)."""
     if not isinstance(formula, str):
         raise InputError(f"formula must be a string such as 'y ~ x + (x | g)', got {type(formula).__name__}")
-    if formula.count("~") != 1:
+    masked = _mask(formula)
+    if masked.count("~") != 1:
         raise InputError(f"formula must have exactly one '~' (response ~ terms), got {formula!r}")
-    lhs, rhs = (s.strip() for s in formula.split("~"))
+    tilde = masked.index("~")
+    lhs, rhs = formula[:tilde].strip(), formula[tilde + 1:].strip()
     if not lhs:
         raise InputError(f"formula has no response (left of '~'): {formula!r}")
+    _unsupported(lhs, rhs)
     spans = _bar_spans(rhs)
     if not spans:
         raise InputError(f"formula has no random-effect term such as (1 | g): {formula!r} "
@@ -117,11 +175,12 @@ def parse(formula: str) -> LmmFormula:
         if before and not before.endswith("+"):
             raise InputError(f"a bar term can only be added ('+ {rhs[start:end]}'), found {before[-1]!r} before it")
         fixed.append(before[:-1] if before.endswith("+") else before)
-        inner = rhs[start + 1:end - 1]
+        inner, shown = rhs[start + 1:end - 1], _mask(rhs[start + 1:end - 1])
         term = rhs[start:end]
-        correlated = "||" not in inner
-        expr, _, factor = inner.partition("||" if not correlated else "|")
-        if "|" in factor:
+        correlated = "||" not in shown
+        bar = shown.index("|")
+        expr, factor = inner[:bar], inner[bar + (1 if correlated else 2):]
+        if "|" in shown[bar + (1 if correlated else 2):]:
             raise InputError(f"{term}: more than one '|'")
         if not expr.strip():
             raise InputError(f"{term}: no terms left of the bar (write (1 | g) for a random intercept)")
@@ -134,7 +193,8 @@ def parse(formula: str) -> LmmFormula:
     if len(set(groups)) > 1:
         raise InputError(f"more than one grouping factor ({', '.join(dict.fromkeys(groups))}): crossed and nested "
                          "random effects are not supported; use one grouping factor")
-    return LmmFormula(formula, lhs, fixed_text, tuple(blocks), groups[0])
+    column = _column_name(lhs)
+    return LmmFormula(formula, column or lhs, fixed_text, tuple(blocks), groups[0], column is not None)
 
 
 
@@ -158,10 +218,20 @@ class Design:
     z_specs: tuple
     dropped: int
     kept: np.ndarray | None
+    covariates: tuple = ()
+    x_keep: tuple | None = None
 
     @property
     def X(self) -> np.ndarray:
         return dense(self.x_cols, self.y.size)
+
+    def full_rank(self, keep) -> "Design":
+        """The design with only X's columns ``keep`` (rank-deficient ones dropped)."""
+        keep = tuple(keep)
+        if len(keep) == len(self.x_cols):
+            return self
+        return replace(self, x_cols=[self.x_cols[k] for k in keep], x_names=tuple(self.x_names[k] for k in keep),
+                       x_keep=keep)
 
     @property
     def Z(self) -> np.ndarray:
@@ -174,9 +244,11 @@ def design(f: LmmFormula, data, na_action: str = "omit", floats: bool = True) ->
     its own sums (a NaN makes them NaN) and then codes again with them searched."""
     if na_action not in ("omit", "raise"):
         raise InputError(f"na_action must be 'omit' or 'raise', got {na_action!r}")
-    used = dict.fromkeys(variables(f"{f.response} ~ {f.fixed}"))
+    used = dict.fromkeys([f.response] if f.response_is_column else variables(f"0 + {f.response}"))
+    covariates = dict.fromkeys(variables(f.fixed))
     for expr, _ in f.blocks:
-        used.update(dict.fromkeys(variables(expr)))
+        covariates.update(dict.fromkeys(variables(expr)))
+    used.update(covariates)
     used[f.group] = None
     frame = to_pandas(data, list(used))
     if len(frame) == 0:
@@ -194,10 +266,8 @@ def design(f: LmmFormula, data, na_action: str = "omit", floats: bool = True) ->
         if dropped == len(frame):
             raise InputError("every row has a missing value in a column the formula uses")
         frame = frame.iloc[kept]
-    ys, _, _ = columns_of(f"0 + {f.response}", frame, f"the response {f.response!r}")
-    if len(ys) != 1:
-        raise InputError(f"the response {f.response!r} must be one numeric column")
-    y = ys[0]
+    y = _response(f, frame)
+    frame = as_factors(frame, list(covariates))
     x_cols, names, x_spec = columns_of(f.fixed, frame, "the fixed part")
     x_names = tuple(lme4_name(c, x_spec) for c in names)
     z_cols, z_names, z_specs, blocks = [], [], [], []
@@ -216,21 +286,54 @@ def design(f: LmmFormula, data, na_action: str = "omit", floats: bool = True) ->
         raise InputError(f"the random part repeats a column ({', '.join(z_names)}) for {f.group!r}")
     codes, labels = group_codes(frame[f.group])
     return Design(f, y, x_cols, z_cols, codes, labels, x_names, tuple(z_names), tuple(blocks), x_spec,
-                  tuple(z_specs), dropped, kept)
+                  tuple(z_specs), dropped, kept, tuple(covariates))
+
+
+def _response(f: LmmFormula, frame) -> np.ndarray:
+    """y: a numeric column taken as it is, or an expression (log(y)) coded by formulaic."""
+    if f.response_is_column:
+        col = frame[f.response]
+        if col.dtype.kind not in "iuf":
+            raise InputError(f"the response {f.response!r} must be a numeric column, got {col.dtype}")
+        return col.to_numpy(dtype=float)
+    ys, _, _ = columns_of(f"0 + {f.response}", frame, f"the response {f.response!r}")
+    if len(ys) != 1:
+        raise InputError(f"the response {f.response!r} must be one numeric column")
+    return ys[0]
 
 
 def new_design(d: Design, newdata):
-    """X, Z and group labels of new rows, coded as the fitted data were (for predict)."""
-    used = dict.fromkeys(str(v) for v in d.x_spec.required_variables)
-    for spec in d.z_specs:
-        used.update(dict.fromkeys(str(v) for v in spec.required_variables))
+    """X, Z and group labels of new rows, coded as the fitted data were (for predict).
+    A level of a fixed factor the fit did not see is refused, as lme4 refuses it."""
+    used = dict.fromkeys(d.covariates)
     used[d.formula.group] = None
     frame = to_pandas(newdata, list(used))
     bad = missing_mask(frame, list(used))
     if bad is not None:
         row, col = np.argwhere(bad)[0]
         raise InputError(f"newdata: missing value in column {list(used)[col]!r} at row {row}")
+    frame = as_factors(frame, list(d.covariates))
+    for spec in (d.x_spec, *d.z_specs):
+        _known_levels(spec, frame)
     n = len(frame)
-    X = dense(columns_of(d.x_spec, frame, "newdata (fixed part)")[0], n)
+    x_cols = columns_of(d.x_spec, frame, "newdata (fixed part)")[0]
+    if d.x_keep is not None:
+        x_cols = [x_cols[k] for k in d.x_keep]
+    X = dense(x_cols, n)
     Z = dense([c for s in d.z_specs for c in columns_of(s, frame, "newdata (random part)")[0]], n)
     return X, Z, frame[d.formula.group].to_numpy()
+
+
+def _known_levels(spec, frame) -> None:
+    """InputError naming a factor column's first level the fit did not see (formulaic
+    would code it as the reference level, with a warning at most)."""
+    for factor, (kind, info) in (getattr(spec, "encoder_state", None) or {}).items():
+        levels = info.get("categories") if isinstance(info, dict) else None
+        if levels is None or factor not in frame.columns:
+            continue
+        values = frame[factor]
+        values = values.cat.categories if hasattr(values, "cat") else values.unique()
+        new = [v for v in values if v not in set(levels)]
+        if new:
+            raise InputError(f"newdata: factor {factor!r} has new level {new[0]!r} (levels of the fit: "
+                             f"{', '.join(map(str, levels[:10]))}{', ...' if len(levels) > 10 else ''})")

@@ -12,19 +12,54 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import InputError
+from ..oneway_names import InformationCriteria
 
-__all__ = ["LmmResult"]
+__all__ = ["LmmResult", "match_labels"]
+
+
+def _kind(a: np.ndarray) -> str:
+    return "number" if a.dtype.kind in "biuf" else "time" if a.dtype.kind in "mM" else "other"
+
+
+def _printed(v) -> str:
+    """A label as text: a whole float as the integer it is (R prints the level 2, not 2.0)."""
+    if isinstance(v, (float, np.floating)) and float(v).is_integer():
+        return str(int(v))
+    return str(v)
+
+
+def match_labels(labels: np.ndarray, g) -> np.ndarray:
+    """The position of each label of ``g`` among the fitted ``labels`` (sorted), -1 for a
+    group the fit has not seen.  Numbers match numbers by value (1 matches 1.0), times
+    match times; otherwise (text, or text against numbers) labels match by their printed
+    form, as R matches a factor's levels, which are text: 1 matches "1" and 2.0 matches
+    "2" whichever side is the fitted one.  Comparing by type instead would make every
+    group new, silently, or fail to sort."""
+    g = np.asarray(g)
+    if labels.size == 0:
+        return np.full(g.shape, -1, dtype=np.intp)
+    if _kind(labels) == _kind(g) != "other":
+        where = np.minimum(np.searchsorted(labels, g), labels.size - 1)
+        return np.where(labels[where] == g, where, -1)
+    index = {}
+    for i, lab in enumerate(labels.tolist()):
+        index.setdefault(_printed(lab), i)
+    if len(index) < labels.size:
+        raise InputError("predict: two of the fitted group labels print alike (e.g. 1 and '1'); "
+                         "cannot match new labels to them")
+    return np.array([index.get(_printed(v), -1) for v in g.tolist()], dtype=np.intp)
 
 
 @dataclass(frozen=True, eq=False)
-class LmmResult:
+class LmmResult(InformationCriteria):
     """A fit of y_j = X_j beta + Z_j b_j + eps_j (one grouping factor).
 
     ``loglik`` follows lme4: the REML log-likelihood (with its (N-p) log 2 pi constant)
     for REML, the ordinary one for ML; ``deviance`` is -2 loglik (lme4's REMLcrit for
     REML).  ``condvar`` is Var(b_j | y) with beta known (lme4's condVar).  ``singular``
     is lme4's isSingular (a diagonal entry of theta below 1e-4: a zero variance or a
-    correlation of +-1).  ``dropped``: rows left out for a missing value.  ``theta``,
+    correlation of +-1).  ``dropped``: rows left out for a missing value.  ``data``: the
+    data as summary()'s ``Data:`` line names them (a path, or the type: <pandas DataFrame>).  ``theta``,
     ``lam``, ``b``, ``cond`` are for the user's columns; ``problem`` and ``optimum.theta``
     for the centred columns the fit ran in (``centring`` maps between them).
     """
@@ -52,6 +87,7 @@ class LmmResult:
     design: object = None
     dropped: int = 0
     centring: object = None  # Z = Z_c T (.centring): problem and optimum.theta are in Z_c
+    data: str | None = None  # what summary() prints as lme4's Data: line (.fit.describe)
 
     # --- lme4's accessors ---------------------------------------------------------------
     @property
@@ -95,14 +131,6 @@ class LmmResult:
         return len(self.x_names) + self.theta.size + 1
 
     @property
-    def aic(self) -> float:
-        return self.deviance + 2 * self.df
-
-    @property
-    def bic(self) -> float:
-        return self.deviance + self.df * math.log(self.nobs)
-
-    @property
     def ngroups(self) -> int:
         return int(self.labels.size)
 
@@ -138,6 +166,7 @@ class LmmResult:
 
     # --- one-way extras -----------------------------------------------------------------
     def _one_way(self, what: str) -> None:
+        """Refuse a one-way quantity for a model with more than a random intercept."""
         if self.z_names != ("(Intercept)",):
             raise InputError(f"{what} is defined here for a random intercept alone, (1 | {self.group})")
 
@@ -160,6 +189,83 @@ class LmmResult:
         self._one_way("the likelihood-ratio test of sigma_b^2 = 0")
         stat = max(deviance(np.zeros(1), self.problem, self.method) - self.deviance, 0.0)
         return float(stat), float(0.5 * chi2.sf(stat, 1)) if stat > 0 else 1.0
+
+    # --- the one-way fit's names (shrinkage.fit.FitResult's; shrinkage.oneway_names) ----
+    def _intercept_only(self, what: str) -> None:
+        self._one_way(what)
+        if self.x_names != ("(Intercept)",):
+            raise InputError(f"{what} is defined here for y ~ 1 + (1 | {self.group}) (no covariates)")
+
+    @property
+    def sigma_b2(self) -> float:
+        """sigma_b^2, the random intercept's variance (random intercept only)."""
+        self._one_way("sigma_b2")
+        return float(self.D[0, 0])
+
+    @property
+    def gamma(self) -> float:
+        return self.sigma_b2 / self.sigma2
+
+    @property
+    def beta0(self) -> float:
+        """The fixed intercept."""
+        if "(Intercept)" not in self.x_names:
+            raise InputError("beta0: the model has no fixed intercept")
+        return float(self.beta[self.x_names.index("(Intercept)")])
+
+    @property
+    def blup(self) -> np.ndarray:
+        """b_hat_j, the random intercepts (random intercept only)."""
+        self._one_way("blup")
+        return self.b[:, 0]
+
+    @property
+    def conditional_variance(self) -> np.ndarray:
+        """Var(b_j | y) (random intercept only): condvar's only entry per group."""
+        self._one_way("conditional_variance")
+        return self.cond[:, 0, 0]
+
+    @property
+    def shrinkage(self) -> np.ndarray:
+        """lambda_j = n_j sigma_b^2 / (n_j sigma_b^2 + sigma^2): b_hat_j is lambda_j times the
+        group's mean residual (random intercept only; covariates allowed)."""
+        from .. import numeric as gen
+
+        return gen._shrinkage_factor(self.n.astype(float), self.sigma2, self.sigma_b2)
+
+    @property
+    def groups(self) -> np.ndarray:
+        return self.labels
+
+    @property
+    def n(self) -> np.ndarray:
+        """Group sizes n_j, in the order of labels."""
+        return self.stats.n
+
+    @property
+    def n_obs(self) -> int:
+        return self.nobs
+
+    @property
+    def n_groups(self) -> int:
+        return self.ngroups
+
+    @property
+    def fitted(self) -> bool:
+        """Estimated (always, for a formula fit; FitResult can be evaluated at given variances)."""
+        return True
+
+    @property
+    def ybar(self) -> np.ndarray:
+        """Group means of y (from Z'y: Z's column is 1; random intercept only)."""
+        self._one_way("ybar")
+        return self.stats.Zty[:, 0] / self.stats.n + self.stats.y_centre
+
+    @property
+    def group_means(self) -> np.ndarray:
+        """beta0 + b_hat_j (y ~ 1 + (1 | g) only)."""
+        self._intercept_only("group_means")
+        return self.beta0 + self.blup
 
     # --- prediction ---------------------------------------------------------------------
     def predict(self, newdata=None, *, variance: bool = False):
@@ -184,13 +290,7 @@ class LmmResult:
             X, Z, g = self.design.X, self.design.Z, self.labels[self.design.codes]
         else:
             X, Z, g = new_design(self.design, newdata)
-        where = np.searchsorted(self.labels, g) if self.labels.dtype.kind != "O" else None
-        if where is None:
-            index = {lab: i for i, lab in enumerate(self.labels)}
-            at = np.array([index.get(v, -1) for v in g], dtype=np.intp)
-        else:
-            where = np.minimum(where, self.labels.size - 1)
-            at = np.where(self.labels[where] == g, where, -1)
+        at = match_labels(self.labels, g)
         known = at >= 0
         mean = X @ self.beta + np.where(known, np.einsum("nk,nk->n", Z, self.b[np.maximum(at, 0)]), 0.0)
         if not variance:

@@ -129,6 +129,8 @@ def summary(r) -> str:
     lines = [f"Linear mixed model fit by {kind} ['lmerMod']"]
     if r.formula:
         lines.append(f"Formula: {r.formula}")
+    if r.data:
+        lines.append(f"   Data: {r.data}")
     lines.append("")
     if r.method == "REML":
         lines.append(f"REML criterion at convergence: {r.deviance:.1f}")
