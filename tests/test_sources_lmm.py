@@ -75,8 +75,10 @@ def test_csv_relation_sql_arrow_and_glob(tmp_path, frame):
     frame.iloc[1000:].to_parquet(tmp_path / "b.parquet")
     con = duckdb.connect()
     for data in (tmp_path / "d.csv", f"{tmp_path}/*.parquet", con.read_csv(str(tmp_path / "d.csv")),
-                 f"SELECT * FROM '{tmp_path}/*.parquet'", pa.Table.from_pandas(frame)):
+                 con.sql(f"SELECT * FROM '{tmp_path}/*.parquet'"), pa.Table.from_pandas(frame)):
         assert_same_fit(shrinkage.fit(formula, data=data), ref)
+    cp, blocks, _ = formula_cross_products(f"SELECT * FROM '{tmp_path}/*.parquet'", formula, sql=True)
+    assert_same_fit(fit_cross_products(cp, blocks=blocks), ref)
 
 
 def test_attached_database_through_a_connection(tmp_path, frame):

@@ -56,7 +56,7 @@ def to_pandas(data, columns):
 
     module = type(data).__module__.split(".")[0]
     if module == "polars":
-        names = list(data.columns)
+        names = list(data.collect_schema().names())  # a LazyFrame too: only the columns used are collected
     elif isinstance(data, pd.DataFrame):
         names = list(data.columns)
     elif isinstance(data, dict):
@@ -71,7 +71,14 @@ def to_pandas(data, columns):
     if missing:
         raise InputError(f"column(s) {', '.join(map(repr, missing))} not in the data "
                          f"(columns: {', '.join(map(str, names))})")
-    return data.select(columns).to_pandas() if module == "polars" else data
+    for c in columns:
+        if names.count(c) > 1:
+            raise InputError(f"the data have {names.count(c)} columns named {c!r}: rename them so that each "
+                             "column the formula uses has a name of its own")
+    if module == "polars":
+        picked = data.select(columns)
+        return (picked.collect() if type(data).__name__ == "LazyFrame" else picked).to_pandas()
+    return data
 
 
 @lru_cache(maxsize=256)
@@ -213,7 +220,7 @@ def missing_mask(frame, columns, floats: bool = True) -> np.ndarray | None:
     masks, any_missing = [], False
     for c in columns:
         col = frame[c]
-        kind = col.dtype.kind
+        kind = col.dtype.kind if isinstance(col.dtype, np.dtype) else "O"  # pandas' Int64, Float64: their NA
         if kind in "iub" or (kind == "f" and not floats):
             masks.append(None)
             continue

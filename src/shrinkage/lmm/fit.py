@@ -182,25 +182,18 @@ def _is_frame(data) -> bool:
 def fit_formula(formula: str, data, method: str = "REML", *, na_action: str = "omit", **options) -> LmmResult:
     """What shrinkage.fit does with a formula: an in-memory DataFrame goes to
     :func:`lmer`; any other source (a file path, a DuckDB relation, a Dask or Spark
-    frame) is summarised where it lives: shrinkage.sources.group_stats for
-    ``y ~ 1 + (1 | g)``, shrinkage.sources.formula_cross_products for covariates and
-    slopes (numeric columns and their products)."""
+    frame) is summarised where it lives by shrinkage.sources.formula_cross_products
+    (``y ~ 1 + (1 | g)`` too: rows with a missing value dropped, or refused, per
+    ``na_action``, as in memory)."""
     if options:
         raise InputError(f"unknown option(s) for a formula fit: {', '.join(sorted(options))}")
     if data is None:
         raise InputError("a formula needs data=: a pandas or polars DataFrame (or a path / relation for y ~ 1 + (1 | g))")
     if _is_frame(data):
         return lmer(formula, data, method, na_action=na_action)
+    from ..sources import formula_cross_products  # computed by the engine, rows dropped as lmer drops them
+
     f = parse(formula)
-    if f.fixed.replace(" ", "") not in ("1", "") or [(e.replace(" ", ""), c) for e, c in f.blocks] != [("1", True)]:
-        from ..sources import formula_cross_products  # covariates and slopes, computed by the engine
-        cp, blocks, dropped = formula_cross_products(data, f, na_action=na_action)
-        return fit_cross_products(cp, method, blocks, formula=formula, group=f.group, dropped=dropped,
-                                  data=describe(data))
-    try:
-        from ..sources import group_stats
-    except ImportError:
-        raise InputError(f"data of type {type(data).__name__} needs shrinkage.sources (not available)") from None
-    stats = group_stats(data, f.response, f.group)
-    cp = CrossProducts.from_group_stats(stats)
-    return fit_cross_products(cp, method, formula=formula, group=f.group, data=describe(data))
+    cp, blocks, dropped = formula_cross_products(data, f, na_action=na_action)
+    return fit_cross_products(cp, method, blocks, formula=formula, group=f.group, dropped=dropped,
+                              data=describe(data))

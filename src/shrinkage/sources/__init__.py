@@ -5,9 +5,10 @@
 Python's memory from an engine:
 
 * a path (str or Path) to Parquet or CSV files, or a glob of them: DuckDB, embedded and
-  out of core (memory does not grow with the number of rows);
-* a DuckDB relation, a SQL query (``connection=``), and so any database DuckDB can
-  ATTACH, e.g. PostgreSQL::
+  out of core (memory does not grow with the number of rows).  A string is always a
+  path unless the caller says it is SQL (next item): ``"values.csv"`` is a file;
+* a DuckDB relation, a SQL query (with ``connection=``, or ``sql=True``), and so any
+  database DuckDB can ATTACH, e.g. PostgreSQL::
 
       import duckdb, shrinkage
       con = duckdb.connect()
@@ -26,8 +27,8 @@ Python's memory from an engine:
 :class:`shrinkage.lmm.CrossProducts`, from the same engines (see :mod:`._lmm`).
 
 Group labels keep the type the source gives them (text stays text: "007" is not 7; a
-CSV's group column is read as text).  Missing labels or responses are refused, never
-made a group.  Engines are imported only when their kind of data is passed.
+CSV's group column is read as text).  Missing labels (NULL, NaN, pandas NA; NA or an
+empty field in a CSV) or responses are refused, never made a group.  Engines are imported only when their kind of data is passed.
 """
 
 from __future__ import annotations
@@ -61,11 +62,15 @@ def _kind(data) -> str:
                      "glob), a DuckDB relation or SQL query, or a pandas, polars, Dask or PySpark DataFrame")
 
 
-def group_stats(data, response: str, group: str, *, connection=None, progress=None) -> GroupStats:
+def group_stats(data, response: str, group: str, *, connection=None, sql: bool | None = None,
+                progress=None) -> GroupStats:
     """The sufficient statistics of ``response`` by ``group`` in ``data``.
 
     ``connection``: a DuckDB connection, for a SQL query given as ``data`` (or a path
-    read through it).  ``progress``: see :mod:`shrinkage.progress` (DuckDB's query
+    read through it).  ``sql``: True, ``data`` is a query (run on ``connection``, else on
+    a connection of its own); False, a path; None (default), a query only with a
+    ``connection`` and text that starts as one (SELECT, WITH, FROM, ...) and names no
+    existing file.  ``progress``: see :mod:`shrinkage.progress` (DuckDB's query
     progress, the chunks of a Dask computation).
     """
     if not isinstance(response, str) or not isinstance(group, str):
@@ -75,7 +80,9 @@ def group_stats(data, response: str, group: str, *, connection=None, progress=No
     kind = _kind(data)
     if kind in ("path", "duckdb", "arrow"):
         from ._duckdb import duckdb_stats
-        return duckdb_stats(data, response, group, connection=connection, progress=progress)
+        return duckdb_stats(data, response, group, connection=connection, sql=sql, progress=progress)
+    if sql:
+        raise InputError(f"sql=True needs the query as text, got {type(data).__name__}")
     if kind in ("pandas", "polars"):
         from ._frames import frame_stats
         return frame_stats(data, response, group)
@@ -86,13 +93,15 @@ def group_stats(data, response: str, group: str, *, connection=None, progress=No
     return spark_stats(data, response, group)
 
 
-def formula_cross_products(data, formula, *, na_action: str = "omit", connection=None, progress=None):
+def formula_cross_products(data, formula, *, na_action: str = "omit", connection=None, sql: bool | None = None,
+                           progress=None):
     """(CrossProducts, Z's block sizes, rows dropped) of an lme4 formula (text or parsed)
     with numeric covariates, computed where ``data`` live (a path, DuckDB relation or SQL
-    query, Arrow table, Dask or PySpark DataFrame); see :mod:`._lmm`."""
+    query, Arrow table, Dask or PySpark DataFrame); ``sql`` as for :func:`group_stats`;
+    see :mod:`._lmm`."""
     from ._lmm import formula_cross_products as run
 
     if isinstance(formula, str):
         from ..lmm.formula import parse
         formula = parse(formula)
-    return run(data, formula, na_action=na_action, connection=connection, progress=progress)
+    return run(data, formula, na_action=na_action, connection=connection, sql=sql, progress=progress)

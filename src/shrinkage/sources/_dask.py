@@ -45,9 +45,10 @@ def _compute(collection, progress):
 def dask_stats(ddf, response: str, group: str, *, progress=None) -> GroupStats:
     import pandas as pd
 
+    from ._frames import check_column
+
     for name in (response, group):
-        if name not in ddf.columns:
-            raise InputError(f"the data have no column {name!r}; columns: {', '.join(map(str, ddf.columns))}")
+        check_column(list(ddf.columns), name)
     two = ddf[[response, group]]
     meta = _meta(ddf, group)
 

@@ -23,9 +23,9 @@ intercept.  A factor's levels are fetched first (SELECT DISTINCT, sorted as Pyth
 and its columns become indicators (f = level) in the engine; formulaic codes a few
 prototype rows to decide which (treatment contrasts, lme4's names), as it does in memory.
 Transforms and ``I(...)`` are refused naming the column: compute them in the source.
-Rows with a missing value (NULL, NaN) in a column the formula uses are dropped and
-counted (lme4's na.omit) or refused with ``na_action="raise"``; infinite values are
-refused.
+Rows with a missing value (NULL, NaN, pandas NA; a NaN label too) in a column the
+formula uses are dropped and counted (lme4's na.omit) or refused with
+``na_action="raise"``; infinite values are refused.
 """
 
 from __future__ import annotations
@@ -250,7 +250,22 @@ def assemble(plan: Plan, labels, n, sums, prods, centres):
                          plan.where_x, plan.where_z, plan.x_names, plan.z_names)
 
 
-def formula_cross_products(data, f, *, na_action: str = "omit", connection=None, progress=None):
+def refuse_repeated(f, names) -> None:
+    """A column the formula uses that the data hold twice under one name is refused
+    naming it (which one to read would be a guess)."""
+    from ..lmm.columns import variables
+
+    names = [str(n) for n in names]
+    used = [f.response, f.group, *variables(f"0 + {f.fixed}" if f.fixed.strip() else "1")]
+    for expr, _ in f.blocks:
+        used += variables(expr)
+    for v in dict.fromkeys(used):
+        if names.count(v) > 1:
+            raise InputError(f"the data have {names.count(v)} columns named {v!r}: rename them so that "
+                             "each column the formula uses has a name of its own")
+
+
+def formula_cross_products(data, f, *, na_action: str = "omit", connection=None, sql=None, progress=None):
     """(CrossProducts, Z's block sizes, rows dropped) of the parsed formula ``f`` on
     out-of-core ``data``: the one call shrinkage.lmm.fit_formula makes."""
     from . import _kind
@@ -261,9 +276,10 @@ def formula_cross_products(data, f, *, na_action: str = "omit", connection=None,
     kind = _kind(data)
     if kind not in ENGINES:
         raise InputError(f"data of type {type(data).__name__} are in memory: fit them with shrinkage.lmm.lmer")
-    engine = ENGINES[kind](data, connection=connection, progress=progress)
+    engine = ENGINES[kind](data, connection=connection, sql=sql, progress=progress)
     try:
         meta = engine.schema(f.group)
+        refuse_repeated(f, meta.columns)
         plan = plan_of(f, meta, {v: engine.levels(v) for v in factor_columns(f, meta)})
         rows, kept, missing, infinite, centres = engine.means(plan)
         check_counts(missing, infinite, na_action)

@@ -30,11 +30,13 @@ def _names(plan):
 
 
 class DuckDBEngine:
-    """Files, relations, SQL, Arrow tables: two SQL aggregates, out of core."""
+    """Files, relations, SQL, Arrow tables: two SQL aggregates, out of core.  NaN is found
+    by :func:`._duckdb.nan_sql` (DuckDB's isnan() is folded away by Parquet statistics)."""
 
-    def __init__(self, data, *, connection=None, progress=None):
-        from ._duckdb import open_connection
+    def __init__(self, data, *, connection=None, sql=None, progress=None):
+        from ._duckdb import is_sql, open_connection
 
+        self.sql = is_sql(data, connection, sql)
         self.con, self.own = open_connection(data, connection)
         self.data, self.progress = data, progress
 
@@ -43,25 +45,26 @@ class DuckDBEngine:
             self.own.close()
 
     def schema(self, group: str):
-        from ._duckdb import relation
+        from ._duckdb import label_kind, relation
 
-        self.rel = relation(self.data, self.con, group)
+        self.rel = relation(self.data, self.con, group, self.sql)
+        self.kind = label_kind(self.rel, group) if list(self.rel.columns).count(group) == 1 else "exact"
         return self.rel.limit(0).df()
 
     def _query(self, plan, sql: str):
         import duckdb
 
-        from ._duckdb import _plain, _run, quote
+        from ._duckdb import _plain, _run, label_sql, quote
 
         cols = [f"CAST({quote(c)} AS DOUBLE) AS c{i}" for i, c in enumerate(plan.columns)]
         cols += [f"{quote(c)} AS f{i}" for i, c in enumerate(plan.factors)]
-        src = self.rel.project(f"{quote(plan.group)} AS g, {', '.join(cols)}")
+        src = self.rel.project(f"{label_sql(plan.group, self.kind)} AS g, {', '.join(cols)}")
         try:
-            out = _run(src.query("src", sql), self.con, self.progress)
+            out = _run(src.query("src", sql), self.con, self.progress, objects=self.kind == "object")
         except duckdb.Error as e:
             lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()][:3]
             raise InputError(f"DuckDB could not aggregate the data: {' / '.join(lines)}") from None
-        return {k: _plain(v) for k, v in out.items()}
+        return out
 
     def levels(self, v: str) -> list:
         from ._duckdb import quote
@@ -70,27 +73,31 @@ class DuckDBEngine:
         known = known_levels(self.rel.limit(0).df(), v)
         if known is not None:
             return known
-        rows = self.rel.query("src", f"SELECT DISTINCT {quote(v)} FROM src WHERE {quote(v)} IS NOT NULL").fetchall()
-        return sorted_levels([r[0] for r in rows], v)
+        rows = self.rel.query("src", f"SELECT DISTINCT {quote(v)} FROM src").fetchall()
+        return sorted_levels([r[0] for r in rows if r[0] is not None], v)
 
     def _expr(self, plan, a: int) -> str:
         return " * ".join(f"c{plan.columns.index(v)}" if isinstance(v, str) else
                           f"CAST(f{plan.factors.index(v[0])} = {_literal(v[1])} AS DOUBLE)" for v in plan.pieces(a))
 
     def _miss(self, plan) -> str:
-        return " OR ".join(["g IS NULL"] + [f"c{i} IS NULL OR isnan(c{i})" for i in range(len(plan.columns))]
+        from ._duckdb import nan_sql
+
+        return " OR ".join(["g IS NULL"] + [f"c{i} IS NULL OR {nan_sql(f'c{i}')}" for i in range(len(plan.columns))]
                            + [f"f{i} IS NULL" for i in range(len(plan.factors))])
 
     def means(self, plan):
+        from ._duckdb import _plain, nan_sql
+
         ok = f"NOT ({self._miss(plan)})"
         parts = ["count(*) AS rows", f"count(*) FILTER (WHERE {ok}) AS kept", "count(*) FILTER (WHERE g IS NULL) AS mg"]
         for i in range(len(plan.columns)):
-            parts += [f"count(*) FILTER (WHERE c{i} IS NULL OR isnan(c{i})) AS m{i}",
+            parts += [f"count(*) FILTER (WHERE c{i} IS NULL OR {nan_sql(f'c{i}')}) AS m{i}",
                       f"count(*) FILTER (WHERE isinf(c{i})) AS i{i}"]
         parts += [f"count(*) FILTER (WHERE f{i} IS NULL) AS n{i}" for i in range(len(plan.factors))]
         parts += [f"avg({self._expr(plan, a)}) FILTER (WHERE {ok}) AS mu{a}" for a in range(1, plan.m + 1)]
         out = self._query(plan, f"SELECT {', '.join(parts)} FROM src")
-        one = {k: v[0] for k, v in out.items()}
+        one = {k: _plain(v)[0] for k, v in out.items()}
         missing = {plan.group: int(one["mg"]), **{c: int(one[f"m{i}"]) for i, c in enumerate(plan.columns)},
                    **{c: int(one[f"n{i}"]) for i, c in enumerate(plan.factors)}}
         infinite = {c: int(one[f"i{i}"]) for i, c in enumerate(plan.columns)}
@@ -98,15 +105,20 @@ class DuckDBEngine:
         return int(one["rows"]), int(one["kept"]), missing, infinite, mu
 
     def moments(self, plan, mu):
+        from ._duckdb import _plain
+
         sums, prods = _names(plan)
         # repr() round-trips and DuckDB parses a decimal string to the nearest double: the
         # centres used are exactly mu
         e = ", ".join(f"({self._expr(plan, a)}) - CAST('{float(mu[a - 1])!r}' AS DOUBLE) AS e{a}"
                       for a in range(1, plan.m + 1))
-        aggs = ["count(*) AS n"] + [f"sum(e{a}) AS {s}" for a, s in zip(range(1, plan.m + 1), sums)]
-        aggs += [f"sum(e{a} * e{b}) AS {p}" for (a, b), p in zip(plan.pairs(), prods)]
-        out = self._query(plan, f"SELECT g, {', '.join(aggs)} FROM (SELECT g, {e} FROM src WHERE NOT "
-                                f"({self._miss(plan)})) GROUP BY g")
+        aggs = ["count(*) FILTER (WHERE ok) AS n"]
+        aggs += [f"sum(e{a}) FILTER (WHERE ok) AS {s}" for a, s in zip(range(1, plan.m + 1), sums)]
+        aggs += [f"sum(e{a} * e{b}) FILTER (WHERE ok) AS {p}" for (a, b), p in zip(plan.pairs(), prods)]
+        out = self._query(plan, f"SELECT g, {', '.join(aggs)} FROM (SELECT g, {e}, NOT ({self._miss(plan)}) AS ok "
+                                "FROM src) GROUP BY g")
+        keep = _plain(out["n"]) > 0  # the missing label's row, and groups with no complete row
+        out = {k: _plain(v)[keep] for k, v in out.items()}
         return (out["g"], out["n"], np.column_stack([out[s] for s in sums]),
                 {ab: out[p] for ab, p in zip(plan.pairs(), prods)})
 
@@ -166,7 +178,7 @@ def _piece_moments(frame, plan, mu):
 class DaskEngine:
     """A Dask DataFrame: partitions reduced where they live."""
 
-    def __init__(self, data, *, connection=None, progress=None):
+    def __init__(self, data, *, connection=None, sql=None, progress=None):
         self.ddf, self.progress = data, progress
 
     def close(self):
@@ -212,9 +224,11 @@ _SPARK_NUMERIC = ("tinyint", "smallint", "int", "bigint", "float", "double", "de
 
 
 class SparkEngine:
-    """A PySpark DataFrame: Spark's aggregate and GROUP BY on the executors."""
+    """A PySpark DataFrame: Spark's aggregate and GROUP BY on the executors.  Columns are
+    named in backticks (a column 'a.b' is that column, not field b of a struct a), and a
+    float label that is NaN is a missing label."""
 
-    def __init__(self, data, *, connection=None, progress=None):
+    def __init__(self, data, *, connection=None, sql=None, progress=None):
         self.sdf = data
 
     def close(self):
@@ -223,22 +237,25 @@ class SparkEngine:
     def schema(self, group: str):
         import pandas as pd
 
-        return pd.DataFrame({name: pd.Series([], dtype=float if kind.startswith(_SPARK_NUMERIC) else object)
-                             for name, kind in self.sdf.dtypes})
+        from ._spark import label_column
+
+        if list(self.sdf.columns).count(group) == 1:
+            self.g = label_column(self.sdf, group)
+        return pd.concat([pd.Series([], dtype=float if kind.startswith(_SPARK_NUMERIC) else object, name=name)
+                          for name, kind in self.sdf.dtypes], axis=1)
 
     def _src(self, plan):
-        from pyspark.sql import functions as F
+        from ._spark import col
 
-        cols = [F.col(c).cast("double").alias(f"c{i}") for i, c in enumerate(plan.columns)]
-        cols += [F.col(c).alias(f"f{i}") for i, c in enumerate(plan.factors)]
-        return self.sdf.select(F.col(plan.group).alias("g"), *cols)
+        cols = [col(c).cast("double").alias(f"c{i}") for i, c in enumerate(plan.columns)]
+        cols += [col(c).alias(f"f{i}") for i, c in enumerate(plan.factors)]
+        return self.sdf.select(self.g.alias("g"), *cols)
 
     def levels(self, v: str) -> list:
-        from pyspark.sql import functions as F
-
         from ._lmm import sorted_levels
+        from ._spark import col
 
-        return sorted_levels([r[0] for r in self.sdf.select(v).where(F.col(v).isNotNull()).distinct().collect()], v)
+        return sorted_levels([r[0] for r in self.sdf.select(col(v)).distinct().collect() if r[0] is not None], v)
 
     def _miss(self, plan):
         from pyspark.sql import functions as F

@@ -5,6 +5,10 @@ count(y), avg(y) = m and counts of NULL and NaN; the O(J) table of means is broa
 back to the executors, and pass 2 groups sum(y - m) and sum((y - m)^2); then
 mean = m + sum(y - m)/n and S = sum((y - m)^2) - sum(y - m)^2/n.  Partial sums of the
 partitions are merged by Spark itself (sums merge exactly by addition).
+
+Columns are named in backticks (:func:`col`: a column 'a.b' beside a struct a with a
+field b is the column, as DuckDB and pandas read it); a float label that is NaN is a
+missing label, as NULL is; array, map and struct labels are refused.
 """
 
 from __future__ import annotations
@@ -15,14 +19,44 @@ from ..errors import InputError
 from ..stats import GroupStats
 
 
+def col(name: str):
+    """The top-level column ``name``, whatever its characters (a dot, a backtick)."""
+    from pyspark.sql import functions as F
+
+    return F.col("`" + name.replace("`", "``") + "`")
+
+
+def _field(sdf, name: str, what: str = "column"):
+    fields = [f for f in sdf.schema.fields if f.name == name]
+    if not fields:
+        raise InputError(f"the data have no {what} {name!r}; columns: {', '.join(sdf.columns)}")
+    if len(fields) > 1:
+        raise InputError(f"the data have {len(fields)} columns named {name!r}: rename them so that the name is "
+                         "one column")
+    return fields[0]
+
+
+def label_column(sdf, group: str):
+    """The group column as a label: NaN made NULL (Spark groups NaN as one value);
+    nested types refused."""
+    from pyspark.sql import functions as F
+    from pyspark.sql import types as T
+
+    kind = _field(sdf, group).dataType
+    if isinstance(kind, (T.ArrayType, T.MapType, T.StructType)):
+        raise InputError(f"column {group!r} holds {kind.simpleString()} values, which cannot be group labels: "
+                         "group by text, numbers, dates or times")
+    if isinstance(kind, (T.FloatType, T.DoubleType)):
+        return F.when(F.isnan(col(group)), F.lit(None)).otherwise(col(group))
+    return col(group)
+
+
 def spark_stats(sdf, response: str, group: str) -> GroupStats:
     from pyspark.sql import functions as F
 
-    for name in (response, group):
-        if name not in sdf.columns:
-            raise InputError(f"the data have no column {name!r}; columns: {', '.join(sdf.columns)}")
-    src = sdf.select(F.col(response).cast("double").alias("y"), F.col(response).isNull().alias("y_null"),
-                     F.col(group).alias("g"))
+    _field(sdf, response)
+    src = sdf.select(col(response).cast("double").alias("y"), col(response).isNull().alias("y_null"),
+                     label_column(sdf, group).alias("g"))
     bad_y = F.isnan("y") | (F.abs("y") == float("inf"))
     means = src.groupBy("g").agg(
         F.count(F.lit(1)).alias("rows"), F.count("y").alias("n"), F.sum(F.col("y_null").cast("long")).alias("nulls"),
@@ -32,7 +66,7 @@ def spark_stats(sdf, response: str, group: str) -> GroupStats:
         raise InputError("the data have no rows: no observations to fit")
     if any(r["g"] is None for r in first):
         k = sum(r["rows"] for r in first if r["g"] is None)
-        raise InputError(f"column {group!r} has {k} missing label(s) (NULL); drop or fill those rows first")
+        raise InputError(f"column {group!r} has {k} missing label(s) (NULL or NaN); drop or fill those rows first")
     nulls = sum(r["nulls"] for r in first)
     if nulls:
         raise InputError(f"column {response!r} has {nulls} missing value(s) (NULL)")
