@@ -49,7 +49,9 @@ class DuckDBEngine:
 
         self.rel = relation(self.data, self.con, group, self.sql)
         self.kind = label_kind(self.rel, group) if list(self.rel.columns).count(group) == 1 else "exact"
-        return self.rel.limit(0).df()
+        meta = self.rel.limit(0).df()
+        meta.columns = list(self.rel.columns)  # a repeated name as DuckDB has it (pandas would rename it)
+        return meta
 
     def _query(self, plan, sql: str):
         import duckdb
