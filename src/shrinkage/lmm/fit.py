@@ -20,6 +20,7 @@ from .objective import Layout, blups_at, evaluate, prepare
 from .optimise import is_singular, minimise
 from ._blas import one_thread
 from .result import LmmResult
+from .summary import rank_note
 
 __all__ = ["lmer", "fit_cross_products", "fit_formula", "full_rank", "RankDeficiencyWarning"]
 
@@ -97,9 +98,7 @@ def full_rank(cp: CrossProducts) -> tuple[CrossProducts, tuple]:
     if not keep:
         raise InputError("every fixed-effect column is zero")
     dropped = [cp.x_names[k] for k in range(p) if k not in keep]
-    n = len(dropped)
-    warnings.warn(f"fixed-effect model matrix is rank deficient so dropping {n} column{'s' if n > 1 else ''} / "
-                  f"coefficient{'s' if n > 1 else ''}: {', '.join(dropped)}", RankDeficiencyWarning, stacklevel=3)
+    warnings.warn(f"{rank_note(len(dropped))}: {', '.join(dropped)}", RankDeficiencyWarning, stacklevel=3)
     ix = np.array(keep)
     reduced = replace(cp, XtX=cp.XtX[np.ix_(ix, ix)], XtZ=cp.XtZ[:, ix, :], Xty=cp.Xty[ix],
                       x_names=tuple(cp.x_names[k] for k in keep), x_centre=cp.x_centre[ix],
@@ -108,7 +107,8 @@ def full_rank(cp: CrossProducts) -> tuple[CrossProducts, tuple]:
 
 
 def fit_cross_products(cp: CrossProducts, method: str = "REML", blocks=None, *, formula: str | None = None,
-                       group: str = "group", design_=None, dropped: int = 0, data: str | None = None) -> LmmResult:
+                       group: str = "group", design_=None, dropped: int = 0, data: str | None = None,
+                       x_dropped: tuple = ()) -> LmmResult:
     """Fit from per-group cross-products: theta_hat by :func:`~.optimise.minimise`, then
     beta_hat, sigma^2, the BLUPs and their conditional covariances at theta_hat.  The fit
     runs in centred random-effect columns (:mod:`.centring`: the same likelihood, better
@@ -117,7 +117,9 @@ def fit_cross_products(cp: CrossProducts, method: str = "REML", blocks=None, *, 
         raise InputError("stats must be a shrinkage.lmm.CrossProducts")
     method = _method(method)
     blocks = tuple(blocks) if blocks is not None else (cp.q,)
+    full = cp.x_names
     cp, _ = full_rank(cp)
+    x_dropped = tuple(x_dropped) + tuple(name for name in full if name not in cp.x_names)
     _check(cp, blocks)
     layout = Layout.of(blocks)
     centring = Centring.of(cp, layout)
@@ -135,7 +137,7 @@ def fit_cross_products(cp: CrossProducts, method: str = "REML", blocks=None, *, 
                      sigma2=float(sigma2), deviance=float(opt.value), nobs=pr.N,
                      singular=is_singular(theta, pr), lam=lam, b=b, cond=cv, optimum=opt,
                      stats=cp, problem=pr, design=design_, dropped=dropped, centring=centring,
-                     data=data)
+                     data=data, x_dropped=x_dropped)
 
 
 def lmer(formula: str, data, method: str = "REML", *, na_action: str = "omit", centre: bool = True) -> LmmResult:
@@ -151,13 +153,14 @@ def lmer(formula: str, data, method: str = "REML", *, na_action: str = "omit", c
             d, cp = coded_and_summed(floats=False)
         except InputError:  # then again with every column searched: rows dropped, or the error that names them
             d, cp = coded_and_summed(floats=True)
+    full = d.x_names
     cp, keep = full_rank(cp)
     d = d.full_rank(keep)
     if cp.n_groups < len(d.labels):  # labels of the codes' range that have no rows: the codes renumbered
         seen = np.isin(d.labels, cp.labels)
         d = replace(d, codes=(np.cumsum(seen) - 1)[d.codes], labels=cp.labels)
     return fit_cross_products(cp, method, d.blocks, formula=formula, group=f.group, design_=d, dropped=d.dropped,
-                              data=describe(data))
+                              data=describe(data), x_dropped=tuple(n for n in full if n not in d.x_names))
 
 
 def describe(data) -> str:

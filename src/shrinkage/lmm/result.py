@@ -88,6 +88,7 @@ class LmmResult(InformationCriteria):
     dropped: int = 0
     centring: object = None  # Z = Z_c T (.centring): problem and optimum.theta are in Z_c
     data: str | None = None  # what summary() prints as lme4's Data: line (.fit.describe)
+    x_dropped: tuple = ()  # fixed-effect columns dropped for rank deficiency (.fit.full_rank)
 
     # --- lme4's accessors ---------------------------------------------------------------
     @property

@@ -10,7 +10,13 @@ import math
 
 import numpy as np
 
-__all__ = ["summary", "r_format", "abbreviate"]
+__all__ = ["summary", "r_format", "abbreviate", "rank_note"]
+
+
+def rank_note(dropped: int) -> str:
+    """lme4's note on a rank-deficient X (its warning and its summary's fit warnings)."""
+    s = "s" if dropped > 1 else ""
+    return f"fixed-effect model matrix is rank deficient so dropping {dropped} column{s} / coefficient{s}"
 
 
 def _decimals(v: float, digits: int) -> int:
@@ -145,6 +151,8 @@ def summary(r) -> str:
     if r.dropped:
         lines.append(f"({r.dropped} observation{'s' if r.dropped > 1 else ''} deleted due to missingness)")
     lines += ["", "Fixed effects:"] + _fixed_effects(r) + _correlation(r)
+    if r.x_dropped:
+        lines += ["fit warnings:", rank_note(len(r.x_dropped))]
     if r.singular:
         lines += ["", "boundary (singular) fit: see help('isSingular')"]
     return "\n".join(lines) + "\n"
