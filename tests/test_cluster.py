@@ -113,6 +113,38 @@ def test_spark_refuses_missing(spark):
         group_stats(sdf, "y", "g")
 
 
+@pytest.mark.slow
+def test_spark_names_quoted_and_nan_labels_missing(spark, rng):
+    """A column 'a.b' beside a struct a with a field b (holding other numbers) is the
+    column, as in pandas; a name with a backtick is read too; a NaN in a double label
+    is a missing label: refused by the one-way fit, dropped by a formula fit as lmer
+    drops it in memory."""
+    from shrinkage.lmm import lmer
+
+    N = 1000
+    k = rng.integers(0, 10, N)
+    x = rng.normal(size=N)
+    y = x + rng.normal(size=10)[k] + rng.normal(size=N)
+    g = k.astype(float)
+    g[[1, 2, 3]] = np.nan
+    rows = [(a, b, c, (-a,), a, f"s{d}") for a, b, c, d in zip(y.tolist(), x.tolist(), g.tolist(), k.tolist())]
+    sdf = spark.createDataFrame(rows, "y double, x double, g double, a struct<b: double>, `a.b` double, `k``1` string")
+    s = group_stats(sdf, "a.b", "k`1")
+    ref = GroupStats.from_data(y, np.array([f"s{v}" for v in k], dtype=object))
+    assert s.labels.tolist() == ref.labels.tolist() and s.n.tolist() == ref.n.tolist()
+    np.testing.assert_allclose(s.mean, ref.mean, rtol=1e-13)
+    np.testing.assert_allclose(s.ss, ref.ss, rtol=1e-12)
+    with pytest.raises(InputError, match=r"column 'g' has 3 missing label\(s\) \(NULL or NaN\)"):
+        group_stats(sdf, "y", "g")
+    frame = pd.DataFrame({"y": y, "x": x, "g": g})
+    for formula in ("y ~ x + (1 | g)", "y ~ 1 + (1 | g)"):
+        r, mem = fit(formula, data=sdf), lmer(formula, frame)
+        assert (r.nobs, r.dropped, r.labels.tolist()) == (mem.nobs, mem.dropped, mem.labels.tolist()) == \
+            (997, 3, list(range(10)))
+        np.testing.assert_allclose(r.beta, mem.beta, rtol=FIT_RTOL)
+        assert r.deviance == pytest.approx(mem.deviance, rel=FIT_RTOL)
+
+
 def test_second_pass_is_what_keeps_the_digits(rng):
     """The test of the test: merging one-pass partials at y ~ 1e8 loses ~1e-9 of S_j;
     partials of y - m_j (the second pass) keep ~1e-15."""
