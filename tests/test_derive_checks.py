@@ -1,5 +1,6 @@
 """check(): exports only from checked steps, time limits, long sums, notation per
-derivation, progress callbacks."""
+derivation (its own symbols only), progress callbacks, failures named by label with
+decimal counterexamples."""
 
 from __future__ import annotations
 
@@ -112,7 +113,8 @@ def test_a_symbol_without_an_entry_is_named():
     stranger = sp.Symbol("tau2", positive=True)
     d = Derivation("user", "u", "u", notation=notation).then(
         Premise.of(Statement("x", stranger, "", "x")), Equals(2 * stranger / 2, why="x"))
-    with pytest.raises(DerivationError, match="symbol tau2 has no entry in the notation 'mine'"):
+    with pytest.raises(DerivationError, match=r"notation 'mine' does not give: not declared \(add a Quantity for "
+                                              r"each\): tau2$"):
         check(d)
 
 
@@ -237,3 +239,81 @@ def test_a_claim_off_in_the_twentieth_digit_is_rejected():
         check(tiny(Equals(lam * (1 + sp.Rational(1, 10**20)), why="off by 1e-20")))
     with pytest.raises(StepError):
         check(tiny(Equals(lam * (1 + sp.Rational(1, 10**30)), why="off by 1e-30")))
+
+
+# --- what a user writing a first derivation meets (issue 19, item 12) --------------------
+WEIGHTS = Notation([Quantity("tau2", r"\tau^2", "between-study variance", "positive"),
+                    Quantity("s2", r"s_j^2", "sampling variance of study j", "positive")], name="mine")
+
+
+def weight_chain(tau2, s2):
+    return Derivation("mine", "m", "m", notation=WEIGHTS).then(
+        Premise.of(Statement("weight", tau2 / (tau2 + s2), r"B_j", "the weight")),
+        Equals(1 / (1 + s2 / tau2), why=r"divide by $\tau^2$", label="divided"))
+
+
+def test_plain_sympy_symbols_are_refused_at_once_naming_them():
+    """sympy.symbols makes symbols without the notation's assumptions: SymPy could then
+    spend the step's whole time limit; check() says which symbols, before any step."""
+    tau2, s2 = sp.symbols("tau2 s2")  # what the notation's symbols are not
+    started = []
+    with pytest.raises(DerivationError) as err:
+        check(weight_chain(tau2, s2), on_step=lambda *event: started.append(event))
+    assert started == []
+    message = str(err.value)
+    assert message.startswith("derivation 'mine' uses symbols its notation 'mine' does not give: made with other "
+                              "assumptions than the notation's")
+    assert message.endswith("s2: no assumptions instead of positive=True; "
+                            "tau2: no assumptions instead of positive=True"), message
+    assert "NOTATION.symbol('s2')" in message and "\n" not in message
+    assert check(weight_chain(WEIGHTS.symbol("tau2"), WEIGHTS.symbol("s2"))).steps[1].verdict.symbolic is True
+
+
+def test_two_symbols_of_one_name_are_refused():
+    """tau2 from the notation in one place, sp.Symbol("tau2") in another: SymPy takes them
+    for two variables, so a claim about one says nothing about the other."""
+    tau2, s2 = WEIGHTS.symbol("tau2"), WEIGHTS.symbol("s2")
+    d = weight_chain(tau2, s2).then(Equals(1 / (1 + s2 / sp.Symbol("tau2")), why="again"))
+    with pytest.raises(DerivationError, match=r"2 different symbols are named tau2 \(no assumptions; positive=True\): "
+                                              r"SymPy takes them for different variables; use the notation's$"):
+        check(d)
+
+
+def test_an_undeclared_defined_symbol_is_named():
+    """A Define's symbol needs an entry too (its LaTeX name, its domain in generated code)."""
+    tau2, s2 = WEIGHTS.symbol("tau2"), WEIGHTS.symbol("s2")
+    w = sp.Symbol("w", positive=True)
+    d = weight_chain(tau2, s2).then(Define(tau2 / (tau2 + s2), symbol=w, why="name it"), Equals(w * 1, why="use"))
+    with pytest.raises(DerivationError, match=r"not declared \(add a Quantity for each\): w$"):
+        check(d)
+
+
+def _failure(d) -> StepError:
+    with pytest.raises(StepError) as err:
+        check(d)
+    return err.value
+
+
+def test_a_failing_step_is_named_by_its_label_with_its_counterexample_in_decimals():
+    """The console names a step as its progress lines do (label, else kind), not by its
+    LaTeX reason; the point reads as decimals, not as 10**(13/50)/10."""
+    err = _failure(tiny(Equals(sigma_b2 / (sigma_b2 + sigma2), why=r"forget $n_j$", label="forgot")))
+    assert str(err).startswith("derivation 'tiny', step 2 (forgot): check failed: at n=")
+    assert err.why == r"forget $n_j$" and err.tag == "forgot"
+    point = str(err).split("check failed: at ")[1].split(": ")[0]
+    values = dict(item.split("=") for item in point.split(", "))
+    assert set(values) == {"n", "sigma2", "sigma_b2"}
+    assert values["n"].isdigit()
+    for name in ("sigma2", "sigma_b2"):  # 10 significant digits of a draw from [1e-2, 1e2]
+        assert "/" not in values[name] and "*" not in values[name]
+        assert 1e-2 <= float(values[name]) <= 1e2 and len(values[name].strip("0.").replace(".", "")) <= 10
+    unlabelled = _failure(tiny(Equals(sigma_b2 / (sigma_b2 + sigma2), why=r"forget $n_j$")))
+    assert str(unlabelled).startswith("derivation 'tiny', step 2 (equals): check failed: at n=")
+
+
+def test_the_counterexample_is_the_point_to_ten_digits():
+    from shrinkage.derive.points import fmt_point
+
+    x, k = sp.Symbol("x", positive=True), sp.Symbol("k", integer=True, positive=True)
+    point = {x: sp.Integer(10) ** sp.Rational(13, 50) / 10, k: sp.Integer(7), sigma2: sp.Rational(441, 125)}
+    assert fmt_point(point) == f"x={float(point[x]):.10g}, k=7, sigma2=3.528"

@@ -51,7 +51,7 @@ def test_check_stops_at_the_first_failure_naming_derivation_step_and_counterexam
     run = shrinkage("check", folder / "wrong.py", "--no-cache", cwd=tmp_path)
     assert run.returncode == 1 and "Traceback" not in run.stderr, run.stderr
     message = run.stderr.strip()
-    assert message.startswith("shrinkage: error: derivation 'wrong', step 2 (clear the fraction): check failed: at ")
+    assert message.startswith("shrinkage: error: derivation 'wrong', step 2 (cleared): check failed: at ")
     assert "n=" in message and "sigma2=" in message and len(message.splitlines()) == 1
     assert "wrong step 1/2 premise:" in run.stdout  # the steps before it were reported
 

@@ -13,11 +13,13 @@ class DerivationError(ShrinkageError):
 
 class StepError(DerivationError):
     """A step of a derivation failed its symbolic or numeric check.  Raised before
-    anything is written, so no document ever states a wrong step."""
+    anything is written, so no document ever states a wrong step.  The message names the
+    step by ``tag`` (its label, else its kind: what the progress lines print), not by its
+    LaTeX justification ``why``, which is kept as an attribute."""
 
-    def __init__(self, derivation: str, step: int, why: str, detail: str):
-        self.derivation, self.step, self.why, self.detail = derivation, step, why, detail
-        super().__init__(f"derivation {derivation!r}, step {step} ({why}): check failed: {detail}")
+    def __init__(self, derivation: str, step: int, why: str, detail: str, tag: str = ""):
+        self.derivation, self.step, self.why, self.detail, self.tag = derivation, step, why, detail, tag
+        super().__init__(f"derivation {derivation!r}, step {step} ({tag or why}): check failed: {detail}")
 
 
 class StepTimeoutError(StepError):

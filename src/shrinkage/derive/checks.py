@@ -193,6 +193,11 @@ def time_limit(seconds: float | None):
             signal.setitimer(signal.ITIMER_REAL, max(outer - (time.monotonic() - began), 1e-3))
 
 
+def step_tag(step: Step) -> str:
+    """How the console names a step: its label, else its kind (never its LaTeX reason)."""
+    return step.label or step.kind
+
+
 def verify(ctx: Context, symbolic: bool = True, timeout: float | None = None) -> Verdict:
     """Check the step of ``ctx`` against its context; StepError if it fails.
 
@@ -204,11 +209,11 @@ def verify(ctx: Context, symbolic: bool = True, timeout: float | None = None) ->
         with time_limit(timeout):
             return _verify(ctx, symbolic)
     except Failure as failure:
-        raise StepError(ctx.derivation, ctx.number, step.why, str(failure)) from None
+        raise StepError(ctx.derivation, ctx.number, step.why, str(failure), step_tag(step)) from None
     except _Timeout:
         raise StepTimeoutError(ctx.derivation, ctx.number, step.why,
                                f"no verdict within the time limit of {timeout:g} s (set {TIMEOUT_ENV} "
-                               "or check(..., timeout=) to allow more)") from None
+                               "or check(..., timeout=) to allow more)", step_tag(step)) from None
 
 
 def _verify(ctx: Context, symbolic: bool) -> Verdict:
@@ -296,6 +301,23 @@ def check_exports(d: Derivation) -> None:
                 f"(label {e.label!r}), a {step.kind}, which is not checked; export a checked step instead")
 
 
+def check_symbols(d: Derivation) -> None:
+    """Every symbol a step, a premise or an export uses is its notation's own, refused at
+    once otherwise: a plain ``sympy.symbols(...)`` lacks the notation's assumptions, and
+    SymPy can then spend the whole time limit on a claim it would prove at once."""
+    found = set()
+    for step in d.steps:
+        exprs = [*expressions_of(step), getattr(step, "var", None), getattr(step, "symbol", None)]
+        found |= {s for e in exprs if isinstance(e, sp.Basic) for s in e.free_symbols}
+    found |= {a for e in d.exports for a in e.args}
+    found = {s for s in found if isinstance(s, sp.Symbol) and not isinstance(s, sp.Dummy)}
+    notation = d.resolved_notation()
+    problems = notation.foreign(found)
+    if problems:
+        raise DerivationError(f"derivation {d.name!r} uses symbols its notation {notation.name!r} does not give: "
+                              + "; ".join(problems))
+
+
 def check(derivation: Derivation, *, timeout: float | None = None,
           on_step: Callable[[str, int, str, Verdict | None], None] | None = None,
           sources: dict[str, "CheckedDerivation"] | None = None) -> CheckedDerivation:
@@ -310,6 +332,7 @@ def check(derivation: Derivation, *, timeout: float | None = None,
         raise DerivationError(f"check() needs a Derivation, got {type(derivation).__name__}")
     seconds = resolve_timeout(timeout)
     check_exports(derivation)
+    check_symbols(derivation)
     sources = {} if sources is None else sources
     cited = []
     checked = []
@@ -323,7 +346,7 @@ def check(derivation: Derivation, *, timeout: float | None = None,
     definitions: Mapping = derivation.resolved_notation().definitions
     ctx, uses = None, []
     for ctx in walk(derivation):
-        tag = ctx.step.label or ctx.step.kind
+        tag = step_tag(ctx.step)
         if on_step:
             on_step(derivation.name, ctx.number, tag, None)
         verdict = verify(ctx, timeout=seconds)
@@ -361,4 +384,5 @@ def _every_definition_used(d: Derivation, uses: list) -> None:
         if not used:
             raise StepError(d.name, k + 1, step.why,
                             f"defines {step.symbol}, but no later checked step uses it, so a wrong definition "
-                            "would go unnoticed: use it in a checked claim (or recall it and restate it), or remove it")
+                            "would go unnoticed: use it in a checked claim (or recall it and restate it), or remove it",
+                            step_tag(step))

@@ -137,6 +137,14 @@ class Quantity:
         return domain(self.domain).sample(rng)
 
 
+def _assumed(sym: sp.Symbol) -> str:
+    """The assumptions a symbol was made with, as its keywords ("positive=True")."""
+    given = getattr(sym, "_assumptions_orig", None)
+    if given is None:  # older SymPy: the derived assumptions that domains use
+        given = {k: v for k, v in sym.assumptions0.items() if k in ("real", "positive", "nonnegative", "integer")}
+    return ", ".join(f"{k}={v}" for k, v in sorted(given.items())) or "no assumptions"
+
+
 class Notation:
     """A table of quantities, looked up by code name, plus standing definitions: symbols
     that stand for expressions in others (a group mean as a sum over its observations),
@@ -184,6 +192,31 @@ class Notation:
 
     def sample(self, obj: sp.Basic, rng: random.Random) -> sp.Expr:
         return self.quantity_of(obj).sample(rng)
+
+    def foreign(self, symbols: Iterable[sp.Symbol]) -> list[str]:
+        """What is wrong with ``symbols`` (empty: nothing): names with no entry, symbols
+        that are not the entry's own (made with ``sympy.symbols``: other assumptions, so
+        SymPy proves nothing, or slowly, about them), two symbols of one name (SymPy
+        treats same-named symbols with other assumptions as different variables)."""
+        by_name: dict[str, set] = {}
+        for sym in symbols:
+            by_name.setdefault(sym.name, set()).add(sym)
+        missing = [name for name in sorted(by_name) if name not in self]
+        other, doubles = [], []
+        for name in sorted(set(by_name) - set(missing)):
+            ours, found = self.symbol(name), by_name[name]
+            if len(found) > 1:
+                doubles.append(f"{len(found)} different symbols are named {name} "
+                               f"({'; '.join(sorted(map(_assumed, found)))})")
+            elif found != {ours}:
+                other.append((name, f"{name}: {_assumed(*found)} instead of {_assumed(ours)}"))
+        problems = [f"not declared (add a Quantity for each): {', '.join(missing)}"] if missing else []
+        if other:
+            problems.append("made with other assumptions than the notation's, as sympy.symbols makes them "
+                            f"(take them from it: NOTATION.symbol({other[0][0]!r})): " + "; ".join(t for _, t in other))
+        if doubles:
+            problems.append(", ".join(doubles) + ": SymPy takes them for different variables; use the notation's")
+        return problems
 
     def shifts(self, expr: sp.Expr) -> dict:
         """For sign proofs: each symbol of an integer domain with a minimum m > 1 written

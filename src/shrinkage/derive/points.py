@@ -93,7 +93,9 @@ def close(a, b) -> bool:
 
 
 def fmt_point(point: dict) -> str:
-    return ", ".join(f"{s}={sp.nsimplify(v) if v.is_Rational else v}" for s, v in point.items())
+    """A counterexample as a reader pastes it: decimals to 10 digits, whole numbers as
+    they are (the exact draws, 10**(13/50)/10 or 441/125, say little at a glance)."""
+    return ", ".join(f"{s}={v if v.is_Integer else mpmath.nstr(num(v), 10)}" for s, v in point.items())
 
 
 def points(name: str, number: int, exprs: tuple, definitions: Mapping, notation: Notation,

@@ -54,7 +54,7 @@ class MatrixStep(Step):
                 raise Failure(str(e)) from None
             verdict, sizes = (self.symbolic(exprs, definitions) if symbolic else (None, ()))
         except Failure as failure:
-            raise StepError(name, number, self.why, str(failure)) from None
+            raise StepError(name, number, self.why, str(failure), self.label or self.kind) from None
         return Verdict(verdict, POINTS, self.method(exprs, extra, sizes))
 
     # -- to be provided by each kind ---------------------------------------------------
