@@ -147,7 +147,7 @@ def build(
         else:
             outputs.custom = set(extra_documents)  # the caller's own functions: not cached
         return _write(checked, out, numeric_module, package_module, pdf, extra_documents, formats, cache, say,
-                      outputs)
+                      outputs, own)
 
 
 class Outputs:
@@ -177,13 +177,38 @@ class Outputs:
         return text
 
 
-def _write(checked, out: Path, numeric_module, package_module: bool, pdf, extra_documents, formats, cache,
-           say, outputs: Outputs | None = None) -> BuildResult:
-    """Render, generate, compile, all staged; then move everything into place at once."""
-    outputs = outputs or Outputs(None, {})
+def check_as_built(paths: Sequence[Path] | None = None, *, cache: cache_module.Cache | None = None, jobs: int = 1,
+                   report=None, timeout: float | None = None) -> list[CheckedDerivation]:
+    """``shrinkage check``: check the derivations as :func:`build` does, then make (and
+    throw away) the documents and module a build of them would write, so that check
+    refuses everything build refuses (an export that misses an argument, a reference
+    to a derivation not cited ...).  Writes nothing but the cache."""
+    own = paths is None
+    keys: dict[str, str] = {}
+    sources = load_sources(paths if paths is not None else [package_derivations_dir()])
+    with signals_raise():
+        checked = check_all(sources, cache=cache, jobs=jobs, report=report, timeout=timeout, keys=keys)
+        package_module = own and source_tree() is not None
+        _made(checked, NUMERIC_MODULE if package_module else Path("numeric.py"), package_module,
+              default_documents(checked) if own else {}, ("tex",), Outputs(cache, keys), own)
+    return checked
+
+
+def _made(checked, numeric_module, package_module: bool, extra_documents, formats, outputs: Outputs, own: bool):
+    """The text of every output of a build: (documents, module or None, web pages,
+    report excerpts or None); raises what a build refuses (DerivationError).  A user's
+    document names the user's file and the module the build writes."""
     names = [cd.derivation.name for cd in checked]
-    documents = {cd.derivation.name: outputs.text(f"tex:{cd.derivation.name}", [cd.derivation.name],
-                                                  partial(render, cd)) for cd in checked}
+
+    def document(cd: CheckedDerivation) -> str:
+        if own:  # the package's documents: its derivations/ and shrinkage.numeric, wherever they are built
+            return outputs.text(f"tex:{cd.derivation.name}", [cd.derivation.name], partial(render, cd))
+        source = f"{cd.derivation.name}.py"
+        module = Path(numeric_module).name if numeric_module is not None else "a module (this build wrote none)"
+        return outputs.text(f"tex:{cd.derivation.name}:{module}", [cd.derivation.name],
+                            partial(render, cd, source, module))
+
+    documents = {cd.derivation.name: document(cd) for cd in checked}
     for name, make in extra_documents.items():
         documents[name] = outputs.text(f"document:{name}", [] if name in outputs.custom else names,
                                        partial(make, checked))
@@ -195,6 +220,19 @@ def _write(checked, out: Path, numeric_module, package_module: bool, pdf, extra_
     web = {(cd.derivation.name, fmt): outputs.text(f"{fmt}:{cd.derivation.name}", [cd.derivation.name],
                                                    partial(_web, fmt, cd))
            for fmt in ("md", "html") if fmt in formats for cd in checked}
+    excerpts = None
+    if package_module:  # the steps `shrinkage report --formula` quotes (see shrinkage.report_excerpts)
+        from . import report_excerpts
+        if any(cd.derivation.name == report_excerpts.SOURCE for cd in checked):
+            excerpts = outputs.text("report_excerpts", names, partial(report_excerpts.generate, checked))
+    return documents, code, web, excerpts
+
+
+def _write(checked, out: Path, numeric_module, package_module: bool, pdf, extra_documents, formats, cache,
+           say, outputs: Outputs | None = None, own: bool = False) -> BuildResult:
+    """Render, generate, compile, all staged; then move everything into place at once."""
+    documents, code, web, excerpts = _made(checked, numeric_module, package_module, extra_documents, formats,
+                                           outputs or Outputs(None, {}), own)
     compile_now = tex_available() if pdf is None else pdf
     version = tex_version() if compile_now and cache is not None else ""
     with Staging() as staging:
@@ -204,11 +242,10 @@ def _write(checked, out: Path, numeric_module, package_module: bool, pdf, extra_
             staging.write(out / f"{name}.{fmt}", text.encode())
         if code is not None:
             staging.write(Path(numeric_module), code.encode())
-        if package_module:  # the steps `shrinkage report --formula` quotes (see shrinkage.report_excerpts)
+        if excerpts is not None:
             from . import report_excerpts
-            if any(cd.derivation.name == report_excerpts.SOURCE for cd in checked):
-                text = outputs.text("report_excerpts", names, partial(report_excerpts.generate, checked))
-                staging.write(report_excerpts.MODULE, text.encode())
+
+            staging.write(report_excerpts.MODULE, excerpts.encode())
         if compile_now:
             for name, text in sorted(documents.items()):
                 key = cache_module.pdf_key(name, text.encode(), version) if cache is not None else None

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -28,7 +29,13 @@ def verdict_text(verdict) -> str:
         return f"proved by SymPy; numeric check passed ({method})"
     if symbolic is None:
         return f"numeric check passed ({method}); SymPy could not settle it"
-    return method or "not a claim"
+    return plain_text(method) or "not a claim"
+
+
+def plain_text(latex: str) -> str:
+    """A verdict's LaTeX as the console shows it: "restates eq.~(3) of \\emph{blup}" reads
+    "restates eq. (3) of blup"."""
+    return re.sub(r"\\emph\{([^}]*)\}", r"\1", latex).replace("~", " ").replace(r"\_", "_")
 
 
 class Progress:
@@ -97,13 +104,12 @@ def _cache(args):
 
 
 def _check(args: argparse.Namespace) -> None:
-    from .build import check_all, default_jobs, load_sources, package_derivations_dir
+    from .build import check_as_built, default_jobs
 
     progress = Progress(steps=True)
-    sources = load_sources(args.paths or [package_derivations_dir()])
     try:
-        checked = check_all(sources, cache=_cache(args), jobs=args.jobs or default_jobs(), report=progress,
-                            timeout=args.timeout)
+        checked = check_as_built(args.paths or None, cache=_cache(args), jobs=args.jobs or default_jobs(),
+                                 report=progress, timeout=args.timeout)
     finally:
         progress.close()
     steps = sum(len(cd.steps) for cd in checked)
