@@ -139,7 +139,7 @@ def derivation() -> Derivation:
     )
     d = d.recall("pev_def", lhs=r"\operatorname{Var}(\hat\theta_i - \theta_i)", why=r"Its value.")
     d = d.then(
-        Equals(shrink * v + (1 - shrink) ** 2 * s2mu, label="blup_variance",
+        Equals(shrink * v + (v / (tau2 + v)) ** 2 * s2mu, label="blup_variance",
                why=r"$\lambda_i^2 v_i + (1-\lambda_i)^2\tau^2 = \lambda_i v_i$: metafor's \texttt{blup()} variance."),
     )
     # H^2 and I^2 (Higgins and Thompson 2002), with metafor's typical variance (k-p)/tr P.
@@ -170,7 +170,7 @@ def derivation() -> Derivation:
                  "Study i's term of the ML score for tau^2.\n\n((y_i - mu)^2 - (v_i + tau^2)) / (2 (v_i + tau^2)^2).")
     d = d.export("meta_blup_variance", "blup_variance", (tau2, v, s2mu),
                  "Prediction error variance of the BLUP with mu estimated (metafor's blup()).\n\n"
-                 "lambda_i v_i + (1 - lambda_i)^2 s2mu, s2mu = x_i' Var(beta_hat) x_i.")
+                 "lambda_i v_i + (v_i / (tau^2 + v_i))^2 s2mu, s2mu = x_i' Var(beta_hat) x_i.")
     d = d.export("meta_h2", "h2", (tau2, vt), "H^2 = tau^2 / vt + 1.\n\nTotal over sampling variability.")
     d = d.export("meta_i2", "i2", (tau2, vt), "I^2 in percent.\n\n100 tau^2 / (vt + tau^2).")
     return d

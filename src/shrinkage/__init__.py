@@ -10,6 +10,7 @@ from .stats import GroupStats
 from .fit import FitResult, fit_stats  # noqa: E402
 from .fit import fit as _fit_arrays
 from . import datasets
+from .metaanalysis import MetaResult, meta
 
 
 def fit(y=None, groups=None, method: str = "REML", *, data=None, na_action: str = "omit", **options):
@@ -28,5 +29,6 @@ def fit(y=None, groups=None, method: str = "REML", *, data=None, na_action: str 
 
 
 __all__ = ["numeric", "ShrinkageError", "DerivationError", "StepError", "InputError", "BuildError",
-           "GroupStats", "FitResult", "fit", "fit_stats", "datasets"]
+           "GroupStats", "FitResult", "fit", "fit_stats", "datasets",
+           "meta", "MetaResult"]
 __version__ = "0.1.0"

@@ -76,6 +76,19 @@ class KernelPrinter(NumPyPrinter):
         super().__init__({"fully_qualified_modules": True, "allow_unknown_functions": False})
         self._group_indices: list[sp.Symbol] = []  # summation indices of the enclosing group sums
 
+    def _print_Max(self, expr):
+        """numpy.maximum nested pairwise (SymPy's printer writes functools.reduce, which the module does not import)."""
+        return self._pairwise("numpy.maximum", expr.args)
+
+    def _print_Min(self, expr):
+        return self._pairwise("numpy.minimum", expr.args)
+
+    def _pairwise(self, func, args):
+        out = self._print(args[0])
+        for a in args[1:]:
+            out = f"{func}({out}, {self._print(a)})"
+        return out
+
     def _print_Sum(self, expr):
         if not is_group_sum(expr):
             return super()._print_Sum(expr)

@@ -463,6 +463,201 @@ def marginal_loglik(n, ybar, ss_within, beta0, sigma2, sigma_b2):
     return _marginal_loglik(n, ybar, ss_within, beta0, sigma2, sigma_b2)
 
 
+def _meta_blup(y, mu, tau2, v):
+    return mu + tau2*(-mu + y)/(tau2 + v)
+
+
+def meta_blup(y, mu, tau2, v):
+    """BLUP of study i's true effect.
+
+    theta_hat_i = mu + lambda_i (y_i - mu), lambda_i = tau^2/(tau^2 + v_i).
+
+    From derivation `meta_analysis`, step 5: eq. (5) of its document (`shrinkage docs meta_analysis` opens it).
+    """
+    y, mu, tau2, v, = require(("y", y, "real"), ("mu", mu, "real"), ("tau2", tau2, "nonnegative"), ("v", v, "positive"))
+    return _meta_blup(y, mu, tau2, v)
+
+
+def _meta_shrinkage(tau2, v):
+    return tau2/(tau2 + v)
+
+
+def meta_shrinkage(tau2, v):
+    """Shrinkage factor of study i.
+
+    lambda_i = tau^2 / (tau^2 + v_i).
+
+    From derivation `meta_analysis`, step 6: eq. (6) of its document (`shrinkage docs meta_analysis` opens it).
+    """
+    tau2, v, = require(("tau2", tau2, "nonnegative"), ("v", v, "positive"))
+    return _meta_shrinkage(tau2, v)
+
+
+def _meta_conditional_variance(tau2, v):
+    return tau2*v/(tau2 + v)
+
+
+def meta_conditional_variance(tau2, v):
+    """Var(theta_i | y_i) with mu and tau^2 known.
+
+    v_i tau^2 / (v_i + tau^2).
+
+    From derivation `meta_analysis`, step 8: eq. (8) of its document (`shrinkage docs meta_analysis` opens it).
+    """
+    tau2, v, = require(("tau2", tau2, "nonnegative"), ("v", v, "positive"))
+    return _meta_conditional_variance(tau2, v)
+
+
+def _meta_weight(v, tau2):
+    return (tau2 + v)**(-1.0)
+
+
+def meta_weight(v, tau2):
+    """Weight of study i in the estimating equation for mu.
+
+    w_i = 1 / (v_i + tau^2).
+
+    From derivation `meta_analysis`, step 12: eq. (12) of its document (`shrinkage docs meta_analysis` opens it).
+    """
+    v, tau2, = require(("v", v, "positive"), ("tau2", tau2, "nonnegative"))
+    return _meta_weight(v, tau2)
+
+
+def _meta_loglik_term(y, mu, tau2, v):
+    return -(-mu + y)**2/(2*tau2 + 2*v) - 1/2*numpy.log(2*numpy.pi*(tau2 + v))
+
+
+def meta_loglik_term(y, mu, tau2, v):
+    """Marginal log-density of y_i.
+
+    log N(y_i; mu, v_i + tau^2).
+
+    From derivation `meta_analysis`, step 10: eq. (10) of its document (`shrinkage docs meta_analysis` opens it).
+    """
+    y, mu, tau2, v, = require(("y", y, "real"), ("mu", mu, "real"), ("tau2", tau2, "nonnegative"), ("v", v, "positive"))
+    return _meta_loglik_term(y, mu, tau2, v)
+
+
+def _meta_score_term(y, mu, tau2, v):
+    return (1/2)*(-tau2 - v + (-mu + y)**2)/(tau2 + v)**2
+
+
+def meta_score_term(y, mu, tau2, v):
+    """Study i's term of the ML score for tau^2.
+
+    ((y_i - mu)^2 - (v_i + tau^2)) / (2 (v_i + tau^2)^2).
+
+    From derivation `meta_analysis`, step 14: eq. (14) of its document (`shrinkage docs meta_analysis` opens it).
+    """
+    y, mu, tau2, v, = require(("y", y, "real"), ("mu", mu, "real"), ("tau2", tau2, "nonnegative"), ("v", v, "positive"))
+    return _meta_score_term(y, mu, tau2, v)
+
+
+def _meta_blup_variance(tau2, v, s2mu):
+    return s2mu*v**2/(tau2 + v)**2 + tau2*v/(tau2 + v)
+
+
+def meta_blup_variance(tau2, v, s2mu):
+    """Prediction error variance of the BLUP with mu estimated (metafor's blup()).
+
+    lambda_i v_i + (v_i / (tau^2 + v_i))^2 s2mu, s2mu = x_i' Var(beta_hat) x_i.
+
+    From derivation `meta_analysis`, step 22: eq. (22) of its document (`shrinkage docs meta_analysis` opens it).
+    """
+    tau2, v, s2mu, = require(("tau2", tau2, "nonnegative"), ("v", v, "positive"), ("s2mu", s2mu, "nonnegative"))
+    return _meta_blup_variance(tau2, v, s2mu)
+
+
+def _meta_h2(tau2, vt):
+    return tau2/vt + 1
+
+
+def meta_h2(tau2, vt):
+    """H^2 = tau^2 / vt + 1.
+
+    Total over sampling variability.
+
+    From derivation `meta_analysis`, step 25: eq. (25) of its document (`shrinkage docs meta_analysis` opens it).
+    """
+    tau2, vt, = require(("tau2", tau2, "nonnegative"), ("vt", vt, "positive"))
+    return _meta_h2(tau2, vt)
+
+
+def _meta_i2(tau2, vt):
+    return 100*tau2/(tau2 + vt)
+
+
+def meta_i2(tau2, vt):
+    """I^2 in percent.
+
+    100 tau^2 / (vt + tau^2).
+
+    From derivation `meta_analysis`, step 28: eq. (28) of its document (`shrinkage docs meta_analysis` opens it).
+    """
+    tau2, vt, = require(("tau2", tau2, "nonnegative"), ("vt", vt, "positive"))
+    return _meta_i2(tau2, vt)
+
+
+def _meta_dl_tau2(Q, df, trP):
+    return numpy.maximum(0, (Q - df)/trP)
+
+
+def meta_dl_tau2(Q, df, trP):
+    """DerSimonian-Laird tau^2, truncated at 0.
+
+    max(0, (Q - (k - p)) / tr P), Q and P with weights 1/v_i.
+
+    From derivation `meta_estimators`, step 5: eq. (5) of its document (`shrinkage docs meta_estimators` opens it).
+    """
+    Q, df, trP, = require(("Q", Q, "positive"), ("df", df, "count"), ("trP", trP, "positive"))
+    return _meta_dl_tau2(Q, df, trP)
+
+
+def _meta_he_tau2(R, trPV, df):
+    return numpy.maximum(0, (R - trPV)/df)
+
+
+def meta_he_tau2(R, trPV, df):
+    """Hedges' tau^2, truncated at 0.
+
+    max(0, (R - tr(P0 V)) / (k - p)), ordinary least squares.
+
+    From derivation `meta_estimators`, step 8: eq. (8) of its document (`shrinkage docs meta_estimators` opens it).
+    """
+    R, trPV, df, = require(("R", R, "positive"), ("trPV", trPV, "positive"), ("df", df, "count"))
+    return _meta_he_tau2(R, trPV, df)
+
+
+def _meta_hs_tau2(Q, k_studies, S1):
+    return numpy.maximum(0, (Q - k_studies)/S1)
+
+
+def meta_hs_tau2(Q, k_studies, S1):
+    """Hunter-Schmidt tau^2, truncated at 0.
+
+    max(0, (Q - k) / sum(1/v_i)).
+
+    From derivation `meta_estimators`, step 11: eq. (11) of its document (`shrinkage docs meta_estimators` opens it).
+    """
+    Q, k_studies, S1, = require(("Q", Q, "positive"), ("k_studies", k_studies, "count"), ("S1", S1, "positive"))
+    return _meta_hs_tau2(Q, k_studies, S1)
+
+
+def _meta_sj_tau2(tau2_0, Q0, df):
+    return Q0*tau2_0/df
+
+
+def meta_sj_tau2(tau2_0, Q0, df):
+    """Sidik-Jonkman tau^2.
+
+    tau0^2 Q0 / (k - p), Q0 with weights 1/(v_i + tau0^2).
+
+    From derivation `meta_estimators`, step 14: eq. (14) of its document (`shrinkage docs meta_estimators` opens it).
+    """
+    tau2_0, Q0, df, = require(("tau2_0", tau2_0, "positive"), ("Q0", Q0, "positive"), ("df", df, "count"))
+    return _meta_sj_tau2(tau2_0, Q0, df)
+
+
 def _ml_criterion(n, ybar, ss_within, sigma2, sigma_b2):
     return numpy.sum(-1/2*numpy.log(sigma2)*n - 1/2*numpy.log1p(sigma_b2*n/sigma2) - 1/2*numpy.log(2*numpy.pi)*n - 1/2*(ybar - numpy.sum((n/(sigma2 + sigma_b2*n))*ybar, axis=-1, keepdims=True)/numpy.sum(n/(sigma2 + sigma_b2*n), axis=-1, keepdims=True))**2*n/(sigma2 + sigma_b2*n) - 1/2*ss_within/sigma2, axis=-1)
 

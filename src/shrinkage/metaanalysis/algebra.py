@@ -1,0 +1,87 @@
+"""The weighted least-squares algebra of y = X beta + u + e with Var(y) = diag(v + tau^2).
+
+Every estimator of tau^2 is a function of P = W - W X (X'WX)^-1 X'W for some diagonal W:
+y'Py, y'PPy and traces of products of P and V = diag(v).  P is k x k, so it is never
+formed: each trace is a sum over the studies minus traces of p x p products
+X' diag(d) X (one BLAS call per block of rows).  This is what lets a Fay-Herriot fit with
+1e7 areas cost a few passes over the data.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+BLOCK = 1 << 16  # rows per BLAS call: the stacked block stays in the cache-friendly MB range
+
+
+def grams(X: np.ndarray, diagonals: list[np.ndarray]) -> np.ndarray:
+    """X' diag(d) X for every d, shape (len(diagonals), p, p), by blocks of rows."""
+    k, p = X.shape
+    m = len(diagonals)
+    if p == 1:  # intercept only: plain sums
+        x2 = X[:, 0] * X[:, 0]
+        return np.array([np.dot(d, x2) for d in diagonals]).reshape(m, 1, 1)
+    out = np.zeros((m * p, p))
+    for s in range(0, k, BLOCK):
+        Xb = X[s:s + BLOCK]
+        stacked = np.concatenate([Xb * d[s:s + BLOCK, None] for d in diagonals], axis=1)
+        out += stacked.T @ Xb
+    return out.reshape(m, p, p)
+
+
+def _tr(a, b=None):
+    return float(np.trace(a)) if b is None else float(np.sum(a * b.T))
+
+
+class Weighted:
+    """Weighted least squares with weights w: beta, residuals, y'Py, y'PPy, y'PPPy, traces.
+
+    The residuals are computed explicitly and beta refined once from them, so y'Py keeps its
+    digits when the mean is large beside the spread (y'Wy - b'A^-1 b would not).
+    """
+
+    def __init__(self, X: np.ndarray, y: np.ndarray, w: np.ndarray):
+        self.X, self.y, self.w = X, y, w
+        A, A2 = grams(X, [w, w * w])
+        self.A, self.G2 = A, A2
+        self.A_inv = np.linalg.inv(A)
+        beta = self.A_inv @ (X.T @ (w * y))
+        r = y - X @ beta
+        beta = beta + self.A_inv @ (X.T @ (w * r))
+        self.beta = beta
+        self.r = y - X @ beta
+        self.wr = w * self.r  # = P y
+        self.rss = float(np.dot(self.wr, self.r))      # y'Py
+        self.ypp = float(np.dot(self.wr, self.wr))     # y'PPy
+        self.sumw = float(w.sum())
+        self.sumw2 = float(np.dot(w, w))
+        self.H2 = self.A_inv @ A2                       # A^-1 X'W^2 X
+
+    @property
+    def trP(self) -> float:
+        return self.sumw - _tr(self.H2)
+
+    @property
+    def trPP(self) -> float:
+        (G3,) = grams(self.X, [self.w ** 3])
+        return self.sumw2 - 2 * _tr(self.A_inv @ G3) + _tr(self.H2, self.H2)
+
+    def ypppy(self) -> float:
+        """y'PPPy = (Py)' P (Py)."""
+        u = self.w * self.wr
+        g = self.X.T @ u
+        return float(np.dot(self.wr, u) - g @ self.A_inv @ g)
+
+    def logdet_A(self) -> float:
+        return float(np.linalg.slogdet(self.A)[1])
+
+    def traces_v(self, v: np.ndarray) -> tuple[float, float, float]:
+        """tr(PV), tr(PVPV), tr(PPV) with V = diag(v)."""
+        w = self.w
+        Gv, Gvv, Gpv = grams(self.X, [w * w * v, w ** 3 * v * v, w ** 3 * v])
+        Hv = self.A_inv @ Gv
+        trPV = float(np.dot(w, v)) - _tr(Hv)
+        wv = w * v
+        trPVPV = float(np.dot(wv, wv)) - 2 * _tr(self.A_inv @ Gvv) + _tr(Hv, Hv)
+        trPPV = float(np.dot(w * w, v)) - 2 * _tr(self.A_inv @ Gpv) + _tr(Hv, self.H2)
+        return trPV, trPVPV, trPPV

@@ -1,0 +1,153 @@
+"""shrinkage.meta: a random-effects meta-analysis, or a Fay-Herriot model, as metafor's rma.uni fits it."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .. import numeric
+from ..errors import InputError
+from .algebra import Weighted
+from .estimators import METHODS, estimate
+from .result import MetaResult, _dist
+
+TESTS = ("z", "knha")
+
+
+def _vector(name, values) -> np.ndarray:
+    try:
+        a = np.asarray(values, dtype=float)
+    except (TypeError, ValueError):
+        raise InputError(f"{name} must be numeric") from None
+    if a.ndim != 1:
+        raise InputError(f"{name} must be one-dimensional, not of shape {a.shape}")
+    bad = np.flatnonzero(~np.isfinite(a))
+    if bad.size:
+        raise InputError(f"{name} has a missing or infinite value at position {int(bad[0])} ({a[bad[0]]})")
+    return a
+
+
+def design(mods, k: int, data=None) -> tuple[np.ndarray, tuple]:
+    """The design matrix: an intercept, then the moderators (a matrix, or a formula '~ x + z' on data)."""
+    if mods is None:
+        return np.ones((k, 1)), ("intrcpt",)
+    if isinstance(mods, str):
+        if data is None:
+            raise InputError("a moderator formula needs data= (a DataFrame)")
+        import formulaic
+
+        try:
+            mm = formulaic.model_matrix(mods if "~" in mods else "~ " + mods, data, na_action="raise")
+        except Exception as e:  # formulaic raises many kinds; name the formula
+            raise InputError(f"moderator formula {mods!r}: {e}") from None
+        X = np.asarray(mm, dtype=float)
+        names = tuple("intrcpt" if c == "Intercept" else c for c in mm.columns)
+        if names[0] != "intrcpt":
+            X, names = np.column_stack([np.ones(len(X)), X]), ("intrcpt",) + names
+    else:
+        M = np.asarray(mods, dtype=float)
+        M = M.reshape(-1, 1) if M.ndim == 1 else M
+        if M.ndim != 2:
+            raise InputError(f"mods must be a matrix (studies x moderators), not of shape {M.shape}")
+        names = tuple(getattr(mods, "columns", [f"mods{j + 1}" for j in range(M.shape[1])]))
+        X, names = np.column_stack([np.ones(len(M)), M]), ("intrcpt",) + tuple(str(n) for n in names)
+    if X.shape[0] != k:
+        raise InputError(f"mods has {X.shape[0]} rows but there are {k} studies")
+    bad = np.argwhere(~np.isfinite(X))
+    if bad.size:
+        raise InputError(f"moderator {names[bad[0][1]]!r} is missing or infinite at row {int(bad[0][0])}")
+    if np.linalg.matrix_rank(X) < X.shape[1]:
+        raise InputError("the moderators are linearly dependent (or constant): the model matrix is not of full rank")
+    return np.ascontiguousarray(X), names
+
+
+def _fit_stats(ll_ml, ll_reml, k, p, v):
+    parms = p + 1
+    out = {}
+    for name, ll, n, dev in (("ML", ll_ml, k, -2 * (ll_ml + 0.5 * float(np.log(2 * np.pi * v).sum()))),
+                             ("REML", ll_reml, k - p, -2 * ll_reml)):
+        big = max(n, parms + 2)
+        out[name] = {"logLik": ll, "deviance": dev, "AIC": -2 * ll + 2 * parms, "BIC": -2 * ll + parms * np.log(n),
+                     "AICc": -2 * ll + 2 * parms * big / (big - parms - 1)}
+    return out
+
+
+def meta(yi, vi, method: str = "REML", mods=None, test: str = "z", *, data=None, level: float = 0.95) -> MetaResult:
+    """Random-effects meta-analysis y_i ~ N(theta_i, v_i), theta_i ~ N(x_i'beta, tau^2), v_i known.
+
+    method: "REML" (default), "ML", "DL", "PM", "EB", "HE", "SJ", "HS" (metafor's definitions;
+    every tau^2 truncated at 0, found exactly).  mods: None, a matrix of moderators (an
+    intercept is added), or a formula "~ x + z" on data.  test: "z" or "knha" (Knapp-Hartung).
+    yi, vi may be column names of data.
+    """
+    if method not in METHODS:
+        raise InputError(f"method must be one of {', '.join(METHODS)}, not {method!r}")
+    if test not in TESTS:
+        raise InputError(f"test must be 'z' or 'knha', not {test!r}")
+    if not 0 < level < 1:
+        raise InputError(f"level must be in (0, 1), not {level!r}")
+    if data is not None and isinstance(yi, str):
+        yi, vi = _column(data, yi), _column(data, vi)
+    y, v = _vector("yi", yi), _vector("vi", vi)
+    if len(y) != len(v):
+        raise InputError(f"yi has {len(y)} values but vi has {len(v)}")
+    bad = np.flatnonzero(v <= 0)
+    if bad.size:
+        raise InputError(f"vi must be positive: vi[{int(bad[0])}] = {v[bad[0]]}")
+    X, names = design(mods, len(y), data)
+    k, p = X.shape
+    if k - p < 1:
+        raise InputError(f"{k} studies cannot estimate tau^2 beside {p} coefficient(s): need at least {p + 1}")
+    tau2, se_tau2, _ = estimate(method, X, y, v)
+    return _assemble(method, test, level, X, names, y, v, tau2, se_tau2, mods is not None and p > 1)
+
+
+def _column(data, name):
+    try:
+        return np.asarray(data[name])
+    except (KeyError, IndexError):
+        raise InputError(f"no column {name!r} in data") from None
+
+
+def _assemble(method, test, level, X, names, y, v, tau2, se_tau2, with_mods) -> MetaResult:
+    k, p = X.shape
+    df = k - p
+    sp = _dist()
+    w = numeric._meta_weight(v, tau2)
+    s = Weighted(X, y, w)
+    vb = s.A_inv.copy()
+    if test == "knha":
+        vb *= 0.0 if s.rss <= np.finfo(float).eps else s.rss / df
+    se = np.sqrt(np.diag(vb))
+    zval = s.beta / se
+    btt = np.arange(1, p) if p > 1 else np.arange(1)
+    QM = float(s.beta[btt] @ np.linalg.solve(vb[np.ix_(btt, btt)], s.beta[btt]))
+    alpha = 1 - level
+    if test == "knha":
+        QM /= len(btt)
+        QMdf, QMp = (len(btt), df), float(sp.fdtrc(len(btt), df, QM))
+        pval, crit, ddf = 2 * sp.stdtr(df, -np.abs(zval)), float(sp.stdtrit(df, 1 - alpha / 2)), float(df)
+    else:
+        QMdf, QMp = (len(btt), None), float(sp.chdtrc(len(btt), QM))
+        pval, crit, ddf = 2 * sp.ndtr(-np.abs(zval)), float(sp.ndtri(1 - alpha / 2)), float("nan")
+    fe = Weighted(X, y - y.mean(), 1.0 / v)
+    QE = max(0.0, fe.rss)
+    vt = df / fe.trP
+    fitted = X @ s.beta
+    ll_ml = float(numeric._meta_loglik_term(y, fitted, tau2, v).sum())
+    xtx = np.linalg.slogdet(X.T @ X)[1] if p > 1 else np.log(k)
+    ll_reml = ll_ml + 0.5 * p * np.log(2 * np.pi) + 0.5 * xtx - 0.5 * s.logdet_A()
+    s2mu = np.einsum("ij,jk,ik->i", X, vb, X) if p > 1 else np.full(k, vb[0, 0])
+    pred = numeric._meta_blup(y, fitted, tau2, v)
+    pse = np.sqrt(numeric._meta_blup_variance(tau2, v, s2mu))
+    R2 = None
+    if with_mods:
+        tau2_re = estimate(method, X[:, :1], y, v)[0]
+        R2 = 0.0 if tau2_re <= 0 else max(0.0, 100 * (tau2_re - tau2) / tau2_re)
+    return MetaResult(
+        method=method, test=test, level=level, k=k, p=p, names=names, yi=y, vi=v, X=X, tau2=float(tau2),
+        se_tau2=float(se_tau2), beta=s.beta, se=se, vb=vb, zval=zval, pval=np.asarray(pval),
+        ci_lb=s.beta - crit * se, ci_ub=s.beta + crit * se, ddf=ddf, QE=QE, QEp=float(sp.chdtrc(df, QE)),
+        QM=QM, QMp=QMp, QMdf=QMdf, vt=float(vt), I2=float(numeric._meta_i2(tau2, vt)),
+        H2=float(numeric._meta_h2(tau2, vt)), R2=R2, fit_stats=_fit_stats(ll_ml, float(ll_reml), k, p, v),
+        blup=pred, blup_se=pse, pi_lb=pred - crit * pse, pi_ub=pred + crit * pse,
+        shrinkage=numeric._meta_shrinkage(tau2, v))

@@ -1,0 +1,114 @@
+"""The result of shrinkage.meta: estimates, tests, fit statistics and the study-level BLUPs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .. import numeric
+from .estimators import generalised_q_root
+
+
+def _dist():
+    """scipy.special's distribution functions, loaded when a fit needs them (not by `import shrinkage`)."""
+    from scipy import special
+
+    return special
+
+
+@dataclass(frozen=True)
+class MetaResult:
+    """A random-effects meta-analysis (or meta-regression) fitted as metafor's rma.uni fits it.
+
+    tau2, se_tau2: between-study variance and its standard error (metafor's formula per method);
+    beta, se, vb, zval, pval, ci_lb, ci_ub: the fixed effects (intercept first, named in `names`);
+    mu, se_mu: the intercept (the pooled effect without moderators); QE, QEp: the test of
+    (residual) heterogeneity with weights 1/v_i; I2 (percent), H2; QM, QMp: the test of the
+    moderators (of the intercept without them); loglik on metafor's scale (the REML
+    log-likelihood for REML, the ML one for every other method, as metafor's logLik()); blup, blup_se, pi_lb, pi_ub: metafor's blup() per study.
+    """
+
+    method: str
+    test: str
+    level: float
+    k: int
+    p: int
+    names: tuple
+    yi: np.ndarray = field(repr=False)
+    vi: np.ndarray = field(repr=False)
+    X: np.ndarray = field(repr=False)
+    tau2: float
+    se_tau2: float
+    beta: np.ndarray
+    se: np.ndarray
+    vb: np.ndarray = field(repr=False)
+    zval: np.ndarray = field(repr=False)
+    pval: np.ndarray = field(repr=False)
+    ci_lb: np.ndarray = field(repr=False)
+    ci_ub: np.ndarray = field(repr=False)
+    ddf: float
+    QE: float
+    QEp: float
+    QM: float
+    QMp: float
+    QMdf: tuple
+    vt: float
+    I2: float
+    H2: float
+    R2: float | None
+    fit_stats: dict = field(repr=False)
+    blup: np.ndarray = field(repr=False)
+    blup_se: np.ndarray = field(repr=False)
+    pi_lb: np.ndarray = field(repr=False)
+    pi_ub: np.ndarray = field(repr=False)
+    shrinkage: np.ndarray = field(repr=False)
+
+    @property
+    def mu(self) -> float:
+        return float(self.beta[0])
+
+    @property
+    def se_mu(self) -> float:
+        return float(self.se[0])
+
+    @property
+    def tau(self) -> float:
+        return float(np.sqrt(self.tau2))
+
+    @property
+    def loglik(self) -> float:
+        return self.fit_stats["REML" if self.method == "REML" else "ML"]["logLik"]
+
+    def confint_tau2(self, level: float = 0.95) -> dict:
+        """Q-profile confidence intervals (Viechtbauer 2007) for tau^2, tau, I^2 and H^2.
+
+        Q(tau^2) ~ chi^2_{k-p} at the true tau^2 and decreases in tau^2 (docs/meta_estimators.pdf),
+        so the bounds are the roots of Q(tau^2) = the chi^2 quantiles, each 0 when Q(0) is below it.
+        Returns {name: (estimate, lower, upper)}.
+        """
+        from ..errors import InputError
+
+        if not 0 < level < 1:
+            raise InputError(f"level must be in (0, 1), not {level!r}")
+        df = self.k - self.p
+        sp = _dist()
+        alpha = 1 - level
+        crit_u, crit_l = float(sp.chdtri(df, alpha / 2)), float(sp.chdtri(df, 1 - alpha / 2))
+        y = self.yi - self.yi.mean()
+        q0 = generalised_q_root  # Q(0) < target  <=>  the root is 0
+        ub = q0(self.X, y, self.vi, crit_l)
+        lb = q0(self.X, y, self.vi, crit_u) if ub > 0 else 0.0
+        out = {"tau^2": (self.tau2, lb, ub), "tau": (self.tau, np.sqrt(lb), np.sqrt(ub))}
+        out["I^2(%)"] = tuple(float(numeric._meta_i2(t, self.vt)) for t in (self.tau2, lb, ub))
+        out["H^2"] = tuple(float(numeric._meta_h2(t, self.vt)) for t in (self.tau2, lb, ub))
+        return out
+
+    def summary(self) -> str:
+        """The text metafor's summary(rma(...)) prints."""
+        from .summary import render
+
+        return render(self)
+
+    def __str__(self) -> str:
+        return self.summary()
