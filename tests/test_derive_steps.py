@@ -146,6 +146,21 @@ def test_a_limit_off_by_a_tiny_constant_is_rejected_by_the_rate():
         check(chain(lam, Limit(1 + sp.Rational(1, 10**30), var=sigma_b2, why="off by 1e-30")))
 
 
+@pytest.mark.parametrize("lhs, shown", [
+    (r"\lambda_j", r"\lambda_j &\xrightarrow{\;\sigma_b^2 \to \infty\;} 1"),
+    (r"\lim_{\sigma_b^2 \to \infty} \lambda_j", r"\lim_{\sigma_b^2 \to \infty} \lambda_j &= 1"),
+])
+def test_a_limit_is_shown_once_whichever_lhs_convention(lhs, shown):
+    """A Limit's lhs is what tends to rhs, and the arrow names the variable and the point;
+    an lhs that writes the limit itself (\\lim) is printed with "=", not the limit twice."""
+    from shrinkage.render.document import render
+
+    document = render(check(chain(lam, Limit(sp.S.One, var=sigma_b2, lhs=lhs, why="no shrinkage"))))
+    row = next(line for line in document.splitlines() if line.startswith(lhs))
+    assert row.startswith(shown), row
+    assert (row.count(r"\lim") + row.count(r"\xrightarrow")) == 1, row
+
+
 # --- Premise and Cite ----------------------------------------------------------------------
 def test_a_premise_must_restate_its_statement_and_is_listed():
     good = Derivation("p", "p", "p").then(Premise.of(model.GROUP_JOINT))

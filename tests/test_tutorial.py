@@ -89,18 +89,22 @@ def test_the_code_shown_is_the_example_folders_code():
 
 @pytest.mark.slow  # checks or builds the example, runs the CLI or pytest
 def test_the_example_derivation_checks(checked):
+    from shrinkage.derive import Conditional
+
     claims = [s for s in checked.steps if s.step.claim]
     assert [s.step.label or s.step.kind for s in claims] == [
-        "completed_square", "maximiser", "blup", "shrinkage_factor", "conditional_variance"]
-    assert all(s.verdict.symbolic is True for s in claims)  # "all five claims are proved by SymPy"
-    assert "All five claims are proved by SymPy" in TUTORIAL.read_text()
+        "completed_square", "maximiser", "blup", "shrinkage_factor", "conditional_variance", "posterior"]
+    assert all(s.verdict.symbolic is True for s in claims)  # "all six claims are proved by SymPy"
+    assert "All six claims are proved by SymPy" in TUTORIAL.read_text()
+    bayes = checked.steps[-1]  # Bayes' rule, from the model's joint density (the tutorial's Conditional step)
+    assert type(bayes.step) is Conditional and bayes.current == checked.steps[0].step.rhs
     assert [e.function for e in checked.derivation.exports] == ["fh_shrinkage", "fh_blup", "fh_conditional_variance"]
 
 
 @pytest.mark.slow  # checks or builds the example, runs the CLI or pytest
 def test_the_check_snippet_gives_the_verdicts_it_describes(checked):
     verdicts = [s.verdict.symbolic for s in checked.steps]
-    assert verdicts.count(True) == 5 and verdicts.count("n/a") == 3 and len(verdicts) == 8
+    assert verdicts.count(True) == 6 and verdicts.count("n/a") == 4 and len(verdicts) == 10
 
 
 @pytest.mark.slow  # checks or builds the example, runs the CLI or pytest
@@ -120,14 +124,20 @@ def test_a_wrong_step_is_refused_as_the_tutorial_says(tmp_path):
     source.write_text(wrong)
     run = shrinkage_cli("check", folder, "--no-cache")
     assert run.returncode == 1
-    assert re.search(r"shrinkage: error: derivation 'fay_herriot', step 6 \(.*\): check failed: at mu=.*, s2=.*, "
-                     r"tau2=.*, y=.*: numerical derivative .*, this step claims", run.stderr), run.stderr
+    decimal = r"-?[0-9]+\.[0-9]+"  # the counterexample in decimals; the step by its label
+    assert re.fullmatch(rf"shrinkage: error: derivation 'fay_herriot', step 6 \(shrinkage_factor\): check failed: "
+                        rf"at mu={decimal}, s2={decimal}, tau2={decimal}, y={decimal}: numerical derivative {decimal}, "
+                        rf"this step claims {decimal}\n", run.stderr), run.stderr
+    message = run.stderr.removeprefix("shrinkage: error: ").strip()
+    assert message in " ".join(TUTORIAL.read_text().split()), "TUTORIAL.md quotes another message"
 
 
 @pytest.mark.slow  # checks or builds the example, runs the CLI or pytest
 def test_shrinkage_build_writes_the_document_and_a_numpy_only_module(built):
     out = built / "build"
     assert (out / "fay_herriot.tex").is_file() and (out / "numeric.py").is_file()
+    document = (out / "fay_herriot.tex").read_text()  # the user's file and module, not the package's
+    assert r"from \texttt{fay\_herriot.py}" in document and r"into \texttt{numeric.py}" in document
     if tex_installed() or os.environ.get("CI"):
         assert (out / "fay_herriot.pdf").read_bytes().startswith(b"%PDF")
     snippet = next(b for b in blocks("python") if "import numeric" in b)

@@ -12,7 +12,7 @@ with shrinkage factor lambda_j = tau^2 / (tau^2 + s_j^2), and Var(theta_j | y_j)
 
 import sympy as sp
 
-from shrinkage.derive import (Define, Derivation, Derivative, Equals, Maximiser, Notation, Premise, Quantity,
+from shrinkage.derive import (Conditional, Define, Derivation, Derivative, Equals, Maximiser, Notation, Premise, Quantity,
                               ReadOffNormal, Statement)
 
 # 1. The symbols: code name (the argument name in generated code), LaTeX, meaning, domain.
@@ -52,7 +52,7 @@ def derivation() -> Derivation:
         notation=NOTATION,
     )
     d = d.then(
-        Premise.of(MODEL),
+        Premise.of(MODEL, label="model"),
         Define((y / s2 + mu / tau2) / precision, symbol=theta_hat,
                why=r"Name the centre of the square that the next step completes."),
         Equals(-precision * (theta - theta_hat) ** 2 / 2 - (y - mu) ** 2 / (2 * (s2 + tau2))
@@ -74,6 +74,15 @@ def derivation() -> Derivation:
                       why=r"As a function of $\theta_j$ it is a normal log-density; its variance is "
                           r"$1/(1/s_j^2 + 1/\tau^2) = (1 - \lambda_j)\,\tau^2$.",
                       label="conditional_variance"),
+    )
+    # Bayes' rule: the density of theta_j given y_j is the joint density over its integral in theta_j.
+    d = d.recall("model", lhs=r"\log p(y_j, \theta_j)", why=r"Back to the model's joint density.")
+    d = d.then(
+        Conditional(log_normal(theta, theta_hat, s2 * tau2 / (s2 + tau2)), var=theta,
+                    centre=theta_hat, scale=sp.sqrt(s2 * tau2 / (s2 + tau2)), lhs=r"\log p(\theta_j \mid y_j)",
+                    why=r"Bayes' rule: divide $p(y_j, \theta_j)$ by $p(y_j) = \int p(y_j, \theta_j)\,d\theta_j$. "
+                        r"Given $y_j$, $\theta_j$ is normal around the BLUP, with the variance of \eqref{@conditional_variance}.",
+                    label="posterior"),
     )
     # 4. What becomes code: a checked step, as a function of these arguments.
     d = d.export("fh_shrinkage", "shrinkage_factor", (tau2, s2),

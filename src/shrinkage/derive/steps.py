@@ -252,7 +252,12 @@ class Derivative(Step):
 class Limit(Step):
     """rhs = limit of the current expression as ``var`` tends to ``point`` (0 from the
     right, or +oo).  rhs must not involve ``var``; along a sequence approaching the point
-    the distance to rhs must shrink geometrically (see checks)."""
+    the distance to rhs must shrink geometrically (see checks).
+
+    ``lhs`` names what tends to rhs, not the limit: ``lhs=r"\\lambda_j"`` prints
+    ``\\lambda_j \\xrightarrow{n \\to \\infty} 1``, the arrow naming ``var`` and ``point``.
+    An lhs that writes the limit itself (``r"\\lim_{n \\to \\infty} \\lambda_j"``) is
+    printed with "=" instead, so the limit is never shown twice."""
 
     var: sp.Symbol = None
     point: sp.Expr = sp.oo
