@@ -35,7 +35,9 @@ Recall / Cite               restate a step of this or of another (checked) deriv
 
 ``check(d, timeout=, on_step=, sources=)`` returns a :class:`CheckedDerivation` or
 raises :class:`~shrinkage.errors.StepError` naming the derivation, the step and a
-counterexample.  Exports must name checked steps.  A new kind registers its two checks
+counterexample.  Exports must name checked steps, and every symbol must be the
+notation's own (``N.symbol("tau2")``, not ``sympy.symbols("tau2")``, which lacks its
+assumptions): check refuses any other at once, naming it.  A new kind registers its two checks
 in :data:`CHECKS`, or has a ``verify`` method of its own.
 """
 
