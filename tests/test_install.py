@@ -3,10 +3,12 @@ environment, then, from a folder that is not the source tree, `shrinkage build -
 DIR` builds every document of the package, `shrinkage docs NAME` finds its PDF,
 `shrinkage check` checks a user's folder, and the installed package is unchanged.
 
-Slow (it builds a wheel and installs it).  The venv sees the system's site-packages
-for numpy/SymPy (no downloads); the test makes sure it runs the installed copy, not
-this checkout.  The build reads the session's cache (same sources, same keys), so
-the derivations are not checked a third time.
+Slow (it builds a wheel and installs it).  The venv sees the packages of the
+environment running the tests (numpy, SymPy, pandas ...: no downloads), not the system
+Python's, which may have nothing but the standard library (a fresh machine where the
+README's `pip install -e '.[test]'` went into a venv); the test makes sure it runs the
+installed copy, not this checkout.  The build reads the session's cache (same sources,
+same keys), so the derivations are not checked a third time.
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ import hashlib
 import os
 import shutil
 import subprocess
+import sys
+import sysconfig
 import venv
 from pathlib import Path
 
@@ -39,8 +43,11 @@ def installed(tmp_path_factory, checked):
     shutil.copytree(ROOT, source, ignore=shutil.ignore_patterns(".git", "build", "*.egg-info", "__pycache__",
                                                                  ".pytest_cache", ".hypothesis", ".venv"))
     env_dir = base / "venv"
-    venv.EnvBuilder(system_site_packages=True, with_pip=False).create(env_dir)
+    venv.EnvBuilder(system_site_packages=False, with_pip=False).create(env_dir)
     python = env_dir / "bin" / "python"
+    inner = Path(subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
+                                capture_output=True, text=True, check=True).stdout.strip())
+    (inner / "_running_environment.pth").write_text("".join(f"{p}\n" for p in running_site_packages()))
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH",)}
     install = subprocess.run(
         [str(python), "-m", "pip", "install", "--no-deps", "--no-build-isolation", "--no-cache-dir", "-q",
@@ -53,6 +60,17 @@ def installed(tmp_path_factory, checked):
     package = Path(where)
     assert env_dir in package.parents, f"the venv imports shrinkage from {package}, not its own install"
     return env_dir / "bin" / "shrinkage", python, package, env, base
+
+
+def running_site_packages() -> list[str]:
+    """The folders the running interpreter imports installed packages from (a venv's own,
+    and the system's too if that venv sees them), for the test's venv to see through a
+    .pth file.  Only site-packages folders, not this checkout's src/ (which an editable
+    install puts on sys.path); and the .pth files inside folders added this way are not
+    run, so the editable install's finder of this checkout stays out of the test's venv."""
+    found = [sysconfig.get_path("purelib"), sysconfig.get_path("platlib"),
+             *(p for p in sys.path if Path(p).name in ("site-packages", "dist-packages"))]
+    return [p for p in dict.fromkeys(found) if Path(p).is_dir()]
 
 
 def _has_wheel_tools() -> bool:
