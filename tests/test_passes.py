@@ -7,6 +7,7 @@ so sums do not depend on the number of threads (and output not on the machine).
 from __future__ import annotations
 
 import random
+import re
 import time
 
 import numpy as np
@@ -50,6 +51,23 @@ def test_a_bad_thread_count_is_named(monkeypatch):
     monkeypatch.setenv("SHRINKAGE_THREADS", "two")
     with pytest.raises(InputError, match="SHRINKAGE_THREADS.*'two'"):
         list(passes.chunk_results(lambda lo, hi, _: lo, 100, 10))
+
+
+@pytest.mark.parametrize("value", ["abc", "0", "-2", "1.5"])
+def test_a_bad_thread_count_is_named_by_every_fit(monkeypatch, value):
+    """Issue 19: "abc" reached the one-way fit as an IndexError; 0 and -2 were taken as 1."""
+    import pandas as pd
+
+    from shrinkage import fit
+
+    monkeypatch.setenv("SHRINKAGE_THREADS", value)
+    rng = np.random.default_rng(3)
+    g = np.repeat(np.arange(30), 5)
+    x = rng.normal(size=g.size)
+    y = 0.1 * g + x + rng.normal(size=g.size)
+    for call in (lambda: fit(y, g), lambda: fit("y ~ x + (1 | g)", data=pd.DataFrame({"y": y, "x": x, "g": g}))):
+        with pytest.raises(InputError, match=f"SHRINKAGE_THREADS .*'{re.escape(value)}'"):
+            call()
 
 
 def test_take_equals_numpy(monkeypatch):

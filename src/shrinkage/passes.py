@@ -37,12 +37,16 @@ def cores() -> int:
 
 def _threads() -> int:
     value = os.environ.get("SHRINKAGE_THREADS", "").strip()
-    if value:
-        try:
-            return max(1, int(value))
-        except ValueError:
-            raise InputError(f"SHRINKAGE_THREADS must be a whole number, got {value!r}") from None
-    return min(cores(), 8)
+    if not value:
+        return min(cores(), 8)
+    try:
+        threads = int(value)
+    except ValueError:
+        threads = 0
+    if threads < 1:
+        raise InputError(f"the environment variable SHRINKAGE_THREADS must be a whole number of threads, "
+                         f"1 or more; it is {value!r}")
+    return threads
 
 
 def _forget_pool() -> None:

@@ -11,7 +11,7 @@ scratch folder and renamed into place.
 from __future__ import annotations
 
 import math
-import tempfile
+import os
 from pathlib import Path
 
 import numpy as np
@@ -314,29 +314,27 @@ def _check_out(out: Path | None) -> None:
 
 def write_outputs(text: str, data: Path, out: Path | None, pdf: bool | None, say) -> list[Path]:
     """Write the report ``text`` of ``data`` as ``<stem>-report.tex`` (and its PDF) into
-    ``out``: compiled in a scratch folder first, so both files appear or neither does."""
-    from .texio import compile_pdf, tex_available, write_atomic
+    ``out``: compiled in a scratch folder first, so both files appear or neither does.
+    TeX never sees the user's file name (texio compiles a fixed job name)."""
+    from .texio import pdf_bytes, tex_available, write_atomic
 
     _check_out(out)
     out = Path(out) if out is not None else Path.cwd()
-    stem = f"{data.stem}-report"
+    stem = _report_stem(data, out, say)
     compile_now = tex_available() if pdf is None else pdf
-    pdf_bytes = None
+    pdf_data = None
     if compile_now:
-        with tempfile.TemporaryDirectory() as scratch:
-            tex = Path(scratch) / f"{stem}.tex"
-            tex.write_text(text)
-            try:
-                pdf_bytes = compile_pdf(tex).read_bytes()
-            except BuildError:
-                raise BuildError(f"LaTeX could not compile the report of {data.name}; nothing was written "
-                                 "(use --no-pdf to get the .tex alone)") from None
+        try:
+            pdf_data = pdf_bytes(text, stem)
+        except BuildError:
+            raise BuildError(f"LaTeX could not compile the report of {data.name}; nothing was written "
+                             "(use --no-pdf to get the .tex alone)") from None
     written = []
     try:
         write_atomic(out / f"{stem}.tex", text.encode())
         written.append(out / f"{stem}.tex")
-        if pdf_bytes is not None:
-            write_atomic(out / f"{stem}.pdf", pdf_bytes)
+        if pdf_data is not None:
+            write_atomic(out / f"{stem}.pdf", pdf_data)
             written.append(out / f"{stem}.pdf")
     except OSError as e:
         for p in written:
@@ -347,7 +345,34 @@ def write_outputs(text: str, data: Path, out: Path | None, pdf: bool | None, say
             p.unlink(missing_ok=True)
         raise
     for p in written:
-        say(f"wrote {p}")
+        say(f"wrote {shown(p)}")
     if not compile_now and pdf is None:
         say("TeX (latexmk, pdflatex) not found: wrote the .tex only")
     return written
+
+
+def _report_stem(data: Path, out: Path, say) -> str:
+    """``<stem>-report``, its stem cut (at a character) when ``<stem>-report.tex`` would
+    have more bytes than a file name in ``out`` may (a data file's own name can have all
+    of them)."""
+    folder = out.absolute()
+    while not folder.is_dir() and folder != folder.parent:
+        folder = folder.parent  # out is made when the files are written: ask the folder it will be in
+    try:
+        limit = os.pathconf(folder, "PC_NAME_MAX")
+    except (OSError, ValueError, AttributeError):
+        limit = 255
+    stem = data.stem
+    while stem and len(os.fsencode(f"{stem}-report.tex")) > limit:
+        stem = stem[:-1]
+    if stem != data.stem:
+        say(f"note: {shown(data.name)} is too long a name for {shown(data.stem)}-report.tex: "
+            f"the report is named {shown(stem)}-report")
+    return f"{stem}-report"
+
+
+def shown(path) -> str:
+    """A path for the terminal: bytes that are not UTF-8 as \\xNN, control characters
+    escaped (a name's newline does not split the line it is printed on)."""
+    text = str(path).encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    return text if text.isprintable() else repr(text)[1:-1]

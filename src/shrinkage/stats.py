@@ -249,6 +249,8 @@ def _two_pass(y: np.ndarray, codes: np.ndarray, rescale: bool = True):
     (squares that underflow) send y through an exact power-of-two rescaling."""
     try:
         n = _counts(codes)
+    except InputError:  # SHRINKAGE_THREADS (the passes' own error), not a negative code
+        raise
     except ValueError:
         bad = int(np.flatnonzero(codes < 0)[0])
         raise InputError(f"codes must be >= 0, got {int(codes[bad])} at position {bad}") from None

@@ -2,7 +2,8 @@
 
 Used by ``shrinkage report`` and :mod:`shrinkage.datasets`.  The standard library's
 csv module, numpy for the columns; no pandas.  Group labels are kept as text, exactly
-as written (surrounding spaces stripped); an empty field is a missing label.  :func:`stream_stats` summarises a CSV of
+as written, spaces included (as DuckDB and pandas read them: " a", "a " and "a" are three
+groups on every path); an empty field is a missing label.  :func:`stream_stats` summarises a CSV of
 any size chunk by chunk into mergeable :class:`~shrinkage.stats.GroupStats`.
 """
 
@@ -99,7 +100,7 @@ def iter_chunks(path, response: str, group: str, chunk_rows: int = 1_000_000,
                 if len(row) <= max(iy, ig):
                     raise InputError(f"{path}, line {reader.line_num}: too few fields ({len(row)})")
                 ys.append(row[iy].strip())
-                gs.append(row[ig].strip())
+                gs.append(row[ig])
                 lines.append(reader.line_num)
                 if len(ys) >= chunk_rows:
                     yield parse_column(ys, response, True, lines), parse_column(gs, group, False, lines)

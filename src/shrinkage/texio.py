@@ -111,7 +111,8 @@ def write_atomic(path: Path, data: bytes) -> None:
     path = Path(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        # a short fixed prefix: a target whose name has the most bytes a folder allows can be written
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".shrinkage-", suffix=".tmp")
     except OSError as e:
         raise BuildError(f"cannot write to {path.parent}: {e.strerror}") from None
     try:
@@ -242,18 +243,27 @@ def _run(args: list[str], cwd: str, env: dict) -> subprocess.CompletedProcess:
     return subprocess.CompletedProcess(args, process.returncode, output, "")
 
 
+JOB = "document"  # the only job name TeX sees: a user's file name is never a TeX or latexmk argument
+# latexmk without rc files (none can change the commands run) and pdflatex without \write18:
+# the one command latexmk builds (through a shell) names only JOB.tex.
+LATEXMK = ["latexmk", "-norc", "-pdf", "-pdflatex=pdflatex -no-shell-escape %O %S", "-interaction=nonstopmode",
+           "-halt-on-error", f"{JOB}.tex"]
+
+
 def pdf_bytes(tex: str, name: str) -> bytes:
-    """Compile the LaTeX source ``tex`` (as ``name``.tex) in a scratch folder; the PDF."""
+    """Compile the LaTeX source ``tex`` in a private scratch folder; the PDF.  ``name``
+    only labels errors: TeX always compiles JOB.tex (the PDF's bytes do not depend on
+    the job name), so a name such as ``-pdflatex=...`` is never read as an option."""
     env = {**os.environ, "SOURCE_DATE_EPOCH": SOURCE_DATE_EPOCH, "FORCE_SOURCE_DATE": "1"}
     with tempfile.TemporaryDirectory() as scratch:
-        (Path(scratch) / f"{name}.tex").write_text(tex)
+        (Path(scratch) / f"{JOB}.tex").write_text(tex, encoding="utf-8")
         try:
-            run = _run(["latexmk", "-pdf", "-interaction=nonstopmode", "-halt-on-error", f"{name}.tex"], scratch, env)
+            run = _run(LATEXMK, scratch, env)
         except OSError as e:
             raise BuildError(f"cannot run latexmk: {e.strerror}") from None
-        pdf = Path(scratch) / f"{name}.pdf"
+        pdf = Path(scratch) / f"{JOB}.pdf"
         if run.returncode != 0 or not pdf.exists():
-            log = Path(scratch) / f"{name}.log"
+            log = Path(scratch) / f"{JOB}.log"
             tail = log.read_text(errors="replace")[-2000:] if log.exists() else run.stdout[-2000:]
             raise BuildError(f"LaTeX failed on {name}.tex:\n{tail}")
         return pdf.read_bytes()
@@ -263,5 +273,5 @@ def compile_pdf(tex_path: Path) -> Path:
     """Compile ``tex_path``; write only the PDF next to it (atomically)."""
     tex_path = Path(tex_path)
     target = tex_path.with_suffix(".pdf")
-    write_atomic(target, pdf_bytes(tex_path.read_text(), tex_path.stem))
+    write_atomic(target, pdf_bytes(tex_path.read_text(encoding="utf-8"), tex_path.stem))
     return target
