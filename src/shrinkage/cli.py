@@ -157,6 +157,12 @@ def _docs(args: argparse.Namespace) -> None:
 
 def _report(args: argparse.Namespace) -> None:
     pdf = False if args.no_pdf else None
+    if args.yi is not None or args.vi is not None:
+        if args.yi is None or args.vi is None or args.formula or args.response or args.group:
+            raise ShrinkageError("a meta-analysis needs --yi and --vi (and neither --formula nor --response/--group)")
+        from .report_meta import write_meta_report
+
+        return write_meta_report(args.data, args.yi, args.vi, method=args.method, out=args.out, pdf=pdf)
     if args.formula is not None:
         if args.response is not None or args.group is not None:
             raise ShrinkageError("give --formula, or --response and --group, not both")
@@ -210,7 +216,10 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--response", help="name of the numeric response column (the model y ~ 1 + (1 | g))")
     r.add_argument("--group", help="name of the grouping column")
     r.add_argument("--formula", help='an lme4 formula instead, e.g. "Reaction ~ Days + (Days | Subject)"')
-    r.add_argument("--method", type=str.upper, choices=["REML", "ML"], default="REML", help="REML (default) or ML")
+    r.add_argument("--yi", help="a meta-analysis: the column of the studies' estimates (with --vi)")
+    r.add_argument("--vi", help="the column of their known sampling variances")
+    r.add_argument("--method", type=str.upper, choices=["REML", "ML", "DL", "PM", "EB", "HE", "SJ", "HS"],
+                   default="REML", help="REML (default) or ML; for --yi/--vi also DL, PM, EB, HE, SJ, HS")
     r.add_argument("--out", type=Path, default=None, help="folder for the report (default: the current folder)")
     r.add_argument("--no-pdf", action="store_true", help="write .tex only, do not run LaTeX")
     r.set_defaults(run=_report)
