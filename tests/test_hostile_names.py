@@ -101,6 +101,19 @@ def test_a_command_in_a_derivation_name_is_not_run(tmp_path):
     assert sorted(os.listdir(work / "out")) == sorted([f"{name}.tex", f"{name}.pdf", "numeric.py"])
 
 
+def test_docs_opens_only_the_package_documents():
+    """`shrinkage docs NAME --open` hands a path to the PDF viewer: a NAME is a document's
+    name, never a path (these two reach an existing PDF, the package's own)."""
+    from shrinkage.errors import ShrinkageError
+    from shrinkage.paths import document, documents_dir
+
+    folder = documents_dir()
+    for name in (f"../{folder.name}/blup", str(folder / "blup"), "..", ""):
+        with pytest.raises(ShrinkageError, match="no document named"):
+            document(name)
+    assert document("blup") == folder / "blup.pdf"
+
+
 # --------------------------------------------------------------------------------------
 # item 1: any name a file system allows gets its report
 # --------------------------------------------------------------------------------------

@@ -61,7 +61,8 @@ def documents_dir() -> Path | None:
 def document(name: str) -> Path:
     """The PDF of the package's document ``name`` (e.g. "blup")."""
     folder = documents_dir()
-    pdf = folder / f"{name}.pdf" if folder is not None else None
+    plain = name == Path(name).name and name not in ("", ".", "..")  # not a path to a PDF elsewhere
+    pdf = folder / f"{name}.pdf" if folder is not None and plain else None
     if pdf is not None and pdf.is_file():
         return pdf
     known = sorted(p.stem for p in folder.glob("*.pdf")) if folder is not None and folder.is_dir() else []
