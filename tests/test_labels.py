@@ -153,10 +153,17 @@ def test_empty_csv_field_is_a_missing_label(tmp_path):
         read_columns(path, "y", "g")
 
 
-def test_na_is_a_label_in_a_text_column_but_missing_in_numbers(tmp_path):
+def test_na_is_missing_as_r_writes_it(tmp_path):
+    """R's write.csv writes a missing value as NA in any column (quoted text beside it);
+    read.csv, pandas and DuckDB (fit(data=...)) read it as missing: so does the report's
+    reader, never a group called "NA"."""
+    from shrinkage.sources import group_stats
+
     path = tmp_path / "d.csv"
-    path.write_text("y,g\n1,NA\n2,NA\n3,b\n5,b\n")
-    assert stream_stats(path, "y", "g").labels.tolist() == ["NA", "b"]
+    path.write_text('"y","g"\n1,"a"\n2,NA\n3,"b"\n5,"b"\n')
+    for read in (lambda: stream_stats(path, "y", "g"), lambda: group_stats(path, "y", "g")):
+        with pytest.raises(InputError, match="column 'g' has (a missing value on line 3|1 missing label)"):
+            read()
     path.write_text("y,g\n1,a\nNA,a\n")
     with pytest.raises(InputError, match="column 'y' has a missing value on line 3"):
         stream_stats(path, "y", "g")

@@ -3,7 +3,8 @@
 Used by ``shrinkage report`` and :mod:`shrinkage.datasets`.  The standard library's
 csv module, numpy for the columns; no pandas.  Group labels are kept as text, exactly
 as written, spaces included (as DuckDB and pandas read them: " a", "a " and "a" are three
-groups on every path); an empty field is a missing label.  :func:`stream_stats` summarises a CSV of
+groups on every path); an empty field or NA (R's missing value, as read.csv, pandas and
+DuckDB read it) is a missing label.  :func:`stream_stats` summarises a CSV of
 any size chunk by chunk into mergeable :class:`~shrinkage.stats.GroupStats`.
 """
 
@@ -52,12 +53,13 @@ def _header(reader, path, wanted: tuple[str, ...]) -> list[int]:
 def parse_column(values: list[str], name: str, numeric: bool, lines=2) -> np.ndarray:
     """Strings of one column -> numbers (float) or labels (text as written, an object
     array of str: no integer coercion, so "007" and "7" are two groups and the grouping
-    does not depend on how the rows are chunked).  A missing value (an empty field; for a
-    numeric column also NA, NaN, NULL) is an InputError naming the line: ``lines`` is the
-    line number of each value, or that of the first when they are consecutive."""
+    does not depend on how the rows are chunked).  A missing value (an empty field or NA,
+    as R writes one; for a numeric column also NaN, NULL, in any case) is an InputError
+    naming the line: ``lines`` is the line number of each value, or that of the first
+    when they are consecutive."""
     line = (lambda k: lines + k) if isinstance(lines, int) else lines.__getitem__
     for k, v in enumerate(values):
-        if v == "" or (numeric and v.upper() in ("NA", "NAN", "NULL")):
+        if v in ("", "NA") or (numeric and v.upper() in ("NA", "NAN", "NULL")):
             raise InputError(f"column {name!r} has a missing value on line {line(k)}")
     if numeric:
         try:

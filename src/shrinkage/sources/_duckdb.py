@@ -12,9 +12,9 @@ missing); Parquet and relations keep their own types.
 
 A string is a path (or glob), read by DuckDB's own reader with the name as a parameter:
 it is SQL only when the caller says so (``sql=True``, or a ``connection=`` and text that
-starts as a query does).  A float label that is NaN is a missing label, as NULL is (the
-test is a per-row expression, never a WHERE clause: DuckDB prunes Parquet row groups by
-min/max statistics, which leave NaN out).  Labels that numpy cannot hold exactly
+starts as a query does).  A float label that is NaN is a missing label, as NULL is (found
+by :func:`nan_sql`: DuckDB folds isnan() away by Parquet min/max statistics, which leave
+NaN out).  Labels that numpy cannot hold exactly
 (DECIMAL, HUGEINT, TIMESTAMPTZ, BLOB, UUID ...) come back as Python objects and are
 matched between the passes by their text, so no label is rounded or shifted by a
 time zone; nested types (LIST, STRUCT, MAP) are refused as labels.
@@ -132,13 +132,13 @@ _EXACT = {"boolean", "tinyint", "smallint", "integer", "bigint", "utinyint", "us
 _NESTED = {"list", "struct", "map", "array", "union"}
 
 
-def column(rel, name: str, what: str = "column"):
+def column(rel, name: str):
     """The one column ``name`` of ``rel`` (its DuckDB type), refusing an absent or a
     repeated name."""
     columns = list(rel.columns)
     k = columns.count(name)
     if k == 0:
-        raise InputError(f"the data have no {what} {name!r}; columns: {', '.join(columns)}")
+        raise InputError(f"the data have no column {name!r}; columns: {', '.join(columns)}")
     if k > 1:
         raise InputError(f"the data have {k} columns named {name!r}: rename them so that the name is one column")
     return rel.types[columns.index(name)]
@@ -172,8 +172,9 @@ def label_sql(group: str, kind: str) -> str:
 
 
 def _as_objects(rows: list, columns: list) -> dict:
-    """fetchall()'s rows as fetchnumpy would give them: labels 'g' (and their text 'k') as Python objects
-    (int64 when every one is an int that fits), NULL masked; numbers as float or int."""
+    """fetchall()'s rows as fetchnumpy would give them: labels 'g' (and their text 'k')
+    as Python objects (int64 when every one is an int that fits), NULL masked; numbers
+    as float or int."""
     out = {}
     for k, name in enumerate(columns):
         vals = [r[k] for r in rows]

@@ -26,10 +26,11 @@ def col(name: str):
     return F.col("`" + name.replace("`", "``") + "`")
 
 
-def _field(sdf, name: str, what: str = "column"):
+def _field(sdf, name: str):
+    """The one top-level field ``name``, refusing an absent or a repeated name."""
     fields = [f for f in sdf.schema.fields if f.name == name]
     if not fields:
-        raise InputError(f"the data have no {what} {name!r}; columns: {', '.join(sdf.columns)}")
+        raise InputError(f"the data have no column {name!r}; columns: {', '.join(sdf.columns)}")
     if len(fields) > 1:
         raise InputError(f"the data have {len(fields)} columns named {name!r}: rename them so that the name is "
                          "one column")
