@@ -271,10 +271,13 @@ class LmmResult(InformationCriteria):
     # --- prediction ---------------------------------------------------------------------
     def predict(self, newdata=None, *, variance: bool = False):
         """Predictions for new rows: fixef + ranef for a known group, fixef alone for a
-        new one (lme4's allow.new.levels=TRUE).  With ``variance=True`` a DataFrame with
-        the prediction and the variance of a new observation's prediction error, given
-        theta (the documented formulas, in the centred X and Z the fit ran in, z_c = T^-T z,
-        a = Lambda_c' z_c, D_c = sigma^2 Lambda_c Lambda_c'):
+        new one (lme4's allow.new.levels=TRUE).  Group labels match the fitted ones as
+        :func:`match_labels` says (by value, or by printed form across types: 3 matches "3");
+        a level of a fixed factor the fit did not see is refused, naming it.  With
+        ``variance=True`` a DataFrame with the prediction and the variance of a new
+        observation's prediction error, given theta (the documented formulas, in the
+        centred X and Z the fit ran in, z_c = T^-T z, a = Lambda_c' z_c,
+        D_c = sigma^2 Lambda_c Lambda_c'):
 
         * known group j: sigma^2 [(x - h_j'a)' A^-1 (x - h_j'a) + a' S_j^-1 a + 1],
           h_j = S_j^-1 Lambda' Z_j'X_j (from the inverse of Henderson's matrix);
