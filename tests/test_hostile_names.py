@@ -30,6 +30,8 @@ HOSTILE = [  # the longest: its report's name "<stem>-report.tex" has the 255 by
     "  spaces  .csv", "semi;colon & amp.csv", "new\nline\ttab.csv", "unicodé αβγ 数据 🎉.csv", "a.tex.csv",
     "{brace} #hash ^caret _under.csv", "\\input{x}.csv", "x" * 244 + ".csv",
 ]
+
+
 def box(code: str) -> str:
     """How a character TeX cannot show is printed: its code point, boxed."""
     return rf"{{\fboxsep=1pt\protect\fbox{{\tiny {code}}}}}"
@@ -55,10 +57,6 @@ def _csv(path: Path, labels=("A", "B", "C"), columns=("y", "g")) -> Path:
 def run_cli(*args, cwd, env=None):
     return subprocess.run([sys.executable, "-m", "shrinkage", *map(str, args)], capture_output=True, text=True,
                           cwd=cwd, env={**os.environ, **(env or {})})
-
-
-def _stem(name: str) -> str:
-    return Path(name).stem
 
 
 # --------------------------------------------------------------------------------------
@@ -125,7 +123,7 @@ def test_every_file_name_gets_its_report(tmp_path, name):
     out = tmp_path / "out"
     run = run_cli("report", data, "--response", "y", "--group", "g", "--out", out, cwd=tmp_path)
     assert run.returncode == 0, run.stderr
-    stem = _stem(name)
+    stem = Path(name).stem
     assert sorted(os.listdir(out)) == [f"{stem}-report.pdf", f"{stem}-report.tex"]
     assert (out / f"{stem}-report.pdf").read_bytes().startswith(b"%PDF")
     tex = (out / f"{stem}-report.tex").read_text(encoding="utf-8")
@@ -143,7 +141,7 @@ def test_a_name_of_undecodable_bytes_gets_its_report(tmp_path):
                   cwd=tmp_path)
     assert run.returncode == 0, run.stderr
     assert os.listdir(os.fsencode(tmp_path / "out")) == [b"caf\xe9-report.tex"]
-    assert "caf" + box("0xE9") in (tmp_path / "out" / f"{_stem(name)}-report.tex").read_text(encoding="utf-8")
+    assert "caf" + box("0xE9") in (tmp_path / "out" / f"{Path(name).stem}-report.tex").read_text(encoding="utf-8")
     assert "wrote" in run.stdout and "caf\\xe9-report.tex" in run.stdout
 
 

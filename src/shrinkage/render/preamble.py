@@ -49,7 +49,8 @@ def escape(text: str) -> str:
 # The characters beyond ASCII that pdflatex typesets with \usepackage[T1]{fontenc}: those of
 # Latin-1 and Latin Extended-A that LaTeX's t1enc.dfu declares for UTF-8 input (less the
 # no-break space and the soft hyphen, which would look like a space and like nothing).
-_T1_TEXT = (frozenset("¡£«»¿") | frozenset(map(chr, [*range(0xC0, 0xD7), *range(0xD8, 0xF7), *range(0xF8, 0x17F)])))
+_T1_TEXT = frozenset("¡£«»¿") | frozenset(map(chr, [*range(0xC0, 0xD7), *range(0xD8, 0xF7),
+                                                    *range(0xF8, 0x17F)]))
 _T1_TEXT -= frozenset(map(chr, (0x126, 0x127, 0x138, 0x13F, 0x140, 0x149, 0x166, 0x167)))
 _SPECIAL = {**{ch: "\\" + ch for ch in "&%$#_{}"}, "\\": r"\textbackslash{}", "^": r"\textasciicircum{}",
             "~": r"\textasciitilde{}"}
