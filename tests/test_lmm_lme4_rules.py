@@ -86,8 +86,9 @@ def test_rank_deficient_columns_dropped_with_lme4s_message(tmp_path):
     df = frame().assign(x2=lambda d: 2 * d["x"] + 1, x3=lambda d: d["x"] - d["z"])
     clean = shrinkage.fit("y ~ x + z + (1 | g)", data=df)
     with pytest.warns(RankDeficiencyWarning, match=r"fixed-effect model matrix is rank deficient so dropping "
-                                                   r"2 columns / coefficients: x2, x3"):
+                                                   r"2 columns / coefficients: x2, x3") as caught:
         r = shrinkage.fit("y ~ x + x2 + z + x3 + (1 | g)", data=df)
+    assert caught[0].filename == __file__  # the warning points at the user's line
     assert list(r.fixef.index) == ["(Intercept)", "x", "z"] and r.vcov.shape == (3, 3)
     np.testing.assert_allclose(r.fixef.to_numpy(), clean.fixef.to_numpy(), rtol=1e-10)
     assert r.loglik == pytest.approx(clean.loglik, rel=1e-12)

@@ -64,6 +64,17 @@ def _check(cp: CrossProducts, blocks: tuple) -> None:
         raise InputError(f"{N} observations for {p} fixed effects: nothing left to estimate the variances")
 
 
+def _outside_level() -> int:
+    """The stacklevel of the first frame outside this package, counted from the caller:
+    a warning points at the user's line (shrinkage.fit(...)), not ours."""
+    import sys
+
+    frame, level = sys._getframe(2), 2  # the caller of the function that warns: stacklevel 2
+    while frame is not None and frame.f_globals.get("__name__", "").split(".")[0] == "shrinkage":
+        frame, level = frame.f_back, level + 1
+    return level
+
+
 RANK_TOL = 1e-7  # lme4's chkRank.drop.cols: qr(X, tol = 1e-7)
 
 
@@ -98,7 +109,8 @@ def full_rank(cp: CrossProducts) -> tuple[CrossProducts, tuple]:
     if not keep:
         raise InputError("every fixed-effect column is zero")
     dropped = [cp.x_names[k] for k in range(p) if k not in keep]
-    warnings.warn(f"{rank_note(len(dropped))}: {', '.join(dropped)}", RankDeficiencyWarning, stacklevel=3)
+    warnings.warn(f"{rank_note(len(dropped))}: {', '.join(dropped)}", RankDeficiencyWarning,
+                  stacklevel=_outside_level())
     ix = np.array(keep)
     reduced = replace(cp, XtX=cp.XtX[np.ix_(ix, ix)], XtZ=cp.XtZ[:, ix, :], Xty=cp.Xty[ix],
                       x_names=tuple(cp.x_names[k] for k in keep), x_centre=cp.x_centre[ix],
