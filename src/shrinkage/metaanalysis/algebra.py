@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .. import numeric
+
 BLOCK = 1 << 16  # rows per BLAS call: the stacked block stays in the cache-friendly MB range
 
 
@@ -85,3 +87,77 @@ class Weighted:
         trPVPV = float(np.dot(wv, wv)) - 2 * _tr(self.A_inv @ Gvv) + _tr(Hv, Hv)
         trPPV = float(np.dot(w * w, v)) - 2 * _tr(self.A_inv @ Gpv) + _tr(Hv, self.H2)
         return trPV, trPVPV, trPPV
+
+
+class Powers:
+    """Z' W^m Z for m = 1, 2, 3 with Z = [X, y] and W = diag(1/(v + tau^2)), in one pass over blocks of rows.
+
+    Everything the fit needs at a tau^2 follows from these small matrices (X has an intercept,
+    so their first diagonal entries are sum w, sum w^2, sum w^3): beta, y'Py, y'PPy, y'PPPy,
+    tr P, tr PP.  One pass per tau^2, each block's products by BLAS's symmetric rank-k update
+    (numpy calls it for S'S).  y and the moderators are centred first (P does not change), so
+    y'Py = c - b'A^-1 b keeps its digits; `user` maps beta and its covariance back.
+    """
+
+    def __init__(self, X: np.ndarray, y: np.ndarray, v: np.ndarray):
+        p = X.shape[1]
+        self.means = np.append(0.0, X[:, 1:].mean(axis=0))
+        self.ybar = float(y.mean())
+        Z = np.empty((len(y), p + 1))
+        Z[:, 0] = 1.0
+        Z[:, 1:p] = X[:, 1:] - self.means[1:]
+        Z[:, p] = y - self.ybar
+        self.Z, self.v, self.p = Z, v, p
+        self._memo: dict = {}
+
+    def at(self, tau2: float, powers: int = 2) -> "Profile":
+        key = float(tau2)
+        if key in self._memo and self._memo[key].G.shape[0] >= powers:
+            return self._memo[key]
+        q = self.Z.shape[1]
+        G = np.zeros((powers, q, q))
+        for s in range(0, len(self.v), BLOCK):
+            Zb = self.Z[s:s + BLOCK]
+            root_w = np.sqrt(numeric._meta_weight(self.v[s:s + BLOCK], tau2))[:, None]
+            S = Zb * root_w
+            for m in range(powers):
+                if m:
+                    S *= root_w
+                G[m] += S.T @ S  # sum of w^(m+1) z z'
+        out = Profile(G, self.p, tau2)
+        self._memo = {t: m for t, m in self._memo.items() if t == 0.0}  # tau^2 = 0 (Cochran's Q) and the last
+        self._memo[key] = out
+        return out
+
+    def user(self, prof: "Profile") -> tuple[np.ndarray, np.ndarray]:
+        """beta and (X'WX)^-1 in the user's columns (undo the centring: beta_0 -= sum_j m_j beta_j, + ybar)."""
+        M = np.eye(self.p)
+        M[0, 1:] = -self.means[1:]
+        beta = M @ -prof.u[:-1]
+        beta[0] += self.ybar
+        return beta, M @ prof.A_inv @ M.T
+
+
+class Profile:
+    """The quantities of one tau^2 from Powers' matrices (p x p algebra only)."""
+
+    def __init__(self, G: np.ndarray, p: int, tau2: float):
+        self.G, self.p, self.tau2 = G, p, tau2
+        A = G[0, :p, :p]
+        self.A_inv = np.linalg.inv(A)
+        beta = self.A_inv @ G[0, :p, p]
+        self.u = np.append(-beta, 1.0)  # r = Z u
+        self.rss = max(0.0, float(self.u @ G[0] @ self.u))
+        self.ypp = max(0.0, float(self.u @ G[1] @ self.u))
+        self.sumw, self.sumw2 = float(A[0, 0]), float(G[1, 0, 0])
+        self.H2 = self.A_inv @ G[1, :p, :p]
+        self.trP = self.sumw - float(np.trace(self.H2))
+        self.logdet_A = float(np.linalg.slogdet(A)[1])
+
+    @property
+    def trPP(self) -> float:
+        return self.sumw2 - 2 * float(np.sum(self.A_inv * self.G[2, :self.p, :self.p].T)) + float(np.sum(self.H2 * self.H2.T))
+
+    def ypppy(self) -> float:
+        g = self.G[1, :self.p] @ self.u  # X'W^2 r
+        return float(self.u @ self.G[2] @ self.u - g @ self.A_inv @ g)

@@ -6,7 +6,7 @@ import numpy as np
 
 from .. import numeric
 from ..errors import InputError
-from .algebra import Weighted
+from .algebra import Powers
 from .estimators import METHODS, estimate
 from .result import MetaResult, _dist
 
@@ -55,7 +55,9 @@ def design(mods, k: int, data=None) -> tuple[np.ndarray, tuple]:
     bad = np.argwhere(~np.isfinite(X))
     if bad.size:
         raise InputError(f"moderator {names[bad[0][1]]!r} is missing or infinite at row {int(bad[0][0])}")
-    if np.linalg.matrix_rank(X) < X.shape[1]:
+    xtx = X.T @ X
+    scale = np.sqrt(np.diag(xtx))
+    if X.shape[1] > 1 and (np.any(scale == 0) or np.linalg.cond(xtx / np.outer(scale, scale)) > 1e12):
         raise InputError("the moderators are linearly dependent (or constant): the model matrix is not of full rank")
     return np.ascontiguousarray(X), names
 
@@ -97,8 +99,9 @@ def meta(yi, vi, method: str = "REML", mods=None, test: str = "z", *, data=None,
     k, p = X.shape
     if k - p < 1:
         raise InputError(f"{k} studies cannot estimate tau^2 beside {p} coefficient(s): need at least {p + 1}")
-    tau2, se_tau2, _ = estimate(method, X, y, v)
-    return _assemble(method, test, level, X, names, y, v, tau2, se_tau2, mods is not None and p > 1)
+    powers = Powers(X, y, v)
+    tau2, se_tau2 = estimate(method, X, y, v, powers)
+    return _assemble(method, test, level, X, names, y, v, tau2, se_tau2, powers)
 
 
 def _column(data, name):
@@ -108,19 +111,18 @@ def _column(data, name):
         raise InputError(f"no column {name!r} in data") from None
 
 
-def _assemble(method, test, level, X, names, y, v, tau2, se_tau2, with_mods) -> MetaResult:
+def _assemble(method, test, level, X, names, y, v, tau2, se_tau2, powers) -> MetaResult:
     k, p = X.shape
     df = k - p
     sp = _dist()
-    w = numeric._meta_weight(v, tau2)
-    s = Weighted(X, y, w)
-    vb = s.A_inv.copy()
+    s = powers.at(tau2)
+    beta, vb = powers.user(s)
     if test == "knha":
         vb *= 0.0 if s.rss <= np.finfo(float).eps else s.rss / df
     se = np.sqrt(np.diag(vb))
-    zval = s.beta / se
+    zval = beta / se
     btt = np.arange(1, p) if p > 1 else np.arange(1)
-    QM = float(s.beta[btt] @ np.linalg.solve(vb[np.ix_(btt, btt)], s.beta[btt]))
+    QM = float(beta[btt] @ np.linalg.solve(vb[np.ix_(btt, btt)], beta[btt]))
     alpha = 1 - level
     if test == "knha":
         QM /= len(btt)
@@ -129,25 +131,18 @@ def _assemble(method, test, level, X, names, y, v, tau2, se_tau2, with_mods) -> 
     else:
         QMdf, QMp = (len(btt), None), float(sp.chdtrc(len(btt), QM))
         pval, crit, ddf = 2 * sp.ndtr(-np.abs(zval)), float(sp.ndtri(1 - alpha / 2)), float("nan")
-    fe = Weighted(X, y - y.mean(), 1.0 / v)
-    QE = max(0.0, fe.rss)
+    logdet_A = s.logdet_A
+    fe = powers.at(0.0)  # weights 1/v_i: Cochran's Q and the typical variance
+    QE = fe.rss
     vt = df / fe.trP
-    fitted = X @ s.beta
+    fitted = X @ beta
     ll_ml = float(numeric._meta_loglik_term(y, fitted, tau2, v).sum())
-    xtx = np.linalg.slogdet(X.T @ X)[1] if p > 1 else np.log(k)
-    ll_reml = ll_ml + 0.5 * p * np.log(2 * np.pi) + 0.5 * xtx - 0.5 * s.logdet_A()
-    s2mu = np.einsum("ij,jk,ik->i", X, vb, X) if p > 1 else np.full(k, vb[0, 0])
-    pred = numeric._meta_blup(y, fitted, tau2, v)
-    pse = np.sqrt(numeric._meta_blup_variance(tau2, v, s2mu))
-    R2 = None
-    if with_mods:
-        tau2_re = estimate(method, X[:, :1], y, v)[0]
-        R2 = 0.0 if tau2_re <= 0 else max(0.0, 100 * (tau2_re - tau2) / tau2_re)
+    xtx = np.linalg.slogdet(X.T @ X)[1]
+    ll_reml = ll_ml + 0.5 * p * np.log(2 * np.pi) + 0.5 * xtx - 0.5 * logdet_A
     return MetaResult(
         method=method, test=test, level=level, k=k, p=p, names=names, yi=y, vi=v, X=X, tau2=float(tau2),
-        se_tau2=float(se_tau2), beta=s.beta, se=se, vb=vb, zval=zval, pval=np.asarray(pval),
-        ci_lb=s.beta - crit * se, ci_ub=s.beta + crit * se, ddf=ddf, QE=QE, QEp=float(sp.chdtrc(df, QE)),
+        se_tau2=float(se_tau2), beta=beta, se=se, vb=vb, zval=zval, pval=np.asarray(pval),
+        ci_lb=beta - crit * se, ci_ub=beta + crit * se, ddf=ddf, QE=QE, QEp=float(sp.chdtrc(df, QE)),
         QM=QM, QMp=QMp, QMdf=QMdf, vt=float(vt), I2=float(numeric._meta_i2(tau2, vt)),
-        H2=float(numeric._meta_h2(tau2, vt)), R2=R2, fit_stats=_fit_stats(ll_ml, float(ll_reml), k, p, v),
-        blup=pred, blup_se=pse, pi_lb=pred - crit * pse, pi_ub=pred + crit * pse,
-        shrinkage=numeric._meta_shrinkage(tau2, v))
+        H2=float(numeric._meta_h2(tau2, vt)), fit_stats=_fit_stats(ll_ml, float(ll_reml), k, p, v),
+        crit=crit)

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 
 from .. import numeric
+from .algebra import Powers
 from .estimators import generalised_q_root
 
 
@@ -56,13 +58,43 @@ class MetaResult:
     vt: float
     I2: float
     H2: float
-    R2: float | None
     fit_stats: dict = field(repr=False)
-    blup: np.ndarray = field(repr=False)
-    blup_se: np.ndarray = field(repr=False)
-    pi_lb: np.ndarray = field(repr=False)
-    pi_ub: np.ndarray = field(repr=False)
-    shrinkage: np.ndarray = field(repr=False)
+    crit: float = field(repr=False)  # the normal (or t, with knha) quantile of the intervals
+
+    @cached_property
+    def shrinkage(self) -> np.ndarray:
+        """lambda_i = tau^2 / (tau^2 + v_i) (docs/meta_analysis.pdf)."""
+        return numeric._meta_shrinkage(self.tau2, self.vi)
+
+    @cached_property
+    def blup(self) -> np.ndarray:
+        """metafor's blup() pred: the BLUP of each study's true effect, x_i'beta + lambda_i (y_i - x_i'beta)."""
+        return numeric._meta_blup(self.yi, self.X @ self.beta, self.tau2, self.vi)
+
+    @cached_property
+    def blup_se(self) -> np.ndarray:
+        """metafor's blup() se: sqrt(lambda_i v_i + (1 - lambda_i)^2 x_i' vb x_i), mu's uncertainty included."""
+        s2mu = ((self.X @ self.vb) * self.X).sum(axis=1)
+        return np.sqrt(numeric._meta_blup_variance(self.tau2, self.vi, s2mu))
+
+    @property
+    def pi_lb(self) -> np.ndarray:
+        return self.blup - self.crit * self.blup_se
+
+    @property
+    def pi_ub(self) -> np.ndarray:
+        return self.blup + self.crit * self.blup_se
+
+    @cached_property
+    def R2(self) -> float | None:
+        """Percent of tau^2 accounted for by the moderators (metafor's R^2): the intercept-only fit's
+        tau^2 against this one's; None without moderators.  Computed when asked (a second fit)."""
+        if self.p == 1:
+            return None
+        from .estimators import estimate
+
+        tau2_re = estimate(self.method, self.X[:, :1], self.yi, self.vi)[0]
+        return 0.0 if tau2_re <= 0 else max(0.0, 100 * (tau2_re - self.tau2) / tau2_re)
 
     @property
     def mu(self) -> float:
@@ -95,10 +127,9 @@ class MetaResult:
         sp = _dist()
         alpha = 1 - level
         crit_u, crit_l = float(sp.chdtri(df, alpha / 2)), float(sp.chdtri(df, 1 - alpha / 2))
-        y = self.yi - self.yi.mean()
-        q0 = generalised_q_root  # Q(0) < target  <=>  the root is 0
-        ub = q0(self.X, y, self.vi, crit_l)
-        lb = q0(self.X, y, self.vi, crit_u) if ub > 0 else 0.0
+        powers = Powers(self.X, self.yi, self.vi)
+        ub = generalised_q_root(powers, crit_l)  # 0 when Q(0) <= the quantile
+        lb = generalised_q_root(powers, crit_u) if ub > 0 else 0.0
         out = {"tau^2": (self.tau2, lb, ub), "tau": (self.tau, np.sqrt(lb), np.sqrt(ub))}
         out["I^2(%)"] = tuple(float(numeric._meta_i2(t, self.vt)) for t in (self.tau2, lb, ub))
         out["H^2"] = tuple(float(numeric._meta_h2(t, self.vt)) for t in (self.tau2, lb, ub))
