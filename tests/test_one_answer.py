@@ -67,7 +67,7 @@ def test_one_way_and_formula_fits_answer_alike(case, method):
     for name in SHARED:
         _agree(getattr(one_way, name), getattr(formula, name), name)
     _agree(one_way.coef(), formula.coef(), "coef")
-    # and each against its definition: lambda_j = n_j sigma_b^2 / (n_j sigma_b^2 + sigma^2), blup = lambda (ybar - beta0)
+    # each against its definition: lambda_j = n_j sigma_b^2 / (n_j sigma_b^2 + sigma^2), blup = lambda (ybar - beta0)
     lam = one_way.n * one_way.sigma_b2 / (one_way.n * one_way.sigma_b2 + one_way.sigma2)
     _agree(formula.shrinkage, lam, "shrinkage by its definition")
     _agree(formula.blup, lam * (formula.ybar - formula.beta0), "blup by its definition")
