@@ -256,3 +256,22 @@ def test_a_users_document_names_the_users_file_and_the_module_written(tmp_path):
     assert r"definition substituted, into \texttt{fns.py}." in document
     assert "derivations/" not in document and "shrinkage.numeric" not in document
     assert "def lam_tiny(" in (tmp_path / "code" / "fns.py").read_text()
+
+
+def test_check_refuses_latex_that_build_cannot_compile(tmp_path, requires_tex):
+    """A reason with a macro LaTeX does not know: every step is right, the PDF fails.
+    With TeX installed, check compiles as build does (into the cache only)."""
+    from _userfolder import snapshot, write_tiny
+
+    path = write_tiny(tmp_path / "mine")
+    path.write_text(path.read_text().replace('why="clear the fraction"', r'why="clear \\thetahat the fraction"'))
+    before = snapshot(tmp_path)
+    checked = run_check(tmp_path / "mine", cwd=tmp_path)
+    assert_clean_failure(checked, "LaTeX failed on tiny.tex")
+    assert snapshot(tmp_path) == before
+    assert run_check(tmp_path / "mine", "--no-pdf", cwd=tmp_path).returncode == 0
+    built = subprocess.run([sys.executable, "-m", "shrinkage", "build", *map(str, (tmp_path / "mine", "--out",
+                                                                                   tmp_path / "out"))],
+                           capture_output=True, text=True, cwd=tmp_path, timeout=600)
+    assert_clean_failure(built, "LaTeX failed on tiny.tex")
+    assert files_in(tmp_path / "out") == []

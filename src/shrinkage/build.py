@@ -178,19 +178,23 @@ class Outputs:
 
 
 def check_as_built(paths: Sequence[Path] | None = None, *, cache: cache_module.Cache | None = None, jobs: int = 1,
-                   report=None, timeout: float | None = None) -> list[CheckedDerivation]:
+                   report=None, timeout: float | None = None, pdf: bool | None = None) -> list[CheckedDerivation]:
     """``shrinkage check``: check the derivations as :func:`build` does, then make (and
-    throw away) the documents and module a build of them would write, so that check
-    refuses everything build refuses (an export that misses an argument, a reference
-    to a derivation not cited ...).  Writes nothing but the cache."""
+    throw away) the documents, PDFs and module a build of them would write, so that
+    check refuses everything build refuses (an export that misses an argument, a
+    reference to a derivation not cited, LaTeX that does not compile ...).  ``pdf``
+    as in build (None: compile when TeX is installed).  Writes nothing but the cache,
+    from which a build then reads the same documents and PDFs."""
     own = paths is None
     keys: dict[str, str] = {}
     sources = load_sources(paths if paths is not None else [package_derivations_dir()])
     with signals_raise():
         checked = check_all(sources, cache=cache, jobs=jobs, report=report, timeout=timeout, keys=keys)
         package_module = own and source_tree() is not None
-        _made(checked, NUMERIC_MODULE if package_module else Path("numeric.py"), package_module,
-              default_documents(checked) if own else {}, ("tex",), Outputs(cache, keys), own)
+        documents, *_ = _made(checked, NUMERIC_MODULE if package_module else Path("numeric.py"), package_module,
+                              default_documents(checked) if own else {}, ("tex",), Outputs(cache, keys), own)
+        for _ in (_pdfs(documents, cache) if (tex_available() if pdf is None else pdf) else ()):
+            pass
     return checked
 
 
@@ -228,13 +232,26 @@ def _made(checked, numeric_module, package_module: bool, extra_documents, format
     return documents, code, web, excerpts
 
 
+def _pdfs(documents: dict[str, str], cache: cache_module.Cache | None):
+    """(name, PDF bytes) of every document, compiled (or read from the cache, under a
+    key of the text and the TeX version); BuildError at the first LaTeX failure."""
+    version = tex_version() if cache is not None else ""
+    for name, text in sorted(documents.items()):
+        key = cache_module.pdf_key(name, text.encode(), version) if cache is not None else None
+        data = cache.get_pdf(key) if key else None
+        if data is None:
+            data = pdf_bytes(text, name)
+            if key:
+                cache.put_pdf(key, data)
+        yield name, data
+
+
 def _write(checked, out: Path, numeric_module, package_module: bool, pdf, extra_documents, formats, cache,
            say, outputs: Outputs | None = None, own: bool = False) -> BuildResult:
     """Render, generate, compile, all staged; then move everything into place at once."""
     documents, code, web, excerpts = _made(checked, numeric_module, package_module, extra_documents, formats,
                                            outputs or Outputs(None, {}), own)
     compile_now = tex_available() if pdf is None else pdf
-    version = tex_version() if compile_now and cache is not None else ""
     with Staging() as staging:
         for name, text in sorted(documents.items()):
             staging.write(out / f"{name}.tex", text.encode())
@@ -246,16 +263,9 @@ def _write(checked, out: Path, numeric_module, package_module: bool, pdf, extra_
             from . import report_excerpts
 
             staging.write(report_excerpts.MODULE, excerpts.encode())
-        if compile_now:
-            for name, text in sorted(documents.items()):
-                key = cache_module.pdf_key(name, text.encode(), version) if cache is not None else None
-                data = cache.get_pdf(key) if key else None
-                if data is None:
-                    data = pdf_bytes(text, name)
-                    if key:
-                        cache.put_pdf(key, data)
-                staging.write(out / f"{name}.pdf", data)
-                say(f"compiled {name}.pdf")
+        for name, data in (_pdfs(documents, cache) if compile_now else ()):
+            staging.write(out / f"{name}.pdf", data)
+            say(f"compiled {name}.pdf")
         written = staging.commit()
     for path in written:
         say(f"wrote {path}")

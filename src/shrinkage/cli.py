@@ -109,7 +109,7 @@ def _check(args: argparse.Namespace) -> None:
     progress = Progress(steps=True)
     try:
         checked = check_as_built(args.paths or None, cache=_cache(args), jobs=args.jobs or default_jobs(),
-                                 report=progress, timeout=args.timeout)
+                                 report=progress, timeout=args.timeout, pdf=False if args.no_pdf else None)
     finally:
         progress.close()
     steps = sum(len(cd.steps) for cd in checked)
@@ -190,6 +190,9 @@ def parser() -> argparse.ArgumentParser:
     c = sub.add_parser("check", help="check derivation files or folders, print each step's verdict, write nothing")
     c.add_argument("paths", nargs="*", type=Path, metavar="PATH",
                    help="derivation files or folders (default: the package's own derivations)")
+    c.add_argument("--no-pdf", action="store_true",
+                   help="do not run LaTeX (by default check compiles the documents, as build does, when TeX is "
+                        "installed, and writes nothing)")
     _checking_options(c)
     c.set_defaults(run=_check)
     b = sub.add_parser("build", help="check derivations, then write LaTeX/PDF documents and a numeric module")
