@@ -57,12 +57,13 @@ def generate(checked: Sequence) -> str:
 
 
 def regenerate() -> None:
+    # the checker itself, not the build (which imports this module to write its output)
     from . import cache
-    from .build import check_all, load_sources
+    from .checking import check_sources, load_sources
     from .paths import package_derivations_dir
 
     sources = load_sources([package_derivations_dir() / f"{SOURCE}.py"])
-    MODULE.write_text(generate(check_all(sources, say=lambda _: None, cache=cache.Cache())))
+    MODULE.write_text(generate(check_sources(sources, cache=cache.Cache())))
     print(f"wrote {MODULE}")
 
 

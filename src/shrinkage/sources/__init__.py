@@ -33,33 +33,11 @@ empty field in a CSV) or responses are refused, never made a group.  Engines are
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from ..errors import InputError
 from ..stats import GroupStats
+from ._kinds import kind_of
 
 __all__ = ["group_stats", "formula_cross_products"]
-
-
-def _kind(data) -> str:
-    if isinstance(data, (str, Path)):
-        return "path"
-    module = type(data).__module__.split(".")[0]
-    name = type(data).__name__
-    if module == "duckdb":
-        return "duckdb"
-    if module in ("dask", "dask_expr"):
-        return "dask"
-    if module == "pyspark":
-        return "spark"
-    if module == "pandas" and name == "DataFrame":
-        return "pandas"
-    if module == "polars" and name in ("DataFrame", "LazyFrame"):
-        return "polars"
-    if module == "pyarrow" and name == "Table":
-        return "arrow"
-    raise InputError(f"data of type {type(data).__module__}.{name} is not supported: pass a path (CSV, Parquet, "
-                     "glob), a DuckDB relation or SQL query, or a pandas, polars, Dask or PySpark DataFrame")
 
 
 def group_stats(data, response: str, group: str, *, connection=None, sql: bool | None = None,
@@ -77,7 +55,7 @@ def group_stats(data, response: str, group: str, *, connection=None, sql: bool |
         raise InputError("response and group must be column names (str)")
     if response == group:
         raise InputError(f"response and group are the same column ({response!r})")
-    kind = _kind(data)
+    kind = kind_of(data)
     if kind in ("path", "duckdb", "arrow"):
         from ._duckdb import duckdb_stats
         return duckdb_stats(data, response, group, connection=connection, sql=sql, progress=progress)

@@ -35,6 +35,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import InputError
+from ._kinds import kind_of
+from ._lmm_engines import ENGINES
 
 __all__ = ["Plan", "plan_of", "assemble", "formula_cross_products"]
 
@@ -74,25 +76,6 @@ class Plan:
 
 
 FACTOR_KINDS = "OSU"  # object, string and categorical columns are factors (their levels fetched first)
-
-
-def known_levels(meta, v):
-    """A categorical column's own level order (as formulaic uses it in memory), or None."""
-    import pandas as pd
-
-    dtype = meta[v].dtype
-    if isinstance(dtype, pd.CategoricalDtype) and dtype.categories is not None:
-        cats = list(dtype.categories)
-        if "__UNKNOWN_CATEGORIES__" not in cats:
-            return cats
-    return None
-
-
-def sorted_levels(values, v: str) -> list:
-    try:
-        return sorted(set(values))
-    except TypeError:
-        raise InputError(f"the levels of factor {v!r} cannot be sorted (mixed types?)") from None
 
 
 def _is_factor(meta, v) -> bool:
@@ -268,12 +251,9 @@ def refuse_repeated(f, names) -> None:
 def formula_cross_products(data, f, *, na_action: str = "omit", connection=None, sql=None, progress=None):
     """(CrossProducts, Z's block sizes, rows dropped) of the parsed formula ``f`` on
     out-of-core ``data``: the one call shrinkage.lmm.fit_formula makes."""
-    from . import _kind
-    from ._lmm_engines import ENGINES
-
     if na_action not in ("omit", "raise"):
         raise InputError(f"na_action must be 'omit' or 'raise', got {na_action!r}")
-    kind = _kind(data)
+    kind = kind_of(data)
     if kind not in ENGINES:
         raise InputError(f"data of type {type(data).__name__} are in memory: fit them with shrinkage.lmm.lmer")
     engine = ENGINES[kind](data, connection=connection, sql=sql, progress=progress)

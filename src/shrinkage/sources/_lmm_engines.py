@@ -10,8 +10,31 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import InputError
+from ._dask import _compute
+from ._duckdb import _plain, _run, is_sql, label_kind, label_sql, nan_sql, open_connection, quote, relation
+from ._spark import col, label_column
 
 _G = "__shrinkage_g"
+
+
+def known_levels(meta, v):
+    """A categorical column's own level order (as formulaic uses it in memory), or None."""
+    import pandas as pd
+
+    dtype = meta[v].dtype
+    if isinstance(dtype, pd.CategoricalDtype) and dtype.categories is not None:
+        cats = list(dtype.categories)
+        if "__UNKNOWN_CATEGORIES__" not in cats:
+            return cats
+    return None
+
+
+def sorted_levels(values, v: str) -> list:
+    """A factor's levels as Python sorts them (the reference level is the first, as in memory)."""
+    try:
+        return sorted(set(values))
+    except TypeError:
+        raise InputError(f"the levels of factor {v!r} cannot be sorted (mixed types?)") from None
 
 
 def _literal(level) -> str:
@@ -34,8 +57,6 @@ class DuckDBEngine:
     by :func:`._duckdb.nan_sql` (DuckDB's isnan() is folded away by Parquet statistics)."""
 
     def __init__(self, data, *, connection=None, sql=None, progress=None):
-        from ._duckdb import is_sql, open_connection
-
         self.sql = is_sql(data, connection, sql)
         self.con, self.own = open_connection(data, connection)
         self.data, self.progress = data, progress
@@ -45,8 +66,6 @@ class DuckDBEngine:
             self.own.close()
 
     def schema(self, group: str):
-        from ._duckdb import label_kind, relation
-
         self.rel = relation(self.data, self.con, group, self.sql)
         self.kind = label_kind(self.rel, group) if list(self.rel.columns).count(group) == 1 else "exact"
         meta = self.rel.limit(0).df()
@@ -55,8 +74,6 @@ class DuckDBEngine:
 
     def _query(self, plan, sql: str):
         import duckdb
-
-        from ._duckdb import _plain, _run, label_sql, quote
 
         cols = [f"CAST({quote(c)} AS DOUBLE) AS c{i}" for i, c in enumerate(plan.columns)]
         cols += [f"{quote(c)} AS f{i}" for i, c in enumerate(plan.factors)]
@@ -69,9 +86,6 @@ class DuckDBEngine:
         return out
 
     def levels(self, v: str) -> list:
-        from ._duckdb import quote
-        from ._lmm import known_levels, sorted_levels
-
         known = known_levels(self.rel.limit(0).df(), v)
         if known is not None:
             return known
@@ -83,14 +97,10 @@ class DuckDBEngine:
                           f"CAST(f{plan.factors.index(v[0])} = {_literal(v[1])} AS DOUBLE)" for v in plan.pieces(a))
 
     def _miss(self, plan) -> str:
-        from ._duckdb import nan_sql
-
         return " OR ".join(["g IS NULL"] + [f"c{i} IS NULL OR {nan_sql(f'c{i}')}" for i in range(len(plan.columns))]
                            + [f"f{i} IS NULL" for i in range(len(plan.factors))])
 
     def means(self, plan):
-        from ._duckdb import _plain, nan_sql
-
         ok = f"NOT ({self._miss(plan)})"
         parts = ["count(*) AS rows", f"count(*) FILTER (WHERE {ok}) AS kept", "count(*) FILTER (WHERE g IS NULL) AS mg"]
         for i in range(len(plan.columns)):
@@ -107,8 +117,6 @@ class DuckDBEngine:
         return int(one["rows"]), int(one["kept"]), missing, infinite, mu
 
     def moments(self, plan, mu):
-        from ._duckdb import _plain
-
         sums, prods = _names(plan)
         # repr() round-trips and DuckDB parses a decimal string to the nearest double: the
         # centres used are exactly mu
@@ -190,17 +198,12 @@ class DaskEngine:
         return self.ddf._meta
 
     def levels(self, v: str) -> list:
-        from ._dask import _compute
-        from ._lmm import known_levels, sorted_levels
-
         known = known_levels(self.ddf._meta, v)
         if known is not None:
             return known
         return sorted_levels(_compute(self.ddf[v].dropna().unique(), self.progress).tolist(), v)
 
     def means(self, plan):
-        from ._dask import _compute
-
         part = self.ddf[[plan.group, *plan.columns, *plan.factors]]
         meta = _piece_means(part._meta, plan)
         tot = _compute(part.map_partitions(_piece_means, plan, meta=meta), self.progress).sum()
@@ -212,8 +215,6 @@ class DaskEngine:
         return int(tot["rows"]), kept, missing, infinite, mu
 
     def moments(self, plan, mu):
-        from ._dask import _compute
-
         part = self.ddf[[plan.group, *plan.columns, *plan.factors]]
         meta = _piece_moments(part._meta, plan, mu)
         out = _compute(part.map_partitions(_piece_moments, plan, mu, meta=meta).groupby(_G).sum(), self.progress)
@@ -239,24 +240,17 @@ class SparkEngine:
     def schema(self, group: str):
         import pandas as pd
 
-        from ._spark import label_column
-
         if list(self.sdf.columns).count(group) == 1:
             self.g = label_column(self.sdf, group)
         return pd.concat([pd.Series([], dtype=float if kind.startswith(_SPARK_NUMERIC) else object, name=name)
                           for name, kind in self.sdf.dtypes], axis=1)
 
     def _src(self, plan):
-        from ._spark import col
-
         cols = [col(c).cast("double").alias(f"c{i}") for i, c in enumerate(plan.columns)]
         cols += [col(c).alias(f"f{i}") for i, c in enumerate(plan.factors)]
         return self.sdf.select(self.g.alias("g"), *cols)
 
     def levels(self, v: str) -> list:
-        from ._lmm import sorted_levels
-        from ._spark import col
-
         return sorted_levels([r[0] for r in self.sdf.select(col(v)).distinct().collect() if r[0] is not None], v)
 
     def _miss(self, plan):
