@@ -155,7 +155,8 @@ def test_predict_refuses_a_new_level_of_a_fixed_factor():
 def test_dotted_backticked_and_quoted_names_in_memory():
     df = frame()
     plain = shrinkage.fit("y ~ x + (x | g)", data=df)
-    for y, x, g in [("Sepal.Length", "Petal.Width", "Species.id"), ("a b", "c|d", "e~f"), ("a`b", "x.1", "g")]:
+    for y, x, g in [("Sepal.Length", "Petal.Width", "Species.id"), ("a b", "c|d", "e~f"), ("a`b", "x.1", "g"),
+                    ("y", "c`d", "h")]:
         renamed = df.rename(columns={"y": y, "x": x, "g": g})
         q = {v: (f"`{v.replace('`', chr(92) + '`')}`" if not v.replace(".", "").replace("_", "").isalnum() else v)
              for v in (y, x, g)}
