@@ -13,10 +13,18 @@ from . import datasets
 from .metaanalysis import MetaResult, meta
 
 
-def fit(y=None, groups=None, method: str = "REML", *, data=None, na_action: str = "omit", **options):
+def fit(y=None, groups=None, method: str = "REML", *, data=None, na_action: str = "omit", family=None,
+        **options):
     """fit(y, groups) (or stats=, or data= with response= and group=) fits
     y_ij = beta0 + b_j + eps_ij (shrinkage.fit.fit); fit("y ~ x + (x | g)", data=df) fits
-    an lme4 formula (shrinkage.lmm: one grouping factor)."""
+    an lme4 formula (shrinkage.lmm: one grouping factor); with family="binomial" or
+    "poisson" (and nagq=, weights=) a GLMM as glmer (shrinkage.glmm)."""
+    if family is not None and str(family).lower() not in ("gaussian", "gaussian()"):
+        if not isinstance(y, str):
+            raise InputError("a GLMM (family=) is fitted from a formula: fit('y ~ x + (1 | g)', data, family=...)")
+        from .glmm import glmer
+
+        return glmer(y, data if data is not None else groups, family, na_action=na_action, **options)
     if isinstance(y, str):
         from .lmm.fit import fit_formula
 

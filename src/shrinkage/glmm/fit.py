@@ -1,0 +1,104 @@
+"""glmer for one grouping factor with a random intercept: formula -> data -> optimum ->
+result.  The fixed and random parts are coded by shrinkage.lmm's formula coder (the same
+names, factors, missing rows); the response and offsets by :mod:`.response`."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+
+from ..errors import InputError
+from ..lmm.columns import to_pandas
+from ..lmm.fit import RankDeficiencyWarning, describe
+from ..lmm.formula import design, parse
+from ..lmm.summary import rank_note
+from .family import family_of
+from .objective import Problem
+from .optimise import optimise
+from .response import RESPONSE, evaluate, response_arrays, split
+from .result import GlmmResult
+
+__all__ = ["glmer"]
+
+NAGQ_MAX = 25
+
+
+def _frame(data):
+    """The data as a pandas frame with every column (the response and offsets name
+    columns the lmer coder does not see)."""
+    module = type(data).__module__.split(".")[0]
+    if module == "polars":
+        return to_pandas(data, list(data.collect_schema().names()))
+    return to_pandas(data, [])
+
+
+def _weights(weights, frame):
+    if weights is None:
+        return None
+    if isinstance(weights, str):
+        if weights not in frame.columns:
+            raise InputError(f"weights: column {weights!r} not in the data")
+        weights = frame[weights].to_numpy(dtype=float, na_value=np.nan)
+    w = np.asarray(weights, dtype=float)
+    if w.shape != (len(frame),):
+        raise InputError(f"weights must be a column name or {len(frame)} numbers (one a row), got shape {w.shape}")
+    return w
+
+
+def _full_rank(X, names):
+    """lme4's chkRank.drop.cols on X itself: a column whose residual on the earlier kept
+    ones is below 1e-7 of its norm is dropped, with lme4's warning."""
+    keep = []
+    for k in range(X.shape[1]):
+        col = X[:, k]
+        r = col - X[:, keep] @ np.linalg.lstsq(X[:, keep], col, rcond=None)[0] if keep else col
+        if np.linalg.norm(r) > 1e-7 * np.linalg.norm(col):
+            keep.append(k)
+    if len(keep) < X.shape[1]:
+        dropped = [names[k] for k in range(X.shape[1]) if k not in keep]
+        warnings.warn(f"{rank_note(len(dropped))}: {', '.join(dropped)}", RankDeficiencyWarning, stacklevel=4)
+    return tuple(keep)
+
+
+def glmer(formula: str, data, family="binomial", nagq: int = 1, *, weights=None, na_action: str = "omit"):
+    """Fit a binomial-logit or Poisson-log GLMM with a random intercept, as lme4's glmer
+    (nAGQ = ``nagq``: 1 the Laplace approximation, up to 25 adaptive Gauss-Hermite nodes)."""
+    fam = family_of(family)
+    if isinstance(nagq, bool) or not isinstance(nagq, (int, np.integer)) or not 1 <= nagq <= NAGQ_MAX:
+        raise InputError(f"nagq must be a whole number from 1 to {NAGQ_MAX} (1: Laplace), got {nagq!r}")
+    if data is None:
+        raise InputError("a formula needs data=: a pandas or polars DataFrame")
+    lhs, rhs, offsets = split(formula)
+    frame = _frame(data)
+    w = _weights(weights, frame)
+    y, m = response_arrays(lhs, frame, fam, w)
+    off = np.zeros(len(frame))
+    for text in offsets:
+        off = off + evaluate(text, frame)
+    y = np.where(np.isfinite(off) & np.isfinite(m), y, np.nan)
+    f = parse(f"`{RESPONSE}` ~ {rhs}")
+    aug = frame.assign(**{RESPONSE: y})
+    d = design(f, aug, na_action)
+    if d.blocks != (1,) or d.z_names != ("(Intercept)",):
+        raise InputError(f"random terms ({', '.join(d.z_names)} | {f.group}): a GLMM is fitted with one random "
+                         "intercept, (1 | g); random slopes are not supported yet")
+    rows = np.arange(len(frame)) if d.kept is None else d.kept
+    keep = _full_rank(d.X, d.x_names)
+    d = d.full_rank(keep)
+    X = d.X
+    J = len(d.labels)
+    seen = np.bincount(d.codes, minlength=J) > 0
+    if not seen.all():
+        d_codes = (np.cumsum(seen) - 1)[d.codes]
+        labels, J = d.labels[seen], int(seen.sum())
+    else:
+        d_codes, labels = d.codes, d.labels
+    if J < 2:
+        raise InputError(f"a single group ({labels[0]!r}): the random-intercept variance cannot be estimated "
+                         "from one group; need at least 2 groups")
+    pr = Problem(fam, d.y, m[rows], off[rows], X, d_codes, J)
+    opt = optimise(pr, int(nagq))
+    return GlmmResult(family=fam, nagq=int(nagq), formula=formula, group=f.group, labels=labels,
+                      x_names=d.x_names, problem=pr, optimum=opt, design=d, offsets=tuple(offsets),
+                      dropped=d.dropped, data=describe(data))

@@ -1,0 +1,166 @@
+"""The optimum of glmer's objective over (theta, beta) jointly, as glmer's second stage
+(nAGQ > 0) optimises it, but to the precision of the arithmetic: Newton's method from
+glm's estimates (theta = 1, as lme4 starts).  The objective is even in theta (u -> -u), so
+theta runs over the real line and |theta| is reported; theta = 0 is always stationary and
+is the answer when the objective rises from it (a singular fit).
+
+Laplace (nagq = 1): the gradient is exact (objective.laplace), the Hessian its central
+difference.  Adaptive quadrature: from the Laplace optimum, the gradient a central
+difference of the objective and the Newton matrix the Laplace Hessian (close to the
+quadrature's: the iteration contracts fast); the Hessian at the end, for vcov, a second
+difference.  lme4's vcov uses the Hessian of the deviance in (theta, beta).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..errors import InputError
+from .objective import Problem, agq, laplace
+
+__all__ = ["Optimum", "optimise", "glm_start"]
+
+STEP_TOL = 1e-10   # Newton stops when every step is below this, relative to max(1, |x|)
+MAXIT = 100
+
+
+@dataclass(frozen=True)
+class Optimum:
+    x: np.ndarray          # (theta, beta), theta >= 0
+    value: float           # the objective (-2 loglik on lme4's scale for this nAGQ) at x
+    hessian: np.ndarray    # of the objective in (theta, beta)
+    modes: object          # objective.Modes at x
+    iterations: int
+
+
+def glm_start(pr: Problem) -> np.ndarray:
+    """beta of the GLM without random effects (IRLS), glmer's starting values."""
+    fam = pr.family
+    if fam.name == "binomial":
+        mean = np.clip((pr.m * pr.y + 0.5) / (pr.m + 1), 1e-3, 1 - 1e-3)
+    else:
+        mean = pr.y + 0.1
+    eta = fam.eta_of(mean)
+    beta = np.zeros(pr.X.shape[1])
+    for _ in range(100):
+        s, w, _ = fam.pieces(eta, pr.y, pr.m)
+        z = eta - pr.offset + s / np.maximum(w, 1e-300)
+        sw = np.sqrt(w)
+        new = np.linalg.lstsq(pr.X * sw[:, None], z * sw, rcond=None)[0]
+        done = np.max(np.abs(new - beta)) < 1e-10 * (1 + np.max(np.abs(new)))
+        beta, eta = new, pr.X @ new + pr.offset
+        if done:
+            break
+    return beta
+
+
+class _Objective:
+    """The objective with the last conditional modes kept as the next Newton start."""
+
+    def __init__(self, pr: Problem, nagq: int):
+        self.pr, self.nagq, self.u, self.calls = pr, nagq, None, 0
+
+    def value(self, x) -> float:
+        self.calls += 1
+        theta, beta = float(x[0]), np.asarray(x[1:])
+        if self.nagq == 1:
+            v, md = laplace(self.pr, theta, beta, self.u)
+        else:
+            v, md = agq(self.pr, theta, beta, self.nagq, self.u)
+        self.u = md.u
+        return v
+
+    def gradient(self, x) -> np.ndarray:
+        if self.nagq == 1:
+            v, md, g = laplace(self.pr, float(x[0]), np.asarray(x[1:]), self.u, gradient=True)
+            self.u = md.u
+            return g
+        h = 1e-5 * np.maximum(1.0, np.abs(x))
+        return np.array([(self.value(x + h[k] * e) - self.value(x - h[k] * e)) / (2 * h[k])
+                         for k, e in enumerate(np.eye(x.size))])
+
+
+def _hessian_of_gradient(obj, x, h_rel=1e-6) -> np.ndarray:
+    n = x.size
+    H = np.zeros((n, n))
+    h = h_rel * np.maximum(1.0, np.abs(x))
+    for k in range(n):
+        e = np.zeros(n)
+        e[k] = h[k]
+        H[:, k] = (obj.gradient(x + e) - obj.gradient(x - e)) / (2 * h[k])
+    return (H + H.T) / 2
+
+
+def _hessian_of_value(obj, x, h_rel=1e-4) -> np.ndarray:
+    """Second differences of the objective (for the quadrature, whose gradient is itself
+    a difference)."""
+    n = x.size
+    h = h_rel * np.maximum(1.0, np.abs(x))
+    f0 = obj.value(x)
+    H = np.zeros((n, n))
+    for i in range(n):
+        ei = np.eye(n)[i] * h[i]
+        H[i, i] = (obj.value(x + ei) - 2 * f0 + obj.value(x - ei)) / h[i] ** 2
+        for j in range(i):
+            ej = np.eye(n)[j] * h[j]
+            H[i, j] = H[j, i] = (obj.value(x + ei + ej) - obj.value(x + ei - ej) - obj.value(x - ei + ej)
+                                 + obj.value(x - ei - ej)) / (4 * h[i] * h[j])
+    return H
+
+
+def _direction(H, g) -> np.ndarray:
+    """-H^-1 g with H's eigenvalues made positive (a descent direction away from the optimum)."""
+    vals, vecs = np.linalg.eigh(H)
+    floor = 1e-8 * max(np.max(np.abs(vals)), 1e-300)
+    vals = np.maximum(np.abs(vals), floor)
+    return -vecs @ ((vecs.T @ g) / vals)
+
+
+def _newton(obj, x, hess, fixed_hessian=None):
+    f = obj.value(x)
+    for it in range(1, MAXIT + 1):
+        g = obj.gradient(x)
+        H = hess(obj, x) if fixed_hessian is None else fixed_hessian
+        step = _direction(H, g)
+        t = 1.0
+        while True:
+            trial = x + t * step
+            ft = obj.value(trial)
+            if ft <= f + 1e-4 * t * (g @ step) or t < 1e-10:
+                break
+            t /= 2
+        small = np.max(np.abs(t * step) / np.maximum(1.0, np.abs(x))) < STEP_TOL
+        if ft <= f:
+            x, f = trial, ft
+        if small or t < 1e-10:
+            return x, f, it
+    raise InputError(f"the fit did not converge in {MAXIT} Newton steps; the data may be separated "
+                     "(a fixed effect running off to infinity)")
+
+
+def optimise(pr: Problem, nagq: int, start=None) -> Optimum:
+    """The minimum of the objective over theta (>= 0) and beta."""
+    x = np.concatenate([[1.0], glm_start(pr)]) if start is None else np.array(start, dtype=float)
+    lap = _Objective(pr, 1)
+    x, f, its = _newton(lap, x, _hessian_of_gradient)
+    H = _hessian_of_gradient(lap, x)
+    if nagq > 1:
+        obj = _Objective(pr, nagq)
+        obj.u = lap.u
+        x, f, more = _newton(obj, x, None, fixed_hessian=H)
+        its += more
+        H = _hessian_of_value(obj, x)
+    else:
+        obj = lap
+    if not np.all(np.isfinite(x)):
+        raise InputError("the fit left the finite numbers: the data may be separated")
+    if x[0] < 0:  # the mirror image: the same fit with u -> -u
+        x[0] = -x[0]
+        S = np.ones(x.size)
+        S[0] = -1
+        H = H * np.outer(S, S)
+        obj.u = None if obj.u is None else -obj.u
+    md = (laplace(pr, x[0], x[1:], obj.u) if nagq == 1 else agq(pr, x[0], x[1:], nagq, obj.u))[1]
+    return Optimum(x, float(obj.value(x)), H, md, its)

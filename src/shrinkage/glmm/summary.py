@@ -1,0 +1,89 @@
+"""summary() of a glmer fit as lme4 1.1 prints it (print.summary.merMod for a GLMM)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from scipy.stats import norm
+
+from ..lmm.summary import _correlation, _pad, _table, r_format
+
+__all__ = ["summary"]
+
+
+def _pvalues(p) -> list[str]:
+    """R's format.pval(p, digits = 3) as printCoefmat calls it: values below 1e-3 in
+    scientific notation, the others in fixed notation formatted together; < 2e-16 below
+    the machine epsilon."""
+    out = [""] * len(p)
+    fixed = [i for i, v in enumerate(p) if v >= 1e-3 or v == 0]
+    for i, s in zip(fixed, r_format([p[i] for i in fixed], 3) if fixed else []):
+        out[i] = s
+    for i, v in enumerate(p):
+        if i in fixed:
+            continue
+        if v < np.finfo(float).eps:
+            out[i] = "< 2e-16"
+        else:
+            m, e = f"{v:.2e}".split("e")
+            m = m.rstrip("0").rstrip(".")
+            out[i] = f"{m}e{e[0]}{int(e[1:]):02d}"
+    return out
+
+
+def _stars(p: float) -> str:
+    return "***" if p < 0.001 else "**" if p < 0.01 else "*" if p < 0.05 else "." if p < 0.1 else ""
+
+
+def _fixed(r) -> list[str]:
+    """printCoefmat(coefs, zap.ind = 3, digits = 4, signif.stars = TRUE) (see lmm.summary)."""
+    se = np.sqrt(np.diag(r.vcov_matrix))
+    both = np.concatenate([r.beta, se])
+    nonzero = np.abs(both[both != 0])
+    digmin = 1 + np.floor(np.log10([nonzero.min(), nonzero.max()])) if nonzero.size else np.zeros(2)
+    dec = int(max(1, *(4 - digmin)))
+    cells = r_format(np.round(both, dec), 4)
+    z = r.beta / se
+    p = 2 * norm.sf(np.abs(z))
+    zs = r_format(np.round(z, 3), 4)
+    ps = _pvalues(list(p))
+    rows = [[n, e, s, zv, pv, _stars(pp).ljust(3)]
+            for n, e, s, zv, pv, pp in zip(r.x_names, cells[:len(se)], cells[len(se):], zs, ps, p)]
+    lines = _table(["", "Estimate", "Std. Error", "z value", "Pr(>|z|)", "   "], rows)
+    legend = "Signif. codes:  0 ‘***’ 0.001 ‘**’ 0.01 ‘*’ 0.05 ‘.’ 0.1 ‘ ’ 1"
+    return lines + (["---", legend] if any(pp < 0.1 for pp in p) else [])
+
+
+def _pearson(r) -> list[str]:
+    pr, md = r.problem, r.optimum.modes
+    mu = r.family.mu(md.eta)
+    var = mu * (1 - mu) if r.family.name == "binomial" else mu
+    res = (pr.y - mu) * np.sqrt(pr.m / var)
+    q = np.quantile(res, [0, 0.25, 0.5, 0.75, 1])
+    top = float(np.max(np.abs(q)))
+    q = np.round(q, max(0, 5 - math.ceil(math.log10(top))) if top > 0 else 5)
+    return ["Scaled residuals: "] + _table(["Min", "1Q", "Median", "3Q", "Max"], [_pad(r_format(q, 4))], left=0) + [""]
+
+
+def summary(r) -> str:
+    how = ("(Laplace\n  Approximation)" if r.nagq == 1
+           else f"(Adaptive\n  Gauss-Hermite Quadrature, nAGQ = {r.nagq})")
+    lines = [f"Generalized linear mixed model fit by maximum likelihood {how} [glmerMod]",
+             f" Family: {r.family.name}  ( {r.family.link} )", f"Formula: {r.formula}"]
+    if r.data:
+        lines.append(f"   Data: {r.data}")
+    lines.append("")
+    values = [f"{r.aic:.1f}", f"{r.bic:.1f}", f"{r.loglik:.1f}", f"{-2 * r.loglik:.1f}", str(r.nobs - r.df)]
+    lines += _table(["     AIC", "     BIC", "  logLik", "deviance", "df.resid"], [values], left=0)
+    lines += [""] + _pearson(r) + ["Random effects:"]
+    var_s, sd_s = r_format([r.theta ** 2], 4), r_format([r.theta], 4)
+    lines += [" " + ln for ln in _table(["Groups", "Name", "Variance", "Std.Dev."],
+                                        [[r.group, "(Intercept)", var_s[0], sd_s[0]]], left=4)]
+    lines.append(f"Number of obs: {r.nobs}, groups:  {r.group}, {r.ngroups}")
+    if r.dropped:
+        lines.append(f"({r.dropped} observation{'s' if r.dropped > 1 else ''} deleted due to missingness)")
+    lines += ["", "Fixed effects:"] + _fixed(r) + _correlation(r)
+    if r.singular:
+        lines += ["", "boundary (singular) fit: see help('isSingular')"]
+    return "\n".join(lines) + "\n"
