@@ -94,7 +94,7 @@ def test_a_wrong_row_kernel_is_caught():
 
 
 def test_a_wrong_criterion_kernel_is_rejected_by_the_dense_comparison(rng, monkeypatch):
-    """Generate the (q, p) kernels with S_j = Lambda'Z'Z Lambda + 1.5 I: the dense
+    """Generate the kernels with S_j = Lambda'Z'Z Lambda + 1.5 I: the dense
     marginal likelihood disagrees."""
     y, X, Z, codes, names = random_data(rng, q=2)
     cp = cross_products(y, X, Z, codes, np.arange(codes.max() + 1), names, names[:2])
@@ -102,7 +102,7 @@ def test_a_wrong_criterion_kernel_is_rejected_by_the_dense_comparison(rng, monke
     want = dense(theta, y, X, Z, codes, Layout.of((2,)), "REML")[0]
     assert deviance(theta, cp, "REML") == pytest.approx(want, rel=1e-11)
     right = pls_kernels.pls_source
-    monkeypatch.setattr(pls_kernels, "pls_source", lambda q, p: right(q, p).replace(" + 1.0\n", " + 1.5\n"))
+    monkeypatch.setattr(pls_kernels, "pls_source", lambda q: right(q).replace(" + 1.0\n", " + 1.5\n"))
     pls_kernels.pls_kernels.cache_clear()
     try:
         assert deviance(theta, cp, "REML") != pytest.approx(want, rel=1e-6)
@@ -153,7 +153,7 @@ def test_group_least_squares_is_each_groups_own_solve(rng):
     beta = rng.normal(size=pr.p)
     ok, b, inv_sum, b_sum, bb_sum = (np.empty(30, dtype=np.bool_), np.empty((30, 3)), np.empty((3, 3)),
                                      np.empty(3), np.empty((3, 3)))
-    fitted = pls_kernels.pls_kernels(3, pr.p)[2](pr.ZtZ_g, pr.ZtXy_g, beta, cp.n, ok, b, inv_sum, b_sum, bb_sum)
+    fitted = pls_kernels.pls_kernels(3)[2](pr.ZtZ_g, pr.ZtXy_g, beta, cp.n, ok, b, inv_sum, b_sum, bb_sum)
     def conditioned(j):  # the kernel's rule: n_j > q and |Z_j'Z_j| > 1e-10 max|Z_j'Z_j|^q
         Zj = Z[codes == j]
         return Zj.shape[0] > 3 and np.linalg.det(Zj.T @ Zj) > 1e-10 * np.abs(Zj.T @ Zj).max() ** 3
@@ -196,7 +196,7 @@ def test_the_starts_swept_together_are_the_criterion_at_each(rng):
         return G, logdet
 
     def one_at_a_time():
-        criterion_terms = pls_kernels.pls_kernels(q, p)[0]
+        criterion_terms = pls_kernels.pls_kernels(q)[0]
         out = [(np.empty((p + 1, p + 1)), 0.0) for _ in lams]
         for k, lam in enumerate(lams):
             G = out[k][0]
@@ -205,11 +205,35 @@ def test_the_starts_swept_together_are_the_criterion_at_each(rng):
         return np.array([G for G, _ in out]), np.array([v for _, v in out])
 
     want = one_at_a_time()
-    got = swept(pls_kernels.pls_kernels(q, p)[4])
+    got = swept(pls_kernels.pls_kernels(q)[4])
     assert np.array_equal(got[0], want[0]) and np.array_equal(got[1], want[1])
-    source = pls_kernels.many_source(q, p)
+    source = pls_kernels.many_source(q)
     skipping = source.replace("            if bad[t]:\n                continue\n",
                               "            if bad[t] or t > 1:\n                continue\n")  # theta 3 never added
     assert skipping != source
-    broken = swept(kernels.compiled(pls_kernels.pls_source(q, p).replace(source, skipping), "pls").criterion_many)
+    broken = swept(kernels.compiled(pls_kernels.pls_source(q).replace(source, skipping), "pls").criterion_many)
     assert not np.array_equal(broken[1], want[1])
+
+
+def test_the_wide_pass_is_the_written_out_one(rng, monkeypatch):
+    """Past kernels.UNROLL_MAX columns the pass loops over the columns (one compile for
+    every shape) and sums A'A by BLAS: the same cross-products to rounding (the totals,
+    hence the overall means the sums are moved to, are added in another order), the
+    group sizes exactly; a bad group code is named as before."""
+    N, J = 3000, 23
+    codes = rng.integers(0, J, size=N)
+    x1, x2, x3 = (rng.normal(size=N) * 3 + 50 for _ in range(3))
+    y = x1 + rng.normal(size=N)
+    X, Z = [None, x1, x2, x3, x1 * x2], [None, x2]
+    names, znames = ["(Intercept)", "x1", "x2", "x3", "x1:x2"], ["(Intercept)", "x2"]
+    want = cross_products(y, X, Z, codes, np.arange(J), names, znames)
+    assert len(X) + 1 <= kernels.UNROLL_MAX + 1  # (k = 6 distinct columns: written out)
+    monkeypatch.setattr(kernels, "UNROLL_MAX", 2)
+    got = cross_products(y, X, Z, codes, np.arange(J), names, znames)
+    assert np.array_equal(got.n, want.n)
+    for name in ("XtZ", "ZtZ", "Zty", "XtX", "Xty", "yty", "x_centre", "z_centre", "y_centre"):
+        scale = np.max(np.abs(getattr(want, name)))
+        np.testing.assert_allclose(getattr(got, name), getattr(want, name), rtol=0, atol=1e-13 * scale, err_msg=name)
+    codes[2001] = J
+    with pytest.raises(InputError, match=rf"group code {J} at row 2001 is outside 0\.\.{J - 1}"):
+        cross_products(y, X, Z, codes, np.arange(J), names, znames)

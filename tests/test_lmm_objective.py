@@ -56,7 +56,7 @@ def dense(theta, y, X, Z, codes, layout, method):
 @pytest.mark.parametrize("method", ["REML", "ML"])
 @pytest.mark.parametrize("q", [1, 2, 3, 4])
 def test_criterion_matches_dense(rng, method, q):
-    """Every (q, p) gets its own generated kernel (.pls_kernels): q = 1..4, p = 4."""
+    """Every q gets its own generated kernel (.pls_kernels, any p): q = 1..4, p = 4."""
     for _ in range(4):
         y, X, Z, codes, names = random_data(rng, J=12 if q > 2 else 7, q=q)
         cp = cross_products(y, X, Z, codes, np.arange(codes.max() + 1), names, names[:q])

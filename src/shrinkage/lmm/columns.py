@@ -8,6 +8,7 @@ factor's codes, and the data types accepted (pandas, polars, a mapping).
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 
 import numpy as np
@@ -35,10 +36,21 @@ def lme4_name(column: str, spec) -> str:
     for factor in sorted(state, key=len, reverse=True):
         kind, info = state[factor]
         levels = info.get("categories") if isinstance(info, dict) else None
-        for level in levels or ():
-            for code in (f"{factor}[T.{level}]", f"{factor}[{level}]"):
-                name = name.replace(code.replace("\\`", "`"), f"{factor}{_level(level)}".replace("\\`", "`"))
+        if levels and f"{factor}[".replace("\\`", "`") in name:
+            pattern, names = _level_codes(factor, tuple(levels), tuple(map(type, levels)))  # (True == 1)
+            name = pattern.sub(lambda m: names[m.group(0)], name)
     return name
+
+
+@lru_cache(maxsize=64)
+def _level_codes(factor: str, levels: tuple, types: tuple):
+    """One pattern for all a factor's codes (longest first) and each code's lme4 name: a
+    replace per level per column cost O(levels^2) for a factor's columns (12 s at 1000)."""
+    names: dict = {}
+    for level in levels:
+        for code in (f"{factor}[T.{level}]", f"{factor}[{level}]"):
+            names.setdefault(code.replace("\\`", "`"), f"{factor}{_level(level)}".replace("\\`", "`"))
+    return re.compile("|".join(map(re.escape, sorted(names, key=len, reverse=True)))), names
 
 
 def dense(columns: list, n: int) -> np.ndarray:

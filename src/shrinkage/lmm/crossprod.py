@@ -50,6 +50,7 @@ The pass is compiled (:mod:`.kernels`); the rest is numpy.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -278,22 +279,27 @@ def cross_products(y, X, Z, codes, labels, x_names, z_names, centre: bool = True
     give the per-group products M_j[:, S] = A_j' A_j[:, S] for the columns S that Z uses
     (and the constant), and M = A'A in total; every block is then G1' M G2 for small
     matrices G expressing X, Z (centred when they have an intercept) and y in terms of A."""
-    from .kernels import move_kernel, row_kernel  # numba: loaded with the first fit, not with shrinkage
+    from .kernels import UNROLL_MAX, move_kernel, wide_kernels  # numba: loaded with the first fit, not with shrinkage
 
     y = np.asarray(y, dtype=float)
     codes = _frozen(np.asarray(codes, dtype=np.intp))
     xs, zs = _as_columns(X), _as_columns(Z)
     p, J = len(xs), len(labels)
     cols: list = []  # distinct non-constant columns
+    seen: dict = {}  # digest of a column's bytes -> indices in cols
 
     def locate(col) -> int:
-        """Index in A (0 = the constant)."""
+        """Index in A (0 = the constant).  Equal columns are found by a digest of their
+        bytes, O(N) a column (comparing every pair cost minutes for a factor's 1000 0/1
+        columns); columns equal but for the sign of a zero stay two, which costs only time."""
         if col is None or (col[0] == 1.0 and np.all(col == 1.0)):
             return 0
-        for k, c in enumerate(cols):
-            if _same(c, col) or (c[0] == col[0] and c[-1] == col[-1] and np.array_equal(c, col)):  # ends first: cheap
+        key = hashlib.blake2b(np.ascontiguousarray(col, dtype=float).data, digest_size=16).digest()
+        for k in seen.get(key, ()):
+            if _same(cols[k], col) or np.array_equal(cols[k], col):
                 return k + 1
         cols.append(col)
+        seen.setdefault(key, []).append(len(cols) - 1)
         return len(cols)
 
     where_x = [locate(c) for c in xs]
@@ -305,36 +311,9 @@ def cross_products(y, X, Z, codes, labels, x_names, z_names, centre: bool = True
     head = slice(0, 1 << 16)  # provisional centres from the first rows: no pass of its own (exact means below)
     shifts = np.array([0.0] + [c[head].mean() for c in cols] + [y[head].mean()])
     S = sorted({0, *where_z})
-    rest = [(a, b) for a in range(1, k) for b in range(a, k) if a not in S and b not in S]  # totals only
     sources = tuple(_frozen(np.ascontiguousarray(c, dtype=float)) for c in cols + [y])  # one numba type
-    group_products = row_kernel(k, tuple(S), tuple(rest))
-    chunk = max(_CHUNK, 8 * J)  # rows per chunk; per-chunk tables of J rows stay a small cost
-
-    def sums_of(lo: int, hi: int, _):
-        """One chunk: per group v[S]v' for the shifted row v = A_i - shifts, and the
-        products of the pairs no group needs."""
-        out, dots = np.zeros((J, len(S) * k)), np.zeros(len(rest))
-        bad = group_products(codes, sources, shifts, lo, hi, out, dots)
-        if bad >= 0:
-            raise InputError(f"group code {int(codes[bad])} at row {bad} is outside 0..{J - 1}")
-        return out, dots
-
-    per_group = dots = None
-    for part, part_dots in chunk_results(sums_of, y.size, chunk):  # folded in chunk order: as one thread adds
-        if per_group is None:  # the first chunk's table is the sum so far (0 + x is x)
-            per_group, dots = part, part_dots
-        else:
-            per_group += part
-            dots += part_dots
-    if per_group is None:  # no rows
-        per_group, dots = np.zeros((J, len(S) * k)), np.zeros(len(rest))
-    M = per_group.reshape(J, k, len(S))  # M_j[b, s] = sum of A_b A_S[s]
-    total = np.zeros((k, k))
-    for si, a in enumerate(S):
-        for b in range(k):  # pairwise sums over groups, one contiguous vector each
-            total[a, b] = total[b, a] = np.ascontiguousarray(M[:, b, si]).sum()
-    for (a, b), v in zip(rest, dots):
-        total[a, b] = total[b, a] = v
+    sums = _sums_unrolled if k <= UNROLL_MAX else _sums_wide
+    per_group, total = sums(codes, sources, shifts, S, J)
     if not np.isfinite(total).all():
         raise InputError("the cross-products overflow (values too large to square in floating point)")
 
@@ -342,13 +321,84 @@ def cross_products(y, X, Z, codes, labels, x_names, z_names, centre: bool = True
     # column's sum is total[0, a]); (v_a - d_a)(v_b - d_b) expanded
     delta = total[0] / total[0, 0]
     delta[0] = 0.0
-    move_kernel(k, tuple(S))(per_group, delta)
+    if k <= UNROLL_MAX:
+        move_kernel(k, tuple(S))(per_group, delta)
+    else:
+        wide_kernels()[1](per_group, delta, np.array(S, dtype=np.intp))
     t = total[0].copy()
     total = total - np.outer(t, delta) - np.outer(delta, t) + total[0, 0] * np.outer(delta, delta)
+    M = per_group.reshape(J, k, len(S))  # M_j[b, s] = sum of A_b A_S[s]
     n = M[:, 0, S.index(0)]
     if not n.all():  # codes with no rows: not groups of these data
         M, n, labels = M[n > 0], n[n > 0], np.asarray(labels)[n > 0]
     return from_products(labels, n, M, S, total, shifts + delta, where_x, where_z, x_names, z_names, centre=centre)
+
+
+def _code_error(codes, bad: int, J: int) -> InputError:
+    return InputError(f"group code {int(codes[bad])} at row {bad} is outside 0..{J - 1}")
+
+
+def _sums_unrolled(codes, sources, shifts, S, J):
+    """The pass with the kernel written out for the shape (:func:`.kernels.row_kernel`), chunk
+    by chunk on the worker threads: per group v[S]v' for the shifted rows v = A_i - shifts
+    (J, k len(S)), and A'A (k, k) about the shifts, the pairs in S summed over groups and
+    the others (no group needs them) over the rows."""
+    from .kernels import row_kernel
+
+    k = len(shifts)
+    rest = [(a, b) for a in range(1, k) for b in range(a, k) if a not in S and b not in S]  # totals only
+    group_products = row_kernel(k, tuple(S), tuple(rest))
+    chunk = max(_CHUNK, 8 * J)  # rows per chunk; per-chunk tables of J rows stay a small cost
+
+    def sums_of(lo: int, hi: int, _):
+        out, dots = np.zeros((J, len(S) * k)), np.zeros(len(rest))
+        bad = group_products(codes, sources, shifts, lo, hi, out, dots)
+        if bad >= 0:
+            raise _code_error(codes, bad, J)
+        return out, dots
+
+    per_group = dots = None
+    for part, part_dots in chunk_results(sums_of, codes.size, chunk):  # folded in chunk order: as one thread adds
+        if per_group is None:  # the first chunk's table is the sum so far (0 + x is x)
+            per_group, dots = part, part_dots
+        else:
+            per_group += part
+            dots += part_dots
+    if per_group is None:  # no rows
+        per_group, dots = np.zeros((J, len(S) * k)), np.zeros(len(rest))
+    M = per_group.reshape(J, k, len(S))
+    total = np.zeros((k, k))
+    for si, a in enumerate(S):
+        for b in range(k):  # pairwise sums over groups, one contiguous vector each
+            total[a, b] = total[b, a] = np.ascontiguousarray(M[:, b, si]).sum()
+    for (a, b), v in zip(rest, dots):
+        total[a, b] = total[b, a] = v
+    return per_group, total
+
+
+def _sums_wide(codes, sources, shifts, S, J):
+    """:func:`_sums_unrolled` for many columns (a factor with many levels): blocks of rows
+    made a matrix V (rows, k) about the shifts, A'A summed as the blocks' V'V (BLAS), the
+    per-group products by the loop over the columns of :func:`.kernels.wide_kernels`; one
+    table, the blocks in row order (a table per chunk would be J x k x len(S) each)."""
+    from .kernels import wide_kernels
+
+    group_products = wide_kernels()[0]
+    k, N = len(shifts), codes.size
+    rows = max(256, (1 << 20) // k)  # a block of about 8 MB
+    per_group, total = np.zeros((J, len(S) * k)), np.zeros((k, k))
+    S_ = np.array(S, dtype=np.intp)
+    for lo in range(0, N, rows):
+        hi = min(lo + rows, N)
+        V = np.empty((hi - lo, k))
+        V[:, 0] = 1.0
+        for a, c in enumerate(sources, start=1):
+            np.subtract(c[lo:hi], shifts[a], out=V[:, a])
+        bad = group_products(codes, V, S_, lo, per_group)
+        if bad >= 0:
+            raise _code_error(codes, bad, J)
+        total += V.T @ V
+    return per_group, total
 
 
 def _express(where, means, centred: bool, k: int) -> np.ndarray:

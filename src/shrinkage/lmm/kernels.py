@@ -27,7 +27,65 @@ import sys
 import threading
 import types
 
-__all__ = ["compiled", "row_kernel", "row_source", "move_kernel", "move_source"]
+__all__ = ["compiled", "row_kernel", "row_source", "move_kernel", "move_source", "wide_kernels", "UNROLL_MAX"]
+
+UNROLL_MAX = 6  # distinct columns up to which the pass is written out (12 columns took 18 s to compile)
+
+# Past UNROLL_MAX the source grows as k^2 and numba's compile time faster (42 columns did
+# not compile in 600 s), so a formula with many fixed-effect columns (a factor with many
+# levels) runs these two loops over the columns instead, one compile for every shape; the
+# sums over all rows are then BLAS products of blocks of rows (crossprod.py).
+WIDE_SOURCE = """import numpy as np
+from numba import njit
+
+
+@njit(nogil=True, cache=True)
+def group_products_any(codes, V, S, lo, out):
+    \"\"\"out[j, b*len(S) + s] += V[i, S[s]] V[i, b] for the rows i of the block V (rows lo..,
+    columns A_i - means, column 0 the constant 1) and their groups j; every entry (no
+    twins).  Returns -1, or the first row whose code is outside 0..J-1.\"\"\"
+    w, k, J = S.shape[0], V.shape[1], out.shape[0]
+    for i in range(V.shape[0]):
+        j = codes[lo + i]
+        if j < 0 or j >= J:
+            return lo + i
+        for s in range(w):
+            vs = V[i, S[s]]
+            for b in range(k):
+                out[j, b * w + s] += V[i, b] * vs
+    return -1
+
+
+@njit(nogil=True, cache=True)
+def move_products_any(out, delta, S):
+    \"\"\"move_source's moves for any shape: the entries of a full table (no twins) from
+    rows about means to rows about means + delta, the same operations in the same order.\"\"\"
+    w = S.shape[0]
+    k = out.shape[1] // w
+    c0 = 0
+    while S[c0] != 0:
+        c0 += 1
+    t, h = np.empty(k), np.empty(w)
+    for j in range(out.shape[0]):
+        n = out[j, c0]
+        for b in range(k):
+            t[b] = out[j, b * w + c0]
+        for s in range(w):
+            h[s] = out[j, s]
+        for b in range(k):
+            for s in range(w):
+                a = S[s]
+                if a == 0 and b == 0:
+                    continue
+                x = out[j, b * w + s]
+                if a:
+                    x = x - (n if b == 0 else t[b]) * delta[a]
+                if b:
+                    x = x - delta[b] * (n if a == 0 else h[s])
+                if a and b:
+                    x = x + n * (delta[b] * delta[a])
+                out[j, b * w + s] = x
+"""
 
 _KERNELS: dict = {}
 _LOCK = threading.Lock()
@@ -138,6 +196,12 @@ def compiled(source: str, kind: str):
                  module.__dict__)
         _KERNELS[digest] = module
         return module
+
+
+def wide_kernels():
+    """(group_products_any, move_products_any): the loops for any number of columns."""
+    module = compiled(WIDE_SOURCE, "wide")
+    return module.group_products_any, module.move_products_any
 
 
 @functools.lru_cache(maxsize=None)

@@ -23,7 +23,7 @@ Gradient (dLambda/dtheta_k = E_rc, the unit matrix at theta_k's entry):
   (9) d log|A|   = -2 [sum_j W_j A^-1 W_j' Lambda]_rc,   W_j = Z_j'V_j^-1 X_j
                  = Z_j'X_j - Z_j'Z_j Lambda S_j^-1 Lambda' Z_j'X_j.
 
-Steps (1)-(2) and (7)-(9) run group by group in kernels compiled for the model's (q, p)
+Steps (1)-(2) and (7)-(9) run group by group in kernels compiled for the model's q (any p)
 (:mod:`.pls_kernels`); what is left here is numpy, vectorised over groups with arrays
 shaped (q, q, J) (components first: every operation a length-J vector operation).
 O(J q^3 + p^3) per evaluation, independent of N.
@@ -155,7 +155,8 @@ def _lsolve(L: np.ndarray, B: np.ndarray) -> np.ndarray:
 
 @dataclass(frozen=True, eq=False)
 class Pieces:
-    """Steps (1)-(5) at one theta: Lambda, L_j, Y_j, A, its Cholesky factor, c, beta_hat
+    """Steps (1)-(5) at one theta: Lambda, L_j, Y_j, A, its Cholesky factor and that
+    factor's inverse, beta_hat
     (centred X), r^2, log|L|^2, log|A|."""
 
     lam: np.ndarray
@@ -163,6 +164,7 @@ class Pieces:
     Y_g: np.ndarray | None  # (J, q, p+1)
     A: np.ndarray
     RA: np.ndarray
+    RAinv: np.ndarray  # R_A^-1 (A = R_A R_A', R_A lower-triangular)
     beta: np.ndarray
     r2: float
     logdet_L: float
@@ -193,7 +195,7 @@ def evaluate(theta, stats, keep: bool = True, scratch: bool = False) -> Pieces:
 
     lam = make_lambda(theta, pr.layout)
     J, q, m = pr.ZtXy_g.shape
-    criterion_terms = pls_kernels(q, m - 1)[0]
+    criterion_terms = pls_kernels(q)[0]
     rows = J if keep else 1
     if keep and scratch:
         if "L" not in pr.scratch:
@@ -221,11 +223,12 @@ def _completed(pr: Problem, lam, L, Y, G, logdet_L) -> Pieces:
         RA = np.linalg.cholesky(A)
     except np.linalg.LinAlgError:
         raise InputError("X'V^-1X is not positive definite: the fixed-effect columns are collinear") from None
-    w = np.linalg.solve(RA, c)
-    beta = np.linalg.solve(RA.T, w)  # (4)
+    RAinv = np.tril(np.linalg.inv(RA))  # lower-triangular (its upper part rounding): also the gradient's
+    w = RAinv @ c
+    beta = RAinv.T @ w  # (4)
     r2 = pr.yty - G[p, p] - float(w @ w)  # (5)
     logdet_A = 2.0 * float(np.log(np.diag(RA)).sum())
-    return Pieces(lam, L, Y, A, RA, beta, float(r2), float(logdet_L), logdet_A)
+    return Pieces(lam, L, Y, A, RA, RAinv, beta, float(r2), float(logdet_L), logdet_A)
 
 
 def deviances(thetas, stats, method: str = "REML") -> list:
@@ -237,7 +240,7 @@ def deviances(thetas, stats, method: str = "REML") -> list:
     J, q, m = pr.ZtXy_g.shape
     lams = np.array([make_lambda(np.asarray(t, dtype=float), pr.layout) for t in thetas]).reshape(-1, q, q)
     G, logdet, bad = np.empty((len(lams), m, m)), np.empty(len(lams)), np.empty(len(lams), dtype=np.bool_)
-    pls_kernels(q, m - 1)[4](lams, pr.ZtZ_g, pr.ZtXy_g, G, logdet, bad)
+    pls_kernels(q)[4](lams, pr.ZtZ_g, pr.ZtXy_g, G, logdet, bad)
     out = []
     for k in range(len(lams)):
         try:  # (bad: S_j lost to rounding, as evaluate's error)
@@ -297,7 +300,7 @@ def blups_at(pc: Pieces, sigma2: float, beta=None, transform=None) -> tuple[np.n
     b, cond = np.empty((J, q)), np.empty((J, q, q))
     beta = pc.beta if beta is None else np.asarray(beta, dtype=float)
     M = pc.lam if transform is None else np.ascontiguousarray(transform @ pc.lam)
-    pls_kernels(q, m - 1)[3](M, pc.L_g, pc.Y_g, beta, float(sigma2), b, cond)
+    pls_kernels(q)[3](M, pc.L_g, pc.Y_g, beta, float(sigma2), b, cond)
     return b, cond
 
 
@@ -347,8 +350,8 @@ def gradient_parts(pc: Pieces, pr: Problem, method: str) -> tuple[np.ndarray, np
     from .pls_kernels import pls_kernels
 
     q = pr.layout.q
-    gradient_terms = pls_kernels(q, pr.p)[1]
-    RinvT, reml = np.ascontiguousarray(np.linalg.inv(pc.RA).T), method == "REML"
+    gradient_terms = pls_kernels(q)[1]
+    RinvT, reml = np.ascontiguousarray(pc.RAinv.T), method == "REML"
 
     dlog, dr2, P = np.empty((3, q, q))
     gradient_terms(pc.lam, pr.ZtZ_g, pr.ZtXy_g, pc.L_g, pc.Y_g, pc.beta, RinvT, reml, dlog, dr2, P)  # (7)-(9)

@@ -3,11 +3,15 @@
 numpy vectorised these over groups: one call (about a microsecond, and a temporary of J
 values) per scalar operation of the q x q algebra, and the optimiser evaluates the
 criterion some twenty times a fit.  Loops over q x q arrays compiled as written are no
-better (23 ns a group for one 2 x 2 product: the loops' overhead), so the algebra is
-written out for the model's (q, p), every entry a local variable: the Python loops below
-run when the source is generated, not when it runs.  Sums over groups are added in group
-order (deterministic).  Formulas, names and numbering are those of the module docstring
-of :mod:`.objective`; the tests check them against dense matrices and the derivations.
+better (23 ns a group for one 2 x 2 product: the loops' overhead), so the q x q algebra
+is written out for the model's q (small: the random terms of one grouping factor), every
+entry a local variable: the Python loops below run when the source is generated, not
+when it runs.  The fixed-effect dimension p is a loop in the compiled code, never
+written out: one kernel per q serves every p (written out per (q, p), a formula with a
+40-level factor covariate compiled for over ten minutes).  Sums over groups are added in
+group order (deterministic).  Formulas, names and numbering are those of the module
+docstring of :mod:`.objective`; the tests check them against dense matrices and the
+derivations.
 """
 
 from __future__ import annotations
@@ -28,6 +32,10 @@ def _sum(terms, start: str = "") -> str:
         else:
             out = f"{out} + {t}" if out else t
     return out or "0.0"
+
+
+def _indent(lines, depth: int) -> list:
+    return ["    " * depth + x for x in lines]
 
 
 def _cholesky(q: int, entry: str, fail: str) -> list:
@@ -58,37 +66,52 @@ def _reciprocals(q: int) -> list:
     return [f"I{a} = 1.0 / L{a}_{a}" for a in range(q)]
 
 
-def _back_substitution(q: int) -> list:
-    """Lines of u = L'^-1 v (with the I_a of :func:`_reciprocals`)."""
-    return [f"u{a} = ({_sum([f'-L{c}_{a} * u{c}' for c in range(a + 1, q)], f'v{a}')}) * I{a}"
+def _back_substitution(q: int, out: str = "u", rhs=lambda a: f"v{a}") -> list:
+    """Lines of out = L'^-1 rhs (with the I_a of :func:`_reciprocals`)."""
+    return [f"{out}{a} = ({_sum([f'-L{c}_{a} * {out}{c}' for c in range(a + 1, q)], rhs(a))}) * I{a}"
             for a in reversed(range(q))]
 
 
-def _loads(q: int, m: int) -> list:
-    """Lines reading group j's Z_j'Z_j (z) and [Z_j'X_j | Z_j'y_j] (r)."""
-    return ([f"z{a}_{c} = ZtZ[j, {a}, {c}]" for a in range(q) for c in range(q)]
-            + [f"r{a}_{b} = ZtXy[j, {a}, {b}]" for a in range(q) for b in range(m)])
+def _residual(q: int, source: str, beta: str, into: str) -> list:
+    """Lines of ``into``a = source[j, a, p] - sum_c source[j, a, c] beta[c]: the entries of
+    Z_j'(y_j - X_j beta) (or of Y_jy - Y_jx beta), the loop over the p fixed effects
+    shared by the q rows."""
+    return [*(f"{into}{a} = {source}[j, {a}, p]" for a in range(q)),
+            "for c in range(p):",
+            f"    bc = {beta}[c]",
+            *(f"    {into}{a} -= {source}[j, {a}, c] * bc" for a in range(q))]
 
 
-def _per_group(q: int, m: int, fail: str = "return np.nan") -> list:
-    """Lines of steps (1)-(2) for group j, z and r read (:func:`_loads`): T = Z'Z Lambda,
-    S = Lambda'T + I, L = chol(S), Y = L^-1 Lambda' [Z'X | Z'y]; lower-triangular Lambda
-    (entries l); ``fail`` where a pivot of S is not positive."""
+def _loads(q: int) -> list:
+    """Lines reading group j's Z_j'Z_j (entries z)."""
+    return [f"z{a}_{c} = ZtZ[j, {a}, {c}]" for a in range(q) for c in range(q)]
+
+
+def _per_group(q: int, fail: str = "return np.nan") -> list:
+    """Lines of steps (1)-(2) for group j, z read (:func:`_loads`): T = Z'Z Lambda, S = Lambda'T + I, L = chol(S),
+    and the columns b = 0..p of Y = L^-1 Lambda' [Z'X | Z'y] into the rows of ``w``
+    (q, p+1); lower-triangular Lambda (entries l); ``fail`` where a pivot of S is not
+    positive."""
     lines = [f"T{a}_{b} = {_sum(f'z{a}_{c} * l{c}_{b}' for c in range(b, q))}" for a in range(q) for b in range(q)]
     lines += [f"S{a}_{b} = {_sum([f'l{c}_{a} * T{c}_{b}' for c in range(a, q)] + (['1.0'] if a == b else []))}"
               for a in range(q) for b in range(a + 1)]
     lines += _cholesky(q, "S", fail)
-    for b in range(m):
-        for a in range(q):
-            rhs = _sum([f"l{c}_{a} * r{c}_{b}" for c in range(a, q)])
-            lines.append(f"Y{a}_{b} = ({_sum([f'-L{a}_{c} * Y{c}_{b}' for c in range(a)], f'({rhs})')}) * I{a}")
+    lines += ["for b in range(m):", *(f"    r{a} = ZtXy[j, {a}, b]" for a in range(q))]
+    for a in range(q):
+        rhs = _sum([f"l{c}_{a} * r{c}" for c in range(a, q)])
+        lines.append(f"    y{a} = ({_sum([f'-L{a}_{c} * y{c}' for c in range(a)], f'({rhs})')}) * I{a}")
+        lines.append(f"    w[{a}, b] = y{a}")
     return lines
 
 
-def _group_sums(q: int, m: int, g, prod: str, logdet: str) -> list:
-    """Lines adding group j's Y_j'Y_j to the sums ``g(a, b)`` and log|S_j| to ``logdet``
-    (the pivots multiplied into ``prod``: one log per ~1e150 of product, not a log a group)."""
-    return [*(f"{g(a, b)} += {_sum(f'Y{c}_{a} * Y{c}_{b}' for c in range(q))}" for a in range(m) for b in range(a, m)),
+def _group_sums(q: int, G: str, prod: str, logdet: str) -> list:
+    """Lines adding group j's Y_j'Y_j (rows of ``w``) to the upper triangle of ``G`` and
+    log|S_j| to ``logdet`` (the pivots multiplied into ``prod``: one log per ~1e150 of
+    product, not a log a group)."""
+    return ["for a in range(m):",
+            *(f"    w{c} = w[{c}, a]" for c in range(q)),
+            "    for b in range(a, m):",
+            f"        {G}[a, b] += {_sum(f'w{c} * w[{c}, b]' for c in range(q))}",
             f"det = {' * '.join(f'D{a}' for a in range(q))}  # |S_j| >= 1, the product of the pivots",
             "if det < 1e150:",
             f"    {prod} *= det",
@@ -99,7 +122,11 @@ def _group_sums(q: int, m: int, g, prod: str, logdet: str) -> list:
             f"    {logdet} += {' + '.join(f'math.log(D{a})' for a in range(q))}"]
 
 
-def moment_source(q: int, p: int) -> str:
+def _symmetrised(G: str) -> list:
+    return ["for a in range(m):", "    for b in range(a + 1, m):", f"        {G}[b, a] = {G}[a, b]"]
+
+
+def moment_source(q: int) -> str:
     """Source of ``group_least_squares`` for :func:`.optimise.moment_start`: per group,
     b_j = (Z_j'Z_j)^-1 Z_j'(y_j - X_j beta) where Z_j'Z_j is well conditioned (its
     determinant above 1e-10 max|Z_j'Z_j|^q) and n_j > q, by its Cholesky factor."""
@@ -109,7 +136,7 @@ def moment_source(q: int, p: int) -> str:
         '    """Fills ok (J,), b (J, q) (where ok) and, over the ok groups, inv_sum = the sum of',
         "    (Z_j'Z_j)^-1, b_sum = the sum of b_j, bb_sum = the sum of b_j b_j' (their covariance",
         "    without a pass of its own); returns sum_j (Z_j'r_j)' b_j over them (r_j = y_j - X_j beta).\"\"\"",
-        *(f"    c{c} = beta[{c}]" for c in range(p)),
+        "    p = beta.shape[0]",
         *(f"    s{a}_{b} = 0.0" for a in range(q) for b in range(q)),
         *(f"    m{a} = 0.0" for a in range(q)),
         *(f"    M{a}_{b} = 0.0" for a in range(q) for b in range(a, q)),
@@ -118,7 +145,7 @@ def moment_source(q: int, p: int) -> str:
         "        ok[j] = False",
         f"        if n[j] <= {q}:",
         "            continue",
-        *(f"        z{a}_{c} = ZtZ[j, {a}, {c}]" for a in range(q) for c in range(q)),
+        *_indent(_loads(q), 2),
         f"        big = max({', '.join(f'abs(z{a}_{c})' for a in range(q) for c in range(q))}"
         f"{', 0.0' if q * q == 1 else ''})",
     ]
@@ -126,14 +153,14 @@ def moment_source(q: int, p: int) -> str:
     body += [f"if not {' * '.join(f'D{a}' for a in range(q))} > 1e-10 * big ** {q}:", "    continue"]
     body += _inverse(q)
     body += [f"V{a}_{b} = {_sum(f'N{e}_{a} * N{e}_{b}' for e in range(max(a, b), q))}" for a in range(q) for b in range(q)]
-    body += [f"r{a} = {_sum([f'-ZtXy[j, {a}, {c}] * c{c}' for c in range(p)], f'ZtXy[j, {a}, {p}]')}" for a in range(q)]
+    body += _residual(q, "ZtXy", "beta", "r")
     body += [f"u{a} = {_sum(f'V{a}_{b} * r{b}' for b in range(q))}" for a in range(q)]
     body += ["ok[j] = True", *(f"b[j, {a}] = u{a}" for a in range(q)),
              f"fitted += {_sum(f'r{a} * u{a}' for a in range(q))}",
              *(f"s{a}_{b} += V{a}_{b}" for a in range(q) for b in range(q)),
              *(f"m{a} += u{a}" for a in range(q)),
              *(f"M{a}_{b} += u{a} * u{b}" for a in range(q) for b in range(a, q))]
-    lines += ["        " + x for x in body]
+    lines += _indent(body, 2)
     lines += [*(f"    inv_sum[{a}, {b}] = s{a}_{b}" for a in range(q) for b in range(q)),
               *(f"    b_sum[{a}] = m{a}" for a in range(q)),
               *(f"    bb_sum[{a}, {b}] = bb_sum[{b}, {a}] = M{a}_{b}" for a in range(q) for b in range(a, q)),
@@ -141,15 +168,14 @@ def moment_source(q: int, p: int) -> str:
     return "\n".join(lines)
 
 
-def blup_source(q: int, p: int) -> str:
+def blup_source(q: int) -> str:
     """Source of ``blup_terms``: per group, lme4's conditional mode b_j = M u_j with
     u_j = L_j'^-1 (Y_jy - Y_jx beta), and condVar sigma^2 M S_j^-1 M' = sigma^2 F F' with
     F = M L_j^-T, from the L_j, Y_j of ``criterion_terms``: M = Lambda, or any q x q
     matrix times it (the fit's map from centred columns back to the user's, applied here
     rather than to J results afterwards)."""
-    body = [*(f"L{i}_{k} = L[j, {i}, {k}]" for i in range(q) for k in range(i + 1)),
-            *(f"Y{a}_{b} = Y[j, {a}, {b}]" for a in range(q) for b in range(p + 1)),
-            *(f"v{a} = {_sum([f'-Y{a}_{c} * c{c}' for c in range(p)], f'Y{a}_{p}')}" for a in range(q))]
+    body = [*(f"L{i}_{k} = L[j, {i}, {k}]" for i in range(q) for k in range(i + 1))]
+    body += _residual(q, "Y", "beta", "v")
     body += _reciprocals(q) + _back_substitution(q)
     body += [f"b[j, {a}] = {_sum(f'l{a}_{c} * u{c}' for c in range(q))}" for a in range(q)]
     body += _inverse(q)
@@ -160,59 +186,58 @@ def blup_source(q: int, p: int) -> str:
         "def blup_terms(lam, L, Y, beta, sigma2, b, cond):",
         '    """Fills b (J, q): b_j = M u_j, and cond (J, q, q): sigma2 M S_j^-1 M\' for M = lam."""',
         *(f"    l{a}_{c} = lam[{a}, {c}]" for a in range(q) for c in range(q)),
-        *(f"    c{c} = beta[{c}]" for c in range(p)),
+        "    p = beta.shape[0]",
         "    for j in range(L.shape[0]):",
-        *("        " + x for x in body)])
+        *_indent(body, 2)])
 
 
-def pls_source(q: int, p: int) -> str:
-    """Source of ``criterion_terms`` and ``gradient_terms`` for q random-effect columns
-    and p fixed effects (see their docstrings in the source)."""
-    m = p + 1
-    lam = [f"l{c}_{b} = lam[{c}, {b}]" for b in range(q) for c in range(b, q)]
-    body = _loads(q, m) + _per_group(q, m)
-    crit = [
+def criterion_source(q: int) -> str:
+    """Source of ``criterion_terms`` (steps (1), (2) and the sum of Y_j'Y_j)."""
+    return "\n".join([
         "@njit(nogil=True, cache=True, error_model='numpy')",
         "def criterion_terms(lam, ZtZ, ZtXy, L, Y, G, keep):",
         '    """(1) L_j = chol(Lambda\' Z_j\'Z_j Lambda + I), (2) Y_j = L_j^-1 Lambda\' [Z_j\'X_j | Z_j\'y_j]',
         "    into L (J, q, q), Y (J, q, p+1) when ``keep`` (the value alone needs neither); G = the",
         "    sum of Y_j'Y_j; returns the sum of log|S_j|, or nan when some S_j lost its positive",
         '    definiteness to rounding."""',
-        *("    " + x for x in lam),
-        *(f"    g{a}_{b} = 0.0" for a in range(m) for b in range(a, m)),
+        *(f"    l{c}_{b} = lam[{c}, {b}]" for b in range(q) for c in range(b, q)),
+        "    m = ZtXy.shape[2]",
+        f"    w = np.empty(({q}, m))",
+        "    G[:, :] = 0.0",
         "    logdet = 0.0",
         "    prod = 1.0",
         "    for j in range(ZtZ.shape[0]):",
-        *("        " + x for x in body),
+        *_indent(_loads(q) + _per_group(q), 2),
         "        if keep:",
         *(f"            L[j, {i}, {k}] = {f'L{i}_{k}' if k <= i else '0.0'}" for i in range(q) for k in range(q)),
-        *(f"            Y[j, {a}, {b}] = Y{a}_{b}" for a in range(q) for b in range(m)),
-        *("        " + x for x in _group_sums(q, m, lambda a, b: f"g{a}_{b}", "prod", "logdet")),
+        "            Y[j, :, :] = w",
+        *_indent(_group_sums(q, "G", "prod", "logdet"), 2),
         "    logdet += math.log(prod)",
-        *(f"    G[{a}, {b}] = G[{b}, {a}] = g{a}_{b}" for a in range(m) for b in range(a, m)),
-        "    return logdet",
-    ]
-    grad = [
+        *_indent(_symmetrised("G"), 1),
+        "    return logdet"])
+
+
+def gradient_source(q: int) -> str:
+    """Source of ``gradient_terms`` (steps (7)-(9) summed over the groups)."""
+    head = [
         "@njit(nogil=True, cache=True, error_model='numpy')",
         "def gradient_terms(lam, ZtZ, ZtXy, L, Y, beta, RinvT, reml, dlog, dr2, P):",
         '    """(7)-(9) summed over the groups into the q x q dlog = 2 sum_j Z_j\'Z_j Lambda S_j^-1,',
         "    dr2 = -2 sum_j (Z_j'e_j) u_j' and (REML) P = sum_j W_j A^-1 W_j' (the caller subtracts",
         "    2 P Lambda from the summed dlog), from L, Y of criterion_terms, beta_hat and",
         '    RinvT = R_A^-T (A = R_A R_A\')."""',
-        *("    " + x for x in lam),
-        *(f"    b{c} = beta[{c}]" for c in range(p)),
-        *(f"    w{c}_{b} = RinvT[{c}, {b}]" for c in range(p) for b in range(p)),
+        *(f"    l{c}_{b} = lam[{c}, {b}]" for b in range(q) for c in range(b, q)),
+        "    p = beta.shape[0]",
+        f"    W = np.empty(({q}, p))",
+        f"    V = np.empty(({q}, p))",
         *(f"    d{a}_{b} = 0.0" for a in range(q) for b in range(q)),
         *(f"    e{a}_{b} = 0.0" for a in range(q) for b in range(q)),
         *(f"    P{a}_{b} = 0.0" for a in range(q) for b in range(a, q)),
         "    for j in range(ZtZ.shape[0]):",
-        *(f"        z{a}_{c} = ZtZ[j, {a}, {c}]" for a in range(q) for c in range(q)),
-        *(f"        r{a}_{b} = ZtXy[j, {a}, {b}]" for a in range(q) for b in range(m)),
-        *(f"        L{i}_{k} = L[j, {i}, {k}]" for i in range(q) for k in range(i + 1)),
-        *(f"        Y{a}_{b} = Y[j, {a}, {b}]" for a in range(q) for b in range(m)),
     ]
-    g = []
-    g += [f"v{a} = {_sum([f'-Y{a}_{c} * b{c}' for c in range(p)], f'Y{a}_{p}')}" for a in range(q)]
+    g = _loads(q)
+    g += [f"L{i}_{k} = L[j, {i}, {k}]" for i in range(q) for k in range(i + 1)]
+    g += _residual(q, "Y", "beta", "v")
     g += _reciprocals(q) + _back_substitution(q)
     g += _inverse(q)  # Linv = L^-1
     g += [f"C{a}_{b} = {_sum(f'N{e}_{a} * N{e}_{b}' for e in range(max(a, b), q))}"  # S^-1 = Linv' Linv
@@ -220,65 +245,71 @@ def pls_source(q: int, p: int) -> str:
     g += [f"T{a}_{b} = {_sum(f'z{a}_{c} * l{c}_{b}' for c in range(b, q))}" for a in range(q) for b in range(q)]
     # (the factors 2 and -2 applied to the sums: scaling by 2 is exact, the same numbers)
     g += [f"d{a}_{b} += {_sum(f'T{a}_{c} * C{c}_{b}' for c in range(q))}" for a in range(q) for b in range(q)]
-    for a in range(q):  # Z'e = Z'(y - X beta) - Z'Z Lambda u
-        g.append(f"f{a} = {_sum([f'-r{a}_{c} * b{c}' for c in range(p)] + [f'-T{a}_{c} * u{c}' for c in range(q)], f'r{a}_{p}')}")
+    g += _residual(q, "ZtXy", "beta", "f")  # Z'e = Z'(y - X beta) - Z'Z Lambda u
+    g += [f"f{a} = {_sum([f'-T{a}_{c} * u{c}' for c in range(q)], f'f{a}')}" for a in range(q)]
     g += [f"e{a}_{b} += f{a} * u{b}" for a in range(q) for b in range(q)]
-    g.append("if reml:")
-    reml = []
-    for b in range(p):  # H = L^-T Y_x
-        for a in reversed(range(q)):
-            reml.append(f"H{a}_{b} = ({_sum([f'-L{c}_{a} * H{c}_{b}' for c in range(a + 1, q)], f'Y{a}_{b}')}) * I{a}")
-    reml += [f"W{a}_{b} = {_sum([f'-T{a}_{c} * H{c}_{b}' for c in range(q)], f'r{a}_{b}')}" for a in range(q) for b in range(p)]
-    reml += [f"V{a}_{b} = {_sum(f'W{a}_{c} * w{c}_{b}' for c in range(p))}" for a in range(q) for b in range(p)]
-    reml += [f"P{a}_{b} += {_sum(f'V{a}_{c} * V{b}_{c}' for c in range(p))}" for a in range(q) for b in range(a, q)]
-    g += ["    " + x for x in reml]
-    grad += ["        " + x for x in g]
-    grad += [
-        *(f"    P[{a}, {b}] = P[{b}, {a}] = P{a}_{b}" for a in range(q) for b in range(a, q)),
-        *(f"    dlog[{a}, {b}] = 2.0 * d{a}_{b}" for a in range(q) for b in range(q)),
-        *(f"    dr2[{a}, {b}] = -2.0 * e{a}_{b}" for a in range(q) for b in range(q)),
-    ]
-    return "\n".join(["import math", "", "import numpy as np", "from numba import njit", "", "",
-                      *crit, "", "", *grad, "", "", moment_source(q, p), "", "", blup_source(q, p), "", "",
-                      many_source(q, p), ""])
+    reml = ["for b in range(p):"]  # H = L^-T Y_x, W = Z'X - T H, V = W R_A^-T, P += V V'
+    reml += _indent(_back_substitution(q, "H", lambda a: f"Y[j, {a}, b]"), 1)
+    reml += [f"    W[{a}, b] = {_sum([f'-T{a}_{c} * H{c}' for c in range(q)], f'ZtXy[j, {a}, b]')}" for a in range(q)]
+    reml += ["V[:, :] = 0.0",  # V = W R_A^-T, R_A^-T upper-triangular: row c of it scaled, rows added
+             "for c in range(p):",
+             *(f"    w{a} = W[{a}, c]" for a in range(q)),
+             "    for b in range(c, p):",
+             "        t = RinvT[c, b]",
+             *(f"        V[{a}, b] += w{a} * t" for a in range(q)),
+             "for b in range(p):",
+             *(f"    P{a}_{e} += V[{a}, b] * V[{e}, b]" for a in range(q) for e in range(a, q))]
+    g += ["if reml:", *_indent(reml, 1)]
+    tail = [*(f"    P[{a}, {b}] = P[{b}, {a}] = P{a}_{b}" for a in range(q) for b in range(a, q)),
+            *(f"    dlog[{a}, {b}] = 2.0 * d{a}_{b}" for a in range(q) for b in range(q)),
+            *(f"    dr2[{a}, {b}] = -2.0 * e{a}_{b}" for a in range(q) for b in range(q))]
+    return "\n".join(head + _indent(g, 2) + tail)
 
 
-def many_source(q: int, p: int) -> str:
+def many_source(q: int) -> str:
     """Source of ``criterion_many``: criterion_terms' G and log|S_j| sum at K thetas in one
     sweep over the groups (each group's statistics read once, not K times: the starting
     points are evaluated together).  The same arithmetic in the same order: the same
     numbers as K calls of criterion_terms."""
-    m = p + 1
-    lines = [
+    return "\n".join([
         "@njit(nogil=True, cache=True, error_model='numpy')",
         "def criterion_many(lams, ZtZ, ZtXy, G, logdet, bad):",
         '    """For lams (K, q, q): G (K, p+1, p+1), logdet (K,) as criterion_terms gives them, and',
         '    bad (K,): True where some S_j lost its positive definiteness to rounding."""',
         "    K = lams.shape[0]",
+        "    m = ZtXy.shape[2]",
+        f"    w = np.empty(({q}, m))",
         "    prod = np.ones(K)",
+        "    G[:, :, :] = 0.0",
         "    for t in range(K):",
         "        logdet[t] = 0.0",
         "        bad[t] = False",
-        *(f"        G[t, {a}, {b}] = 0.0" for a in range(m) for b in range(a, m)),
         "    for j in range(ZtZ.shape[0]):",
-        *("        " + x for x in _loads(q, m)),
+        *_indent(_loads(q), 2),
         "        for t in range(K):",
         "            if bad[t]:",
         "                continue",
+        "            Gt = G[t]",
         *(f"            l{c}_{b} = lams[t, {c}, {b}]" for b in range(q) for c in range(b, q)),
-        *("            " + x for x in _per_group(q, m, "bad[t] = True; continue")),
-        *("            " + x for x in _group_sums(q, m, lambda a, b: f"G[t, {a}, {b}]", "prod[t]", "logdet[t]")),
+        *_indent(_per_group(q, "bad[t] = True; continue"), 3),
+        *_indent(_group_sums(q, "Gt", "prod[t]", "logdet[t]"), 3),
         "    for t in range(K):",
         "        logdet[t] += math.log(prod[t])",
-        *(f"        G[t, {b}, {a}] = G[t, {a}, {b}]" for a in range(m) for b in range(a + 1, m)),
-    ]
-    return "\n".join(lines)
+        "        Gt = G[t]",
+        *_indent(_symmetrised("Gt"), 2)])
+
+
+def pls_source(q: int) -> str:
+    """Source of the module of compiled steps for q random-effect columns (any p)."""
+    parts = (criterion_source(q), gradient_source(q), moment_source(q), blup_source(q), many_source(q))
+    return "\n".join(["import math", "", "import numpy as np", "from numba import njit", "", "",
+                      "\n\n\n".join(parts), ""])
 
 
 @functools.lru_cache(maxsize=None)
-def pls_kernels(q: int, p: int):
+def pls_kernels(q: int):
     """(criterion_terms, gradient_terms, group_least_squares, blup_terms, criterion_many)
-    compiled for (q, p), once a process."""
-    module = compiled(pls_source(q, p), "pls")
+    compiled for q (any number of fixed effects), once a process."""
+    module = compiled(pls_source(q), "pls")
     return (module.criterion_terms, module.gradient_terms, module.group_least_squares, module.blup_terms,
             module.criterion_many)
