@@ -63,12 +63,19 @@ class _Objective:
         self.pr, self.nagq, self.u, self.calls = pr, nagq, None, 0
 
     def value(self, x) -> float:
+        """The objective; +inf where it overflows (a line search's trial far out)."""
         self.calls += 1
         theta, beta = float(x[0]), np.asarray(x[1:])
-        if self.nagq == 1:
-            v, md = laplace(self.pr, theta, beta, self.u)
-        else:
-            v, md = agq(self.pr, theta, beta, self.nagq, self.u)
+        with np.errstate(over="ignore", invalid="ignore"):
+            try:
+                if self.nagq == 1:
+                    v, md = laplace(self.pr, theta, beta, self.u)
+                else:
+                    v, md = agq(self.pr, theta, beta, self.nagq, self.u)
+            except InputError:
+                return np.inf
+        if not np.isfinite(v) or not np.all(np.isfinite(md.u)):
+            return np.inf
         self.u = md.u
         return v
 

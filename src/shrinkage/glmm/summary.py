@@ -12,23 +12,26 @@ from ..lmm.summary import _correlation, _pad, _table, r_format
 __all__ = ["summary"]
 
 
-def _pvalues(p) -> list[str]:
-    """R's format.pval(p, digits = 3) as printCoefmat calls it: values below 1e-3 in
-    scientific notation, the others in fixed notation formatted together; < 2e-16 below
-    the machine epsilon."""
+def _pvalues(p, digits: int = 3) -> list[str]:
+    """R's format.pval(p, digits = 3) as printCoefmat calls it: values from 1e-4 up
+    formatted together in fixed notation, smaller ones together in scientific notation
+    (the mantissa's digits the most any needs), those below the machine epsilon as
+    "< 2e-16" ("<2e-16" when every other entry is at most 6 wide)."""
+    eps = np.finfo(float).eps
     out = [""] * len(p)
-    fixed = [i for i, v in enumerate(p) if v >= 1e-3 or v == 0]
-    for i, s in zip(fixed, r_format([p[i] for i in fixed], 3) if fixed else []):
-        out[i] = s
-    for i, v in enumerate(p):
-        if i in fixed:
-            continue
-        if v < np.finfo(float).eps:
-            out[i] = "< 2e-16"
-        else:
-            m, e = f"{v:.2e}".split("e")
-            m = m.rstrip("0").rstrip(".")
+    tiny = [i for i, v in enumerate(p) if v < eps]
+    fixed = [i for i, v in enumerate(p) if v >= eps and math.floor(math.log10(v)) >= -4]
+    sci = [i for i, v in enumerate(p) if v >= eps and i not in fixed]
+    for i, text in zip(fixed, r_format([p[i] for i in fixed], digits) if fixed else []):
+        out[i] = text
+    if sci:
+        need = max(len(f"{p[i]:.{digits - 1}e}".split("e")[0].rstrip("0").rstrip(".").replace(".", "")) for i in sci)
+        for i in sci:
+            m, e = f"{p[i]:.{need - 1}e}".split("e")
             out[i] = f"{m}e{e[0]}{int(e[1:]):02d}"
+    width = max((len(out[i]) for i in range(len(p)) if i not in tiny), default=0)
+    for i in tiny:
+        out[i] = "< 2e-16" if width > 6 else "<2e-16"
     return out
 
 
