@@ -102,13 +102,13 @@ def test_a_wrong_criterion_kernel_is_rejected_by_the_dense_comparison(rng, monke
     want = dense(theta, y, X, Z, codes, Layout.of((2,)), "REML")[0]
     assert deviance(theta, cp, "REML") == pytest.approx(want, rel=1e-11)
     right = pls_kernels.pls_source
-    monkeypatch.setattr(pls_kernels, "pls_source", lambda q: right(q).replace(" + 1.0\n", " + 1.5\n"))
-    pls_kernels.pls_kernels.cache_clear()
+    monkeypatch.setattr(pls_kernels, "pls_source", lambda q, p: right(q, p).replace(" + 1.0\n", " + 1.5\n"))
+    pls_kernels._kernels.cache_clear()
     try:
         assert deviance(theta, cp, "REML") != pytest.approx(want, rel=1e-6)
     finally:
         monkeypatch.undo()
-        pls_kernels.pls_kernels.cache_clear()
+        pls_kernels._kernels.cache_clear()
     assert deviance(theta, cp, "REML") == pytest.approx(want, rel=1e-11)
 
 
@@ -153,7 +153,7 @@ def test_group_least_squares_is_each_groups_own_solve(rng):
     beta = rng.normal(size=pr.p)
     ok, b, inv_sum, b_sum, bb_sum = (np.empty(30, dtype=np.bool_), np.empty((30, 3)), np.empty((3, 3)),
                                      np.empty(3), np.empty((3, 3)))
-    fitted = pls_kernels.pls_kernels(3)[2](pr.ZtZ_g, pr.ZtXy_g, beta, cp.n, ok, b, inv_sum, b_sum, bb_sum)
+    fitted = pls_kernels.pls_kernels(3, pr.p)[2](pr.ZtZ_g, pr.ZtXy_g, beta, cp.n, ok, b, inv_sum, b_sum, bb_sum)
     def conditioned(j):  # the kernel's rule: n_j > q and |Z_j'Z_j| > 1e-10 max|Z_j'Z_j|^q
         Zj = Z[codes == j]
         return Zj.shape[0] > 3 and np.linalg.det(Zj.T @ Zj) > 1e-10 * np.abs(Zj.T @ Zj).max() ** 3
@@ -196,7 +196,7 @@ def test_the_starts_swept_together_are_the_criterion_at_each(rng):
         return G, logdet
 
     def one_at_a_time():
-        criterion_terms = pls_kernels.pls_kernels(q)[0]
+        criterion_terms = pls_kernels.pls_kernels(q, p)[0]
         out = [(np.empty((p + 1, p + 1)), 0.0) for _ in lams]
         for k, lam in enumerate(lams):
             G = out[k][0]
@@ -205,13 +205,13 @@ def test_the_starts_swept_together_are_the_criterion_at_each(rng):
         return np.array([G for G, _ in out]), np.array([v for _, v in out])
 
     want = one_at_a_time()
-    got = swept(pls_kernels.pls_kernels(q)[4])
+    got = swept(pls_kernels.pls_kernels(q, p)[4])
     assert np.array_equal(got[0], want[0]) and np.array_equal(got[1], want[1])
-    source = pls_kernels.many_source(q)
+    source = pls_kernels.many_source(q, p)
     skipping = source.replace("            if bad[t]:\n                continue\n",
                               "            if bad[t] or t > 1:\n                continue\n")  # theta 3 never added
     assert skipping != source
-    broken = swept(kernels.compiled(pls_kernels.pls_source(q).replace(source, skipping), "pls").criterion_many)
+    broken = swept(kernels.compiled(pls_kernels.pls_source(q, p).replace(source, skipping), "pls").criterion_many)
     assert not np.array_equal(broken[1], want[1])
 
 

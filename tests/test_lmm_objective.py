@@ -53,10 +53,15 @@ def dense(theta, y, X, Z, codes, layout, method):
     return dev, beta, s2, Vi, Zf
 
 
+@pytest.mark.parametrize("specialised", [True, False])
 @pytest.mark.parametrize("method", ["REML", "ML"])
 @pytest.mark.parametrize("q", [1, 2, 3, 4])
-def test_criterion_matches_dense(rng, method, q):
-    """Every q gets its own generated kernel (.pls_kernels, any p): q = 1..4, p = 4."""
+def test_criterion_matches_dense(rng, method, q, specialised, monkeypatch):
+    """Every q gets its own generated kernel (.pls_kernels): q = 1..4, p = 4, compiled for
+    that p and for any p (the loops over the fixed effects of any length)."""
+    from shrinkage.lmm import pls_kernels
+
+    monkeypatch.setattr(pls_kernels, "P_SPECIALISED", 4 if specialised else 0)
     for _ in range(4):
         y, X, Z, codes, names = random_data(rng, J=12 if q > 2 else 7, q=q)
         cp = cross_products(y, X, Z, codes, np.arange(codes.max() + 1), names, names[:q])

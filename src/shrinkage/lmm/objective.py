@@ -195,7 +195,7 @@ def evaluate(theta, stats, keep: bool = True, scratch: bool = False) -> Pieces:
 
     lam = make_lambda(theta, pr.layout)
     J, q, m = pr.ZtXy_g.shape
-    criterion_terms = pls_kernels(q)[0]
+    criterion_terms = pls_kernels(q, m - 1)[0]
     rows = J if keep else 1
     if keep and scratch:
         if "L" not in pr.scratch:
@@ -240,7 +240,7 @@ def deviances(thetas, stats, method: str = "REML") -> list:
     J, q, m = pr.ZtXy_g.shape
     lams = np.array([make_lambda(np.asarray(t, dtype=float), pr.layout) for t in thetas]).reshape(-1, q, q)
     G, logdet, bad = np.empty((len(lams), m, m)), np.empty(len(lams)), np.empty(len(lams), dtype=np.bool_)
-    pls_kernels(q)[4](lams, pr.ZtZ_g, pr.ZtXy_g, G, logdet, bad)
+    pls_kernels(q, m - 1)[4](lams, pr.ZtZ_g, pr.ZtXy_g, G, logdet, bad)
     out = []
     for k in range(len(lams)):
         try:  # (bad: S_j lost to rounding, as evaluate's error)
@@ -300,7 +300,7 @@ def blups_at(pc: Pieces, sigma2: float, beta=None, transform=None) -> tuple[np.n
     b, cond = np.empty((J, q)), np.empty((J, q, q))
     beta = pc.beta if beta is None else np.asarray(beta, dtype=float)
     M = pc.lam if transform is None else np.ascontiguousarray(transform @ pc.lam)
-    pls_kernels(q)[3](M, pc.L_g, pc.Y_g, beta, float(sigma2), b, cond)
+    pls_kernels(q, m - 1)[3](M, pc.L_g, pc.Y_g, beta, float(sigma2), b, cond)
     return b, cond
 
 
@@ -350,7 +350,7 @@ def gradient_parts(pc: Pieces, pr: Problem, method: str) -> tuple[np.ndarray, np
     from .pls_kernels import pls_kernels
 
     q = pr.layout.q
-    gradient_terms = pls_kernels(q)[1]
+    gradient_terms = pls_kernels(q, pr.p)[1]
     RinvT, reml = np.ascontiguousarray(pc.RAinv.T), method == "REML"
 
     dlog, dr2, P = np.empty((3, q, q))

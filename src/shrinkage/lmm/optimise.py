@@ -66,7 +66,7 @@ def moment_start(pr: Problem) -> np.ndarray | None:
         n = pr.cp.n
         ok, b, inv_sum, b_sum, bb_sum = (np.empty(J, dtype=np.bool_), np.empty((J, q)), np.empty((q, q)),
                                          np.empty(q), np.empty((q, q)))
-        fitted = pls_kernels(q)[2](pr.ZtZ_g, pr.ZtXy_g, beta, n, ok, b, inv_sum, b_sum, bb_sum)
+        fitted = pls_kernels(q, pr.p)[2](pr.ZtZ_g, pr.ZtXy_g, beta, n, ok, b, inv_sum, b_sum, bb_sum)
         m = int(np.count_nonzero(ok))
         if m < max(q + 1, 3):
             return None
