@@ -9,11 +9,16 @@ X' diag(d) X (one BLAS call per block of rows).  This is what lets a Fay-Herriot
 
 from __future__ import annotations
 
+import contextlib
+
 import numpy as np
 
 from .. import numeric
+from ..passes import chunk_results
 
 BLOCK = 1 << 16  # rows per BLAS call: the stacked block stays in the cache-friendly MB range
+SMALL_BLOCK = 8192  # rows per symmetric rank-k update in a pass: the block stays in the L2 cache
+CHUNK = 1 << 18  # rows per chunk of a pass, the unit the cores share
 
 
 def grams(X: np.ndarray, diagonals: list[np.ndarray]) -> np.ndarray:
@@ -99,35 +104,71 @@ class Powers:
     y'Py = c - b'A^-1 b keeps its digits; `user` maps beta and its covariance back.
     """
 
-    def __init__(self, X: np.ndarray, y: np.ndarray, v: np.ndarray):
-        p = X.shape[1]
-        self.means = np.append(0.0, X[:, 1:].mean(axis=0))
+    def __init__(self, M: np.ndarray, y: np.ndarray, v: np.ndarray):
+        """M: the moderators (k x m, without the intercept); one column-ordered copy [1, M - means, y - ybar]."""
+        from ..errors import InputError
+
+        k, p = len(y), M.shape[1] + 1
+        self.means = np.zeros(p)
         self.ybar = float(y.mean())
-        Z = np.empty((len(y), p + 1))
+        Z = np.empty((k, p + 1), order="F")
         Z[:, 0] = 1.0
-        Z[:, 1:p] = X[:, 1:] - self.means[1:]
-        Z[:, p] = y - self.ybar
+        for j in range(1, p):
+            self.means[j] = M[:, j - 1].mean()
+            np.subtract(M[:, j - 1], self.means[j], out=Z[:, j])
+        np.subtract(y, self.ybar, out=Z[:, p])
         self.Z, self.v, self.p = Z, v, p
+        xtx = Z[:, :p].T @ Z[:, :p]
+        scale = np.sqrt(np.diag(xtx))
+        if p > 1 and (np.any(scale == 0) or np.linalg.cond(xtx / np.outer(scale, scale)) > 1e12):
+            raise InputError("the moderators are linearly dependent (or constant): the model matrix is not of full rank")
+        self.logdet_xtx = float(np.linalg.slogdet(xtx)[1])  # = log det X'X: centring is a unit-triangular map
         self._memo: dict = {}
 
     def at(self, tau2: float, powers: int = 2) -> "Profile":
         key = float(tau2)
         if key in self._memo and self._memo[key].G.shape[0] >= powers:
             return self._memo[key]
+        from threadpoolctl import threadpool_limits
+
         q = self.Z.shape[1]
+
+        def work(lo, hi, buffer):
+            G = np.zeros((powers, q, q))
+            for s in range(lo, hi, SMALL_BLOCK):
+                e = min(hi, s + SMALL_BLOCK)
+                Zb = self.Z[s:e]
+                root_w = np.sqrt(numeric._meta_weight(self.v[s:e], tau2))[:, None]
+                S = np.multiply(Zb, root_w, out=buffer((e - s, q)))
+                for m in range(powers):
+                    if m:
+                        S *= root_w
+                    G[m] += S.T @ S  # sum of w^(m+1) z z'
+            return G
+
         G = np.zeros((powers, q, q))
-        for s in range(0, len(self.v), BLOCK):
-            Zb = self.Z[s:s + BLOCK]
-            root_w = np.sqrt(numeric._meta_weight(self.v[s:s + BLOCK], tau2))[:, None]
-            S = Zb * root_w
-            for m in range(powers):
-                if m:
-                    S *= root_w
-                G[m] += S.T @ S  # sum of w^(m+1) z z'
+        with threadpool_limits(1) if len(self.v) > CHUNK else contextlib.nullcontext():  # BLAS threads would compete
+            for part in chunk_results(work, len(self.v), CHUNK):
+                G += part  # in chunk order: the same sum with any number of threads
         out = Profile(G, self.p, tau2)
         self._memo = {t: m for t, m in self._memo.items() if t == 0.0}  # tau^2 = 0 (Cochran's Q) and the last
         self._memo[key] = out
         return out
+
+    def _map(self) -> np.ndarray:
+        M = np.eye(self.p)
+        M[0, 1:] = -self.means[1:]
+        return M
+
+    def centred(self, beta: np.ndarray) -> np.ndarray:
+        """The user's beta in the centred columns (without y's mean)."""
+        b = np.linalg.solve(self._map(), beta)
+        b[0] -= self.ybar
+        return b
+
+    def centred_cov(self, vb: np.ndarray) -> np.ndarray:
+        Minv = np.linalg.inv(self._map())
+        return Minv @ vb @ Minv.T
 
     def user(self, prof: "Profile") -> tuple[np.ndarray, np.ndarray]:
         """beta and (X'WX)^-1 in the user's columns (undo the centring: beta_0 -= sum_j m_j beta_j, + ybar)."""

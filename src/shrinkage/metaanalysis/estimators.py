@@ -107,18 +107,19 @@ class Likelihood:
         return candidates[int(np.argmax(values))]
 
 
-def estimate(method: str, X, y, v, powers: Powers | None = None) -> tuple[float, float]:
-    """(tau2, se_tau2) for one method, as metafor's rma.uni computes them."""
+def estimate(method: str, powers: Powers) -> tuple[float, float]:
+    """(tau2, se_tau2) for one method, as metafor's rma.uni computes them (from the centred design:
+    with an intercept, every estimator is unchanged by centring y and the moderators)."""
+    X, y, v = powers.Z[:, :powers.p], powers.Z[:, powers.p], powers.v
     k, p = X.shape
     df = k - p
-    powers = powers or Powers(X, y, v)
     if method in ("DL", "HS"):
         s = powers.at(0.0, 3)  # weights 1/v_i
         t = float(numeric._meta_dl_tau2(s.rss, df, s.trP) if method == "DL" else
                   numeric._meta_hs_tau2(s.rss, k, s.sumw))
         se = np.sqrt(2 * df + 4 * t * s.trP + 2 * t * t * s.trPP) / (s.trP if method == "DL" else s.sumw)
         return t, float(se)
-    yc = y - y.mean()  # metafor centres y; with an intercept in X nothing else changes
+    yc = y
     if method == "HE":
         s = Weighted(X, yc, np.ones(k))
         trPV, trPVPV, _ = s.traces_v(v)

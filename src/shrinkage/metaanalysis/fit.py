@@ -26,10 +26,10 @@ def _vector(name, values) -> np.ndarray:
     return a
 
 
-def design(mods, k: int, data=None) -> tuple[np.ndarray, tuple]:
-    """The design matrix: an intercept, then the moderators (a matrix, or a formula '~ x + z' on data)."""
+def moderators(mods, k: int, data=None) -> tuple[np.ndarray, tuple]:
+    """The moderators (k x m, no intercept: one is always added) and the coefficients' names."""
     if mods is None:
-        return np.ones((k, 1)), ("intrcpt",)
+        return np.empty((k, 0)), ("intrcpt",)
     if isinstance(mods, str):
         if data is None:
             raise InputError("a moderator formula needs data= (a DataFrame)")
@@ -39,27 +39,20 @@ def design(mods, k: int, data=None) -> tuple[np.ndarray, tuple]:
             mm = formulaic.model_matrix(mods if "~" in mods else "~ " + mods, data, na_action="raise")
         except Exception as e:  # formulaic raises many kinds; name the formula
             raise InputError(f"moderator formula {mods!r}: {e}") from None
-        X = np.asarray(mm, dtype=float)
-        names = tuple("intrcpt" if c == "Intercept" else c for c in mm.columns)
-        if names[0] != "intrcpt":
-            X, names = np.column_stack([np.ones(len(X)), X]), ("intrcpt",) + names
+        keep = [c for c in mm.columns if c != "Intercept"]
+        M, names = np.asarray(mm[keep], dtype=float), tuple(keep)
     else:
         M = np.asarray(mods, dtype=float)
         M = M.reshape(-1, 1) if M.ndim == 1 else M
         if M.ndim != 2:
             raise InputError(f"mods must be a matrix (studies x moderators), not of shape {M.shape}")
-        names = tuple(getattr(mods, "columns", [f"mods{j + 1}" for j in range(M.shape[1])]))
-        X, names = np.column_stack([np.ones(len(M)), M]), ("intrcpt",) + tuple(str(n) for n in names)
-    if X.shape[0] != k:
-        raise InputError(f"mods has {X.shape[0]} rows but there are {k} studies")
-    bad = np.argwhere(~np.isfinite(X))
+        names = tuple(str(n) for n in getattr(mods, "columns", [f"mods{j + 1}" for j in range(M.shape[1])]))
+    if M.shape[0] != k:
+        raise InputError(f"mods has {M.shape[0]} rows but there are {k} studies")
+    bad = np.argwhere(~np.isfinite(M))
     if bad.size:
         raise InputError(f"moderator {names[bad[0][1]]!r} is missing or infinite at row {int(bad[0][0])}")
-    xtx = X.T @ X
-    scale = np.sqrt(np.diag(xtx))
-    if X.shape[1] > 1 and (np.any(scale == 0) or np.linalg.cond(xtx / np.outer(scale, scale)) > 1e12):
-        raise InputError("the moderators are linearly dependent (or constant): the model matrix is not of full rank")
-    return np.ascontiguousarray(X), names
+    return M, ("intrcpt",) + names
 
 
 def _fit_stats(ll_ml, ll_reml, k, p, v):
@@ -95,13 +88,13 @@ def meta(yi, vi, method: str = "REML", mods=None, test: str = "z", *, data=None,
     bad = np.flatnonzero(v <= 0)
     if bad.size:
         raise InputError(f"vi must be positive: vi[{int(bad[0])}] = {v[bad[0]]}")
-    X, names = design(mods, len(y), data)
-    k, p = X.shape
+    M, names = moderators(mods, len(y), data)
+    k, p = len(y), M.shape[1] + 1
     if k - p < 1:
         raise InputError(f"{k} studies cannot estimate tau^2 beside {p} coefficient(s): need at least {p + 1}")
-    powers = Powers(X, y, v)
-    tau2, se_tau2 = estimate(method, X, y, v, powers)
-    return _assemble(method, test, level, X, names, y, v, tau2, se_tau2, powers)
+    powers = Powers(M, y, v)
+    tau2, se_tau2 = estimate(method, powers)
+    return _assemble(method, test, level, names, y, v, tau2, se_tau2, powers)
 
 
 def _column(data, name):
@@ -111,8 +104,8 @@ def _column(data, name):
         raise InputError(f"no column {name!r} in data") from None
 
 
-def _assemble(method, test, level, X, names, y, v, tau2, se_tau2, powers) -> MetaResult:
-    k, p = X.shape
+def _assemble(method, test, level, names, y, v, tau2, se_tau2, powers) -> MetaResult:
+    k, p = len(y), powers.p
     df = k - p
     sp = _dist()
     s = powers.at(tau2)
@@ -135,12 +128,11 @@ def _assemble(method, test, level, X, names, y, v, tau2, se_tau2, powers) -> Met
     fe = powers.at(0.0)  # weights 1/v_i: Cochran's Q and the typical variance
     QE = fe.rss
     vt = df / fe.trP
-    fitted = X @ beta
-    ll_ml = float(numeric._meta_loglik_term(y, fitted, tau2, v).sum())
-    xtx = np.linalg.slogdet(X.T @ X)[1]
-    ll_reml = ll_ml + 0.5 * p * np.log(2 * np.pi) + 0.5 * xtx - 0.5 * logdet_A
+    # the sum over the studies of meta_loglik_term (docs/meta_analysis.pdf), its squares summed as y'Py
+    ll_ml = -0.5 * float(np.log(2 * np.pi * (v + tau2)).sum()) - 0.5 * s.rss
+    ll_reml = ll_ml + 0.5 * p * np.log(2 * np.pi) + 0.5 * powers.logdet_xtx - 0.5 * logdet_A
     return MetaResult(
-        method=method, test=test, level=level, k=k, p=p, names=names, yi=y, vi=v, X=X, tau2=float(tau2),
+        method=method, test=test, level=level, k=k, p=p, names=names, yi=y, vi=v, powers=powers, tau2=float(tau2),
         se_tau2=float(se_tau2), beta=beta, se=se, vb=vb, zval=zval, pval=np.asarray(pval),
         ci_lb=beta - crit * se, ci_ub=beta + crit * se, ddf=ddf, QE=QE, QEp=float(sp.chdtrc(df, QE)),
         QM=QM, QMp=QMp, QMdf=QMdf, vt=float(vt), I2=float(numeric._meta_i2(tau2, vt)),

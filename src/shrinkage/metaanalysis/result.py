@@ -39,7 +39,7 @@ class MetaResult:
     names: tuple
     yi: np.ndarray = field(repr=False)
     vi: np.ndarray = field(repr=False)
-    X: np.ndarray = field(repr=False)
+    powers: object = field(repr=False)  # the centred design and y (algebra.Powers): the passes' data
     tau2: float
     se_tau2: float
     beta: np.ndarray
@@ -62,6 +62,16 @@ class MetaResult:
     crit: float = field(repr=False)  # the normal (or t, with knha) quantile of the intervals
 
     @cached_property
+    def X(self) -> np.ndarray:
+        """The model matrix in the user's columns (intercept, then the moderators)."""
+        return self.powers.Z[:, :self.p] + self.powers.means
+
+    @cached_property
+    def fitted(self) -> np.ndarray:
+        """x_i'beta."""
+        return self.powers.Z[:, :self.p] @ self.powers.centred(self.beta) + self.powers.ybar
+
+    @cached_property
     def shrinkage(self) -> np.ndarray:
         """lambda_i = tau^2 / (tau^2 + v_i) (docs/meta_analysis.pdf)."""
         return numeric._meta_shrinkage(self.tau2, self.vi)
@@ -69,12 +79,13 @@ class MetaResult:
     @cached_property
     def blup(self) -> np.ndarray:
         """metafor's blup() pred: the BLUP of each study's true effect, x_i'beta + lambda_i (y_i - x_i'beta)."""
-        return numeric._meta_blup(self.yi, self.X @ self.beta, self.tau2, self.vi)
+        return numeric._meta_blup(self.yi, self.fitted, self.tau2, self.vi)
 
     @cached_property
     def blup_se(self) -> np.ndarray:
         """metafor's blup() se: sqrt(lambda_i v_i + (1 - lambda_i)^2 x_i' vb x_i), mu's uncertainty included."""
-        s2mu = ((self.X @ self.vb) * self.X).sum(axis=1)
+        Zx = self.powers.Z[:, :self.p]  # x_i' vb x_i is the same in the centred columns
+        s2mu = ((Zx @ self.powers.centred_cov(self.vb)) * Zx).sum(axis=1)
         return np.sqrt(numeric._meta_blup_variance(self.tau2, self.vi, s2mu))
 
     @property
@@ -93,7 +104,7 @@ class MetaResult:
             return None
         from .estimators import estimate
 
-        tau2_re = estimate(self.method, self.X[:, :1], self.yi, self.vi)[0]
+        tau2_re = estimate(self.method, Powers(np.empty((self.k, 0)), self.yi, self.vi))[0]
         return 0.0 if tau2_re <= 0 else max(0.0, 100 * (tau2_re - self.tau2) / tau2_re)
 
     @property
@@ -127,9 +138,8 @@ class MetaResult:
         sp = _dist()
         alpha = 1 - level
         crit_u, crit_l = float(sp.chdtri(df, alpha / 2)), float(sp.chdtri(df, 1 - alpha / 2))
-        powers = Powers(self.X, self.yi, self.vi)
-        ub = generalised_q_root(powers, crit_l)  # 0 when Q(0) <= the quantile
-        lb = generalised_q_root(powers, crit_u) if ub > 0 else 0.0
+        ub = generalised_q_root(self.powers, crit_l)  # 0 when Q(0) <= the quantile
+        lb = generalised_q_root(self.powers, crit_u) if ub > 0 else 0.0
         out = {"tau^2": (self.tau2, lb, ub), "tau": (self.tau, np.sqrt(lb), np.sqrt(ub))}
         out["I^2(%)"] = tuple(float(numeric._meta_i2(t, self.vt)) for t in (self.tau2, lb, ub))
         out["H^2"] = tuple(float(numeric._meta_h2(t, self.vt)) for t in (self.tau2, lb, ub))
