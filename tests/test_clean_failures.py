@@ -86,10 +86,10 @@ def test_rendering_failing(folder, before, monkeypatch):
     out, old = before
     real = build_module.render
 
-    def render_fails_on_tiny2(cd):
+    def render_fails_on_tiny2(cd, *where):  # where: the user's file and module the document names
         if cd.derivation.name == "tiny2":
             raise DerivationError("cannot render tiny2")
-        return real(cd)
+        return real(cd, *where)
 
     monkeypatch.setattr(build_module, "render", render_fails_on_tiny2)
     with pytest.raises(DerivationError, match="cannot render tiny2"):
