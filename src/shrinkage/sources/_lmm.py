@@ -30,6 +30,8 @@ formula uses are dropped and counted (lme4's na.omit) or refused with
 
 from __future__ import annotations
 
+import keyword
+import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -233,16 +235,60 @@ def assemble(plan: Plan, labels, n, sums, prods, centres):
                          plan.where_x, plan.where_z, plan.x_names, plan.z_names)
 
 
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def _simple(text: str) -> tuple | None:
+    """A formula part that is only column names and 1 or 0 joined by + ('1', 'x1 + x2',
+    '0 + x'), as (intercept, names in order, once each); None for anything else (products,
+    factors, transforms, '-1'), which formulaic codes.  Needs neither formulaic nor pandas
+    (each loads some 70 MB; y ~ 1 + (1 | g) out of core needs neither)."""
+    words = [w.strip() for w in text.split("+")]
+    if not all(w in ("0", "1") or _NAME.fullmatch(w) and not keyword.iskeyword(w) for w in words):
+        return None
+    return "0" not in words, list(dict.fromkeys(w for w in words if w not in ("0", "1")))
+
+
+def simple_plan(f, names: list, numeric: set) -> Plan | None:
+    """The plan of a formula whose parts are all :func:`_simple` on numeric columns, as
+    :func:`plan_of` makes it (the same terms, names and blocks: lme4's order, the
+    intercept first); None when :func:`plan_of` must decide (or name what is wrong)."""
+    parts = [_simple(f.fixed)] + [_simple(expr) for expr, _ in f.blocks]
+    if None in parts or f.response not in numeric or f.group not in names:
+        return None
+    used = {v for _, vs in parts for v in vs}
+    if not used <= numeric or f.group in used:
+        return None
+    terms = list(dict.fromkeys((v,) for _, vs in parts for v in vs))
+    where = [[0] * one + [terms.index((v,)) + 1 for v in vs] for one, vs in parts]
+    named = [["(Intercept)"] * one + vs for one, vs in parts]
+    blocks = []
+    for w, (_, correlated) in zip(where[1:], f.blocks):
+        blocks += [len(w)] if correlated else [1] * len(w)  # (x || g): a block per term, as lme4 expands it
+    z_names = [n for ns in named[1:] for n in ns]
+    if len(set(z_names)) != len(z_names):
+        return None
+    columns = tuple(dict.fromkeys([f.response, *(t[0] for t in terms)]))
+    return Plan(f.response, f.group, columns, tuple(terms), tuple(where[0]), tuple(w for ws in where[1:] for w in ws),
+                tuple(named[0]), tuple(z_names), tuple(blocks))
+
+
+def _used(f) -> list:
+    """The columns the formula reads (formulaic's parser only when a part is not simple)."""
+    parts = [f.fixed] + [expr for expr, _ in f.blocks]
+    simple = [_simple(p) for p in parts]
+    if None not in simple:
+        return [v for _, vs in simple for v in vs]
+    from ..lmm.columns import variables
+
+    return [v for p in parts for v in variables(f"0 + {p}" if p.strip() else "1")]
+
+
 def refuse_repeated(f, names) -> None:
     """A column the formula uses that the data hold twice under one name is refused
     naming it (which one to read would be a guess)."""
-    from ..lmm.columns import variables
-
     names = [str(n) for n in names]
-    used = [f.response, f.group, *variables(f"0 + {f.fixed}" if f.fixed.strip() else "1")]
-    for expr, _ in f.blocks:
-        used += variables(expr)
-    for v in dict.fromkeys(used):
+    for v in dict.fromkeys([f.response, f.group, *_used(f)]):
         if names.count(v) > 1:
             raise InputError(f"the data have {names.count(v)} columns named {v!r}: rename them so that "
                              "each column the formula uses has a name of its own")
@@ -258,9 +304,12 @@ def formula_cross_products(data, f, *, na_action: str = "omit", connection=None,
         raise InputError(f"data of type {type(data).__name__} are in memory: fit them with shrinkage.lmm.lmer")
     engine = ENGINES[kind](data, connection=connection, sql=sql, progress=progress)
     try:
-        meta = engine.schema(f.group)
-        refuse_repeated(f, meta.columns)
-        plan = plan_of(f, meta, {v: engine.levels(v) for v in factor_columns(f, meta)})
+        names = engine.open(f.group)
+        refuse_repeated(f, names)
+        plan = simple_plan(f, names, engine.numeric())
+        if plan is None:
+            meta = engine.schema()
+            plan = plan_of(f, meta, {v: engine.levels(v) for v in factor_columns(f, meta)})
         rows, kept, missing, infinite, centres = engine.means(plan)
         check_counts(missing, infinite, na_action)
         if kept == 0:

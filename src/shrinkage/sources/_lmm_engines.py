@@ -1,6 +1,8 @@
 """The two passes of :mod:`._lmm` in each engine's own terms: DuckDB SQL, Dask partitions
-reduced by Dask's group-by, Spark's GROUP BY.  Each engine object has ``schema(group)``
-(an empty pandas frame with the data's column types), ``levels(column)`` (a factor's
+reduced by Dask's group-by, Spark's GROUP BY.  Each engine object has ``open(group)``
+(the column names), ``numeric()`` (the names of numeric columns: without pandas on
+DuckDB, so a formula of numeric columns never loads it), ``schema()`` (an empty pandas
+frame with the data's column types, for formulaic), ``levels(column)`` (a factor's
 levels, sorted), ``means(plan)`` -> (rows, complete
 rows, missing counts, infinite counts, mu) and ``moments(plan, mu)`` -> (labels, n,
 sums (J, m), {(a, b): sums of products}), then ``close()``.  Only O(J) rows come back."""
@@ -52,6 +54,10 @@ def _names(plan):
     return sums, prods
 
 
+_DUCKDB_NUMERIC = {"tinyint", "smallint", "integer", "bigint", "utinyint", "usmallint", "uinteger", "ubigint",
+                   "float", "double"}  # what pandas holds as int, uint or float (kinds 'iuf')
+
+
 class DuckDBEngine:
     """Files, relations, SQL, Arrow tables: two SQL aggregates, out of core.  NaN is found
     by :func:`._duckdb.nan_sql` (DuckDB's isnan() is folded away by Parquet statistics)."""
@@ -65,9 +71,16 @@ class DuckDBEngine:
         if self.own:
             self.own.close()
 
-    def schema(self, group: str):
+    def open(self, group: str) -> list:
         self.rel = relation(self.data, self.con, group, self.sql)
         self.kind = label_kind(self.rel, group) if list(self.rel.columns).count(group) == 1 else "exact"
+        return list(self.rel.columns)
+
+    def numeric(self) -> set:
+        """The columns of plain numbers, from DuckDB's types (no pandas)."""
+        return {c for c, t in zip(self.rel.columns, self.rel.types) if t.id in _DUCKDB_NUMERIC}
+
+    def schema(self):
         meta = self.rel.limit(0).df()
         meta.columns = list(self.rel.columns)  # a repeated name as DuckDB has it (pandas would rename it)
         return meta
@@ -194,7 +207,13 @@ class DaskEngine:
     def close(self):
         pass
 
-    def schema(self, group: str):
+    def open(self, group: str) -> list:
+        return list(self.ddf.columns)
+
+    def numeric(self) -> set:
+        return {c for c, t in self.ddf._meta.dtypes.items() if t.kind in "iuf"}
+
+    def schema(self):
         return self.ddf._meta
 
     def levels(self, v: str) -> list:
@@ -237,11 +256,17 @@ class SparkEngine:
     def close(self):
         pass
 
-    def schema(self, group: str):
-        import pandas as pd
-
+    def open(self, group: str) -> list:
         if list(self.sdf.columns).count(group) == 1:
             self.g = label_column(self.sdf, group)
+        return list(self.sdf.columns)
+
+    def numeric(self) -> set:
+        return {name for name, kind in self.sdf.dtypes if kind.startswith(_SPARK_NUMERIC)}
+
+    def schema(self):
+        import pandas as pd
+
         return pd.concat([pd.Series([], dtype=float if kind.startswith(_SPARK_NUMERIC) else object, name=name)
                           for name, kind in self.sdf.dtypes], axis=1)
 
