@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-import warnings
 
 import numpy as np
 
@@ -20,15 +19,13 @@ from .objective import Layout, blups_at, evaluate, prepare
 from .optimise import is_singular, minimise
 from ._blas import one_thread
 from .result import LmmResult
-from .summary import rank_note
+from .blocked_fit import fit_several
+from .terms import several_design
+from .rank import RankDeficiencyWarning, kept_columns  # noqa: F401 (RankDeficiencyWarning re-exported)
 
 __all__ = ["lmer", "fit_cross_products", "fit_formula", "full_rank", "RankDeficiencyWarning"]
 
 METHODS = ("REML", "ML")
-
-
-class RankDeficiencyWarning(UserWarning):
-    """lme4's message "fixed-effect model matrix is rank deficient so dropping ..."."""
 
 
 def _method(method) -> str:
@@ -64,20 +61,6 @@ def _check(cp: CrossProducts, blocks: tuple) -> None:
         raise InputError(f"{N} observations for {p} fixed effects: nothing left to estimate the variances")
 
 
-def _outside_level() -> int:
-    """The stacklevel of the first frame outside this package, counted from the caller:
-    a warning points at the user's line (shrinkage.fit(...)), not ours."""
-    import sys
-
-    frame, level = sys._getframe(2), 2  # the caller of the function that warns: stacklevel 2
-    while frame is not None and frame.f_globals.get("__name__", "").split(".")[0] == "shrinkage":
-        frame, level = frame.f_back, level + 1
-    return level
-
-
-RANK_TOL = 1e-7  # lme4's chkRank.drop.cols: qr(X, tol = 1e-7)
-
-
 def full_rank(cp: CrossProducts) -> tuple[CrossProducts, tuple]:
     """X's columns as lme4 keeps them (chkRank.drop.cols: a pivoted QR, the earlier
     columns kept): column k is dropped when its residual on the earlier kept columns is
@@ -87,35 +70,18 @@ def full_rank(cp: CrossProducts) -> tuple[CrossProducts, tuple]:
     holds the centres), the raw norms come back from the centres.  A warning names the
     dropped columns.  Returns the statistics without them and the kept indices."""
     A = np.array(cp.XtX, dtype=float)
-    p = cp.p
     norm2 = np.diag(A).copy()
     if cp.intercept is not None:  # raw X_k = X_c,k + c_k 1: |X_k|^2 = |X_c,k|^2 + 2 c_k 1'X_c,k + N c_k^2
         c = cp.x_centre
         norm2 += 2 * c * A[cp.intercept] + cp.n_obs * c * c
-    floor = RANK_TOL ** 2 * norm2
-    try:
-        L = np.linalg.cholesky(A)
-        if np.all(np.diag(L) ** 2 > floor):
-            return cp, tuple(range(p))
-    except np.linalg.LinAlgError:
-        pass
-    keep = []
-    for k in range(p):  # right-looking Cholesky, a dropped column leaving the others untouched
-        r = A[k, k]
-        if r > floor[k] and r > 0:
-            keep.append(k)
-            col = A[k + 1:, k] / np.sqrt(r)
-            A[k + 1:, k + 1:] -= np.outer(col, col)
-    if not keep:
-        raise InputError("every fixed-effect column is zero")
-    dropped = [cp.x_names[k] for k in range(p) if k not in keep]
-    warnings.warn(f"{rank_note(len(dropped))}: {', '.join(dropped)}", RankDeficiencyWarning,
-                  stacklevel=_outside_level())
+    keep = kept_columns(A, norm2, cp.x_names)
+    if len(keep) == cp.p:
+        return cp, keep
     ix = np.array(keep)
     reduced = replace(cp, XtX=cp.XtX[np.ix_(ix, ix)], XtZ=cp.XtZ[:, ix, :], Xty=cp.Xty[ix],
                       x_names=tuple(cp.x_names[k] for k in keep), x_centre=cp.x_centre[ix],
                       intercept=None if cp.intercept is None else keep.index(cp.intercept))
-    return reduced, tuple(keep)
+    return reduced, keep
 
 
 def fit_cross_products(cp: CrossProducts, method: str = "REML", blocks=None, *, formula: str | None = None,
@@ -153,9 +119,12 @@ def fit_cross_products(cp: CrossProducts, method: str = "REML", blocks=None, *, 
 
 
 def lmer(formula: str, data, method: str = "REML", *, na_action: str = "omit", centre: bool = True) -> LmmResult:
-    """Fit an lme4 formula with one grouping factor to a pandas/polars DataFrame."""
+    """Fit an lme4 formula to a pandas/polars DataFrame (several grouping factors: :mod:`.blocked_fit`)."""
     method = _method(method)
     f = parse(formula)
+    if f.several:  # several grouping factors (or an interaction): the blocked fit
+        return fit_several(several_design(f, data, na_action), method, formula=formula, data=describe(data))
+
     def coded_and_summed(floats: bool):
         d = design(f, data, na_action, floats=floats)
         return d, cross_products(d.y, d.x_cols, d.z_cols, d.codes, d.labels, d.x_names, d.z_names, centre=centre)
@@ -209,6 +178,9 @@ def fit_formula(formula: str, data, method: str = "REML", *, na_action: str = "o
     from ..sources import formula_cross_products  # computed by the engine, rows dropped as lmer drops them
 
     f = parse(formula)
+    if f.several:
+        raise InputError(f"{formula}: several grouping factors are fitted in memory only (data= a pandas or polars "
+                         "DataFrame); out of core, one grouping factor")
     cp, blocks, dropped = formula_cross_products(data, f, na_action=na_action)
     return fit_cross_products(cp, method, blocks, formula=formula, group=f.group, dropped=dropped,
                               data=describe(data))

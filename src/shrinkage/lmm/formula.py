@@ -5,7 +5,10 @@
   lme4's syntax), which tells a plain variable from ``g1:g2`` or ``g1/g2``.
 * The fixed part and each random part are coded by *formulaic*, with lme4's names:
   ``(Intercept)``, treatment contrasts named ``MachineB``, interactions ``Days:MachineB``.
-* One grouping factor only: crossed or nested factors are refused with a clear error.
+* Several grouping factors: crossed ``(1 | a) + (1 | b)``, nested ``(1 | a/b)`` (lme4's
+  ``(1 | a) + (1 | b:a)``), interactions ``(1 | a:b)``: the parse lists the random-effect
+  terms (:class:`~shrinkage.lmm.terms.RandomTerm`); one plain grouping column keeps the
+  one-factor fields ``group`` and ``blocks`` (the per-group fast path).
 * Rows with a missing value in a column the formula uses are dropped (lme4's na.omit) and
   counted; ``na_action="raise"`` raises instead, naming the column and the row.
 
@@ -24,7 +27,22 @@ from ..errors import InputError
 from .columns import (PlainColumns, as_factors, columns_of, dense, group_codes, lme4_name, missing_mask, to_pandas,
                       variables)
 
-__all__ = ["LmmFormula", "Design", "parse", "design", "new_design"]
+__all__ = ["RandomTerm", "LmmFormula", "FixedPart", "Design", "parse", "design", "new_design"]
+
+
+@dataclass(frozen=True)
+class RandomTerm:
+    """A bar term as written: the expression left of the bar, correlated (|) or not (||),
+    and the columns whose interaction is the grouping factor (``("cask", "batch")`` for
+    lme4's ``cask:batch``)."""
+
+    expr: str
+    correlated: bool
+    factors: tuple
+
+    @property
+    def name(self) -> str:
+        return ":".join(self.factors)
 
 
 @dataclass(frozen=True)
@@ -39,6 +57,12 @@ class LmmFormula:
     blocks: tuple
     group: str
     response_is_column: bool = True
+    terms: tuple = ()  # RandomTerm per bar term, after || and / are expanded (lme4's order of writing)
+
+    @property
+    def several(self) -> bool:
+        """More than one grouping factor, or one that is an interaction (a:b): the blocked fit."""
+        return any(t.factors != (self.group,) for t in self.terms)
 
 
 def _mask(text: str) -> str:
@@ -127,12 +151,13 @@ def _column_name(text: str) -> str | None:
 _NAME = re.compile(r"(?:[A-Za-z]|\.(?![0-9]))[A-Za-z0-9_.]*")  # an R name (dots allowed), but True/False/None
 
 
-def _factor_name(text: str, term: str) -> str:
-    """The grouping factor of a bar term: a single column name (formulae's parse; a plain
-    name is its own parse, without importing formulae: 0.4 s off a process's first fit)."""
+def _factors(text: str, term: str) -> list:
+    """The grouping factors of a bar term, each a tuple of columns whose interaction it is:
+    ``g`` -> [(g,)], ``a:b`` -> [(a, b)], ``a/b`` -> [(b, a), (a,)] (lme4's expandSlash:
+    ``b:a`` and ``a``).  A plain name is its own parse, without importing formulae (0.4 s
+    off a process's first fit); anything else is parsed by formulae."""
     if _NAME.fullmatch(text) and text not in ("True", "False", "None"):
-        return text
-    from formulae.expr import Binary, Literal, QuotedName, Variable
+        return [(text,)]
     from formulae.parser import Parser
     from formulae.scanner import Scanner
 
@@ -140,21 +165,34 @@ def _factor_name(text: str, term: str) -> str:
         node = Parser(Scanner(text).scan()).parse()
     except Exception as exc:  # noqa: BLE001 - formulae's own parse errors
         raise InputError(f"cannot parse the grouping factor {text!r} of {term}: {exc}") from None
+    return _expand(node, text, term)
+
+
+def _expand(node, text: str, term: str) -> list:
+    from formulae.expr import Binary, Grouping, Literal, QuotedName, Variable
+
     if isinstance(node, Binary) and node.operator.lexeme == "+" and isinstance(node.left, Literal):
         node = node.right  # the scanner's implicit "1 +"
-    if isinstance(node, Binary) and node.operator.lexeme in (":", "/"):
-        kind = "nested" if node.operator.lexeme == "/" else "crossed (an interaction of factors)"
-        raise InputError(f"{term}: {kind} grouping factors are not supported; only one grouping factor, "
-                         "a single column, e.g. (1 | g)")
+    if isinstance(node, Grouping):
+        return _expand(node.expression, text, term)
     if isinstance(node, Variable):
-        return node.name.lexeme if hasattr(node.name, "lexeme") else str(node.name)
+        return [(node.name.lexeme if hasattr(node.name, "lexeme") else str(node.name),)]
     if isinstance(node, QuotedName):
-        return node.expression.lexeme[1:-1].replace("\\`", "`")
-    raise InputError(f"{term}: the grouping factor must be a column name, got {text!r}")
+        return [(node.expression.lexeme[1:-1].replace("\\`", "`"),)]
+    if isinstance(node, Binary) and node.operator.lexeme in (":", "/"):
+        left, right = _expand(node.left, text, term), _expand(node.right, text, term)
+        if len(right) > 1 or (node.operator.lexeme == ":" and len(left) > 1):
+            raise InputError(f"{term}: cannot read the grouping factor {text!r} (write a/b for b nested in a, "
+                             "a:b for their interaction)")
+        if node.operator.lexeme == ":":
+            return [left[0] + right[0]]
+        return [right[0] + left[0], *left]
+    raise InputError(f"{term}: the grouping factor must be a column name, an interaction a:b or a nesting a/b, "
+                     f"got {text!r}")
 
 
 def parse(formula: str) -> LmmFormula:
-    """Split an lme4 formula into response, fixed part and bar terms (one factor)."""
+    """Split an lme4 formula into response, fixed part and bar terms."""
     if not isinstance(formula, str):
         raise InputError(f"formula must be a string such as 'y ~ x + (x | g)', got {type(formula).__name__}")
     masked = _mask(formula)
@@ -169,7 +207,7 @@ def parse(formula: str) -> LmmFormula:
     if not spans:
         raise InputError(f"formula has no random-effect term such as (1 | g): {formula!r} "
                          "(for a model without random effects use a linear-model fitter)")
-    fixed, blocks, groups, last = [], [], [], 0
+    fixed, blocks, groups, terms, last = [], [], [], [], 0
     for start, end in spans:
         before = rhs[last:start].rstrip()
         if before and not before.endswith("+"):
@@ -184,22 +222,38 @@ def parse(formula: str) -> LmmFormula:
             raise InputError(f"{term}: more than one '|'")
         if not expr.strip():
             raise InputError(f"{term}: no terms left of the bar (write (1 | g) for a random intercept)")
-        groups.append(_factor_name(factor.strip(), term))
+        factors = _factors(factor.strip(), term)
+        groups.extend(":".join(f) for f in factors)
+        terms.extend(RandomTerm(expr.strip(), correlated, f) for f in factors)
         blocks.append((expr.strip(), correlated))
         last = end
     fixed.append(rhs[last:])
     fixed_text = " ".join(s.strip() for s in fixed if s.strip()).strip()
     fixed_text = re.sub(r"^\+\s*", "", fixed_text) or "1"
-    if len(set(groups)) > 1:
-        raise InputError(f"more than one grouping factor ({', '.join(dict.fromkeys(groups))}): crossed and nested "
-                         "random effects are not supported; use one grouping factor")
     column = _column_name(lhs)
-    return LmmFormula(formula, column or lhs, fixed_text, tuple(blocks), groups[0], column is not None)
+    return LmmFormula(formula, column or lhs, fixed_text, tuple(blocks), groups[0], column is not None,
+                      tuple(terms))
 
+
+
+class FixedPart:
+    """X and its rank reduction, for a design with fields y, x_cols, x_names, x_keep."""
+
+    @property
+    def X(self) -> np.ndarray:
+        return dense(self.x_cols, self.y.size)
+
+    def full_rank(self, keep):
+        """The design with only X's columns ``keep`` (rank-deficient ones dropped)."""
+        keep = tuple(keep)
+        if len(keep) == len(self.x_cols):
+            return self
+        return replace(self, x_cols=[self.x_cols[k] for k in keep], x_names=tuple(self.x_names[k] for k in keep),
+                       x_keep=keep)
 
 
 @dataclass(frozen=True, eq=False)
-class Design:
+class Design(FixedPart):
     """The model's arrays after dropping incomplete rows: y (N,), the columns of X and Z
     (lists of 1-d arrays, often the data frame's own; None is the intercept), group codes
     (N,) into ``labels``; lme4 column names; the block sizes of Z; the specs (to code new
@@ -222,18 +276,6 @@ class Design:
     x_keep: tuple | None = None
 
     @property
-    def X(self) -> np.ndarray:
-        return dense(self.x_cols, self.y.size)
-
-    def full_rank(self, keep) -> "Design":
-        """The design with only X's columns ``keep`` (rank-deficient ones dropped)."""
-        keep = tuple(keep)
-        if len(keep) == len(self.x_cols):
-            return self
-        return replace(self, x_cols=[self.x_cols[k] for k in keep], x_names=tuple(self.x_names[k] for k in keep),
-                       x_keep=keep)
-
-    @property
     def Z(self) -> np.ndarray:
         return dense(self.z_cols, self.y.size)
 
@@ -242,6 +284,37 @@ def design(f: LmmFormula, data, na_action: str = "omit", floats: bool = True) ->
     """Code the data for the model (see the module docstring).  Without ``floats`` the
     float columns are not searched for missing values: for a caller that sees them in
     its own sums (a NaN makes them NaN) and then codes again with them searched."""
+    frame, y, covariates, dropped, kept = complete_rows(f, data, na_action, floats)
+    x_cols, names, x_spec = columns_of(f.fixed, frame, "the fixed part")
+    x_names = tuple(lme4_name(c, x_spec) for c in names)
+    z_cols, z_names, z_specs, blocks = [], [], [], []
+    for expr, correlated in f.blocks:
+        cols, names, spec = columns_of(expr, frame, f"the random part ({expr} | {f.group})")
+        z_cols.extend(cols)
+        z_specs.append(spec)
+        z_names.extend(lme4_name(c, spec) for c in names)
+        blocks.extend(block_sizes(cols, spec, correlated))
+    if len(set(z_names)) != len(z_names):
+        raise InputError(f"the random part repeats a column ({', '.join(z_names)}) for {f.group!r}")
+    codes, labels = group_codes(frame[f.group])
+    return Design(f, y, x_cols, z_cols, codes, labels, x_names, tuple(z_names), tuple(blocks), x_spec,
+                  tuple(z_specs), dropped, kept, tuple(covariates))
+
+
+def block_sizes(cols: list, spec, correlated: bool) -> list:
+    """The sizes of a bar term's blocks of Lambda: one for (x | g), one per term for
+    (x || g), as lme4 expands it."""
+    if correlated:
+        return [len(cols)]
+    if isinstance(spec, PlainColumns):
+        return [1] * len(cols)
+    return [len(t.columns) for t in spec.structure]
+
+
+def complete_rows(f: LmmFormula, data, na_action: str = "omit", floats: bool = True):
+    """(frame, y, covariates, dropped, kept): the columns the formula uses (every grouping
+    factor's too), rows with a missing value dropped (or refused, naming column and row),
+    covariates coded as lme4's model.frame codes them."""
     if na_action not in ("omit", "raise"):
         raise InputError(f"na_action must be 'omit' or 'raise', got {na_action!r}")
     used = dict.fromkeys([f.response] if f.response_is_column else variables(f"0 + {f.response}"))
@@ -249,7 +322,8 @@ def design(f: LmmFormula, data, na_action: str = "omit", floats: bool = True) ->
     for expr, _ in f.blocks:
         covariates.update(dict.fromkeys(variables(expr)))
     used.update(covariates)
-    used[f.group] = None
+    for factors in [t.factors for t in f.terms] or [(f.group,)]:
+        used.update(dict.fromkeys(factors))
     frame = to_pandas(data, list(used))
     if len(frame) == 0:
         raise InputError("the data have no rows")
@@ -267,26 +341,7 @@ def design(f: LmmFormula, data, na_action: str = "omit", floats: bool = True) ->
             raise InputError("every row has a missing value in a column the formula uses")
         frame = frame.iloc[kept]
     y = _response(f, frame)
-    frame = as_factors(frame, list(covariates))
-    x_cols, names, x_spec = columns_of(f.fixed, frame, "the fixed part")
-    x_names = tuple(lme4_name(c, x_spec) for c in names)
-    z_cols, z_names, z_specs, blocks = [], [], [], []
-    for expr, correlated in f.blocks:
-        cols, names, spec = columns_of(expr, frame, f"the random part ({expr} | {f.group})")
-        z_cols.extend(cols)
-        z_specs.append(spec)
-        z_names.extend(lme4_name(c, spec) for c in names)
-        if correlated:
-            blocks.append(len(cols))
-        elif isinstance(spec, PlainColumns):  # (x || g): one block per term, as lme4 expands it
-            blocks.extend([1] * len(cols))
-        else:
-            blocks.extend(len(t.columns) for t in spec.structure)
-    if len(set(z_names)) != len(z_names):
-        raise InputError(f"the random part repeats a column ({', '.join(z_names)}) for {f.group!r}")
-    codes, labels = group_codes(frame[f.group])
-    return Design(f, y, x_cols, z_cols, codes, labels, x_names, tuple(z_names), tuple(blocks), x_spec,
-                  tuple(z_specs), dropped, kept, tuple(covariates))
+    return as_factors(frame, list(covariates)), y, tuple(covariates), dropped, kept
 
 
 def _response(f: LmmFormula, frame) -> np.ndarray:
@@ -305,16 +360,7 @@ def _response(f: LmmFormula, frame) -> np.ndarray:
 def new_design(d: Design, newdata):
     """X, Z and group labels of new rows, coded as the fitted data were (for predict).
     A level of a fixed factor the fit did not see is refused, as lme4 refuses it."""
-    used = dict.fromkeys(d.covariates)
-    used[d.formula.group] = None
-    frame = to_pandas(newdata, list(used))
-    bad = missing_mask(frame, list(used))
-    if bad is not None:
-        row, col = np.argwhere(bad)[0]
-        raise InputError(f"newdata: missing value in column {list(used)[col]!r} at row {row}")
-    frame = as_factors(frame, list(d.covariates))
-    for spec in (d.x_spec, *d.z_specs):
-        _known_levels(spec, frame)
+    frame = new_frame(newdata, d.covariates, (d.formula.group,), (d.x_spec, *d.z_specs))
     n = len(frame)
     x_cols = columns_of(d.x_spec, frame, "newdata (fixed part)")[0]
     if d.x_keep is not None:
@@ -322,6 +368,22 @@ def new_design(d: Design, newdata):
     X = dense(x_cols, n)
     Z = dense([c for s in d.z_specs for c in columns_of(s, frame, "newdata (random part)")[0]], n)
     return X, Z, frame[d.formula.group].to_numpy()
+
+
+def new_frame(newdata, covariates: tuple, groups: tuple, specs: tuple):
+    """New rows' columns (covariates and grouping columns), refused with a missing value,
+    covariates coded as the fit coded them, a fixed factor's unseen level refused."""
+    used = dict.fromkeys(covariates)
+    used.update(dict.fromkeys(groups))
+    frame = to_pandas(newdata, list(used))
+    bad = missing_mask(frame, list(used))
+    if bad is not None:
+        row, col = np.argwhere(bad)[0]
+        raise InputError(f"newdata: missing value in column {list(used)[col]!r} at row {row}")
+    frame = as_factors(frame, list(covariates))
+    for spec in specs:
+        _known_levels(spec, frame)
+    return frame
 
 
 def _known_levels(spec, frame) -> None:

@@ -14,7 +14,7 @@ import numpy as np
 from ..errors import InputError
 from ..oneway_names import InformationCriteria
 
-__all__ = ["LmmResult", "match_labels"]
+__all__ = ["Lme4Accessors", "LmmResult", "match_labels"]
 
 
 def _kind(a: np.ndarray) -> str:
@@ -50,8 +50,35 @@ def match_labels(labels: np.ndarray, g) -> np.ndarray:
     return np.array([index.get(_printed(v), -1) for v in g.tolist()], dtype=np.intp)
 
 
+class Lme4Accessors(InformationCriteria):
+    """fixef, vcov, sigma, logLik (and AIC, BIC) from beta, vcov_matrix, x_names, sigma2
+    and deviance: the one-factor and the several-factor results alike."""
+
+    @property
+    def fixef(self):
+        """Fixed effects, lme4's names -> estimate (a pandas Series)."""
+        import pandas as pd
+
+        return pd.Series(self.beta, index=list(self.x_names), name="Estimate")
+
+    @property
+    def vcov(self):
+        """sigma^2 (X'V^-1X)^-1 with V = I + Z Lambda Lambda' Z' at theta_hat (lme4's vcov)."""
+        import pandas as pd
+
+        return pd.DataFrame(self.vcov_matrix, index=list(self.x_names), columns=list(self.x_names))
+
+    @property
+    def sigma(self) -> float:
+        return math.sqrt(self.sigma2)
+
+    @property
+    def loglik(self) -> float:
+        return -0.5 * self.deviance
+
+
 @dataclass(frozen=True, eq=False)
-class LmmResult(InformationCriteria):
+class LmmResult(Lme4Accessors):
     """A fit of y_j = X_j beta + Z_j b_j + eps_j (one grouping factor).
 
     ``loglik`` follows lme4: the REML log-likelihood (with its (N-p) log 2 pi constant)
@@ -92,20 +119,6 @@ class LmmResult(InformationCriteria):
 
     # --- lme4's accessors ---------------------------------------------------------------
     @property
-    def fixef(self):
-        """Fixed effects, lme4's names -> estimate (a pandas Series)."""
-        import pandas as pd
-
-        return pd.Series(self.beta, index=list(self.x_names), name="Estimate")
-
-    @property
-    def vcov(self):
-        """sigma^2 (X'V^-1X)^-1 with V = I + Z Lambda Lambda' Z' at theta_hat (lme4's vcov)."""
-        import pandas as pd
-
-        return pd.DataFrame(self.vcov_matrix, index=list(self.x_names), columns=list(self.x_names))
-
-    @property
     def D(self) -> np.ndarray:
         """The random-effect covariance sigma^2 Lambda Lambda' (q x q)."""
         return self.sigma2 * self.lam @ self.lam.T
@@ -117,14 +130,6 @@ class LmmResult(InformationCriteria):
 
         names = list(self.z_names)
         return {self.group: pd.DataFrame(self.D, index=names, columns=names)}
-
-    @property
-    def sigma(self) -> float:
-        return math.sqrt(self.sigma2)
-
-    @property
-    def loglik(self) -> float:
-        return -0.5 * self.deviance
 
     @property
     def df(self) -> int:

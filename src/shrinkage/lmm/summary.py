@@ -68,22 +68,36 @@ def _pad(cells: list[str]) -> list[str]:
     return [c.rjust(width) for c in cells]
 
 
-def _random_effects(r) -> list[str]:
-    D, names = r.D, list(r.z_names)
-    sd = np.sqrt(np.maximum(np.diag(D), 0.0))
-    # R pads a formatted column to one width, then prints it left-aligned
-    var_s = _pad(r_format(list(np.diag(D)) + [r.sigma2], 4))
-    sd_s = _pad(r_format(list(sd) + [r.sigma], 4))
-    rows, start, any_corr = [], 0, any(b > 1 for b in r.blocks)
+def _groups(r) -> list:
+    """(label, column names, covariance block) per term: a fit with several terms names
+    them itself; one factor's blocks are labelled g, g.1, ..."""
+    if hasattr(r, "terms"):
+        return [(name, list(t.z_names), D) for name, t, D in zip(r.names, r.terms, r.D)]
+    out, start = [], 0
     for k, size in enumerate(r.blocks):
-        label = r.group if k == 0 else f"{r.group}.{k}"
-        for i in range(start, start + size):
+        out.append((r.group if k == 0 else f"{r.group}.{k}", list(r.z_names[start:start + size]),
+                    r.D[start:start + size, start:start + size]))
+        start += size
+    return out
+
+
+def _random_effects(r) -> list[str]:
+    groups = _groups(r)
+    variances = [v for _, _, D in groups for v in np.diag(D)]
+    sds = np.sqrt(np.maximum(variances, 0.0))
+    # R pads a formatted column to one width, then prints it left-aligned
+    var_s = _pad(r_format(variances + [r.sigma2], 4))
+    sd_s = _pad(r_format(list(sds) + [r.sigma], 4))
+    rows, at, any_corr = [], 0, any(len(names) > 1 for _, names, _ in groups)
+    for label, names, D in groups:
+        sd = np.sqrt(np.maximum(np.diag(D), 0.0))
+        for i in range(len(names)):
             corr = []
-            for j in range(start, i):
+            for j in range(i):
                 c = D[i, j] / (sd[i] * sd[j]) if sd[i] > 0 and sd[j] > 0 else float("nan")
                 corr.append("NaN" if not math.isfinite(c) else f"{c:.2f}")
-            rows.append([label if i == start else "", names[i], var_s[i], sd_s[i], " ".join(corr)])
-        start += size
+            rows.append([label if i == 0 else "", names[i], var_s[at + i], sd_s[at + i], " ".join(corr)])
+        at += len(names)
     rows.append(["Residual", "", var_s[-1], sd_s[-1], ""])
     header = ["Groups", "Name", "Variance", "Std.Dev."] + (["Corr"] if any_corr else [])
     rows = [row[:len(header)] for row in rows]
@@ -121,10 +135,11 @@ def _residuals(r) -> list[str]:
     d = r.design
     if d is None:
         return []
-    fitted = d.X @ r.beta + np.einsum("nk,nk->n", d.Z, r.b[d.codes])
+    fitted = r.predict() if hasattr(r, "terms") else d.X @ r.beta + np.einsum("nk,nk->n", d.Z, r.b[d.codes])
     q = np.quantile((d.y - fitted) / r.sigma, [0, 0.25, 0.5, 0.75, 1])
     top = float(np.max(np.abs(q)))
-    q = np.round(q, max(0, 5 - math.ceil(math.log10(top))) if top > 0 else 5)  # R's zapsmall(q, 5), as lme4
+    # R's zapsmall(q, 5), as lme4: round(q, 5 - log10(max |q|)), R's round taking the nearest whole digits
+    q = np.round(q, max(0, math.floor(5 - math.log10(top) + 0.5)) if top > 0 else 5)
     return ["Scaled residuals: "] + _table(["Min", "1Q", "Median", "3Q", "Max"], [_pad(r_format(q, 4))],
                                            left=0) + [""]
 
@@ -147,7 +162,8 @@ def summary(r) -> str:
     lines += _residuals(r)
     lines.append("Random effects:")
     lines += _random_effects(r)
-    lines.append(f"Number of obs: {r.nobs}, groups:  {r.group}, {r.ngroups}")
+    groups = r.ngroups.items() if hasattr(r, "terms") else [(r.group, r.ngroups)]
+    lines.append(f"Number of obs: {r.nobs}, groups:  " + "; ".join(f"{g}, {n}" for g, n in groups))
     if r.dropped:
         lines.append(f"({r.dropped} observation{'s' if r.dropped > 1 else ''} deleted due to missingness)")
     lines += ["", "Fixed effects:"] + _fixed_effects(r) + _correlation(r)
