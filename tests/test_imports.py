@@ -25,6 +25,9 @@ KNOWN_CIRCLES = {
     frozenset({"lmm.fit", "lmm.inference", "lmm.result"}): (
         [("lmm.inference", "lmm.fit")],
         "profile intervals refit through fit.fit_cross_products (inside a function): hand the refit in"),
+    frozenset({"glmm.fit", "glmm.result"}): (
+        [("glmm.result", "glmm.fit")],
+        "GlmmResult.predict reads new data through fit._frame (inside a function): move _frame beside the response"),
     frozenset({"derive", "derive.checks", "derive.claims", "derive.optimum", "derive.steps", "derive.walk",
                "render.document", "render.md"}): (
         [("derive.steps", "render.md"), ("derive.checks", "render.md")],
