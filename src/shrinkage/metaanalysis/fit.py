@@ -66,13 +66,16 @@ def _fit_stats(ll_ml, ll_reml, k, p, v):
     return out
 
 
-def meta(yi, vi, method: str = "REML", mods=None, test: str = "z", *, data=None, level: float = 0.95) -> MetaResult:
+def meta(yi, vi, method: str = "REML", mods=None, test: str = "z", *, data=None, level: float = 0.95,
+         connection=None, sql=None) -> MetaResult:
     """Random-effects meta-analysis y_i ~ N(theta_i, v_i), theta_i ~ N(x_i'beta, tau^2), v_i known.
 
     method: "REML" (default), "ML", "DL", "PM", "EB", "HE", "SJ", "HS" (metafor's definitions;
     every tau^2 truncated at 0, found exactly).  mods: None, a matrix of moderators (an
-    intercept is added), or a formula "~ x + z" on data.  test: "z" or "knha" (Knapp-Hartung).
-    yi, vi may be column names of data.
+    intercept is added), a list of column names of data, or a formula "~ x + z" on data.
+    test: "z" or "knha" (Knapp-Hartung).  With data= (a DataFrame, a path to CSV/Parquet
+    files, a DuckDB relation or SQL query with connection=, a Dask or PySpark DataFrame),
+    yi and vi are column names.
     """
     if method not in METHODS:
         raise InputError(f"method must be one of {', '.join(METHODS)}, not {method!r}")
@@ -81,7 +84,12 @@ def meta(yi, vi, method: str = "REML", mods=None, test: str = "z", *, data=None,
     if not 0 < level < 1:
         raise InputError(f"level must be in (0, 1), not {level!r}")
     if data is not None and isinstance(yi, str):
-        yi, vi = _column(data, yi), _column(data, vi)
+        from .sources import fetch
+
+        if not isinstance(vi, str):
+            raise InputError("with data=, yi and vi are column names")
+        data, mods = fetch(data, yi, vi, mods, connection=connection, sql=sql)
+        yi, vi = data[yi].to_numpy(), data[vi].to_numpy()
     y, v = _vector("yi", yi), _vector("vi", vi)
     if len(y) != len(v):
         raise InputError(f"yi has {len(y)} values but vi has {len(v)}")
@@ -95,13 +103,6 @@ def meta(yi, vi, method: str = "REML", mods=None, test: str = "z", *, data=None,
     powers = Powers(M, y, v)
     tau2, se_tau2 = estimate(method, powers)
     return _assemble(method, test, level, names, y, v, tau2, se_tau2, powers)
-
-
-def _column(data, name):
-    try:
-        return np.asarray(data[name])
-    except (KeyError, IndexError):
-        raise InputError(f"no column {name!r} in data") from None
 
 
 def _assemble(method, test, level, names, y, v, tau2, se_tau2, powers) -> MetaResult:
