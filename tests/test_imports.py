@@ -69,6 +69,7 @@ class _Imports(ast.NodeVisitor):
     def __init__(self, name: str, is_package: bool, known: dict):
         self.name, self.is_package, self.known = name, is_package, known
         self.depth, self.found = 0, []
+        self.inside = {"package": 0, "other": 0}  # import statements inside functions, by what they import
 
     def visit_FunctionDef(self, node):
         self.depth += 1
@@ -77,7 +78,12 @@ class _Imports(ast.NodeVisitor):
 
     visit_AsyncFunctionDef = visit_FunctionDef
 
+    def _count(self, ours: bool) -> None:
+        if self.depth:
+            self.inside["package" if ours else "other"] += 1
+
     def visit_Import(self, node):
+        self._count(any(a.name == "shrinkage" or a.name.startswith("shrinkage.") for a in node.names))
         for alias in node.names:
             if alias.name == "shrinkage" or alias.name.startswith("shrinkage."):
                 self.found.append((alias.name.removeprefix("shrinkage").lstrip("."), self.depth > 0))
@@ -86,6 +92,7 @@ class _Imports(ast.NodeVisitor):
 
     def visit_ImportFrom(self, node):
         base = _absolute(node, self.name, self.is_package)
+        self._count(base is not None)
         if base is None:
             self.found.append((None, self.depth > 0))
             return
@@ -94,14 +101,26 @@ class _Imports(ast.NodeVisitor):
             self.found.append((sub if sub in self.known else base, self.depth > 0))
 
 
-def imports() -> dict[str, list]:
-    """Module -> [(imported module below shrinkage or None for another package, inside a function)]."""
+def _visitors() -> dict[str, _Imports]:
     known = modules()
     out = {}
     for name, path in known.items():
-        visitor = _Imports(name, path.name == "__init__.py", known)
-        visitor.visit(ast.parse(path.read_text(), str(path)))
-        out[name] = visitor.found
+        out[name] = _Imports(name, path.name == "__init__.py", known)
+        out[name].visit(ast.parse(path.read_text(), str(path)))
+    return out
+
+
+def imports() -> dict[str, list]:
+    """Module -> [(imported module below shrinkage or None for another package, inside a function)]."""
+    return {name: v.found for name, v in _visitors().items()}
+
+
+def imports_inside_functions() -> dict[str, int]:
+    """Import statements inside functions, of the package's own modules and of others (issue 20 counted 105)."""
+    out = {"package": 0, "other": 0}
+    for v in _visitors().values():
+        for k in out:
+            out[k] += v.inside[k]
     return out
 
 
@@ -188,3 +207,11 @@ def test_an_import_inside_a_function_is_an_edge(tmp_path, monkeypatch):
     monkeypatch.setattr(sys.modules[__name__], "PACKAGE", pkg)
     assert graph() == {"": {"sub.b"}, "c": {"sub"}, "sub": set(), "sub.b": {"c"}}
     assert [inside for _, inside in imports()["sub.b"]] == [True]
+    assert imports_inside_functions() == {"package": 1, "other": 0}
+
+
+if __name__ == "__main__":  # python3 tests/test_imports.py: the picture in words
+    edges = graph()
+    for c in circles(edges):
+        print(f"circle of {len(c)}:", "; ".join(f"{m} -> {', '.join(sorted(edges[m] & c))}" for m in sorted(c)))
+    print("import statements inside functions:", imports_inside_functions())
