@@ -7,15 +7,13 @@ bit for bit.  Missing values and absent columns are named.
 
 from __future__ import annotations
 
-import os
-import shutil
-
 import numpy as np
 import pandas as pd
 import pytest
 
 import shrinkage
 from shrinkage import InputError
+from test_cluster import _spark_or_skip
 
 
 @pytest.fixture(scope="module")
@@ -73,15 +71,9 @@ def test_missing_values_and_columns_are_named(frame, tmp_path):
 
 @pytest.mark.slow
 def test_spark(frame):
-    have = shutil.which("java") is not None
-    try:
-        from pyspark.sql import SparkSession
-    except ImportError:
-        have = False
-    if not have:
-        if os.environ.get("CI"):
-            pytest.fail("pyspark and Java are required when CI is set")
-        pytest.skip("pyspark or Java is not installed")
+    _spark_or_skip()
+    from pyspark.sql import SparkSession
+
     spark = (SparkSession.builder.master("local[2]").appName("shrinkage-meta")
              .config("spark.ui.enabled", "false").getOrCreate())
     try:
