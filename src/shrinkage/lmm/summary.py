@@ -154,7 +154,7 @@ def summary(r) -> str:
         lines.append(f"   Data: {r.data}")
     lines.append("")
     if r.method == "REML":
-        lines.append(f"REML criterion at convergence: {r.deviance:.1f}")
+        lines.append(f"REML criterion at convergence: {r_format([round(r.deviance, 1)], 7)[0]}")  # R's format(round(x, 1))
     else:
         values = [f"{r.aic:.1f}", f"{r.bic:.1f}", f"{r.loglik:.1f}", f"{r.deviance:.1f}", str(r.nobs - r.df)]
         lines += _table(["     AIC", "     BIC", "  logLik", "deviance", "df.resid"], [values], left=0)
