@@ -28,14 +28,19 @@ Python's memory from an engine:
 
 Group labels keep the type the source gives them (text stays text: "007" is not 7; a
 CSV's group column is read as text).  Missing labels (NULL, NaN, pandas NA; NA or an
-empty field in a CSV) or responses are refused, never made a group.  Engines are imported only when their kind of data is passed.
+empty field in a CSV) or responses are refused, never made a group.  An engine's library
+(duckdb, dask, pyspark) is imported only when its kind of data is passed.
 """
 
 from __future__ import annotations
 
 from ..errors import InputError
 from ..stats import GroupStats
+from ._dask import dask_stats
+from ._duckdb import duckdb_stats
+from ._frames import frame_stats
 from ._kinds import kind_of
+from ._spark import spark_stats
 
 __all__ = ["group_stats", "formula_cross_products"]
 
@@ -57,17 +62,13 @@ def group_stats(data, response: str, group: str, *, connection=None, sql: bool |
         raise InputError(f"response and group are the same column ({response!r})")
     kind = kind_of(data)
     if kind in ("path", "duckdb", "arrow"):
-        from ._duckdb import duckdb_stats
         return duckdb_stats(data, response, group, connection=connection, sql=sql, progress=progress)
     if sql:
         raise InputError(f"sql=True needs the query as text, got {type(data).__name__}")
     if kind in ("pandas", "polars"):
-        from ._frames import frame_stats
         return frame_stats(data, response, group)
     if kind == "dask":
-        from ._dask import dask_stats
         return dask_stats(data, response, group, progress=progress)
-    from ._spark import spark_stats
     return spark_stats(data, response, group)
 
 
@@ -77,7 +78,7 @@ def formula_cross_products(data, formula, *, na_action: str = "omit", connection
     with numeric covariates, computed where ``data`` live (a path, DuckDB relation or SQL
     query, Arrow table, Dask or PySpark DataFrame); ``sql`` as for :func:`group_stats`;
     see :mod:`._lmm`."""
-    from ._lmm import formula_cross_products as run
+    from ._lmm import formula_cross_products as run  # with shrinkage.lmm: not loaded by the one-way fit
 
     if isinstance(formula, str):
         from ..lmm.formula import parse

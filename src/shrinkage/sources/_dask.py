@@ -18,6 +18,7 @@ import numpy as np
 
 from ..errors import InputError
 from ..stats import GroupStats
+from ._frames import check_column
 from ._partials import from_frame, merge_frames, piece_stats
 
 
@@ -44,8 +45,6 @@ def _compute(collection, progress):
 
 def dask_stats(ddf, response: str, group: str, *, progress=None) -> GroupStats:
     import pandas as pd
-
-    from ._frames import check_column
 
     for name in (response, group):
         check_column(list(ddf.columns), name)

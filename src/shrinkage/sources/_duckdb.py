@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputError
+from ..progress import progress_bar
 from ..stats import GroupStats
 
 # a query's first word, followed by a space or a parenthesis ("values.csv" is a file)
@@ -207,8 +208,6 @@ def _poll(con, bar, done: threading.Event) -> None:
 def _run(rel, con, progress, objects: bool = False):
     """fetchnumpy() of the aggregate (fetchall() of its O(J) rows for labels that are
     Python objects), with a bar of DuckDB's query progress."""
-    from ..progress import progress_bar
-
     fetch = (lambda: _as_objects(rel.fetchall(), list(rel.columns))) if objects else rel.fetchnumpy
     if con is None or progress is False:
         return fetch()

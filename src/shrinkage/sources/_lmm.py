@@ -37,6 +37,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import InputError
+from ..lmm.columns import PlainColumns, lme4_name, variables
+from ..lmm.crossprod import from_products
 from ._kinds import kind_of
 from ._lmm_engines import ENGINES
 
@@ -88,8 +90,6 @@ def _is_factor(meta, v) -> bool:
 
 def factor_columns(f, meta) -> list:
     """The factor columns a formula's fixed and random parts use (levels needed first)."""
-    from ..lmm.columns import variables
-
     used = dict.fromkeys(variables(f"0 + {f.fixed}" if f.fixed.strip() else "1"))
     for expr, _ in f.blocks:
         used.update(dict.fromkeys(variables(expr)))
@@ -128,8 +128,6 @@ def _part(text: str, meta, what: str, levels: dict):
     contrasts, reference = the first sorted level), as in memory."""
     import formulaic
     import pandas as pd
-
-    from ..lmm.columns import PlainColumns, lme4_name, variables
 
     spec = PlainColumns.of(text, meta)
     if spec is not None:
@@ -211,8 +209,6 @@ def check_counts(missing: dict, infinite: dict, na_action: str) -> None:
 def assemble(plan: Plan, labels, n, sums, prods, centres):
     """CrossProducts from the engine's per-group n (J,), sums (J, m) of e_a and prods
     {(a, b): (J,)} of e_a e_b, about ``centres`` (m,) = the mu_a used."""
-    from ..lmm.crossprod import from_products
-
     labels = np.asarray(labels)
     if labels.size == 0:
         raise InputError("no complete rows: no observations to fit")
@@ -279,8 +275,6 @@ def _used(f) -> list:
     simple = [_simple(p) for p in parts]
     if None not in simple:
         return [v for _, vs in simple for v in vs]
-    from ..lmm.columns import variables
-
     return [v for p in parts for v in variables(f"0 + {p}" if p.strip() else "1")]
 
 
