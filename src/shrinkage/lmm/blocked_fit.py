@@ -5,13 +5,14 @@ The global minimum over theta (diagonal entries >= 0):
 
 1. the criterion at lme4's start (T_k = I) and scaled copies of it (1e-2 .. 1e2), and at
    theta = 0;
-2. L-BFGS-B (bounds as lme4's: 0 below on the diagonal) with forward-difference
-   gradients from the best start; when it ends on the boundary (a zero variance, a
-   correlation of +-1), or the problem is small, from the next starts too; the lowest
-   end is kept;
-3. Newton steps on the entries not held at a bound, gradient and Hessian by central
-   differences, each step kept only if the criterion does not rise (the polish that
-   brings theta to the accuracy of lme4's bobyqa with rhoend 1e-12);
+2. COBYQA (derivative-free, bounds as lme4's: 0 below on the diagonal) from the best
+   start, or where an evaluation is cheap L-BFGS-B with forward-difference gradients
+   (less overhead per iteration); when it ends on the boundary (a zero variance, a
+   correlation of +-1), or an evaluation is cheap, from the other starts too; the
+   lowest end is kept;
+3. where an evaluation is cheap, Newton steps on the entries not held at a bound,
+   gradient and Hessian by central differences, each step kept only if the criterion
+   does not rise (a polish to the accuracy of lme4's bobyqa with rhoend 1e-12);
 4. isSingular as lme4's: a diagonal entry of theta below 1e-4.
 """
 
@@ -37,7 +38,7 @@ _CHEAP = 0.02  # seconds per evaluation below which every start's run is compare
 
 @dataclass(frozen=True)
 class Optimum:
-    """theta_hat, the criterion there, the L-BFGS-B runs made, and the distinct minima they ended in."""
+    """theta_hat, the criterion there, the optimiser runs made, and the distinct minima they ended in."""
 
     theta: np.ndarray
     value: float
@@ -73,7 +74,22 @@ def _gradient(theta, pr, method, lower, central: bool = True):
     return f0, g
 
 
+def _cobyqa(pr, method, start):
+    """(theta, value) at the end of one run of COBYQA (scipy's successor of Powell's
+    BOBYQA, which lme4 and MixedModels.jl use), bounds as lme4's."""
+    from scipy.optimize import minimize
+
+    lower = pr.layout.lower
+    bounds = [(lo if np.isfinite(lo) else None, None) for lo in lower]
+    res = minimize(lambda t: min(_value(np.maximum(t, lower), pr, method), _HUGE), start, method="COBYQA",
+                   bounds=bounds, options={"final_tr_radius": 1e-10, "maxfev": 1000 * max(start.size, 1)})
+    theta = np.maximum(res.x, lower)
+    return theta, _value(theta, pr, method)
+
+
 def _lbfgsb(pr, method, start):
+    """(theta, value) at the end of one L-BFGS-B run, forward-difference gradients (for
+    cheap evaluations: fewer iterations' overhead than COBYQA's)."""
     from scipy.optimize import minimize
 
     lower = pr.layout.lower
@@ -82,6 +98,9 @@ def _lbfgsb(pr, method, start):
                    method="L-BFGS-B", bounds=bounds, options={"ftol": 1e-13, "gtol": 1e-7, "maxiter": 500})
     theta = np.maximum(res.x, lower)
     return theta, _value(theta, pr, method)
+
+
+_HUGE = 1e300  # where the criterion cannot be evaluated: a value the optimiser can compare
 
 
 def _hessian(theta, pr, method, idx, f0):
@@ -112,7 +131,7 @@ def _newton(pr, method, theta, value):
         free = ~((theta <= lower + 1e-12) & (g >= 0))
         idx = np.flatnonzero(free)
         if idx.size == 0 or np.any(theta[idx] - 2 * _steps(theta, lower)[idx] < lower[idx]):
-            return theta, value  # too near the bound for central differences: L-BFGS-B's end stands
+            return theta, value  # too near the bound for central differences: the optimiser's end stands
         H = _hessian(theta, pr, method, idx, f0)
         try:
             if np.linalg.eigvalsh(H).min() <= 0:
@@ -144,11 +163,13 @@ def minimise(pr: BlockedProblem, method: str = "REML") -> Optimum:
     order = [i for i in np.argsort(values, kind="stable") if np.isfinite(values[i])]
     if not order:
         raise InputError("the criterion cannot be evaluated in floating point at any starting point")
-    found = [_lbfgsb(pr, method, starts[order[0]])]
+    run = _lbfgsb if cheap else _cobyqa
+    found = [run(pr, method, starts[order[0]])]
     if cheap or np.any(found[0][0][lay.diagonal] < SINGULAR_TOL):
-        found += [_lbfgsb(pr, method, starts[i]) for i in order[1:]]
+        found += [run(pr, method, starts[i]) for i in order[1:]]
     theta, value = min(found, key=lambda tv: tv[1])
-    theta, value = _newton(pr, method, theta, value)
+    if cheap:
+        theta, value = _newton(pr, method, theta, value)
     return Optimum(theta, value, len(found), len({round(v, 6) for _, v in found}))
 
 
