@@ -147,9 +147,9 @@ def _lambda_w(pr: BlockedProblem, T: list):
 
 
 def _scale(pr: BlockedProblem, T: list, M: np.ndarray) -> np.ndarray:
-    """Lambda_W' M Lambda_W for a dense symmetric M, term by term (no sparse matrix: a
-    scalar term is a scaling of its rows and columns, a q_k > 1 term a small product)."""
-    M = M.copy()
+    """Lambda_W' M Lambda_W for a dense symmetric M, in place, term by term (no sparse
+    matrix: a scalar term is a scaling of its rows and columns, a q_k > 1 term a small
+    product)."""
     at = 0
     for J, q, Tk in zip(pr.levels[1:], pr.layout.q[1:], T[1:]):
         rows = slice(at, at + J * q)
@@ -192,7 +192,9 @@ def evaluate(theta: np.ndarray, pr: BlockedProblem) -> Pieces:
     A11 = np.einsum("ki,jkl,lm->jim", T1, pr.ZtZ1, T1)
     A11[:, np.arange(T1.shape[0]), np.arange(T1.shape[0])] += 1.0
     L1 = np.linalg.cholesky(A11)
-    S = _scale(pr, T, pr.G - _downdate(pr, T1, L1))
+    S = _downdate(pr, T1, L1)
+    np.subtract(pr.G, S, out=S)
+    S = _scale(pr, T, S)
     S[np.arange(pr.m_r), np.arange(pr.m_r)] += 1.0
     LW, info = dpotrf(S, lower=1, overwrite_a=1, clean=1)  # LAPACK's: numpy's cholesky is 3x slower here
     if info != 0 or not np.all(np.isfinite(np.diagonal(LW))):
