@@ -11,6 +11,8 @@ import sys
 
 import duckdb
 import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from shrinkage.lmm.formula import parse
@@ -32,7 +34,7 @@ def engine(rng):
     arrays = {"y": rng.normal(size=N), "x1": rng.normal(size=N), "x2": rng.uniform(size=N),
               "n": rng.integers(0, 9, N).astype(np.int32), "b": rng.uniform(size=N) < 0.5,
               "f": np.array(["a", "b", "c"])[rng.integers(0, 3, N)], "g": rng.integers(0, 7, N)}
-    rel = con.from_arrow(__import__("pyarrow").table(arrays))
+    rel = con.from_arrow(pa.table(arrays))
     e = DuckDBEngine(rel)
     e.open("g")
     yield e
@@ -70,9 +72,6 @@ def test_formula_out_of_core_loads_no_pandas(tmp_path, rng):
     """The libraries are most of the memory a formula added (pandas 69 MB, formulaic and
     the scipy it brings): a numeric formula on a Parquet file loads none of them, and
     y ~ 1 + (1 | g) gives the one-way fit's estimates."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
     N, J = 2000, 40
     g = rng.integers(0, J, N)
     x = rng.normal(size=N)
