@@ -19,8 +19,6 @@ from .objective import Layout, blups_at, evaluate, prepare
 from .optimise import is_singular, minimise
 from ._blas import one_thread
 from .result import LmmResult
-from .blocked_fit import fit_several
-from .terms import several_design
 from .rank import RankDeficiencyWarning, kept_columns  # noqa: F401 (RankDeficiencyWarning re-exported)
 
 __all__ = ["lmer", "fit_cross_products", "fit_formula", "full_rank", "RankDeficiencyWarning"]
@@ -123,6 +121,9 @@ def lmer(formula: str, data, method: str = "REML", *, na_action: str = "omit", c
     method = _method(method)
     f = parse(formula)
     if f.several:  # several grouping factors (or an interaction): the blocked fit
+        from .blocked_fit import fit_several  # here: scipy.sparse, never loaded by a one-factor fit
+        from .terms import several_design
+
         return fit_several(several_design(f, data, na_action), method, formula=formula, data=describe(data))
 
     def coded_and_summed(floats: bool):
