@@ -35,7 +35,7 @@ from scipy.linalg.lapack import dpotrf
 
 from ..errors import InputError
 
-__all__ = ["Layout", "BlockedProblem", "Pieces", "prepare", "evaluate", "deviance", "solution", "condvar"]
+__all__ = ["centred", "Layout", "BlockedProblem", "Pieces", "prepare", "evaluate", "deviance", "solution", "condvar"]
 
 
 @dataclass(frozen=True)
@@ -275,3 +275,21 @@ def condvar(pc: Pieces, pr: BlockedProblem) -> list:
         out.append(np.einsum("ab,jbc,dc->jad", Tk, blocks, Tk))
         at += J * q
     return out
+
+
+def centred(X: np.ndarray, y: np.ndarray, names: tuple):
+    """(X_c, y_c, M, shift): with an intercept, y and X's other columns less their means
+    (the same likelihood, the intercept absorbs the shift; the criterion's y'y and X'X
+    no longer cancel in the Schur complement), and beta = M beta_c + shift back."""
+    p = X.shape[1]
+    if "(Intercept)" not in names:
+        return X, y, np.eye(p), np.zeros(p)
+    i = names.index("(Intercept)")
+    c = X.mean(axis=0)
+    c[i] = 0.0
+    ybar = float(y.mean())
+    M = np.eye(p)
+    M[i] -= c
+    shift = np.zeros(p)
+    shift[i] = ybar
+    return X - c, y - ybar, M, shift

@@ -150,11 +150,10 @@ class SeveralResult(Lme4Accessors):
         """Likelihood-ratio test of one random intercept's variance = 0 (by the fit's
         method): the model refitted without the term; p from the boundary's 50:50 mixture
         of chi2_0 and chi2_1 (Self & Liang 1987).  Returns (statistic, p value)."""
-        from dataclasses import replace
-
         from scipy.stats import chi2
 
-        from .blocked_fit import fit_several
+        from .blocked import centred, prepare
+        from .blocked_optimise import minimise
 
         if term not in self.names:
             raise InputError(f"lrt: no term {term!r} (terms: {', '.join(self.names)})")
@@ -163,9 +162,11 @@ class SeveralResult(Lme4Accessors):
             raise InputError(f"lrt: the test of {term!r} is defined here for a random intercept alone")
         if len(self.terms) < 2:
             raise InputError("lrt: the model without its only random term is a linear model")
-        reduced = replace(self.design, terms=tuple(t for i, t in enumerate(self.terms) if i != k), x_keep=None)
-        smaller = fit_several(reduced, self.method, formula=None, data=None)
-        stat = max(smaller.deviance - self.deviance, 0.0)
+        d = self.design
+        Xc, yc, _, _ = centred(d.X, d.y, d.x_names)
+        rest = [t for i, t in enumerate(self.terms) if i != k]
+        smaller = minimise(prepare([t.codes for t in rest], [t.Z for t in rest], Xc, yc), self.method)
+        stat = max(smaller.value - self.deviance, 0.0)
         return float(stat), float(0.5 * chi2.sf(stat, 1)) if stat > 0 else 1.0
 
     # --- prediction ---------------------------------------------------------------------
@@ -178,8 +179,7 @@ class SeveralResult(Lme4Accessors):
         if newdata is None:
             out = d.X @ self.beta
             for t, b in zip(self.terms, self.b):
-                Z = np.column_stack([np.ones(out.size) if c is None else c for c in t.z_cols])
-                out += np.einsum("nk,nk->n", Z, b[t.codes])
+                out += np.einsum("nk,nk->n", t.Z, b[t.codes])
             return out
         X, parts = new_rows(d, newdata)
         out = X @ self.beta

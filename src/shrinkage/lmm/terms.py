@@ -45,6 +45,11 @@ class CodedTerm:
     def levels(self) -> int:
         return int(self.labels.size)
 
+    @property
+    def Z(self) -> np.ndarray:
+        """The term's columns as a matrix (N, q)."""
+        return dense(self.z_cols, self.codes.size)
+
 
 @dataclass(frozen=True, eq=False)
 class SeveralDesign(FixedPart):

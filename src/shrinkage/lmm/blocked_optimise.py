@@ -1,0 +1,174 @@
+"""The global minimum of :mod:`.blocked`'s criterion over theta (diagonal entries >= 0):
+
+1. the criterion at lme4's start (T_k = I) and scaled copies of it (1e-2 .. 1e2), and at
+   theta = 0;
+2. COBYQA (derivative-free, bounds as lme4's: 0 below on the diagonal) from the best
+   start, or where an evaluation is cheap L-BFGS-B with forward-difference gradients
+   (less overhead per iteration); when it ends on the boundary (a zero variance, a
+   correlation of +-1), or an evaluation is cheap, from the other starts too; the
+   lowest end is kept;
+3. where an evaluation is cheap, Newton steps on the entries not held at a bound,
+   gradient and Hessian by central differences, each step kept only if the criterion
+   does not rise (a polish to the accuracy of lme4's bobyqa with rhoend 1e-12);
+4. isSingular as lme4's: a diagonal entry of theta below 1e-4.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..errors import InputError
+from ._blas import one_thread
+from .blocked import BlockedProblem, deviance
+
+__all__ = ["minimise", "Optimum", "SINGULAR_TOL"]
+
+SINGULAR_TOL = 1e-4
+_SCALES = (1.0, 0.1, 10.0, 1e-2, 1e2)
+_CHEAP = 0.02  # seconds per evaluation below which every start's run is compared
+
+
+@dataclass(frozen=True)
+class Optimum:
+    """theta_hat, the criterion there, the optimiser runs made, and the distinct minima they ended in."""
+
+    theta: np.ndarray
+    value: float
+    runs: int
+    local_minima: int
+
+
+def _value(theta, pr, method) -> float:
+    try:
+        return deviance(theta, pr, method)
+    except (InputError, np.linalg.LinAlgError, FloatingPointError):
+        return np.inf
+
+
+def _steps(theta: np.ndarray, lower: np.ndarray) -> np.ndarray:
+    """Central-difference steps, kept off the bound (a one-sided step at it)."""
+    return 1e-5 * np.maximum(np.abs(theta), 1e-2)
+
+
+def _gradient(theta, pr, method, lower, central: bool = True):
+    """Central differences (forward ones at a bound, or unless ``central``)."""
+    h = _steps(theta, lower)
+    f0 = _value(theta, pr, method)
+    g = np.empty(theta.size)
+    for i in range(theta.size):
+        tp, tm = theta.copy(), theta.copy()
+        tp[i] += h[i]
+        tm[i] -= h[i]
+        if tm[i] < lower[i] or not central:
+            g[i] = (_value(tp, pr, method) - f0) / h[i]
+        else:
+            g[i] = (_value(tp, pr, method) - _value(tm, pr, method)) / (2 * h[i])
+    return f0, g
+
+
+def _cobyqa(pr, method, start):
+    """(theta, value) at the end of one run of COBYQA (scipy's successor of Powell's
+    BOBYQA, which lme4 and MixedModels.jl use), bounds as lme4's."""
+    from scipy.optimize import minimize
+
+    lower = pr.layout.lower
+    bounds = [(lo if np.isfinite(lo) else None, None) for lo in lower]
+    res = minimize(lambda t: min(_value(np.maximum(t, lower), pr, method), _HUGE), start, method="COBYQA",
+                   bounds=bounds, options={"final_tr_radius": 1e-10, "maxfev": 1000 * max(start.size, 1)})
+    theta = np.maximum(res.x, lower)
+    return theta, _value(theta, pr, method)
+
+
+def _lbfgsb(pr, method, start):
+    """(theta, value) at the end of one L-BFGS-B run, forward-difference gradients (for
+    cheap evaluations: fewer iterations' overhead than COBYQA's)."""
+    from scipy.optimize import minimize
+
+    lower = pr.layout.lower
+    bounds = [(lo if np.isfinite(lo) else None, None) for lo in lower]
+    res = minimize(lambda t: _gradient(np.maximum(t, lower), pr, method, lower, central=False), start, jac=True,
+                   method="L-BFGS-B", bounds=bounds, options={"ftol": 1e-13, "gtol": 1e-7, "maxiter": 500})
+    theta = np.maximum(res.x, lower)
+    return theta, _value(theta, pr, method)
+
+
+_HUGE = 1e300  # where the criterion cannot be evaluated: a value the optimiser can compare
+
+
+def _hessian(theta, pr, method, idx, f0):
+    """Second differences of the criterion on the entries idx."""
+    h = _steps(theta, None)
+    H = np.empty((idx.size, idx.size))
+
+    def f(shift):
+        t = theta.copy()
+        for i, s in shift:
+            t[i] += s
+        return _value(t, pr, method)
+
+    for a, i in enumerate(idx):
+        H[a, a] = (f([(i, h[i])]) - 2 * f0 + f([(i, -h[i])])) / h[i] ** 2
+        for b in range(a):
+            j = idx[b]
+            H[a, b] = H[b, a] = (f([(i, h[i]), (j, h[j])]) - f([(i, h[i]), (j, -h[j])])
+                                 - f([(i, -h[i]), (j, h[j])]) + f([(i, -h[i]), (j, -h[j])])) / (4 * h[i] * h[j])
+    return H
+
+
+def _newton(pr, method, theta, value):
+    """Newton steps on the free entries (see the module docstring)."""
+    lower = pr.layout.lower
+    for _ in range(8):
+        f0, g = _gradient(theta, pr, method, lower)
+        free = ~((theta <= lower + 1e-12) & (g >= 0))
+        idx = np.flatnonzero(free)
+        if idx.size == 0 or np.any(theta[idx] - 2 * _steps(theta, lower)[idx] < lower[idx]):
+            return theta, value  # too near the bound for central differences: the optimiser's end stands
+        H = _hessian(theta, pr, method, idx, f0)
+        try:
+            if np.linalg.eigvalsh(H).min() <= 0:
+                return theta, value
+            step = np.linalg.solve(H, g[idx])
+        except np.linalg.LinAlgError:
+            return theta, value
+        trial = theta.copy()
+        trial[idx] -= step
+        trial = np.maximum(trial, lower)
+        v = _value(trial, pr, method)
+        if not v <= value + 1e-13 * abs(value):
+            return theta, value
+        theta, value = trial, min(v, value)
+        if np.max(np.abs(step)) <= 1e-10 * max(1.0, float(np.max(np.abs(theta)))):
+            break
+    return theta, value
+
+
+def minimise(pr: BlockedProblem, method: str = "REML") -> Optimum:
+    """The global minimum of the criterion over theta (see the module docstring), on one
+    BLAS thread (small dense factorisations: threads cost more than they bring, the more
+    so on a busy machine)."""
+    with one_thread():
+        return _minimise(pr, method)
+
+
+def _minimise(pr: BlockedProblem, method: str) -> Optimum:
+    import time
+
+    lay = pr.layout
+    starts = [lay.start() * s for s in _SCALES] + [np.zeros(lay.size)]
+    clock = time.perf_counter()
+    values = [_value(t, pr, method) for t in starts]
+    cheap = (time.perf_counter() - clock) / len(starts) < _CHEAP
+    order = [i for i in np.argsort(values, kind="stable") if np.isfinite(values[i])]
+    if not order:
+        raise InputError("the criterion cannot be evaluated in floating point at any starting point")
+    run = _lbfgsb if cheap else _cobyqa
+    found = [run(pr, method, starts[order[0]])]
+    if cheap or np.any(found[0][0][lay.diagonal] < SINGULAR_TOL):
+        found += [run(pr, method, starts[i]) for i in order[1:]]
+    theta, value = min(found, key=lambda tv: tv[1])
+    if cheap:
+        theta, value = _newton(pr, method, theta, value)
+    return Optimum(theta, value, len(found), len({round(v, 6) for _, v in found}))
