@@ -215,3 +215,28 @@ def test_refusals_name_the_problem():
         shrinkage.fit("y ~ x + (1 | a) + (1 | b)", data="nowhere.parquet")
     with pytest.raises(InputError, match=r"confint\(\) is not supported yet for several"):
         shrinkage.fit("y ~ x + (1 | a) + (1 | b)", data=frame).confint()
+
+
+def test_crossed_shrinkage_one_factor_blup_given_the_others():
+    """What crossed shrinkage means, at the fit's variances (Henderson's equations, the
+    row of a_i): a_i = lambda_i * mean over a_i's rows of (y - X beta - b_j(row)), with
+    lambda_i = n_i s_a^2 / (n_i s_a^2 + s^2): the one-factor shrinkage of a residual that
+    has the other factor's BLUPs taken out.  In balanced data (every a-level meets every
+    b-level once) the b's cancel from the row mean: a_i = lambda (ybar_i. - ybar..)."""
+    frame = crossed_data(6)
+    r = shrinkage.fit("y ~ x + (1 | a) + (1 | b)", data=frame)
+    ta, tb = r.terms[0], r.terms[1]
+    sa, sb = float(r.D[0][0, 0]), float(r.D[1][0, 0])
+    resid = frame["y"].to_numpy() - r.design.X @ r.beta
+    for t, other, s2k, b_own, b_other in ((ta, tb, sa, r.b[0], r.b[1]), (tb, ta, sb, r.b[1], r.b[0])):
+        n = np.bincount(t.codes, minlength=t.levels)
+        mean = np.bincount(t.codes, resid - b_other[other.codes, 0], minlength=t.levels) / n
+        np.testing.assert_allclose(b_own[:, 0], n * s2k / (n * s2k + r.sigma2) * mean, rtol=1e-8, atol=1e-10)
+    I, J = 7, 5
+    rng = np.random.default_rng(11)
+    a, b = np.repeat(np.arange(I), J), np.tile(np.arange(J), I)
+    y = 2 + rng.normal(size=I)[a] * 0.8 + rng.normal(size=J)[b] * 1.3 + rng.normal(size=I * J)
+    bal = shrinkage.fit("y ~ 1 + (1 | a) + (1 | b)", data=pd.DataFrame({"y": y, "a": a, "b": b}))
+    lam = J * bal.D[0][0, 0] / (J * bal.D[0][0, 0] + bal.sigma2)
+    row_means = np.bincount(a, y) / J
+    np.testing.assert_allclose(bal.ranef["a"].iloc[:, 0], lam * (row_means - y.mean()), rtol=1e-8, atol=1e-10)
