@@ -1,4 +1,4 @@
-"""Linear mixed models with one grouping factor: y_j = X_j beta + Z_j b_j + eps_j.
+"""Linear mixed models: with one grouping factor y_j = X_j beta + Z_j b_j + eps_j.
 
 Four stages, each callable alone (as lme4's modular fit): :mod:`.formula` turns a
 formula and a data frame into columns; :mod:`.crossprod` reduces them to per-group
@@ -8,6 +8,12 @@ covariances, as small pure functions) and :mod:`.optimise` find theta_hat from t
 alone; :mod:`.result` packages the estimates in lme4's terms (:class:`LmmResult`), with
 :mod:`.summary` and :mod:`.inference` (profile intervals).  The fit runs in centred
 random-effect columns and reports the user's (:mod:`.centring`: the same likelihood).
+
+Several grouping factors (crossed ``(1 | a) + (1 | b)``, nested ``(1 | a/b)``, ``(1 | a:b)``)
+take their own route from the parse's list of terms: :mod:`.terms` codes them,
+:mod:`.blocked` is the profiled criterion by a blocked Cholesky (MixedModels.jl's layout),
+:mod:`.blocked_optimise` its global minimum, :mod:`.blocked_fit` the fit and
+:mod:`.several_result` the answer (:class:`~.several_result.SeveralResult`).
 
 ``shrinkage.fit("y ~ x + (x | g)", data=df)`` calls :func:`lmer`; statistics built
 elsewhere (out of core) go to :func:`fit_cross_products`.  Imported lazily: loading
