@@ -31,6 +31,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import scipy.sparse as sp
+from numba import njit
 from scipy.linalg.lapack import dpotrf
 
 from ..errors import InputError
@@ -122,6 +123,7 @@ def prepare(codes: list, Z: list, X: np.ndarray, y: np.ndarray) -> BlockedProble
     W = sp.hstack([term_matrix(c, z, J) for c, z, J in zip(codes[1:], Z[1:], levels[1:])]
                   + [sp.csr_matrix(np.column_stack([X, y]))], format="csc")
     C = (term_matrix(codes[0], Z1, levels[0]).T @ W).tocsr()
+    C.sort_indices()
     G = (W.T @ W).toarray()
     small = C.shape[0] * C.shape[1] <= DENSE_C
     return BlockedProblem(Layout(q), levels, ZtZ1, C, G, N, p, C.toarray() if small else None)
@@ -170,17 +172,44 @@ def _first_weights(T1: np.ndarray, L1: np.ndarray) -> np.ndarray:
     return np.einsum("jki,jkl->jil", M, M)
 
 
+@njit(nogil=True, cache=True)
+def _gram_downdate(indptr, indices, data, w, G, out):  # pragma: no cover - compiled
+    """out = G - C' diag(w) C on the lower triangle (C in CSR, column indices sorted): each
+    row of C adds w_k c_k c_k' over its nonzeros only (a level of the first factor meets
+    few levels of the others), no sparse product built."""
+    m = G.shape[0]
+    for i in range(m):
+        for j in range(m):
+            out[i, j] = G[i, j] if j <= i else 0.0
+    for k in range(indptr.size - 1):
+        wk = w[k]
+        for a in range(indptr[k], indptr[k + 1]):
+            i = indices[a]
+            ci = wk * data[a]
+            for b in range(indptr[k], a + 1):
+                out[i, indices[b]] -= ci * data[b]
+
+
+def _schur_scalar_first(pr: BlockedProblem, w: np.ndarray) -> np.ndarray:
+    """G - C' diag(w) C (a scalar first term), the lower triangle by the compiled loop and
+    mirrored when a later term has q > 1 (its scaling mixes rows and columns)."""
+    out = np.empty_like(pr.G)
+    _gram_downdate(pr.C.indptr, pr.C.indices, pr.C.data, w, pr.G, out)
+    if any(q > 1 for q in pr.layout.q[1:]):
+        lower = np.tril(out)
+        out = lower + np.tril(lower, -1).T
+    return out
+
+
 def _downdate(pr: BlockedProblem, T1: np.ndarray, L1: np.ndarray) -> np.ndarray:
-    """C' blockdiag(T_1 (L_1j L_1j')^-1 T_1') C, dense (m x m): through C's dense copy
-    when it is small, else sparse products."""
+    """C' blockdiag(T_1 (L_1j L_1j')^-1 T_1') C, dense (m x m), for a first term with
+    q_1 > 1: through C's dense copy when it is small, else sparse products."""
     J, q = L1.shape[0], L1.shape[1]
-    w = (T1[0, 0] / L1[:, 0, 0]) ** 2 if q == 1 else _first_weights(T1, L1)
+    w = _first_weights(T1, L1)
     if pr.C_dense is not None:
-        if q == 1:
-            return pr.C_dense.T @ (w[:, None] * pr.C_dense)
         Cb = pr.C_dense.reshape(J, q, -1)
         return np.einsum("jam,jab,jbn->mn", Cb, w, Cb, optimize=True)
-    D = sp.diags(w) if q == 1 else sp.bsr_matrix((w, np.arange(J), np.arange(J + 1)), shape=(J * q, J * q))
+    D = sp.bsr_matrix((w, np.arange(J), np.arange(J + 1)), shape=(J * q, J * q))
     return (pr.C.T @ (D @ pr.C)).toarray()
 
 
@@ -192,8 +221,11 @@ def evaluate(theta: np.ndarray, pr: BlockedProblem) -> Pieces:
     A11 = np.einsum("ki,jkl,lm->jim", T1, pr.ZtZ1, T1)
     A11[:, np.arange(T1.shape[0]), np.arange(T1.shape[0])] += 1.0
     L1 = np.linalg.cholesky(A11)
-    S = _downdate(pr, T1, L1)
-    np.subtract(pr.G, S, out=S)
+    if T1.shape[0] == 1:
+        S = _schur_scalar_first(pr, (T1[0, 0] / L1[:, 0, 0]) ** 2)
+    else:
+        S = _downdate(pr, T1, L1)
+        np.subtract(pr.G, S, out=S)
     S = _scale(pr, T, S)
     S[np.arange(pr.m_r), np.arange(pr.m_r)] += 1.0
     LW, info = dpotrf(S, lower=1, overwrite_a=1, clean=1)  # LAPACK's: numpy's cholesky is 3x slower here
