@@ -158,7 +158,7 @@ def _whole(v, what, frame, ok):
     bad = ok & (np.abs(v - np.round(v)) > 1e-7 * np.maximum(1, np.abs(v)))
     if bad.any():
         i = int(np.argmax(bad))
-        raise InputError(f"{what} must be whole numbers: {v[i]!r} at {_row(frame, i)}")
+        raise InputError(f"{what} must be whole numbers: {float(v[i])!r} at {_row(frame, i)}")
 
 
 def _two_levels(col, name):
@@ -192,7 +192,7 @@ def response_arrays(lhs: str, frame, family, weights=None, used=None):
             neg = ok_rows & (v < 0)
             if neg.any():
                 i = int(np.argmax(neg))
-                raise InputError(f"{what} must not be negative: {v[i]!r} at {_row(frame, i)}")
+                raise InputError(f"{what} must not be negative: {float(v[i])!r} at {_row(frame, i)}")
             _whole(v, what, frame, ok_rows)
         trials = s + f
         with np.errstate(all="ignore"):
@@ -212,20 +212,20 @@ def response_arrays(lhs: str, frame, family, weights=None, used=None):
         neg = ok_rows & (y < 0)
         if neg.any():
             i = int(np.argmax(neg))
-            raise InputError(f"the response {lhs} must not be negative: {y[i]!r} at {_row(frame, i)}")
+            raise InputError(f"the response {lhs} must not be negative: {float(y[i])!r} at {_row(frame, i)}")
         m = w.copy()
         if family.name == "binomial":
             over = ok_rows & (y > 1)
             if over.any():
                 i = int(np.argmax(over))
                 raise InputError(f"the response {lhs} is a proportion (0 <= y <= 1; give counts as "
-                                 f"cbind(successes, failures)): {y[i]!r} at {_row(frame, i)}")
+                                 f"cbind(successes, failures)): {float(y[i])!r} at {_row(frame, i)}")
             _whole(y * m, f"successes (the response {lhs} times the weights)", frame, ok_rows)
         else:
             _whole(y, f"the Poisson counts {lhs}", frame, ok_rows)
     bad_w = ok_rows & (w < 0)
     if bad_w.any():
         i = int(np.argmax(bad_w))
-        raise InputError(f"weights must not be negative: {w[i]!r} at {_row(frame, i)}")
+        raise InputError(f"weights must not be negative: {float(w[i])!r} at {_row(frame, i)}")
     y = np.where(ok_rows, y, np.nan)
     return y, m

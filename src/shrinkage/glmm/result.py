@@ -176,8 +176,10 @@ class GlmmResult(InformationCriteria):
         if random:
             where = match_labels(self.labels, g)
             if (where < 0).any():
-                raise InputError(f"newdata: group {g[np.argmax(where < 0)]!r} of {self.group!r} is not in the fit "
-                                 "(lme4 refuses new levels too; use random=False for the population prediction)")
+                new = g[np.argmax(where < 0)]
+                new = new.item() if isinstance(new, np.generic) else new
+                raise InputError(f"newdata: group {new!r} of {self.group!r} is not in the fit (lme4 refuses new "
+                                 "levels too; use random=False for the population prediction)")
             eta = eta + self.b[where]
         return eta
 
