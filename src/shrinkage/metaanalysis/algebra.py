@@ -155,6 +155,25 @@ class Powers:
         self._memo[key] = out
         return out
 
+    def scores(self, grid: np.ndarray, reml: bool) -> np.ndarray:
+        """The profiled ML or REML score at every tau^2 of a grid at once (one matrix product for
+        each of W and W^2 over the products z_a z_b): the scan for sign changes, for small k."""
+        q, p = self.Z.shape[1], self.p
+        ia, ib = np.triu_indices(q)
+        pairs = self.Z[:, ia] * self.Z[:, ib]
+        W = numeric._meta_weight(self.v[None, :], grid[:, None])
+        G1, G2 = np.zeros((2, len(grid), q, q))
+        G1[:, ia, ib] = G1[:, ib, ia] = W @ pairs
+        G2[:, ia, ib] = G2[:, ib, ia] = (W * W) @ pairs
+        A = G1[:, :p, :p]
+        beta = np.linalg.solve(A, G1[:, :p, p:])
+        u = np.concatenate([-beta, np.ones((len(grid), 1, 1))], axis=1)[..., 0]
+        ypp = np.einsum("ga,gab,gb->g", u, G2, u)
+        if not reml:
+            return 0.5 * (ypp - G1[:, 0, 0])
+        trP = G1[:, 0, 0] - np.trace(np.linalg.solve(A, G2[:, :p, :p]), axis1=1, axis2=2)
+        return 0.5 * (ypp - trP)
+
     def _map(self) -> np.ndarray:
         M = np.eye(self.p)
         M[0, 1:] = -self.means[1:]

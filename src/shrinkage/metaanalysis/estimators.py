@@ -94,7 +94,10 @@ class Likelihood:
         k = len(self.v)
         scale = max(start, float(np.mean(self.v)))
         points = GRID * scale if k <= SCAN_MAX else np.unique([0.0, start])
-        scores = [self.score(t, self.powers.at(t, 2 if k <= SCAN_MAX else 3)) for t in points]
+        if k <= SCAN_MAX:
+            scores = list(self.powers.scores(points, self.reml))
+        else:
+            scores = [self.score(t, self.powers.at(t, 3)) for t in points]
         candidates = [0.0] if scores[0] <= 0 else []
         for a, b, sa, sb in zip(points[:-1], points[1:], scores[:-1], scores[1:]):
             if sa > 0 >= sb:
