@@ -88,10 +88,10 @@ per-group cross-products, so that each evaluation costs $O(Jq^3)$ whatever $N$.
         Define(d.steps[-1].rhs, symbol=beta_hat, why=r"Name it."),
         Define(mplus(mtimes(tr(Lambda_theta), ZtZ, Lambda_theta), Eye(q)), symbol=M_j,
                why=r"lme4's $\mathbf L_\theta\mathbf L_\theta^{\mathsf T}$ is block diagonal, with block $\mathbf M_j$ for group $j$."),
-        Define(GroupSum(logdet(M_j)), symbol=logdet_L, why=r"So $\log\lvert\mathbf L_\theta\rvert^2 = \sum_j \log\det\mathbf M_j$."),
+        Define(GroupSum(logdet(M_j)), symbol=logdet_L, label="logdet_L", why=r"So $\log\lvert\mathbf L_\theta\rvert^2 = \sum_j \log\det\mathbf M_j$."),
         Define(penalised(beta), symbol=r2_beta, label="r2_beta",
                why=r"The penalised residual sum of squares at $\boldsymbol\beta$ (shown below to be lme4's)."),
-        Define(penalised(beta_hat), symbol=r2, why=r"And at the GLS estimate: lme4's $r^2_\theta$."),
+        Define(penalised(beta_hat), symbol=r2, label="r2_theta", why=r"And at the GLS estimate: lme4's $r^2_\theta$."),
     )
     d = d.cite(marginal, "marginal_theta", lhs=r"\log p(\mathbf y_j)",
                why=r"The log-likelihood of group $j$ in $\theta$ (document \emph{lmm\_marginal}).")
@@ -119,7 +119,7 @@ per-group cross-products, so that each evaluation costs $O(Jq^3)$ whatever $N$.
     )
     d = d.recall("loglik_theta", lhs=r"\ell(\boldsymbol\beta, \sigma^2, \theta)", why=r"Back to the log-likelihood, for REML.")
     d = d.then(
-        Define(logdet(A_th), symbol=logdet_RX,
+        Define(logdet(A_th), symbol=logdet_RX, label="logdet_RX",
                why=r"lme4's $\log\lvert\mathbf R_X\rvert^2$: $\mathbf R_X^{\mathsf T}\mathbf R_X = \mathbf A_\theta$, the precision of $\hat{\boldsymbol\beta}_\theta$ times $\sigma^2$."),
         MatrixLogIntegral(
             loglik(r2, nu, (logdet_RX,)), var=beta, precision=mtimes(frac(1, sigma2), gls_precision), centre=beta_hat,

@@ -26,7 +26,7 @@ from shrinkage.matrix.nodes import mtimes, tr
 from shrinkage.matrix.notation import D, Lambda_theta, Z_j, sigma2
 
 DERIVATIONS = Path(__file__).resolve().parent.parent / "derivations"
-NAMES = ("lmm_blup", "lmm_marginal", "lmm_profile", "lmm_henderson")
+NAMES = ("lmm_blup", "lmm_marginal", "lmm_profile", "lmm_henderson", "lmm_gradient")
 
 
 def load(name):
@@ -70,11 +70,20 @@ def _with_step(d, label, **changes):
 
 
 @pytest.mark.parametrize("case", ["precision", "theta", "one_way", "woodbury", "sigma2_ml", "reml_no_rx",
-                                  "reml_precision", "deviance_scale", "pls", "henderson", "henderson_at_beta"])
+                                  "reml_precision", "deviance_scale", "pls", "henderson", "henderson_at_beta",
+                                  "gradient_factor", "gradient_no_rx", "gradient_transposed"])
 def test_a_wrong_step_is_rejected_and_named(case):
     blup, marginal, profile = load("lmm_blup"), load("lmm_marginal"), load("lmm_profile")
-    henderson = load("lmm_henderson")
-    if case == "henderson":  # Henderson's matrix without sigma^2 in front of the prior precision
+    henderson, gradient = load("lmm_henderson"), load("lmm_gradient")
+    if case == "gradient_factor":  # d log|L|^2 without its factor 2
+        d, number = _with_step(gradient.derivation(), "d_logdet_L", rhs=gradient.d_logdet_L / 2)
+    elif case == "gradient_no_rx":  # the REML gradient without the derivative of log|R_X|^2
+        d, number = _with_step(gradient.derivation(), "reml_gradient", rhs=gradient.mplus(
+            gradient.d_logdet_L, gradient.times(gradient.frac(gradient.nu, gradient.r2), gradient.d_r2_hat)))
+    elif case == "gradient_transposed":  # Lambda M^-1 Z'Z for Z'Z Lambda M^-1: equal at q = 1 only
+        d, number = _with_step(gradient.derivation(), "d_logdet_L", rhs=gradient.times(2, gradient.GroupMatSum(
+            mtimes(Lambda_theta, sp.Inverse(gradient.M_j), gradient.ZtZ))))
+    elif case == "henderson":  # Henderson's matrix without sigma^2 in front of the prior precision
         wrong = henderson.henderson.xreplace({henderson.mtimes(sigma2, henderson.prior): henderson.prior})
         d, number = _with_step(henderson.derivation(), "henderson", rhs=henderson.mtimes(sp.Inverse(wrong), henderson.right_side))
     elif case == "henderson_at_beta":  # the BLUPs at the true beta instead of at the GLS estimate
@@ -280,21 +289,28 @@ def dense_profiled(lam, data):
     return out
 
 
+def theta_case(seed: int, draw: int, floor: float):
+    """Random data (q = 1..4, p = 1..3 by draw), the fit's statistics, a random Lambda
+    (diagonal at least ``floor``), its theta, and the generated functions' arguments."""
+    from shrinkage.lmm.objective import Layout
+
+    rng = np.random.default_rng(seed)
+    q, p = 1 + draw % 4, 1 + draw % 3
+    D_, sigma2_, beta_, data = random_model(rng, q, p, groups=int(rng.integers(3, 8)))
+    ZtZ, ZtX, XtX, Zty, Xty, yty, n = cross_products(data)
+    cp = fit_statistics(ZtZ, ZtX, XtX, Zty, Xty, yty, n)
+    lam = np.tril(rng.normal(size=(q, q)))
+    np.fill_diagonal(lam, np.abs(np.diag(lam)) + floor)
+    return data, cp, lam, Layout.of((q,)).from_lambda(lam), (n, yty, Xty, Zty, XtX, ZtX, ZtZ, lam)
+
+
 @pytest.mark.parametrize("draw", range(8))
 def test_profiled_criteria_equal_the_fit_and_a_dense_maximisation(generated, draw):
     """lmm_ml_profiled_deviance and lmm_reml_criterion (generated from lmm_profile) equal
     shrinkage.lmm.objective's profiled criteria and a dense maximisation over beta and
     sigma^2 at random theta, to 1e-10; the sigma^2 estimates equal the fit's."""
     objective = pytest.importorskip("shrinkage.lmm.objective")
-    rng = np.random.default_rng(9000 + draw)
-    q, p = 1 + draw % 4, 1 + draw % 3
-    D_, sigma2_, beta_, data = random_model(rng, q, p, groups=int(rng.integers(3, 8)))
-    ZtZ, ZtX, XtX, Zty, Xty, yty, n = cross_products(data)
-    cp = fit_statistics(ZtZ, ZtX, XtX, Zty, Xty, yty, n)
-    lam = np.tril(rng.normal(size=(q, q)))
-    np.fill_diagonal(lam, np.abs(np.diag(lam)) + 0.1)
-    theta = objective.Layout.of((q,)).from_lambda(lam)
-    args = (n, yty, Xty, Zty, XtX, ZtX, ZtZ, lam)
+    data, cp, lam, theta, args = theta_case(9000 + draw, draw, 0.1)
     ml, reml = generated["lmm_ml_profiled_deviance"](*args), generated["lmm_reml_criterion"](*args)
     np.testing.assert_allclose(ml, objective.profiled_ml(theta, cp), rtol=1e-10)
     np.testing.assert_allclose(reml, objective.profiled_reml(theta, cp), rtol=1e-10)
@@ -306,6 +322,30 @@ def test_profiled_criteria_equal_the_fit_and_a_dense_maximisation(generated, dra
     # the same comparison rejects a REML criterion without log|R_X|^2 (|log det A| > 1e-3 here)
     logdet_A = np.linalg.slogdet(objective.evaluate(theta, cp).A)[1]
     assert not np.isclose(reml - logdet_A, dense_reml, rtol=1e-8, atol=0)
+
+
+@pytest.mark.parametrize("draw", range(8))
+def test_the_fits_gradient_is_the_derived_one_and_the_dense_criterions_slope(generated, draw):
+    """The fit's compiled gradient (objective.gradient, steps (7)-(9)) at random theta
+    equals lmm_ml_gradient / lmm_reml_gradient (generated from lmm_gradient) at theta's
+    entries, q = 1..4, and central differences of the dense criterion of
+    dense_profiled (sigma^2 maximised numerically, beta by least squares: no derived
+    formula)."""
+    objective = pytest.importorskip("shrinkage.lmm.objective")
+    data, cp, lam, theta, args = theta_case(9500 + draw, draw, 0.3)
+    layout = objective.Layout.of((lam.shape[0],))
+    h = 1e-4
+    slopes = []
+    for k in range(theta.size):
+        up, down = theta.copy(), theta.copy()
+        up[k] += h
+        down[k] -= h
+        ends = [dense_profiled(objective.make_lambda(t, layout), data) for t in (up, down)]
+        slopes.append([(a - b) / (2 * h) for a, b in zip(*ends)])
+    for m, (method, name) in enumerate((("ML", "lmm_ml_gradient"), ("REML", "lmm_reml_gradient"))):
+        derived = generated[name](*args)[layout.rows, layout.cols]
+        np.testing.assert_allclose(objective.gradient(theta, cp, method), derived, rtol=1e-9, atol=1e-9)
+        np.testing.assert_allclose(derived, [s[m] for s in slopes], rtol=1e-5, atol=1e-6)
 
 
 def fit_statistics(ZtZ, ZtX, XtX, Zty, Xty, yty, n):

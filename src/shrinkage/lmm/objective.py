@@ -16,7 +16,8 @@ Henderson's equations in u = Lambda^-1 b), group by group, from cross-products a
       REML: -2 l_R(theta) = log|L|^2 + log|A| + (N-p)(1 + log(2 pi r^2 / (N-p)))
       with log|L|^2 = sum_j log|S_j|, sigma_hat^2 = r^2/N (ML) or r^2/(N-p) (REML).
 
-Gradient (dLambda/dtheta_k = E_rc, the unit matrix at theta_k's entry):
+Gradient (dLambda/dtheta_k = E_rc, the unit matrix at theta_k's entry; derived and checked in
+the document lmm_gradient, steps d_logdet_L, d_r2 (the envelope argument), d_logdet_RX):
   (7) d log|L|^2 = 2 [sum_j Z_j'Z_j Lambda S_j^-1]_rc
   (8) d r^2      = -2 [sum_j (Z_j'e_j) u_j']_rc   (envelope theorem; e_j the residual,
                    u_j = S_j^-1 Lambda' Z_j'(y_j - X_j beta_hat), Z_j'e_j = Z_j'(y_j - X_j beta) - Z_j'Z_j Lambda u_j)

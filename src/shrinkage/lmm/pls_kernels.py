@@ -193,7 +193,8 @@ def blup_source(q: int, p: int | None = None) -> str:
     return "\n".join([
         "@njit(nogil=True, cache=True, error_model='numpy')",
         "def blup_terms(lam, L, Y, beta, sigma2, b, cond):",
-        '    """Fills b (J, q): b_j = M u_j, and cond (J, q, q): sigma2 M S_j^-1 M\' for M = lam."""',
+        '    """lmm_blup, steps blup_theta and condvar_theta: fills b (J, q): b_j = M u_j, and',
+        '    cond (J, q, q): sigma2 M S_j^-1 M\' for M = lam."""',
         *(f"    l{a}_{c} = lam[{a}, {c}]" for a in range(q) for c in range(q)),
         _fixed("p", "beta.shape[0]", p),
         "    for j in range(L.shape[0]):",
@@ -205,7 +206,8 @@ def criterion_source(q: int, p: int | None = None) -> str:
     return "\n".join([
         "@njit(nogil=True, cache=True, error_model='numpy')",
         "def criterion_terms(lam, ZtZ, ZtXy, L, Y, G, keep):",
-        '    """(1) L_j = chol(Lambda\' Z_j\'Z_j Lambda + I), (2) Y_j = L_j^-1 Lambda\' [Z_j\'X_j | Z_j\'y_j]',
+        '    """lmm_profile, definitions M_j and logdet_L, and r2_pls (the penalised RSS):',
+        '    (1) L_j = chol(Lambda\' Z_j\'Z_j Lambda + I), (2) Y_j = L_j^-1 Lambda\' [Z_j\'X_j | Z_j\'y_j]',
         "    into L (J, q, q), Y (J, q, p+1) when ``keep`` (the value alone needs neither); G = the",
         "    sum of Y_j'Y_j; returns the sum of log|S_j|, or nan when some S_j lost its positive",
         '    definiteness to rounding."""',
@@ -230,7 +232,8 @@ def gradient_source(q: int, p: int | None = None) -> str:
     head = [
         "@njit(nogil=True, cache=True, error_model='numpy')",
         "def gradient_terms(lam, ZtZ, ZtXy, L, Y, beta, RinvT, reml, dlog, dr2, P):",
-        '    """(7)-(9) summed over the groups into the q x q dlog = 2 sum_j Z_j\'Z_j Lambda S_j^-1,',
+        '    """lmm_gradient, steps d_logdet_L, d_r2 and d_logdet_RX: (7)-(9) summed over the',
+        '    groups into the q x q dlog = 2 sum_j Z_j\'Z_j Lambda S_j^-1,',
         "    dr2 = -2 sum_j (Z_j'e_j) u_j' and (REML) P = sum_j W_j A^-1 W_j' (the caller subtracts",
         "    2 P Lambda from the summed dlog), from L, Y of criterion_terms, beta_hat and",
         '    RinvT = R_A^-T (A = R_A R_A\')."""',
