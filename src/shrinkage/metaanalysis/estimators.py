@@ -139,7 +139,7 @@ def estimate(method: str, powers: Powers) -> tuple[float, float]:
         return t, float(np.sqrt(2 * k * k / df) / powers.at(t).sumw)
     if method in ("ML", "REML"):
         reml = method == "REML"
-        fe = powers.at(0.0)
+        fe = powers.at(0.0, 3 if len(v) > SCAN_MAX else 2)  # the scan above SCAN_MAX asks for 3 powers at 0
         t = Likelihood(powers, reml).maximise(float(numeric._meta_dl_tau2(fe.rss, df, fe.trP)))
         s = powers.at(t, 3)
         return t, float(np.sqrt(2.0 / (s.trPP if reml else s.sumw2)))
