@@ -21,7 +21,7 @@ from shrinkage.symbols import NOTATION, J, beta0, j, quantity, sigma2, sigma_b2
 
 # A balanced design has at least two groups (MSB divides by J - 1): J is drawn from {2, 3, ...}.
 BALANCED_NOTATION = Notation([replace(q, domain="several") if q.code == "J" else q for q in NOTATION],
-                             NOTATION.definitions, name="shrinkage.symbols, J >= 2")
+                             NOTATION.definitions, name="shrinkage.symbols, J >= 2", swaps=NOTATION.swaps)
 
 n = quantity("group_size").symbol
 ybar_j, ss_j = model.ybar_j, model.ss_j

@@ -45,7 +45,7 @@ two_pi = model.TWO_PI
 # At least two groups (so N >= 2, which REML's N - 1 needs); at most four, so sums stay short.
 TWO_TO_FOUR = Domain("two to four", lambda rng: sp.Integer(rng.randint(2, 4)), {"integer": True, "positive": True}, minimum=2)
 PROFILE_NOTATION = Notation([replace(q, domain=TWO_TO_FOUR) if q.code == "J" else q for q in NOTATION],
-                            NOTATION.definitions, name="shrinkage.symbols, J >= 2")
+                            NOTATION.definitions, name="shrinkage.symbols, J >= 2", swaps=NOTATION.swaps)
 
 
 def weight(size):

@@ -17,7 +17,7 @@ import sympy as sp
 
 from sympy.codegen.cfunctions import log1p
 
-from shrinkage import codegen, model
+from shrinkage import model
 from shrinkage.derive import (Define, Derivation, Equals, LogIntegral, Notation, Premise, ReadOffNormal, Sign,
                               Substitute)
 from shrinkage.display import frac, half, neg, terms, times
@@ -33,7 +33,7 @@ a = frac(n, sigma2)  # the precision of group j's data about beta0 + b_j
 
 # At least one group besides group j (its GLS mean divides by their total weight).
 AT_LEAST_TWO = Notation([replace(q, domain="several") if q.code == "J" else q for q in NOTATION],
-                        NOTATION.definitions, name="shrinkage.symbols, J >= 2")
+                        NOTATION.definitions, name="shrinkage.symbols, J >= 2", swaps=NOTATION.swaps)
 
 
 def weight(ix):
@@ -149,10 +149,9 @@ model, by the sampling definition and by Henderson's $C$-matrix.
         Sign(cond_var, sign=1, label="gap_positive",
              why=r"So condVar, $(1-\lambda_j)\sigma_b^2$, understates the error of $\hat b_j$ when $\beta_0$ is estimated; the gap $\lambda_j^2\operatorname{Var}(\hat\beta_0)$ is largest for weakly shrunk groups ($\lambda_j$ near $1$) and shrinks like $1/J$ as groups are added."),
     )
-    if hasattr(codegen, "is_group_sum"):  # the code generator prints sums over groups
-        d = d.export("gls_beta0_variance", "var_beta0", (n, sigma2, sigma_b2),
-                     "Sampling variance of the GLS estimate of beta0 given the variances.\n\n"
-                     "Var(beta0_hat) = 1 / sum_j 1/(sigma_b^2 + sigma^2/n_j); n holds the group sizes along its last axis.")
+    d = d.export("gls_beta0_variance", "var_beta0", (n, sigma2, sigma_b2),
+                 "Sampling variance of the GLS estimate of beta0 given the variances.\n\n"
+                 "Var(beta0_hat) = 1 / sum_j 1/(sigma_b^2 + sigma^2/n_j); n holds the group sizes along its last axis.")
     d = d.export("prediction_error_variance", "pev", (n, sigma2, sigma_b2, var_beta0),
                  "Prediction error variance of a BLUP when beta0 is estimated by GLS.\n\n"
                  "PEV_j = Var(b_hat_j - b_j) = (1 - lambda_j) sigma_b^2 + lambda_j^2 Var(beta0_hat);\n"

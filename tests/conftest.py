@@ -123,7 +123,7 @@ def checked(session_cache):
 
 # --- mutation testing: the reports of tests/test_mutations.py, summed up at the end ---
 def mutation_report(report) -> None:
-    """Keep a shrinkage.mutate.StepReport for the summary (in the session's folder: with
+    """Keep a shrinkage.derive.mutate.StepReport for the summary (in the session's folder: with
     pytest -n the tests run in worker processes, the summary in the controller)."""
     import pickle
     import uuid
@@ -157,7 +157,7 @@ def pytest_terminal_summary(terminalreporter):
         return
     from collections import Counter
 
-    from shrinkage.mutate import HORIZON
+    from shrinkage.derive.mutate import HORIZON
 
     outcomes = [o for r in MUTATION_REPORTS for o in r.outcomes]
     equivalent = [m for r in MUTATION_REPORTS for m in r.equivalent]

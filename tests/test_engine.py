@@ -9,7 +9,7 @@ import pytest
 from shrinkage.derive import claims
 from shrinkage.derive import Derivation, Equals, Maximiser, Premise, Statement, check
 from shrinkage.errors import DerivationError, StepError
-from shrinkage.latex import render
+from shrinkage.render.document import render
 from shrinkage.symbols import b, beta0, n, sigma2, sigma_b2, ybar
 
 

@@ -124,7 +124,7 @@ def test_a_failing_step_names_derivation_step_and_counterexample(tmp_path):
     folder = tmp_path / "derivations"
     folder.mkdir()
     (folder / "wrong.py").write_text(
-        "from shrinkage.engine import Derivation, Equals, Given\n"
+        "from shrinkage.derive import Derivation, Equals, Given\n"
         "from shrinkage.symbols import n, sigma2, sigma_b2\n\n"
         "def derivation():\n"
         "    return Derivation('wrong', 'w', 'w').then(\n"
@@ -146,7 +146,7 @@ def test_an_output_folder_that_cannot_be_created(tmp_path):
     folder = tmp_path / "derivations"
     folder.mkdir()
     (folder / "tiny.py").write_text(
-        "from shrinkage.engine import Derivation, Equals, Given\n"
+        "from shrinkage.derive import Derivation, Equals, Given\n"
         "from shrinkage.symbols import n, sigma2, sigma_b2\n\n"
         "def derivation():\n"
         "    return Derivation('tiny', 't', 't').then(\n"

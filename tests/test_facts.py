@@ -13,7 +13,7 @@ import pytest
 import sympy as sp
 from scipy import stats
 
-from shrinkage.engine import Derivative, Equals, Limit, Sign, verify_step
+from shrinkage.derive import Derivative, Equals, Limit, Sign, verify_step
 from shrinkage.errors import StepError
 from shrinkage.symbols import b, beta0, n, sigma2, sigma_b2, ss_within, ybar
 
@@ -180,7 +180,7 @@ def test_laplace_without_the_curvature_term_is_rejected(laplace):
 def test_engine_unrolls_merged_nested_sums_and_cancels_shifted_sums():
     """Engine additions used by joint_unbounded: Sum(f, (i, 2, n[j]), (j, 1, J)) is
     instantiated, and Sum from 1 minus first term minus Sum from 2 is proved zero."""
-    from shrinkage.engine import is_zero
+    from shrinkage.derive import is_zero
     from shrinkage.symbols import J, i, j
 
     y = sp.IndexedBase("y", real=True)

@@ -29,11 +29,6 @@ KNOWN_CIRCLES = {
     frozenset({"glmm.fit", "glmm.result"}): (
         [("glmm.result", "glmm.fit")],
         "GlmmResult.predict reads new data through fit._frame (inside a function): move _frame beside the response"),
-    frozenset({"derive", "derive.checks", "derive.claims", "derive.optimum", "derive.steps", "derive.walk",
-               "render.document", "render.md"}): (
-        [("derive.steps", "render.md"), ("derive.checks", "render.md")],
-        "Jupyter's _repr_markdown_/_repr_latex_ of Derivation and CheckedDerivation call render.md: "
-        "let render register them, or drop them from derive"),
     frozenset({"matrix.checking", "matrix.evaluate", "matrix.gaussian", "matrix.instances", "matrix.model",
                "matrix.mutate", "matrix.notation", "matrix.steps"}): (
         [("matrix.notation", "matrix.mutate")],

@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import re
 import subprocess
+import sys
 
 import pytest
 
 from shrinkage.derive import Derivation, Equals, Premise, Statement, check
 from shrinkage.render.md import render_latex_display, render_markdown
+from shrinkage.render.notebook import register
 from shrinkage.render.preamble import PREAMBLE
 from shrinkage.symbols import n, sigma2, sigma_b2
 
@@ -96,27 +98,57 @@ def test_the_display_maths_compiles(markdown, tmp_path, requires_tex):
     assert run.returncode == 0, run.stdout[-2000:]
 
 
+def shown(obj) -> dict:
+    """What Jupyter shows for ``obj``: IPython's own formatter, taught by render.notebook."""
+    from IPython.core.formatters import DisplayFormatter
+
+    formatter = DisplayFormatter()
+    register(formatter)
+    return formatter.format(obj)[0]
+
+
 def test_an_unchecked_derivation_displays_itself_as_unchecked():
     d = toy()
-    md = d._repr_markdown_()
+    md = shown(d)["text/markdown"]
     assert md == render_markdown(d)
     assert "Not checked yet" in md and "*[not checked yet]*" in md and "*[premise (model statement)]*" in md
     assert "see [(3)](#toy-3)" in md
-    latex = d._repr_latex_()
+    latex = shown(d)["text/latex"]
     assert latex == render_latex_display(d) and latex.startswith("$$\n\\begin{aligned}")
     assert latex.count(r"\textbf{") == len(d.steps) and "not checked yet" in latex
 
 
 def test_a_checked_derivation_displays_its_verdicts():
     cd = check(toy().then(Equals(sigma_b2 / (sigma_b2 + sigma2 / n), why=r"back to \eqref{@ratio}'s start")))
-    md = cd._repr_markdown_()
+    md = shown(cd)["text/markdown"]
     assert md == render_markdown(cd) and "Not checked yet" not in md
     assert "*[SymPy: proved; mpmath: 24 random points, 50 digits]*" in md
     assert "back to [(3)](#toy-3)'s start" in md
     assert "## Premises" in md and "the toy model's statement; stated as [(1)](#toy-1)." in md
     assert "## How the steps were checked" in md and "[(1)](#toy-1)" in md.split("## How the steps")[1]
-    assert "not checked yet" not in cd._repr_latex_()
+    assert "not checked yet" not in shown(cd)["text/latex"]
     assert render_markdown(cd) == md  # deterministic
+
+
+def test_a_notebook_shows_derivations_once_shrinkage_is_imported():
+    """Inside a running IPython shell ``import shrinkage`` registers the display (and
+    loads no SymPy); derive itself has no _repr_ methods that would import render."""
+    script = (
+        "import sys\n"
+        "from IPython.core.interactiveshell import InteractiveShell\n"
+        "shell = InteractiveShell.instance()\n"
+        "import shrinkage\n"
+        "assert 'sympy' not in sys.modules\n"
+        "from shrinkage.derive import Derivation, Equals\n"
+        "from shrinkage.symbols import n\n"
+        "d = Derivation('t', 'T', 's').then(Equals(2 * n, why='twice'))\n"
+        "assert not hasattr(d, '_repr_markdown_')\n"
+        "data = shell.display_formatter.format(d)[0]\n"
+        "from shrinkage.render.md import render_markdown\n"
+        "assert data['text/markdown'] == render_markdown(d), data\n"
+        "print('shown')\n")
+    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert run.returncode == 0 and run.stdout == "shown\n", run.stderr[-2000:]
 
 
 def test_a_web_page_with_mathjax(checked):

@@ -1,7 +1,7 @@
 """Mutation testing: every corrupted step of every derivation is rejected.
 
 For each step of each derivation in derivations/ (loaded when the tests are collected,
-so new derivations are covered without editing this file), shrinkage.mutate makes
+so new derivations are covered without editing this file), shrinkage.derive.mutate makes
 corrupted copies of the step (a number changed, a term dropped, doubled or negated, the
 whole expression negated, sigma^2 and sigma_b^2 swapped, ybar_j and beta0 swapped, the
 claimed sign reversed, the limit point moved, a substituted value or a joint maximiser

@@ -13,7 +13,7 @@ import pytest
 import sympy as sp
 from scipy import optimize, stats
 
-from shrinkage.engine import Maximiser, verify_step
+from shrinkage.derive import Maximiser, verify_step
 from shrinkage.errors import StepError
 from shrinkage.symbols import J, beta0, j, quantity, sigma2, sigma_b2
 

@@ -32,9 +32,10 @@ from hypothesis import strategies as st
 from sympy.codegen.cfunctions import log1p
 
 from conftest import DERIVATIONS
-from shrinkage import codegen, mutate
+from shrinkage import codegen
+from shrinkage.derive import mutate
 from shrinkage.build import load_derivations
-from shrinkage.engine import CheckedDerivation, Define
+from shrinkage.derive import CheckedDerivation, Define
 from shrinkage.symbols import quantity
 
 REL_TOL = 1e-9

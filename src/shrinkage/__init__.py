@@ -4,6 +4,8 @@ Importing the package loads numpy only; SymPy is imported by the build and the
 derivation engine when they are used.
 """
 
+import sys
+
 from . import numeric
 from .errors import BuildError, DerivationError, InputError, ShrinkageError, StepError
 from .stats import GroupStats
@@ -11,6 +13,7 @@ from .fit import FitResult, fit_stats  # noqa: E402
 from .fit import fit as _fit_arrays
 from . import datasets
 from .metaanalysis import MetaResult, meta
+from .render.notebook import register_in_running_shell as _show_derivations
 
 
 def fit(y=None, groups=None, method: str = "REML", *, data=None, na_action: str = "omit", family=None,
@@ -40,3 +43,4 @@ __all__ = ["numeric", "ShrinkageError", "DerivationError", "StepError", "InputEr
            "GroupStats", "FitResult", "fit", "fit_stats", "datasets",
            "meta", "MetaResult"]
 __version__ = "0.1.0"
+_show_derivations(sys.modules.get("IPython"))  # in Jupyter a derivation shows its steps

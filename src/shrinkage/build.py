@@ -21,7 +21,7 @@ from .checking import Event, Source, check_sources, default_jobs, load_file, loa
 from .codegen import generate
 from .derive import CheckedDerivation, Derivation
 from .errors import BuildError, DerivationError
-from .latex import render
+from .render.document import render
 from .paths import NUMERIC_MODULE, PACKAGE_DIR, package_derivations_dir, source_tree  # noqa: F401
 from .texio import Staging, compile_pdf, pdf_bytes, signals_raise, tex_available, tex_version, write_atomic  # noqa: F401
 

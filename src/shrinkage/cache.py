@@ -41,7 +41,7 @@ from .paths import CACHE_ENV, cache_dir  # noqa: F401 - cache_dir is this module
 from .texio import write_atomic
 
 FORMAT = "shrinkage-check-cache-1"  # bump when what is stored changes shape
-ENGINE_MODULES = ("shrinkage.engine", "shrinkage.derive")  # always part of a key, when present
+ENGINE_MODULES = ("shrinkage.derive",)  # always part of a key
 
 
 # ----------------------------------------------------------------------------------

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import sympy as sp
 
-from .derive.notation import DOMAINS, Notation, Quantity
+from .derive.notation import DOMAINS, Notation, Quantity, use_by_default
 
 # Domain name -> sampler: the public vocabulary lives in shrinkage.derive.notation.DOMAINS.
 DOMAIN_SAMPLERS = {name: d.sampler for name, d in DOMAINS.items()}
@@ -101,7 +101,15 @@ def _standing_definitions() -> dict:
     return {quantity("ybar").symbol: mean, quantity("ss_within").symbol: sp.Sum((y[i] - mean) ** 2, (i, 1, n))}
 
 
-NOTATION = Notation(QUANTITIES, _standing_definitions(), name="shrinkage.symbols")
+def _swaps() -> tuple:
+    """The symbols a careless hand confuses, for the mutation suite."""
+    sigma2, sigma_b2, ybar, beta0 = (quantity(c).symbol for c in ("sigma2", "sigma_b2", "ybar", "beta0"))
+    return (("swap sigma2 and sigma_b2", {sigma2: sigma_b2, sigma_b2: sigma2}),
+            ("swap ybar and beta0", {ybar: beta0, beta0: ybar}))
+
+
+# the project's derivations name no notation: this table is installed as derive's default
+NOTATION = use_by_default(Notation(QUANTITIES, _standing_definitions(), name="shrinkage.symbols", swaps=_swaps()))
 
 
 # Convenient module-level symbols: ``from shrinkage.symbols import sigma2, n``.

@@ -39,12 +39,17 @@ counterexample.  Exports must name checked steps, and every symbol must be the
 notation's own (``N.symbol("tau2")``, not ``sympy.symbols("tau2")``, which lacks its
 assumptions): check refuses any other at once, naming it.  A new kind registers its two checks
 in :data:`CHECKS`, or has a ``verify`` method of its own.
+
+derive imports nothing of the package but its own files and errors.py: a derivation that
+names no notation takes the one installed by :func:`use_by_default` (importing
+shrinkage.symbols installs the project's), and a notebook shows derivations through
+shrinkage.render.notebook (registered with IPython by ``import shrinkage``).
 """
 
 from .algebra import is_zero, substitute
 from .checks import (CHECKS, DEFAULT_TIMEOUT, TIMEOUT_ENV, CheckedDerivation, CheckedStep, Verdict, check,
                      check_exports, verify, verify_step)
-from .notation import DOMAINS, Domain, Notation, Quantity, Sampler, domain
+from .notation import DOMAINS, Domain, Notation, Quantity, Sampler, default_notation, domain, use_by_default
 from .points import DPS, POINTS, REL_TOL
 from .steps import (Cite, Conditional, ConstrainedMaximiser, Define, Derivation, Derivative, Equals, Export, Given,
                     Limit, LogIntegral, Maximiser, Premise, ReadOffNormal, Recall, Sign, Statement, Step, Substitute)
@@ -56,6 +61,6 @@ __all__ = [
     "Step", "Substitute",
     "CheckedDerivation", "CheckedStep", "Verdict", "check", "check_exports", "verify", "verify_step",
     "CHECKS", "DEFAULT_TIMEOUT", "TIMEOUT_ENV", "DPS", "POINTS", "REL_TOL",
-    "DOMAINS", "Domain", "Notation", "Quantity", "Sampler", "domain",
+    "DOMAINS", "Domain", "Notation", "Quantity", "Sampler", "domain", "default_notation", "use_by_default",
     "Context", "walk", "is_zero", "substitute",
 ]

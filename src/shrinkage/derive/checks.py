@@ -31,6 +31,7 @@ import sympy as sp
 from ..errors import DerivationError, StepError, StepTimeoutError
 from . import claims, optimum
 from .algebra import has_data_sums, substitute
+from .notation import default_notation
 from .points import DPS, POINTS, Failure
 from .steps import (Cite, Conditional, ConstrainedMaximiser, Define, Derivation, Derivative, Equals, Given,
                     Limit, LogIntegral, Maximiser, Premise, ReadOffNormal, Recall, Sign, Statement, Step,
@@ -126,17 +127,6 @@ class CheckedDerivation:
     def unchecked(self) -> tuple[CheckedStep, ...]:
         """Steps stated without a check that are not premises (deprecated Given steps)."""
         return tuple(cs for cs in self.steps if isinstance(cs.step, Given))
-
-    def _repr_markdown_(self) -> str:
-        """Jupyter: the steps with their reasons and verdicts (shrinkage.render.md, loaded when shown)."""
-        from ..render.md import render_markdown
-
-        return render_markdown(self)
-
-    def _repr_latex_(self) -> str:
-        from ..render.md import render_latex_display
-
-        return render_latex_display(self)
 
 
 def _method(ctx: Context) -> str:
@@ -267,10 +257,10 @@ def _restates(ctx: Context, name: str, d: Derivation, label: str, where: str) ->
 
 def verify_step(name: str, number: int, step: Step, current: sp.Expr, definitions: Mapping,
                 symbolic: bool = True, notation=None, timeout: float | None = None) -> Verdict:
-    """Check one claim against a given current expression and definitions (the project's
+    """Check one claim against a given current expression and definitions (the default
     notation unless ``notation`` is given): for tests of single steps."""
     if notation is None:
-        notation = Derivation(name, "", "").resolved_notation()
+        notation = default_notation()
     return verify(Context(name, number, step, current, dict(definitions), notation), symbolic, timeout)
 
 

@@ -2,7 +2,8 @@
 
 A *mutant* is a derivation with exactly one step corrupted in a way a careless hand or a
 wrong algebra step would: a numeric coefficient changed, a term dropped or doubled, a
-sign flipped, sigma^2 and sigma_b^2 swapped (or ybar_j and beta0), the claimed sign of a
+sign flipped, two symbols the notation names as easily confused swapped (sigma^2 and
+sigma_b^2, ybar_j and beta0: Notation.swaps), the claimed sign of a
 Sign step reversed, the point of a Limit moved.  A mutant that is mathematically equal to
 the original (e.g. swapping the variances in a symmetric expression) is no corruption:
 it is detected numerically, with the checker's own machinery (equal at every random
@@ -30,16 +31,6 @@ from .claims import equal_at_points
 from .points import Failure
 from .steps import ConstrainedMaximiser, Define, Derivation, Given, Limit, ReadOffNormal, Sign, Step, Substitute
 from .walk import Context, mentioned, walk
-
-
-def project_swaps() -> tuple:
-    """The project's swaps of two symbols a careless hand confuses."""
-    from ..symbols import beta0, sigma2, sigma_b2, ybar
-
-    return (
-        ("swap sigma2 and sigma_b2", {sigma2: sigma_b2, sigma_b2: sigma2}),
-        ("swap ybar and beta0", {ybar: beta0, beta0: ybar}),
-    )
 
 
 @dataclass(frozen=True)
@@ -118,9 +109,9 @@ def _other_number(v: sp.Number) -> sp.Number:
     return v + 1
 
 
-def expression_mutants(expr: sp.Expr, swaps: tuple | None = None) -> list[tuple[str, str, sp.Expr]]:
+def expression_mutants(expr: sp.Expr, swaps: tuple = ()) -> list[tuple[str, str, sp.Expr]]:
     """(operator, description, corrupted expression) for one expression; ``swaps``:
-    (description, mapping) pairs of symbols to exchange (default: the project's)."""
+    (description, mapping) pairs of symbols to exchange (a notation's ``swaps``)."""
     out: list[tuple[str, str, sp.Expr]] = []
     for path, node in _positions(expr):
         if node.is_Number and node.is_finite:
@@ -133,20 +124,20 @@ def expression_mutants(expr: sp.Expr, swaps: tuple | None = None) -> list[tuple[
                 out.append(("scale-term", f"double term {term} at {path}", _replace_at(expr, path + (k,), 2 * term)))
     if expr != 0:
         out.append(("flip-sign", "flip the sign of the whole expression", -expr))
-    for name, swap in (project_swaps() if swaps is None else swaps):
+    for name, swap in swaps:
         if expr.has(*swap) and xreplace_shielded(expr, swap) != expr:
             # array elements ybar[j] keep their names: swap the scalars only
             out.append(("swap", name, xreplace_shielded(expr, swap)))
     return out
 
 
-def _field_mutants(step: Step) -> list[tuple[str, str, Step]]:
+def _field_mutants(step: Step, swaps: tuple) -> list[tuple[str, str, Step]]:
     """Corruptions of the fields of a step other than its rhs: a substituted value, the
     moment read off, a joint maximiser."""
     out = []
     if isinstance(step, Substitute):
         for k, (sym, value) in enumerate(step.values):
-            for operator, description, new in expression_mutants(value)[:6]:
+            for operator, description, new in expression_mutants(value, swaps)[:6]:
                 pairs = list(step.values)
                 pairs[k] = (sym, new)
                 out.append((operator, f"value of {sym}: {description}", replace(step, values=tuple(pairs))))
@@ -155,7 +146,7 @@ def _field_mutants(step: Step) -> list[tuple[str, str, Step]]:
         out.append(("moment", f"read off the {other}", replace(step, moment=other)))
     if isinstance(step, ConstrainedMaximiser):
         for k, (sym, value) in enumerate(step.jointly):
-            for operator, description, new in expression_mutants(value)[:6]:
+            for operator, description, new in expression_mutants(value, swaps)[:6]:
                 pairs = list(step.jointly)
                 pairs[k] = (sym, new)
                 out.append((operator, f"maximiser of {sym}: {description}", replace(step, jointly=tuple(pairs))))
@@ -168,7 +159,8 @@ def step_mutants(d: Derivation, number: int) -> list[Mutant]:
     found: list[Mutant] = []
     seen = {sp.srepr(step.rhs)}
     extension = extension_of(d)
-    candidates = expression_mutants(step.rhs, None if extension is None else extension.swaps())
+    swaps = d.resolved_notation().swaps
+    candidates = expression_mutants(step.rhs, swaps if extension is None else extension.swaps())
     if extension is not None:
         candidates += extension.expression_mutants(step.rhs)
     if isinstance(step, Sign) and step.rhs.is_Number:
@@ -187,7 +179,7 @@ def step_mutants(d: Derivation, number: int) -> list[Mutant]:
     if isinstance(step, Limit):
         other = sp.S.Zero if step.point == sp.oo else sp.oo
         found.append(Mutant(d.name, number, "limit-point", f"limit at {other} instead of {step.point}", replace(step, point=other)))
-    fields = _field_mutants(step) + (extension.field_mutants(step) if extension is not None else [])
+    fields = _field_mutants(step, swaps) + (extension.field_mutants(step) if extension is not None else [])
     found.extend(Mutant(d.name, number, op, desc, new) for op, desc, new in fields)
     return found
 
@@ -329,7 +321,7 @@ def mutant_file_source(original: Path | str, number: int, description: str) -> s
     step ``number`` replaced by its mutant described by ``description``: put it in a
     folder under the same file name and run the build on that folder, end to end."""
     return (
-        '"""A corrupted copy of a derivation, written by shrinkage.mutate for a test."""\n'
+        '"""A corrupted copy of a derivation, written by shrinkage.derive.mutate for a test."""\n'
         "import importlib.util\n\n"
         "from shrinkage.derive import mutate\n\n\n"
         "def derivation():\n"

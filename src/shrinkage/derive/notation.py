@@ -148,11 +148,14 @@ def _assumed(sym: sp.Symbol) -> str:
 class Notation:
     """A table of quantities, looked up by code name, plus standing definitions: symbols
     that stand for expressions in others (a group mean as a sum over its observations),
-    substituted by every check of a derivation that uses this notation."""
+    substituted by every check of a derivation that uses this notation.  ``swaps``:
+    (description, {a: b, b: a}) pairs of symbols a careless hand confuses, for the
+    mutation suite (shrinkage.derive.mutate), which knows no symbols of its own."""
 
     def __init__(self, quantities: Iterable[Quantity], definitions: Mapping[sp.Symbol, sp.Expr] | None = None,
-                 name: str = "notation"):
+                 name: str = "notation", swaps: Iterable[tuple[str, Mapping]] = ()):
         self.name = name
+        self.swaps: tuple[tuple[str, dict], ...] = tuple((what, dict(swap)) for what, swap in swaps)
         self.quantities: tuple[Quantity, ...] = tuple(quantities)
         self._by_code: dict[str, Quantity] = {}
         for q in self.quantities:
@@ -235,4 +238,23 @@ class Notation:
         """A new notation with more entries (an entry of the same code name must be the
         same entry: redefining a symbol is an error, not a silent override)."""
         return Notation(self.quantities + tuple(quantities), {**self.definitions, **(definitions or {})},
-                        name or self.name)
+                        name or self.name, self.swaps)
+
+
+_DEFAULT: list[Notation] = []  # at most one: installed by the application, never by derive
+
+
+def use_by_default(notation: Notation) -> Notation:
+    """Make ``notation`` the one of every Derivation that names none.  derive has no table
+    of its own: the application passes its table in (shrinkage.symbols installs NOTATION
+    when it is imported, which every derivation written in its symbols has done)."""
+    _DEFAULT[:] = [notation]
+    return notation
+
+
+def default_notation() -> Notation:
+    """The notation installed by :func:`use_by_default`; an error naming the fix if none is."""
+    if not _DEFAULT:
+        raise DerivationError("a derivation without a notation, and no default installed: pass "
+                              "Derivation(..., notation=...) (or import shrinkage.symbols, whose table is the default)")
+    return _DEFAULT[0]

@@ -16,14 +16,12 @@ kind is checked symbolically and numerically.  A tiny chain:
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Iterable, Mapping
+from typing import Iterable, Mapping
 
 import sympy as sp
 
 from ..errors import DerivationError
-
-if TYPE_CHECKING:
-    from .notation import Notation
+from .notation import Notation, default_notation
 
 
 @dataclass(frozen=True)
@@ -310,8 +308,9 @@ class Export:
 @dataclass(frozen=True)
 class Derivation:
     """An immutable chain of steps.  ``then`` returns a new derivation.  ``notation``
-    gives every symbol its domain and names; None means the project's own
-    (:data:`shrinkage.symbols.NOTATION`)."""
+    gives every symbol its domain and names; None means the default one the application
+    installed (:func:`~shrinkage.derive.notation.use_by_default`: the project's
+    :data:`shrinkage.symbols.NOTATION`)."""
 
     name: str
     title: str
@@ -357,21 +356,6 @@ class Derivation:
                 return k
         raise DerivationError(f"derivation {self.name!r} has no step labelled {label!r}")
 
-    def _repr_markdown_(self) -> str:
-        """Jupyter: the steps with their reasons, marked unchecked (shrinkage.render.md, loaded when shown)."""
-        from ..render.md import render_markdown
-
-        return render_markdown(self)
-
-    def _repr_latex_(self) -> str:
-        from ..render.md import render_latex_display
-
-        return render_latex_display(self)
-
     def resolved_notation(self) -> "Notation":
         """The notation this derivation is checked and printed with."""
-        if self.notation is not None:
-            return self.notation
-        from ..symbols import NOTATION  # the project's table, loaded only when used
-
-        return NOTATION
+        return self.notation if self.notation is not None else default_notation()

@@ -29,10 +29,9 @@ def _square(x) -> bool:
 
 def swaps() -> tuple:
     """The project's scalar swaps, and the two designs (and their cross-products)."""
-    from ..derive.mutate import project_swaps
-    from .notation import X_j, XtX, Xty, Z_j, ZtZ, Zty
+    from .notation import MATRIX_NOTATION, X_j, XtX, Xty, Z_j, ZtZ, Zty
 
-    return project_swaps() + (
+    return MATRIX_NOTATION.swaps + (
         ("swap X_j and Z_j", {X_j: Z_j, Z_j: X_j}),
         ("swap XtX_j and ZtZ_j", {XtX: ZtZ, ZtZ: XtX}),
         ("swap Xty_j and Zty_j", {Xty: Zty, Zty: Xty}),

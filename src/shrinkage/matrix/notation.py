@@ -131,7 +131,8 @@ class MatrixNotation(Notation):
     matrices print by name without being scalar Quantities."""
 
     def __init__(self):
-        super().__init__(NOTATION.quantities + SCALARS, NOTATION.definitions, name="shrinkage.matrix")
+        super().__init__(NOTATION.quantities + SCALARS, NOTATION.definitions, name="shrinkage.matrix",
+                         swaps=NOTATION.swaps)
         self.matrices = MATRICES
         self.matrix_names = {m.symbol: m.latex for m in MATRICES}
 

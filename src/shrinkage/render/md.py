@@ -16,6 +16,7 @@ from __future__ import annotations
 import re
 
 from ..derive import CheckedDerivation, Define, Derivation, Premise, Verdict
+from .document import closing, relation, used_quantities
 from .layout import CONTINUATION, break_lines
 from .prose import symbol_names, typeset
 from .tex import LINEWIDTH_EM, tex
@@ -120,8 +121,6 @@ def _lhs(step, notation) -> str:
 
 def _equation_lines(step, notation) -> list[str]:
     """The aligned rows of one step: ``lhs &rel rhs``, long right sides broken."""
-    from .document import relation
-
     rel = relation(step, notation)
     lines = break_lines(step.rhs, WIDTH_EM * 0.75, WIDTH_EM * 0.75 - 2, notation)
     rows = [f"{_lhs(step, notation)} &{rel} {lines[0]}"] + [rf"&{CONTINUATION} {{}}{line}" for line in lines[1:]]
@@ -146,8 +145,6 @@ def _premises(d: Derivation, rows, refs: _Refs, checked) -> list[str]:
 
 
 def _symbols(rows, notation) -> list[str]:
-    from .document import used_quantities
-
     groups = used_quantities([s for _, s, _ in rows], notation)
     if not groups:
         return []
@@ -193,8 +190,6 @@ def render_markdown(obj: Derivation | CheckedDerivation, suffix: str = ".md") ->
                 "$$", ""]
     out += _exports(d, refs, notation)
     if checked is not None:
-        from .document import closing
-
         out += ["## How the steps were checked", "", md_prose(refs.resolve(closing(checked))), ""]
     return "\n".join(out).rstrip() + "\n"
 

@@ -1,7 +1,7 @@
 """The one LaTeX printer of every document.
 
 ``tex(expr, notation)`` prints a SymPy expression with the LaTeX names of the notation
-the derivation declares (the project's own by default) and in the author's term order.
+the derivation declares (by default the one installed: the project's own) and in the author's term order.
 Stable spellings the generated code needs (``log1p``) print as a reader writes them
 (log(1 + x)).  The preamble and the escapes are in :mod:`.preamble` (no SymPy there, so
 a report does not load it).
@@ -12,20 +12,15 @@ from __future__ import annotations
 import sympy as sp
 from sympy.printing.latex import LatexPrinter
 
+from ..derive.notation import default_notation
 from .preamble import LINEWIDTH_EM, PREAMBLE, escape, escape_verbatim  # noqa: F401  (re-exported)
-
-
-def project_notation():
-    from ..symbols import NOTATION
-
-    return NOTATION
 
 
 class ShrinkagePrinter(LatexPrinter):
     """SymPy's LaTeX printer with a notation's names and the author's term order."""
 
     def __init__(self, notation=None, settings=None):
-        self.notation = notation if notation is not None else project_notation()
+        self.notation = notation if notation is not None else default_notation()
         names = {q.symbol: q.latex for q in self.notation}
         names.update(getattr(self.notation, "matrix_names", {}))  # MatrixSymbols (shrinkage.matrix)
         super().__init__({"symbol_names": names, "order": "none", **(settings or {})})
@@ -64,8 +59,8 @@ _PRINTERS: dict[int, tuple[object, ShrinkagePrinter]] = {}
 
 
 def printer(notation=None) -> ShrinkagePrinter:
-    """The printer of ``notation`` (the project's when None), made once per notation."""
-    notation = notation if notation is not None else project_notation()
+    """The printer of ``notation`` (the default when None), made once per notation."""
+    notation = notation if notation is not None else default_notation()
     kept = _PRINTERS.get(id(notation))
     if kept is None or kept[0] is not notation:
         kept = _PRINTERS[id(notation)] = (notation, ShrinkagePrinter(notation))
