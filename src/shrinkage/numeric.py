@@ -159,6 +159,81 @@ def predicted_group_mean(ybar, n, beta0, sigma2, sigma_b2):
     return _predicted_group_mean(ybar, n, beta0, sigma2, sigma_b2)
 
 
+def _glmm_binomial_weight(eta, m):
+    return (1/4)*m/numpy.cosh((1/2)*eta)**2
+
+
+def glmm_binomial_weight(eta, m):
+    """IRLS working weight of a binomial-logit row.
+
+    m mu (1 - mu) = m / (4 cosh(eta/2)^2).
+
+    From derivation `glmm_pirls`, step 3: eq. (3) of its document (`shrinkage docs glmm_pirls` opens it).
+    """
+    eta, m, = require(("eta", eta, "real"), ("m", m, "positive"))
+    return _glmm_binomial_weight(eta, m)
+
+
+def _glmm_poisson_weight(eta, m):
+    return m*numpy.exp(eta)
+
+
+def glmm_poisson_weight(eta, m):
+    """IRLS working weight of a Poisson-log row.
+
+    m exp(eta).
+
+    From derivation `glmm_pirls`, step 7: eq. (7) of its document (`shrinkage docs glmm_pirls` opens it).
+    """
+    eta, m, = require(("eta", eta, "real"), ("m", m, "positive"))
+    return _glmm_poisson_weight(eta, m)
+
+
+def _glmm_binomial_dweight(eta, m):
+    return -1/4*m*numpy.tanh((1/2)*eta)/numpy.cosh((1/2)*eta)**2
+
+
+def glmm_binomial_dweight(eta, m):
+    """Slope of the binomial-logit working weight in eta.
+
+    m mu (1 - mu) (1 - 2 mu) = -m tanh(eta/2) / (4 cosh(eta/2)^2).
+
+    From derivation `glmm_pirls`, step 4: eq. (4) of its document (`shrinkage docs glmm_pirls` opens it).
+    """
+    eta, m, = require(("eta", eta, "real"), ("m", m, "positive"))
+    return _glmm_binomial_dweight(eta, m)
+
+
+def _glmm_poisson_dweight(eta, m):
+    return m*numpy.exp(eta)
+
+
+def glmm_poisson_dweight(eta, m):
+    """Slope of the Poisson-log working weight in eta.
+
+    m exp(eta).
+
+    From derivation `glmm_pirls`, step 8: eq. (8) of its document (`shrinkage docs glmm_pirls` opens it).
+    """
+    eta, m, = require(("eta", eta, "real"), ("m", m, "positive"))
+    return _glmm_poisson_dweight(eta, m)
+
+
+def _glmm_link_shrinkage(theta, W):
+    return theta**2/(theta**2 + W**(-1.0))
+
+
+def glmm_link_shrinkage(theta, W):
+    """Link-scale shrinkage factor of a group.
+
+    lambda_j = sigma_b^2 / (sigma_b^2 + 1/W_j).
+
+    From derivation `glmm_pirls`, step 15: eq. (15) of its document (`shrinkage docs glmm_pirls` opens it).
+    """
+    theta, W, = require(("theta", theta, "positive"), ("W", W, "positive"))
+    return _glmm_link_shrinkage(theta, W)
+
+
 def _gls_weight(n, sigma2, sigma_b2):
     return n/(n*sigma_b2 + sigma2)
 
