@@ -95,3 +95,11 @@ def test_offset_and_predict(counts):
     ci = r.confint()
     se = np.sqrt(np.diag(r.vcov_matrix))
     np.testing.assert_allclose(ci.iloc[:, 1] - ci.iloc[:, 0], 2 * 1.959963984540054 * se, rtol=1e-12)
+
+
+def test_link_scale_shrinkage(counts):
+    """lambda_j = sigma_b^2 / (sigma_b^2 + 1 / W_j), W_j the summed Poisson weights (the
+    fitted means) at the modes, from predict()."""
+    r = shrinkage.fit("y ~ x + (1 | g)", counts, family="poisson")
+    W = np.bincount(counts.g, weights=r.predict(type="response"))
+    np.testing.assert_allclose(r.shrinkage, r.sigma_b ** 2 / (r.sigma_b ** 2 + 1 / W), rtol=1e-12)

@@ -3,7 +3,8 @@ Poisson-log.
 
 Every piece is a function of the linear predictor eta for one row with response y (a
 proportion for the binomial) and prior weight m (the number of trials; 1 for a Poisson
-count).  With a canonical link the pieces are short (derivations/glmm_pirls.py):
+count).  With a canonical link the pieces are short; the weights and their slopes are the
+exports of derivations/glmm_pirls.py (shrinkage.numeric):
 
 * ``score``  d loglik / d eta       = m (y - mu)
 * ``weight`` -d2 loglik / d eta2    = m v(mu) (the IRLS working weight: binomial m mu(1-mu),
@@ -19,6 +20,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.special import expit, gammaln, xlogy
 
+from .. import numeric
 from ..errors import InputError
 
 __all__ = ["Family", "BINOMIAL", "POISSON", "family_of"]
@@ -45,10 +47,8 @@ class _Binomial(Family):
 
     @staticmethod
     def pieces(eta, y, m):
-        """score, weight and dweight at eta (one pass: mu computed once)."""
-        mu = expit(eta)
-        w = m * mu * (1 - mu)
-        return m * (y - mu), w, w * (1 - 2 * mu)
+        """score, weight and dweight at eta (the weight and its slope as derived)."""
+        return m * (y - expit(eta)), numeric._glmm_binomial_weight(eta, m), numeric._glmm_binomial_dweight(eta, m)
 
     @staticmethod
     def loglik(eta, y, m):
@@ -80,9 +80,8 @@ class _Poisson(Family):
 
     @staticmethod
     def pieces(eta, y, m):
-        mu = np.exp(eta)
-        w = m * mu
-        return m * (y - mu), w, w
+        w = numeric._glmm_poisson_weight(eta, m)  # m e^eta: the mean too
+        return m * y - w, w, numeric._glmm_poisson_dweight(eta, m)
 
     @staticmethod
     def loglik(eta, y, m):

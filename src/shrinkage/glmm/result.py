@@ -127,8 +127,9 @@ class GlmmResult(InformationCriteria):
         """Link-scale shrinkage lambda_j = sigma_b^2 / (sigma_b^2 + 1 / sum_i w_ij), the
         working weights at the mode (derivations/glmm_shrinkage.py): b_j is lambda_j times
         the group's own working-scale deviation."""
-        s2, W = self.theta ** 2, self.optimum.modes.W
-        return s2 * W / (s2 * W + 1)
+        from .. import numeric
+
+        return numeric._glmm_link_shrinkage(self.theta, self.optimum.modes.W)
 
     def coef(self) -> dict:
         out = np.tile(self.beta, (self.ngroups, 1))
