@@ -237,3 +237,24 @@ def test_the_wide_pass_is_the_written_out_one(rng, monkeypatch):
     codes[2001] = J
     with pytest.raises(InputError, match=rf"group code {J} at row 2001 is outside 0\.\.{J - 1}"):
         cross_products(y, X, Z, codes, np.arange(J), names, znames)
+
+
+def test_equal_columns_are_found_among_many_that_agree_at_both_ends():
+    """A factor's 0/1 columns agree at both ends: past _Distinct.CROWD of them they are
+    compared by digest, and an equal copy (other memory) is still found, as it is among
+    a few; the same memory is found without a comparison."""
+    from shrinkage.lmm.crossprod import _Distinct
+
+    N = 200
+    dummies = [np.zeros(N) for _ in range(30)]
+    for k, d in enumerate(dummies):
+        d[5 + k] = 1.0
+    distinct = _Distinct()
+    assert [distinct.locate(d) for d in dummies] == list(range(1, 31))
+    assert distinct.locate(dummies[20].copy()) == 21  # found by digest (crowded)
+    assert distinct.locate(dummies[3]) == 4
+    assert distinct.locate(None) == 0 and distinct.locate(np.ones(N)) == 0
+    few = _Distinct()
+    x = np.linspace(0, 1, N)
+    assert (few.locate(x), few.locate(x.copy()), few.locate(x[::-1].copy())) == (1, 1, 2)
+    assert len(distinct.cols) == 30 and distinct.by_digest

@@ -285,22 +285,8 @@ def cross_products(y, X, Z, codes, labels, x_names, z_names, centre: bool = True
     codes = _frozen(np.asarray(codes, dtype=np.intp))
     xs, zs = _as_columns(X), _as_columns(Z)
     p, J = len(xs), len(labels)
-    cols: list = []  # distinct non-constant columns
-    seen: dict = {}  # digest of a column's bytes -> indices in cols
-
-    def locate(col) -> int:
-        """Index in A (0 = the constant).  Equal columns are found by a digest of their
-        bytes, O(N) a column (comparing every pair cost minutes for a factor's 1000 0/1
-        columns); columns equal but for the sign of a zero stay two, which costs only time."""
-        if col is None or (col[0] == 1.0 and np.all(col == 1.0)):
-            return 0
-        key = hashlib.blake2b(np.ascontiguousarray(col, dtype=float).data, digest_size=16).digest()
-        for k in seen.get(key, ()):
-            if _same(cols[k], col) or np.array_equal(cols[k], col):
-                return k + 1
-        cols.append(col)
-        seen.setdefault(key, []).append(len(cols) - 1)
-        return len(cols)
+    distinct = _Distinct()
+    locate, cols = distinct.locate, distinct.cols
 
     where_x = [locate(c) for c in xs]
     where_z = [locate(c) for c in zs]
@@ -332,6 +318,54 @@ def cross_products(y, X, Z, codes, labels, x_names, z_names, centre: bool = True
     if not n.all():  # codes with no rows: not groups of these data
         M, n, labels = M[n > 0], n[n > 0], np.asarray(labels)[n > 0]
     return from_products(labels, n, M, S, total, shifts + delta, where_x, where_z, x_names, z_names, centre=centre)
+
+
+class _Distinct:
+    """The distinct non-constant columns (``cols``) and each column's index among them.
+    A column is compared with those that agree with it at both ends (a cheap test that
+    separates a formula's few columns), and where many agree there (a factor's 0/1
+    columns: comparing every pair cost minutes for 1000 levels) with those of the same
+    digest of its bytes, O(N) a column; columns equal but for the sign of a zero stay
+    two, which costs only time."""
+
+    CROWD = 8  # columns agreeing at both ends past which digests are compared
+
+    def __init__(self):
+        self.cols: list = []
+        self.ends: dict = {}  # (first, last) -> indices in cols
+        self.digest_of: dict = {}  # index -> digest, for the columns of crowded ends
+        self.by_digest: dict = {}  # digest -> indices
+
+    @staticmethod
+    def _digest(col) -> bytes:
+        return hashlib.blake2b(np.ascontiguousarray(col, dtype=float).data, digest_size=16).digest()
+
+    def _note(self, k: int, digest: bytes) -> None:
+        self.digest_of[k] = digest
+        self.by_digest.setdefault(digest, []).append(k)
+
+    def locate(self, col) -> int:
+        """Index in A = [1, cols..., y] (0 = the constant)."""
+        if col is None or (col[0] == 1.0 and np.all(col == 1.0)):
+            return 0
+        bucket = self.ends.setdefault((float(col[0]), float(col[-1])), [])
+        digest = None
+        if len(bucket) >= self.CROWD:
+            for k in bucket:
+                if k not in self.digest_of:
+                    self._note(k, self._digest(self.cols[k]))
+            digest = self._digest(col)
+            candidates = self.by_digest.get(digest, [])
+        else:
+            candidates = bucket
+        for k in candidates:
+            if _same(self.cols[k], col) or np.array_equal(self.cols[k], col):
+                return k + 1
+        self.cols.append(col)
+        bucket.append(len(self.cols) - 1)
+        if digest is not None:
+            self._note(len(self.cols) - 1, digest)
+        return len(self.cols)
 
 
 def _code_error(codes, bad: int, J: int) -> InputError:
