@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from scipy.optimize import minimize
+from scipy.stats import norm
 
 import shrinkage
 from shrinkage.errors import InputError
@@ -213,8 +214,15 @@ def test_refusals_name_the_problem():
         shrinkage.fit("y ~ x + (1 | a) + (1 | one)", data=frame)
     with pytest.raises(InputError, match=r"in memory only"):
         shrinkage.fit("y ~ x + (1 | a) + (1 | b)", data="nowhere.parquet")
-    with pytest.raises(InputError, match=r"confint\(\) is not supported yet for several"):
-        shrinkage.fit("y ~ x + (1 | a) + (1 | b)", data=frame).confint()
+    r = shrinkage.fit("y ~ x + (1 | a) + (1 | b)", data=frame)
+    with pytest.raises(InputError, match=r"confint\(method='profile'\) is not supported yet for several"):
+        r.confint()
+    ci = r.confint(0.9, method="Wald")  # as lme4's: NaN variance rows, beta -+ z se
+    assert list(ci.index) == [".sig01", ".sig02", ".sigma", "(Intercept)", "x"]
+    assert list(ci.columns) == ["5 %", "95 %"] and ci.iloc[:3].isna().all().all()
+    se = np.sqrt(np.diag(r.vcov_matrix))
+    z = norm.ppf(0.95)
+    np.testing.assert_allclose(ci.iloc[3:].to_numpy(), np.column_stack([r.beta - z * se, r.beta + z * se]), rtol=1e-12)
 
 
 def test_crossed_shrinkage_one_factor_blup_given_the_others():

@@ -28,7 +28,7 @@ import numpy as np
 from ..errors import InputError
 from .objective import evaluate, gradient_parts
 
-__all__ = ["confint", "parameter_names", "natural", "to_theta", "profile_deviance"]
+__all__ = ["confint", "with_wald", "parameter_names", "natural", "to_theta", "profile_deviance"]
 
 
 def _entries(layout):
@@ -294,8 +294,7 @@ def confint(result, level: float = 0.95, *, method: str = "profile"):
     """A DataFrame with the lower and upper end of every parameter's interval (lme4's
     row names .sig01 ... .sigma, then the fixed effects).  ``method="Wald"`` gives the
     fixed effects only (the variance rows are NaN), as lme4 does."""
-    import pandas as pd
-    from scipy.stats import chi2, norm
+    from scipy.stats import chi2
 
     if not 0 < level < 1:
         raise InputError(f"level must be in (0, 1), got {level!r}")
@@ -315,6 +314,15 @@ def confint(result, level: float = 0.95, *, method: str = "profile"):
         for k, kind in enumerate(_kinds(lay)):
             rows[k] = [_endpoint(ml, k, kind, hat[k], ml.deviance, cut, -1),
                        _endpoint(ml, k, kind, hat[k], ml.deviance, cut, +1)]
+    return with_wald(result, level, rows, names)
+
+
+def with_wald(result, level: float, rows: np.ndarray, names: list):
+    """The interval table: the variance parameters' rows as given, then the fixed
+    effects' Wald intervals beta -+ z se (lme4's columns '2.5 %', '97.5 %')."""
+    import pandas as pd
+    from scipy.stats import norm
+
     z = float(norm.ppf(0.5 + level / 2))
     se = np.sqrt(np.diag(result.vcov_matrix))
     wald = np.column_stack([result.beta - z * se, result.beta + z * se])

@@ -187,9 +187,20 @@ class SeveralResult(Lme4Accessors):
             out += np.where(at >= 0, np.einsum("nk,nk->n", Z, b[np.maximum(at, 0)]), 0.0)
         return out
 
-    def confint(self, *args, **kwargs):
-        raise InputError("confint() is not supported yet for several grouping factors (profile intervals are "
-                         "implemented for one grouping factor); fixef and vcov give Wald intervals")
+    def confint(self, level: float = 0.95, *, method: str = "profile"):
+        """lme4's confint table: ``method="Wald"`` gives the fixed effects' Wald intervals
+        (the variance rows .sig01 ... .sigma NaN, as lme4's); profile intervals for several
+        factors are not done yet and are refused."""
+        from .inference import with_wald
+
+        if method != "Wald":
+            raise InputError("confint(method='profile') is not supported yet for several grouping factors (profile "
+                             "intervals are implemented for one grouping factor); method='Wald' gives the fixed "
+                             "effects' intervals")
+        if not 0 < level < 1:
+            raise InputError(f"level must be in (0, 1), got {level!r}")
+        names = [f".sig{k + 1:02d}" for k in range(self.theta.size)] + [".sigma"]
+        return with_wald(self, level, np.full((len(names), 2), np.nan), names)
 
     def summary(self) -> str:
         """The fit printed as lme4's summary() prints it."""
