@@ -19,6 +19,7 @@ from ..passes import chunk_results
 BLOCK = 1 << 16  # rows per BLAS call: the stacked block stays in the cache-friendly MB range
 SMALL_BLOCK = 8192  # rows per symmetric rank-k update in a pass: the block stays in the L2 cache
 CHUNK = 1 << 18  # rows per chunk of a pass, the unit the cores share
+KERNEL_MIN = 1 << 15  # from this many studies on, the compiled pass (below: numpy, no numba to load)
 
 
 def grams(X: np.ndarray, diagonals: list[np.ndarray]) -> np.ndarray:
@@ -125,10 +126,29 @@ class Powers:
         self.logdet_xtx = float(np.linalg.slogdet(xtx)[1])  # = log det X'X: centring is a unit-triangular map
         self._memo: dict = {}
 
-    def at(self, tau2: float, powers: int = 2) -> "Profile":
+    def at(self, tau2: float, powers: int = 2, logs: bool = False) -> "Profile":
+        """The Profile at tau2 with Z'W^mZ for m up to `powers` and, if logs, sum log(v + tau2)
+        (always at tau2 = 0: the fit statistics need sum log v).  From KERNEL_MIN studies on,
+        one compiled pass (`kernel`) gives all three powers and the log sum in one read."""
         key = float(tau2)
-        if key in self._memo and self._memo[key].G.shape[0] >= powers:
-            return self._memo[key]
+        logs = logs or key == 0.0
+        have = self._memo.get(key)
+        if have is not None and have.G.shape[0] >= powers and (have.log_vt is not None or not logs):
+            return have
+        if len(self.v) >= KERNEL_MIN:
+            from .kernel import gram_powers  # numba: loaded with the first large fit
+
+            G, slog = gram_powers(self.Z, self.v, key, logs)
+            out = Profile(G, self.p, tau2, -slog if logs else None)
+        else:
+            G = self._grams(key, powers)
+            out = Profile(G, self.p, tau2, float(np.log(self.v + key).sum()) if logs else None)
+        self._memo = {t: m for t, m in self._memo.items() if t == 0.0}  # tau^2 = 0 (Cochran's Q) and the last
+        self._memo[key] = out
+        return out
+
+    def _grams(self, tau2: float, powers: int) -> np.ndarray:
+        """Z'W^mZ for m = 1..powers by numpy: blocked symmetric rank-k updates, chunks on the cores."""
         from threadpoolctl import threadpool_limits
 
         q = self.Z.shape[1]
@@ -150,10 +170,7 @@ class Powers:
         with threadpool_limits(1) if len(self.v) > CHUNK else contextlib.nullcontext():  # BLAS threads would compete
             for part in chunk_results(work, len(self.v), CHUNK):
                 G += part  # in chunk order: the same sum with any number of threads
-        out = Profile(G, self.p, tau2)
-        self._memo = {t: m for t, m in self._memo.items() if t == 0.0}  # tau^2 = 0 (Cochran's Q) and the last
-        self._memo[key] = out
-        return out
+        return G
 
     def scores(self, grid: np.ndarray, reml: bool) -> np.ndarray:
         """The profiled ML or REML score at every tau^2 of a grid at once (one matrix product for
@@ -201,8 +218,8 @@ class Powers:
 class Profile:
     """The quantities of one tau^2 from Powers' matrices (p x p algebra only)."""
 
-    def __init__(self, G: np.ndarray, p: int, tau2: float):
-        self.G, self.p, self.tau2 = G, p, tau2
+    def __init__(self, G: np.ndarray, p: int, tau2: float, log_vt: float | None = None):
+        self.G, self.p, self.tau2, self.log_vt = G, p, tau2, log_vt  # log_vt: sum log(v_i + tau2), if computed
         A = G[0, :p, :p]
         self.A_inv = np.linalg.inv(A)
         beta = self.A_inv @ G[0, :p, p]

@@ -84,8 +84,8 @@ class Likelihood:
         return self.score(t, s), 0.5 * info - s.ypppy()
 
     def value(self, t) -> float:
-        s = self.powers.at(t)
-        ll = -0.5 * float(np.log(self.v + t).sum()) - 0.5 * s.rss
+        s = self.powers.at(t, logs=True)
+        ll = -0.5 * s.log_vt - 0.5 * s.rss
         return ll - 0.5 * s.logdet_A if self.reml else ll
 
     def maximise(self, start: float) -> float:
@@ -136,11 +136,11 @@ def estimate(method: str, powers: Powers) -> tuple[float, float]:
         return t, float(tau0 / df * np.sqrt(2 * trPVPV + 4 * t * trPPV + 2 * t * t * s.trPP))
     if method in ("PM", "EB"):
         t = generalised_q_root(powers, df)
-        return t, float(np.sqrt(2 * k * k / df) / powers.at(t).sumw)
+        return t, float(np.sqrt(2 * k * k / df) / powers.at(t, logs=True).sumw)  # logs: the fit's loglik
     if method in ("ML", "REML"):
         reml = method == "REML"
         fe = powers.at(0.0, 3 if len(v) > SCAN_MAX else 2)  # the scan above SCAN_MAX asks for 3 powers at 0
         t = Likelihood(powers, reml).maximise(float(numeric._meta_dl_tau2(fe.rss, df, fe.trP)))
-        s = powers.at(t, 3)
+        s = powers.at(t, 3, logs=True)  # logs: the fit's loglik, from this same pass
         return t, float(np.sqrt(2.0 / (s.trPP if reml else s.sumw2)))
     raise InputError(f"method must be one of {', '.join(METHODS)}, not {method!r}")

@@ -20,8 +20,8 @@ def _vector(name, values) -> np.ndarray:
         raise InputError(f"{name} must be numeric") from None
     if a.ndim != 1:
         raise InputError(f"{name} must be one-dimensional, not of shape {a.shape}")
-    bad = np.flatnonzero(~np.isfinite(a))
-    if bad.size:
+    bad = np.flatnonzero(~np.isfinite(a)) if not np.isfinite(a.sum()) else ()  # the sum: one read, no mask
+    if len(bad):
         raise InputError(f"{name} has a missing or infinite value at position {int(bad[0])} ({a[bad[0]]})")
     return a
 
@@ -49,16 +49,16 @@ def moderators(mods, k: int, data=None) -> tuple[np.ndarray, tuple]:
         names = tuple(str(n) for n in getattr(mods, "columns", [f"mods{j + 1}" for j in range(M.shape[1])]))
     if M.shape[0] != k:
         raise InputError(f"mods has {M.shape[0]} rows but there are {k} studies")
-    bad = np.argwhere(~np.isfinite(M))
-    if bad.size:
+    bad = np.argwhere(~np.isfinite(M)) if not np.isfinite(M.sum()) else ()  # the sum: one read, no mask
+    if len(bad):
         raise InputError(f"moderator {names[bad[0][1]]!r} is missing or infinite at row {int(bad[0][0])}")
     return M, ("intrcpt",) + names
 
 
-def _fit_stats(ll_ml, ll_reml, k, p, v):
+def _fit_stats(ll_ml, ll_reml, k, p, log_v):
     parms = p + 1
     out = {}
-    for name, ll, n, dev in (("ML", ll_ml, k, -2 * (ll_ml + 0.5 * float(np.log(2 * np.pi * v).sum()))),
+    for name, ll, n, dev in (("ML", ll_ml, k, -2 * (ll_ml + 0.5 * (k * np.log(2 * np.pi) + log_v))),
                              ("REML", ll_reml, k - p, -2 * ll_reml)):
         big = max(n, parms + 2)
         out[name] = {"logLik": ll, "deviance": dev, "AIC": -2 * ll + 2 * parms, "BIC": -2 * ll + parms * np.log(n),
@@ -93,8 +93,8 @@ def meta(yi, vi, method: str = "REML", mods=None, test: str = "z", *, data=None,
     y, v = _vector("yi", yi), _vector("vi", vi)
     if len(y) != len(v):
         raise InputError(f"yi has {len(y)} values but vi has {len(v)}")
-    bad = np.flatnonzero(v <= 0)
-    if bad.size:
+    bad = np.flatnonzero(v <= 0) if v.min() <= 0 else ()
+    if len(bad):
         raise InputError(f"vi must be positive: vi[{int(bad[0])}] = {v[bad[0]]}")
     M, names = moderators(mods, len(y), data)
     k, p = len(y), M.shape[1] + 1
@@ -109,7 +109,7 @@ def _assemble(method, test, level, names, y, v, tau2, se_tau2, powers) -> MetaRe
     k, p = len(y), powers.p
     df = k - p
     sp = _dist()
-    s = powers.at(tau2)
+    s = powers.at(tau2, logs=True)
     beta, vb = powers.user(s)
     if test == "knha":
         vb *= 0.0 if s.rss <= np.finfo(float).eps else s.rss / df
@@ -130,12 +130,12 @@ def _assemble(method, test, level, names, y, v, tau2, se_tau2, powers) -> MetaRe
     QE = fe.rss
     vt = df / fe.trP
     # the sum over the studies of meta_loglik_term (docs/meta_analysis.pdf), its squares summed as y'Py
-    ll_ml = -0.5 * float(np.log(2 * np.pi * (v + tau2)).sum()) - 0.5 * s.rss
+    ll_ml = -0.5 * (k * np.log(2 * np.pi) + s.log_vt) - 0.5 * s.rss
     ll_reml = ll_ml + 0.5 * p * np.log(2 * np.pi) + 0.5 * powers.logdet_xtx - 0.5 * logdet_A
     return MetaResult(
         method=method, test=test, level=level, k=k, p=p, names=names, yi=y, vi=v, powers=powers, tau2=float(tau2),
         se_tau2=float(se_tau2), beta=beta, se=se, vb=vb, zval=zval, pval=np.asarray(pval),
         ci_lb=beta - crit * se, ci_ub=beta + crit * se, ddf=ddf, QE=QE, QEp=float(sp.chdtrc(df, QE)),
         QM=QM, QMp=QMp, QMdf=QMdf, vt=float(vt), I2=float(numeric._meta_i2(tau2, vt)),
-        H2=float(numeric._meta_h2(tau2, vt)), fit_stats=_fit_stats(ll_ml, float(ll_reml), k, p, v),
+        H2=float(numeric._meta_h2(tau2, vt)), fit_stats=_fit_stats(ll_ml, float(ll_reml), k, p, fe.log_vt),
         crit=crit)

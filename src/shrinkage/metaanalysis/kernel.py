@@ -1,0 +1,87 @@
+"""One compiled pass per tau^2 over the studies: every sum the fit needs, each row read once.
+
+For W = diag(w), w_i = 1/(v_i + tau^2) (the derivation's generated `numeric._meta_weight`,
+compiled here by numba, so the loop runs the derived formula and not a copy of it), the
+pass returns Z'W Z, Z'W^2 Z, Z'W^3 Z (Z = [X y] centred, upper triangles) and, when asked,
+sum log w_i.  The rows go in blocks small enough to stay in the L1 cache while the weights
+and every product of two columns are summed over them (numba vectorises those sums); the
+blocks' sums are added per chunk, the chunks in chunk order (`passes.chunk_results`): the
+same numbers with any number of threads.  numba is imported with this module, i.e. by the
+first fit large enough to use it, never by ``import shrinkage``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit
+
+from .. import numeric
+from ..passes import chunk_results
+
+ROWS = 512  # rows per block: 512 x (q + 4) doubles stay in the L1 cache
+CHUNK = 1 << 18  # rows per chunk of a pass, the unit the cores share
+
+_weight = njit(inline="always", cache=True)(numeric._meta_weight)
+
+
+@njit(nogil=True, cache=True, fastmath={"reassoc", "contract"})
+def _chunk(Z, v, tau2, lo, hi, logs):
+    """(G, sum log w) over rows [lo, hi): G[m, a, b] = sum w^(m+1) z_a z_b for a <= b.
+
+    Per block: w, then for each column a the products w^m z_a (m = 1, 2, 3), then their
+    dot products with every later column b.  reassoc and contract let those dot products
+    run as fused multiply-adds in vector registers; the order of the additions is fixed
+    by the compiled code, not by the threads."""
+    q = Z.shape[1]
+    G = np.zeros((3, q, q))
+    wz = np.empty((3, ROWS))
+    w = np.empty(ROWS)
+    slog = 0.0
+    for s in range(lo, hi, ROWS):
+        e = min(hi, s + ROWS)
+        n = e - s
+        block_log = 0.0
+        for i in range(n):
+            w[i] = _weight(v[s + i], tau2)
+            if logs:
+                block_log += math.log(w[i])
+        slog += block_log
+        for a in range(q):
+            za = Z[s:e, a]
+            for i in range(n):
+                x = w[i] * za[i]
+                wz[0, i] = x
+                x = x * w[i]
+                wz[1, i] = x
+                wz[2, i] = x * w[i]
+            for b in range(a, q):
+                zb = Z[s:e, b]
+                s1 = 0.0
+                s2 = 0.0
+                s3 = 0.0
+                for i in range(n):
+                    s1 += wz[0, i] * zb[i]
+                    s2 += wz[1, i] * zb[i]
+                    s3 += wz[2, i] * zb[i]
+                G[0, a, b] += s1
+                G[1, a, b] += s2
+                G[2, a, b] += s3
+    return G, slog
+
+
+def gram_powers(Z: np.ndarray, v: np.ndarray, tau2: float, logs: bool) -> tuple[np.ndarray, float]:
+    """Z'W^m Z for m = 1, 2, 3 (shape (3, q, q), symmetric) and sum log w (0.0 unless logs)."""
+    q = Z.shape[1]
+    G, slog = np.zeros((3, q, q)), 0.0
+
+    def work(lo, hi, _):
+        return _chunk(Z, v, float(tau2), lo, hi, bool(logs))
+
+    for part, part_log in chunk_results(work, len(v), CHUNK):
+        G += part  # in chunk order: the same sums with any number of threads
+        slog += part_log
+    lower = np.tril_indices(q, -1)
+    G[:, lower[0], lower[1]] = G[:, lower[1], lower[0]]
+    return G, slog
