@@ -51,13 +51,20 @@ class _Binomial(Family):
         return m * (y - expit(eta)), numeric._glmm_binomial_weight(eta, m), numeric._glmm_binomial_dweight(eta, m)
 
     @staticmethod
-    def loglik(eta, y, m):
-        """log dbinom(m y, m, mu) as R's binomial()$aic rounds it: the counts m y and m
-        are whole numbers (checked on input); the log choose term included.  The
-        Bernoulli part y eta - log(1 + e^eta) is written so neither tail overflows."""
+    def kernel(eta, y, m):
+        """The log-likelihood's part that depends on eta: m (y eta - log(1 + e^eta)),
+        written so neither tail overflows."""
+        return m * (y * eta - np.logaddexp(0.0, eta))
+
+    @staticmethod
+    def constant(y, m):
+        """log choose(m, m y): the counts m y and m are whole numbers (checked on input)."""
         s = m * y
-        log1pe = np.logaddexp(0.0, eta)
-        return gammaln(m + 1) - gammaln(s + 1) - gammaln(m - s + 1) + s * eta - m * log1pe
+        return gammaln(m + 1) - gammaln(s + 1) - gammaln(m - s + 1)
+
+    def loglik(self, eta, y, m):
+        """log dbinom(m y, m, mu), as R's binomial()$aic."""
+        return self.constant(y, m) + self.kernel(eta, y, m)
 
     @staticmethod
     def devres(eta, y, m):
@@ -84,9 +91,16 @@ class _Poisson(Family):
         return m * y - w, w, numeric._glmm_poisson_dweight(eta, m)
 
     @staticmethod
-    def loglik(eta, y, m):
+    def kernel(eta, y, m):
+        return m * (y * eta - np.exp(eta))
+
+    @staticmethod
+    def constant(y, m):
+        return -m * gammaln(y + 1)
+
+    def loglik(self, eta, y, m):
         """m log dpois(y, mu) (R's poisson()$aic with prior weights m)."""
-        return m * (y * eta - np.exp(eta) - gammaln(y + 1))
+        return self.constant(y, m) + self.kernel(eta, y, m)
 
     @staticmethod
     def devres(eta, y, m):

@@ -126,10 +126,13 @@ def _direction(H, g) -> np.ndarray:
 
 
 def _newton(obj, x, hess, fixed_hessian=None):
+    """Newton's method with a line search; the Hessian (``hess`` or ``fixed_hessian``) at
+    the start only, then BFGS updates of it (each finite-difference Hessian costs
+    2 (p + 1) gradients, a pass over the rows each)."""
     f = obj.value(x)
+    H = hess(obj, x) if fixed_hessian is None else fixed_hessian.copy()
+    g = obj.gradient(x)
     for it in range(1, MAXIT + 1):
-        g = obj.gradient(x)
-        H = hess(obj, x) if fixed_hessian is None else fixed_hessian
         step = _direction(H, g)
         t = 1.0
         while True:
@@ -139,10 +142,14 @@ def _newton(obj, x, hess, fixed_hessian=None):
                 break
             t /= 2
         small = np.max(np.abs(t * step) / np.maximum(1.0, np.abs(x))) < STEP_TOL
-        if ft <= f:
-            x, f = trial, ft
-        if small or t < 1e-10:
+        if ft > f or small or t < 1e-10:
             return x, f, it
+        g_new = obj.gradient(trial)
+        s_, y_ = trial - x, g_new - g
+        if s_ @ y_ > 1e-300:
+            Hs = H @ s_
+            H = H + np.outer(y_, y_) / (y_ @ s_) - np.outer(Hs, Hs) / (s_ @ Hs)
+        x, f, g = trial, ft, g_new
     raise InputError(f"the fit did not converge in {MAXIT} Newton steps; the data may be separated "
                      "(a fixed effect running off to infinity)")
 
