@@ -14,12 +14,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import time
 import warnings
 
 import numpy as np
 
 import shrinkage
+from bench_meta import best  # the best of --repeat runs (bench/ is the script's folder)
 
 FORMULA = "y ~ x1 + x2 + x3 + (1 | g)"
 
@@ -33,15 +33,6 @@ def data(n: int, J: int):
     eta = -0.5 + X @ np.array([0.3, -0.2, 0.1]) + rng.normal(scale=0.5, size=J)[g]
     y = (rng.random(n) < 1 / (1 + np.exp(-eta))).astype(float)
     return pd.DataFrame({"y": y, "x1": X[:, 0], "x2": X[:, 1], "x3": X[:, 2], "g": g})
-
-
-def best(f, repeat):
-    times, out = [], None
-    for _ in range(repeat):
-        t = time.perf_counter()
-        out = f()
-        times.append(time.perf_counter() - t)
-    return min(times), out
 
 
 def ours(d):
