@@ -36,8 +36,20 @@ def test_kernel_sums_equal_the_dense_products():
     for m in range(3):
         dense = Z.T @ np.diag(w ** (m + 1)) @ Z
         np.testing.assert_allclose(G[m], dense, rtol=1e-13, atol=1e-13 * np.abs(dense).max())
-    assert slog == pytest.approx(float(np.sum(np.log(w))), rel=1e-14)
+    logs = np.log(w)
+    assert abs(slog - logs.sum()) <= 1e-14 * np.abs(logs).sum()
     assert kernel.gram_powers(Z, v, tau2, False)[1] == 0.0
+
+
+@pytest.mark.parametrize("scale", [1e-300, 1e-5, 1.0, 1e5, 1e300, 1e308])
+def test_kernel_log_sum_over_the_whole_range(scale):
+    """sum log w by mantissas and exponents (one log per 32 studies): right for tiny, huge and
+    (v = 1e308: w below the smallest normal double) subnormal weights."""
+    rng = np.random.default_rng(1)
+    v = scale * rng.uniform(0.5, 1.0, size=1500)
+    logs = np.log(1.0 / v)
+    slog = kernel.gram_powers(np.ones((1500, 1), order="F"), v, 0.0, True)[1]
+    assert abs(slog - logs.sum()) <= 1e-14 * np.abs(logs).sum()
 
 
 def test_kernel_bits_do_not_depend_on_threads(monkeypatch):

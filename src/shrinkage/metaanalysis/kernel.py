@@ -23,7 +23,31 @@ from ..passes import chunk_results
 ROWS = 512  # rows per block: 512 x (q + 4) doubles stay in the L1 cache
 CHUNK = 1 << 18  # rows per chunk of a pass, the unit the cores share
 
+GROUP = 32  # mantissas multiplied per log
+TINY = np.finfo(float).tiny  # the smallest normal double
+MANTISSA, ONE, LOG2 = (1 << 52) - 1, 1023 << 52, math.log(2.0)  # the bits of m; of 1.0 (exponent 0)
+
 _weight = njit(inline="always", cache=True)(numeric._meta_weight)
+
+
+@njit(nogil=True, cache=True, fastmath={"reassoc"})
+def _sum_log(w, bits, mantissa, mantissa_bits, n):
+    """sum log w[:n] with one log per GROUP values: w = m 2^e (m in [1, 2), from the bits),
+    sum log w = log prod m + (sum e) log 2; a product of GROUP mantissas stays below
+    2^GROUP.  (A subnormal w, v + tau2 > 4e307, has no such bits: that block takes logs.)"""
+    if w[:n].min() < TINY:
+        return np.log(w[:n]).sum()
+    exponents = 0
+    for i in range(n):
+        exponents += (bits[i] >> 52) - 1023
+        mantissa_bits[i] = (bits[i] & MANTISSA) | ONE
+    out = 0.0
+    for g in range(0, n, GROUP):
+        product = 1.0
+        for i in range(g, min(n, g + GROUP)):
+            product *= mantissa[i]
+        out += math.log(product)
+    return out + exponents * LOG2
 
 
 @njit(nogil=True, cache=True, fastmath={"reassoc", "contract"})
@@ -38,16 +62,16 @@ def _chunk(Z, v, tau2, lo, hi, logs):
     G = np.zeros((3, q, q))
     wz = np.empty((3, ROWS))
     w = np.empty(ROWS)
+    mantissa = np.empty(ROWS)
+    bits, mantissa_bits = w.view(np.int64), mantissa.view(np.int64)
     slog = 0.0
     for s in range(lo, hi, ROWS):
         e = min(hi, s + ROWS)
         n = e - s
-        block_log = 0.0
         for i in range(n):
             w[i] = _weight(v[s + i], tau2)
-            if logs:
-                block_log += math.log(w[i])
-        slog += block_log
+        if logs:
+            slog += _sum_log(w, bits, mantissa, mantissa_bits, n)
         for a in range(q):
             za = Z[s:e, a]
             for i in range(n):
