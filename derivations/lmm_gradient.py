@@ -34,11 +34,17 @@ def conditional_mode(at):
     return mtimes(sp.Inverse(M_j), tr(Lambda_theta), mplus(Zty, mneg(mtimes(ZtX, at))))
 
 
-def d_r2(at, u=None):
-    """-2 sum_j (Z_j'e_j) u_j' at beta = ``at`` (u_j: its conditional mode there, or ``u``)."""
+def minus_d_r2(at, u=None):
+    """2 sum_j (Z_j'e_j) u_j' at beta = ``at`` (u_j: its conditional mode there, or ``u``):
+    minus the derivative of r^2 (so that sums print it with a minus sign, not "+ -")."""
     u = conditional_mode(at) if u is None else u
     deviation = mplus(Zty, mneg(mtimes(ZtX, at)), mneg(mtimes(ZtZ, Lambda_theta, u)))
-    return times(-2, GroupMatSum(mtimes(deviation, tr(u))))
+    return times(2, GroupMatSum(mtimes(deviation, tr(u))))
+
+
+def d_r2(at, u=None):
+    """-2 sum_j (Z_j'e_j) u_j' at beta = ``at``."""
+    return mneg(minus_d_r2(at, u))
 
 
 W_j = mplus(ZtX, mneg(mtimes(ZtZ, Lambda_theta, sp.Inverse(M_j), tr(Lambda_theta), ZtX)))
@@ -96,12 +102,12 @@ $\hat{\boldsymbol\beta}_\theta$ is not involved).  The formula fit computes thes
         why=r"$d\log\det\mathbf A_\theta = \operatorname{tr}(\mathbf A_\theta^{-1}d\mathbf A_\theta)$; with $\mathbf K_j = \boldsymbol\Lambda_\theta\mathbf M_j^{-1}\boldsymbol\Lambda_\theta^{\mathsf T}$, $d\mathbf K_j = \mathbf B_j^{\mathsf T}\mathbf E\mathbf M_j^{-1}\boldsymbol\Lambda_\theta^{\mathsf T} + (\cdot)^{\mathsf T}$, $\mathbf B_j = \mathbf I - \mathbf Z_j^{\mathsf T}\mathbf Z_j\mathbf K_j$, so the entry is $-2[\mathbf W_j\mathbf A_\theta^{-1}\mathbf Z_j^{\mathsf T}\mathbf X_j^{\mathsf T}\boldsymbol\Lambda_\theta\mathbf M_j^{-1}]_{rc}$ with $\mathbf W_j = \mathbf B_j\mathbf Z_j^{\mathsf T}\mathbf X_j$; and $\mathbf Z_j^{\mathsf T}\mathbf X_j^{\mathsf T}\boldsymbol\Lambda_\theta\mathbf M_j^{-1} = \mathbf W_j^{\mathsf T}\boldsymbol\Lambda_\theta$ because $\mathbf M_j - \boldsymbol\Lambda_\theta^{\mathsf T}\mathbf Z_j^{\mathsf T}\mathbf Z_j\boldsymbol\Lambda_\theta = \mathbf I$."))
     d = d.cite(profile, "ml_deviance", lhs=r"-2\ell_p(\theta)", why=r"lme4's profiled deviance (document \emph{lmm\_profile}).")
     d = d.then(MatrixGradient(
-        mplus(d_logdet_L, times(frac(N, r2), d_r2_hat)), var=Lambda_theta, label="ml_gradient", exact_sizes=TWO_GROUPS,
+        mplus(d_logdet_L, mneg(times(frac(N, r2), minus_d_r2(beta_hat)))), var=Lambda_theta, label="ml_gradient", exact_sizes=TWO_GROUPS,
         lhs=D_THETA + r"(-2\ell_p)",
         why=r"The derivative of $N\log r^2_\theta$ is $(N / r^2_\theta)$ times that of $r^2_\theta$; the other terms are constants."))
     d = d.cite(profile, "reml_criterion", lhs=r"-2\ell_R(\theta)", why=r"lme4's REML criterion (document \emph{lmm\_profile}).")
     d = d.then(MatrixGradient(
-        mplus(d_logdet_L, d_logdet_RX, times(frac(nu, r2), d_r2_hat)), var=Lambda_theta, label="reml_gradient",
+        mplus(d_logdet_L, d_logdet_RX, mneg(times(frac(nu, r2), minus_d_r2(beta_hat)))), var=Lambda_theta, label="reml_gradient",
         exact_sizes=ONE_EACH, lhs=D_THETA + r"(-2\ell_R)",
         why=r"As for ML, with $N - p$ in place of $N$ and the derivative of $\log\lvert\mathbf R_X\rvert^2$ added."))
     stats = (n, yty, Xty, Zty, XtX, ZtX, ZtZ, Lambda_theta)

@@ -79,7 +79,8 @@ def test_a_wrong_step_is_rejected_and_named(case):
         d, number = _with_step(gradient.derivation(), "d_logdet_L", rhs=gradient.d_logdet_L / 2)
     elif case == "gradient_no_rx":  # the REML gradient without the derivative of log|R_X|^2
         d, number = _with_step(gradient.derivation(), "reml_gradient", rhs=gradient.mplus(
-            gradient.d_logdet_L, gradient.times(gradient.frac(gradient.nu, gradient.r2), gradient.d_r2_hat)))
+            gradient.d_logdet_L, gradient.mneg(gradient.times(gradient.frac(gradient.nu, gradient.r2),
+                                                             gradient.minus_d_r2(gradient.beta_hat)))))
     elif case == "gradient_transposed":  # Lambda M^-1 Z'Z for Z'Z Lambda M^-1: equal at q = 1 only
         d, number = _with_step(gradient.derivation(), "d_logdet_L", rhs=gradient.times(2, gradient.GroupMatSum(
             mtimes(Lambda_theta, sp.Inverse(gradient.M_j), gradient.ZtZ))))
