@@ -30,6 +30,7 @@ __all__ = ["Problem", "Modes", "modes", "laplace", "agq", "gh_rule"]
 
 NEWTON_TOL = 1e-11  # on the Newton step in u (u is on the N(0, 1) scale)
 NEWTON_MAXIT = 200
+SAFE_STEP = 1e-3  # below this Newton's step on a smooth convex f_j is in its quadratic region: not checked
 
 
 @dataclass(frozen=True, eq=False)
@@ -78,26 +79,30 @@ def _fj(pr: Problem, eta0, theta, u):
 
 
 def modes(pr: Problem, theta: float, beta, u0=None) -> Modes:
-    """The conditional modes by Newton's method on every group at once; a step that
+    """The conditional modes by Newton's method on every group at once; a long step that
     does not lower f_j is halved (the logistic log-likelihood is flat far from the mode,
     where a full Newton step can overshoot)."""
     eta0 = pr.eta0(beta)
     u = np.zeros(pr.J) if u0 is None else np.array(u0, dtype=float)
-    f = _fj(pr, eta0, theta, u)
+    f = None
     for _ in range(NEWTON_MAXIT):
         s, w, _ = pr.family.pieces(eta0 + theta * u[pr.codes], pr.y, pr.m)
         step = (u - theta * pr.per_group(s)) / (1 + theta * theta * pr.per_group(w))
-        new = u - step
-        f_new = _fj(pr, eta0, theta, new)
-        for _ in range(60):
-            worse = f_new > f + 1e-12 * (1 + np.abs(f))
-            if not worse.any():
-                break
-            step = np.where(worse, step / 2, step)
-            new = u - step
-            f_new = _fj(pr, eta0, theta, new)
-        u, f = new, f_new
-        if np.max(np.abs(step), initial=0.0) < NEWTON_TOL:
+        size = np.max(np.abs(step), initial=0.0)
+        if size > SAFE_STEP:  # a long step is checked (and halved where f_j rose); a short one is Newton's own
+            f = _fj(pr, eta0, theta, u) if f is None else f
+            f_new = _fj(pr, eta0, theta, u - step)
+            for _ in range(60):
+                worse = f_new > f + 1e-12 * (1 + np.abs(f))
+                if not worse.any():
+                    break
+                step = np.where(worse, step / 2, step)
+                f_new = _fj(pr, eta0, theta, u - step)
+            f = f_new
+        else:
+            f = None
+        u = u - step
+        if size < NEWTON_TOL:
             break
     else:
         raise InputError(f"the conditional modes did not converge in {NEWTON_MAXIT} Newton steps "
