@@ -111,5 +111,6 @@ $J \le 4$ groups of random sizes.
         "beta0_hat = sum_j w_j ybar_j / sum_j w_j, w_j = n_j / (sigma^2 + n_j sigma_b^2).\n"
         "n and ybar hold one entry per group along their last axis (the sum runs over it);\n"
         "sigma2 and sigma_b2 are scalars, or arrays of shape (..., 1) for a batch of problems.",
+        over_groups=True,
     )
     return model.with_references(d)

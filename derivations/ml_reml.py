@@ -135,6 +135,7 @@ sizes; the integral over $\beta_0$ by quadrature.
         "sum_j log p(y_j) at beta0 = GLS estimate; the ML estimates of the variances maximise it.\n"
         "n, ybar, ss_within hold one entry per group along their last axis; sigma2 and sigma_b2\n"
         "are scalars, or arrays of shape (..., 1) for a batch of problems.",
+        over_groups=True,
     )
     d = d.export(
         "reml_criterion", "reml", args,
@@ -142,5 +143,6 @@ sizes; the integral over $\beta_0$ by quadrature.
         "-(N-1)/2 log(2 pi) - 1/2 log det V - 1/2 log(sum_j w_j) - 1/2 r' V^-1 r, on lme4's scale\n"
         "(the logLik of a REML fit).  n, ybar, ss_within hold one entry per group along their\n"
         "last axis; sigma2 and sigma_b2 are scalars, or arrays of shape (..., 1) for a batch.",
+        over_groups=True,
     )
     return model.with_references(d)

@@ -151,7 +151,8 @@ model, by the sampling definition and by Henderson's $C$-matrix.
     )
     d = d.export("gls_beta0_variance", "var_beta0", (n, sigma2, sigma_b2),
                  "Sampling variance of the GLS estimate of beta0 given the variances.\n\n"
-                 "Var(beta0_hat) = 1 / sum_j 1/(sigma_b^2 + sigma^2/n_j); n holds the group sizes along its last axis.")
+                 "Var(beta0_hat) = 1 / sum_j 1/(sigma_b^2 + sigma^2/n_j); n holds the group sizes along its last axis.",
+                 over_groups=True)
     d = d.export("prediction_error_variance", "pev", (n, sigma2, sigma_b2, var_beta0),
                  "Prediction error variance of a BLUP when beta0 is estimated by GLS.\n\n"
                  "PEV_j = Var(b_hat_j - b_j) = (1 - lambda_j) sigma_b^2 + lambda_j^2 Var(beta0_hat);\n"

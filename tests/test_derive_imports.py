@@ -63,3 +63,46 @@ def test_swaps_come_from_the_notation():
     assert swap_mutants(NOTATION) == ["swap sigma2 and sigma_b2"]
     assert swap_mutants(Notation(NOTATION.quantities, NOTATION.definitions)) == []
     assert NOTATION.extend().swaps == NOTATION.swaps
+
+
+def test_no_derivation_imports_the_code_generator():
+    """A derivation declares what its exports need (over_groups); it never probes the generator."""
+    import ast
+
+    from conftest import DERIVATIONS
+
+    for path in sorted(DERIVATIONS.glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom):
+                names = [f"{node.module or ''}.{a.name}" for a in node.names]
+            elif isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            else:
+                continue
+            assert not any(name.startswith(("shrinkage.codegen", "shrinkage.matrix.codegen")) or
+                           (name.startswith("shrinkage.") and name.endswith(".codegen")) for name in names), \
+                (path.name, names)
+
+
+def test_an_export_over_the_groups_is_declared_and_held_to_it():
+    """gls_beta0 sums over the groups and says so; the generator refuses the sum undeclared,
+    and the declaration without a sum (gls_weight is elementwise)."""
+    from dataclasses import replace
+
+    import pytest
+
+    from conftest import DERIVATIONS
+    from shrinkage import DerivationError, codegen
+    from shrinkage.checking import load_file
+    from shrinkage.derive import check
+
+    cd = check(load_file(DERIVATIONS / "gls.py"))
+    declared = {e.function: e.over_groups for e in cd.derivation.exports}
+    assert declared == {"gls_weight": False, "gls_beta0": True}
+    assert "def gls_beta0(" in codegen.generate([cd])
+    for name, message in (("gls_beta0", "sums over the groups: declare it"), ("gls_weight", "declared over_groups")):
+        flipped = tuple(replace(e, over_groups=not e.over_groups) if e.function == name else e
+                        for e in cd.derivation.exports)
+        wrong = replace(cd, derivation=replace(cd.derivation, exports=flipped))
+        with pytest.raises(DerivationError, match=message):
+            codegen.generate([wrong])

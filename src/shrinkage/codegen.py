@@ -114,6 +114,18 @@ def is_group_sum(expr: sp.Basic) -> bool:
     return lo == 1 and hi == _NUMBER_OF_GROUPS
 
 
+def _check_over_groups(derivation: str, e, expr: sp.Expr) -> None:
+    """A formula that sums over the groups takes arrays along the groups: the export says
+    so (``over_groups=True``) and the generator holds it to that, both ways."""
+    sums = any(is_group_sum(s) for s in expr.atoms(sp.Sum))
+    if sums and not e.over_groups:
+        raise DerivationError(f"{derivation}: export {e.function} sums over the groups: declare it with "
+                              "export(..., over_groups=True) (its per-group arguments hold one entry per group)")
+    if e.over_groups and not sums:
+        raise DerivationError(f"{derivation}: export {e.function} is declared over_groups but its formula "
+                              "has no sum over the groups")
+
+
 def code_names(expr: sp.Expr) -> set[str]:
     """Names the generated code reads: the free symbols, where an array entry x[j] under
     a group sum is read as the array x, and J only when it appears outside sum limits."""
@@ -224,6 +236,7 @@ def _generate(checked: list[CheckedDerivation], standalone: bool) -> str:
                 continue
             notation = getattr(cd, "notation", None)
             expr = inline_group_definitions(cd.result(e.label), cd.definitions, e.args, notation)
+            _check_over_groups(d.name, e, expr)
             extra = sorted(code_names(expr) - {a.name for a in e.args})
             if extra:
                 raise DerivationError(f"{d.name}: export {e.function} uses {extra}, which are not among its arguments")

@@ -297,12 +297,15 @@ def expressions_of(step: Step) -> list:
 class Export:
     """A result turned into a generated numeric function: the rhs of the checked step
     ``label``, with every definition substituted, as a function of ``args``.  The first
-    line of ``doc`` is a plain-words summary; the rest goes to the docstring."""
+    line of ``doc`` is a plain-words summary; the rest goes to the docstring.
+    ``over_groups``: the formula sums over the groups, so its per-group arguments take one
+    entry per group along their last axis; declared here, checked by the code generator."""
 
     function: str
     label: str
     args: tuple[sp.Symbol, ...]
     doc: str
+    over_groups: bool = False
 
 
 @dataclass(frozen=True)
@@ -322,8 +325,9 @@ class Derivation:
     def then(self, *steps: Step) -> "Derivation":
         return replace(self, steps=self.steps + tuple(steps))
 
-    def export(self, function: str, label: str, args: Iterable[sp.Symbol], doc: str) -> "Derivation":
-        return replace(self, exports=self.exports + (Export(function, label, tuple(args), doc),))
+    def export(self, function: str, label: str, args: Iterable[sp.Symbol], doc: str,
+               over_groups: bool = False) -> "Derivation":
+        return replace(self, exports=self.exports + (Export(function, label, tuple(args), doc, over_groups),))
 
     def recall(self, label: str, lhs: str, why: str, as_label: str = "") -> "Derivation":
         """Continue with a new chain that starts from the rhs of step ``label``."""
