@@ -54,10 +54,11 @@ def test_a_bad_thread_count_is_named(monkeypatch):
 
 
 @pytest.mark.parametrize("value", ["abc", "0", "-2", "1.5"])
-def test_a_bad_thread_count_is_named_by_every_fit(monkeypatch, value):
+def test_a_bad_thread_count_is_named_by_every_fit(monkeypatch, tmp_path, value):
     """Issue 19: "abc" reached the one-way fit as an IndexError; 0 and -2 were taken as 1."""
     import pandas as pd
 
+    import shrinkage
     from shrinkage import fit
 
     monkeypatch.setenv("SHRINKAGE_THREADS", value)
@@ -65,7 +66,13 @@ def test_a_bad_thread_count_is_named_by_every_fit(monkeypatch, value):
     g = np.repeat(np.arange(30), 5)
     x = rng.normal(size=g.size)
     y = 0.1 * g + x + rng.normal(size=g.size)
-    for call in (lambda: fit(y, g), lambda: fit("y ~ x + (1 | g)", data=pd.DataFrame({"y": y, "x": x, "g": g}))):
+    df = pd.DataFrame({"y": y, "x": x, "g": g})
+    path = tmp_path / "d.csv"
+    df.to_csv(path, index=False)
+    calls = (lambda: fit(y, g), lambda: fit("y ~ x + (1 | g)", data=df),
+             lambda: fit(data=str(path), response="y", group="g"),  # DuckDB's one-way pass: fitted (issue 19 again)
+             lambda: shrinkage.sources.group_stats(df, "y", "g"))
+    for call in calls:
         with pytest.raises(InputError, match=f"SHRINKAGE_THREADS .*'{re.escape(value)}'"):
             call()
 

@@ -35,6 +35,7 @@ empty field in a CSV) or responses are refused, never made a group.  An engine's
 from __future__ import annotations
 
 from ..errors import InputError
+from ..passes import _threads as threads
 from ..stats import GroupStats
 from ._dask import dask_stats
 from ._duckdb import duckdb_stats
@@ -60,6 +61,7 @@ def group_stats(data, response: str, group: str, *, connection=None, sql: bool |
         raise InputError("response and group must be column names (str)")
     if response == group:
         raise InputError(f"response and group are the same column ({response!r})")
+    threads()  # a bad SHRINKAGE_THREADS is named here too, though the engines run their own threads
     kind = kind_of(data)
     if kind in ("path", "duckdb", "arrow"):
         return duckdb_stats(data, response, group, connection=connection, sql=sql, progress=progress)
