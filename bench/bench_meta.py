@@ -5,8 +5,9 @@ Three calls on simulated Fay-Herriot / meta-analysis data (v_i ~ U(0.5, 2), tau^
   REML, intercept only            ours vs PyMARE
   PM (Paule-Mandel), intercept    ours vs statsmodels combine_effects(method_re="iterated")
   DL, intercept                   ours vs statsmodels combine_effects(method_re="chi2")
-Each time is the best of --repeat runs; a peer is not run at a size once it took more than
---budget seconds at a smaller one.  The estimates are compared (tau^2 relative difference).
+Each time is the best of --repeat runs (fewer once they took --budget seconds: the same
+rule for ours and the peers; the 1-minute load average is printed beside each row); a peer
+is not run at a size once it took more than --budget seconds at a smaller one.  The estimates are compared (tau^2 relative difference).
 
     python3 bench/bench_meta.py [--sizes 1e3 1e4 1e5 1e6 1e7] [--repeat 3] [--json out.json]
 """
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import time
 import warnings
 
@@ -31,12 +33,16 @@ def data(k: int, covariates: int):
     return y, v, X
 
 
-def best(f, repeat):
+def best(f, repeat, cap=float("inf")):
+    """The best of `repeat` runs, fewer once the runs so far took more than `cap` seconds
+    (the same rule for ours and the peers)."""
     times, out = [], None
     for _ in range(repeat):
         t = time.perf_counter()
         out = f()
         times.append(time.perf_counter() - t)
+        if sum(times) > cap:
+            break
     return min(times), out
 
 
@@ -78,16 +84,16 @@ def main(argv=None):
         for k in map(int, args.sizes):
             y, v, X = data(k, cov)
             mods = X if cov else None
-            ours, r = best(lambda: shrinkage.meta(y, v, method, mods=mods), args.repeat)
-            row = {"call": name, "k": k, "ours_s": ours, "tau2": r.tau2, "peer": peer_name}
+            ours, r = best(lambda: shrinkage.meta(y, v, method, mods=mods), args.repeat, args.budget)
+            row = {"call": name, "k": k, "ours_s": ours, "tau2": r.tau2, "peer": peer_name, "load": os.getloadavg()[0]}
             if peer_ok:
-                theirs, t2 = best(lambda: peer(y, v, X), 1 if k >= 1e6 else args.repeat)
+                theirs, t2 = best(lambda: peer(y, v, X), args.repeat, args.budget)
                 row.update(peer_s=theirs, ratio=theirs / ours, tau2_rel_diff=abs(t2 - r.tau2) / r.tau2)
                 peer_ok = theirs < args.budget
             rows.append(row)
             peer_text = (f"{peer_name} {row['peer_s']:.4g} s, {row['ratio']:.1f}x, tau2 rel. diff "
                          f"{row['tau2_rel_diff']:.1e}" if "peer_s" in row else f"{peer_name} not run")
-            print(f"{name:22s} k={k:>9,d}  ours {ours:.4g} s   {peer_text}", flush=True)
+            print(f"{name:22s} k={k:>9,d}  ours {ours:.4g} s   {peer_text}   load {row['load']:.1f}", flush=True)
     if args.json:
         with open(args.json, "w") as f:
             json.dump(rows, f, indent=1)

@@ -100,8 +100,9 @@ class Powers:
 
     Everything the fit needs at a tau^2 follows from these small matrices (X has an intercept,
     so their first diagonal entries are sum w, sum w^2, sum w^3): beta, y'Py, y'PPy, y'PPPy,
-    tr P, tr PP.  One pass per tau^2, each block's products by BLAS's symmetric rank-k update
-    (numpy calls it for S'S).  y and the moderators are centred first (P does not change), so
+    tr P, tr PP.  One pass per tau^2: from KERNEL_MIN studies on the compiled one of `kernel`
+    (every sum in one read of each row), below it each block's products by BLAS's symmetric
+    rank-k update (numpy calls it for S'S; no numba to load for small fits).  y and the moderators are centred first (P does not change), so
     y'Py = c - b'A^-1 b keeps its digits; `user` maps beta and its covariance back.
     """
 
