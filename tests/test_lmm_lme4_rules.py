@@ -179,8 +179,8 @@ def test_bool_covariate_named_as_lme4_names_it():
 # --- item 8: what is not supported yet ----------------------------------------------------
 
 @pytest.mark.parametrize("formula, message", [
-    ("y ~ x + offset(z) + (1 | g)", r"offset\(z\): offsets are not supported yet"),
-    ("cbind(s, f) ~ x + (1 | g)", r"the response cbind\(s, f\): .*GLMMs are not supported yet"),
+    ("y ~ x + offset(z) + (1 | g)", r"offset\(z\): offsets are supported with family=.*not yet in a Gaussian fit"),
+    ("cbind(s, f) ~ x + (1 | g)", r"the response cbind\(s, f\): .*fit it with family='binomial'"),
 ])
 def test_offsets_and_binomial_responses_named(formula, message):
     with pytest.raises(InputError, match=message):

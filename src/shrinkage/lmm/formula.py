@@ -132,12 +132,12 @@ def _unsupported(lhs: str, rhs: str) -> None:
     term = _call(lhs, _mask(lhs), "cbind")
     if term:
         raise InputError(f"the response {term}: a binomial response (cbind(successes, failures)) is a GLMM; "
-                         "GLMMs are not supported yet (only Gaussian responses, as lmer)")
+                         "fit it with family='binomial' (as glmer); a Gaussian fit (lmer) takes one numeric response")
     for side in (lhs, rhs):
         term = _call(side, _mask(side), "offset")
         if term:
-            raise InputError(f"{term}: offsets are not supported yet; for a Gaussian response subtract it "
-                             f"from the response instead (y - x ~ ...)")
+            raise InputError(f"{term}: offsets are supported with family='binomial' or 'poisson' (as glmer), not yet "
+                             f"in a Gaussian fit; for a Gaussian response subtract it from the response (y - x ~ ...)")
 
 
 def _column_name(text: str) -> str | None:
