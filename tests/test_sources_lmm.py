@@ -212,6 +212,21 @@ def test_factors_equal_in_memory(tmp_path, frame, formula):
         assert_same_fit(shrinkage.fit(formula, data=data), ref)
 
 
+def test_a_bool_covariate_is_a_factor_on_every_engine(tmp_path, frame):
+    """Issue 19 item 10, run again: a bool column was refused out of core ("neither numeric
+    nor a text/categorical factor") where lmer codes it as a factor named bTRUE."""
+    dd = pytest.importorskip("dask.dataframe")
+    frame = frame.assign(b=frame.x2 > 0.5)
+    frame = frame.assign(y=frame.y + 0.7 * frame.b)
+    frame.to_parquet(tmp_path / "d.parquet")
+    frame.to_csv(tmp_path / "d.csv", index=False)
+    for formula in ("y ~ x1 + b + (1 | g)", "y ~ x1 * b + (b | g)"):
+        ref = lmer(formula, frame)
+        assert "bTRUE" in ref.x_names
+        for data in (str(tmp_path / "d.parquet"), str(tmp_path / "d.csv"), dd.from_pandas(frame, npartitions=3)):
+            assert_same_fit(shrinkage.fit(formula, data=data), ref)
+
+
 def test_unsupported_and_bad_input_named(tmp_path, frame):
     frame = frame.assign(when=pd.Timestamp("2026-01-01") + pd.to_timedelta(np.arange(len(frame)), "s"),
                          s=frame.g.str[1:])

@@ -79,7 +79,7 @@ class Plan:
         return (self.response,) if a == self.m else self.terms[a - 1]
 
 
-FACTOR_KINDS = "OSU"  # object, string and categorical columns are factors (their levels fetched first)
+FACTOR_KINDS = "OSUb"  # object, string, bool and categorical columns are factors (their levels fetched first)
 
 
 def _is_factor(meta, v) -> bool:

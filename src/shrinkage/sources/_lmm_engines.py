@@ -43,7 +43,9 @@ def _literal(level) -> str:
     """A factor level as a SQL literal (text quoted, numbers as Python writes them)."""
     if isinstance(level, str):
         return "'" + level.replace("'", "''") + "'"
-    if isinstance(level, (bool, np.bool_)) or not isinstance(level, (int, float, np.integer, np.floating)):
+    if isinstance(level, (bool, np.bool_)):
+        return "true" if level else "false"  # a bool column is a factor of levels False < True (lme4: bTRUE)
+    if not isinstance(level, (int, float, np.integer, np.floating)):
         raise InputError(f"factor level {level!r} ({type(level).__name__}): only text and number levels out of core")
     return repr(level.item() if hasattr(level, "item") else level)
 
