@@ -248,6 +248,36 @@ def test_unsupported_and_bad_input_named(tmp_path, frame):
         shrinkage.fit("y ~ x2 + (x2 | g)", data=str(tmp_path / "inf.parquet"))
 
 
+def test_backticked_names_with_bar_tilde_and_backtick(tmp_path, frame):
+    """A column named we|ird~`n (and a factor named f`b), read in the formula escaped as
+    `we|ird~\\`n`, fits out of core as in memory (issue 19 item 10: out of core the escaped
+    name was compared with the column's and refused as 'Unable to evaluate factor')."""
+    frame = with_factor(frame).rename(columns={"y": "Sepal.Length", "x1": "we|ird~`n", "f": "f`b"})
+    frame.to_parquet(tmp_path / "n.parquet")
+    for formula in ["`Sepal.Length` ~ `we|ird~\\`n` + (1|g)", "`Sepal.Length` ~ `we|ird~\\`n` * `f\\`b` + (1|g)"]:
+        ref = lmer(formula, frame)
+        assert "we|ird~`n" in ref.x_names
+        assert_same_fit(shrinkage.fit(formula, data=str(tmp_path / "n.parquet")), ref)
+
+
+def test_many_fixed_columns_refused_before_the_query(tmp_path, frame, monkeypatch):
+    """A 1000-level fixed factor needs half a million sums per group (the query ran over
+    10 minutes at 5 GB, issue 19 item 7): refused at once, naming the counts and what to do,
+    before the engine's per-group query runs (which would fail this test at once)."""
+    from shrinkage.sources._lmm_engines import DuckDBEngine
+
+    frame = frame.assign(h=[f"h{k % 1000:04d}" for k in range(len(frame))])
+    frame.to_parquet(tmp_path / "h.parquet")
+
+    def ran(*_):
+        raise AssertionError("the per-group query ran")
+
+    monkeypatch.setattr(DuckDBEngine, "moments", ran)
+    m = 1 + 999 + 1  # x1, h's 999 indicators, y
+    with pytest.raises(InputError, match=rf"formula's 1000 model columns .* need {m * (m + 1) // 2} sums per group "
+                                         r"of 'g', more than \d+: fit the data in memory"):
+        shrinkage.fit("y ~ x1 + h + (1 | g)", data=str(tmp_path / "h.parquet"))
+
 def test_dask_in_process(frame):
     dd = pytest.importorskip("dask.dataframe")
     frame = frame.copy()
