@@ -27,7 +27,9 @@ the document lmm_gradient, steps d_logdet_L, d_r2 (the envelope argument), d_log
 Steps (1)-(2) and (7)-(9) run group by group in kernels compiled for the model's q (any p)
 (:mod:`.pls_kernels`); what is left here is numpy, vectorised over groups with arrays
 shaped (q, q, J) (components first: every operation a length-J vector operation).
-O(J q^3 + p^3) per evaluation, independent of N.
+O(J q^3 + J q p^2 + p^3) per evaluation, independent of N; from pls_kernels.BLAS_P fixed
+effects on, the J q p^2 sums are BLAS products of blocks the kernels store (a 1000-level
+fixed factor: seconds a fit, not a minute).
 """
 
 from __future__ import annotations
@@ -165,7 +167,7 @@ class Pieces:
     Y_g: np.ndarray | None  # (J, q, p+1)
     A: np.ndarray
     RA: np.ndarray
-    RAinv: np.ndarray  # R_A^-1 (A = R_A R_A', R_A lower-triangular)
+    RAinv: np.ndarray | None  # R_A^-1 (A = R_A R_A', R_A lower-triangular); None from BLAS_P fixed effects on
     beta: np.ndarray
     r2: float
     logdet_L: float
@@ -192,10 +194,12 @@ def evaluate(theta, stats, keep: bool = True, scratch: bool = False) -> Pieces:
     theta = np.asarray(theta, dtype=float)
     if theta.shape != (pr.layout.size,):
         raise InputError(f"theta must have {pr.layout.size} entries, got shape {theta.shape}")
-    from .pls_kernels import pls_kernels  # numba: loaded with the first fit
+    from .pls_kernels import BLAS_P, pls_kernels  # numba: loaded with the first fit
 
     lam = make_lambda(theta, pr.layout)
     J, q, m = pr.ZtXy_g.shape
+    if m - 1 >= BLAS_P:
+        return _evaluate_blas(pr, lam, keep, scratch)
     criterion_terms = pls_kernels(q, m - 1)[0]
     rows = J if keep else 1
     if keep and scratch:
@@ -208,6 +212,29 @@ def evaluate(theta, stats, keep: bool = True, scratch: bool = False) -> Pieces:
     logdet_L = criterion_terms(lam, pr.ZtZ_g, pr.ZtXy_g, L, Y, G, keep)  # (1), (2) and sum_j Y_j'Y_j
     if math.isnan(logdet_L):  # S_j >= I in exact arithmetic: lost to rounding
         raise InputError(_LOST)
+    return _completed(pr, lam, L if keep else None, Y if keep else None, G, logdet_L)
+
+
+def _evaluate_blas(pr: Problem, lam, keep: bool, scratch: bool) -> Pieces:
+    """:func:`evaluate` for many fixed effects: the kernel stores every Y_j (J, q, p+1) and
+    G = sum_j Y_j'Y_j is one BLAS product Yf'Yf of the stacked Yf (Jq, p+1), not the kernel's
+    O(J q p^2) scalar loop (at p = 1000, 10x faster).  Without ``keep`` Y lives in a scratch
+    array of its own (so pieces kept in the shared one stay valid)."""
+    from .pls_kernels import blocks_kernels
+
+    J, q, m = pr.ZtXy_g.shape
+    key = ("L", "Y") if keep and scratch else ("L1", "Yb")
+    if keep and not scratch:
+        L, Y = np.empty((J, q, q)), np.empty((J, q, m))
+    else:
+        if key[1] not in pr.scratch:
+            pr.scratch.update({key[0]: np.empty((J if keep else 1, q, q)), key[1]: np.empty((J, q, m))})
+        L, Y = pr.scratch[key[0]], pr.scratch[key[1]]
+    logdet_L = blocks_kernels(q)[0](lam, pr.ZtZ_g, pr.ZtXy_g, L, Y, keep)  # (1), (2)
+    if math.isnan(logdet_L):
+        raise InputError(_LOST)
+    Yf = Y.reshape(J * q, m)
+    G = Yf.T @ Yf  # sum_j Y_j'Y_j
     return _completed(pr, lam, L if keep else None, Y if keep else None, G, logdet_L)
 
 
@@ -224,12 +251,27 @@ def _completed(pr: Problem, lam, L, Y, G, logdet_L) -> Pieces:
         RA = np.linalg.cholesky(A)
     except np.linalg.LinAlgError:
         raise InputError("X'V^-1X is not positive definite: the fixed-effect columns are collinear") from None
-    RAinv = np.tril(np.linalg.inv(RA))  # lower-triangular (its upper part rounding): also the gradient's
-    w = RAinv @ c
-    beta = RAinv.T @ w  # (4)
+    RAinv, w, beta = _solved(RA, c)  # (4)
     r2 = pr.yty - G[p, p] - float(w @ w)  # (5)
     logdet_A = 2.0 * float(np.log(np.diag(RA)).sum())
     return Pieces(lam, L, Y, A, RA, RAinv, beta, float(r2), float(logdet_L), logdet_A)
+
+
+def _solved(RA: np.ndarray, c: np.ndarray) -> tuple:
+    """(R_A^-1, w = R_A^-1 c, beta = R_A^-T w): up to BLAS_P fixed effects by the inverse
+    (np.linalg.inv, its upper part rounding, zeroed; the gradient kernel's); beyond, no
+    inverse (None; at p = 1000 inv was the largest p-sized step): two triangular solves
+    here, one of the W_j in the gradient."""
+    from .pls_kernels import BLAS_P
+
+    if RA.shape[0] < BLAS_P:
+        RAinv = np.tril(np.linalg.inv(RA))
+        w = RAinv @ c
+        return RAinv, w, RAinv.T @ w
+    from scipy.linalg import solve_triangular
+
+    w = solve_triangular(RA, c, lower=True, check_finite=False)
+    return None, w, solve_triangular(RA, w, lower=True, trans="T", check_finite=False)
 
 
 def deviances(thetas, stats, method: str = "REML") -> list:
@@ -348,14 +390,24 @@ def gradient_parts(pc: Pieces, pr: Problem, method: str) -> tuple[np.ndarray, np
     """d(log|L|^2 [+ log|A|, REML]) / d theta (steps (7), (9)) and d r^2 / d theta (step (8)),
     so that the profiled gradient is the first + (nu / r^2) x the second, and the gradient
     of the deviance at a given sigma (for profiles) the first + the second / sigma^2."""
-    from .pls_kernels import pls_kernels
+    from .pls_kernels import BLAS_P, blocks_kernels, pls_kernels
 
-    q = pr.layout.q
-    gradient_terms = pls_kernels(q, pr.p)[1]
-    RinvT, reml = np.ascontiguousarray(pc.RAinv.T), method == "REML"
-
+    q, p = pr.layout.q, pr.p
+    reml = method == "REML"
     dlog, dr2, P = np.empty((3, q, q))
-    gradient_terms(pc.lam, pr.ZtZ_g, pr.ZtXy_g, pc.L_g, pc.Y_g, pc.beta, RinvT, reml, dlog, dr2, P)  # (7)-(9)
+    if p >= BLAS_P:  # W_j from the kernel; P = sum_j V_j V_j', V_j = W_j R_A^-T, by BLAS
+        J = pr.ZtZ_g.shape[0]
+        W = np.empty((J if reml else 1, q, p))
+        blocks_kernels(q)[1](pc.lam, pr.ZtZ_g, pr.ZtXy_g, pc.L_g, pc.Y_g, pc.beta, W, reml, dlog, dr2)
+        if reml:
+            from scipy.linalg import solve_triangular
+
+            V = solve_triangular(pc.RA, W.reshape(J * q, p).T, lower=True, check_finite=False).T  # V_j stacked
+            Vt = np.ascontiguousarray(V.reshape(J, q, p).transpose(0, 2, 1)).reshape(J * p, q)
+            P = Vt.T @ Vt
+    else:
+        RinvT = np.ascontiguousarray(pc.RAinv.T)
+        pls_kernels(q, p)[1](pc.lam, pr.ZtZ_g, pr.ZtXy_g, pc.L_g, pc.Y_g, pc.beta, RinvT, reml, dlog, dr2, P)  # (7)-(9)
     if reml:
         dlog = dlog - 2.0 * (P @ pc.lam)
     return dlog[pr.layout.rows, pr.layout.cols], dr2[pr.layout.rows, pr.layout.cols]

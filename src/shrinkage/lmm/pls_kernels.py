@@ -9,7 +9,10 @@ entry a local variable: the Python loops below run when the source is generated,
 when it runs.  The fixed-effect dimension p is a loop in the compiled code, never
 written out: one kernel per q serves every p (written out per (q, p), a formula with a
 40-level factor covariate compiled for over ten minutes).  Sums over groups are added in
-group order (deterministic).  Formulas, names and numbering are those of the module
+group order (deterministic).  From BLAS_P fixed effects on, the O(J q p^2) sums over the
+groups (of Y_j'Y_j, and REML's W_j A^-1 W_j') are left to BLAS: ``criterion_blocks`` and
+``gradient_blocks`` store the blocks instead (at p = 1000 the scalar sums took most of a
+minute a fit).  Formulas, names and numbering are those of the module
 docstring of :mod:`.objective`; the tests check them against dense matrices and the
 derivations.
 """
@@ -114,7 +117,12 @@ def _group_sums(q: int, G: str, prod: str, logdet: str) -> list:
             *(f"    w{c} = w[{c}, a]" for c in range(q)),
             "    for b in range(a, m):",
             f"        {G}[a, b] += {_sum(f'w{c} * w[{c}, b]' for c in range(q))}",
-            f"det = {' * '.join(f'D{a}' for a in range(q))}  # |S_j| >= 1, the product of the pivots",
+            *_logdet_sum(q, prod, logdet)]
+
+
+def _logdet_sum(q: int, prod: str, logdet: str) -> list:
+    """Lines adding log|S_j| to ``logdet`` (see :func:`_group_sums`)."""
+    return [f"det = {' * '.join(f'D{a}' for a in range(q))}  # |S_j| >= 1, the product of the pivots",
             "if det < 1e150:",
             f"    {prod} *= det",
             f"    if {prod} > 1e150:",
@@ -201,49 +209,60 @@ def blup_source(q: int, p: int | None = None) -> str:
         *_indent(body, 2)])
 
 
-def criterion_source(q: int, p: int | None = None) -> str:
-    """Source of ``criterion_terms`` (steps (1), (2) and the sum of Y_j'Y_j)."""
-    return "\n".join([
-        "@njit(nogil=True, cache=True, error_model='numpy')",
-        "def criterion_terms(lam, ZtZ, ZtXy, L, Y, G, keep):",
+def criterion_source(q: int, p: int | None = None, blocks: bool = False) -> str:
+    """Source of ``criterion_terms`` (steps (1), (2) and the sum of Y_j'Y_j); with ``blocks``,
+    of ``criterion_blocks``: without that sum, every Y_j stored (the caller sums them by
+    BLAS, see :data:`BLAS_P`)."""
+    doc = ['    """criterion_terms\' steps (1), (2): Y (J, q, p+1) always, L (J, q, q) when ``keep``;',
+           '    returns the sum of log|S_j|, or nan as criterion_terms."""'] if blocks else [
         '    """lmm_profile, definitions M_j and logdet_L, and r2_pls (the penalised RSS):',
         '    (1) L_j = chol(Lambda\' Z_j\'Z_j Lambda + I), (2) Y_j = L_j^-1 Lambda\' [Z_j\'X_j | Z_j\'y_j]',
         "    into L (J, q, q), Y (J, q, p+1) when ``keep`` (the value alone needs neither); G = the",
         "    sum of Y_j'Y_j; returns the sum of log|S_j|, or nan when some S_j lost its positive",
-        '    definiteness to rounding."""',
+        '    definiteness to rounding."""']
+    return "\n".join([
+        "@njit(nogil=True, cache=True, error_model='numpy')",
+        "def criterion_blocks(lam, ZtZ, ZtXy, L, Y, keep):" if blocks else
+        "def criterion_terms(lam, ZtZ, ZtXy, L, Y, G, keep):",
+        *doc,
         *(f"    l{c}_{b} = lam[{c}, {b}]" for b in range(q) for c in range(b, q)),
         _fixed("m", "ZtXy.shape[2]", p, 1),
-        f"    w = np.empty(({q}, m))",
-        "    G[:, :] = 0.0",
+        *([] if blocks else [f"    w = np.empty(({q}, m))", "    G[:, :] = 0.0"]),
         "    logdet = 0.0",
         "    prod = 1.0",
         "    for j in range(ZtZ.shape[0]):",
-        *_indent(_loads(q) + _per_group(q, keep=True), 2),
+        *_indent(_loads(q) + (_stored(q) if blocks else _per_group(q, keep=True)), 2),
         "        if keep:",
         *(f"            L[j, {i}, {k}] = {f'L{i}_{k}' if k <= i else '0.0'}" for i in range(q) for k in range(q)),
-        *_indent(_group_sums(q, "G", "prod", "logdet"), 2),
+        *_indent(_logdet_sum(q, "prod", "logdet") if blocks else _group_sums(q, "G", "prod", "logdet"), 2),
         "    logdet += math.log(prod)",
-        *_indent(_symmetrised("G"), 1),
+        *([] if blocks else _indent(_symmetrised("G"), 1)),
         "    return logdet"])
 
 
-def gradient_source(q: int, p: int | None = None) -> str:
+def _stored(q: int) -> list:
+    """:func:`_per_group`'s lines with the columns of Y_j written into Y (not ``w``)."""
+    return [x.replace("w[", "Y[j, ") for x in _per_group(q)]
+
+
+def gradient_source(q: int, p: int | None = None, blocks: bool = False) -> str:
     """Source of ``gradient_terms`` (steps (7)-(9) summed over the groups)."""
     head = [
         "@njit(nogil=True, cache=True, error_model='numpy')",
-        "def gradient_terms(lam, ZtZ, ZtXy, L, Y, beta, RinvT, reml, dlog, dr2, P):",
+        ("def gradient_blocks(lam, ZtZ, ZtXy, L, Y, beta, W, reml, dlog, dr2):" if blocks else
+         "def gradient_terms(lam, ZtZ, ZtXy, L, Y, beta, RinvT, reml, dlog, dr2, P):"),
         '    """lmm_gradient, steps d_logdet_L, d_r2 and d_logdet_RX: (7)-(9) summed over the',
         '    groups into the q x q dlog = 2 sum_j Z_j\'Z_j Lambda S_j^-1,',
         "    dr2 = -2 sum_j (Z_j'e_j) u_j' and (REML) P = sum_j W_j A^-1 W_j' (the caller subtracts",
         "    2 P Lambda from the summed dlog), from L, Y of criterion_terms, beta_hat and",
-        '    RinvT = R_A^-T (A = R_A R_A\')."""',
+        *(['    RinvT = R_A^-T (A = R_A R_A\'); here the W_j go into W (J, q, p) instead of P (the',
+           '    caller forms P by BLAS)."""'] if blocks else ['    RinvT = R_A^-T (A = R_A R_A\')."""']),
         *(f"    l{c}_{b} = lam[{c}, {b}]" for b in range(q) for c in range(b, q)),
         _fixed("p", "beta.shape[0]", p),
-        f"    W = np.empty(({q}, p))",
-        f"    V = np.empty(({q}, p))",
+        *([] if blocks else [f"    W = np.empty(({q}, p))", f"    V = np.empty(({q}, p))"]),
         *(f"    d{a}_{b} = 0.0" for a in range(q) for b in range(q)),
         *(f"    e{a}_{b} = 0.0" for a in range(q) for b in range(q)),
-        *(f"    P{a}_{b} = 0.0" for a in range(q) for b in range(a, q)),
+        *([] if blocks else [f"    P{a}_{b} = 0.0" for a in range(q) for b in range(a, q)]),
         "    for j in range(ZtZ.shape[0]):",
     ]
     g = _loads(q)
@@ -261,8 +280,9 @@ def gradient_source(q: int, p: int | None = None) -> str:
     g += [f"e{a}_{b} += f{a} * u{b}" for a in range(q) for b in range(q)]
     reml = ["for b in range(p):"]  # H = L^-T Y_x, W = Z'X - T H, V = W R_A^-T, P += V V'
     reml += _indent(_back_substitution(q, "H", lambda a: f"Y[j, {a}, b]"), 1)
-    reml += [f"    W[{a}, b] = {_sum([f'-T{a}_{c} * H{c}' for c in range(q)], f'ZtXy[j, {a}, b]')}" for a in range(q)]
-    reml += ["for b in range(p):", *(f"    V[{a}, b] = 0.0" for a in range(q)),
+    w = "W[j, " if blocks else "W["
+    reml += [f"    {w}{a}, b] = {_sum([f'-T{a}_{c} * H{c}' for c in range(q)], f'ZtXy[j, {a}, b]')}" for a in range(q)]
+    reml += [] if blocks else ["for b in range(p):", *(f"    V[{a}, b] = 0.0" for a in range(q)),
              "for c in range(p):",  # V = W R_A^-T, R_A^-T upper-triangular: row c of it scaled, rows added
              *(f"    w{a} = W[{a}, c]" for a in range(q)),
              "    for b in range(c, p):",
@@ -271,7 +291,7 @@ def gradient_source(q: int, p: int | None = None) -> str:
              "for b in range(p):",
              *(f"    P{a}_{e} += V[{a}, b] * V[{e}, b]" for a in range(q) for e in range(a, q))]
     g += ["if reml:", *_indent(reml, 1)]
-    tail = [*(f"    P[{a}, {b}] = P[{b}, {a}] = P{a}_{b}" for a in range(q) for b in range(a, q)),
+    tail = [*([] if blocks else (f"    P[{a}, {b}] = P[{b}, {a}] = P{a}_{b}" for a in range(q) for b in range(a, q))),
             *(f"    dlog[{a}, {b}] = 2.0 * d{a}_{b}" for a in range(q) for b in range(q)),
             *(f"    dr2[{a}, {b}] = -2.0 * e{a}_{b}" for a in range(q) for b in range(q))]
     return "\n".join(head + _indent(g, 2) + tail)
@@ -314,7 +334,7 @@ def pls_source(q: int, p: int | None = None) -> str:
     """Source of the module of compiled steps for q random-effect columns, for p fixed
     effects (None: any)."""
     parts = (criterion_source(q, p), gradient_source(q, p), moment_source(q, p), blup_source(q, p),
-             many_source(q, p))
+             many_source(q, p)) + (() if p is not None else (criterion_source(q, None, True), gradient_source(q, None, True)))
     return "\n".join(["import math", "", "import numpy as np", "from numba import njit", "", "",
                       "\n\n\n".join(parts), ""])
 
@@ -328,11 +348,23 @@ def pls_kernels(q: int, p: int):
     to P_SPECIALISED the loops over the fixed effects get a constant length, which LLVM
     unrolls (1.2x to 1.4x faster than the loops at q = 2, p = 3, J = 1e4); beyond, one kernel per
     q for every p (no compile per shape)."""
-    return _kernels(q, p if p <= P_SPECIALISED else None)
+    module = _kernels(q, p if p <= P_SPECIALISED else None)
+    return (module.criterion_terms, module.gradient_terms, module.group_least_squares, module.blup_terms,
+            module.criterion_many)
+
+
+BLAS_P = 32  # from this many fixed effects the p-sized sums are left to BLAS (objective.py)
+
+
+def blocks_kernels(q: int):
+    """(criterion_blocks, gradient_blocks) for q random-effect columns and any p: the
+    kernels without the O(J q p^2) sums over groups, which BLAS forms from the stored
+    blocks (the same flops at BLAS speed)."""
+    module = _kernels(q, None)
+    return module.criterion_blocks, module.gradient_blocks
 
 
 @functools.lru_cache(maxsize=None)
 def _kernels(q: int, p: int | None):
-    module = compiled(pls_source(q, p), "pls")
-    return (module.criterion_terms, module.gradient_terms, module.group_least_squares, module.blup_terms,
-            module.criterion_many)
+    """The compiled module of :func:`pls_source` (once a process)."""
+    return compiled(pls_source(q, p), "pls")
