@@ -86,6 +86,9 @@ def derivation() -> Derivation:
                   why=r"Only the first term depends on $\theta_i$; it is $\le 0$ and vanishes at the centre."),
         Equals(mu + shrink * (y - mu), label="blup",
                why=r"Multiply numerator and denominator by $v_i\tau^2$: the estimate moved towards $\mu$."),
+        Equals((tau2 * y + v * mu) / (tau2 + v), label="blup_weighted",
+               why=r"The same as the weighted mean of $y_i$ and $\mu$ with weights $\tau^2$ and $v_i$: the form the "
+                   r"code evaluates, free of the cancellation in $\mu + \lambda_i(y_i - \mu)$ when $\lambda_i$ is near 1."),
         Derivative(shrink, var=y, lhs=r"\lambda_i = \partial\hat\theta_i/\partial y_i", label="shrinkage_factor",
                    why=r"The shrinkage factor: the share of a change in $y_i$ that the BLUP passes on."),
     )
@@ -156,8 +159,8 @@ def derivation() -> Derivation:
     d = d.then(
         Equals(100 * tau2 / (vt + tau2), label="i2", why=r"The share of $\tau^2$ in the total, in percent."),
     )
-    d = d.export("meta_blup", "blup", (y, mu, tau2, v),
-                 "BLUP of study i's true effect.\n\ntheta_hat_i = mu + lambda_i (y_i - mu), lambda_i = tau^2/(tau^2 + v_i).")
+    d = d.export("meta_blup", "blup_weighted", (y, mu, tau2, v),
+                 "BLUP of study i's true effect.\n\ntheta_hat_i = mu + lambda_i (y_i - mu) = (tau^2 y_i + v_i mu)/(tau^2 + v_i).")
     d = d.export("meta_shrinkage", "shrinkage_factor", (tau2, v),
                  "Shrinkage factor of study i.\n\nlambda_i = tau^2 / (tau^2 + v_i).")
     d = d.export("meta_conditional_variance", "conditional_variance", (tau2, v),

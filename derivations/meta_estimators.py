@@ -1,11 +1,11 @@
-"""Estimators of the between-study variance tau^2, and James-Stein's (k - 3).
+"""Estimators of the between-study variance tau^2, and James-Stein's (N - 3).
 
 Each moment estimator equates a quadratic form of the data with its expectation under
 the model y ~ N(X beta, diag(v_i + tau^2)) and solves for tau^2, truncated at 0 as
 metafor truncates it: DerSimonian-Laird (Cochran's Q with weights 1/v_i), Hedges (the
 ordinary least-squares residuals), Hunter-Schmidt, Sidik-Jonkman; Paule-Mandel's equation
 Q(tau^2) = k - p is the fixed point of Morris's empirical Bayes iteration.  With equal
-variances, James-Stein's factor (k - 3) v / S from E[1/chi^2_{k-1}] = 1/(k - 3), and its
+variances, James-Stein's factor (N - 3) v / S from E[1/chi^2_{N-1}] = 1/(N - 3), and its
 risk below that of the unshrunk estimates.
 """
 
@@ -25,7 +25,7 @@ NOTATION = Notation([
     Quantity("v", r"v_i", "known sampling variance of study $i$", "positive"),
     Quantity("i", r"i", "index of a study", "count"),
     Quantity("vs", r"v", r"the sampling variances $v_1, \dots, v_k$, one per study", "positive"),
-    Quantity("k", r"k", "number of studies", FEW),
+    Quantity("k", r"k", "number of studies", FEW, accepts="several"),
     Quantity("Q", r"Q", r"Cochran's $Q = y'Py$ with weights $1/v_i$", "positive"),
     Quantity("df", r"k - p", "residual degrees of freedom", "count"),
     Quantity("trP", r"\operatorname{tr} P", r"trace of $P$ with weights $1/v_i$", "positive"),
@@ -35,19 +35,18 @@ NOTATION = Notation([
     Quantity("tau2_0", r"\tau_0^2", "Sidik and Jonkman's initial value", "positive"),
     Quantity("Q0", r"Q_0", r"$y'Py$ with weights $1/(v_i + \tau_0^2)$", "positive"),
     Quantity("fit", r"F", "moment-equation misfit", "real"),
-    Quantity("k_studies", r"k", "number of studies", "count"),
     Quantity("Qg", r"Q(\tau^2)", r"generalised $Q$, $y'Py$ with weights $1/(v_i + \tau^2)$", "positive"),
     Quantity("ebstep", r"\Delta", r"Morris's empirical Bayes update of $\tau^2$", "real"),
     Quantity("r", r"r_i", r"residual $y_i - x_i'\hat\beta$ of study $i$", "real"),
     Quantity("m", r"m", r"degrees of freedom of a $\chi^2$ variable", THREE_UP),
-    Quantity("n", r"k", "number of estimates shrunk by James--Stein", FOUR_UP),
+    Quantity("n", r"N", "number of estimates shrunk by James--Stein", FOUR_UP),
     Quantity("risk", r"\mathcal R", "total mean squared error of James--Stein's estimates", "positive"),
     Quantity("Bhat", r"E\hat B", "expectation of James--Stein's shrinkage estimate", "positive"),
 ], name="meta_estimators")
 
-(tau2, v, i, k, Q, df, trP, R, trPV, S1, tau2_0, Q0, fit, k_studies, Qg, ebstep, r, m, n, risk, Bhat) = (
+(tau2, v, i, k, Q, df, trP, R, trPV, S1, tau2_0, Q0, fit, Qg, ebstep, r, m, n, risk, Bhat) = (
     NOTATION.symbol(c) for c in ("tau2", "v", "i", "k", "Q", "df", "trP", "R", "trPV", "S1", "tau2_0", "Q0", "fit",
-                                 "k_studies", "Qg", "ebstep", "r", "m", "n", "risk", "Bhat"))
+                                 "Qg", "ebstep", "r", "m", "n", "risk", "Bhat"))
 v_i = NOTATION.quantity("vs").indexed
 
 
@@ -86,11 +85,11 @@ Morris's empirical Bayes iteration stops exactly there, so EB and PM coincide.  
 monotonicity makes the Q-profile interval (the $\tau^2$ with $\chi^2_{k-p,\alpha/2} \le
 Q(\tau^2) \le \chi^2_{k-p,1-\alpha/2}$, since $Q(\tau^2) \sim \chi^2_{k-p}$ at the true
 $\tau^2$) an interval, and justifies Knapp and Hartung's factor $Q(\hat\tau^2)/(k-p)$, whose
-expectation is $1$ at the true $\tau^2$.  Last, James and Stein: with equal variances,
-$S = \sum_i (y_i - \bar y)^2 \sim (v + \tau^2)\chi^2_{k-1}$ and $E[1/\chi^2_m] = 1/(m - 2)$
-(Euler's integral, stated; the algebra checked), so $(k - 3)v/S$ estimates the shrinkage $B = v/(v+\tau^2)$ without
-bias, and the estimates $\bar y + (1 - (k-3)v/S)(y_i - \bar y)$ have total risk
-$kv - (k-3)vB < kv$, the risk of the $y_i$ themselves.  Premises: the two statements listed;
+expectation is $1$ at the true $\tau^2$.  Last, James and Stein: with equal variances and $N$ estimates,
+$S = \sum_i (y_i - \bar y)^2 \sim (v + \tau^2)\chi^2_{N-1}$ and $E[1/\chi^2_m] = 1/(m - 2)$
+(Euler's integral, stated; the algebra checked), so $(N - 3)v/S$ estimates the shrinkage $B = v/(v+\tau^2)$ without
+bias, and the estimates $\bar y + (1 - (N-3)v/S)(y_i - \bar y)$ have total risk
+$Nv - (N-3)vB < Nv$, the risk of the $y_i$ themselves.  Premises: the two statements listed;
 the expectations of the cross term and of $1/S$ in the risk are read off the stated facts.
 """
 
@@ -122,7 +121,7 @@ def derivation() -> Derivation:
         r"= \operatorname{tr}(P_0V) + \tau^2(k-p)$.",
         r"Solve, truncated at $0$.", r"\hat\tau^2_{\mathrm{HE}}")
     d = moment_estimator(
-        d, "hs", -(Q - k_studies - tau2 * S1) ** 2 / 2, sp.Max(0, (Q - k_studies) / S1),
+        d, "hs", -(Q - k - tau2 * S1) ** 2 / 2, sp.Max(0, (Q - k) / S1),
         r"Hunter and Schmidt: $E[Q]$ approximated by $k + \tau^2\sum_i 1/v_i$ (the estimation of $\mu$ ignored).",
         r"Solve, truncated at $0$.", r"\hat\tau^2_{\mathrm{HS}}")
     d = d.then(Define(-(Q0 - df * tau2 / tau2_0) ** 2 / 2, symbol=fit, label="sj_fit",
@@ -151,28 +150,28 @@ def derivation() -> Derivation:
         Equals(1 / (m - 2), label="inverse_chi2_mean",
                why=r"$\Gamma(a + 1) = a\,\Gamma(a)$ at $a = m/2 - 1$: $E[1/\chi^2_m] = 1/(m-2)$."),
         Define((n - 3) * v / ((n - 3) * (v + tau2)), symbol=Bhat, label="js_mean",
-               why=r"$E[(k-3)v/S]$ with $S \sim (v+\tau^2)\chi^2_{k-1}$ and the previous step at $m = k - 1$."),
+               why=r"$E[(N-3)v/S]$ with $S \sim (v+\tau^2)\chi^2_{N-1}$ and the previous step at $m = N - 1$."),
     )
-    d = d.recall("js_mean", lhs=r"E\bigl[(k-3)v/S\bigr]", why=r"Its value.")
+    d = d.recall("js_mean", lhs=r"E\bigl[(N-3)v/S\bigr]", why=r"Its value.")
     d = d.then(Equals(v / (v + tau2), label="js_unbiased",
-                      why=r"James--Stein's $(k-3)v/S$ estimates the shrinkage $B = v/(v+\tau^2)$ without bias."))
+                      why=r"James--Stein's $(N-3)v/S$ estimates the shrinkage $B = v/(v+\tau^2)$ without bias."))
     B = v / (v + tau2)
     d = d.then(Define(n * v - 2 * (n - 3) * v * B + (n - 3) ** 2 * v ** 2 / ((n - 3) * (v + tau2)), symbol=risk,
                       label="js_risk_terms",
-                      why=r"Total risk of $\hat\theta_i = y_i - \frac{(k-3)v}{S}(y_i - \bar y)$: $E\sum(y_i-\theta_i)^2 = kv$; "
-                          r"the cross term $E[\frac{(k-3)v}{S}\sum_i(y_i-\theta_i)(y_i-\bar y)]$ is $(k-3)vB$ "
+                      why=r"Total risk of $\hat\theta_i = y_i - \frac{(N-3)v}{S}(y_i - \bar y)$: $E\sum(y_i-\theta_i)^2 = Nv$; "
+                          r"the cross term $E[\frac{(N-3)v}{S}\sum_i(y_i-\theta_i)(y_i-\bar y)]$ is $(N-3)vB$ "
                           r"(given $y$, $E[y_i - \theta_i] = B(y_i - \mu)$ and $\sum_i(y_i-\mu)(y_i-\bar y) = S$); "
-                          r"the square $(k-3)^2v^2E[1/S]$."))
+                          r"the square $(N-3)^2v^2E[1/S]$."))
     d = d.recall("js_risk_terms", lhs=r"\mathcal R_{\mathrm{JS}}", why=r"Its value.")
     d = d.then(
-        Equals(n * v - (n - 3) * v ** 2 / (v + tau2), label="js_risk", why=r"Collect: $kv - (k-3)vB$."),
-        Sign(n * v, sign=-1, why=r"Below $kv$, the risk of the unshrunk $y_i$, for every $\tau^2$ when $k \ge 4$."),
+        Equals(n * v - (n - 3) * v ** 2 / (v + tau2), label="js_risk", why=r"Collect: $Nv - (N-3)vB$."),
+        Sign(n * v, sign=-1, why=r"Below $Nv$, the risk of the unshrunk $y_i$, for every $\tau^2$ when $N \ge 4$."),
     )
     d = d.export("meta_dl_tau2", "dl", (Q, df, trP),
                  "DerSimonian-Laird tau^2, truncated at 0.\n\nmax(0, (Q - (k - p)) / tr P), Q and P with weights 1/v_i.")
     d = d.export("meta_he_tau2", "he", (R, trPV, df),
                  "Hedges' tau^2, truncated at 0.\n\nmax(0, (R - tr(P0 V)) / (k - p)), ordinary least squares.")
-    d = d.export("meta_hs_tau2", "hs", (Q, k_studies, S1),
+    d = d.export("meta_hs_tau2", "hs", (Q, k, S1),
                  "Hunter-Schmidt tau^2, truncated at 0.\n\nmax(0, (Q - k) / sum(1/v_i)).")
     d = d.export("meta_sj_tau2", "sj", (tau2_0, Q0, df),
                  "Sidik-Jonkman tau^2.\n\ntau0^2 Q0 / (k - p), Q0 with weights 1/(v_i + tau0^2).")

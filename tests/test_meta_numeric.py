@@ -26,4 +26,4 @@ def test_generated_function_implements_its_step(name):
 def test_truncation_at_zero_is_exact():
     assert numeric.meta_dl_tau2(Q=1.0, df=2.0, trP=1.0) == 0.0
     assert numeric.meta_dl_tau2(Q=5.0, df=2.0, trP=1.5) == 2.0
-    assert numeric.meta_hs_tau2(Q=3.0, k_studies=4.0, S1=2.0) == 0.0
+    assert numeric.meta_hs_tau2(Q=3.0, k=4.0, S1=2.0) == 0.0

@@ -112,6 +112,9 @@ BY_NAME = {
     "N": _whole(1, 10**9),
     "nu": _whole(1, 10**9),
     "lam": st.floats(1e-12, 1 - 1e-12),
+    # a GLMM's linear predictor: |eta| up to 600 (probabilities and rates down to 1e-261; beyond,
+    # m exp(eta) itself leaves float64 for the largest m drawn, and no fit evaluates there)
+    "eta": st.floats(-600.0, 600.0),
 }
 BY_DOMAIN = {
     "positive": AGGREGATE,
@@ -134,13 +137,14 @@ def inputs(draw, args, arrays, notation):
             return values["sigma2"] * draw(RATIO)
         if name in ("ss_within", "ss_g"):
             return draw(_log_uniform(1e-3, 1e10))
-        if domain == "real":
+        if domain == "real" and name not in BY_NAME:
             return offset + draw(NOISE)
-        return draw(BY_NAME.get(name, BY_DOMAIN[domain]))
+        return draw(BY_NAME.get(name, BY_DOMAIN.get(domain)))
 
     ordered = sorted(args, key=lambda a: a.name != "sigma2")  # sigma2 first: sigma_b2 is drawn as a ratio to it
     for a in ordered:
-        domain = notation.quantity_of(a).domain  # the derivation's own notation (J >= 2 in balanced)
+        q = notation.quantity_of(a)  # the derivation's own notation (J >= 2 in balanced)
+        domain = q.domain if isinstance(q.domain, str) else q.accepted_domain  # a domain of its own: what code accepts
         if a.name in arrays:
             values[a.name] = [one(a.name, domain) for _ in range(length)]
         else:

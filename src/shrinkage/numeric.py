@@ -349,7 +349,7 @@ def lmm_ml_gradient(n, yty, Xty_j, Zty_j, XtX_j, ZtX_j, ZtZ_j, Lambda_theta):
     Entry (r, c): d(-2 l_p)/d Lambda[r, c] (theta's entries: the lower triangle).
     n, yty (J,); Xty (J, p); Zty (J, q); XtX (J, p, p); ZtX (J, q, p); ZtZ (J, q, q).
 
-    From derivation `lmm_gradient`, step 11: eq. (11) of its document (`shrinkage docs lmm_gradient` opens it).
+    From derivation `lmm_gradient`, step 14: eq. (14) of its document (`shrinkage docs lmm_gradient` opens it).
     """
     n = _batch('n', n, 1, 1)
     yty = _batch('yty', yty, 1, 1)
@@ -373,7 +373,7 @@ def lmm_reml_gradient(n, yty, Xty_j, Zty_j, XtX_j, ZtX_j, ZtZ_j, Lambda_theta):
 
     Entry (r, c): d(-2 l_R)/d Lambda[r, c] (theta's entries: the lower triangle).
 
-    From derivation `lmm_gradient`, step 13: eq. (13) of its document (`shrinkage docs lmm_gradient` opens it).
+    From derivation `lmm_gradient`, step 16: eq. (16) of its document (`shrinkage docs lmm_gradient` opens it).
     """
     n = _batch('n', n, 1, 1)
     yty = _batch('yty', yty, 1, 1)
@@ -587,15 +587,15 @@ def marginal_loglik(n, ybar, ss_within, beta0, sigma2, sigma_b2):
 
 
 def _meta_blup(y, mu, tau2, v):
-    return mu + tau2*(-mu + y)/(tau2 + v)
+    return (mu*v + tau2*y)/(tau2 + v)
 
 
 def meta_blup(y, mu, tau2, v):
     """BLUP of study i's true effect.
 
-    theta_hat_i = mu + lambda_i (y_i - mu), lambda_i = tau^2/(tau^2 + v_i).
+    theta_hat_i = mu + lambda_i (y_i - mu) = (tau^2 y_i + v_i mu)/(tau^2 + v_i).
 
-    From derivation `meta_analysis`, step 5: eq. (5) of its document (`shrinkage docs meta_analysis` opens it).
+    From derivation `meta_analysis`, step 6: eq. (6) of its document (`shrinkage docs meta_analysis` opens it).
     """
     y, mu, tau2, v, = require(("y", y, "real"), ("mu", mu, "real"), ("tau2", tau2, "nonnegative"), ("v", v, "positive"))
     return _meta_blup(y, mu, tau2, v)
@@ -610,7 +610,7 @@ def meta_shrinkage(tau2, v):
 
     lambda_i = tau^2 / (tau^2 + v_i).
 
-    From derivation `meta_analysis`, step 6: eq. (6) of its document (`shrinkage docs meta_analysis` opens it).
+    From derivation `meta_analysis`, step 7: eq. (7) of its document (`shrinkage docs meta_analysis` opens it).
     """
     tau2, v, = require(("tau2", tau2, "nonnegative"), ("v", v, "positive"))
     return _meta_shrinkage(tau2, v)
@@ -625,7 +625,7 @@ def meta_conditional_variance(tau2, v):
 
     v_i tau^2 / (v_i + tau^2).
 
-    From derivation `meta_analysis`, step 8: eq. (8) of its document (`shrinkage docs meta_analysis` opens it).
+    From derivation `meta_analysis`, step 9: eq. (9) of its document (`shrinkage docs meta_analysis` opens it).
     """
     tau2, v, = require(("tau2", tau2, "nonnegative"), ("v", v, "positive"))
     return _meta_conditional_variance(tau2, v)
@@ -640,7 +640,7 @@ def meta_weight(v, tau2):
 
     w_i = 1 / (v_i + tau^2).
 
-    From derivation `meta_analysis`, step 12: eq. (12) of its document (`shrinkage docs meta_analysis` opens it).
+    From derivation `meta_analysis`, step 13: eq. (13) of its document (`shrinkage docs meta_analysis` opens it).
     """
     v, tau2, = require(("v", v, "positive"), ("tau2", tau2, "nonnegative"))
     return _meta_weight(v, tau2)
@@ -655,7 +655,7 @@ def meta_loglik_term(y, mu, tau2, v):
 
     log N(y_i; mu, v_i + tau^2).
 
-    From derivation `meta_analysis`, step 10: eq. (10) of its document (`shrinkage docs meta_analysis` opens it).
+    From derivation `meta_analysis`, step 11: eq. (11) of its document (`shrinkage docs meta_analysis` opens it).
     """
     y, mu, tau2, v, = require(("y", y, "real"), ("mu", mu, "real"), ("tau2", tau2, "nonnegative"), ("v", v, "positive"))
     return _meta_loglik_term(y, mu, tau2, v)
@@ -670,7 +670,7 @@ def meta_score_term(y, mu, tau2, v):
 
     ((y_i - mu)^2 - (v_i + tau^2)) / (2 (v_i + tau^2)^2).
 
-    From derivation `meta_analysis`, step 14: eq. (14) of its document (`shrinkage docs meta_analysis` opens it).
+    From derivation `meta_analysis`, step 15: eq. (15) of its document (`shrinkage docs meta_analysis` opens it).
     """
     y, mu, tau2, v, = require(("y", y, "real"), ("mu", mu, "real"), ("tau2", tau2, "nonnegative"), ("v", v, "positive"))
     return _meta_score_term(y, mu, tau2, v)
@@ -685,7 +685,7 @@ def meta_blup_variance(tau2, v, s2mu):
 
     lambda_i v_i + (v_i / (tau^2 + v_i))^2 s2mu, s2mu = x_i' Var(beta_hat) x_i.
 
-    From derivation `meta_analysis`, step 22: eq. (22) of its document (`shrinkage docs meta_analysis` opens it).
+    From derivation `meta_analysis`, step 23: eq. (23) of its document (`shrinkage docs meta_analysis` opens it).
     """
     tau2, v, s2mu, = require(("tau2", tau2, "nonnegative"), ("v", v, "positive"), ("s2mu", s2mu, "nonnegative"))
     return _meta_blup_variance(tau2, v, s2mu)
@@ -700,7 +700,7 @@ def meta_h2(tau2, vt):
 
     Total over sampling variability.
 
-    From derivation `meta_analysis`, step 25: eq. (25) of its document (`shrinkage docs meta_analysis` opens it).
+    From derivation `meta_analysis`, step 26: eq. (26) of its document (`shrinkage docs meta_analysis` opens it).
     """
     tau2, vt, = require(("tau2", tau2, "nonnegative"), ("vt", vt, "positive"))
     return _meta_h2(tau2, vt)
@@ -715,7 +715,7 @@ def meta_i2(tau2, vt):
 
     100 tau^2 / (vt + tau^2).
 
-    From derivation `meta_analysis`, step 28: eq. (28) of its document (`shrinkage docs meta_analysis` opens it).
+    From derivation `meta_analysis`, step 29: eq. (29) of its document (`shrinkage docs meta_analysis` opens it).
     """
     tau2, vt, = require(("tau2", tau2, "nonnegative"), ("vt", vt, "positive"))
     return _meta_i2(tau2, vt)
@@ -751,19 +751,19 @@ def meta_he_tau2(R, trPV, df):
     return _meta_he_tau2(R, trPV, df)
 
 
-def _meta_hs_tau2(Q, k_studies, S1):
-    return numpy.maximum(0, (Q - k_studies)/S1)
+def _meta_hs_tau2(Q, k, S1):
+    return numpy.maximum(0, (Q - k)/S1)
 
 
-def meta_hs_tau2(Q, k_studies, S1):
+def meta_hs_tau2(Q, k, S1):
     """Hunter-Schmidt tau^2, truncated at 0.
 
     max(0, (Q - k) / sum(1/v_i)).
 
     From derivation `meta_estimators`, step 11: eq. (11) of its document (`shrinkage docs meta_estimators` opens it).
     """
-    Q, k_studies, S1, = require(("Q", Q, "positive"), ("k_studies", k_studies, "count"), ("S1", S1, "positive"))
-    return _meta_hs_tau2(Q, k_studies, S1)
+    Q, k, S1, = require(("Q", Q, "positive"), ("k", k, "several"), ("S1", S1, "positive"))
+    return _meta_hs_tau2(Q, k, S1)
 
 
 def _meta_sj_tau2(tau2_0, Q0, df):

@@ -67,6 +67,9 @@ MATRICES: tuple[MatrixQuantity, ...] = (
     _m("V_j", r"\mathbf V_j", r"marginal covariance of $\mathbf y_j$", n, n, "defined", "defined"),
     _m("u_j", r"\tilde{\mathbf u}_j", r"conditional mode of lme4's spherical effects $\boldsymbol\Lambda_\theta^{-1}\mathbf b_j$", q, 1, "defined", "defined"),
     _m("e_j", r"\tilde{\mathbf e}_j", r"residual of group $j$ at the conditional modes", n, 1, "defined", "defined"),
+    _m("u_hat_j", r"\hat{\mathbf u}_j", r"$\tilde{\mathbf u}_j$ at the GLS estimate $\hat{\boldsymbol\beta}_\theta$", q, 1, "defined", "defined"),
+    _m("Zte_hat_j", r"\mathbf Z_j^{\mathsf T}\hat{\mathbf e}_j", r"cross-product of the random terms' columns with group $j$'s residual at $\hat{\boldsymbol\beta}_\theta$, $\hat{\mathbf u}_j$", q, 1, "defined", "defined"),
+    _m("W_j", r"\mathbf W_j", r"$\mathbf Z_j^{\mathsf T}\mathbf X_j$ less its part explained by the conditional mode", q, p, "defined", "defined"),
     _m("M_j", r"\mathbf M_j", r"lme4's $\mathbf L_\theta\mathbf L_\theta^{\mathsf T}$ for group $j$", q, q, "defined", "defined"),
     # all groups together (derivation lmm_henderson)
     _m("y_all", r"\mathbf y", r"all responses, $[\mathbf y_1; \dots; \mathbf y_J]$ ($N \times 1$)", N, 1, "real", "stacked"),
