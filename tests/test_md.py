@@ -21,7 +21,7 @@ from shrinkage.symbols import n, sigma2, sigma_b2
 # packages) that the renderer may emit; anything else could print as red text on a web page.
 MATHJAX = set("""
 frac tfrac dfrac sqrt left right bigl bigr Bigl Bigr biggl biggr Biggl Biggr big Big vphantom phantom
-sum prod int log exp max min lim sup inf operatorname mathrm mathbf mathsf mathit mathcal text textbf textit
+sum prod int log exp cosh sinh tanh binom max min lim sup inf operatorname mathrm mathbf mathsf mathit mathcal text textbf textit
 alpha beta gamma delta epsilon varepsilon lambda mu nu pi rho sigma tau phi chi psi omega ell Gamma Delta
 Lambda Sigma Omega Phi Psi Theta theta eta zeta xi kappa iota upsilon
 bar hat tilde vec dot ddot overline underline widehat widetilde
