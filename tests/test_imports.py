@@ -22,10 +22,6 @@ PACKAGE = Path(__file__).resolve().parent.parent / "src" / "shrinkage"
 
 # members of each circle (modules, dotted below shrinkage) -> (the edges to cut, each (importer, imported); why)
 KNOWN_CIRCLES = {
-    frozenset({"lmm.fit", "lmm.inference", "lmm.result", "lmm.blocked_fit", "lmm.several_result", "lmm.terms"}): (
-        [("lmm.inference", "lmm.fit")],
-        "profile intervals refit through fit.fit_cross_products (inside a function): hand the refit in "
-        "(the several-factor modules sit on it only through result -> inference -> fit)"),
     frozenset({"glmm.fit", "glmm.result"}): (
         [("glmm.result", "glmm.fit")],
         "GlmmResult.predict reads new data through fit._frame (inside a function): move _frame beside the response"),

@@ -113,7 +113,7 @@ def fit_cross_products(cp: CrossProducts, method: str = "REML", blocks=None, *, 
                      sigma2=float(sigma2), deviance=float(opt.value), nobs=pr.N,
                      singular=is_singular(theta, pr), lam=lam, b=b, cond=cv, optimum=opt,
                      stats=cp, problem=pr, design=design_, dropped=dropped, centring=centring,
-                     data=data, x_dropped=x_dropped)
+                     data=data, x_dropped=x_dropped, refit=fit_cross_products)
 
 
 def lmer(formula: str, data, method: str = "REML", *, na_action: str = "omit", centre: bool = True) -> LmmResult:
@@ -170,18 +170,27 @@ def fit_formula(formula: str, data, method: str = "REML", *, na_action: str = "o
     frame) is summarised where it lives by shrinkage.sources.formula_cross_products
     (``y ~ 1 + (1 | g)`` too: rows with a missing value dropped, or refused, per
     ``na_action``, as in memory)."""
+    crossed = {k: options.pop(k) for k in ("tol", "max_sweeps", "variances", "progress") if k in options}
     if options:
         raise InputError(f"unknown option(s) for a formula fit: {', '.join(sorted(options))}")
     if data is None:
         raise InputError("a formula needs data=: a pandas or polars DataFrame (or a path / relation for y ~ 1 + (1 | g))")
     if _is_frame(data):
+        if crossed:
+            raise InputError(f"option(s) {', '.join(sorted(crossed))} are for crossed factors out of core only")
         return lmer(formula, data, method, na_action=na_action)
     from ..sources import formula_cross_products  # computed by the engine, rows dropped as lmer drops them
 
     f = parse(formula)
-    if f.several:
-        raise InputError(f"{formula}: several grouping factors are fitted in memory only (data= a pandas or polars "
-                         "DataFrame); out of core, one grouping factor")
+    if f.several:  # crossed random intercepts by passes over the rows: moments + backfitting, not REML
+        from ..sources.crossed import fit_crossed
+
+        if str(method).upper() != "REML":
+            raise InputError(f"method={method!r}: out of core, crossed factors are fitted by the method of moments "
+                             "and backfitting (the result's method says so); ML is not available")
+        return fit_crossed(data, f, na_action=na_action, **crossed)
+    if crossed:
+        raise InputError(f"option(s) {', '.join(sorted(crossed))} are for crossed factors out of core only")
     cp, blocks, dropped = formula_cross_products(data, f, na_action=na_action)
     return fit_cross_products(cp, method, blocks, formula=formula, group=f.group, dropped=dropped,
                               data=describe(data))

@@ -306,9 +306,7 @@ def confint(result, level: float = 0.95, *, method: str = "profile"):
     if method == "profile":
         ml = result
         if result.method != "ML":
-            from .fit import fit_cross_products
-
-            ml = fit_cross_products(result.stats, "ML", result.blocks)
+            ml = result.refit(result.stats, "ML", result.blocks)
         cut = float(chi2.ppf(level, 1))
         hat = natural(ml.theta, ml.sigma, lay)
         for k, kind in enumerate(_kinds(lay)):

@@ -116,6 +116,7 @@ class LmmResult(Lme4Accessors):
     centring: object = None  # Z = Z_c T (.centring): problem and optimum.theta are in Z_c
     data: str | None = None  # what summary() prints as lme4's Data: line (.fit.describe)
     x_dropped: tuple = ()  # fixed-effect columns dropped for rank deficiency (.fit.full_rank)
+    refit: object = None  # fit.fit_cross_products, handed in so the profile's ML refit needs no import of the fit
 
     # --- lme4's accessors ---------------------------------------------------------------
     @property
