@@ -7,11 +7,13 @@ test_lmm_objective.py."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import re
 
 import numpy as np
 import pytest
+import sympy as sp
 
 from shrinkage.errors import InputError
 from shrinkage.lmm import kernels, pls_kernels
@@ -93,23 +95,89 @@ def test_a_wrong_row_kernel_is_caught():
     assert not np.allclose(out[:, 4], want)
 
 
-def test_a_wrong_criterion_kernel_is_rejected_by_the_dense_comparison(rng, monkeypatch):
-    """Generate the kernels with S_j = Lambda'Z'Z Lambda + 1.5 I: the dense
-    marginal likelihood disagrees."""
+def _replaced(d, changes: dict):
+    """The derivation d with the steps' right-hand sides changed by xreplace(changes)."""
+    return dataclasses.replace(d, steps=tuple(dataclasses.replace(s, rhs=s.rhs.xreplace(changes)) for s in d.steps))
+
+
+@pytest.fixture
+def corrupted(monkeypatch):
+    """Kernels generated from corrupted derivations: a function of {name: derivation}."""
+    from shrinkage.lmm import derived
+
+    def use(changed: dict):
+        monkeypatch.setattr(derived, "derivations", lambda: {**right, **changed})
+        monkeypatch.setattr(pls_kernels, "pls_source", pls_kernels.generated)  # not the cached source
+        derived.formulas.cache_clear()
+        pls_kernels._kernels.cache_clear()
+
+    right = derived.derivations()
+    yield right, use
+    monkeypatch.undo()
+    derived.formulas.cache_clear()
+    pls_kernels._kernels.cache_clear()
+
+
+def _M_j(d):
+    return next(s for s in d.steps if getattr(s, "symbol", None) is not None and s.symbol.name == "M_j")
+
+
+def test_a_wrong_criterion_kernel_is_rejected_by_the_dense_comparison(rng, corrupted):
+    """Generate the kernels from derivations whose M_j is Lambda'Z'Z Lambda + 1.5 I (in
+    lmm_profile and lmm_blup alike): the kernel follows the derivation, and the dense
+    marginal likelihood disagrees with it."""
+    from shrinkage.matrix.nodes import Eye, mplus, mtimes
+    from shrinkage.matrix.notation import q as q_size
+
+    right, use = corrupted
     y, X, Z, codes, names = random_data(rng, q=2)
     cp = cross_products(y, X, Z, codes, np.arange(codes.max() + 1), names, names[:2])
     theta = np.array([0.8, 0.1, 0.3])
     want = dense(theta, y, X, Z, codes, Layout.of((2,)), "REML")[0]
     assert deviance(theta, cp, "REML") == pytest.approx(want, rel=1e-11)
-    right = pls_kernels.pls_source
-    monkeypatch.setattr(pls_kernels, "pls_source", lambda q, p: right(q, p).replace(" + 1.0\n", " + 1.5\n"))
-    pls_kernels._kernels.cache_clear()
-    try:
-        assert deviance(theta, cp, "REML") != pytest.approx(want, rel=1e-6)
-    finally:
-        monkeypatch.undo()
-        pls_kernels._kernels.cache_clear()
-    assert deviance(theta, cp, "REML") == pytest.approx(want, rel=1e-11)
+    M = _M_j(right["lmm_profile"]).rhs
+    wrong = {M: mplus(M, mtimes(sp.Rational(1, 2), Eye(q_size)))}
+    use({name: _replaced(right[name], wrong) for name in ("lmm_profile", "lmm_blup")})
+    assert "+ 3/2" in pls_kernels.pls_source(2, 3)
+    assert deviance(theta, cp, "REML") != pytest.approx(want, rel=1e-6)
+
+
+def test_two_different_M_j_stop_the_generator(corrupted):
+    """lmm_profile's M_j changed but not lmm_blup's: the BLUP's inverse is no longer of the
+    factored M_j, and the generator refuses rather than invert something else."""
+    from shrinkage.errors import DerivationError
+    from shrinkage.matrix.nodes import Eye, mplus, mtimes
+    from shrinkage.matrix.notation import q as q_size
+
+    right, use = corrupted
+    M = _M_j(right["lmm_profile"]).rhs
+    use({"lmm_profile": _replaced(right["lmm_profile"], {M: mplus(M, mtimes(2, Eye(q_size)))})})
+    with pytest.raises(DerivationError, match="inverts only factored matrices"):
+        pls_kernels.pls_source(2, 3)
+
+
+def test_a_wrong_gradient_step_gives_a_gradient_that_is_not_the_slope(rng, corrupted):
+    """d_r2's number -2 made -3 in lmm_gradient: the generated kernel's gradient leaves the
+    deviance's central differences (which the right one matches to 1e-6)."""
+    from shrinkage.lmm.objective import gradient
+
+    right, use = corrupted
+    y, X, Z, codes, names = random_data(rng, q=2)
+    cp = cross_products(y, X, Z, codes, np.arange(codes.max() + 1), names, names[:2])
+    theta, h = np.array([0.8, 0.1, 0.3]), 1e-6
+
+    def slope():
+        return np.array([(deviance(theta + h * e, cp, "ML") - deviance(theta - h * e, cp, "ML")) / (2 * h)
+                         for e in np.eye(3)])
+
+    want = slope()
+    np.testing.assert_allclose(gradient(theta, cp, "ML"), want, rtol=1e-5, atol=1e-6)
+    grad = right["lmm_gradient"]
+    k = grad.step_index("d_r2")
+    steps = list(grad.steps)
+    steps[k] = dataclasses.replace(steps[k], rhs=steps[k].rhs * sp.Rational(3, 2))
+    use({"lmm_gradient": dataclasses.replace(grad, steps=tuple(steps))})
+    assert not np.allclose(gradient(theta, cp, "ML"), want, rtol=1e-3, atol=1e-3)
 
 
 @pytest.mark.parametrize("bad", [-1, 9])
@@ -207,11 +275,11 @@ def test_the_starts_swept_together_are_the_criterion_at_each(rng):
     want = one_at_a_time()
     got = swept(pls_kernels.pls_kernels(q, p)[4])
     assert np.array_equal(got[0], want[0]) and np.array_equal(got[1], want[1])
-    source = pls_kernels.many_source(q, p)
+    source = pls_kernels.pls_source(q, p)
     skipping = source.replace("            if bad[t]:\n                continue\n",
                               "            if bad[t] or t > 1:\n                continue\n")  # theta 3 never added
     assert skipping != source
-    broken = swept(kernels.compiled(pls_kernels.pls_source(q, p).replace(source, skipping), "pls").criterion_many)
+    broken = swept(kernels.compiled(skipping, "pls").criterion_many)
     assert not np.array_equal(broken[1], want[1])
 
 

@@ -24,12 +24,15 @@ the document lmm_gradient, steps d_logdet_L, d_r2 (the envelope argument), d_log
   (9) d log|A|   = -2 [sum_j W_j A^-1 W_j' Lambda]_rc,   W_j = Z_j'V_j^-1 X_j
                  = Z_j'X_j - Z_j'Z_j Lambda S_j^-1 Lambda' Z_j'X_j.
 
-Steps (1)-(2) and (7)-(9) run group by group in kernels compiled for the model's q (any p)
-(:mod:`.pls_kernels`); what is left here is numpy, vectorised over groups with arrays
-shaped (q, q, J) (components first: every operation a length-J vector operation).
-O(J q^3 + J q p^2 + p^3) per evaluation, independent of N; from pls_kernels.BLAS_P fixed
-effects on, the J q p^2 sums are BLAS products of blocks the kernels store (a 1000-level
-fixed factor: seconds a fit, not a minute).
+Steps (1)-(2), the BLUPs and condVar, and the sums over groups of (7)-(8) run group by
+group in kernels compiled for the model's q (any p) whose formulas the code generator
+writes from those derivations' steps (:mod:`.pls_kernels`, :mod:`.derived`); what is left
+here is the p x p algebra of (3)-(6) and (9)'s sum_j W_j A^-1 W_j' (BLAS on the W_j the
+kernel stores).  O(J q^3 + J q p^2 + p^3) per evaluation, independent of N; from
+pls_kernels.BLAS_P fixed effects on, the J q p^2 sum of (3) is a BLAS product of the
+blocks the kernel stores too (a 1000-level fixed factor: seconds a fit, not a minute).
+The summary (1)-(9) above is the route, not the code: the numbers in front of the sums,
+M_j = S_j, W_j, u_j come from the steps.
 """
 
 from __future__ import annotations
@@ -158,8 +161,8 @@ def _lsolve(L: np.ndarray, B: np.ndarray) -> np.ndarray:
 
 @dataclass(frozen=True, eq=False)
 class Pieces:
-    """Steps (1)-(5) at one theta: Lambda, L_j, Y_j, A, its Cholesky factor and that
-    factor's inverse, beta_hat
+    """Steps (1)-(5) at one theta: Lambda, L_j, Y_j, A, its Cholesky factor R_A (A = R_A R_A',
+    lower-triangular), beta_hat
     (centred X), r^2, log|L|^2, log|A|."""
 
     lam: np.ndarray
@@ -167,11 +170,11 @@ class Pieces:
     Y_g: np.ndarray | None  # (J, q, p+1)
     A: np.ndarray
     RA: np.ndarray
-    RAinv: np.ndarray | None  # R_A^-1 (A = R_A R_A', R_A lower-triangular); None from BLAS_P fixed effects on
     beta: np.ndarray
     r2: float
     logdet_L: float
     logdet_A: float
+    problem: Problem | None = None  # the cross-products these are of (the BLUPs read Z_j'X_j, Z_j'y_j)
 
     @property
     def L(self) -> np.ndarray | None:
@@ -230,7 +233,7 @@ def _evaluate_blas(pr: Problem, lam, keep: bool, scratch: bool) -> Pieces:
         if key[1] not in pr.scratch:
             pr.scratch.update({key[0]: np.empty((J if keep else 1, q, q)), key[1]: np.empty((J, q, m))})
         L, Y = pr.scratch[key[0]], pr.scratch[key[1]]
-    logdet_L = blocks_kernels(q)[0](lam, pr.ZtZ_g, pr.ZtXy_g, L, Y, keep)  # (1), (2)
+    logdet_L = blocks_kernels(q)(lam, pr.ZtZ_g, pr.ZtXy_g, L, Y, keep)  # (1), (2)
     if math.isnan(logdet_L):
         raise InputError(_LOST)
     Yf = Y.reshape(J * q, m)
@@ -251,27 +254,19 @@ def _completed(pr: Problem, lam, L, Y, G, logdet_L) -> Pieces:
         RA = np.linalg.cholesky(A)
     except np.linalg.LinAlgError:
         raise InputError("X'V^-1X is not positive definite: the fixed-effect columns are collinear") from None
-    RAinv, w, beta = _solved(RA, c)  # (4)
+    w, beta = _solved(RA, c)  # (4)
     r2 = pr.yty - G[p, p] - float(w @ w)  # (5)
     logdet_A = 2.0 * float(np.log(np.diag(RA)).sum())
-    return Pieces(lam, L, Y, A, RA, RAinv, beta, float(r2), float(logdet_L), logdet_A)
+    return Pieces(lam, L, Y, A, RA, beta, float(r2), float(logdet_L), logdet_A, pr)
 
 
 def _solved(RA: np.ndarray, c: np.ndarray) -> tuple:
-    """(R_A^-1, w = R_A^-1 c, beta = R_A^-T w): up to BLAS_P fixed effects by the inverse
-    (np.linalg.inv, its upper part rounding, zeroed; the gradient kernel's); beyond, no
-    inverse (None; at p = 1000 inv was the largest p-sized step): two triangular solves
-    here, one of the W_j in the gradient."""
-    from .pls_kernels import BLAS_P
-
-    if RA.shape[0] < BLAS_P:
-        RAinv = np.tril(np.linalg.inv(RA))
-        w = RAinv @ c
-        return RAinv, w, RAinv.T @ w
+    """(w = R_A^-1 c, beta = R_A^-T w): two triangular solves, no inverse of R_A (at p = 1000
+    an inverse was the largest p-sized step; the gradient solves for its W_j likewise)."""
     from scipy.linalg import solve_triangular
 
     w = solve_triangular(RA, c, lower=True, check_finite=False)
-    return None, w, solve_triangular(RA, w, lower=True, trans="T", check_finite=False)
+    return w, solve_triangular(RA, w, lower=True, trans="T", check_finite=False)
 
 
 def deviances(thetas, stats, method: str = "REML") -> list:
@@ -333,17 +328,19 @@ def sigma2_hat(theta, stats, method: str = "REML") -> float:
 
 
 def blups_at(pc: Pieces, sigma2: float, beta=None, transform=None) -> tuple[np.ndarray, np.ndarray]:
-    """b_j = Lambda u_j, u_j = S_j^-1 Lambda' Z_j'(y_j - X_j beta) = L_j'^-1 (Y_jy - Y_jx beta),
-    and sigma^2 Lambda S_j^-1 Lambda', (J, q) and (J, q, q), in one call of the compiled
-    kernel (a fit needs both); beta for the centred X (default beta_hat(theta)).  With
-    ``transform`` (q x q) T: T b_j and T (sigma^2 Lambda S_j^-1 Lambda') T'."""
+    """b_j = Lambda u_j, u_j = M_j^-1 Lambda' Z_j'(y_j - X_j beta), and sigma^2 Lambda M_j^-1 Lambda',
+    (J, q) and (J, q, q), in one call of the compiled kernel (a fit needs both); beta for
+    the centred X (default beta_hat(theta)).  With ``transform`` (q x q) T: T b_j and
+    T (sigma^2 Lambda M_j^-1 Lambda') T' (the fit's map from centred columns back to the user's)."""
     from .pls_kernels import pls_kernels
 
-    J, q, m = pc.Y_g.shape
+    J, q, m = pc.problem.ZtXy_g.shape
     b, cond = np.empty((J, q)), np.empty((J, q, q))
     beta = pc.beta if beta is None else np.asarray(beta, dtype=float)
-    M = pc.lam if transform is None else np.ascontiguousarray(transform @ pc.lam)
-    pls_kernels(q, m - 1)[3](M, pc.L_g, pc.Y_g, beta, float(sigma2), b, cond)
+    pls_kernels(q, m - 1)[3](pc.lam, pc.problem.ZtXy_g, pc.L_g, beta, float(sigma2), b, cond)
+    if transform is not None:
+        T = np.asarray(transform, dtype=float)
+        b, cond = b @ T.T, T @ cond @ T.T
     return b, cond
 
 
@@ -389,25 +386,21 @@ def _gradient(pc: Pieces, pr: Problem, method: str) -> np.ndarray:
 def gradient_parts(pc: Pieces, pr: Problem, method: str) -> tuple[np.ndarray, np.ndarray]:
     """d(log|L|^2 [+ log|A|, REML]) / d theta (steps (7), (9)) and d r^2 / d theta (step (8)),
     so that the profiled gradient is the first + (nu / r^2) x the second, and the gradient
-    of the deviance at a given sigma (for profiles) the first + the second / sigma^2."""
-    from .pls_kernels import BLAS_P, blocks_kernels, pls_kernels
+    of the deviance at a given sigma (for profiles) the first + the second / sigma^2.  The
+    kernel adds (7) and (8) over the groups and stores the W_j of (9); P = sum_j W_j A^-1 W_j'
+    is BLAS's: V_j = W_j R_A^-T by one triangular solve, P = sum_j V_j V_j'."""
+    from .pls_kernels import pls_kernels, rx_scale
 
     q, p = pr.layout.q, pr.p
     reml = method == "REML"
-    dlog, dr2, P = np.empty((3, q, q))
-    if p >= BLAS_P:  # W_j from the kernel; P = sum_j V_j V_j', V_j = W_j R_A^-T, by BLAS
-        J = pr.ZtZ_g.shape[0]
-        W = np.empty((J if reml else 1, q, p))
-        blocks_kernels(q)[1](pc.lam, pr.ZtZ_g, pr.ZtXy_g, pc.L_g, pc.Y_g, pc.beta, W, reml, dlog, dr2)
-        if reml:
-            from scipy.linalg import solve_triangular
-
-            V = solve_triangular(pc.RA, W.reshape(J * q, p).T, lower=True, check_finite=False).T  # V_j stacked
-            Vt = np.ascontiguousarray(V.reshape(J, q, p).transpose(0, 2, 1)).reshape(J * p, q)
-            P = Vt.T @ Vt
-    else:
-        RinvT = np.ascontiguousarray(pc.RAinv.T)
-        pls_kernels(q, p)[1](pc.lam, pr.ZtZ_g, pr.ZtXy_g, pc.L_g, pc.Y_g, pc.beta, RinvT, reml, dlog, dr2, P)  # (7)-(9)
+    dlog, dr2 = np.empty((2, q, q))
+    J = pr.ZtZ_g.shape[0]
+    W = np.empty((J if reml else 1, q, p))
+    pls_kernels(q, p)[1](pc.lam, pr.ZtZ_g, pr.ZtXy_g, pc.L_g, pc.beta, W, reml, dlog, dr2)  # (7)-(9)
     if reml:
-        dlog = dlog - 2.0 * (P @ pc.lam)
+        from scipy.linalg import solve_triangular
+
+        V = solve_triangular(pc.RA, W.reshape(J * q, p).T, lower=True, check_finite=False).T  # V_j stacked
+        Vt = np.ascontiguousarray(V.reshape(J, q, p).transpose(0, 2, 1)).reshape(J * p, q)
+        dlog = dlog + rx_scale(q, p) * ((Vt.T @ Vt) @ pc.lam)
     return dlog[pr.layout.rows, pr.layout.cols], dr2[pr.layout.rows, pr.layout.cols]
