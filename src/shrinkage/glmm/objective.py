@@ -31,6 +31,7 @@ __all__ = ["Problem", "Modes", "modes", "laplace", "agq", "gh_rule"]
 NEWTON_TOL = 1e-11  # on the Newton step in u (u is on the N(0, 1) scale)
 NEWTON_MAXIT = 200
 SAFE_STEP = 1e-3  # below this Newton's step on a smooth convex f_j is in its quadratic region: not checked
+COMPILED_ROWS = 20_000  # from this many rows the Laplace objective runs compiled (kernels.py; numba's import repays)
 
 
 @dataclass(frozen=True, eq=False)
@@ -56,6 +57,16 @@ class Problem:
 
     def per_group(self, v) -> np.ndarray:
         return np.bincount(self.codes, weights=v, minlength=self.J)
+
+    @cached_property
+    def compiled(self):
+        """The compiled pass (kernels.Pass: the rows sorted by group, once) for a problem of
+        COMPILED_ROWS rows or more, else None (numpy's passes)."""
+        if self.y.size < COMPILED_ROWS:
+            return None
+        from .kernels import Pass
+
+        return Pass(self)
 
 
 @dataclass(frozen=True, eq=False)
@@ -118,7 +129,9 @@ def laplace(pr: Problem, theta: float, beta, u0=None, gradient: bool = False):
     in (theta, beta): the envelope theorem for f_j at its minimum, plus log H_j's
     derivative through eta = x'beta + theta u*(theta, beta), with the implicit
     derivatives du*/dbeta = -theta sum_i w_i x_i / H_j and
-    du*/dtheta = (S_j - theta u_j W_j) / H_j."""
+    du*/dtheta = (S_j - theta u_j W_j) / H_j.  A large problem: the same in one compiled pass."""
+    if pr.compiled is not None:
+        return pr.compiled.laplace(theta, beta, u0, gradient)
     md = modes(pr, theta, beta, u0)
     value = -2 * (np.sum(pr.family.kernel(md.eta, pr.y, pr.m)) + pr.constant) + md.u @ md.u + np.sum(np.log(md.H))
     if not gradient:

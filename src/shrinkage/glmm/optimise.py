@@ -23,6 +23,8 @@ from .objective import Problem, agq, laplace
 __all__ = ["Optimum", "optimise", "glm_start"]
 
 STEP_TOL = 1e-10   # Newton stops when every step is below this, relative to max(1, |x|)
+SAMPLE_ROWS = 100_000  # a problem of 4 times this many rows starts from a sample of its groups this large
+DECREMENT = 1e-10  # Laplace: g'H^-1 g below this is within 1e-5 standard errors of the optimum (vcov = 2 H^-1)
 MAXIT = 100
 
 
@@ -61,6 +63,9 @@ class _Objective:
 
     def __init__(self, pr: Problem, nagq: int):
         self.pr, self.nagq, self.u, self.calls = pr, nagq, None, 0
+        self.both = nagq == 1 and pr.compiled is not None  # the compiled pass gives the gradient with the value
+        self.kept = None  # (x, gradient there) from the last value
+        self.md = None  # the modes of the last finite value
 
     def value(self, x) -> float:
         """The objective; +inf where it overflows (a line search's trial far out)."""
@@ -68,7 +73,10 @@ class _Objective:
         theta, beta = float(x[0]), np.asarray(x[1:])
         with np.errstate(over="ignore", invalid="ignore"):
             try:
-                if self.nagq == 1:
+                if self.both:
+                    v, md, g = laplace(self.pr, theta, beta, self.u, gradient=True)
+                    self.kept = (np.array(x, dtype=float), g)
+                elif self.nagq == 1:
                     v, md = laplace(self.pr, theta, beta, self.u)
                 else:
                     v, md = agq(self.pr, theta, beta, self.nagq, self.u)
@@ -76,10 +84,12 @@ class _Objective:
                 return np.inf
         if not np.isfinite(v) or not np.all(np.isfinite(md.u)):
             return np.inf
-        self.u = md.u
+        self.u, self.md = md.u, md
         return v
 
     def gradient(self, x) -> np.ndarray:
+        if self.kept is not None and np.array_equal(self.kept[0], x):
+            return self.kept[1]
         if self.nagq == 1:
             v, md, g = laplace(self.pr, float(x[0]), np.asarray(x[1:]), self.u, gradient=True)
             self.u = md.u
@@ -125,15 +135,19 @@ def _direction(H, g) -> np.ndarray:
     return -vecs @ ((vecs.T @ g) / vals)
 
 
-def _newton(obj, x, hess, fixed_hessian=None):
+def _newton(obj, x, hess, fixed_hessian=None, decrement=0.0):
     """Newton's method with a line search; the Hessian (``hess`` or ``fixed_hessian``) at
     the start only, then BFGS updates of it (each finite-difference Hessian costs
-    2 (p + 1) gradients, a pass over the rows each)."""
+    2 (p + 1) gradients, a pass over the rows each).  Stops when a step no longer lowers
+    the objective, or is below STEP_TOL, or (``decrement`` > 0) when the Newton decrement
+    g'H^-1 g, twice the decrease the next step promises, is below ``decrement``."""
     f = obj.value(x)
     H = hess(obj, x) if fixed_hessian is None else fixed_hessian.copy()
     g = obj.gradient(x)
     for it in range(1, MAXIT + 1):
         step = _direction(H, g)
+        if -(g @ step) < decrement:
+            return x, f, it
         t = 1.0
         while True:
             trial = x + t * step
@@ -154,20 +168,53 @@ def _newton(obj, x, hess, fixed_hessian=None):
                      "(a fixed effect running off to infinity)")
 
 
+def _polish(obj, x, f, H):
+    """One Newton step with the Hessian vcov needs anyway (central differences of the exact
+    gradient): from within DECREMENT of the optimum it lands within rounding of it (the
+    objective's own noise leaves the BFGS iteration there, steps of 1e-9 that neither
+    lower the objective visibly nor stop)."""
+    trial = x + _direction(H, obj.gradient(x))
+    return trial if obj.value(trial) <= f else x
+
+
+def _sample_start(pr: Problem):
+    """(x, Hessian) to start a large problem from: the fit of every k-th group (about
+    SAMPLE_ROWS rows), its Hessian scaled by N / N_sample; None for a small problem, or
+    when the sample's fit fails or is singular (theta = 0 is stationary: no start)."""
+    k = -(-pr.y.size // SAMPLE_ROWS)
+    if k < 4 or pr.J < 4 * k:
+        return None
+    rows = np.flatnonzero(pr.codes % k == 0)
+    sub = Problem(pr.family, pr.y[rows], pr.m[rows], pr.offset[rows], pr.X[rows], pr.codes[rows] // k,
+                  -(-pr.J // k))
+    try:
+        opt = optimise(sub, 1)
+    except InputError:
+        return None
+    if opt.x[0] < 1e-3:
+        return None
+    return opt.x, opt.hessian * (pr.y.size / rows.size)
+
+
 def optimise(pr: Problem, nagq: int, start=None) -> Optimum:
-    """The minimum of the objective over theta (>= 0) and beta."""
-    x = np.concatenate([[1.0], glm_start(pr)]) if start is None else np.array(start, dtype=float)
+    """The minimum of the objective over theta (>= 0) and beta; a large problem from a
+    sample's optimum (:func:`_sample_start`: the first Newton steps there cost a tenth)."""
+    sample = _sample_start(pr) if start is None else None
     lap = _Objective(pr, 1)
-    x, f, its = _newton(lap, x, _hessian_of_gradient)
+    if sample is not None:
+        x, f, its = _newton(lap, sample[0], None, fixed_hessian=sample[1], decrement=DECREMENT)
+    else:
+        x = np.concatenate([[1.0], glm_start(pr)]) if start is None else np.array(start, dtype=float)
+        x, f, its = _newton(lap, x, _hessian_of_gradient, decrement=DECREMENT)
     H = _hessian_of_gradient(lap, x)
-    if nagq > 1:
+    if nagq == 1:
+        x, obj = _polish(lap, x, f, H), lap
+    else:
         obj = _Objective(pr, nagq)
         obj.u = lap.u
         x, f, more = _newton(obj, x, None, fixed_hessian=H)
         its += more
         H = _hessian_of_value(obj, x)
-    else:
-        obj = lap
     if not np.all(np.isfinite(x)):
         raise InputError("the fit left the finite numbers: the data may be separated")
     if x[0] < 0:  # the mirror image: the same fit with u -> -u
@@ -176,5 +223,7 @@ def optimise(pr: Problem, nagq: int, start=None) -> Optimum:
         S[0] = -1
         H = H * np.outer(S, S)
         obj.u = None if obj.u is None else -obj.u
-    md = (laplace(pr, x[0], x[1:], obj.u) if nagq == 1 else agq(pr, x[0], x[1:], nagq, obj.u))[1]
-    return Optimum(x, float(obj.value(x)), H, md, its)
+    value = obj.value(x)  # and the modes there
+    if not np.isfinite(value):
+        raise InputError("the objective is not finite at the fit's optimum: the data may be separated")
+    return Optimum(x, float(value), H, obj.md, its)
