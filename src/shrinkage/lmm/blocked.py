@@ -95,6 +95,8 @@ class BlockedProblem:
     N: int
     p: int
     C_dense: np.ndarray | None = None  # C as an array where small (dense products beat sparse ones there)
+    pairs: object = None  # a scalar first term: C' diag(w) C's lower triangle = pairs @ w at ``targets``
+    targets: np.ndarray | None = None
 
     @property
     def m_r(self) -> int:
@@ -126,10 +128,51 @@ def prepare(codes: list, Z: list, X: np.ndarray, y: np.ndarray) -> BlockedProble
     C.sort_indices()
     G = (W.T @ W).toarray()
     small = C.shape[0] * C.shape[1] <= DENSE_C
-    return BlockedProblem(Layout(q), levels, ZtZ1, C, G, N, p, C.toarray() if small else None)
+    pairs, targets = _pair_pattern(C) if q[0] == 1 else (None, None)
+    return BlockedProblem(Layout(q), levels, ZtZ1, C, G, N, p, C.toarray() if small else None, pairs, targets)
 
 
 DENSE_C = 2e5  # entries of C below which it is also kept dense
+PAIRS_LIMIT = 3e7  # pairs of nonzeros in a row of C above which the downdate is looped, not stored
+
+
+@njit(cache=True)
+def _pairs(indptr, indices, data, m):  # pragma: no cover - compiled
+    """Per row k of C and pair b <= a of its nonzeros: the flat lower-triangle position
+    (i_a m + i_b), k, and c_ka c_kb."""
+    count = 0
+    for k in range(indptr.size - 1):
+        n = indptr[k + 1] - indptr[k]
+        count += n * (n + 1) // 2
+    pos = np.empty(count, np.int64)
+    row = np.empty(count, np.int32)
+    val = np.empty(count)
+    at = 0
+    for k in range(indptr.size - 1):
+        for a in range(indptr[k], indptr[k + 1]):
+            for b in range(indptr[k], a + 1):
+                pos[at] = indices[a] * m + indices[b]
+                row[at] = k
+                val[at] = data[a] * data[b]
+                at += 1
+    return pos, row, val
+
+
+def _pair_pattern(C):
+    """(Q, targets): C' diag(w) C's lower triangle is Q @ w at the flat positions targets
+    (a sparse matrix-vector product over the pairs of levels that share a row: MixedModels.jl's
+    precomputed pattern); (None, None) where the pairs are too many to store."""
+    sizes = np.diff(C.indptr).astype(float)
+    m = C.shape[1]
+    if (sizes * (sizes + 1) / 2).sum() > PAIRS_LIMIT or m * m > 2**31:
+        return None, None
+    pos, row, val = _pairs(C.indptr, C.indices, C.data, m)
+    mark = np.zeros(m * m, dtype=np.int32)
+    mark[pos] = 1
+    targets = np.flatnonzero(mark)
+    mark[targets] = np.arange(targets.size, dtype=np.int32)
+    Q = sp.csr_matrix((val, (mark[pos], row)), shape=(targets.size, C.shape[0]))
+    return Q, targets
 
 
 @dataclass(frozen=True, eq=False)
@@ -152,6 +195,12 @@ def _scale(pr: BlockedProblem, T: list, M: np.ndarray) -> np.ndarray:
     """Lambda_W' M Lambda_W for a dense symmetric M, in place, term by term (no sparse
     matrix: a scalar term is a scaling of its rows and columns, a q_k > 1 term a small
     product)."""
+    if all(q == 1 for q in pr.layout.q[1:]):  # a diagonal Lambda_W: one pass over the rows, one over the columns
+        d = np.ones(M.shape[0])
+        d[:pr.m_r] = np.repeat([Tk[0, 0] for Tk in T[1:]], pr.levels[1:])
+        M *= d[:, None]
+        M *= d[None, :]
+        return M
     at = 0
     for J, q, Tk in zip(pr.levels[1:], pr.layout.q[1:], T[1:]):
         rows = slice(at, at + J * q)
@@ -221,14 +270,19 @@ def evaluate(theta: np.ndarray, pr: BlockedProblem) -> Pieces:
     A11 = np.einsum("ki,jkl,lm->jim", T1, pr.ZtZ1, T1)
     A11[:, np.arange(T1.shape[0]), np.arange(T1.shape[0])] += 1.0
     L1 = np.linalg.cholesky(A11)
-    if T1.shape[0] == 1:
+    if pr.pairs is not None:
+        S = pr.G.copy()
+        S.ravel()[pr.targets] -= pr.pairs @ ((T1[0, 0] / L1[:, 0, 0]) ** 2)
+    elif T1.shape[0] == 1:
         S = _schur_scalar_first(pr, (T1[0, 0] / L1[:, 0, 0]) ** 2)
     else:
         S = _downdate(pr, T1, L1)
         np.subtract(pr.G, S, out=S)
     S = _scale(pr, T, S)
     S[np.arange(pr.m_r), np.arange(pr.m_r)] += 1.0
-    LW, info = dpotrf(S, lower=1, overwrite_a=1, clean=1)  # LAPACK's: numpy's cholesky is 3x slower here
+    # LAPACK in place on S' (Fortran order, its upper triangle is S's lower): no copy of S
+    U, info = dpotrf(S.T, lower=0, overwrite_a=1, clean=1)
+    LW = U.T
     if info != 0 or not np.all(np.isfinite(np.diagonal(LW))):
         raise InputError("the criterion cannot be evaluated at this theta (a Schur complement is not "
                          "positive definite in floating point)") from None

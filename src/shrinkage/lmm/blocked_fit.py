@@ -56,7 +56,7 @@ def fit_several(d: SeveralDesign, method: str, *, formula: str, data: str | None
     Xc, yc, M, shift = centred(X, d.y, d.x_names)
     pr = prepare([t.codes for t in d.terms], [t.Z for t in d.terms], Xc, yc)
     opt = minimise(pr, method)
-    pc = evaluate(opt.theta, pr)
+    pc = evaluate(opt.theta, pr) if opt.pieces is None else opt.pieces
     beta, b, r2, XtVX_inv = solution(pc, pr)
     sigma2 = r2 / (N - pr.p if method == "REML" else N)
     return SeveralResult(method=method, formula=formula, design=d, theta=opt.theta, T=pc.T, beta=M @ beta + shift,

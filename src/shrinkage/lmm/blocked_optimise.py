@@ -1,5 +1,10 @@
 """The global minimum of :mod:`.blocked`'s criterion over theta (diagonal entries >= 0):
 
+0. where an evaluation is costly (a dense block of hundreds of levels) and every term is
+   scalar: Newton steps from the moment start (:mod:`.blocked_start`) with the exact
+   gradient (:mod:`.blocked_gradient`; the Hessian by its differences once, then BFGS
+   updates), a handful of factorisations; kept unless it ends near a zero variance or
+   fails, then as below;
 1. the criterion at lme4's start (T_k = I) and scaled copies of it (1e-2 .. 1e2), and at
    theta = 0;
 2. COBYQA (derivative-free, bounds as lme4's: 0 below on the diagonal) from the best
@@ -32,12 +37,13 @@ _CHEAP = 0.02  # seconds per evaluation below which every start's run is compare
 
 @dataclass(frozen=True)
 class Optimum:
-    """theta_hat, the criterion there, the optimiser runs made, and the distinct minima they ended in."""
+    """theta_hat, the criterion there, the optimiser runs made, the distinct minima they ended in."""
 
     theta: np.ndarray
     value: float
     runs: int
     local_minima: int
+    pieces: object = None  # the blocked factor at theta, where the optimiser ends with it
 
 
 def _value(theta, pr, method) -> float:
@@ -145,6 +151,61 @@ def _newton(pr, method, theta, value):
     return theta, value
 
 
+def _exact(theta, pr, method):
+    """(criterion, gradient, factor), or (_HUGE, 0, None) where it cannot be evaluated."""
+    from .blocked import evaluate
+    from .blocked_gradient import value_and_gradient
+
+    try:
+        pc = evaluate(theta, pr)
+        return (*value_and_gradient(theta, pr, method, pc), pc)
+    except (InputError, np.linalg.LinAlgError, FloatingPointError):
+        return _HUGE, np.zeros(theta.size), None
+
+
+def _hessian_exact(theta, g, pr, method):
+    """Forward differences of the exact gradient, symmetrised."""
+    h = 1e-6 * np.maximum(theta, 1e-2)
+    H = np.empty((theta.size, theta.size))
+    for i in range(theta.size):
+        t = theta.copy()
+        t[i] += h[i]
+        H[:, i] = (_exact(t, pr, method)[1] - g) / h[i]
+    return (H + H.T) / 2
+
+
+def _quasi_newton(pr, method, start):
+    """(theta, value, factor) by Newton steps from ``start`` (the moment start): the
+    Hessian by differences of the exact gradient once, then BFGS updates; a step that
+    raises the criterion is halved; entries kept >= 0; the end where the next step is
+    below 1e-9 of theta.  None where the Hessian at the start is not positive definite
+    (too far from a minimum: the caller searches instead)."""
+    theta = np.maximum(np.asarray(start, dtype=float), 0.0)
+    value, g, pc = _exact(theta, pr, method)
+    H = _hessian_exact(theta, g, pr, method)
+    if pc is None or not np.all(np.isfinite(H)) or np.linalg.eigvalsh(H).min() <= 0:
+        return None
+    for _ in range(50):
+        step = -np.linalg.solve(H, g)
+        step[(theta <= 0) & (step < 0)] = 0.0  # held at the bound
+        if np.max(np.abs(step)) <= 1e-9 * max(1.0, float(np.max(theta))):
+            break
+        for _ in range(30):
+            trial = np.maximum(theta + step, 0.0)
+            v, gt, pt = _exact(trial, pr, method)
+            if v <= value + 1e-14 * abs(value):
+                break
+            step /= 2
+        else:
+            break
+        s, yv = trial - theta, gt - g
+        if s @ yv > 1e-300:
+            Hs = H @ s
+            H = H + np.outer(yv, yv) / (s @ yv) - np.outer(Hs, Hs) / (s @ Hs)
+        theta, value, g, pc = trial, v, gt, pt
+    return theta, value, pc
+
+
 def minimise(pr: BlockedProblem, method: str = "REML") -> Optimum:
     """The global minimum of the criterion over theta (see the module docstring), on one
     BLAS thread (small dense factorisations: threads cost more than they bring, the more
@@ -156,11 +217,21 @@ def minimise(pr: BlockedProblem, method: str = "REML") -> Optimum:
 def _minimise(pr: BlockedProblem, method: str) -> Optimum:
     import time
 
+    from .blocked_gradient import scalar_terms
+
     lay = pr.layout
     starts = [lay.start() * s for s in _SCALES] + [np.zeros(lay.size)]
     clock = time.perf_counter()
-    values = [_value(t, pr, method) for t in starts]
-    cheap = (time.perf_counter() - clock) / len(starts) < _CHEAP
+    first = _value(starts[0], pr, method)
+    cheap = time.perf_counter() - clock < _CHEAP
+    if not cheap and scalar_terms(pr):  # a costly criterion with its exact gradient: Newton from moments
+        from .blocked_start import moment_start
+
+        start = moment_start(pr)
+        end = None if start is None else _quasi_newton(pr, method, start)
+        if end is not None and np.all(end[0] >= SINGULAR_TOL):
+            return Optimum(end[0], end[1], 1, 1, end[2])
+    values = [first] + [_value(t, pr, method) for t in starts[1:]]
     order = [i for i in np.argsort(values, kind="stable") if np.isfinite(values[i])]
     if not order:
         raise InputError("the criterion cannot be evaluated in floating point at any starting point")
