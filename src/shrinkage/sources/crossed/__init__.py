@@ -136,8 +136,10 @@ def _passes(engine, plan, factors, na_action, variances, tol, max_sweeps, bar) -
         raise InputError(f"no complete rows: every one of the {rows} rows has a missing value in a column "
                          "the formula uses")
     engine.mu = mu
-    la, lb = _level(engine.level(a)), _level(engine.level(b))
-    bar.update(2)
+    la = _level(engine.level(a))
+    bar.update(1)
+    lb = _level(engine.level(b))
+    bar.update(1)
     p = len(plan.x_names)
     _check({a: la, b: lb}, kept, p)
 
