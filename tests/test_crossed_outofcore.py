@@ -6,15 +6,13 @@ or Java is missing, never when the CI variable is set."""
 
 from __future__ import annotations
 
-import os
-import shutil
-
 import numpy as np
 import pandas as pd
 import pytest
 
 import shrinkage
 from shrinkage.sources.crossed import fit_crossed
+from test_sources_lmm import _spark_or_skip  # one rule for skipping Spark (never under CI)
 
 F = "y ~ x1 + x2 + (1 | a) + (1 | b)"
 RTOL = 1e-10
@@ -175,17 +173,6 @@ def test_dask_equals_in_memory(data):
     dd = pytest.importorskip("dask.dataframe")
     df, _, ref = data
     _same(shrinkage.fit(F, data=dd.from_pandas(df, npartitions=3), tol=1e-12, progress=False), ref)
-
-
-def _spark_or_skip():
-    try:
-        import pyspark  # noqa: F401
-        if shutil.which("java") is None and not os.environ.get("JAVA_HOME"):
-            raise ImportError("java")
-    except ImportError:
-        if os.environ.get("CI"):
-            pytest.fail("pyspark and Java are required when CI is set")
-        pytest.skip("pyspark or Java is not installed")
 
 
 @pytest.mark.slow
