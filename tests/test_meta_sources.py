@@ -13,6 +13,7 @@ import pytest
 
 import shrinkage
 from shrinkage import InputError
+from shrinkage.metaanalysis import algebra
 from test_cluster import _spark_or_skip
 
 
@@ -23,6 +24,37 @@ def frame():
     df = pd.DataFrame({"x1": rng.normal(size=k), "x2": rng.uniform(size=k), "v": rng.uniform(0.1, 1.0, k)})
     df["y"] = 0.5 + 0.3 * df.x1 - 0.2 * df.x2 + rng.normal(scale=np.sqrt(df.v + 0.2))
     return df
+
+
+@pytest.fixture(scope="module")
+def moderate(tmp_path_factory):
+    """40,000 studies: above KERNEL_MIN, so the compiled pass (rows centred as read) does the fit."""
+    rng = np.random.default_rng(4)
+    k = 40_000
+    assert k >= algebra.KERNEL_MIN
+    df = pd.DataFrame({"x1": rng.normal(size=k), "x2": rng.uniform(size=k) * 100 + 1e4, "v": rng.uniform(0.1, 2.0, k)})
+    df["y"] = 3.0 + 0.3 * df.x1 - 0.02 * df.x2 + rng.normal(scale=np.sqrt(df.v + 0.25))
+    path = tmp_path_factory.mktemp("meta") / "moderate.parquet"
+    df.to_parquet(path)
+    return df, path
+
+
+def close(r, ref):
+    """The same fit to 1e-10 (relative), tau^2, beta, their errors, the log-likelihood and the BLUPs."""
+    for name in ("tau2", "se_tau2", "beta", "se", "QE", "loglik", "blup", "blup_se"):
+        np.testing.assert_allclose(getattr(r, name), getattr(ref, name), rtol=1e-10, err_msg=name)
+
+
+def test_moderate_fit_from_files_and_engines(moderate):
+    import duckdb
+
+    df, path = moderate
+    ref = reference(df)
+    close(shrinkage.meta("y", "v", mods=["x1", "x2"], data=path), ref)
+    con = duckdb.connect()
+    close(shrinkage.meta("y", "v", mods="~ x1 + x2", data=con.read_parquet(str(path))), ref)
+    dd = pytest.importorskip("dask.dataframe")
+    close(shrinkage.meta("y", "v", mods=["x1", "x2"], data=dd.read_parquet(str(path))), ref)
 
 
 def reference(df, mods=("x1", "x2")):
@@ -70,7 +102,7 @@ def test_missing_values_and_columns_are_named(frame, tmp_path):
 
 
 @pytest.mark.slow
-def test_spark(frame):
+def test_spark(frame, moderate):
     _spark_or_skip()
     from pyspark.sql import SparkSession
 
@@ -80,5 +112,7 @@ def test_spark(frame):
         rows = list(zip(*(frame[c].tolist() for c in ("x1", "x2", "v", "y"))))
         sdf = spark.createDataFrame(rows, "x1 double, x2 double, v double, y double")
         same(shrinkage.meta("y", "v", mods=["x1", "x2"], data=sdf), reference(frame))
+        big, path = moderate
+        close(shrinkage.meta("y", "v", mods=["x1", "x2"], data=spark.read.parquet(str(path))), reference(big))
     finally:
         spark.stop()

@@ -15,6 +15,7 @@ import numpy as np
 
 from .. import numeric
 from ..errors import InputError
+from . import certify
 from .algebra import Powers, Weighted
 
 METHODS = ("DL", "PM", "EB", "ML", "REML", "HE", "SJ", "HS")
@@ -54,8 +55,10 @@ def _wls(X, y, v, tau2):
     return Weighted(X, y, numeric._meta_weight(v, tau2))
 
 
-def generalised_q_root(powers: Powers, target: float) -> float:
-    """The tau^2 >= 0 with Q(tau^2) = target (Paule-Mandel, EB, the Q-profile bounds); 0 if Q(0) <= target."""
+def generalised_q_root(powers: Powers, target: float, start: float = 0.0) -> float:
+    """The tau^2 >= 0 with Q(tau^2) = target (Paule-Mandel, EB, the Q-profile bounds); 0 if Q(0) <= target.
+    Q is decreasing and convex in tau^2 (docs/meta_estimators.pdf), so Newton's steps from any start
+    land left of the root after at most one step and then climb to it."""
     def f(t):
         return powers.at(t).rss - target
 
@@ -65,7 +68,7 @@ def generalised_q_root(powers: Powers, target: float) -> float:
 
     if f(0.0) <= 0:
         return 0.0
-    return root(fdf, 0.0, np.inf, 0.0)
+    return root(fdf, 0.0, np.inf, start)
 
 
 class Likelihood:
@@ -89,9 +92,14 @@ class Likelihood:
         return ll - 0.5 * s.logdet_A if self.reml else ll
 
     def maximise(self, start: float) -> float:
-        """The global maximiser over tau^2 >= 0: every + to - sign change of the score on a grid
-        (up to SCAN_MAX studies; above, from 0 and the moment estimate), each refined."""
+        """The global maximiser over tau^2 >= 0: up to SCAN_MAX studies proven by `certify` (bounds
+        on the score from a few passes) or, when that takes over certify.LIMIT passes, every + to -
+        sign change of the score on a grid, each refined; above SCAN_MAX, from 0 and the moment estimate."""
         k = len(self.v)
+        if k <= SCAN_MAX:
+            proven = certify.maximise(self, start, root)
+            if proven is not None:
+                return proven
         scale = max(start, float(np.mean(self.v)))
         points = GRID * scale if k <= SCAN_MAX else np.unique([0.0, start])
         if k <= SCAN_MAX:
@@ -110,11 +118,27 @@ class Likelihood:
         return candidates[int(np.argmax(values))]
 
 
+def _he_sj(method, X, yc, v):
+    """Hedges' and Sidik-Jonkman's estimators (ordinary and tau0-weighted least squares on the rows)."""
+    k, p = X.shape
+    df = k - p
+    if method == "HE":
+        s = Weighted(X, yc, np.ones(k))
+        trPV, trPVPV, _ = s.traces_v(v)
+        t = float(numeric._meta_he_tau2(s.rss, trPV, df))
+        return t, float(np.sqrt(2 * trPVPV + 4 * t * trPV + 2 * t * t * df) / df)
+    tau0 = float(np.var(yc, ddof=1) * (k - 1) / k)
+    s = _wls(X, yc, v, tau0)
+    t = max(float(numeric._meta_sj_tau2(tau0, s.rss, df)), 0.0)
+    _, trPVPV, trPPV = s.traces_v(v)
+    return t, float(tau0 / df * np.sqrt(2 * trPVPV + 4 * t * trPPV + 2 * t * t * s.trPP))
+
+
 def estimate(method: str, powers: Powers) -> tuple[float, float]:
     """(tau2, se_tau2) for one method, as metafor's rma.uni computes them (from the centred design:
     with an intercept, every estimator is unchanged by centring y and the moderators)."""
-    X, y, v = powers.Z[:, :powers.p], powers.Z[:, powers.p], powers.v
-    k, p = X.shape
+    v, p = powers.v, powers.p
+    k = len(v)
     df = k - p
     if method in ("DL", "HS"):
         s = powers.at(0.0, 3)  # weights 1/v_i
@@ -122,20 +146,11 @@ def estimate(method: str, powers: Powers) -> tuple[float, float]:
                   numeric._meta_hs_tau2(s.rss, k, s.sumw))
         se = np.sqrt(2 * df + 4 * t * s.trP + 2 * t * t * s.trPP) / (s.trP if method == "DL" else s.sumw)
         return t, float(se)
-    yc = y
-    if method == "HE":
-        s = Weighted(X, yc, np.ones(k))
-        trPV, trPVPV, _ = s.traces_v(v)
-        t = float(numeric._meta_he_tau2(s.rss, trPV, df))
-        return t, float(np.sqrt(2 * trPVPV + 4 * t * trPV + 2 * t * t * df) / df)
-    if method == "SJ":
-        tau0 = float(np.var(y, ddof=1) * (k - 1) / k)
-        s = _wls(X, yc, v, tau0)
-        t = max(float(numeric._meta_sj_tau2(tau0, s.rss, df)), 0.0)
-        _, trPVPV, trPPV = s.traces_v(v)
-        return t, float(tau0 / df * np.sqrt(2 * trPVPV + 4 * t * trPPV + 2 * t * t * s.trPP))
+    if method in ("HE", "SJ"):  # on the rows of the centred copy
+        return _he_sj(method, powers.Z[:, :p], powers.Z[:, p], v)
     if method in ("PM", "EB"):
-        t = generalised_q_root(powers, df)
+        fe = powers.at(0.0)
+        t = generalised_q_root(powers, df, float(numeric._meta_dl_tau2(fe.rss, df, fe.trP)))  # from DL: near
         return t, float(np.sqrt(2 * k * k / df) / powers.at(t, logs=True).sumw)  # logs: the fit's loglik
     if method in ("ML", "REML"):
         reml = method == "REML"

@@ -6,9 +6,10 @@ import numpy as np
 
 from .. import numeric
 from ..errors import InputError
+from . import algebra
 from .algebra import Powers
 from .estimators import METHODS, estimate
-from .result import MetaResult, _dist
+from .result import MetaResult
 
 TESTS = ("z", "knha")
 
@@ -20,10 +21,29 @@ def _vector(name, values) -> np.ndarray:
         raise InputError(f"{name} must be numeric") from None
     if a.ndim != 1:
         raise InputError(f"{name} must be one-dimensional, not of shape {a.shape}")
-    bad = np.flatnonzero(~np.isfinite(a)) if not np.isfinite(a.sum()) else ()  # the sum: one read, no mask
+    return np.ascontiguousarray(a)
+
+
+def _finite(name, a):
+    bad = np.flatnonzero(~np.isfinite(a))
     if len(bad):
         raise InputError(f"{name} has a missing or infinite value at position {int(bad[0])} ({a[bad[0]]})")
-    return a
+
+
+def check_values(y, v, M, names) -> None:
+    """Every value finite, every vi positive, else an InputError naming the first bad one.  Above
+    KERNEL_MIN studies only when the first pass's sums are not finite (they are unless a value is
+    missing or infinite, or vi <= 0: its log or weight is nan or inf), so a clean fit reads the data once less."""
+    if not np.isfinite(y.sum()):
+        _finite("yi", y)
+    if not np.isfinite(v.sum()):
+        _finite("vi", v)
+    if not np.isfinite(M.sum()):
+        bad = np.argwhere(~np.isfinite(M))
+        raise InputError(f"moderator {names[bad[0][1] + 1]!r} is missing or infinite at row {int(bad[0][0])}")
+    if not v.min() > 0:
+        bad = np.flatnonzero(v <= 0)
+        raise InputError(f"vi must be positive: vi[{int(bad[0])}] = {v[bad[0]]}")
 
 
 def moderators(mods, k: int, data=None) -> tuple[np.ndarray, tuple]:
@@ -49,16 +69,20 @@ def moderators(mods, k: int, data=None) -> tuple[np.ndarray, tuple]:
         names = tuple(str(n) for n in getattr(mods, "columns", [f"mods{j + 1}" for j in range(M.shape[1])]))
     if M.shape[0] != k:
         raise InputError(f"mods has {M.shape[0]} rows but there are {k} studies")
-    bad = np.argwhere(~np.isfinite(M)) if not np.isfinite(M.sum()) else ()  # the sum: one read, no mask
-    if len(bad):
-        raise InputError(f"moderator {names[bad[0][1]]!r} is missing or infinite at row {int(bad[0][0])}")
+    if not (M.flags.c_contiguous or M.flags.f_contiguous):
+        M = np.ascontiguousarray(M)
     return M, ("intrcpt",) + names
 
 
-def _fit_stats(ll_ml, ll_reml, k, p, log_v):
+def fit_stats(r) -> dict:
+    """metafor's fitstats() of a fit: the ML and REML log-likelihoods at its tau^2 and what follows."""
+    k, p, s, fe = r.k, r.p, r.at, r.powers.at(0.0)
+    # the sum over the studies of meta_loglik_term (docs/meta_analysis.pdf), its squares summed as y'Py
+    ll_ml = -0.5 * (k * np.log(2 * np.pi) + s.log_vt) - 0.5 * s.rss
+    ll_reml = ll_ml + 0.5 * p * np.log(2 * np.pi) + 0.5 * r.powers.logdet_xtx - 0.5 * s.logdet_A
     parms = p + 1
     out = {}
-    for name, ll, n, dev in (("ML", ll_ml, k, -2 * (ll_ml + 0.5 * (k * np.log(2 * np.pi) + log_v))),
+    for name, ll, n, dev in (("ML", ll_ml, k, -2 * (ll_ml + 0.5 * (k * np.log(2 * np.pi) + fe.log_vt))),
                              ("REML", ll_reml, k - p, -2 * ll_reml)):
         big = max(n, parms + 2)
         out[name] = {"logLik": ll, "deviance": dev, "AIC": -2 * ll + 2 * parms, "BIC": -2 * ll + parms * np.log(n),
@@ -93,49 +117,26 @@ def meta(yi, vi, method: str = "REML", mods=None, test: str = "z", *, data=None,
     y, v = _vector("yi", yi), _vector("vi", vi)
     if len(y) != len(v):
         raise InputError(f"yi has {len(y)} values but vi has {len(v)}")
-    bad = np.flatnonzero(v <= 0) if v.min() <= 0 else ()
-    if len(bad):
-        raise InputError(f"vi must be positive: vi[{int(bad[0])}] = {v[bad[0]]}")
     M, names = moderators(mods, len(y), data)
     k, p = len(y), M.shape[1] + 1
+    if k < algebra.KERNEL_MIN:
+        check_values(y, v, M, names)
     if k - p < 1:
         raise InputError(f"{k} studies cannot estimate tau^2 beside {p} coefficient(s): need at least {p + 1}")
     powers = Powers(M, y, v)
+    if not powers.finite:
+        check_values(y, v, M, names)
+        raise InputError("the weighted sums overflow: a value of yi or a moderator beyond 1e154 in size, or a vi "
+                         "within 1e-308 of 0")
     tau2, se_tau2 = estimate(method, powers)
     return _assemble(method, test, level, names, y, v, tau2, se_tau2, powers)
 
 
 def _assemble(method, test, level, names, y, v, tau2, se_tau2, powers) -> MetaResult:
     k, p = len(y), powers.p
-    df = k - p
-    sp = _dist()
-    s = powers.at(tau2, logs=True)
+    s = powers.at(tau2)
     beta, vb = powers.user(s)
     if test == "knha":
-        vb *= 0.0 if s.rss <= np.finfo(float).eps else s.rss / df
-    se = np.sqrt(np.diag(vb))
-    zval = beta / se
-    btt = np.arange(1, p) if p > 1 else np.arange(1)
-    QM = float(beta[btt] @ np.linalg.solve(vb[np.ix_(btt, btt)], beta[btt]))
-    alpha = 1 - level
-    if test == "knha":
-        QM /= len(btt)
-        QMdf, QMp = (len(btt), df), float(sp.fdtrc(len(btt), df, QM))
-        pval, crit, ddf = 2 * sp.stdtr(df, -np.abs(zval)), float(sp.stdtrit(df, 1 - alpha / 2)), float(df)
-    else:
-        QMdf, QMp = (len(btt), None), float(sp.chdtrc(len(btt), QM))
-        pval, crit, ddf = 2 * sp.ndtr(-np.abs(zval)), float(sp.ndtri(1 - alpha / 2)), float("nan")
-    logdet_A = s.logdet_A
-    fe = powers.at(0.0)  # weights 1/v_i: Cochran's Q and the typical variance
-    QE = fe.rss
-    vt = df / fe.trP
-    # the sum over the studies of meta_loglik_term (docs/meta_analysis.pdf), its squares summed as y'Py
-    ll_ml = -0.5 * (k * np.log(2 * np.pi) + s.log_vt) - 0.5 * s.rss
-    ll_reml = ll_ml + 0.5 * p * np.log(2 * np.pi) + 0.5 * powers.logdet_xtx - 0.5 * logdet_A
-    return MetaResult(
-        method=method, test=test, level=level, k=k, p=p, names=names, yi=y, vi=v, powers=powers, tau2=float(tau2),
-        se_tau2=float(se_tau2), beta=beta, se=se, vb=vb, zval=zval, pval=np.asarray(pval),
-        ci_lb=beta - crit * se, ci_ub=beta + crit * se, ddf=ddf, QE=QE, QEp=float(sp.chdtrc(df, QE)),
-        QM=QM, QMp=QMp, QMdf=QMdf, vt=float(vt), I2=float(numeric._meta_i2(tau2, vt)),
-        H2=float(numeric._meta_h2(tau2, vt)), fit_stats=_fit_stats(ll_ml, float(ll_reml), k, p, fe.log_vt),
-        crit=crit)
+        vb *= 0.0 if s.rss <= np.finfo(float).eps else s.rss / (k - p)
+    return MetaResult(method=method, test=test, level=level, k=k, p=p, names=names, yi=y, vi=v, powers=powers,
+                      at=s, tau2=float(tau2), se_tau2=float(se_tau2), beta=beta, vb=vb)

@@ -2,8 +2,10 @@
 
 For W = diag(w), w_i = 1/(v_i + tau^2) (the derivation's generated `numeric._meta_weight`,
 compiled here by numba, so the loop runs the derived formula and not a copy of it), the
-pass returns Z'W Z, Z'W^2 Z, Z'W^3 Z (Z = [X y] centred, upper triangles) and, when asked,
-sum log w_i.  The rows go in blocks small enough to stay in the L1 cache while the weights
+pass returns Z'W Z, Z'W^2 Z, Z'W^3 Z (Z = [1, X - means, y - ybar], upper triangles) and, when
+asked, sum log w_i.  Z is never stored: each block of rows is centred into an L1-sized buffer
+from the caller's arrays as it is read (a stored centred copy of 1e7 x 5 doubles cost more
+than two passes).  The rows go in blocks small enough to stay in the L1 cache while the weights
 and every product of two columns are summed over them (numba vectorises those sums); the
 blocks' sums are added per chunk, the chunks in chunk order (`passes.chunk_results`): the
 same numbers with any number of threads.  numba is imported with this module, i.e. by the
@@ -50,16 +52,32 @@ def _sum_log(w, bits, mantissa, mantissa_bits, n):
     return out + exponents * LOG2
 
 
-@njit(nogil=True, cache=True, fastmath={"reassoc", "contract"})
-def _chunk(Z, v, tau2, lo, hi, logs):
-    """(G, sum log w) over rows [lo, hi): G[m, a, b] = sum w^(m+1) z_a z_b for a <= b.
+@njit(nogil=True, cache=True)
+def _fill(M, y, shift, s, n, Zb):
+    """The centred rows [s, s + n) into the block Zb (columns 1, M - means, y - ybar; one per row of Zb)."""
+    m = M.shape[1]
+    for i in range(n):
+        Zb[0, i] = 1.0
+        Zb[m + 1, i] = y[s + i] - shift[m]
+    for j in range(m):
+        c = shift[j]
+        for i in range(n):
+            Zb[j + 1, i] = M[s + i, j] - c
 
-    Per block: w, then for each column a the products w^m z_a (m = 1, 2, 3), then their
-    dot products with every later column b.  reassoc and contract let those dot products
-    run as fused multiply-adds in vector registers; the order of the additions is fixed
-    by the compiled code, not by the threads."""
-    q = Z.shape[1]
-    G = np.zeros((3, q, q))
+
+@njit(nogil=True, cache=True, fastmath={"reassoc", "contract"})
+def _chunk(M, y, v, shift, tau2, lo, hi, logs, plain):
+    """(G, sum log w) over rows [lo, hi): G[m, a, b] = sum w^(m+1) z_a z_b for a <= b (m = 0, 1, 2),
+    and with plain G[3, a, b] = sum z_a z_b, for z = (1, x - means, y - ybar).
+
+    The rows are centred block by block into a small buffer (no copy of the data): per block,
+    w, then for each column a the products w^m z_a (m = 1, 2, 3), then their dot products
+    with every later column b.  reassoc and contract let those dot products run as fused
+    multiply-adds in vector registers; the order of the additions is fixed by the compiled
+    code, not by the threads."""
+    q = M.shape[1] + 2
+    G = np.zeros((4 if plain else 3, q, q))
+    Zb = np.empty((q, ROWS))
     wz = np.empty((3, ROWS))
     w = np.empty(ROWS)
     mantissa = np.empty(ROWS)
@@ -68,12 +86,13 @@ def _chunk(Z, v, tau2, lo, hi, logs):
     for s in range(lo, hi, ROWS):
         e = min(hi, s + ROWS)
         n = e - s
+        _fill(M, y, shift, s, n, Zb)
         for i in range(n):
             w[i] = _weight(v[s + i], tau2)
         if logs:
             slog += _sum_log(w, bits, mantissa, mantissa_bits, n)
         for a in range(q):
-            za = Z[s:e, a]
+            za = Zb[a]
             for i in range(n):
                 x = w[i] * za[i]
                 wz[0, i] = x
@@ -81,7 +100,7 @@ def _chunk(Z, v, tau2, lo, hi, logs):
                 wz[1, i] = x
                 wz[2, i] = x * w[i]
             for b in range(a, q):
-                zb = Z[s:e, b]
+                zb = Zb[b]
                 s1 = 0.0
                 s2 = 0.0
                 s3 = 0.0
@@ -92,16 +111,23 @@ def _chunk(Z, v, tau2, lo, hi, logs):
                 G[0, a, b] += s1
                 G[1, a, b] += s2
                 G[2, a, b] += s3
+                if plain:
+                    s0 = 0.0
+                    for i in range(n):
+                        s0 += za[i] * zb[i]
+                    G[3, a, b] += s0
     return G, slog
 
 
-def gram_powers(Z: np.ndarray, v: np.ndarray, tau2: float, logs: bool) -> tuple[np.ndarray, float]:
-    """Z'W^m Z for m = 1, 2, 3 (shape (3, q, q), symmetric) and sum log w (0.0 unless logs)."""
-    q = Z.shape[1]
-    G, slog = np.zeros((3, q, q)), 0.0
+def gram_powers(M: np.ndarray, y: np.ndarray, v: np.ndarray, shift: np.ndarray, tau2: float, logs: bool,
+                plain: bool = False) -> tuple[np.ndarray, float]:
+    """Z'W^m Z for m = 1, 2, 3 (and Z'Z if plain; shape (3 or 4, q, q), symmetric) and sum log w (0.0
+    unless logs), Z = [1, M - shift[:-1], y - shift[-1]] formed a block at a time, never stored."""
+    q = M.shape[1] + 2
+    G, slog = np.zeros((4 if plain else 3, q, q)), 0.0
 
     def work(lo, hi, _):
-        return _chunk(Z, v, float(tau2), lo, hi, bool(logs))
+        return _chunk(M, y, v, shift, float(tau2), lo, hi, bool(logs), bool(plain))
 
     for part, part_log in chunk_results(work, len(v), CHUNK):
         G += part  # in chunk order: the same sums with any number of threads

@@ -39,27 +39,104 @@ class MetaResult:
     names: tuple
     yi: np.ndarray = field(repr=False)
     vi: np.ndarray = field(repr=False)
-    powers: object = field(repr=False)  # the centred design and y (algebra.Powers): the passes' data
+    powers: object = field(repr=False)  # the design and y (algebra.Powers): the passes' data
+    at: object = field(repr=False)  # the sums at tau2 (algebra.Profile)
     tau2: float
     se_tau2: float
     beta: np.ndarray
-    se: np.ndarray
     vb: np.ndarray = field(repr=False)
-    zval: np.ndarray = field(repr=False)
-    pval: np.ndarray = field(repr=False)
-    ci_lb: np.ndarray = field(repr=False)
-    ci_ub: np.ndarray = field(repr=False)
-    ddf: float
-    QE: float
-    QEp: float
-    QM: float
-    QMp: float
-    QMdf: tuple
-    vt: float
-    I2: float
-    H2: float
-    fit_stats: dict = field(repr=False)
-    crit: float = field(repr=False)  # the normal (or t, with knha) quantile of the intervals
+
+    # Everything below is computed when first asked (a fit that wants tau2 and beta pays for no
+    # p-value, log or heterogeneity statistic).
+
+    @cached_property
+    def se(self) -> np.ndarray:
+        return np.sqrt(np.diag(self.vb))
+
+    @property
+    def df(self) -> int:
+        return self.k - self.p
+
+    @cached_property
+    def zval(self) -> np.ndarray:
+        return self.beta / self.se
+
+    @cached_property
+    def crit(self) -> float:
+        """The normal (or, with knha, t) quantile of the intervals."""
+        sp, alpha = _dist(), 1 - self.level
+        return float(sp.stdtrit(self.df, 1 - alpha / 2) if self.test == "knha" else sp.ndtri(1 - alpha / 2))
+
+    @property
+    def ddf(self) -> float:
+        return float(self.df) if self.test == "knha" else float("nan")
+
+    @cached_property
+    def pval(self) -> np.ndarray:
+        sp = _dist()
+        return np.asarray(2 * sp.stdtr(self.df, -np.abs(self.zval)) if self.test == "knha"
+                          else 2 * sp.ndtr(-np.abs(self.zval)))
+
+    @property
+    def ci_lb(self) -> np.ndarray:
+        return self.beta - self.crit * self.se
+
+    @property
+    def ci_ub(self) -> np.ndarray:
+        return self.beta + self.crit * self.se
+
+    @cached_property
+    def _moderators_test(self) -> tuple:
+        btt = np.arange(1, self.p) if self.p > 1 else np.arange(1)
+        QM = float(self.beta[btt] @ np.linalg.solve(self.vb[np.ix_(btt, btt)], self.beta[btt]))
+        if self.test == "knha":
+            QM /= len(btt)
+            return QM, float(_dist().fdtrc(len(btt), self.df, QM)), (len(btt), self.df)
+        return QM, float(_dist().chdtrc(len(btt), QM)), (len(btt), None)
+
+    @property
+    def QM(self) -> float:
+        return self._moderators_test[0]
+
+    @property
+    def QMp(self) -> float:
+        return self._moderators_test[1]
+
+    @property
+    def QMdf(self) -> tuple:
+        return self._moderators_test[2]
+
+    @cached_property
+    def _fixed(self):
+        """The sums at tau^2 = 0 (weights 1/v_i): Cochran's Q and the typical variance."""
+        return self.powers.at(0.0)
+
+    @property
+    def QE(self) -> float:
+        return self._fixed.rss
+
+    @cached_property
+    def QEp(self) -> float:
+        return float(_dist().chdtrc(self.df, self.QE))
+
+    @property
+    def vt(self) -> float:
+        return float(self.df / self._fixed.trP)
+
+    @property
+    def I2(self) -> float:
+        return float(numeric._meta_i2(self.tau2, self.vt))
+
+    @property
+    def H2(self) -> float:
+        return float(numeric._meta_h2(self.tau2, self.vt))
+
+    @cached_property
+    def fit_stats(self) -> dict:
+        """logLik, deviance, AIC, BIC, AICc of the ML and the REML fit, as metafor's fitstats()."""
+        from .fit import fit_stats
+
+        return fit_stats(self)
 
     @cached_property
     def X(self) -> np.ndarray:
