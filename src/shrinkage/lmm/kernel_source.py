@@ -135,14 +135,21 @@ def gradient_source(f, q: int, p: int | None = None) -> str:
 def blup_source(f, q: int, p: int | None = None) -> str:
     """``blup_terms``: per group lmm_blup's blup_theta and condvar_theta, from the L_j of
     ``criterion_terms`` (M_j^-1 = N'N)."""
+    def k(a, c):
+        return f"k{max(a, c)}_{min(a, c)}"
+
     body = (_stored_factor(q) + f.inverse + _deviation(f, q, "beta") + f.blup
-            + [f"b[j, {a}] = b{a}" for a in range(q)]
-            + [f"cond[j, {a}, {c}] = cond[j, {c}, {a}] = k{a}_{c}" for a in range(q) for c in range(a + 1)])
+            + ["# in the user's columns: T b_j and T Var(b_j | y) T' (T the fit's change of basis)"]
+            + [f"b[j, {a}] = {' + '.join(f'T{a}_{c} * b{c}' for c in range(q))}" for a in range(q)]
+            + [f"h{a}_{c} = {' + '.join(f'T{a}_{e} * {k(e, c)}' for e in range(q))}" for a in range(q) for c in range(q)]
+            + [f"cond[j, {a}, {c}] = cond[j, {c}, {a}] = {' + '.join(f'h{a}_{e} * T{c}_{e}' for e in range(q))}"
+               for a in range(q) for c in range(a + 1)])
     return "\n".join([
         HEAD,
-        "def blup_terms(lam, ZtXy, L, beta, sigma2, b, cond):",
-        '    """lmm_blup, steps blup_theta and condvar_theta: b (J, q) and cond (J, q, q)."""',
+        "def blup_terms(lam, ZtXy, L, beta, sigma2, T, b, cond):",
+        '    """lmm_blup, steps blup_theta and condvar_theta: b (J, q) and cond (J, q, q), times T."""',
         *_indent(_lam(q), 1),
+        *(f"    T{a}_{c} = T[{a}, {c}]" for a in range(q) for c in range(q)),
         _fixed("p", "beta.shape[0]", p),
         "    for j in range(L.shape[0]):",
         *_indent(body, 2)])

@@ -337,10 +337,8 @@ def blups_at(pc: Pieces, sigma2: float, beta=None, transform=None) -> tuple[np.n
     J, q, m = pc.problem.ZtXy_g.shape
     b, cond = np.empty((J, q)), np.empty((J, q, q))
     beta = pc.beta if beta is None else np.asarray(beta, dtype=float)
-    pls_kernels(q, m - 1)[3](pc.lam, pc.problem.ZtXy_g, pc.L_g, beta, float(sigma2), b, cond)
-    if transform is not None:
-        T = np.asarray(transform, dtype=float)
-        b, cond = b @ T.T, T @ cond @ T.T
+    T = np.eye(q) if transform is None else np.ascontiguousarray(transform, dtype=float)
+    pls_kernels(q, m - 1)[3](pc.lam, pc.problem.ZtXy_g, pc.L_g, beta, float(sigma2), T, b, cond)
     return b, cond
 
 
@@ -387,8 +385,8 @@ def gradient_parts(pc: Pieces, pr: Problem, method: str) -> tuple[np.ndarray, np
     """d(log|L|^2 [+ log|A|, REML]) / d theta (steps (7), (9)) and d r^2 / d theta (step (8)),
     so that the profiled gradient is the first + (nu / r^2) x the second, and the gradient
     of the deviance at a given sigma (for profiles) the first + the second / sigma^2.  The
-    kernel adds (7) and (8) over the groups and stores the W_j of (9); P = sum_j W_j A^-1 W_j'
-    is BLAS's: V_j = W_j R_A^-T by one triangular solve, P = sum_j V_j V_j'."""
+    kernel adds (7) and (8) over the groups and stores the W_j of (9), whose sum
+    sum_j W_j A^-1 W_j' is BLAS's (:func:`_sum_WAinvW`)."""
     from .pls_kernels import pls_kernels, rx_scale
 
     q, p = pr.layout.q, pr.p
@@ -398,9 +396,24 @@ def gradient_parts(pc: Pieces, pr: Problem, method: str) -> tuple[np.ndarray, np
     W = np.empty((J if reml else 1, q, p))
     pls_kernels(q, p)[1](pc.lam, pr.ZtZ_g, pr.ZtXy_g, pc.L_g, pc.beta, W, reml, dlog, dr2)  # (7)-(9)
     if reml:
+        dlog = dlog + rx_scale(q, p) * (_sum_WAinvW(W, pc.RA) @ pc.lam)
+    return dlog[pr.layout.rows, pr.layout.cols], dr2[pr.layout.rows, pr.layout.cols]
+
+
+def _sum_WAinvW(W: np.ndarray, RA: np.ndarray) -> np.ndarray:
+    """sum_j W_j A^-1 W_j' = sum_j V_j V_j' with V_j = W_j R_A^-T (A = R_A R_A'), for W (J, q, p):
+    below BLAS_P fixed effects R_A^-T by inversion and one product (a triangular solve with
+    2J right-hand sides took 14 ms at J = 1e4, p = 3), beyond by one triangular solve (at
+    p = 1000 an inverse was the largest p-sized step)."""
+    from .pls_kernels import BLAS_P
+
+    J, q, p = W.shape
+    Wf = W.reshape(J * q, p)
+    if p < BLAS_P:
+        V = Wf @ np.linalg.inv(RA).T
+    else:
         from scipy.linalg import solve_triangular
 
-        V = solve_triangular(pc.RA, W.reshape(J * q, p).T, lower=True, check_finite=False).T  # V_j stacked
-        Vt = np.ascontiguousarray(V.reshape(J, q, p).transpose(0, 2, 1)).reshape(J * p, q)
-        dlog = dlog + rx_scale(q, p) * ((Vt.T @ Vt) @ pc.lam)
-    return dlog[pr.layout.rows, pr.layout.cols], dr2[pr.layout.rows, pr.layout.cols]
+        V = solve_triangular(RA, Wf.T, lower=True, check_finite=False).T
+    Vt = np.ascontiguousarray(V.reshape(J, q, p).transpose(0, 2, 1)).reshape(J * p, q)
+    return Vt.T @ Vt

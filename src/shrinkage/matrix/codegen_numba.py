@@ -85,11 +85,7 @@ class Explicit:
         if isinstance(expr, sp.MatMul):
             return self._product(expr.args)
         if isinstance(expr, sp.MatAdd):
-            parts = [self(a) for a in expr.args]
-            out = parts[0]
-            for x in parts[1:]:
-                out = out + x
-            return out
+            return sum((self(a) for a in expr.args[1:]), self(expr.args[0]))
         if isinstance(expr, (GroupSum, GroupMatSum)):
             raise DerivationError("a sum over the groups is the kernel's loop: pass its term (group_sum)")
         if isinstance(expr, sp.Number):
