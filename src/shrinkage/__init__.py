@@ -16,6 +16,16 @@ from .metaanalysis import MetaResult, meta
 from .render.notebook import register_in_running_shell as _show_derivations
 
 
+def _out_of_core(data) -> bool:
+    """A file path, DuckDB relation, Dask or Spark frame (not a frame in memory)."""
+    from .sources._kinds import kind_of
+
+    try:
+        return data is not None and kind_of(data) in ("path", "duckdb", "dask", "spark")
+    except InputError:
+        return False
+
+
 def fit(y=None, groups=None, method: str = "REML", *, data=None, na_action: str = "omit", family=None,
         **options):
     """fit(y, groups) (or stats=, or data= with response= and group=) fits
@@ -27,7 +37,12 @@ def fit(y=None, groups=None, method: str = "REML", *, data=None, na_action: str 
             raise InputError("a GLMM (family=) is fitted from a formula: fit('y ~ x + (1 | g)', data, family=...)")
         from .glmm import glmer
 
-        return glmer(y, data if data is not None else groups, family, na_action=na_action, **options)
+        source = data if data is not None else groups
+        if _out_of_core(source):  # reduced to counts where the data live (shrinkage.sources._glmm)
+            from .sources._glmm import glmer_out_of_core
+
+            return glmer_out_of_core(y, source, family, na_action=na_action, **options)
+        return glmer(y, source, family, na_action=na_action, **options)
     if isinstance(y, str):
         from .lmm.fit import fit_formula
 

@@ -172,9 +172,14 @@ def _polish(obj, x, f, H):
     """One Newton step with the Hessian vcov needs anyway (central differences of the exact
     gradient): from within DECREMENT of the optimum it lands within rounding of it (the
     objective's own noise leaves the BFGS iteration there, steps of 1e-9 that neither
-    lower the objective visibly nor stop)."""
-    trial = x + _direction(H, obj.gradient(x))
-    return trial if obj.value(trial) <= f else x
+    lower the objective visibly nor stop).  So short a step is taken as it is (the
+    decrease it promises is below the objective's rounding); a longer one if it lowers
+    the objective."""
+    g = obj.gradient(x)
+    step = _direction(H, g)
+    if -(g @ step) < 10 * DECREMENT:
+        return x + step
+    return x + step if obj.value(x + step) <= f else x
 
 
 def _sample_start(pr: Problem):
