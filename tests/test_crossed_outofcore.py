@@ -172,6 +172,16 @@ def test_duckdb_equals_in_memory(data):
     _same(shrinkage.fit(F, data=con.read_parquet(str(folder / "d.parquet")), tol=TOL, progress=False), ref)
 
 
+def test_csv_reads_both_factors_as_text(data):
+    """A CSV's grouping columns are text, both of them ("007" stays "007"), in every pass."""
+    df, folder, _ = data
+    df = df.assign(b=[f"{v:03d}" for v in df.b])
+    df.to_csv(folder / "d.csv", index=False)
+    r = shrinkage.fit(F, data=str(folder / "d.csv"), tol=TOL, progress=False)
+    _same(r, fit_crossed(df, F, tol=TOL))
+    assert r.labels[1][0] == "000"
+
+
 def test_dask_equals_in_memory(data):
     dd = pytest.importorskip("dask.dataframe")
     df, _, ref = data

@@ -12,13 +12,14 @@ the (a, b) pairs, then of each factor).  Only per-level tables come back.
 
 from __future__ import annotations
 
+import os
 from dataclasses import replace
 
 import numpy as np
 
 from ...errors import InputError
 from .._dask import _compute
-from .._duckdb import _plain, _run, label_kind, quote
+from .._duckdb import _CSV, CSV_MISSING, _plain, _run, label_kind, quote
 from .._lmm_engines import _G, DaskEngine, DuckDBEngine, SparkEngine
 
 __all__ = ["ENGINES", "MemoryEngine"]
@@ -42,8 +43,20 @@ def _sums(k: int) -> str:
 
 
 class CrossedDuckDB(Passes, DuckDBEngine):
+    """One relation for every pass (a CSV read with both factors as text, as a CSV's group
+    column always is: "007" is not 7), so each pass sees the labels with one type."""
+
+    def open(self, group):
+        if not hasattr(self, "plan"):
+            return super().open(group)
+        self.kind = label_kind(self.rel, group)
+        return list(self.rel.columns)
+
     def start(self, plan):
         super().start(plan)
+        text = str(self.data)
+        if not self.sql and isinstance(self.data, (str, os.PathLike)) and text.lower().endswith(_CSV):
+            self.rel = self.con.read_csv(text, dtype={f: "VARCHAR" for f in self.factors}, na_values=CSV_MISSING)
         for f in self.factors:
             if label_kind(self.rel, f) != "exact":  # float (NaN), DECIMAL, BLOB ... labels
                 raise InputError(f"crossed factors out of core need integer or text labels: cast {f!r} first")

@@ -11,7 +11,7 @@ r = M y, M = I - H, H = X G X', G = (X'X)^-1, and its three quadratic forms
 P_a = I - Z_a (Z_a'Z_a)^-1 Z_a'.  For intercept-only X they are Gao & Owen's U-statistics
 (sums of squared differences within a, within b, over all pairs).  With V = s_A K_a +
 s_B K_b + s_E I, K_a = Z_a Z_a', E[r'Q r] = tr(M Q M V), which we expand so that every
-piece is a per-level sum (derived in tests/test_crossed_outofcore.py's dense check):
+piece is a per-level sum (each checked against dense traces in tests/test_crossed_outofcore.py):
 
     tr(M P_a M K_a) = tr(G X'P_aX G X'K_aX)                 (P_a Z_a = 0)
     tr(M P_a M K_b) = tr(P_a K_b) - 2 tr(G X'K_b P_a X) + tr(G X'P_aX G X'K_bX)
