@@ -5,8 +5,9 @@ Three calls on simulated Fay-Herriot / meta-analysis data (v_i ~ U(0.5, 2), tau^
   REML, intercept only            ours vs PyMARE
   PM (Paule-Mandel), intercept    ours vs statsmodels combine_effects(method_re="iterated")
   DL, intercept                   ours vs statsmodels combine_effects(method_re="chi2")
-Each time is the best of --repeat runs (fewer once they took --budget seconds: the same
-rule for ours and the peers; the 1-minute load average is printed beside each row); a peer
+Each time is the best of --repeat runs or more, until they took --least seconds (fewer once
+they took --budget seconds: the same rules for ours and the peers; the 1-minute load average
+is printed beside each row); a peer
 is not run at a size once it took more than --budget seconds at a smaller one.  The estimates are compared (tau^2 relative difference).
 
     python3 bench/bench_meta.py [--sizes 1e3 1e4 1e5 1e6 1e7] [--repeat 3] [--json out.json]
@@ -33,15 +34,16 @@ def data(k: int, covariates: int):
     return y, v, X
 
 
-def best(f, repeat, cap=float("inf")):
-    """The best of `repeat` runs, fewer once the runs so far took more than `cap` seconds
-    (the same rule for ours and the peers)."""
+def best(f, repeat, cap=float("inf"), least=1.0):
+    """The best of at least `repeat` runs, more until they took `least` seconds in all (at most 200:
+    a fit of a millisecond on a loaded machine needs many to find its time), fewer once the runs so
+    far took more than `cap` seconds (the same rules for ours and the peers)."""
     times, out = [], None
-    for _ in range(repeat):
+    while len(times) < 200:
         t = time.perf_counter()
         out = f()
         times.append(time.perf_counter() - t)
-        if sum(times) > cap:
+        if sum(times) > cap or (len(times) >= repeat and sum(times) >= least):
             break
     return min(times), out
 
@@ -76,6 +78,7 @@ def main(argv=None):
     ap.add_argument("--sizes", nargs="+", type=float, default=[1e3, 1e4, 1e5, 1e6, 1e7])
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--budget", type=float, default=60.0)
+    ap.add_argument("--least", type=float, default=1.0)
     ap.add_argument("--json", default=None)
     args = ap.parse_args(argv)
     rows = []
@@ -84,10 +87,10 @@ def main(argv=None):
         for k in map(int, args.sizes):
             y, v, X = data(k, cov)
             mods = X if cov else None
-            ours, r = best(lambda: shrinkage.meta(y, v, method, mods=mods), args.repeat, args.budget)
+            ours, r = best(lambda: shrinkage.meta(y, v, method, mods=mods), args.repeat, args.budget, args.least)
             row = {"call": name, "k": k, "ours_s": ours, "tau2": r.tau2, "peer": peer_name, "load": os.getloadavg()[0]}
             if peer_ok:
-                theirs, t2 = best(lambda: peer(y, v, X), args.repeat, args.budget)
+                theirs, t2 = best(lambda: peer(y, v, X), args.repeat, args.budget, args.least)
                 row.update(peer_s=theirs, ratio=theirs / ours, tau2_rel_diff=abs(t2 - r.tau2) / r.tau2)
                 peer_ok = theirs < args.budget
             rows.append(row)

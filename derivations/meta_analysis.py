@@ -13,8 +13,10 @@ estimated (metafor's blup()); H^2 and I^2.  shrinkage.meta sums these over the s
 
 import sympy as sp
 
-from shrinkage.derive import (Define, Derivation, Derivative, Equals, LogIntegral, Maximiser, Notation, Premise,
-                              Quantity, ReadOffNormal, Statement, Substitute)
+from shrinkage.derive import (Define, Derivation, Derivative, Domain, Equals, LogIntegral, Maximiser, Notation,
+                              Premise, Quantity, ReadOffNormal, Statement, Substitute)
+
+FEW = Domain("two to four", lambda rng: sp.Integer(rng.randint(2, 4)), {"integer": True, "positive": True}, minimum=2)
 
 NOTATION = Notation([
     Quantity("y", r"y_i", "estimate reported by study $i$", "real"),
@@ -31,11 +33,25 @@ NOTATION = Notation([
     Quantity("vt", r"\tilde v", r"typical sampling variance $(k-p)/\operatorname{tr} P$", "positive"),
     Quantity("H2", r"H^2", "total over sampling variability", "positive"),
     Quantity("I2", r"I^2", "share of heterogeneity in the total variability, in percent", "positive"),
+    Quantity("i", r"i", "index of a study", "count"),
+    Quantity("k", r"k", "number of studies", FEW, accepts="several"),
+    Quantity("ys", r"y", r"the estimates $y_1, \dots, y_k$", "real"),
+    Quantity("mus", r"\mu", r"the studies' means $x_i'\beta$", "real"),
+    Quantity("vs", r"v", r"the sampling variances $v_1, \dots, v_k$", "positive"),
+    Quantity("logs", r"S", r"$\sum_i \log(v_i + \tau^2)$", "real"),
+    Quantity("Q", r"Q", r"$\sum_i (y_i - x_i'\hat\beta)^2/(v_i + \tau^2) = y'Py$, the weighted residual sum of squares",
+             "positive", accepts="nonnegative"),
+    Quantity("ll", r"\ell", r"the ML log-likelihood at $\hat\beta$", "real"),
+    Quantity("p", r"p", r"number of coefficients in $\beta$ (the intercept included)", "count"),
+    Quantity("ldxx", r"\log|X'X|", r"log-determinant of $X'X$", "real"),
+    Quantity("ldxwx", r"\log|X'WX|", r"log-determinant of $X'WX$, $W = \mathrm{diag}(w_i)$", "real"),
 ], name="meta_analysis")
 
 y, theta, mu, tau2, v, theta_hat, lam, s2mu, cross, pev, vt, H2, I2 = (
     NOTATION.symbol(c) for c in ("y", "theta", "mu", "tau2", "v", "theta_hat", "lam", "s2mu", "cross", "pev", "vt",
                                  "H2", "I2"))
+i, k, logs, Q, ll, p, ldxx, ldxwx = (NOTATION.symbol(c) for c in ("i", "k", "logs", "Q", "ll", "p", "ldxx", "ldxwx"))
+y_i, mu_i, v_i = (NOTATION.quantity(c).indexed for c in ("ys", "mus", "vs"))
 
 
 def log_normal(x, mean, var):
@@ -51,6 +67,24 @@ MODEL = Statement(
 precision = 1 / v + 1 / tau2
 marginal = log_normal(y, mu, v + tau2)
 shrink = tau2 / (tau2 + v)
+
+
+def over(expr):
+    """The sum over the k studies of a study's expression in y, mu, v (its i-th term)."""
+    return sp.Sum(expr.xreplace({y: y_i[i], mu: mu_i[i], v: v_i[i]}), (i, 1, k))
+
+
+INDEPENDENT = Statement(
+    "independent_studies", over(marginal), r"\ell",
+    r"The studies are independent, so the log-likelihood of $(\beta, \tau^2)$ is the sum over the studies of their "
+    r"marginal log-densities $L_i$ (derived below), with $\mu_i = x_i'\beta$.")
+
+REML = Statement(
+    "reml_loglik", ll + p * sp.log(2 * sp.pi) / 2 + ldxx / 2 - ldxwx / 2, r"\ell_R",
+    r"The REML log-likelihood (Harville 1974, J. Am. Stat. Assoc. 69: $\beta$ integrated out of the likelihood "
+    r"under a flat prior, a $p$-dimensional Gaussian integral centred at the GLS estimate $\hat\beta$ with precision "
+    r"$X'WX$), plus metafor's constant $\tfrac12\log|X'X|$ (REMLf = TRUE), which makes it the log-density of $k-p$ "
+    r"error contrasts whatever basis of them is taken.")
 
 SUMMARY = r"""
 A random-effects meta-analysis, or Fay--Herriot small-area estimation: study $i$ reports an
@@ -159,6 +193,7 @@ def derivation() -> Derivation:
     d = d.then(
         Equals(100 * tau2 / (vt + tau2), label="i2", why=r"The share of $\tau^2$ in the total, in percent."),
     )
+    d = loglik_chain(d)
     d = d.export("meta_blup", "blup_weighted", (y, mu, tau2, v),
                  "BLUP of study i's true effect.\n\ntheta_hat_i = mu + lambda_i (y_i - mu) = (tau^2 y_i + v_i mu)/(tau^2 + v_i).")
     d = d.export("meta_shrinkage", "shrinkage_factor", (tau2, v),
@@ -176,4 +211,35 @@ def derivation() -> Derivation:
                  "lambda_i v_i + (v_i / (tau^2 + v_i))^2 s2mu, s2mu = x_i' Var(beta_hat) x_i.")
     d = d.export("meta_h2", "h2", (tau2, vt), "H^2 = tau^2 / vt + 1.\n\nTotal over sampling variability.")
     d = d.export("meta_i2", "i2", (tau2, vt), "I^2 in percent.\n\n100 tau^2 / (vt + tau^2).")
+    d = d.export("meta_loglik", "loglik", (k, logs, Q),
+                 "ML log-likelihood of k studies at beta_hat.\n\n-(k log(2 pi) + sum_i log(v_i + tau^2) + Q) / 2, "
+                 "Q = y'Py the weighted residual sum of squares.")
+    d = d.export("meta_reml_loglik", "reml", (ll, p, ldxx, ldxwx),
+                 "metafor's REML log-likelihood from the ML one at beta_hat.\n\n"
+                 "ll + p log(2 pi)/2 + log|X'X|/2 - log|X'WX|/2.")
     return d
+
+
+def loglik_chain(d):
+    """The log-likelihood of all k studies, in the two sums the fit computes in its passes; REML's terms."""
+    resid = (y_i[i] - mu_i[i]) ** 2 / (v_i[i] + tau2)
+    d = d.then(
+        Premise.of(INDEPENDENT),
+        Equals(-k * sp.log(2 * sp.pi) / 2 - sp.Sum(sp.log(v_i[i] + tau2), (i, 1, k)) / 2 - sp.Sum(resid, (i, 1, k)) / 2,
+               label="loglik_sums", why=r"Each $L_i$ is $-\tfrac12\log 2\pi - \tfrac12\log(v_i+\tau^2) - "
+               r"\tfrac12 w_i(y_i-\mu_i)^2$: three sums, the first over a constant."),
+        Define(sp.Sum(sp.log(v_i[i] + tau2), (i, 1, k)), symbol=logs, label="logs_def",
+               why=r"Name the sum of the logarithms (one pass over the studies computes it)."),
+        Define(sp.Sum(resid, (i, 1, k)), symbol=Q, label="q_def",
+               why=r"Name the weighted residual sum of squares; at $\mu_i = x_i'\hat\beta$ (GLS) it is $y'Py$, the "
+                   r"quadratic form the fit computes from its $(p+1)\times(p+1)$ sums."),
+    )
+    d = d.recall("loglik_sums", lhs=r"\ell", why=r"Back to the log-likelihood.")
+    d = d.then(Equals(-(k * sp.log(2 * sp.pi) + logs + Q) / 2, label="loglik",
+                      why=r"In the two named sums: the form \texttt{meta\_loglik} evaluates."))
+    return d.then(
+        Premise.of(REML),
+        Equals((2 * ll + p * sp.log(2 * sp.pi) + ldxx - ldxwx) / 2, label="reml",
+               why=r"Over a common denominator: the form \texttt{meta\_reml\_loglik} evaluates (stated, not derived "
+                   r"here: the $p$-dimensional integral is the matrix form of integrating $\theta_i$ out above)."),
+    )

@@ -338,6 +338,208 @@ def lmm_condvar_theta(ZtZ_j, Lambda_theta, sigma2):
     return _lmm_condvar_theta(ZtZ_j, Lambda_theta, sigma2)
 
 
+def _crossed_first_weights(ZtZ_j, Lambda_theta):
+    q = ZtZ_j.shape[-2]
+    return numpy.matmul(Lambda_theta, numpy.linalg.solve((numpy.matmul(numpy.swapaxes(Lambda_theta, -1, -2), numpy.matmul(ZtZ_j, Lambda_theta)) + numpy.eye(q)), numpy.swapaxes(Lambda_theta, -1, -2)))
+
+def crossed_first_weights(ZtZ_j, Lambda_theta):
+    """The first-block weights of every level, (J, q, q).
+
+    w_j = T_1 (T_1' Z_j'Z_j T_1 + I)^-1 T_1'; Var(b_aj | y, b_r) / sigma^2; ZtZ (J, q, q), Lambda_theta (q, q) = T_1.
+
+    From derivation `lmm_crossed`, step 44: eq. (44) of its document (`shrinkage docs lmm_crossed` opens it).
+    """
+    ZtZ_j = _batch('ZtZ_j', ZtZ_j, None, None)
+    Lambda_theta = _batch('Lambda_theta', Lambda_theta, None, None)
+    return _crossed_first_weights(ZtZ_j, Lambda_theta)
+
+
+def _crossed_downdate(ZtZ_j, ZtR_j, Lambda_theta):
+    q = ZtZ_j.shape[-2]
+    return numpy.sum(numpy.matmul(numpy.swapaxes(ZtR_j, -1, -2), numpy.matmul(numpy.matmul(Lambda_theta, numpy.linalg.solve((numpy.matmul(numpy.swapaxes(Lambda_theta, -1, -2), numpy.matmul(ZtZ_j, Lambda_theta)) + numpy.eye(q)), numpy.swapaxes(Lambda_theta, -1, -2))), ZtR_j)), axis=-3)
+
+def crossed_downdate(ZtZ_j, ZtR_j, Lambda_theta):
+    """The Schur downdate of the other terms' cross-products, (m, m).
+
+    sum_j (Z_j'R_j)' w_j (Z_j'R_j); ZtR (J, q, m): level j's first-term columns against the rest (any columns: with the rest
+    [Z_r X y] it is C' blockdiag(w) C of the blocked Cholesky).
+
+    From derivation `lmm_crossed`, step 47: eq. (47) of its document (`shrinkage docs lmm_crossed` opens it).
+    """
+    ZtZ_j = _batch('ZtZ_j', ZtZ_j, None, None)
+    ZtR_j = _batch('ZtR_j', ZtR_j, None, None)
+    Lambda_theta = _batch('Lambda_theta', Lambda_theta, None, None)
+    return _crossed_downdate(ZtZ_j, ZtR_j, Lambda_theta)
+
+
+def _crossed_gls_precision(XtX_j, ZtX_j, ZtZ_j, ZtR_j, RtX, S_r, Lambda_theta, Lambda_r):
+    q = ZtX_j.shape[-2]
+    return (numpy.sum(XtX_j, axis=-3) + (-1) * numpy.sum(numpy.matmul(numpy.swapaxes(ZtX_j, -1, -2), numpy.matmul(numpy.matmul(Lambda_theta, numpy.linalg.solve((numpy.matmul(numpy.swapaxes(Lambda_theta, -1, -2), numpy.matmul(ZtZ_j, Lambda_theta)) + numpy.eye(q)), numpy.swapaxes(Lambda_theta, -1, -2))), ZtX_j)), axis=-3) + (-1) * numpy.matmul(numpy.swapaxes(numpy.matmul(numpy.swapaxes(Lambda_r, -1, -2), (RtX + (-1) * numpy.sum(numpy.matmul(numpy.swapaxes(ZtR_j, -1, -2), numpy.matmul(numpy.matmul(Lambda_theta, numpy.linalg.solve((numpy.matmul(numpy.swapaxes(Lambda_theta, -1, -2), numpy.matmul(ZtZ_j, Lambda_theta)) + numpy.eye(q)), numpy.swapaxes(Lambda_theta, -1, -2))), ZtX_j)), axis=-3))), -1, -2), numpy.linalg.solve(S_r, numpy.matmul(numpy.swapaxes(Lambda_r, -1, -2), (RtX + (-1) * numpy.sum(numpy.matmul(numpy.swapaxes(ZtR_j, -1, -2), numpy.matmul(numpy.matmul(Lambda_theta, numpy.linalg.solve((numpy.matmul(numpy.swapaxes(Lambda_theta, -1, -2), numpy.matmul(ZtZ_j, Lambda_theta)) + numpy.eye(q)), numpy.swapaxes(Lambda_theta, -1, -2))), ZtX_j)), axis=-3))))))
+
+def crossed_gls_precision(XtX_j, ZtX_j, ZtZ_j, ZtR_j, RtX, S_r, Lambda_theta, Lambda_r):
+    """The GLS precision for several terms, (p, p), from the blocks.
+
+    A_theta = sigma^2 X'V^-1 X; S_r (m, m) the Schur complement Lambda_r'(RtR - downdate) Lambda_r + I; RtX (m, p) = Z_r'X.
+
+    From derivation `lmm_crossed`, step 53: eq. (53) of its document (`shrinkage docs lmm_crossed` opens it).
+    """
+    XtX_j = _batch('XtX_j', XtX_j, None, None)
+    ZtX_j = _batch('ZtX_j', ZtX_j, None, None)
+    ZtZ_j = _batch('ZtZ_j', ZtZ_j, None, None)
+    ZtR_j = _batch('ZtR_j', ZtR_j, None, None)
+    RtX = _batch('RtX', RtX, None, None)
+    S_r = _batch('S_r', S_r, None, None)
+    Lambda_theta = _batch('Lambda_theta', Lambda_theta, None, None)
+    Lambda_r = _batch('Lambda_r', Lambda_r, None, None)
+    return _crossed_gls_precision(XtX_j, ZtX_j, ZtZ_j, ZtR_j, RtX, S_r, Lambda_theta, Lambda_r)
+
+
+def _crossed_penalised_rss(yty, Xty_j, XtX_j, Zty_j, ZtX_j, ZtZ_j, ZtR_j, Rty, RtX, beta, S_r, Lambda_theta, Lambda_r):
+    q = Zty_j.shape[-2]
+    return numpy.sum(yty - 2*numpy.matmul(numpy.swapaxes(beta, -1, -2), Xty_j) + numpy.matmul(numpy.swapaxes(beta, -1, -2), numpy.matmul(XtX_j, beta)), axis=-3) - numpy.sum(numpy.matmul(numpy.swapaxes((Zty_j + (-1) * numpy.matmul(ZtX_j, beta)), -1, -2), numpy.matmul(numpy.matmul(Lambda_theta, numpy.linalg.solve((numpy.matmul(numpy.swapaxes(Lambda_theta, -1, -2), numpy.matmul(ZtZ_j, Lambda_theta)) + numpy.eye(q)), numpy.swapaxes(Lambda_theta, -1, -2))), (Zty_j + (-1) * numpy.matmul(ZtX_j, beta)))), axis=-3) - numpy.matmul(numpy.swapaxes(numpy.matmul(numpy.swapaxes(Lambda_r, -1, -2), (Rty + (-1) * numpy.matmul(RtX, beta) + (-1) * numpy.sum(numpy.matmul(numpy.swapaxes(ZtR_j, -1, -2), numpy.matmul(numpy.matmul(Lambda_theta, numpy.linalg.solve((numpy.matmul(numpy.swapaxes(Lambda_theta, -1, -2), numpy.matmul(ZtZ_j, Lambda_theta)) + numpy.eye(q)), numpy.swapaxes(Lambda_theta, -1, -2))), (Zty_j + (-1) * numpy.matmul(ZtX_j, beta)))), axis=-3))), -1, -2), numpy.linalg.solve(S_r, numpy.matmul(numpy.swapaxes(Lambda_r, -1, -2), (Rty + (-1) * numpy.matmul(RtX, beta) + (-1) * numpy.sum(numpy.matmul(numpy.swapaxes(ZtR_j, -1, -2), numpy.matmul(numpy.matmul(Lambda_theta, numpy.linalg.solve((numpy.matmul(numpy.swapaxes(Lambda_theta, -1, -2), numpy.matmul(ZtZ_j, Lambda_theta)) + numpy.eye(q)), numpy.swapaxes(Lambda_theta, -1, -2))), (Zty_j + (-1) * numpy.matmul(ZtX_j, beta)))), axis=-3)))))
+
+def crossed_penalised_rss(yty, Xty_j, XtX_j, Zty_j, ZtX_j, ZtZ_j, ZtR_j, Rty, RtX, beta, S_r, Lambda_theta, Lambda_r):
+    """The penalised residual sum of squares at beta for several terms, a scalar.
+
+    From derivation `lmm_crossed`, step 56: eq. (56) of its document (`shrinkage docs lmm_crossed` opens it).
+    """
+    yty = _batch('yty', yty, 1, 1)
+    Xty_j = _batch('Xty_j', Xty_j, None, 1)
+    XtX_j = _batch('XtX_j', XtX_j, None, None)
+    Zty_j = _batch('Zty_j', Zty_j, None, 1)
+    ZtX_j = _batch('ZtX_j', ZtX_j, None, None)
+    ZtZ_j = _batch('ZtZ_j', ZtZ_j, None, None)
+    ZtR_j = _batch('ZtR_j', ZtR_j, None, None)
+    Rty = _batch('Rty', Rty, None, 1)
+    RtX = _batch('RtX', RtX, None, None)
+    beta = _batch('beta', beta, None, 1)
+    S_r = _batch('S_r', S_r, None, None)
+    Lambda_theta = _batch('Lambda_theta', Lambda_theta, None, None)
+    Lambda_r = _batch('Lambda_r', Lambda_r, None, None)
+    return _crossed_penalised_rss(yty, Xty_j, XtX_j, Zty_j, ZtX_j, ZtZ_j, ZtR_j, Rty, RtX, beta, S_r, Lambda_theta, Lambda_r)[..., 0, 0]
+
+
+def _crossed_ml_deviance(n, ZtZ_j, Lambda_theta, S_r, r2_theta):
+    N = numpy.sum(n, axis=-3)
+    q = ZtZ_j.shape[-2]
+    return N*(numpy.log((2*numpy.pi*r2_theta)/N) + 1) + numpy.linalg.slogdet(S_r)[1][..., None, None] + numpy.sum(numpy.linalg.slogdet((numpy.matmul(numpy.swapaxes(Lambda_theta, -1, -2), numpy.matmul(ZtZ_j, Lambda_theta)) + numpy.eye(q)))[1][..., None, None], axis=-3)
+
+def crossed_ml_deviance(n, ZtZ_j, Lambda_theta, S_r, r2_theta):
+    """lme4's profiled deviance for several terms from the blocks, a scalar.
+
+    sum_j log det M_j + log det S_r + N (1 + log(2 pi r^2 / N)).
+
+    From derivation `lmm_crossed`, step 58: eq. (58) of its document (`shrinkage docs lmm_crossed` opens it).
+    """
+    n = _batch('n', n, 1, 1)
+    ZtZ_j = _batch('ZtZ_j', ZtZ_j, None, None)
+    Lambda_theta = _batch('Lambda_theta', Lambda_theta, None, None)
+    S_r = _batch('S_r', S_r, None, None)
+    r2_theta = _batch('r2_theta', r2_theta, 1, 1)
+    return _crossed_ml_deviance(n, ZtZ_j, Lambda_theta, S_r, r2_theta)[..., 0, 0]
+
+
+def _crossed_reml_criterion(n, ZtZ_j, Lambda_theta, S_r, A_theta, r2_theta):
+    N = numpy.sum(n, axis=-3)
+    p = A_theta.shape[-2]
+    q = ZtZ_j.shape[-2]
+    return (N - p)*(numpy.log((2*numpy.pi*r2_theta)/(N - p)) + 1) + numpy.linalg.slogdet(A_theta)[1][..., None, None] + numpy.linalg.slogdet(S_r)[1][..., None, None] + numpy.sum(numpy.linalg.slogdet((numpy.matmul(numpy.swapaxes(Lambda_theta, -1, -2), numpy.matmul(ZtZ_j, Lambda_theta)) + numpy.eye(q)))[1][..., None, None], axis=-3)
+
+def crossed_reml_criterion(n, ZtZ_j, Lambda_theta, S_r, A_theta, r2_theta):
+    """lme4's REML criterion for several terms from the blocks, a scalar.
+
+    sum_j log det M_j + log det S_r + log det A + (N - p)(1 + log(2 pi r^2 / (N - p))).
+
+    From derivation `lmm_crossed`, step 60: eq. (60) of its document (`shrinkage docs lmm_crossed` opens it).
+    """
+    n = _batch('n', n, 1, 1)
+    ZtZ_j = _batch('ZtZ_j', ZtZ_j, None, None)
+    Lambda_theta = _batch('Lambda_theta', Lambda_theta, None, None)
+    S_r = _batch('S_r', S_r, None, None)
+    A_theta = _batch('A_theta', A_theta, None, None)
+    r2_theta = _batch('r2_theta', r2_theta, 1, 1)
+    return _crossed_reml_criterion(n, ZtZ_j, Lambda_theta, S_r, A_theta, r2_theta)[..., 0, 0]
+
+
+def _crossed_blup_first(ZtZ_j, ZtX_j, Zty_j, ZtR_j, beta, b_r, Lambda_theta):
+    q = ZtZ_j.shape[-2]
+    return numpy.matmul(numpy.matmul(Lambda_theta, numpy.linalg.solve((numpy.matmul(numpy.swapaxes(Lambda_theta, -1, -2), numpy.matmul(ZtZ_j, Lambda_theta)) + numpy.eye(q)), numpy.swapaxes(Lambda_theta, -1, -2))), (Zty_j + (-1) * numpy.matmul(ZtR_j, b_r) + (-1) * numpy.matmul(ZtX_j, beta)))
+
+def crossed_blup_first(ZtZ_j, ZtX_j, Zty_j, ZtR_j, beta, b_r, Lambda_theta):
+    """The first term's BLUPs given the other terms' effects, (J, q): backfitting's update.
+
+    b_r (m,) the other terms' effects; w_j (Z_j'y_j - Z_j'R_j b_r - Z_j'X_j beta).
+
+    From derivation `lmm_crossed`, step 66: eq. (66) of its document (`shrinkage docs lmm_crossed` opens it).
+    """
+    ZtZ_j = _batch('ZtZ_j', ZtZ_j, None, None)
+    ZtX_j = _batch('ZtX_j', ZtX_j, None, None)
+    Zty_j = _batch('Zty_j', Zty_j, None, 1)
+    ZtR_j = _batch('ZtR_j', ZtR_j, None, None)
+    beta = _batch('beta', beta, None, 1)
+    b_r = _batch('b_r', b_r, None, 1)
+    Lambda_theta = _batch('Lambda_theta', Lambda_theta, None, None)
+    return _crossed_blup_first(ZtZ_j, ZtX_j, Zty_j, ZtR_j, beta, b_r, Lambda_theta)[..., 0]
+
+
+def _crossed_blup_rest(ZtZ_j, ZtX_j, Zty_j, ZtR_j, Rty, RtX, beta, S_r, Lambda_theta, Lambda_r):
+    q = ZtZ_j.shape[-2]
+    return numpy.matmul(Lambda_r, numpy.linalg.solve(S_r, numpy.matmul(numpy.swapaxes(Lambda_r, -1, -2), (Rty + (-1) * numpy.matmul(RtX, beta) + (-1) * numpy.sum(numpy.matmul(numpy.swapaxes(ZtR_j, -1, -2), numpy.matmul(numpy.matmul(Lambda_theta, numpy.linalg.solve((numpy.matmul(numpy.swapaxes(Lambda_theta, -1, -2), numpy.matmul(ZtZ_j, Lambda_theta)) + numpy.eye(q)), numpy.swapaxes(Lambda_theta, -1, -2))), (Zty_j + (-1) * numpy.matmul(ZtX_j, beta)))), axis=-3)))))
+
+def crossed_blup_rest(ZtZ_j, ZtX_j, Zty_j, ZtR_j, Rty, RtX, beta, S_r, Lambda_theta, Lambda_r):
+    """The other terms' BLUPs at beta, (m,).
+
+    From derivation `lmm_crossed`, step 70: eq. (70) of its document (`shrinkage docs lmm_crossed` opens it).
+    """
+    ZtZ_j = _batch('ZtZ_j', ZtZ_j, None, None)
+    ZtX_j = _batch('ZtX_j', ZtX_j, None, None)
+    Zty_j = _batch('Zty_j', Zty_j, None, 1)
+    ZtR_j = _batch('ZtR_j', ZtR_j, None, None)
+    Rty = _batch('Rty', Rty, None, 1)
+    RtX = _batch('RtX', RtX, None, None)
+    beta = _batch('beta', beta, None, 1)
+    S_r = _batch('S_r', S_r, None, None)
+    Lambda_theta = _batch('Lambda_theta', Lambda_theta, None, None)
+    Lambda_r = _batch('Lambda_r', Lambda_r, None, None)
+    return _crossed_blup_rest(ZtZ_j, ZtX_j, Zty_j, ZtR_j, Rty, RtX, beta, S_r, Lambda_theta, Lambda_r)[..., 0]
+
+
+def _crossed_condvar_rest(S_r, Lambda_r, sigma2):
+    return (sigma2) * numpy.matmul(Lambda_r, numpy.linalg.solve(S_r, numpy.swapaxes(Lambda_r, -1, -2)))
+
+def crossed_condvar_rest(S_r, Lambda_r, sigma2):
+    """The conditional covariance of the other terms' effects, (m, m).
+
+    Var(b_r | y) = sigma^2 Lambda_r S_r^-1 Lambda_r'.
+
+    From derivation `lmm_crossed`, step 73: eq. (73) of its document (`shrinkage docs lmm_crossed` opens it).
+    """
+    S_r = _batch('S_r', S_r, None, None)
+    Lambda_r = _batch('Lambda_r', Lambda_r, None, None)
+    sigma2 = _batch('sigma2', sigma2, 1, 1)
+    return _crossed_condvar_rest(S_r, Lambda_r, sigma2)
+
+
+def _crossed_condvar_first(ZtZ_j, ZtR_j, S_r, Lambda_theta, Lambda_r, sigma2):
+    q = ZtZ_j.shape[-2]
+    return ((sigma2) * numpy.matmul(Lambda_theta, numpy.linalg.solve((numpy.matmul(numpy.swapaxes(Lambda_theta, -1, -2), numpy.matmul(ZtZ_j, Lambda_theta)) + numpy.eye(q)), numpy.swapaxes(Lambda_theta, -1, -2))) + (sigma2) * numpy.matmul(numpy.matmul(Lambda_theta, numpy.linalg.solve((numpy.matmul(numpy.swapaxes(Lambda_theta, -1, -2), numpy.matmul(ZtZ_j, Lambda_theta)) + numpy.eye(q)), numpy.swapaxes(Lambda_theta, -1, -2))), numpy.matmul(ZtR_j, numpy.matmul(Lambda_r, numpy.linalg.solve(S_r, numpy.matmul(numpy.swapaxes(Lambda_r, -1, -2), numpy.matmul(numpy.swapaxes(ZtR_j, -1, -2), numpy.matmul(Lambda_theta, numpy.linalg.solve((numpy.matmul(numpy.swapaxes(Lambda_theta, -1, -2), numpy.matmul(ZtZ_j, Lambda_theta)) + numpy.eye(q)), numpy.swapaxes(Lambda_theta, -1, -2))))))))))
+
+def crossed_condvar_first(ZtZ_j, ZtR_j, S_r, Lambda_theta, Lambda_r, sigma2):
+    """The conditional covariance of every level of the first term, (J, q, q).
+
+    sigma^2 (w_j + w_j Z_j'R_j Lambda_r S_r^-1 Lambda_r' R_j'Z_j w_j).
+
+    From derivation `lmm_crossed`, step 76: eq. (76) of its document (`shrinkage docs lmm_crossed` opens it).
+    """
+    ZtZ_j = _batch('ZtZ_j', ZtZ_j, None, None)
+    ZtR_j = _batch('ZtR_j', ZtR_j, None, None)
+    S_r = _batch('S_r', S_r, None, None)
+    Lambda_theta = _batch('Lambda_theta', Lambda_theta, None, None)
+    Lambda_r = _batch('Lambda_r', Lambda_r, None, None)
+    sigma2 = _batch('sigma2', sigma2, 1, 1)
+    return _crossed_condvar_first(ZtZ_j, ZtR_j, S_r, Lambda_theta, Lambda_r, sigma2)
+
+
 def _lmm_ml_gradient(n, yty, Xty_j, Zty_j, XtX_j, ZtX_j, ZtZ_j, Lambda_theta):
     N = numpy.sum(n, axis=-3)
     q = Zty_j.shape[-2]
@@ -719,6 +921,36 @@ def meta_i2(tau2, vt):
     """
     tau2, vt, = require(("tau2", tau2, "nonnegative"), ("vt", vt, "positive"))
     return _meta_i2(tau2, vt)
+
+
+def _meta_loglik(k, logs, Q):
+    return -1/2*Q - 1/2*k*numpy.log(2*numpy.pi) - 1/2*logs
+
+
+def meta_loglik(k, logs, Q):
+    """ML log-likelihood of k studies at beta_hat.
+
+    -(k log(2 pi) + sum_i log(v_i + tau^2) + Q) / 2, Q = y'Py the weighted residual sum of squares.
+
+    From derivation `meta_analysis`, step 35: eq. (35) of its document (`shrinkage docs meta_analysis` opens it).
+    """
+    k, logs, Q, = require(("k", k, "several"), ("logs", logs, "real"), ("Q", Q, "nonnegative"))
+    return _meta_loglik(k, logs, Q)
+
+
+def _meta_reml_loglik(ll, p, ldxx, ldxwx):
+    return -1/2*ldxwx + (1/2)*ldxx + ll + (1/2)*p*numpy.log(2*numpy.pi)
+
+
+def meta_reml_loglik(ll, p, ldxx, ldxwx):
+    """metafor's REML log-likelihood from the ML one at beta_hat.
+
+    ll + p log(2 pi)/2 + log|X'X|/2 - log|X'WX|/2.
+
+    From derivation `meta_analysis`, step 37: eq. (37) of its document (`shrinkage docs meta_analysis` opens it).
+    """
+    ll, p, ldxx, ldxwx, = require(("ll", ll, "real"), ("p", p, "count"), ("ldxx", ldxx, "real"), ("ldxwx", ldxwx, "real"))
+    return _meta_reml_loglik(ll, p, ldxx, ldxwx)
 
 
 def _meta_dl_tau2(Q, df, trP):

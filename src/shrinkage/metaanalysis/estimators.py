@@ -57,8 +57,8 @@ def _wls(X, y, v, tau2):
 
 def generalised_q_root(powers: Powers, target: float, start: float = 0.0) -> float:
     """The tau^2 >= 0 with Q(tau^2) = target (Paule-Mandel, EB, the Q-profile bounds); 0 if Q(0) <= target.
-    Q is decreasing and convex in tau^2 (docs/meta_estimators.pdf), so Newton's steps from any start
-    land left of the root after at most one step and then climb to it."""
+    Q is decreasing and convex in tau^2 (dQ/dtau^2 = -y'PPy, and its derivative 2 y'PPPy >= 0), so a
+    Newton step from any start lands left of the root, and the steps from there climb to it."""
     def f(t):
         return powers.at(t).rss - target
 
@@ -87,9 +87,10 @@ class Likelihood:
         return self.score(t, s), 0.5 * info - s.ypppy()
 
     def value(self, t) -> float:
-        s = self.powers.at(t, logs=True)
-        ll = -0.5 * s.log_vt - 0.5 * s.rss
-        return ll - 0.5 * s.logdet_A if self.reml else ll
+        """The ML or REML log-likelihood at t (docs/meta_analysis.pdf; its constants too: values are compared)."""
+        s, powers = self.powers.at(t, logs=True), self.powers
+        ll = float(numeric._meta_loglik(len(self.v), s.log_vt, s.rss))
+        return float(numeric._meta_reml_loglik(ll, powers.p, powers.logdet_xtx, s.logdet_A)) if self.reml else ll
 
     def maximise(self, start: float) -> float:
         """The global maximiser over tau^2 >= 0: up to SCAN_MAX studies proven by `certify` (bounds
