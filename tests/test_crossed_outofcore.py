@@ -112,6 +112,19 @@ def test_backfitting_equals_henderson_at_the_moment_variances(rng):
     np.testing.assert_allclose(r.vcov_matrix, np.linalg.inv(X.T @ np.linalg.solve(V, X)), rtol=1e-9)
 
 
+def test_a_zero_variance_leaves_its_factor_out(rng):
+    """s_A = 0: no sweep (one factor's exact solve); beta is GLS and b's BLUPs are
+    s_B Z_b'V^-1 (y - X beta), V = s_B Z_b Z_b' + s_E I, computed densely."""
+    df = frame(rng, N=400, R=20, C=15)
+    y, X, _, Zb = dense(df)
+    r = fit_crossed(df, F, variances={"a": 0.0, "b": 0.6, "Residual": 1.1})
+    V = 0.6 * Zb @ Zb.T + 1.1 * np.eye(len(df))
+    beta = np.linalg.solve(X.T @ np.linalg.solve(V, X), X.T @ np.linalg.solve(V, y))
+    assert r.sweeps == 0 and (r.b[0] == 0).all()
+    np.testing.assert_allclose(r.beta, beta, rtol=1e-10)
+    np.testing.assert_allclose(r.b[1], 0.6 * Zb.T @ np.linalg.solve(V, y - X @ beta), rtol=0, atol=1e-10)
+
+
 def test_backfitting_at_reml_variances_is_the_exact_reml_fit(rng, tmp_path):
     """Given the exact REML fit's variances, the out-of-core fit (DuckDB on Parquet) gives
     its fixef, vcov and ranef: the same equations solved by passes."""
