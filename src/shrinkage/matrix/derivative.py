@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import mpmath
 import sympy as sp
 
-from .checking import DPS, Failure, describe_value, exact_walker, explicit_sizes, numeric_walkers
+from .checking import DPS, Failure, describe_value, exact_walker, explicit_sizes
 from .linalg import Mat
 from .numbers import LogLinear, NotExact
 from .rational import Frac, _atoms_of
@@ -47,7 +47,7 @@ class MatrixGradient(MatrixStep):
     kind = "gradient"
 
     def numeric(self, name, number, exprs):
-        for sizes, w in numeric_walkers(self, name, number, _all(exprs)):
+        for sizes, w in self.walkers(name, number, _all(exprs)):
             at = w.value(self.var)
             claimed = w.value(exprs["rhs"])
             if not isinstance(claimed, Mat) or claimed.shape != at.shape:

@@ -20,7 +20,7 @@ import sympy as sp
 
 from ..derive.points import seed as _seed
 from ..errors import DerivationError
-from .checking import NUMERIC, Failure, assign, close, describe_value, numeric_walkers, probe_symbols, probe_vector
+from .checking import NUMERIC, Failure, close, describe_value, probe_symbols, probe_vector
 from .definite import positive_definite
 from .linalg import Mat, cholesky_upper, leading_minors_positive
 from .steps import MatrixStep, _all, _symbolic_identity, expand
@@ -54,14 +54,14 @@ class _Quadratic(MatrixStep):
         k = w.k
         f = exprs["current"]
         xhat, P = w.value(exprs["centre"]), w.value(exprs["precision"])
-        fx, fhat = assign(w, self.parts, x).value(f), assign(w, self.parts, xhat).value(f)
+        fx, fhat = self.assign(w, self.parts, x).value(f), self.assign(w, self.parts, xhat).value(f)
         d = x - xhat
         half = k.const(sp.Rational(1, 2))
         return k.add(k.add(fx, k.mul(k.const(sp.Integer(-1)), fhat)), k.mul(half, k.scalar((d.T @ P @ d).rows[0][0])))
 
     def check_quadratic_numeric(self, name, number, exprs, extra=None):
         rng = random.Random(_seed(name, number, "probe"))
-        for sizes, w in numeric_walkers(self, name, number, _all(exprs)):
+        for sizes, w in self.walkers(name, number, _all(exprs)):
             P = w.value(exprs["precision"])
             if not leading_minors_positive(P, NUMERIC):
                 raise Failure(f"at {sizes.describe()}: the precision is not positive definite")
@@ -123,7 +123,7 @@ class MatrixLogIntegral(_Quadratic):
     def gaussian(self, w, exprs):
         k = w.k
         xhat, P = w.value(exprs["centre"]), w.value(exprs["precision"])
-        fhat = assign(w, self.parts, xhat).value(exprs["current"])
+        fhat = self.assign(w, self.parts, xhat).value(exprs["current"])
         dim = k.const(sp.Integer(P.nrows))
         half = k.const(sp.Rational(1, 2))
         two_pi = k.mul(k.const(sp.Integer(2)), k.const(sp.pi))
@@ -164,11 +164,11 @@ class MatrixLogIntegral(_Quadratic):
             xhat, P = w.value(exprs["centre"]), w.value(exprs["precision"])
             R = cholesky_upper(P, mpmath.sqrt)
             Rinv = R.inverse(NUMERIC)
-            fhat = assign(w, self.parts, xhat).value(exprs["current"])
+            fhat = self.assign(w, self.parts, xhat).value(exprs["current"])
 
             def log_integrand(u):
                 x = xhat + Rinv @ Mat(tuple((ui,) for ui in u))
-                return assign(w, self.parts, x).value(exprs["current"]) - fhat
+                return self.assign(w, self.parts, x).value(exprs["current"]) - fhat
 
             rule = list(zip(*_hermite(60 if dim == 1 else 30)))
             total = mpmath.fsum(
@@ -229,7 +229,7 @@ class NormalReadOff(MatrixStep):
         return out
 
     def numeric(self, name, number, exprs):
-        for sizes, w in numeric_walkers(self, name, number, _all(exprs)):
+        for sizes, w in self.walkers(name, number, _all(exprs)):
             if not leading_minors_positive(w.value(exprs["covariance"]), NUMERIC):
                 raise Failure(f"at {sizes.describe()}: the covariance is not positive definite")
             for what, a, b in (("the expression and the normal log-density", "current", "density"),

@@ -122,9 +122,9 @@ def equivalent(context, original, mutated) -> bool:
                 return False
             mutated.verify(name, context.number, context.current, context.definitions, symbolic=False)
             return True
-        options = {"at": original.at, "full_rank": original.full_rank} if isinstance(original, MatrixStep) else {}
-        MatrixEquals(mutated.rhs, why="equivalence of a mutant", **options).verify(
-            name, context.number, original.rhs, context.definitions, symbolic=False)
+        check = (original.equality(mutated.rhs, why="equivalence of a mutant") if isinstance(original, MatrixStep)
+                 else MatrixEquals(mutated.rhs, why="equivalence of a mutant"))
+        check.verify(name, context.number, original.rhs, context.definitions, symbolic=False)
     except (DerivationError, ValueError, TypeError, ArithmeticError, KeyError):
         return False
     return True

@@ -17,7 +17,7 @@ import mpmath
 import sympy as sp
 
 from ..errors import DerivationError
-from .checking import Failure, numeric_walkers
+from .checking import Failure
 from .nodes import GroupMatSum, GroupStack, GroupSum, Scalar
 from .steps import MatrixStep, _all, expand
 
@@ -42,7 +42,7 @@ class ScalarMaximiser(MatrixStep):
 
     def numeric(self, name, number, exprs):
         f_expr, var = exprs["current"], self.var
-        for sizes, w in numeric_walkers(self, name, number, _all(exprs)):
+        for sizes, w in self.walkers(name, number, _all(exprs)):
             def f(t):
                 return w.with_values({var: t}).value(f_expr)
 

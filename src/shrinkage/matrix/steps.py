@@ -22,7 +22,7 @@ import sympy as sp
 
 from ..derive import Step, Verdict, substitute
 from ..errors import DerivationError, StepError
-from .checking import DPS, POINTS, Failure, close, describe_value, exact_walker, explicit_sizes, numeric_walkers
+from .checking import DPS, POINTS, Failure, assign, close, describe_value, exact_walker, explicit_sizes, numeric_walkers
 from .linalg import Mat
 from .numbers import NotExact
 
@@ -38,6 +38,19 @@ class MatrixStep(Step):
 
     def fixed(self, name: str):
         return dict(self.at).get(name)
+
+    # -- where the numeric check evaluates: a kind for other designs overrides these ----
+    def walkers(self, name: str, number: int, exprs):
+        """(sizes, walker) at each random instance of the numeric check."""
+        return numeric_walkers(self, name, number, exprs)
+
+    def assign(self, w, parts, x: Mat):
+        """The walker with the (stacked) vector variable ``parts`` set to x."""
+        return assign(w, parts, x)
+
+    def equality(self, rhs, why: str) -> "MatrixStep":
+        """The equality check of this kind's instances (mutation testing's equivalence)."""
+        return MatrixEquals(rhs, why=why, at=self.at, full_rank=self.full_rank)
 
     def verify(self, name: str, number: int, current, definitions, symbolic: bool = True) -> Verdict:
         exprs = self.expressions(current, definitions)
@@ -155,7 +168,7 @@ class MatrixEquals(MatrixStep):
     kind = "equals"
 
     def numeric(self, name, number, exprs):
-        for sizes, w in numeric_walkers(self, name, number, _all(exprs)):
+        for sizes, w in self.walkers(name, number, _all(exprs)):
             a, b = w.value(exprs["current"]), w.value(exprs["rhs"])
             if not close(a, b):
                 raise Failure(f"at {sizes.describe()}: previous expression = {describe_value(a)}, "
@@ -205,7 +218,7 @@ class MatrixSubstitute(MatrixStep):
         absent = sorted(str(s) for s, _ in self.values if s not in exprs["current"].free_symbols)
         if absent:
             raise Failure(f"the expression does not contain {', '.join(absent)}: substituting it claims nothing")
-        for sizes, w in numeric_walkers(self, name, number, _all(exprs)):
+        for sizes, w in self.walkers(name, number, _all(exprs)):
             a, b = self._substituted(w, exprs), w.value(exprs["rhs"])
             if not close(a, b):
                 raise Failure(f"at {sizes.describe()}: substituted expression = {describe_value(a)}, "
