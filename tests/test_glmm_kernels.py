@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 import shrinkage
-from shrinkage.glmm import kernels, objective, optimise
+from shrinkage.glmm import objective, optimise
 from shrinkage.glmm.family import BINOMIAL, POISSON
 from shrinkage.glmm.objective import Problem, laplace
 
@@ -39,7 +39,7 @@ def test_compiled_pass_is_the_numpy_path(rng, family, theta, beta):
     pr = _problem(rng, family)
     v0, md0, g0 = laplace(pr, theta, np.array(beta, float), None, gradient=True)  # numpy: small problem
     assert pr.compiled is None
-    v1, md1, g1 = kernels.Pass(pr).laplace(theta, np.array(beta, float), None, gradient=True)
+    v1, md1, g1 = objective.compiled_pass(pr).laplace(theta, np.array(beta, float), None, gradient=True)
     assert v1 == pytest.approx(v0, rel=1e-12)
     assert np.max(np.abs(g1 - g0)) <= 1e-12 * np.max(np.abs(g0))
     assert np.max(np.abs(md1.u - md0.u)) <= 1e-12 * max(1.0, np.max(np.abs(md0.u)))
@@ -53,7 +53,7 @@ def test_warm_start_and_threads_give_the_same_numbers(rng, monkeypatch):
     """From the last modes (the optimiser's warm start) the same objective; one thread or
     two, bit for bit (the chunks' sums are added in chunk order)."""
     pr = _problem(rng, BINOMIAL, N=20000, J=400)
-    fast = kernels.Pass(pr)
+    fast = objective.compiled_pass(pr)
     fast.chunk = 37  # several chunks of groups
     beta = np.array([-0.3, 0.4, -0.2])
     v0, md0, g0 = fast.laplace(0.9, beta, None, gradient=True)

@@ -29,7 +29,6 @@ from numba import njit
 from .. import numeric
 from ..errors import InputError
 from ..passes import chunk_results
-from . import objective
 
 __all__ = ["Pass", "KernelModes"]
 
@@ -191,8 +190,8 @@ class KernelModes:
 class Pass:
     """A problem's rows sorted by group (once), and the compiled evaluations on them."""
 
-    def __init__(self, pr):
-        self.pr = pr
+    def __init__(self, pr, tol: float, safe: float, maxit: int):
+        self.pr, self.tol, self.safe, self.maxit = pr, tol, safe, maxit
         self.fam = CODES[pr.family.name]
         counts = np.bincount(pr.codes, minlength=pr.J)
         self.starts = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
@@ -216,14 +215,13 @@ class Pass:
         def work(lo, hi, buffer):
             acc = np.empty(4 + p)
             bad = _groups(self.fam, theta, eta0, self.y, self.m, self.X, self.starts, u, S, W, lo, hi, acc,
-                          np.empty(p), np.empty(p), objective.NEWTON_TOL, objective.SAFE_STEP,
-                          objective.NEWTON_MAXIT)
+                          np.empty(p), np.empty(p), self.tol, self.safe, self.maxit)
             return bad, acc
 
         total = np.zeros(4 + p)
         for bad, acc in chunk_results(work, pr.J, self.chunk):
             if bad >= 0:
-                raise InputError(f"the conditional modes did not converge in {objective.NEWTON_MAXIT} Newton steps "
+                raise InputError(f"the conditional modes did not converge in {self.maxit} Newton steps "
                                  f"(theta = {theta:.6g}); the data may be separated")
             total += acc
         value = -2 * (total[0] + pr.constant) + total[1] + total[2]

@@ -62,11 +62,14 @@ class Problem:
     def compiled(self):
         """The compiled pass (kernels.Pass: the rows sorted by group, once) for a problem of
         COMPILED_ROWS rows or more, else None (numpy's passes)."""
-        if self.y.size < COMPILED_ROWS:
-            return None
-        from .kernels import Pass
+        return None if self.y.size < COMPILED_ROWS else compiled_pass(self)
 
-        return Pass(self)
+
+def compiled_pass(pr: Problem):
+    """kernels.Pass for ``pr``, iterating the modes as :func:`modes` does."""
+    from .kernels import Pass
+
+    return Pass(pr, NEWTON_TOL, SAFE_STEP, NEWTON_MAXIT)
 
 
 @dataclass(frozen=True, eq=False)
