@@ -58,7 +58,12 @@ def same(r, ref, rel=1e-10):
 def test_parquet_through_duckdb_is_the_row_fit(frame, tmp_path, formula, family):
     path = tmp_path / "d.parquet"
     frame.to_parquet(path)
-    same(shrinkage.fit(formula, data=str(path), family=family), shrinkage.fit(formula, frame, family=family))
+    r, ref = shrinkage.fit(formula, data=str(path), family=family), shrinkage.fit(formula, frame, family=family)
+    same(r, ref)
+    assert f"Number of obs: {ref.nobs}," in r.summary()
+    np.testing.assert_allclose(r.predict(frame, type="response"), ref.predict(type="response"), rtol=1e-8)
+    with pytest.raises(InputError, match=r"predict\(newdata=...\)"):
+        r.predict()
 
 
 @pytest.mark.parametrize("formula, family", [CASES[0], CASES[2]])

@@ -78,7 +78,7 @@ class ReducedGlmmResult(GlmmResult):
 
     def summary(self) -> str:
         """lme4's summary, the scaled residuals (a quantile of the rows) left out."""
-        text = GlmmResult.summary(dataclasses.replace(self, rows=self.rows))
+        text = GlmmResult.summary(self)
         start, end = text.find("Scaled residuals:"), text.find("Random effects:")
         note = "Scaled residuals: not computed (the rows were reduced to counts out of core)\n\n"
         return text[:start] + note + text[end:] if 0 <= start < end else text
