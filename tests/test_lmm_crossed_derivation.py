@@ -261,3 +261,24 @@ def test_a_level_is_shrunk_less_when_its_other_levels_are_well_known():
     assert all(g > 0 for g in gaps)
     assert all(x > y for x, y in zip(gaps, gaps[1:]))
     assert gaps[-1] < 0.01 * gaps[0]  # about 1 / (levels of a): 0.155 at 2, 0.00096 at 1000
+
+
+def test_a_balanced_design_shrinks_each_factor_by_its_one_way_factor(gen):
+    """(1 | a) + (1 | b) balanced (every cell, r rows each), intercept at its GLS estimate (the
+    grand mean): each b-level meets every a-level equally, so the other factor's BLUPs sum to
+    zero over a's rows and the crossed BLUP is the one-way one, lambda = s2a / (s2a + s2 / (r J_b))
+    times (ybar_a - ybar), whatever s2b."""
+    rng = np.random.default_rng(5)
+    Ja, Jb, r = 5, 4, 3
+    a, b = np.repeat(np.arange(Ja), Jb * r), np.tile(np.repeat(np.arange(Jb), r), Ja)
+    ones = np.ones((a.size, 1))
+    y = rng.normal(size=Ja)[a] * 1.5 + rng.normal(size=Jb)[b] + rng.normal(size=a.size) + 3
+    Ts = [np.array([[0.7]]), np.array([[1.9]])]  # s2a / s2 = 0.49, s2b / s2 = 3.61
+    pr = blocked.prepare([a, b], [ones, ones], ones, y)
+    beta, bs, _, _ = blocked.solution(blocked.evaluate(np.array([0.7, 1.9]), pr), pr)
+    np.testing.assert_allclose(beta, [y.mean()], rtol=1e-12)
+    fa, *_ = pieces([a, b], [ones, ones], ones, y, Ts)
+    b_a = gen["crossed_blup_first"](fa["ZtZ"], fa["ZtX"], fa["Zty"], fa["ZtR"], beta, bs[1][:, 0], Ts[0])[:, 0]
+    lam = 0.49 / (0.49 + 1 / (r * Jb))
+    ybar_a = np.array([y[a == j].mean() for j in range(Ja)])
+    np.testing.assert_allclose([b_a, bs[0][:, 0]], [lam * (ybar_a - y.mean())] * 2, rtol=1e-10)
