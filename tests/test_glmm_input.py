@@ -47,9 +47,12 @@ def test_bad_options(counts, options, message):
         shrinkage.fit("y ~ x + (1 | g)", counts, **options)
 
 
-def test_random_slopes_and_one_group_refused(counts):
-    with pytest.raises(InputError, match=r"random slopes are not supported"):
-        shrinkage.fit("y ~ x + (x | g)", counts, family="poisson")
+def test_one_group_refused(counts):
+    """One level leaves its variance unidentified: refused for (1 | g), for a second
+    factor and for a slope's factor alike (lme4's check.nlev.gtr.1)."""
+    for formula in ("y ~ x + (1 | g) + (1 | h)", "y ~ x + (x | h)"):
+        with pytest.raises(InputError, match=r"the grouping factor 'h' has a single level"):
+            shrinkage.fit(formula, counts.assign(h=1), family="poisson")
     with pytest.raises(InputError, match=r"a single group"):
         shrinkage.fit("y ~ x + (1 | g)", counts.assign(g=1), family="poisson")
     with pytest.raises(InputError, match=r"offset\(log\(w\)\)|column 'w'"):
@@ -103,3 +106,29 @@ def test_link_scale_shrinkage(counts):
     r = shrinkage.fit("y ~ x + (1 | g)", counts, family="poisson")
     W = np.bincount(counts.g, weights=r.predict(type="response"))
     np.testing.assert_allclose(r.shrinkage, r.sigma_b ** 2 / (r.sigma_b ** 2 + 1 / W), rtol=1e-12)
+
+
+@pytest.mark.parametrize("formula", ["z ~ x + (1 | g)", "z ~ w + x + (1 | g) + (1 | h)", "z ~ x + (x | g)"])
+def test_separation_refused_naming_the_column(counts, rng, formula):
+    """x > 0 exactly where z = 1: the likelihood rises along beta_x -> infinity for every
+    sigma, so no estimate exists (lme4 stops at huge values with convergence warnings);
+    refused naming x (not w, which the linear program may also move)."""
+    d = counts.assign(z=(counts.x > 0).astype(float), w=rng.normal(size=len(counts)), h=np.arange(len(counts)) % 5)
+    with pytest.raises(InputError, match=r"perfectly separated by the fixed effect x:"):
+        shrinkage.fit(formula, d, family="binomial")
+
+
+def test_poisson_zero_level_refused(counts):
+    """A fixed factor's level with only zero counts: its coefficient runs to -infinity."""
+    d = counts.assign(f=np.where(counts.index % 3 == 0, "a", np.where(counts.index % 3 == 1, "b", "c")))
+    d.loc[d.f == "c", "y"] = 0.0
+    with pytest.raises(InputError, match=r"perfectly separated by the fixed effect fc:"):
+        shrinkage.fit("y ~ x + f + (1 | g)", d, family="poisson")
+
+
+def test_all_zero_group_with_a_second_factor(counts):
+    """An all-zero group beside a crossed factor: fitted, its mode finite and the lowest."""
+    counts.loc[counts.g == 3, "y"] = 0.0
+    r = shrinkage.fit("y ~ x + (1 | g) + (1 | h)", counts.assign(h=np.arange(len(counts)) % 4), family="poisson")
+    b = r.ranef["g"]["(Intercept)"]
+    assert np.isfinite(b).all() and b.loc[3] == b.min()

@@ -16,8 +16,10 @@ from ..lmm.summary import rank_note
 from .family import family_of
 from .objective import Problem
 from .optimise import optimise
+from .separation import separated_or
 from .response import RESPONSE, evaluate, response_arrays, split
 from .result import GlmmResult
+from .several_fit import NAGQ_REFUSAL, check_terms, optimise_terms
 
 __all__ = ["glmer"]
 
@@ -79,10 +81,11 @@ def glmer(formula: str, data, family="binomial", nagq: int = 1, *, weights=None,
     y = np.where(np.isfinite(off) & np.isfinite(m), y, np.nan)
     f = parse(f"`{RESPONSE}` ~ {rhs}")
     aug = frame.assign(**{RESPONSE: y})
-    d = design(f, aug, na_action)
-    if d.blocks != (1,) or d.z_names != ("(Intercept)",):
-        raise InputError(f"random terms ({', '.join(d.z_names)} | {f.group}): a GLMM is fitted with one random "
-                         "intercept, (1 | g); random slopes are not supported yet")
+    d = None if f.several else design(f, aug, na_action)
+    if d is None or d.blocks != (1,) or d.z_names != ("(Intercept)",):
+        if nagq > 1:
+            raise InputError(NAGQ_REFUSAL)
+        return _fit_terms(fam, f, aug, m, off, na_action, formula=formula, offsets=tuple(offsets), data=data)
     rows = np.arange(len(frame)) if d.kept is None else d.kept
     keep = _full_rank(d.X, d.x_names)
     d = d.full_rank(keep)
@@ -98,7 +101,44 @@ def glmer(formula: str, data, family="binomial", nagq: int = 1, *, weights=None,
         raise InputError(f"a single group ({labels[0]!r}): the random-intercept variance cannot be estimated "
                          "from one group; need at least 2 groups")
     pr = Problem(fam, d.y, m[rows], off[rows], X, d_codes, J)
-    opt = optimise(pr, int(nagq))
+    opt = separated_or(lambda: optimise(pr, int(nagq)), pr, d.x_names)
     return GlmmResult(family=fam, nagq=int(nagq), formula=formula, group=f.group, labels=labels,
                       x_names=d.x_names, problem=pr, optimum=opt, design=d, offsets=tuple(offsets),
                       dropped=d.dropped, data=describe(data))
+
+
+def _terms_vcov(H, theta, diag):
+    """lme4's vcov for a GLMM: the beta block of 2 H^-1, H the Hessian of the deviance in
+    (theta, beta); a zero theta's row is decoupled (the deviance is even in it), and is left
+    out where H is singular there."""
+    nth = theta.size
+    V = 2 * np.linalg.inv(H)
+    if np.all(np.isfinite(V)) and np.all(np.linalg.eigvalsh(V) > 0):
+        return V[nth:, nth:]
+    keep = np.concatenate([~(diag & (np.abs(theta) < 1e-4)), np.ones(H.shape[0] - nth, dtype=bool)])
+    return (2 * np.linalg.inv(H[np.ix_(keep, keep)]))[-(H.shape[0] - nth):, -(H.shape[0] - nth):]
+
+
+def _fit_terms(fam, f, aug, m, off, na_action, *, formula, offsets, data):
+    """A vector or several random-effect terms: the Laplace fit of :mod:`.several_fit`."""
+    from ..lmm.terms import several_design
+    from .several import TermsProblem, b_of
+    from .several_result import GlmmTermsResult
+
+    d = several_design(f, aug, na_action)
+    rows = np.arange(len(aug)) if d.kept is None else d.kept
+    full = d.x_names
+    d = d.full_rank(_full_rank(d.X, d.x_names))
+    check_terms(d.terms, d.y.size)
+    pr = TermsProblem(fam, d.y, m[rows], off[rows], d.X, tuple(t.codes for t in d.terms),
+                      tuple(t.Z for t in d.terms), tuple(t.levels for t in d.terms))
+    opt = separated_or(lambda: optimise_terms(pr), pr, d.x_names)
+    theta, diag = opt.theta, pr.layout.diagonal
+    singular = bool(np.any(theta[diag] < 1e-4))
+    vcov = _terms_vcov(opt.hessian, theta, diag)
+    md = opt.modes
+    return GlmmTermsResult(method="Laplace", formula=formula, design=d, theta=theta, T=md.T, beta=opt.beta,
+                           vcov_matrix=vcov, sigma2=1.0,
+                           deviance=float(np.sum(fam.devres(md.eta, pr.y, pr.m))), nobs=int(pr.y.size),
+                           singular=singular, b=b_of(pr, md), optimum=opt, problem=pr, data=describe(data),
+                           x_dropped=tuple(n for n in full if n not in d.x_names), family=fam, offsets=offsets)

@@ -138,17 +138,24 @@ class GlmmResult(InformationCriteria):
         out[:, self.x_names.index("(Intercept)")] += self.b
         return self._by_group(out, list(self.x_names))
 
-    def confint(self, level: float = 0.95):
+    def confint(self, level: float = 0.95, method: str = "Wald"):
         """Wald intervals for the fixed effects (lme4's confint(method = "Wald"), which
-        gives NA for sigma_b)."""
+        gives NA for sigma_b); method="profile": the likelihood-ratio interval for sigma_b,
+        the row .sig01 of lme4's confint(method = "profile") (:mod:`.profile`)."""
         import pandas as pd
         from scipy.stats import norm
 
+        if method not in ("Wald", "profile"):
+            raise InputError(f"method must be 'Wald' or 'profile', got {method!r}")
         if not 0 < level < 1:
             raise InputError(f"level must be between 0 and 1, got {level!r}")
+        pct = [f"{100 * (1 - level) / 2:.1f} %", f"{100 * (1 + level) / 2:.1f} %"]
+        if method == "profile":
+            from .profile import profile_sigma
+
+            return pd.DataFrame([profile_sigma(self, level)], index=[".sig01"], columns=pct)
         z = norm.ppf(0.5 + level / 2)
         se = np.sqrt(np.diag(self.vcov_matrix))
-        pct = [f"{100 * (1 - level) / 2:.1f} %", f"{100 * (1 + level) / 2:.1f} %"]
         return pd.DataFrame(np.column_stack([self.beta - z * se, self.beta + z * se]),
                             index=list(self.x_names), columns=pct)
 

@@ -69,6 +69,27 @@ def _pearson(r) -> list[str]:
     return ["Scaled residuals: "] + _table(["Min", "1Q", "Median", "3Q", "Max"], [_pad(r_format(q, 4))], left=0) + [""]
 
 
+def _random(r) -> list[str]:
+    """The random-effects table: per term its variances and standard deviations (formatted
+    together, as R formats a column), the correlations where a term has several columns."""
+    if hasattr(r, "terms"):
+        groups = [(name, list(t.z_names), D) for name, t, D in zip(r.names, r.terms, r.D)]
+    else:
+        groups = [(r.group, ["(Intercept)"], np.array([[r.theta ** 2]]))]
+    variances = [v for _, _, D in groups for v in np.diag(D)]
+    var_s = _pad(r_format(variances, 4))
+    sd_s = _pad(r_format(list(np.sqrt(np.maximum(variances, 0.0))), 4))
+    rows, at, any_corr = [], 0, any(len(names) > 1 for _, names, _ in groups)
+    for label, names, D in groups:
+        sd = np.sqrt(np.maximum(np.diag(D), 0.0))
+        for i in range(len(names)):
+            corr = [f"{D[i, j] / (sd[i] * sd[j]):.2f}" if sd[i] > 0 and sd[j] > 0 else "NaN" for j in range(i)]
+            rows.append([label if i == 0 else "", names[i], var_s[at + i], sd_s[at + i], " ".join(corr)])
+        at += len(names)
+    header = ["Groups", "Name", "Variance", "Std.Dev."] + (["Corr"] if any_corr else [])
+    return [" " + ln for ln in _table(header, [row[:len(header)] for row in rows], left=len(header))]
+
+
 def summary(r) -> str:
     how = ("(Laplace\n  Approximation)" if r.nagq == 1
            else f"(Adaptive\n  Gauss-Hermite Quadrature, nAGQ = {r.nagq})")
@@ -80,10 +101,9 @@ def summary(r) -> str:
     values = [f"{r.aic:.1f}", f"{r.bic:.1f}", f"{r.loglik:.1f}", f"{-2 * r.loglik:.1f}", str(r.nobs - r.df)]
     lines += _table(["     AIC", "     BIC", "  logLik", "deviance", "df.resid"], [values], left=0)
     lines += [""] + _pearson(r) + ["Random effects:"]
-    var_s, sd_s = r_format([r.theta ** 2], 4), r_format([r.theta], 4)
-    lines += [" " + ln for ln in _table(["Groups", "Name", "Variance", "Std.Dev."],
-                                        [[r.group, "(Intercept)", var_s[0], sd_s[0]]], left=4)]
-    lines.append(f"Number of obs: {r.nobs}, groups:  {r.group}, {r.ngroups}")
+    lines += _random(r)
+    groups = r.ngroups.items() if hasattr(r, "terms") else [(r.group, r.ngroups)]
+    lines.append(f"Number of obs: {r.nobs}, groups:  " + "; ".join(f"{g}, {n}" for g, n in groups))
     if r.dropped:
         lines.append(f"({r.dropped} observation{'s' if r.dropped > 1 else ''} deleted due to missingness)")
     lines += ["", "Fixed effects:"] + _fixed(r) + _correlation(r)
