@@ -6,7 +6,9 @@ or Java is missing, never when the CI variable is set."""
 
 from __future__ import annotations
 
+import json
 import subprocess
+import sys
 
 import numpy as np
 import pandas as pd
@@ -156,6 +158,19 @@ def test_moment_variances_near_reml_on_larger_data(rng):
     assert "not REML" in r.summary() and r.converged
 
 
+CLUSTER = """
+import json, sys
+if __name__ == "__main__":  # spawned workers re-import this module
+    import numpy as np, dask.dataframe as dd, pandas as pd, shrinkage
+    from distributed import Client, LocalCluster
+    df = pd.read_parquet(sys.argv[1])
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as c, Client(c):
+        r = shrinkage.fit(sys.argv[2], data=dd.from_pandas(df, npartitions=4), tol=float(sys.argv[3]), progress=False)
+    print(json.dumps({"variances": r.variances.tolist(), "beta": r.beta.tolist(), "b": [v.tolist() for v in r.b],
+                      "sweeps": r.sweeps}))
+"""
+
+
 def _same(r, ref):
     """An engine's fit equals the in-memory passes' to RTOL (estimates, BLUPs, levels, counts)."""
     assert (r.nobs, r.dropped, r.sweeps) == (ref.nobs, ref.dropped, ref.sweeps)
@@ -286,3 +301,19 @@ def test_insteval_out_of_core_against_the_exact_fit(tmp_path):
     moments = shrinkage.fit(f, data=str(csv), progress=False)
     np.testing.assert_allclose(moments.variances, reml, rtol=0.06)
     assert abs(moments.beta[0] - m.beta[0]) < 0.01 * m.vcov_matrix[0, 0] ** 0.5
+
+
+@pytest.mark.slow
+def test_dask_local_cluster_equals_in_memory(data, tmp_path):
+    """Worker processes of a dask.distributed LocalCluster (the per-level tables shipped once a pass)."""
+    pytest.importorskip("distributed")
+    _, folder, ref = data
+    (tmp_path / "cluster.py").write_text(CLUSTER)
+    run = subprocess.run([sys.executable, str(tmp_path / "cluster.py"), str(folder / "d.parquet"), F, str(TOL)],
+                         capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stderr[-3000:]
+    got = json.loads(run.stdout.strip().splitlines()[-1])
+    assert got["sweeps"] == ref.sweeps
+    for key, want in (("variances", ref.variances), ("beta", ref.beta), ("b", np.concatenate(ref.b))):
+        value = np.concatenate(got[key]) if key == "b" else np.asarray(got[key])
+        np.testing.assert_allclose(value, want, rtol=0, atol=RTOL * np.abs(want).max())

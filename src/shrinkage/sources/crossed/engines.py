@@ -123,8 +123,11 @@ class CrossedDask(Passes, DaskEngine):
     def cross(self, by, labels, V):
         plan = self.by(by)
         part = self._part(plan)
+        import dask
+
         meta = _cross_piece(part._meta, plan, labels, V)
-        out = _compute(part.map_partitions(_cross_piece, plan, labels, V, meta=meta).groupby(_G).sum(), self.progress)
+        table = dask.delayed(labels), dask.delayed(V)  # one key of the graph each, not a copy per partition
+        out = _compute(part.map_partitions(_cross_piece, plan, *table, meta=meta).groupby(_G).sum(), self.progress)
         return out.index.to_numpy(), out[[f"v{i}" for i in range(V.shape[1])]].to_numpy(dtype=float)
 
     def cells(self):
