@@ -79,6 +79,19 @@ def _align(level: Level, labels, values) -> np.ndarray:
     return out
 
 
+def _given(variances, a: str, b: str):
+    """The given variances (s_A, s_B, s_E), refused before any pass if malformed; None if not given."""
+    if variances is None:
+        return None
+    try:
+        est = np.array([float(variances[k]) for k in (a, b, "Residual")])
+    except (KeyError, TypeError, ValueError):
+        raise InputError(f"variances must map {a!r}, {b!r} and 'Residual' to numbers, got {variances!r}") from None
+    if not (np.isfinite(est).all() and (est >= 0).all() and est[2] > 0):
+        raise InputError(f"variances must be finite and >= 0 (the residual's > 0), got {variances!r}")
+    return est
+
+
 def _check(levels: dict, N: int, p: int) -> None:
     for f, lev in levels.items():
         if lev.size < 2 or lev.size >= N:
@@ -103,6 +116,7 @@ def fit_crossed(data, formula, *, na_action: str = "omit", tol: float = 1e-8, ma
     text = formula if isinstance(formula, str) else formula.text
     f = parse(formula) if isinstance(formula, str) else formula
     y, xs, (a, b) = _model(f)
+    given = _given(variances, a, b)
     engine = ENGINES[kind_of(data)](data, connection=connection, sql=sql, progress=False)
     try:
         names = engine.open(a)
@@ -119,7 +133,7 @@ def fit_crossed(data, formula, *, na_action: str = "omit", tol: float = 1e-8, ma
                     ("(Intercept)", *xs), ("(Intercept)",), (1,), (b,))
         engine.start(plan)
         with progress_bar(None, "crossed fit: passes", progress) as bar:
-            fit = _passes(engine, plan, (a, b), na_action, variances, tol, max_sweeps, bar)
+            fit = _passes(engine, plan, (a, b), na_action, given, tol, max_sweeps, bar)
     finally:
         engine.close()
     return CrossedResult(method=METHOD if variances is None else "backfitting", formula=text,
@@ -160,12 +174,7 @@ def _passes(engine, plan, factors, na_action, variances, tol, max_sweeps, bar) -
         system = moment_system(la, lb, _align(la, ga, na2), _align(lb, gb, nb2), d_ba, d_ab)
         est = solve_variances(system)
     else:
-        try:
-            est = np.array([float(variances[k]) for k in (a, b, "Residual")])
-        except (KeyError, TypeError, ValueError):
-            raise InputError(f"variances must map {a!r}, {b!r} and 'Residual' to numbers, got {variances!r}") from None
-        if not (np.isfinite(est).all() and (est >= 0).all() and est[2] > 0):
-            raise InputError(f"variances must be finite and >= 0 (the residual's > 0), got {variances!r}")
+        est = variances
     bf = backfit(la, lb, est, cross, tol=tol, max_sweeps=max_sweeps)
     beta_c, XVX, ra, rb = gls(la, lb, bf)
     M = np.eye(p)
