@@ -114,6 +114,19 @@ def test_backfitting_equals_henderson_at_the_moment_variances(rng):
     np.testing.assert_allclose(r.vcov_matrix, np.linalg.inv(X.T @ np.linalg.solve(V, X)), rtol=1e-9)
 
 
+def test_negative_moment_estimate_truncated_at_zero():
+    """No b effect: the moment equations' solution has s_B < 0 (seed 0); the fit sets s_B = 0
+    and s_A, s_E solve the three equations by least squares (rows scaled to max 1)."""
+    df = frame(np.random.default_rng(0), sB=0.0, N=300, R=15, C=10)
+    r = fit_crossed(df, F)
+    coef, Q = r.moments.coef, r.moments.Q
+    assert np.linalg.solve(coef, Q)[1] < 0 and r.variances[1] == 0
+    scale = np.abs(coef).max(axis=1)[:, None]
+    two, *_ = np.linalg.lstsq((coef / scale)[:, [0, 2]], Q / scale[:, 0], rcond=None)
+    np.testing.assert_allclose(r.variances[[0, 2]], two, rtol=1e-10)
+    assert r.sweeps == 0  # one factor left: its exact solve
+
+
 def test_a_zero_variance_leaves_its_factor_out(rng):
     """s_A = 0: no sweep (one factor's exact solve); beta is GLS and b's BLUPs are
     s_B Z_b'V^-1 (y - X beta), V = s_B Z_b Z_b' + s_E I, computed densely."""
