@@ -101,7 +101,10 @@ $\tfrac12(y'PPy - \operatorname{tr}P)$ and $\tfrac12\operatorname{tr}(PP)$ for R
 $P = W - WX(X'WX)^{-1}X'W$, $W = \operatorname{diag}(w_i)$; that matrix form is stated, not
 derived here).  The prediction-error variance of the BLUP with $\mu$ estimated is exactly
 $\lambda_i v_i + (1-\lambda_i)^2 s_\mu^2$, because the error of the BLUP with $\mu$ known is
-uncorrelated with every $y_j$.  Last, the heterogeneity statistics $H^2$ and $I^2$.
+uncorrelated with every $y_j$.  Then the heterogeneity statistics $H^2$ and $I^2$.  Last,
+the log-likelihood of all the studies in the two sums a fit computes, $\sum_i\log(v_i+\tau^2)$
+and $y'Py$, and REML's: $\mu$ integrated out of it (intercept only, derived; with moderators the
+same integral in $p$ dimensions, stated).
 """
 
 
@@ -221,7 +224,8 @@ def derivation() -> Derivation:
 
 
 def loglik_chain(d):
-    """The log-likelihood of all k studies, in the two sums the fit computes in its passes; REML's terms."""
+    """The log-likelihood of all k studies, in the two sums the fit computes in its passes; REML's terms
+    (integrating mu out derived for the intercept-only model; with moderators stated)."""
     resid = (y_i[i] - mu_i[i]) ** 2 / (v_i[i] + tau2)
     d = d.then(
         Premise.of(INDEPENDENT),
@@ -237,9 +241,29 @@ def loglik_chain(d):
     d = d.recall("loglik_sums", lhs=r"\ell", why=r"Back to the log-likelihood.")
     d = d.then(Equals(-(k * sp.log(2 * sp.pi) + logs + Q) / 2, label="loglik",
                       why=r"In the two named sums: the form \texttt{meta\_loglik} evaluates."))
+    # Intercept only: integrate mu out (a flat prior), the REML log-likelihood as checked steps.
+    w_i = 1 / (v_i[i] + tau2)
+    sw = sp.Sum(w_i, (i, 1, k))
+    mu_hat = sp.Sum(w_i * y_i[i], (i, 1, k)) / sw
+    d = d.recall("loglik_sums", lhs=r"\ell", why=r"Intercept only ($\mu_i = \mu$ for every study): REML integrates "
+                 r"$\mu$ out of the likelihood under a flat prior.")
+    d = d.then(
+        Substitute(-k * sp.log(2 * sp.pi) / 2 - sp.Sum(sp.log(v_i[i] + tau2), (i, 1, k)) / 2
+                   - sp.Sum((y_i[i] - mu) ** 2 / (v_i[i] + tau2), (i, 1, k)) / 2, values={mu_i[i]: mu},
+                   why=r"The same mean $\mu$ for every study."),
+        LogIntegral(-k * sp.log(2 * sp.pi) / 2 - sp.Sum(sp.log(v_i[i] + tau2), (i, 1, k)) / 2
+                    - sp.Sum((y_i[i] - mu_hat) ** 2 / (v_i[i] + tau2), (i, 1, k)) / 2
+                    + sp.log(2 * sp.pi) / 2 - sp.log(sw) / 2, var=mu, centre=mu_hat, scale=1 / sp.sqrt(sw),
+                    lhs=r"\log\!\int e^{\ell}\,d\mu", label="reml_intercept",
+                    why=r"In $\mu$ the log-likelihood is a concave quadratic with curvature $-\sum_i w_i$ about the "
+                        r"weighted mean $\hat\mu = \sum_i w_i y_i/\sum_i w_i$: the integral is the value at $\hat\mu$ "
+                        r"plus $\tfrac12\log 2\pi - \tfrac12\log\sum_i w_i$, i.e. $\tfrac12 p\log 2\pi - \tfrac12\log|X'WX|$ "
+                        r"with $X = \mathbf 1$; metafor adds $\tfrac12\log|X'X| = \tfrac12\log k$."),
+    )
     return d.then(
         Premise.of(REML),
         Equals((2 * ll + p * sp.log(2 * sp.pi) + ldxx - ldxwx) / 2, label="reml",
-               why=r"Over a common denominator: the form \texttt{meta\_reml\_loglik} evaluates (stated, not derived "
-                   r"here: the $p$-dimensional integral is the matrix form of integrating $\theta_i$ out above)."),
+               why=r"Over a common denominator: the form \texttt{meta\_reml\_loglik} evaluates.  For $p = 1$ it is "
+                   r"the integral just derived ($\ell$ at $\hat\mu$, $\log|X'X| = \log k$, $\log|X'WX| = "
+                   r"\log\sum_i w_i$); for $p > 1$ stated: the same Gaussian integral in $p$ dimensions."),
     )

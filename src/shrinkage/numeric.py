@@ -947,7 +947,7 @@ def meta_reml_loglik(ll, p, ldxx, ldxwx):
 
     ll + p log(2 pi)/2 + log|X'X|/2 - log|X'WX|/2.
 
-    From derivation `meta_analysis`, step 37: eq. (37) of its document (`shrinkage docs meta_analysis` opens it).
+    From derivation `meta_analysis`, step 40: eq. (40) of its document (`shrinkage docs meta_analysis` opens it).
     """
     ll, p, ldxx, ldxwx, = require(("ll", ll, "real"), ("p", p, "count"), ("ldxx", ldxx, "real"), ("ldxwx", ldxwx, "real"))
     return _meta_reml_loglik(ll, p, ldxx, ldxwx)
