@@ -216,6 +216,15 @@ def test_duckdb_equals_in_memory(data):
     _same(shrinkage.fit(F, data=con.read_parquet(str(folder / "d.parquet")), tol=TOL, progress=False), ref)
 
 
+def test_duckdb_cells_in_chunks(data, monkeypatch):
+    """The cells pass in chunks of the levels of a (as at 1e8 rows): the same sums."""
+    from shrinkage.sources.crossed import engines
+
+    _, folder, ref = data
+    monkeypatch.setattr(engines, "CELLS", 100)  # 899 rows: 9 chunks
+    _same(shrinkage.fit(F, data=str(folder / "d.parquet"), tol=TOL, progress=False), ref)
+
+
 def test_csv_reads_both_factors_as_text(data):
     """A CSV's grouping columns are text, both of them ("007" stays "007"), in every pass."""
     df, folder, _ = data

@@ -149,7 +149,7 @@ def _passes(engine, plan, factors, na_action, variances, tol, max_sweeps, bar) -
     if kept == 0:
         raise InputError(f"no complete rows: every one of the {rows} rows has a missing value in a column "
                          "the formula uses")
-    engine.mu = mu
+    engine.mu, engine.kept = mu, kept
     la = _level(engine.level(a))
     bar.update(1)
     lb = _level(engine.level(b))

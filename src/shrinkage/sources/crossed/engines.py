@@ -38,6 +38,9 @@ class Passes:
         return replace(self.plan, group=factor, factors=(other,))
 
 
+CELLS = 5_000_000  # rows per chunk of the cells pass (1e7 distinct cells fitted DuckDB's 160 MB pool)
+
+
 def _sums(k: int) -> str:
     return ", ".join(f"sum(lv.v{i}) AS v{i}" for i in range(k))
 
@@ -79,13 +82,23 @@ class CrossedDuckDB(Passes, DuckDBEngine):
         return _plain(out["g"]), np.column_stack([_plain(out[f"v{i}"]) for i in range(V.shape[1])])
 
     def cells(self):
+        """In chunks of the levels of a (hash(a) % K), each a GROUP BY a, b of at most about
+        CELLS rows: one aggregate of 1e8 distinct cells ran out of DuckDB's 160 MB pool."""
+        import pandas as pd
+
         src, pairs = self._pairs(self.by(self.factors[0]))
-        sql = (f"SELECT g, o, sum(n * n) AS n2, grouping(o) AS side FROM (SELECT g, o, count(*) AS n FROM ({pairs}) "
-               "GROUP BY g, o) GROUP BY GROUPING SETS ((g), (o))")
-        out = _run(src.query("src", sql), self.con, False)
-        side = _plain(out["side"]).astype(bool)
-        n2 = _plain(out["n2"]).astype(float)
-        return (_plain(out["g"])[side], n2[side]), (_plain(out["o"])[~side], n2[~side])
+        K = max(1, -(-int(self.kept) // CELLS))
+        got_a, got_b = [], []
+        for k in range(K):
+            sql = (f"SELECT g, o, sum(n * n) AS n2, grouping(o) AS side FROM (SELECT g, o, count(*) AS n FROM "
+                   f"({pairs}) WHERE hash(g) % {K} = {k} GROUP BY g, o) GROUP BY GROUPING SETS ((g), (o))")
+            out = _run(src.query("src", sql), self.con, False)
+            side = _plain(out["side"]).astype(bool)
+            n2 = _plain(out["n2"]).astype(float)
+            got_a.append(pd.Series(n2[side], index=_plain(out["g"])[side]))
+            got_b.append(pd.Series(n2[~side], index=_plain(out["o"])[~side]))
+        a, b = pd.concat(got_a), pd.concat(got_b).groupby(level=0).sum()  # b's levels meet in every chunk
+        return (a.index.to_numpy(), a.to_numpy()), (b.index.to_numpy(), b.to_numpy())
 
 
 def _complete(frame, plan):
