@@ -123,7 +123,7 @@ def test_the_backend_refuses_what_it_cannot_write():
     square = gen.Explicit({ZtZ: z, ZtX: x})(mtimes(ZtZ, ZtX)).applyfunc(lambda e: e * e)
     with pytest.raises(DerivationError, match="not linear"):
         gen.operator(square, x)
-    with pytest.raises(DerivationError, match="not a number times one sum"):
+    with pytest.raises(DerivationError, match="not a scalar times one sum"):
         gen.group_sum(mtimes(ZtZ, Lambda_theta))
     with pytest.raises(DerivationError, match="no value for beta"):  # Z'X beta: a loop over p, bound as a product
         gen.Explicit({ZtZ: z, ZtX: x})(mtimes(ZtX, beta))
@@ -139,3 +139,19 @@ def test_the_kept_source_is_used_without_sympy(tmp_path):
     again = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
     assert first.stdout.split() == ["True"] and again.stdout.split() == ["False"]
     assert len(list((tmp_path / "kernels").glob("plsgen_*_2_3.py"))) == 1
+
+
+def test_the_criteria_and_the_gradients_combination_are_the_steps():
+    """The generated scalar functions are lme4's formulas (Bates et al. 2015, eqs. 34, 41,
+    written here by hand) and the gradients' combination of the gradient steps' values
+    (d_logdet_L + d_logdet_RX + (N - p)/r^2 d_r2, N/r^2 for ML)."""
+    scope = {"math": math}
+    exec(derived.criteria_source(), scope)
+    ld, la, r2, N, p = 3.5, 1.25, 42.0, 30, 4
+    assert scope["ml_deviance"](ld, r2, N) == pytest.approx(ld + N * (1 + math.log(2 * math.pi * r2 / N)), rel=1e-15)
+    assert scope["reml_criterion"](ld, la, r2, N, p) == pytest.approx(
+        ld + la + (N - p) * (1 + math.log(2 * math.pi * r2 / (N - p))), rel=1e-15)
+    assert scope["sigma2_reml"](r2, N, p) == r2 / (N - p) and scope["sigma2_ml"](r2, N) == r2 / N
+    a, b, c = np.array([1.0, 2.0]), np.array([-3.0, 0.5]), np.array([0.25, 4.0])
+    np.testing.assert_allclose(scope["ml_gradient"](a, b, r2, N, p), a + N / r2 * b, rtol=1e-15)
+    np.testing.assert_allclose(scope["reml_gradient"](a, b, c, r2, N, p), a + c + (N - p) / r2 * b, rtol=1e-15)

@@ -22,7 +22,7 @@ import sympy as sp
 from ..checking import load_file
 from ..errors import DerivationError
 from ..matrix import codegen_numba as gen
-from ..matrix.notation import Lambda_theta, ZtX, ZtZ, Zty, beta, q as q_size, sigma2
+from ..matrix.notation import N, Lambda_theta, ZtX, ZtZ, Zty, beta, p as p_size, q as q_size, sigma2
 from ..paths import package_derivations_dir
 
 SOURCES = ("lmm_profile", "lmm_gradient", "lmm_blup")
@@ -157,3 +157,36 @@ def _middle(term, M):
     if not (isinstance(K, sp.MatMul) and len(K.args) == 3 and K.args[1] == sp.Inverse(M) and K.args[2] == K.args[0].T):
         raise DerivationError(f"lmm_profile's r2_theta is not a quadratic form in A M_j^-1 A': {term}")
     return K
+
+
+@functools.lru_cache(maxsize=None)
+def criteria_source() -> str:
+    """Python functions of the scalars the fit computes (logdet_M = log|L|^2, logdet_RX =
+    log|A|, r2_theta, N, p) and of the gradient steps' values: lmm_profile's ml_deviance,
+    reml_criterion, sigma2_ml, sigma2_reml, and lmm_gradient's ml_gradient and reml_gradient
+    written as combinations of d_logdet_L, d_r2, d_logdet_RX (each sum over the groups of
+    the gradient matched to the step that computes it)."""
+    d = derivations()
+    profile, grad = d["lmm_profile"], d["lmm_gradient"]
+    ml = _step(profile, "ml_deviance").rhs
+    logdet_M, r2 = _named(ml, "logdet_M"), _named(ml, "r2_theta")
+    logdet_RX = _named(_step(profile, "reml_criterion").rhs, "logdet_RX")
+    args = {"ml_deviance": (logdet_M, r2, N), "reml_criterion": (logdet_M, logdet_RX, r2, N, p_size),
+            "sigma2_ml": (r2, N), "sigma2_reml": (r2, N, p_size)}
+    out = [gen.scalar_function(name, _step(profile, name).rhs, a, gen.step_comment(profile, _step(profile, name)))
+           for name, a in args.items()]
+    zte = _definition(grad, "Zte_hat_j")
+    parts = {label: gen.group_sum(_step(grad, label).rhs) for label in ("d_logdet_L", "d_r2", "d_logdet_RX")}
+    values = {label: sp.Symbol(label) for label in parts}
+    for name, a in (("ml_gradient", ("d_logdet_L", "d_r2")), ("reml_gradient", ("d_logdet_L", "d_r2", "d_logdet_RX"))):
+        step = _step(grad, name)
+        total = sp.S.Zero
+        for term in step.rhs.args:
+            c, t = gen.group_sum(term)
+            label = next((k for k, (_, tk) in parts.items() if t.xreplace({zte.symbol: zte.rhs}) == tk), None)
+            if label is None:
+                raise DerivationError(f"lmm_gradient's {name}: a sum no gradient step computes: {t}")
+            total += c / parts[label][0] * values[label]
+        out.append(gen.scalar_function(name, total, tuple(values[k] for k in a) + (r2, N, p_size),
+                                       gen.step_comment(grad, step)))
+    return "\n\n".join(out)

@@ -15,7 +15,7 @@ Imports SymPy (through .derived): used only when the cached source is missing.
 from __future__ import annotations
 
 from ..matrix.codegen_numba import cholesky_lines, contraction_lines, triangular_inverse_lines
-from .derived import formulas
+from .derived import criteria_source, formulas
 
 __all__ = ["generated", "criterion_source", "gradient_source", "blup_source", "moment_source", "many_source"]
 
@@ -229,7 +229,7 @@ def generated(q: int, p: int | None = None) -> str:
     any), generated from the derivations (imports SymPy: see :func:`pls_source`)."""
     f = formulas(q)
     scale = f"RX_SCALE = {f.scales[2]!r}  # lmm_gradient, step d_logdet_RX: the number in front of its sum"
-    parts = [scale, criterion_source(f, q, p), gradient_source(f, q, p), moment_source(f, q, p), blup_source(f, q, p),
+    parts = [scale, criteria_source(), criterion_source(f, q, p), gradient_source(f, q, p), moment_source(f, q, p), blup_source(f, q, p),
              many_source(f, q, p)] + ([] if p is not None else [criterion_source(f, q, None, True)])
     return "\n".join(["import math", "", "import numpy as np", "from numba import njit", "", "",
                       "\n\n\n".join(parts), ""])

@@ -288,10 +288,6 @@ def deviances(thetas, stats, method: str = "REML") -> list:
     return out
 
 
-def _dof(pr: Problem, method: str) -> int:
-    return pr.N - pr.p if method == "REML" else pr.N
-
-
 def deviance(theta, stats, method: str = "REML") -> float:
     """-2 x the profiled log-likelihood (ML) or REML criterion at theta: step (6)."""
     pr = _as_problem(stats)
@@ -299,11 +295,15 @@ def deviance(theta, stats, method: str = "REML") -> float:
 
 
 def _deviance(pc: Pieces, pr: Problem, method: str) -> float:
-    nu = _dof(pr, method)
+    """Step (6): lmm_profile's ml_deviance or reml_criterion, generated (.derived)."""
+    from .pls_kernels import criteria
+
     if not pc.r2 > 0:
         raise InputError("the penalised residual sum of squares is 0: the model fits the data exactly")
-    dev = pc.logdet_L + nu * (1.0 + math.log(2 * math.pi * pc.r2 / nu))
-    return dev + pc.logdet_A if method == "REML" else dev
+    f = criteria(pr.layout.q, pr.p)
+    if method == "REML":
+        return f.reml_criterion(pc.logdet_L, pc.logdet_A, pc.r2, pr.N, pr.p)
+    return f.ml_deviance(pc.logdet_L, pc.r2, pr.N)
 
 
 def profiled_ml(theta, stats) -> float:
@@ -322,9 +322,12 @@ def beta_hat(theta, stats) -> np.ndarray:
 
 
 def sigma2_hat(theta, stats, method: str = "REML") -> float:
-    """sigma_hat^2(theta) = r^2 / N (ML) or r^2 / (N - p) (REML)."""
+    """sigma_hat^2(theta): lmm_profile's sigma2_ml = r^2 / N or sigma2_reml = r^2 / (N - p)."""
+    from .pls_kernels import criteria
+
     pr = _as_problem(stats)
-    return evaluate(theta, pr).r2 / _dof(pr, method)
+    r2, f = evaluate(theta, pr).r2, criteria(pr.layout.q, pr.p)
+    return f.sigma2_reml(r2, pr.N, pr.p) if method == "REML" else f.sigma2_ml(r2, pr.N)
 
 
 def blups_at(pc: Pieces, sigma2: float, beta=None, transform=None) -> tuple[np.ndarray, np.ndarray]:
@@ -377,27 +380,38 @@ def deviance_and_gradient(theta, stats, method: str = "REML") -> tuple[float, np
 
 
 def _gradient(pc: Pieces, pr: Problem, method: str) -> np.ndarray:
-    dlog, dr2 = gradient_parts(pc, pr, method)
-    return dlog + (_dof(pr, method) / pc.r2) * dr2
+    """lmm_gradient's ml_gradient or reml_gradient (generated, .derived) of the steps' values."""
+    from .pls_kernels import criteria
+
+    d_logdet_L, d_r2, d_logdet_RX = _gradient_steps(pc, pr, method == "REML")
+    f = criteria(pr.layout.q, pr.p)
+    if method == "REML":
+        return f.reml_gradient(d_logdet_L, d_r2, d_logdet_RX, pc.r2, pr.N, pr.p)
+    return f.ml_gradient(d_logdet_L, d_r2, pc.r2, pr.N, pr.p)
 
 
 def gradient_parts(pc: Pieces, pr: Problem, method: str) -> tuple[np.ndarray, np.ndarray]:
     """d(log|L|^2 [+ log|A|, REML]) / d theta (steps (7), (9)) and d r^2 / d theta (step (8)),
     so that the profiled gradient is the first + (nu / r^2) x the second, and the gradient
-    of the deviance at a given sigma (for profiles) the first + the second / sigma^2.  The
-    kernel adds (7) and (8) over the groups and stores the W_j of (9), whose sum
-    sum_j W_j A^-1 W_j' is BLAS's (:func:`_sum_WAinvW`)."""
+    of the deviance at a given sigma (for profiles) the first + the second / sigma^2."""
+    d_logdet_L, d_r2, d_logdet_RX = _gradient_steps(pc, pr, method == "REML")
+    return (d_logdet_L if d_logdet_RX is None else d_logdet_L + d_logdet_RX), d_r2
+
+
+def _gradient_steps(pc: Pieces, pr: Problem, reml: bool) -> tuple:
+    """The values of lmm_gradient's d_logdet_L, d_r2 and (REML, else None) d_logdet_RX at
+    theta's entries.  The kernel adds the first two over the groups and stores the W_j of
+    the third, whose sum sum_j W_j A^-1 W_j' is BLAS's (:func:`_sum_WAinvW`)."""
     from .pls_kernels import pls_kernels, rx_scale
 
     q, p = pr.layout.q, pr.p
-    reml = method == "REML"
     dlog, dr2 = np.empty((2, q, q))
     J = pr.ZtZ_g.shape[0]
     W = np.empty((J if reml else 1, q, p))
     pls_kernels(q, p)[1](pc.lam, pr.ZtZ_g, pr.ZtXy_g, pc.L_g, pc.beta, W, reml, dlog, dr2)  # (7)-(9)
-    if reml:
-        dlog = dlog + rx_scale(q, p) * (_sum_WAinvW(W, pc.RA) @ pc.lam)
-    return dlog[pr.layout.rows, pr.layout.cols], dr2[pr.layout.rows, pr.layout.cols]
+    at = (pr.layout.rows, pr.layout.cols)
+    drx = (rx_scale(q, p) * (_sum_WAinvW(W, pc.RA) @ pc.lam))[at] if reml else None
+    return dlog[at], dr2[at], drx
 
 
 def _sum_WAinvW(W: np.ndarray, RA: np.ndarray) -> np.ndarray:

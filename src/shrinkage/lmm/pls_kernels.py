@@ -20,7 +20,7 @@ from pathlib import Path
 from ..errors import BuildError
 from .kernels import compiled
 
-__all__ = ["pls_kernels", "pls_source", "blocks_kernels", "rx_scale", "generated", "BLAS_P", "P_SPECIALISED"]
+__all__ = ["pls_kernels", "pls_source", "blocks_kernels", "criteria", "rx_scale", "generated", "BLAS_P", "P_SPECIALISED"]
 
 
 def generated(q: int, p: int | None = None) -> str:
@@ -75,6 +75,12 @@ def pls_kernels(q: int, p: int):
     module = _kernels(q, p if p <= P_SPECIALISED else None)
     return (module.criterion_terms, module.gradient_terms, module.group_least_squares, module.blup_terms,
             module.criterion_many)
+
+
+def criteria(q: int, p: int):
+    """The generated module's scalar functions (ml_deviance, reml_criterion, sigma2_ml,
+    sigma2_reml, ml_gradient, reml_gradient: .derived.criteria_source) for (q, p)."""
+    return _kernels(q, p if p <= P_SPECIALISED else None)
 
 
 def rx_scale(q: int, p: int) -> float:

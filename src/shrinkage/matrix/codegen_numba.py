@@ -32,7 +32,7 @@ from ..errors import DerivationError
 from .nodes import GroupMatSum, GroupSum, Scalar
 
 __all__ = ["Explicit", "entries", "vector", "assign", "operator", "group_sum", "cholesky_lines",
-           "triangular_inverse_lines", "contraction_lines", "step_comment", "vanishes"]
+           "triangular_inverse_lines", "contraction_lines", "step_comment", "vanishes", "scalar_function"]
 
 
 def entries(prefix: str, q: int, cols: int | None = None, lower: bool = False, symmetric: bool = False) -> sp.Matrix:
@@ -118,12 +118,21 @@ def group_sum(expr) -> tuple:
     if isinstance(expr, (GroupMatSum, GroupSum)):
         return sp.S.One, expr.args[0]
     if isinstance(expr, (sp.MatMul, sp.Mul)):
-        numbers = [a for a in expr.args if a.is_number]
-        rest = [a for a in expr.args if not a.is_number]
+        scalars = [a for a in expr.args if not a.has(GroupMatSum, GroupSum)]
+        rest = [a for a in expr.args if a.has(GroupMatSum, GroupSum)]
         if len(rest) == 1:
             c, term = group_sum(rest[0])
-            return sp.Mul(*numbers) * c, term
-    raise DerivationError(f"not a number times one sum over the groups: {expr}")
+            return sp.Mul(*scalars) * c, term
+    raise DerivationError(f"not a scalar times one sum over the groups: {expr}")
+
+
+def scalar_function(name: str, expr, args, comment: str) -> str:
+    """A Python function ``name(args)`` returning the scalar formula ``expr`` (math's log)."""
+    free = {s.name for s in expr.free_symbols} - {a.name for a in args}
+    if free:
+        raise DerivationError(f"{name}: the formula uses {sorted(free)}, which are not among its arguments")
+    return (f"def {name}({', '.join(a.name for a in args)}):\n    {comment}\n"
+            f"    return {_Printer().doprint(expr)}\n")
 
 
 class _Printer(PythonCodePrinter):
