@@ -38,15 +38,29 @@ def design(seed: int, levels=(40, 15, 7), N: int = 400, x_scale: float = 1.0):
     return codes, Z, Xc, yc
 
 
-@pytest.mark.parametrize("stored", [True, False])
+def downdate_by(monkeypatch, path: str) -> None:
+    """The first term's downdate through the stored pairs, by BLAS on a dense C, or by
+    the compiled loop (prepare picks by cost; forced here)."""
+    if path != "dense":
+        monkeypatch.setattr(blocked, "DENSE_C", 0)
+        monkeypatch.setattr(blocked, "DENSE_C_SCALAR", 0)
+    if path != "pairs":
+        monkeypatch.setattr(blocked, "PAIRS_LIMIT", 0)
+
+
+def check_path(pr, path: str) -> None:
+    kept = {"pairs": (True, False), "dense": (False, True), "loop": (False, False)}[path]
+    assert (pr.pairs is not None, pr.C_dense is not None) == kept
+
+
+@pytest.mark.parametrize("path", ["pairs", "dense", "loop"])
 @pytest.mark.parametrize("K", [2, 3])
 @pytest.mark.parametrize("method", ["REML", "ML"])
-def test_gradient_is_the_criterions_derivative(monkeypatch, method, K, stored):
-    if not stored:
-        monkeypatch.setattr(blocked, "PAIRS_LIMIT", 0)
+def test_gradient_is_the_criterions_derivative(monkeypatch, method, K, path):
+    downdate_by(monkeypatch, path)
     codes, Z, Xc, yc = design(K, levels=(40, 15, 7)[:K])
     pr = prepare(codes, Z, Xc, yc)
-    assert (pr.pairs is not None) == stored
+    check_path(pr, path)
     rng = np.random.default_rng(K)
     for theta in [rng.uniform(0.2, 2.0, K), np.r_[0.05, rng.uniform(0.5, 1.5, K - 1)]]:
         value, g = value_and_gradient(theta, pr, method)
@@ -60,13 +74,18 @@ def test_gradient_is_the_criterions_derivative(monkeypatch, method, K, stored):
     assert g0[0] == 0.0  # the criterion is even in theta_k
 
 
-def test_stored_pairs_downdate_equals_the_loop(monkeypatch):
+@pytest.mark.parametrize("path", ["dense", "loop"])
+def test_stored_pairs_downdate_equals_the_others(monkeypatch, path):
     codes, Z, Xc, yc = design(5, levels=(60, 25))
     theta = np.array([0.7, 1.3])
-    fast = evaluate(theta, prepare(codes, Z, Xc, yc))
-    monkeypatch.setattr(blocked, "PAIRS_LIMIT", 0)
+    with monkeypatch.context() as mp:
+        downdate_by(mp, "pairs")
+        pr = prepare(codes, Z, Xc, yc)
+    check_path(pr, "pairs")
+    fast = evaluate(theta, pr)
+    downdate_by(monkeypatch, path)
     pr = prepare(codes, Z, Xc, yc)
-    assert pr.pairs is None
+    check_path(pr, path)
     np.testing.assert_allclose(fast.LW, evaluate(theta, pr).LW, rtol=1e-12, atol=1e-12)
 
 
@@ -122,7 +141,7 @@ def test_newton_path_ends_at_the_dense_maximum(monkeypatch, formula, method, see
 
 def test_newton_path_needs_few_factorisations(monkeypatch):
     """COBYQA took 87 evaluations on InstEval; the Newton path from the moments a handful
-    (each an evaluation and, for the gradient, the dense block's inverse)."""
+    (some with the gradient: then also the dense block's inverse)."""
     rng = np.random.default_rng(7)
     N, Ja, Jb = 6000, 300, 100
     a, b = rng.integers(0, Ja, N), rng.integers(0, Jb, N)
@@ -138,6 +157,7 @@ def test_newton_path_needs_few_factorisations(monkeypatch):
         return original(theta, pr)
 
     monkeypatch.setattr(blocked, "evaluate", counted)
+    monkeypatch.setattr(blocked_optimise, "evaluate", counted)
     r = shrinkage.fit("y ~ 1 + (1 | a) + (1 | b)", data=frame)
     assert len(count) <= 10
     np.testing.assert_allclose(r.theta, expected.theta, rtol=1e-6)

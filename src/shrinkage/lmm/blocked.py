@@ -128,51 +128,58 @@ def prepare(codes: list, Z: list, X: np.ndarray, y: np.ndarray) -> BlockedProble
     C.sort_indices()
     G = (W.T @ W).toarray()
     small = C.shape[0] * C.shape[1] <= DENSE_C
-    pairs, targets = _pair_pattern(C) if q[0] == 1 else (None, None)
+    pairs, targets = None, None
+    if q[0] == 1:
+        sizes = np.diff(C.indptr).astype(float)
+        count = (sizes * (sizes + 1) / 2).sum()  # the pattern's work; a dense C'diag(w)C's is J_1 m^2 at BLAS speed
+        if count > C.shape[0] * C.shape[1] ** 2 / 20 and C.shape[0] * C.shape[1] <= DENSE_C_SCALAR:
+            small = True  # few levels in W, many rows per level of the first factor: BLAS beats pairs
+        elif count <= PAIRS_LIMIT:
+            pairs, targets = _pair_pattern(C)
     return BlockedProblem(Layout(q), levels, ZtZ1, C, G, N, p, C.toarray() if small else None, pairs, targets)
 
 
 DENSE_C = 2e5  # entries of C below which it is also kept dense
+DENSE_C_SCALAR = 3e7  # ... and for a scalar first term, where its downdate by BLAS is cheaper than by pairs
 PAIRS_LIMIT = 3e7  # pairs of nonzeros in a row of C above which the downdate is looped, not stored
 
 
 @njit(cache=True)
 def _pairs(indptr, indices, data, m):  # pragma: no cover - compiled
-    """Per row k of C and pair b <= a of its nonzeros: the flat lower-triangle position
-    (i_a m + i_b), k, and c_ka c_kb."""
+    """Per row k of C (in order) and pair b <= a of its nonzeros: the flat lower-triangle
+    position i_a m + i_b and c_ka c_kb."""
     count = 0
     for k in range(indptr.size - 1):
         n = indptr[k + 1] - indptr[k]
         count += n * (n + 1) // 2
     pos = np.empty(count, np.int64)
-    row = np.empty(count, np.int32)
     val = np.empty(count)
     at = 0
     for k in range(indptr.size - 1):
         for a in range(indptr[k], indptr[k + 1]):
             for b in range(indptr[k], a + 1):
                 pos[at] = indices[a] * m + indices[b]
-                row[at] = k
                 val[at] = data[a] * data[b]
                 at += 1
-    return pos, row, val
+    return pos, val
 
 
 def _pair_pattern(C):
     """(Q, targets): C' diag(w) C's lower triangle is Q @ w at the flat positions targets
     (a sparse matrix-vector product over the pairs of levels that share a row: MixedModels.jl's
-    precomputed pattern); (None, None) where the pairs are too many to store."""
-    sizes = np.diff(C.indptr).astype(float)
+    precomputed pattern); (None, None) where W is too wide to index."""
     m = C.shape[1]
-    if (sizes * (sizes + 1) / 2).sum() > PAIRS_LIMIT or m * m > 2**31:
+    if m * m > 2**31:
         return None, None
-    pos, row, val = _pairs(C.indptr, C.indices, C.data, m)
+    pos, val = _pairs(C.indptr, C.indices, C.data, m)
     mark = np.zeros(m * m, dtype=np.int32)
     mark[pos] = 1
     targets = np.flatnonzero(mark)
     mark[targets] = np.arange(targets.size, dtype=np.int32)
-    Q = sp.csr_matrix((val, (mark[pos], row)), shape=(targets.size, C.shape[0]))
-    return Q, targets
+    sizes = np.diff(C.indptr)
+    indptr = np.concatenate([[0], np.cumsum(sizes * (sizes + 1) // 2)])  # row k's pairs are contiguous
+    Qt = sp.csr_matrix((val, mark[pos], indptr), shape=(C.shape[0], targets.size))
+    return Qt.T, targets  # CSC: no sort
 
 
 @dataclass(frozen=True, eq=False)
@@ -273,6 +280,8 @@ def evaluate(theta: np.ndarray, pr: BlockedProblem) -> Pieces:
     if pr.pairs is not None:
         S = pr.G.copy()
         S.ravel()[pr.targets] -= pr.pairs @ ((T1[0, 0] / L1[:, 0, 0]) ** 2)
+    elif T1.shape[0] == 1 and pr.C_dense is not None:
+        S = pr.G - (pr.C_dense.T * (T1[0, 0] / L1[:, 0, 0]) ** 2) @ pr.C_dense
     elif T1.shape[0] == 1:
         S = _schur_scalar_first(pr, (T1[0, 0] / L1[:, 0, 0]) ** 2)
     else:

@@ -60,8 +60,11 @@ def _quadratic_forms(indptr, indices, data, M, size):  # pragma: no cover - comp
 
 def _first_forms(pr: BlockedProblem, M: np.ndarray, size: int) -> np.ndarray:
     """c_j' M c_j per level j of the first term, M symmetric given by its lower triangle,
-    over C's first ``size`` columns: through the stored pairs where there are, else a
-    compiled loop."""
+    over C's first ``size`` columns: by BLAS where C is kept dense, through the stored pairs
+    where there are, else a compiled loop."""
+    if pr.pairs is None and pr.C_dense is not None:
+        Cp = pr.C_dense[:, :size]
+        return np.einsum("ji,ji->j", Cp @ (np.tril(M) + np.tril(M, -1).T), Cp)
     if pr.pairs is None:
         return _quadratic_forms(pr.C.indptr, pr.C.indices, pr.C.data, M, size)
     m = pr.G.shape[0]
@@ -91,7 +94,7 @@ def value_and_gradient(theta: np.ndarray, pr: BlockedProblem, method: str = "REM
     d[:m_r] = np.repeat(theta[1:], pr.levels[1:])
     Pinv *= d[:, None]
     Pinv *= d[None, :]  # Lambda_W P^-1 Lambda_W
-    v = sla.solve_triangular(pc.LW[:m, :m], pc.LW[m, :m], lower=True, trans="T")  # [u_2..u_K, beta]
+    v = sla.solve_triangular(pc.LW[:m, :m], pc.LW[m, :m], lower=True, trans="T", check_finite=False)  # [u_2..u_K, beta]
     t1 = theta[0]
     n = pr.ZtZ1[:, 0, 0]
     a = 1.0 + t1 * t1 * n
