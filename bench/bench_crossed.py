@@ -2,6 +2,7 @@
 
     PYTHONPATH=src python bench/bench_crossed.py [--repeat 3] [--no-lme4]
     PYTHONPATH=src python bench/bench_crossed.py --recommender 1e7 1e5 1e4 [--timeout 1800]
+    PYTHONPATH=src python bench/bench_crossed.py --units 1e7 1e5 1e4
 
 InstEval (lme4's data: 73,421 ratings, 2,972 students x 1,128 lecturers),
 ``y ~ 1 + (1 | s) + (1 | d)``: each time the best of ``--repeat`` fits in this process (data
@@ -14,7 +15,8 @@ and our ratio to each peer, with the load average.
 ``--recommender N U I``: simulated y = 1 + a_user + b_item + e (a ~ N(0, 0.25), b ~ N(0, 1),
 e ~ N(0, 1)), N rows uniform over U users and I items; each package fits REML (gpboost ML)
 in a process of its own under ``--timeout`` seconds and the wall time (or the failure) is
-printed; ours also prints its time per factorisation.
+printed; ours also prints its time per factorisation.  ``--units N U I``: the CPU time of
+each piece of one fit of that design (prepare, one evaluation, one gradient) and the memory.
 """
 
 from __future__ import annotations
@@ -207,6 +209,32 @@ def report(name: str, method: str, cmd: list, timeout: float, r_output: bool = F
             print("  " + ln)
 
 
+def units(N: int, U: int, I: int) -> None:
+    """What one fit of the recommender design is made of, in CPU seconds: prepare, one
+    evaluation (downdate and dense Cholesky), one gradient after it; and the peak memory."""
+    import resource
+
+    from shrinkage.lmm._blas import one_thread
+    from shrinkage.lmm.blocked import centred, evaluate, prepare
+    from shrinkage.lmm.blocked_gradient import value_and_gradient
+
+    data = simulate(N, U, I)
+    codes = [data["s"].to_numpy().astype(np.int64), data["d"].to_numpy().astype(np.int64)]
+    Xc, yc, _, _ = centred(np.ones((N, 1)), data["y"].to_numpy(), ("(Intercept)",))
+    theta = np.array([0.5, 1.0])
+    with one_thread():
+        steps = [("prepare", lambda: prepare(codes, [np.ones((N, 1))] * 2, Xc, yc))]
+        out = {}
+        steps += [("evaluate", lambda: evaluate(theta, out["prepare"])),
+                  ("gradient", lambda: value_and_gradient(theta, out["prepare"], "REML", out["evaluate"]))]
+        for name, step in steps:
+            c, t = time.process_time(), time.perf_counter()
+            out[name] = step()
+            print(f"  {name:9s} {time.process_time() - c:7.1f} s CPU  {time.perf_counter() - t:7.1f} s wall"
+                  f"  (load {os.getloadavg()[0]:.1f})", flush=True)
+    print(f"  peak resident memory {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6:.1f} GB")
+
+
 def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--repeat", type=int, default=3)
@@ -215,8 +243,11 @@ def main() -> None:
     p.add_argument("--peers", nargs="*", default=["shrinkage", "mixedlm", "gpboost", "lme4"])
     p.add_argument("--timeout", type=float, default=1800)
     p.add_argument("--child", nargs=3, metavar=("NAME", "PARQUET", "METHOD"))
+    p.add_argument("--units", nargs=3, metavar=("ROWS", "USERS", "ITEMS"))
     args = p.parse_args()
-    if args.child:
+    if args.units:
+        units(*(int(float(v)) for v in args.units))
+    elif args.child:
         child(*args.child)
     elif args.recommender:
         recommender(args)
