@@ -2,8 +2,8 @@
 
 0. where an evaluation is costly (a dense block of hundreds of levels) and every term is
    scalar: Newton steps from the moment start (:mod:`.blocked_start`) with the exact
-   gradient (:mod:`.blocked_gradient`; the Hessian by its differences once, then BFGS
-   updates), a handful of factorisations; kept unless it ends near a zero variance or
+   gradient (:mod:`.blocked_gradient`; the Hessian by second differences once, then BFGS
+   updates), 8 factorisations on InstEval; kept unless it ends near a zero variance or
    fails, then as below;
 1. the criterion at lme4's start (T_k = I) and scaled copies of it (1e-2 .. 1e2), and at
    theta = 0;
