@@ -162,3 +162,34 @@ def test_newton_path_needs_few_factorisations(monkeypatch):
     assert len(count) <= 10
     np.testing.assert_allclose(r.theta, expected.theta, rtol=1e-6)
     np.testing.assert_allclose(r.loglik, expected.loglik, rtol=1e-12)
+
+
+@pytest.mark.parametrize("path", ["pairs", "dense", "loop"])
+@pytest.mark.parametrize("method", ["ML", "REML"])
+def test_every_downdate_route_is_right_beside_a_later_slope_term(monkeypatch, path, method):
+    """A scalar first term beside (x | b): the downdate's lower triangle alone is not enough
+    there (the slope block's scaling mixes rows and columns), on every route; the criterion
+    equals the dense one, log|I + Z Lambda Lambda' Z'| + the profiled r^2 terms."""
+    downdate_by(monkeypatch, path)
+    rng = np.random.default_rng(3)
+    Ja, Jb, N = 60, 40, 400
+    a, b = rng.integers(0, Ja, N), rng.integers(0, Jb, N)
+    a[:Ja], b[:Jb] = np.arange(Ja), np.arange(Jb)
+    x = rng.uniform(-1, 1, N)
+    X, y = np.column_stack([np.ones(N), x]), rng.normal(size=N) + x
+    Za, Zb = np.ones((N, 1)), np.column_stack([np.ones(N), x])
+    pr = blocked.prepare([a, b], [Za, Zb], X, y)
+    check_path(pr, path)
+    T2 = np.array([[1.1, 0.0], [0.3, 0.7]])
+    theta = np.r_[0.9, T2[pr.layout.tri(1)]]
+    Z = np.hstack([np.eye(Ja)[a] * Za, (np.eye(Jb)[b][:, :, None] * Zb[:, None, :]).reshape(N, 2 * Jb)])
+    Lam = np.zeros((Ja + 2 * Jb,) * 2)
+    Lam[:Ja, :Ja] = 0.9 * np.eye(Ja)
+    Lam[Ja:, Ja:] = np.kron(np.eye(Jb), T2)
+    V0 = np.eye(N) + Z @ Lam @ Lam.T @ Z.T
+    A = X.T @ np.linalg.solve(V0, X)
+    e = y - X @ np.linalg.solve(A, X.T @ np.linalg.solve(V0, y))
+    r2, logdet = e @ np.linalg.solve(V0, e), np.linalg.slogdet(V0)[1]
+    nu = N if method == "ML" else N - 2
+    dense = logdet + (method == "REML") * np.linalg.slogdet(A)[1] + nu * (1 + np.log(2 * np.pi * r2 / nu))
+    assert blocked.deviance(theta, pr, method) == pytest.approx(dense, rel=1e-12)

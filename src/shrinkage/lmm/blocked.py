@@ -251,10 +251,16 @@ def _schur_scalar_first(pr: BlockedProblem, w: np.ndarray) -> np.ndarray:
     mirrored when a later term has q > 1 (its scaling mixes rows and columns)."""
     out = np.empty_like(pr.G)
     _gram_downdate(pr.C.indptr, pr.C.indices, pr.C.data, w, pr.G, out)
-    if any(q > 1 for q in pr.layout.q[1:]):
-        lower = np.tril(out)
-        out = lower + np.tril(lower, -1).T
-    return out
+    return _symmetric(pr, out)
+
+
+def _symmetric(pr: BlockedProblem, lower: np.ndarray) -> np.ndarray:
+    """A matrix whose lower triangle alone is right, made whole where :func:`_scale` needs
+    it (a later term with q > 1 mixes rows and columns; scalar terms only scale them)."""
+    if all(q == 1 for q in pr.layout.q[1:]):
+        return lower
+    lower = np.tril(lower)
+    return lower + np.tril(lower, -1).T
 
 
 def _downdate(pr: BlockedProblem, T1: np.ndarray, L1: np.ndarray) -> np.ndarray:
@@ -280,6 +286,7 @@ def evaluate(theta: np.ndarray, pr: BlockedProblem) -> Pieces:
     if pr.pairs is not None:
         S = pr.G.copy()
         S.ravel()[pr.targets] -= pr.pairs @ ((T1[0, 0] / L1[:, 0, 0]) ** 2)
+        S = _symmetric(pr, S)
     elif T1.shape[0] == 1 and pr.C_dense is not None:
         S = pr.G - (pr.C_dense.T * (T1[0, 0] / L1[:, 0, 0]) ** 2) @ pr.C_dense
     elif T1.shape[0] == 1:
