@@ -9,11 +9,11 @@ import warnings
 import numpy as np
 
 from ..errors import InputError
-from ..lmm.columns import to_pandas
 from ..lmm.fit import RankDeficiencyWarning, describe
 from ..lmm.formula import design, parse
 from ..lmm.summary import rank_note
 from .family import family_of
+from .frames import _frame
 from .objective import Problem
 from .optimise import optimise
 from .separation import separated_or
@@ -24,15 +24,6 @@ from .several_fit import NAGQ_REFUSAL, check_terms, optimise_terms
 __all__ = ["glmer"]
 
 NAGQ_MAX = 25
-
-
-def _frame(data):
-    """The data as a pandas frame with every column (the response and offsets name
-    columns the lmer coder does not see)."""
-    module = type(data).__module__.split(".")[0]
-    if module == "polars":
-        return to_pandas(data, list(data.collect_schema().names()))
-    return to_pandas(data, [])
 
 
 def _weights(weights, frame):

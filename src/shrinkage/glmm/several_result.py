@@ -4,13 +4,13 @@ with the GLMM's logLik, deviance(), condVar, predict on the link and response sc
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
 
 from ..errors import InputError
 from ..lmm.several_result import SeveralResult
-from .result import GlmmResult
 
 __all__ = ["GlmmTermsResult"]
 
@@ -33,8 +33,13 @@ class GlmmTermsResult(SeveralResult):
     def df(self) -> int:
         return len(self.x_names) + self.theta.size
 
-    aic = GlmmResult.aic  # from -2 loglik, not from deviance() (a GLMM's is the conditional one)
-    bic = GlmmResult.bic
+    @property
+    def aic(self) -> float:  # from -2 loglik, not from deviance() (a GLMM's is the conditional one)
+        return 2 * (self.df - self.loglik)
+
+    @property
+    def bic(self) -> float:
+        return self.df * math.log(self.nobs) - 2 * self.loglik
 
     @property
     def sigma(self) -> float:
@@ -59,7 +64,7 @@ class GlmmTermsResult(SeveralResult):
         """The linear predictor (type="link") or the mean (type="response"); random=False
         leaves the random effects out (lme4's re.form = NA); a level a term has not seen
         adds 0 for that term."""
-        from .fit import _frame
+        from .frames import _frame
         from .response import evaluate
 
         if type not in ("link", "response"):
