@@ -10,6 +10,7 @@ from ..errors import DerivationError
 from ..render.excerpts import Excerpts
 from ..render.preamble import PGFPLOTS, PREAMBLE, escape
 from .claims import CLAIMS, INTRO, Claim
+from .counts import REQUIRED as COUNTS, counts_section
 from .example import Example, dyestuff_example, generated_functions
 from .figures import figure_dyestuff, figure_lambda, table_dyestuff
 from .slopes import sleepstudy_example, slopes_section
@@ -179,6 +180,8 @@ def render_answer(checked: Sequence[CheckedDerivation]) -> str:
     body += _pooling_section(ex, example)
     body += _uncertainty_section(ex)
     body += slopes_section(ex.expand, sleepstudy_example(fns))
+    if all(n in by_name for n in COUNTS):  # the GLMM derivations: the section on counts
+        body += counts_section(ex.expand)
     body += _documents_section(by_name)
     body.append(r"\end{document}")
     text = "\n".join(body).replace(_NOTATION, "\n".join(_notation(ex)))
