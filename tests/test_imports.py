@@ -22,9 +22,6 @@ PACKAGE = Path(__file__).resolve().parent.parent / "src" / "shrinkage"
 
 # members of each circle (modules, dotted below shrinkage) -> (the edges to cut, each (importer, imported); why)
 KNOWN_CIRCLES = {
-    frozenset({"glmm.fit", "glmm.result"}): (
-        [("glmm.result", "glmm.fit")],
-        "GlmmResult.predict reads new data through fit._frame (inside a function): move _frame beside the response"),
     frozenset({"matrix.checking", "matrix.evaluate", "matrix.gaussian", "matrix.instances", "matrix.model",
                "matrix.mutate", "matrix.notation", "matrix.steps"}): (
         [("matrix.notation", "matrix.mutate")],

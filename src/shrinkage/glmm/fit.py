@@ -9,9 +9,10 @@ import warnings
 import numpy as np
 
 from ..errors import InputError
-from ..lmm.fit import RankDeficiencyWarning, describe
+from ..lmm.fit import RankDeficiencyWarning
 from ..lmm.formula import design, parse
 from ..lmm.summary import rank_note
+from ..sources._kinds import describe
 from .family import family_of
 from .frames import _frame
 from .objective import Problem

@@ -175,7 +175,7 @@ class GlmmResult(InformationCriteria):
 
     def _new_eta(self, newdata, random):
         from ..lmm.formula import new_design
-        from .fit import _frame
+        from .frames import _frame
         from .response import evaluate
 
         X, _, g = new_design(self.design, newdata)

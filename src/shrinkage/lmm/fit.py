@@ -12,6 +12,7 @@ from dataclasses import replace
 import numpy as np
 
 from ..errors import InputError
+from ..sources._kinds import describe
 from .centring import Centring
 from .crossprod import CrossProducts, cross_products
 from .formula import design, parse
@@ -143,20 +144,6 @@ def lmer(formula: str, data, method: str = "REML", *, na_action: str = "omit", c
         d = replace(d, codes=(np.cumsum(seen) - 1)[d.codes], labels=cp.labels)
     return fit_cross_products(cp, method, d.blocks, formula=formula, group=f.group, design_=d, dropped=d.dropped,
                               data=describe(data), x_dropped=tuple(n for n in full if n not in d.x_names))
-
-
-def describe(data) -> str:
-    """What summary() prints as lme4's ``Data:`` line.  lme4 prints the expression the
-    user passed (``Data: sleepstudy``); a Python function cannot see its caller's variable
-    names, so a path is printed as given and anything else by its type: <pandas DataFrame>."""
-    import os
-
-    if isinstance(data, (str, os.PathLike)):
-        return str(data)
-    if isinstance(data, (list, tuple)) and data and all(isinstance(v, (str, os.PathLike)) for v in data):
-        return ", ".join(map(str, data))
-    module = type(data).__module__.split(".")[0]
-    return f"<{module} {type(data).__name__}>" if module != "builtins" else f"<{type(data).__name__}>"
 
 
 def _is_frame(data) -> bool:

@@ -134,8 +134,6 @@ class MetaResult:
     @cached_property
     def fit_stats(self) -> dict:
         """logLik, deviance, AIC, BIC, AICc of the ML and the REML fit, as metafor's fitstats()."""
-        from .fit import fit_stats
-
         return fit_stats(self)
 
     @cached_property
@@ -230,3 +228,20 @@ class MetaResult:
 
     def __str__(self) -> str:
         return self.summary()
+
+
+def fit_stats(r) -> dict:
+    """metafor's fitstats() of a fit: the ML and REML log-likelihoods at its tau^2 and what follows."""
+    k, p, s, fe = r.k, r.p, r.at, r.powers.at(0.0)
+    # docs/meta_analysis.pdf: the sum over the studies of their marginal log-densities, in the sum of
+    # log(v_i + tau^2) and y'Py; REML's terms.  The saturated model (tau^2 = 0, no residual) for the deviance.
+    ll_ml = float(numeric._meta_loglik(k, s.log_vt, s.rss))
+    ll_reml = float(numeric._meta_reml_loglik(ll_ml, p, r.powers.logdet_xtx, s.logdet_A))
+    saturated = float(numeric._meta_loglik(k, fe.log_vt, 0.0))
+    parms = p + 1
+    out = {}
+    for name, ll, n, dev in (("ML", ll_ml, k, -2 * (ll_ml - saturated)), ("REML", ll_reml, k - p, -2 * ll_reml)):
+        big = max(n, parms + 2)
+        out[name] = {"logLik": ll, "deviance": dev, "AIC": -2 * ll + 2 * parms, "BIC": -2 * ll + parms * np.log(n),
+                     "AICc": -2 * ll + 2 * parms * big / (big - parms - 1)}
+    return out

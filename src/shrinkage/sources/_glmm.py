@@ -217,7 +217,7 @@ def glmer_out_of_core(formula: str, data, family="binomial", nagq: int = 1, *, w
     from ..glmm.family import family_of
     from ..glmm.fit import NAGQ_MAX, glmer
     from ..glmm.response import split
-    from ..lmm.fit import describe
+    from ._kinds import describe
     from ._glmm_engines import ENGINES
 
     family = family_of(family)

@@ -6,6 +6,7 @@ use it without importing each other.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from ..errors import InputError
@@ -32,3 +33,15 @@ def kind_of(data) -> str:
         return "arrow"
     raise InputError(f"data of type {type(data).__module__}.{name} is not supported: pass a path (CSV, Parquet, "
                      "glob), a DuckDB relation or SQL query, or a pandas, polars, Dask or PySpark DataFrame")
+
+
+def describe(data) -> str:
+    """What summary() prints as lme4's ``Data:`` line.  lme4 prints the expression the
+    user passed (``Data: sleepstudy``); a Python function cannot see its caller's variable
+    names, so a path is printed as given and anything else by its type: <pandas DataFrame>."""
+    if isinstance(data, (str, os.PathLike)):
+        return str(data)
+    if isinstance(data, (list, tuple)) and data and all(isinstance(v, (str, os.PathLike)) for v in data):
+        return ", ".join(map(str, data))
+    module = type(data).__module__.split(".")[0]
+    return f"<{module} {type(data).__name__}>" if module != "builtins" else f"<{type(data).__name__}>"

@@ -106,7 +106,7 @@ def fit_crossed(data, formula, *, na_action: str = "omit", tol: float = 1e-8, ma
     """Fit ``y ~ x + (1 | a) + (1 | b)`` where ``data`` live (see the module).  ``variances``:
     {a: s_A, b: s_B, "Residual": s_E} to skip the moments and solve GLS/BLUP at them.
     ``progress``: a bar counting the passes (see :mod:`shrinkage.progress`)."""
-    from ...lmm.fit import describe
+    from .._kinds import describe
     from ...lmm.formula import parse
 
     if na_action not in ("omit", "raise"):
