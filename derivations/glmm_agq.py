@@ -12,7 +12,7 @@ import sympy as sp
 
 from glmm_laplace_error import BINOMIAL
 from shrinkage.answer.glmm_numbers import agq_table
-from shrinkage.derive import Define, Derivation, Notation, Premise, Quantity, Substitute
+from shrinkage.derive import Derivation, Notation, Premise, Quantity, Substitute
 from shrinkage.derive.quadrature import ChangeOfVariable, GaussHermite
 
 MAX_NODES = 6
@@ -25,13 +25,12 @@ NOTATION = Notation([
     Quantity("theta", r"\theta", "standard deviation of the random intercept, $\\sigma_b$", "positive"),
     Quantity("m", r"m_j", "trials of the group", "positive"),
     Quantity("y", r"y_j", "observed proportion of successes", "unit"),
-    Quantity("F2", r"{f''_j}", "$f_j''(\\hat u)$, the curvature at the mode", "real"),
     *(Quantity(f"c{k}", f"c_{{{k}}}", f"coefficient of $z^{{{k}}}$ of a polynomial", "real")
       for k in range(2 * MAX_NODES)),
 ], name="glmm_agq")
 
-u, z, uhat, s, beta, theta, m, y, F2 = (NOTATION.symbol(c) for c in (
-    "u", "z", "uhat", "s", "beta", "theta", "m", "y", "F2"))
+u, z, uhat, s, beta, theta, m, y = (NOTATION.symbol(c) for c in (
+    "u", "z", "uhat", "s", "beta", "theta", "m", "y"))
 c = [NOTATION.symbol(f"c{k}") for k in range(2 * MAX_NODES)]
 
 
@@ -45,11 +44,11 @@ def _exactness(d: Derivation, k: int) -> Derivation:
     poly = sum(c[p] * z ** p for p in range(2 * k))
     return d.then(
         GaussHermite(sum(c[p] * moment(p) for p in range(2 * k)), var=z, nodes=k, integrand=poly, notation=NOTATION,
-                     lhs=rf"Q_{{{k}}}\bigl[\textstyle\sum_{{p=0}}^{{{2 * k - 1}}} c_p z^p\bigr]", label=f"exact_{k}",
+                     lhs=rf"Q_{{{k}}}[\sum_{{p=0}}^{{{2 * k - 1}}} c_p z^p]", label=f"exact_{k}",
                      why=rf"The {k}-point rule on any polynomial of degree {2 * k - 1}: the integral "
                          r"$\int z^p e^{-z^2}dz = \Gamma(\frac{p+1}2)$ for even $p$, 0 for odd, term by term."),
         GaussHermite(moment(2 * k) - sp.factorial(k) * sp.sqrt(sp.pi) / 2 ** k, var=z, nodes=k, integrand=z ** (2 * k),
-                     notation=NOTATION, lhs=rf"Q_{{{k}}}\bigl[z^{{{2 * k}}}\bigr]", label=f"inexact_{k}",
+                     notation=NOTATION, lhs=rf"Q_{{{k}}}[z^{{{2 * k}}}]", label=f"inexact_{k}",
                      why=rf"But not on $z^{{{2 * k}}}$: the rule falls short of $\Gamma({2 * k + 1}/2)$ by "
                          rf"${k}!\sqrt\pi/2^{{{k}}}$, so degree {2 * k - 1} is the most it integrates exactly."),
     )
@@ -59,6 +58,7 @@ def derivation() -> Derivation:
     d = Derivation(name="glmm_agq", title=r"Adaptive Gauss--Hermite quadrature for a random intercept",
                    summary=SUMMARY + agq_table(), notation=NOTATION)
     f_at = BINOMIAL.expr.xreplace({u: uhat})
+    curvature = m * theta ** 2 * sp.exp(beta + theta * uhat) / (1 + sp.exp(beta + theta * uhat)) ** 2 + 1  # -f''(u^)
     d = d.then(
         Premise.of(BINOMIAL, label="binomial_group"),
         ChangeOfVariable(BINOMIAL.expr.xreplace({u: uhat + sp.sqrt(2) * s * z}) + sp.log(sp.sqrt(2) * s),
@@ -72,9 +72,7 @@ def derivation() -> Derivation:
                      why=r"Write $e^{g_j} = e^{-z^2}e^{g_j + z^2}$ and apply the $K$-point Gauss--Hermite rule "
                          r"$Q_K[h] = \sum_i w_i h(z_i)$ to the second factor; with $K = 1$ its one node is $z = 0$ "
                          r"and its weight $\sqrt\pi$."),
-        Define(-m * theta ** 2 * sp.exp(beta + theta * uhat) / (1 + sp.exp(beta + theta * uhat)) ** 2 - 1, symbol=F2,
-               why=r"The curvature at the mode (document \emph{glmm\_laplace\_error})."),
-        Substitute(f_at + sp.log(2 * sp.pi / -F2) / 2, values={s: 1 / sp.sqrt(-F2)}, label="laplace",
+        Substitute(f_at + sp.log(2 * sp.pi / curvature) / 2, values={s: 1 / sp.sqrt(curvature)}, label="laplace",
                    lhs=r"\log Q_1", why=r"At the adaptive scale $s = (-f_j''(\hat u))^{-1/2}$ the one-node rule is "
                                         r"Laplace's approximation, $f_j(\hat u) + \tfrac12\log(2\pi/(-f_j''(\hat u)))$."),
     )

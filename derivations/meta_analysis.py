@@ -36,7 +36,7 @@ NOTATION = Notation([
     Quantity("i", r"i", "index of a study", "count"),
     Quantity("k", r"k", "number of studies", FEW, accepts="several"),
     Quantity("ys", r"y", r"the estimates $y_1, \dots, y_k$", "real"),
-    Quantity("mus", r"\mu", r"the studies' means $x_i'\beta$", "real"),
+    Quantity("mus", r"m", r"the studies' means $x_i'\beta$", "real"),
     Quantity("vs", r"v", r"the sampling variances $v_1, \dots, v_k$", "positive"),
     Quantity("logs", r"S", r"$\sum_i \log(v_i + \tau^2)$", "real"),
     Quantity("Q", r"Q", r"$\sum_i (y_i - x_i'\hat\beta)^2/(v_i + \tau^2) = y'Py$, the weighted residual sum of squares",
@@ -77,7 +77,7 @@ def over(expr):
 INDEPENDENT = Statement(
     "independent_studies", over(marginal), r"\ell",
     r"The studies are independent, so the log-likelihood of $(\beta, \tau^2)$ is the sum over the studies of their "
-    r"marginal log-densities $L_i$ (derived below), with $\mu_i = x_i'\beta$.")
+    r"marginal log-densities $L_i$ (derived below), with $m_i = x_i'\beta$.")
 
 REML = Statement(
     "reml_loglik", ll + p * sp.log(2 * sp.pi) / 2 + ldxx / 2 - ldxwx / 2, r"\ell_R",
@@ -231,11 +231,11 @@ def loglik_chain(d):
         Premise.of(INDEPENDENT),
         Equals(-k * sp.log(2 * sp.pi) / 2 - sp.Sum(sp.log(v_i[i] + tau2), (i, 1, k)) / 2 - sp.Sum(resid, (i, 1, k)) / 2,
                label="loglik_sums", why=r"Each $L_i$ is $-\tfrac12\log 2\pi - \tfrac12\log(v_i+\tau^2) - "
-               r"\tfrac12 w_i(y_i-\mu_i)^2$: three sums, the first over a constant."),
+               r"\tfrac12 w_i(y_i-m_i)^2$: three sums, the first over a constant."),
         Define(sp.Sum(sp.log(v_i[i] + tau2), (i, 1, k)), symbol=logs, label="logs_def",
                why=r"Name the sum of the logarithms (one pass over the studies computes it)."),
         Define(sp.Sum(resid, (i, 1, k)), symbol=Q, label="q_def",
-               why=r"Name the weighted residual sum of squares; at $\mu_i = x_i'\hat\beta$ (GLS) it is $y'Py$, the "
+               why=r"Name the weighted residual sum of squares; at $m_i = x_i'\hat\beta$ (GLS) it is $y'Py$, the "
                    r"quadratic form the fit computes from its $(p+1)\times(p+1)$ sums."),
     )
     d = d.recall("loglik_sums", lhs=r"\ell", why=r"Back to the log-likelihood.")
@@ -245,7 +245,7 @@ def loglik_chain(d):
     w_i = 1 / (v_i[i] + tau2)
     sw = sp.Sum(w_i, (i, 1, k))
     mu_hat = sp.Sum(w_i * y_i[i], (i, 1, k)) / sw
-    d = d.recall("loglik_sums", lhs=r"\ell", why=r"Intercept only ($\mu_i = \mu$ for every study): REML integrates "
+    d = d.recall("loglik_sums", lhs=r"\ell", why=r"Intercept only ($m_i = \mu$ for every study): REML integrates "
                  r"$\mu$ out of the likelihood under a flat prior.")
     d = d.then(
         Substitute(-k * sp.log(2 * sp.pi) / 2 - sp.Sum(sp.log(v_i[i] + tau2), (i, 1, k)) / 2

@@ -21,6 +21,8 @@ from pathlib import Path
 import mpmath
 import numpy as np
 import pytest
+
+from shrinkage.derive import quadrature
 import sympy as sp
 from scipy.optimize import brentq
 from scipy.special import lambertw
@@ -126,15 +128,19 @@ def laplace_error():
 
 
 @pytest.mark.parametrize("wrong", ["quartic/4", "cubic 1/24", "cubic sign", "no quartic"])
-def test_a_wrong_term_is_rejected_by_quadrature(laplace_error, wrong):
+def test_a_wrong_term_is_rejected_by_quadrature(laplace_error, wrong, monkeypatch):
     F2, F3, F4 = (laplace_error.NOTATION.symbol(k) for k in ("F2", "F3", "F4"))
     rhs = {"quartic/4": F4 / (4 * F2**2) + 5 * F3**2 / (24 * (-F2) ** 3),
            "cubic 1/24": F4 / (8 * F2**2) + F3**2 / (24 * (-F2) ** 3),
            "cubic sign": F4 / (8 * F2**2) - 5 * F3**2 / (24 * (-F2) ** 3),
            "no quartic": 5 * F3**2 / (24 * (-F2) ** 3)}[wrong]
     ctx = _context(laplace_error, "poisson_error")
-    with pytest.raises(StepError, match="does not fall like"):
+    with pytest.raises(StepError, match="the expansion's"):  # the term at the mode, from the integrand's derivatives
         _verify(ctx, rhs)
+    with monkeypatch.context() as mp:  # and the decay test alone: the residual does not fall like size^-2
+        mp.setattr(quadrature, "_term_at_mode", lambda *a: None)
+        with pytest.raises(StepError, match="does not fall like"):
+            _verify(ctx, rhs)
 
 
 @pytest.mark.slow

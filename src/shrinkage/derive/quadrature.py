@@ -43,6 +43,9 @@ def _draws(step, name, number, exprs, notation, skip=()):
     return [sample_point(free, rng, notation) for _ in range(POINTS)]
 
 
+DOUBLINGS = 64  # how far a bracket or a tail is searched (2^64 from 1): far past any mode or tail of a real integrand
+
+
 @functools.lru_cache(maxsize=256)
 def _compiled(expr, var, syms):
     return sp.lambdify([var, *syms], expr, "mpmath")
@@ -67,10 +70,13 @@ def mode(expr, var, point):
     d1 = _function(_derivative(expr, var, 1), var, point)
     d2 = _function(_derivative(expr, var, 2), var, point)
     lo, hi = mpmath.mpf(-1), mpmath.mpf(1)
-    while d1(lo) <= 0:
-        lo *= 2
-    while d1(hi) >= 0:
-        hi *= 2
+    for _ in range(DOUBLINGS):  # bounded: a corrupted (mutant) integrand may have no maximum at all
+        if d1(lo) > 0 and d1(hi) < 0:
+            break
+        lo, hi = (lo * 2 if d1(lo) <= 0 else lo), (hi * 2 if d1(hi) >= 0 else hi)
+    else:
+        raise Failure(f"at {fmt_point(point)}: no maximiser in {var} within 2^{DOUBLINGS}: the derivative does "
+                      "not change sign (the integrand is not log-concave)")
     for _ in range(200):
         mid = (lo + hi) / 2
         lo, hi = (mid, hi) if d1(mid) > 0 else (lo, mid)
@@ -97,8 +103,13 @@ def log_integral(expr, var, point, found=None):
     ends = []
     for sign in (-1, 1):
         reach = 16 * s
-        while f(c + sign * reach) > peak - 120:
+        for _ in range(DOUBLINGS):
+            if not f(c + sign * reach) > peak - 120:
+                break
             reach *= 2
+        else:
+            raise Failure(f"at {fmt_point(point)}: the integrand in {var} does not decay within 2^{DOUBLINGS} "
+                          "curvature scales of its mode")
         ends.append(c + sign * reach)
     breaks = [ends[0], *(c + k * s for k in (-4, -1, 1, 4)), ends[1]]
     return mpmath.log(mpmath.quad(lambda x: mpmath.exp(f(x) - peak), breaks)) + peak
@@ -160,6 +171,20 @@ def _laplace_residuals(current, rhs, var, at, size, point):
     return out
 
 
+def _term_at_mode(current, rhs, var, at, point):
+    """rhs at the mode equals the expansion's term (:func:`laplace_term`) in the derivatives
+    of current there, to DPS - 12 digits: the decay test alone cannot tell a term from one that
+    differs by O(size^-2) (a derivative at the mode with a bounded part dropped)."""
+    term, symbols = laplace_term()
+    u, _ = mode(current, var, point)
+    f2, f3, f4 = (_function(_derivative(current, var, k), var, point)(u) for k in (2, 3, 4))
+    want = _compiled(term, symbols[0], symbols[1:])(-f2, f3, f4)
+    got = _function(rhs.xreplace({at: var}), var, point)(u)
+    if not abs(got - want) <= mpmath.mpf(10) ** -(DPS - 12) * (1 + abs(want)):
+        raise Failure(f"at {fmt_point(point)}: the term is {mpmath.nstr(got, 15)} at the mode, the expansion's "
+                      f"{mpmath.nstr(want, 15)} (from the derivatives of the integrand there)")
+
+
 @dataclass(frozen=True)
 class LaplaceError(Step):
     """rhs is the leading term of the error of Laplace's approximation to the log of the
@@ -186,6 +211,7 @@ class LaplaceError(Step):
 
         def numeric():
             for point in _draws(self, name, number, (current, rhs), notation, skip=(self.var, self.at)):
+                _term_at_mode(current, rhs, self.var, self.at, point)
                 rows = _laplace_residuals(current, rhs, self.var, self.at, self.size, point)
                 r = [abs(a) for a, _ in rows]
                 tiny = mpmath.mpf(10) ** -(DPS - 12) * (1 + abs(rows[-1][1]))

@@ -30,7 +30,7 @@ from .linalg import Mat, blockdiag, eye, kron
 from .nodes import GroupStack
 from .notation import BY_CODE, MATRICES, MatrixQuantity, J, N, n, p, q
 
-SIZE_M = Quantity("m_r", "m", r"number of the other terms' random effects, $\sum_{k \ge 2} J_k q_k$", "count")
+SIZE_M = Quantity("m_r", "m_r", r"number of the other terms' random effects, $\sum_{k \ge 2} J_k q_k$", "count")
 m = SIZE_M.symbol
 CROSSED_SCALARS = (
     SIZE_M,

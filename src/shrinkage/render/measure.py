@@ -313,7 +313,12 @@ def width(text: str, style: str = "D") -> float:
                     atom(0.9 + w)
                 else:
                     rows = [row.split("&") for row in re.split(r"\\\\", inner)]
-                    atom(max(sum(width(c, style) + 1.0 for c in row) for row in rows) + 0.8)
+                    # a vector in a bare matrix (its delimiters a \left ... \right pair, measured
+                    # there): amsmath's 1 em between columns, none outside; blocks and bmatrix &c.
+                    # as measured on this project's documents
+                    vector = len(rows) == 1 or all(len(row) == 1 for row in rows)
+                    margin = -1.0 if env == "matrix" and vector else 0.8
+                    atom(max(sum(width(c, style) + 1.0 for c in row) for row in rows) + margin)
             elif name == "\\":
                 continue
             elif name in ("{", "}"):
