@@ -64,19 +64,24 @@ def _function(expr, var, point):
     return lambda x: f(x, *values)
 
 
+def _outwards(still, x, point, what):
+    """x doubled until ``still(x)`` is false, at most DOUBLINGS times (a corrupted, mutant
+    integrand may have no maximum or no tail: the search must end, naming why)."""
+    for _ in range(DOUBLINGS):
+        if not still(x):
+            return x
+        x *= 2
+    raise Failure(f"at {fmt_point(point)}: {what} within 2^{DOUBLINGS}")
+
+
 def mode(expr, var, point):
     """The maximiser in ``var`` of a strictly concave ``expr`` at ``point``: bisection on
     the derivative, then Newton steps, to DPS digits."""
     d1 = _function(_derivative(expr, var, 1), var, point)
     d2 = _function(_derivative(expr, var, 2), var, point)
-    lo, hi = mpmath.mpf(-1), mpmath.mpf(1)
-    for _ in range(DOUBLINGS):  # bounded: a corrupted (mutant) integrand may have no maximum at all
-        if d1(lo) > 0 and d1(hi) < 0:
-            break
-        lo, hi = (lo * 2 if d1(lo) <= 0 else lo), (hi * 2 if d1(hi) >= 0 else hi)
-    else:
-        raise Failure(f"at {fmt_point(point)}: no maximiser in {var} within 2^{DOUBLINGS}: the derivative does "
-                      "not change sign (the integrand is not log-concave)")
+    lo, hi = (_outwards(lambda x, sign=sign: sign * d1(x) >= 0, mpmath.mpf(sign), point,
+                        f"no maximiser in {var}: the derivative does not change sign (the integrand is not log-concave)")
+              for sign in (-1, 1))
     for _ in range(200):
         mid = (lo + hi) / 2
         lo, hi = (mid, hi) if d1(mid) > 0 else (lo, mid)
@@ -102,14 +107,8 @@ def log_integral(expr, var, point, found=None):
     s, peak = 1 / mpmath.sqrt(-curvature), f(c)
     ends = []
     for sign in (-1, 1):
-        reach = 16 * s
-        for _ in range(DOUBLINGS):
-            if not f(c + sign * reach) > peak - 120:
-                break
-            reach *= 2
-        else:
-            raise Failure(f"at {fmt_point(point)}: the integrand in {var} does not decay within 2^{DOUBLINGS} "
-                          "curvature scales of its mode")
+        reach = _outwards(lambda r, sign=sign: f(c + sign * r) > peak - 120, 16 * s, point,
+                          f"the integrand in {var} does not decay away from its mode")
         ends.append(c + sign * reach)
     breaks = [ends[0], *(c + k * s for k in (-4, -1, 1, 4)), ends[1]]
     return mpmath.log(mpmath.quad(lambda x: mpmath.exp(f(x) - peak), breaks)) + peak
